@@ -1,0 +1,60 @@
+// lifeboat check: verify the repository's structure and, optionally, its data.
+#include <fmt/format.h>
+
+#include "cli/context.h"
+#include "core/progress.h"
+#include "repo/check.h"
+#include "repo/lock.h"
+
+namespace lifeboat::cli {
+
+void register_check(CommandSet c) {
+  auto* cmd = c.app.add_subcommand("check", "verify the repository");
+  auto opts = std::make_shared<repo::CheckOptions>();
+  auto subset = std::make_shared<std::string>();
+  cmd->add_flag("--read-data", opts->read_data, "read and verify every pack");
+  cmd->add_option("--read-data-subset", *subset, "read and verify subset N/T of the packs (e.g. 1/7 on Mondays)");
+  cmd->callback([c, opts, subset] {
+    c.action = [c, opts, subset]() -> Status {
+      if (!subset->empty()) {
+        unsigned n = 0, t = 0;
+        char extra;
+        if (sscanf(subset->c_str(), "%u/%u%c", &n, &t, &extra) != 2 || t == 0 || t > 256 || n == 0 || n > t)
+          return Error(Code::kInvalidArgument, "--read-data-subset wants N/T with 1 <= N <= T <= 256, e.g. 2/5");
+        opts->read_data = true;
+        opts->subset_n = n;
+        opts->subset_t = t;
+      }
+      LB_ASSIGN_OR_RETURN(auto repo, open_repository(c.global));
+      // Exclusive, like restic: a check must not race a writer's half-finished packs into false alarms.
+      LB_ASSIGN_OR_RETURN(auto lock, repo::RepoLock::acquire(*repo, true));
+      ProgressCounters counters;
+      ProgressDisplay display("check", counters, progress_enabled(c.global));
+      LB_ASSIGN_OR_RETURN(auto report, repo::check_repository(*repo, *opts, &counters));
+      display.stop();
+      if (c.global.json) {
+        print_json({{"ok", report.ok()},
+                    {"errors", report.errors},
+                    {"warnings", report.warnings},
+                    {"snapshots", report.snapshots},
+                    {"trees", report.trees},
+                    {"packs", report.packs},
+                    {"packs_read", report.packs_read},
+                    {"blobs", report.blobs},
+                    {"bytes_read", report.bytes_read}});
+      } else {
+        for (const auto& w : report.warnings) fmt::print(stderr, "warning: {}\n", w);
+        for (const auto& e : report.errors) fmt::print(stderr, "error: {}\n", e);
+        if (!c.global.quiet)
+          fmt::print("checked {} snapshots, {} trees, {} packs ({} read), {} blobs: {}\n", report.snapshots,
+                     report.trees, report.packs, report.packs_read, report.blobs,
+                     report.ok() ? "no errors" : fmt::format("{} error(s)", report.errors.size()));
+      }
+      if (!report.ok())
+        return Error(Code::kCorrupt, fmt::format("repository has {} error(s); see above", report.errors.size()));
+      return Status::ok();
+    };
+  });
+}
+
+}  // namespace lifeboat::cli

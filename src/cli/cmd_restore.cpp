@@ -1,0 +1,62 @@
+// lifeboat restore: write a snapshot's files under a target directory.
+#include <fmt/format.h>
+
+#include "cli/context.h"
+#include "core/progress.h"
+#include "core/time.h"
+#include "sources/files/files_restore.h"
+
+namespace lifeboat::cli {
+
+void register_restore(CommandSet c) {
+  auto* cmd = c.app.add_subcommand("restore", "restore a snapshot into a directory");
+  auto spec = std::make_shared<std::string>("latest");
+  auto pick = std::make_shared<SnapshotPick>();
+  auto opts = std::make_shared<sources::files::FilesRestoreOptions>();
+  cmd->add_option("snapshot", *spec, "snapshot ID or 'latest' (with --at: the newest at or before that time)")
+      ->capture_default_str();
+  cmd->add_option("-t,--target", opts->target, "directory to restore into")->required();
+  cmd->add_option("-i,--include", opts->includes, "restore only paths (or names) matching this pattern (repeatable)");
+  cmd->add_flag("--verify", opts->verify, "re-read each restored file and compare it with the backup");
+  pick->add_flags(cmd);
+  cmd->callback([c, spec, pick, opts] {
+    c.action = [c, spec, pick, opts]() -> Status {
+      LB_ASSIGN_OR_RETURN(auto repo, open_repository(c.global));
+      LB_ASSIGN_OR_RETURN(auto ref, pick_snapshot(*repo, *spec, *pick));
+      if (!c.global.json && !c.global.quiet)
+        fmt::print("restoring snapshot {} of {} ({}) to {}\n", ref.short_id(), fmt::join(ref.snapshot.paths, " "),
+                   format_local(ref.snapshot.time_ns), opts->target);
+      ProgressCounters counters;
+      int64_t start = monotonic_ns();
+      ProgressDisplay display("restore", counters, progress_enabled(c.global));
+      auto r = sources::files::restore_files(*repo, ref.snapshot, *opts, counters);
+      display.stop();
+      if (!r) return r.status();
+      int64_t ms = (monotonic_ns() - start) / 1000000;
+      if (c.global.json) {
+        print_json({{"snapshot", snapshot_json(ref)},
+                    {"target", opts->target},
+                    {"files", r->files},
+                    {"dirs", r->dirs},
+                    {"other", r->others},
+                    {"bytes", r->bytes},
+                    {"files_verified", r->files_verified},
+                    {"duration_ms", ms},
+                    {"errors", r->errors}});
+      } else {
+        for (const auto& e : r->errors) fmt::print(stderr, "error: {}\n", e);
+        if (!c.global.quiet) {
+          fmt::print("restored {} files, {} dirs, {} in {}\n", r->files, r->dirs, format_bytes(r->bytes),
+                     format_duration_ms(ms));
+          if (opts->verify) fmt::print("verified {} files: contents match the backup\n", r->files_verified);
+        }
+      }
+      if (!r->errors.empty())
+        return Error(Code::kFatal, fmt::format("restore incomplete: {} error(s); damaged files were not written",
+                                               r->errors.size()));
+      return Status::ok();
+    };
+  });
+}
+
+}  // namespace lifeboat::cli

@@ -1,0 +1,37 @@
+// lifeboat snapshots: list snapshots, oldest first.
+#include <fmt/format.h>
+
+#include "cli/context.h"
+#include "core/time.h"
+
+namespace lifeboat::cli {
+
+void register_snapshots(CommandSet c) {
+  auto* cmd = c.app.add_subcommand("snapshots", "list snapshots");
+  auto pick = std::make_shared<SnapshotPick>();
+  pick->add_flags(cmd, false);
+  cmd->callback([c, pick] {
+    c.action = [c, pick]() -> Status {
+      LB_ASSIGN_OR_RETURN(auto repo, open_repository(c.global));
+      LB_ASSIGN_OR_RETURN(auto all, repo->list_snapshots());
+      auto list = repo::filter_snapshots(all, pick->filter);
+      if (c.global.json) {
+        nlohmann::json arr = nlohmann::json::array();
+        for (const auto& r : list) arr.push_back(snapshot_json(r));
+        print_json(arr);
+        return Status::ok();
+      }
+      fmt::print("{:<8}  {:<19}  {:<12}  {:<7}  {:<16}  {}\n", "ID", "Time", "Host", "Source", "Tags", "Paths");
+      fmt::print("{}\n", std::string(90, '-'));
+      for (const auto& r : list) {
+        const auto& s = r.snapshot;
+        fmt::print("{:<8}  {:<19}  {:<12}  {:<7}  {:<16}  {}\n", r.short_id(), format_local(s.time_ns), s.hostname,
+                   s.source, fmt::format("{}", fmt::join(s.tags, ",")), fmt::format("{}", fmt::join(s.paths, " ")));
+      }
+      fmt::print("{} snapshot(s)\n", list.size());
+      return Status::ok();
+    };
+  });
+}
+
+}  // namespace lifeboat::cli

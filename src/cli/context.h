@@ -1,0 +1,63 @@
+// What every command shares: global flags, opening the repository, password input, snapshot picking, output.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "core/status.h"
+#include "repo/repository.h"
+#include "repo/snapshot_select.h"
+
+namespace lifeboat::cli {
+
+struct GlobalOptions {
+  std::string repo;
+  std::string password_file;
+  bool json = false;
+  bool quiet = false;
+  bool no_progress = false;
+};
+
+using Action = std::function<Status()>;
+
+// Each command file registers its subcommand and sets `action` when it is chosen.
+struct CommandSet {
+  CLI::App& app;
+  GlobalOptions& global;
+  Action& action;
+};
+
+std::string repository_url(const GlobalOptions& g);
+Result<std::string> read_password(const GlobalOptions& g, const char* prompt = "repository password: ");
+Result<std::string> read_new_password(const std::string& file_flag);
+Result<std::unique_ptr<repo::Repository>> open_repository(const GlobalOptions& g);
+
+// Adds --at, --host, --tag, --path filters used to pick a snapshot.
+struct SnapshotPick {
+  std::string at;
+  repo::SnapshotFilter filter;
+  void add_flags(CLI::App* cmd, bool with_at = true);
+  Result<std::optional<int64_t>> at_ns() const;
+};
+Result<repo::SnapshotRef> pick_snapshot(repo::Repository& r, const std::string& spec, const SnapshotPick& pick);
+
+nlohmann::json snapshot_json(const repo::SnapshotRef& ref);
+void print_json(const nlohmann::json& j);
+bool progress_enabled(const GlobalOptions& g);
+
+void register_init(CommandSet c);
+void register_backup(CommandSet c);
+void register_snapshots(CommandSet c);
+void register_ls(CommandSet c);
+void register_restore(CommandSet c);
+void register_check(CommandSet c);
+void register_key(CommandSet c);
+void register_stats(CommandSet c);
+void register_diff(CommandSet c);
+void register_unlock(CommandSet c);
+
+}  // namespace lifeboat::cli

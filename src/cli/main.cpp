@@ -1,0 +1,63 @@
+// lifeboat: entry point; parses global flags, runs the chosen command, maps its status to an exit code.
+#include <fmt/format.h>
+
+#include <iostream>
+
+#include "cli/context.h"
+#include "core/interrupt.h"
+
+#ifndef LIFEBOAT_VERSION
+#define LIFEBOAT_VERSION "0.1.0"
+#endif
+
+int main(int argc, char** argv) {
+  using namespace lifeboat;
+  using namespace lifeboat::cli;
+  install_interrupt_handlers();
+  CLI::App app{"lifeboat: back up every system, restore any of them to any second, and prove it by drill"};
+  app.require_subcommand(1);
+  app.fallthrough();  // global flags may follow the command: `lifeboat snapshots --json`
+  app.set_version_flag("--version", LIFEBOAT_VERSION);
+  GlobalOptions g;
+  app.add_option("-r,--repo", g.repo, "repository location (or LIFEBOAT_REPOSITORY)");
+  app.add_option("--password-file", g.password_file, "read the password from this file (or LIFEBOAT_PASSWORD)");
+  app.add_flag("--json", g.json, "print machine-readable JSON on stdout");
+  app.add_flag("-q,--quiet", g.quiet, "print only errors");
+  app.add_flag("--no-progress", g.no_progress, "no live progress display");
+  Action action;
+  CommandSet c{app, g, action};
+  register_init(c);
+  register_backup(c);
+  register_snapshots(c);
+  register_ls(c);
+  register_restore(c);
+  register_check(c);
+  register_key(c);
+  register_stats(c);
+  register_diff(c);
+  register_unlock(c);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : 1;
+  }
+  Status s;
+  try {
+    s = action ? action() : Error(Code::kInvalidArgument, "no command");
+  } catch (const std::exception& e) {
+    s = Error(Code::kFatal, std::string("internal error: ") + e.what());
+  }
+  if (!s && interrupted() && s.code() != Code::kPartial) s = Error(Code::kInterrupted, "interrupted");
+  if (s) return 0;
+  if (s.code() == Code::kPartial) {
+    if (!g.json) fmt::print(stderr, "lifeboat: warning: {}\n", s.message());
+  } else if (g.json) {
+    std::cout << nlohmann::json{{"error", s.message()}, {"code", code_name(s.code())}, {"exit_code", exit_code_for(s.code())}}
+                     .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+              << "\n";
+  } else {
+    fmt::print(stderr, "lifeboat: error: {}\n", s.message());
+  }
+  return exit_code_for(s.code());
+}

@@ -1,0 +1,37 @@
+// A fixed pool of worker threads with a bounded task queue: submit() blocks when the queue is full.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace lifeboat {
+
+class WorkerPool {
+ public:
+  WorkerPool(size_t threads, size_t max_queued);
+  ~WorkerPool();
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+
+  void submit(std::function<void()> task);
+  // Waits until every submitted task has finished.
+  void wait_idle();
+
+  static size_t default_threads();
+
+ private:
+  void run();
+  std::mutex mu_;
+  std::condition_variable has_work_, has_room_, idle_;
+  std::deque<std::function<void()>> queue_;
+  size_t max_queued_;
+  size_t active_ = 0;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace lifeboat

@@ -1,0 +1,146 @@
+// Index file codec and the in-memory index.
+#include "repo/index.h"
+
+#include <algorithm>
+
+namespace lifeboat::repo {
+
+namespace {
+constexpr char kIndexMagic[4] = {'L', 'B', 'I', 'X'};
+constexpr uint8_t kIndexVersion = 1;
+constexpr uint8_t kFlagCompressed = 0x80;
+}  // namespace
+
+Bytes IndexFile::encode() const {
+  Bytes out;
+  ByteWriter w(out);
+  w.raw(as_bytes({kIndexMagic, 4}));
+  w.u8(kIndexVersion);
+  w.varint(packs.size());
+  for (const auto& p : packs) {
+    w.raw({p.id.data(), p.id.size()});
+    w.varint(p.entries.size());
+    for (const auto& e : p.entries) {
+      w.u8(static_cast<uint8_t>(e.type) | (e.compressed ? kFlagCompressed : 0));
+      w.raw({e.id.data(), e.id.size()});
+      w.varint(e.offset);
+      w.varint(e.stored_len);
+      w.varint(e.raw_len);
+    }
+  }
+  w.varint(supersedes.size());
+  for (const auto& s : supersedes) w.str(s);
+  return out;
+}
+
+Result<IndexFile> IndexFile::decode(ByteView plain) {
+  ByteReader r(plain);
+  ByteView magic = r.raw(4);
+  if (r.failed() || std::memcmp(magic.data(), kIndexMagic, 4) != 0)
+    return Error(Code::kCorrupt, "index file has a bad magic");
+  if (r.u8() != kIndexVersion) return Error(Code::kCorrupt, "index file has an unknown version");
+  IndexFile f;
+  uint64_t npacks = r.varint();
+  if (r.failed() || npacks > r.remaining() / 33) return Error(Code::kCorrupt, "index file has a bad pack count");
+  f.packs.resize(npacks);
+  for (auto& p : f.packs) {
+    ByteView id = r.raw(32);
+    uint64_t n = r.varint();
+    if (r.failed() || n > r.remaining() / 36) return Error(Code::kCorrupt, "index file is truncated");
+    std::memcpy(p.id.data(), id.data(), 32);
+    p.entries.resize(n);
+    for (auto& e : p.entries) {
+      uint8_t tf = r.u8();
+      if ((tf & 0x0f) > 1 || (tf & 0x70)) return Error(Code::kCorrupt, "index file has an unknown blob type");
+      e.type = static_cast<BlobType>(tf & 0x0f);
+      e.compressed = tf & kFlagCompressed;
+      ByteView bid = r.raw(32);
+      uint64_t off = r.varint(), stored = r.varint(), raw = r.varint();
+      if (r.failed()) return Error(Code::kCorrupt, "index file is truncated");
+      if (off > 0xffffffffull || stored > kMaxBlobStoredLen || raw > 0xffffffffull)
+        return Error(Code::kCorrupt, "index file has an impossible blob position");
+      std::memcpy(e.id.data(), bid.data(), 32);
+      e.offset = static_cast<uint32_t>(off);
+      e.stored_len = static_cast<uint32_t>(stored);
+      e.raw_len = static_cast<uint32_t>(raw);
+    }
+  }
+  uint64_t nsup = r.varint();
+  if (r.failed() || nsup > r.remaining()) return Error(Code::kCorrupt, "index file is truncated");
+  for (uint64_t i = 0; i < nsup; ++i) f.supersedes.push_back(r.str(128));
+  if (r.failed() || !r.done()) return Error(Code::kCorrupt, "index file is truncated or has trailing bytes");
+  return f;
+}
+
+uint32_t MasterIndex::pack_number(const PackId& pack) {
+  auto it = pack_numbers_.find(pack);
+  if (it != pack_numbers_.end()) return it->second;
+  uint32_t n = static_cast<uint32_t>(pack_ids_.size());
+  pack_ids_.push_back(pack);
+  pack_numbers_.emplace(pack, n);
+  return n;
+}
+
+void MasterIndex::add_pack(const PackId& pack, const std::vector<PackEntry>& entries) {
+  std::lock_guard lock(mu_);
+  uint32_t pn = pack_number(pack);
+  for (const auto& e : entries) {
+    Entry x{e.id, pn, e.offset,
+            (e.stored_len & 0xffffff) | (static_cast<uint32_t>(e.type) << 24) | (e.compressed ? 1u << 31 : 0),
+            e.raw_len};
+    recent_.emplace(e.id, x);  // a blob stored twice (concurrent writers) keeps its first location
+  }
+}
+
+void MasterIndex::merge() {
+  std::lock_guard lock(mu_);
+  if (recent_.empty()) return;
+  size_t old = sorted_.size();
+  sorted_.reserve(old + recent_.size());
+  for (auto& [id, e] : recent_) sorted_.push_back(e);
+  recent_.clear();
+  auto less = [](const Entry& a, const Entry& b) { return a.id < b.id; };
+  std::sort(sorted_.begin() + static_cast<ptrdiff_t>(old), sorted_.end(), less);
+  std::inplace_merge(sorted_.begin(), sorted_.begin() + static_cast<ptrdiff_t>(old), sorted_.end(), less);
+  auto eq = [](const Entry& a, const Entry& b) { return a.id == b.id; };
+  sorted_.erase(std::unique(sorted_.begin(), sorted_.end(), eq), sorted_.end());
+  sorted_.shrink_to_fit();
+}
+
+BlobLocation MasterIndex::location_of(const Entry& e) const {
+  BlobLocation l;
+  l.pack = pack_ids_[e.pack];
+  l.type = static_cast<BlobType>((e.stored_len_type >> 24) & 0x0f);
+  l.compressed = e.stored_len_type >> 31;
+  l.offset = e.offset;
+  l.stored_len = e.stored_len_type & 0xffffff;
+  l.raw_len = e.raw_len;
+  return l;
+}
+
+std::optional<BlobLocation> MasterIndex::find(const BlobId& id) const {
+  std::lock_guard lock(mu_);
+  auto r = recent_.find(id);
+  if (r != recent_.end()) return location_of(r->second);
+  auto it = std::lower_bound(sorted_.begin(), sorted_.end(), id, [](const Entry& e, const BlobId& v) { return e.id < v; });
+  if (it != sorted_.end() && it->id == id) return location_of(*it);
+  return std::nullopt;
+}
+
+size_t MasterIndex::blob_count() const {
+  std::lock_guard lock(mu_);
+  return sorted_.size() + recent_.size();
+}
+
+std::vector<PackId> MasterIndex::packs() const {
+  std::lock_guard lock(mu_);
+  return pack_ids_;
+}
+
+void MasterIndex::for_each(const std::function<void(const BlobId&, const BlobLocation&)>& fn) const {
+  std::lock_guard lock(mu_);
+  for (const auto& e : sorted_) fn(e.id, location_of(e));
+  for (const auto& [id, e] : recent_) fn(id, location_of(e));
+}
+
+}  // namespace lifeboat::repo

@@ -1,0 +1,122 @@
+// Lock files (docs/format.md, "Locks").
+#include "repo/lock.h"
+
+#include <fmt/format.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <nlohmann/json.hpp>
+
+#include "core/platform_user.h"
+#include "core/time.h"
+
+namespace lifeboat::repo {
+
+namespace {
+
+bool is_stale(const LockInfo& l, int64_t now_ns) {
+  if (now_ns - l.time_ns > kLockStaleAfterNs) return true;
+  // On our own host a dead process cannot hold a lock.
+  if (l.hostname == platform::hostname() && l.pid > 0 && kill(static_cast<pid_t>(l.pid), 0) != 0 && errno == ESRCH)
+    return true;
+  return false;
+}
+
+}  // namespace
+
+Result<std::vector<LockInfo>> RepoLock::list(Repository& repo) {
+  LB_ASSIGN_OR_RETURN(auto names, repo.list_names(FileType::kLock));
+  std::vector<LockInfo> out;
+  int64_t now = now_unix_ns();
+  for (const auto& name : names) {
+    auto plain = repo.load_file(FileType::kLock, name);
+    if (!plain) {
+      if (plain.status().code() == Code::kNotFound) continue;  // removed meanwhile
+      return plain.status();
+    }
+    auto j = nlohmann::json::parse(to_string(*plain), nullptr, false);
+    if (j.is_discarded()) return Error(Code::kCorrupt, "locks/" + name + " is not valid JSON");
+    LockInfo l;
+    l.name = name;
+    l.time_ns = j.value("time_ns", int64_t{0});
+    l.exclusive = j.value("exclusive", false);
+    l.hostname = j.value("hostname", "");
+    l.username = j.value("username", "");
+    l.pid = j.value("pid", int64_t{0});
+    l.stale = is_stale(l, now);
+    out.push_back(l);
+  }
+  return out;
+}
+
+Result<std::string> RepoLock::write_lock_file() {
+  nlohmann::json j = {{"time_ns", now_unix_ns()},          {"time", format_rfc3339(now_unix_ns())},
+                      {"exclusive", exclusive_},           {"hostname", platform::hostname()},
+                      {"username", platform::username()}, {"pid", static_cast<int64_t>(getpid())}};
+  return repo_.save_file(FileType::kLock, as_bytes(j.dump()));
+}
+
+static Status conflict(const std::vector<LockInfo>& locks, bool exclusive, const std::string& own) {
+  for (const auto& l : locks) {
+    if (l.stale || l.name == own) continue;
+    if (exclusive || l.exclusive)
+      return Error(Code::kLockFailed,
+                   fmt::format("repository is locked {} by {}@{} (pid {}) since {}; wait for it to finish, or if "
+                               "that process is gone run 'lifeboat unlock'",
+                               l.exclusive ? "exclusively" : "", l.username, l.hostname, l.pid, format_local(l.time_ns)));
+  }
+  return Status::ok();
+}
+
+Result<std::unique_ptr<RepoLock>> RepoLock::acquire(Repository& repo, bool exclusive) {
+  std::unique_ptr<RepoLock> lock(new RepoLock(repo, exclusive));
+  LB_ASSIGN_OR_RETURN(auto before, list(repo));
+  LB_RETURN_IF_ERROR(conflict(before, exclusive, ""));
+  LB_ASSIGN_OR_RETURN(lock->name_, lock->write_lock_file());
+  // Two processes may both have passed the first check; whoever sees the other after writing backs off.
+  LB_ASSIGN_OR_RETURN(auto after, list(repo));
+  Status s = conflict(after, exclusive, lock->name_);
+  if (!s) {
+    (void)repo.backend().remove({FileType::kLock, lock->name_});
+    lock->name_.clear();
+    return s;
+  }
+  lock->refresher_ = std::thread([l = lock.get()] { l->refresh_loop(); });
+  return lock;
+}
+
+void RepoLock::refresh_loop() {
+  std::unique_lock guard(mu_);
+  while (!cv_.wait_for(guard, std::chrono::nanoseconds(kLockRefreshEveryNs), [&] { return stopping_; })) {
+    auto fresh = write_lock_file();
+    if (fresh) {
+      (void)repo_.backend().remove({FileType::kLock, name_});
+      name_ = *fresh;
+    }
+  }
+}
+
+RepoLock::~RepoLock() {
+  {
+    std::lock_guard guard(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (refresher_.joinable()) refresher_.join();
+  if (!name_.empty()) (void)repo_.backend().remove({FileType::kLock, name_});
+}
+
+Result<int> RepoLock::remove_locks(Repository& repo, bool all) {
+  LB_ASSIGN_OR_RETURN(auto locks, list(repo));
+  int removed = 0;
+  for (const auto& l : locks) {
+    if (!all && !l.stale) continue;
+    LB_RETURN_IF_ERROR(repo.backend().remove({FileType::kLock, l.name}));
+    ++removed;
+  }
+  return removed;
+}
+
+}  // namespace lifeboat::repo

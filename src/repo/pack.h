@@ -1,0 +1,45 @@
+// Pack files: sealed blobs back to back, then a sealed header listing them, then the header's length.
+#pragma once
+
+#include <vector>
+
+#include "core/status.h"
+#include "crypto/crypto.h"
+#include "repo/blob.h"
+
+namespace lifeboat::repo {
+
+// One blob as stored in a pack (docs/format.md, "Packs").
+struct PackEntry {
+  BlobType type = BlobType::kData;
+  bool compressed = false;
+  BlobId id{};
+  uint32_t offset = 0;      // from the start of the pack
+  uint32_t stored_len = 0;  // sealed length: nonce + (compressed) payload + tag
+  uint32_t raw_len = 0;     // plaintext length
+};
+
+constexpr uint32_t kMaxBlobStoredLen = (1u << 24) - 1;  // fits the index's 24-bit length field
+
+// Builds one pack in memory. Not thread-safe; the session serializes appends.
+class PackBuilder {
+ public:
+  void append(const PackEntry& entry_without_offset, ByteView sealed_blob);
+  size_t size_bytes() const { return data_.size(); }
+  size_t count() const { return entries_.size(); }
+  // Appends the sealed header and its length; returns the finished pack bytes.
+  Bytes finish(const crypto::Aead& aead);
+  const std::vector<PackEntry>& entries() const { return entries_; }
+
+ private:
+  Bytes data_;
+  std::vector<PackEntry> entries_;
+};
+
+Bytes encode_pack_header(const std::vector<PackEntry>& entries);
+// Parses a decrypted header, checking every entry lies inside `blobs_len` bytes and entries do not overlap.
+Result<std::vector<PackEntry>> decode_pack_header(ByteView plain, uint64_t blobs_len);
+// Reads the header from a whole pack file: length trailer, sealed header, entries.
+Result<std::vector<PackEntry>> read_pack_header(ByteView pack, const crypto::Aead& aead);
+
+}  // namespace lifeboat::repo

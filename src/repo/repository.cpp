@@ -1,0 +1,246 @@
+// Repository open/init, sealed files, blob reads and key management.
+#include "repo/repository.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "core/time.h"
+#include "repo/compress.h"
+
+namespace lifeboat::repo {
+
+namespace {
+constexpr size_t kMaxFileBytes = 1ull << 31;  // sanity bound for decompressed index/snapshot files
+}
+
+std::string RepoConfig::to_json() const {
+  nlohmann::json j = {{"version", 1},
+                      {"id", id},
+                      {"chunker", {{"min_size", chunker.min_size}, {"avg_size", chunker.avg_size}, {"max_size", chunker.max_size}}},
+                      {"pack_size_bytes", pack_size_bytes},
+                      {"compression", "zstd"},
+                      {"compression_level", compression_level},
+                      {"created", format_rfc3339(created_ns)},
+                      {"created_ns", created_ns}};
+  return j.dump(2);
+}
+
+Result<RepoConfig> RepoConfig::from_json(std::string_view text) {
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded()) return Error(Code::kCorrupt, "repository config is not valid JSON");
+  try {
+    if (j.at("version").get<int>() != 1)
+      return Error(Code::kCorrupt, "repository format version is newer than this lifeboat; upgrade lifeboat");
+    RepoConfig c;
+    c.id = j.at("id").get<std::string>();
+    c.chunker.min_size = j.at("chunker").at("min_size").get<uint32_t>();
+    c.chunker.avg_size = j.at("chunker").at("avg_size").get<uint32_t>();
+    c.chunker.max_size = j.at("chunker").at("max_size").get<uint32_t>();
+    c.pack_size_bytes = j.at("pack_size_bytes").get<uint32_t>();
+    c.compression_level = j.at("compression_level").get<int>();
+    c.created_ns = j.value("created_ns", int64_t{0});
+    bool pow2 = c.chunker.avg_size && !(c.chunker.avg_size & (c.chunker.avg_size - 1));
+    if (!pow2 || c.chunker.min_size >= c.chunker.avg_size || c.chunker.avg_size >= c.chunker.max_size ||
+        c.chunker.max_size > 8 * 1024 * 1024 || c.chunker.min_size < 64)
+      return Error(Code::kCorrupt, "repository config has invalid chunker bounds");
+    return c;
+  } catch (const nlohmann::json::exception& e) {
+    return Error(Code::kCorrupt, std::string("repository config is missing a field: ") + e.what());
+  }
+}
+
+Repository::Repository(std::unique_ptr<storage::Backend> backend, const crypto::Key& master)
+    : backend_(std::move(backend)), keys_(crypto::RepoKeys::derive(master)), aead_(keys_.aead),
+      chunker_(keys_.chunker, ChunkerParams{}) {}
+
+Result<std::unique_ptr<Repository>> Repository::init(std::unique_ptr<storage::Backend> backend,
+                                                     std::string_view password, const InitOptions& options) {
+  if (password.empty()) return Error(Code::kInvalidArgument, "an empty password is not allowed");
+  LB_RETURN_IF_ERROR(backend->create_layout());
+  crypto::Key master = crypto::random_key();
+  std::unique_ptr<Repository> repo(new Repository(std::move(backend), master));
+  repo->config_.id = hex_encode(crypto::random_bytes(16));
+  repo->config_.chunker = options.chunker;
+  repo->config_.pack_size_bytes = options.pack_size_bytes;
+  repo->config_.compression_level = options.compression_level;
+  repo->config_.created_ns = now_unix_ns();
+  repo->chunker_ = Chunker(repo->keys_.chunker, options.chunker);
+  // Key first, config last: a repository without config is "missing", never half-readable.
+  LB_ASSIGN_OR_RETURN(repo->key_name_, repo->add_key(password, options.kdf));
+  Bytes sealed = repo->aead_.seal(as_bytes(repo->config_.to_json()));
+  LB_RETURN_IF_ERROR(repo->backend_->save({FileType::kConfig, ""}, sealed, {}));
+  return repo;
+}
+
+Result<std::unique_ptr<Repository>> Repository::open(std::unique_ptr<storage::Backend> backend,
+                                                     std::string_view password) {
+  auto config_bytes = backend->load({FileType::kConfig, ""});
+  if (!config_bytes) {
+    if (config_bytes.status().code() == Code::kNotFound)
+      return Error(Code::kRepoMissing, fmt::format("no repository at {}: create one with 'lifeboat init'",
+                                                   backend->location()));
+    return config_bytes.status().with_context("reading repository config");
+  }
+  std::vector<std::string> names;
+  LB_RETURN_IF_ERROR(backend->list(FileType::kKey, [&](const storage::FileInfo& fi) {
+    names.push_back(fi.name);
+    return Status::ok();
+  }));
+  if (names.empty()) return Error(Code::kCorrupt, fmt::format("repository at {} has no key files", backend->location()));
+  std::sort(names.begin(), names.end());
+  for (const auto& name : names) {
+    auto bytes = backend->load({FileType::kKey, name});
+    if (!bytes) continue;
+    auto kf = crypto::KeyFile::from_json(to_string(*bytes));
+    if (!kf) continue;
+    auto master = kf->unwrap(password);
+    if (!master) {
+      if (master.status().code() == Code::kWrongPassword) continue;
+      return master.status();
+    }
+    std::unique_ptr<Repository> repo(new Repository(std::move(backend), *master));
+    repo->key_name_ = name;
+    auto plain = repo->aead_.open(*config_bytes);
+    if (!plain) return plain.status().with_context("repository config");
+    LB_ASSIGN_OR_RETURN(repo->config_, RepoConfig::from_json(to_string(*plain)));
+    repo->chunker_ = Chunker(repo->keys_.chunker, repo->config_.chunker);
+    return repo;
+  }
+  return Error(Code::kWrongPassword,
+               fmt::format("wrong password: none of the {} key file(s) of {} opens with it (check LIFEBOAT_PASSWORD "
+                           "or --password-file)",
+                           names.size(), backend->location()));
+}
+
+Result<std::string> Repository::save_file(FileType type, ByteView plaintext) {
+  Bytes sealed = aead_.seal(compress_frame(plaintext, 3));
+  auto digest = crypto::sha256(sealed);
+  std::string name = hex_encode({digest.data(), digest.size()});
+  Status s = backend_->save({type, name}, sealed, {});
+  if (!s && s.code() != Code::kAlreadyExists) return s;  // same name = same bytes: already stored
+  return name;
+}
+
+Result<Bytes> Repository::load_file(FileType type, const std::string& name) {
+  LB_ASSIGN_OR_RETURN(Bytes sealed, backend_->load({type, name}));
+  auto digest = crypto::sha256(sealed);
+  if (hex_encode({digest.data(), digest.size()}) != name)
+    return Error(Code::kCorrupt, fmt::format("{}/{}: content does not match its name (damaged file)",
+                                             storage::file_type_name(type), name));
+  auto plain = aead_.open(sealed);
+  if (!plain) return plain.status().with_context(fmt::format("{}/{}", storage::file_type_name(type), name));
+  auto out = decompress_frame(*plain, kMaxFileBytes);
+  if (!out) return out.status().with_context(fmt::format("{}/{}", storage::file_type_name(type), name));
+  return out;
+}
+
+Result<std::vector<std::string>> Repository::list_names(FileType type) {
+  std::vector<std::string> names;
+  LB_RETURN_IF_ERROR(backend_->list(type, [&](const storage::FileInfo& fi) {
+    names.push_back(fi.name);
+    return Status::ok();
+  }));
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+Status Repository::load_index() {
+  if (index_loaded_) return Status::ok();
+  LB_ASSIGN_OR_RETURN(auto names, list_names(FileType::kIndex));
+  for (const auto& name : names) {
+    LB_ASSIGN_OR_RETURN(Bytes plain, load_file(FileType::kIndex, name));
+    auto file = IndexFile::decode(plain);
+    if (!file) return file.status().with_context("index/" + name);
+    for (const auto& p : file->packs) index_.add_pack(p.id, p.entries);
+  }
+  index_.merge();
+  index_loaded_ = true;
+  return Status::ok();
+}
+
+Result<Bytes> Repository::read_blob(const BlobId& id) {
+  LB_RETURN_IF_ERROR(load_index());
+  auto loc = index_.find(id);
+  if (!loc)
+    return Error(Code::kCorrupt, fmt::format("blob {} is not in the index (missing data; run 'lifeboat check')",
+                                             short_hex(id)));
+  std::string pack_name = to_hex(loc->pack);
+  auto sealed = backend_->load({FileType::kPack, pack_name}, loc->offset, loc->stored_len);
+  if (!sealed) return sealed.status().with_context(fmt::format("blob {} in pack {}", short_hex(id), pack_name));
+  auto plain = aead_.open(*sealed);
+  if (!plain) return plain.status().with_context(fmt::format("blob {} in pack {}", short_hex(id), pack_name));
+  Bytes data;
+  if (loc->compressed) {
+    auto d = decompress_blob(*plain, loc->raw_len);
+    if (!d) return d.status().with_context(fmt::format("blob {} in pack {}", short_hex(id), pack_name));
+    data = std::move(*d);
+  } else {
+    data = std::move(*plain);
+  }
+  if (data.size() != loc->raw_len || blob_id(data) != id)
+    return Error(Code::kCorrupt, fmt::format("blob {} in pack {} does not match its ID", short_hex(id), pack_name));
+  return data;
+}
+
+Result<Tree> Repository::load_tree(const BlobId& id) {
+  LB_ASSIGN_OR_RETURN(Bytes data, read_blob(id));
+  auto t = Tree::decode(data);
+  if (!t) return t.status().with_context("tree " + short_hex(id));
+  return t;
+}
+
+Result<SnapshotRef> Repository::load_snapshot(const std::string& id) {
+  LB_ASSIGN_OR_RETURN(Bytes plain, load_file(FileType::kSnapshot, id));
+  auto s = Snapshot::from_json(to_string(plain));
+  if (!s) return s.status().with_context("snapshots/" + id);
+  return SnapshotRef{id, std::move(*s)};
+}
+
+Result<std::vector<SnapshotRef>> Repository::list_snapshots() {
+  LB_ASSIGN_OR_RETURN(auto names, list_names(FileType::kSnapshot));
+  std::vector<SnapshotRef> out;
+  for (const auto& name : names) {
+    LB_ASSIGN_OR_RETURN(auto ref, load_snapshot(name));
+    out.push_back(std::move(ref));
+  }
+  std::stable_sort(out.begin(), out.end(),
+                   [](const SnapshotRef& a, const SnapshotRef& b) { return a.snapshot.time_ns < b.snapshot.time_ns; });
+  return out;
+}
+
+Result<std::vector<KeyInfo>> Repository::list_keys() {
+  LB_ASSIGN_OR_RETURN(auto names, list_names(FileType::kKey));
+  std::vector<KeyInfo> out;
+  for (const auto& name : names) {
+    LB_ASSIGN_OR_RETURN(Bytes bytes, backend_->load({FileType::kKey, name}));
+    auto kf = crypto::KeyFile::from_json(to_string(bytes));
+    if (!kf) return kf.status().with_context("keys/" + name);
+    out.push_back({name, std::move(*kf), name == key_name_});
+  }
+  return out;
+}
+
+Result<std::string> Repository::add_key(std::string_view password, const crypto::KdfParams& kdf) {
+  if (password.empty()) return Error(Code::kInvalidArgument, "an empty password is not allowed");
+  LB_ASSIGN_OR_RETURN(auto kf, crypto::KeyFile::create(keys_.master, password, kdf));
+  std::string json = kf.to_json();
+  auto digest = crypto::sha256(as_bytes(json));
+  std::string name = hex_encode({digest.data(), digest.size()});
+  LB_RETURN_IF_ERROR(backend_->save({FileType::kKey, name}, as_bytes(json), {}));
+  return name;
+}
+
+Status Repository::remove_key(const std::string& name) {
+  LB_ASSIGN_OR_RETURN(auto keys, list_keys());
+  auto it = std::find_if(keys.begin(), keys.end(), [&](const KeyInfo& k) { return k.name == name; });
+  if (it == keys.end()) return Error(Code::kNotFound, "no key file " + name);
+  if (it->current)
+    return Error(Code::kInvalidArgument,
+                 "refusing to remove the key file this session opened with; open with another password first");
+  if (keys.size() == 1) return Error(Code::kInvalidArgument, "refusing to remove the last key file");
+  return backend_->remove({FileType::kKey, name});
+}
+
+}  // namespace lifeboat::repo

@@ -1,0 +1,94 @@
+// Repository: opens or creates one (config + key files), seals and reads objects, blobs, trees, snapshots.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "crypto/crypto.h"
+#include "crypto/key_file.h"
+#include "repo/chunker.h"
+#include "repo/index.h"
+#include "repo/snapshot.h"
+#include "repo/tree.h"
+#include "storage/backend.h"
+
+namespace lifeboat::repo {
+
+using storage::FileType;
+
+struct RepoConfig {
+  std::string id;  // random, names the repository in locks, reports and metrics
+  ChunkerParams chunker;
+  uint32_t pack_size_bytes = 16 * 1024 * 1024;
+  int compression_level = 3;
+  int64_t created_ns = 0;
+
+  std::string to_json() const;
+  static Result<RepoConfig> from_json(std::string_view text);
+};
+
+struct InitOptions {
+  crypto::KdfParams kdf;
+  ChunkerParams chunker;
+  uint32_t pack_size_bytes = 16 * 1024 * 1024;
+  int compression_level = 3;
+};
+
+struct KeyInfo {
+  std::string name;
+  crypto::KeyFile file;
+  bool current = false;
+};
+
+class Repository {
+ public:
+  static Result<std::unique_ptr<Repository>> init(std::unique_ptr<storage::Backend> backend,
+                                                  std::string_view password, const InitOptions& options);
+  // kRepoMissing when there is no config; kWrongPassword when no key file opens with the password.
+  static Result<std::unique_ptr<Repository>> open(std::unique_ptr<storage::Backend> backend,
+                                                  std::string_view password);
+
+  storage::Backend& backend() { return *backend_; }
+  const RepoConfig& config() const { return config_; }
+  const crypto::RepoKeys& keys() const { return keys_; }
+  const crypto::Aead& aead() const { return aead_; }
+  const Chunker& chunker() const { return chunker_; }
+  BlobId blob_id(ByteView plaintext) const { return crypto::hmac_sha256(keys_.content_id, plaintext); }
+
+  // Whole sealed files (index, snapshot, lock): stored as seal(zstd(plaintext)) under the hex SHA-256 of
+  // the stored bytes. load_file checks that hash before decrypting, so a flipped byte names the file.
+  Result<std::string> save_file(FileType type, ByteView plaintext);
+  Result<Bytes> load_file(FileType type, const std::string& name);
+  Result<std::vector<std::string>> list_names(FileType type);
+
+  // Loads every index file into the in-memory index (once; later calls are no-ops).
+  Status load_index();
+  MasterIndex& index() { return index_; }
+  // Loads, decrypts, decompresses a blob and checks its content ID: wrong bytes are never returned.
+  Result<Bytes> read_blob(const BlobId& id);
+  Result<Tree> load_tree(const BlobId& id);
+
+  Result<std::vector<SnapshotRef>> list_snapshots();  // oldest first
+  Result<SnapshotRef> load_snapshot(const std::string& id);
+
+  // Key files.
+  Result<std::vector<KeyInfo>> list_keys();
+  Result<std::string> add_key(std::string_view password, const crypto::KdfParams& kdf);
+  Status remove_key(const std::string& name);
+  const std::string& key_name() const { return key_name_; }
+
+ private:
+  Repository(std::unique_ptr<storage::Backend> backend, const crypto::Key& master);
+  std::unique_ptr<storage::Backend> backend_;
+  crypto::RepoKeys keys_;
+  crypto::Aead aead_;
+  RepoConfig config_;
+  Chunker chunker_;
+  std::string key_name_;
+  MasterIndex index_;
+  bool index_loaded_ = false;
+};
+
+}  // namespace lifeboat::repo

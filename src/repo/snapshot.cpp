@@ -1,0 +1,50 @@
+// Snapshot JSON codec.
+#include "repo/snapshot.h"
+
+#include <algorithm>
+
+#include "core/time.h"
+
+namespace lifeboat::repo {
+
+std::string Snapshot::to_json() const {
+  nlohmann::json j = {{"version", 1},
+                      {"time", format_rfc3339(time_ns)},
+                      {"time_ns", time_ns},
+                      {"hostname", hostname},
+                      {"username", username},
+                      {"source", source},
+                      {"paths", paths},
+                      {"tags", tags},
+                      {"tree", to_hex(tree)},
+                      {"metadata", metadata},
+                      {"summary", summary}};
+  if (parent) j["parent"] = *parent;
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+Result<Snapshot> Snapshot::from_json(std::string_view text) {
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return Error(Code::kCorrupt, "snapshot is not valid JSON");
+  try {
+    if (j.at("version").get<int>() != 1) return Error(Code::kCorrupt, "snapshot has an unknown version");
+    Snapshot s;
+    s.time_ns = j.at("time_ns").get<int64_t>();
+    s.hostname = j.value("hostname", "");
+    s.username = j.value("username", "");
+    s.source = j.value("source", "files");
+    s.paths = j.value("paths", std::vector<std::string>{});
+    s.tags = j.value("tags", std::vector<std::string>{});
+    if (!parse_id(j.at("tree").get<std::string>(), s.tree)) return Error(Code::kCorrupt, "snapshot has a bad tree ID");
+    if (j.contains("parent")) s.parent = j["parent"].get<std::string>();
+    if (j.contains("metadata")) s.metadata = j["metadata"];
+    if (j.contains("summary")) s.summary = j["summary"];
+    return s;
+  } catch (const nlohmann::json::exception& e) {
+    return Error(Code::kCorrupt, std::string("snapshot is missing a field: ") + e.what());
+  }
+}
+
+bool Snapshot::has_tag(const std::string& tag) const { return std::find(tags.begin(), tags.end(), tag) != tags.end(); }
+
+}  // namespace lifeboat::repo

@@ -1,0 +1,38 @@
+// Snapshots: the root tree of what a source produced, when and where, plus free-form source metadata.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "repo/blob.h"
+
+namespace lifeboat::repo {
+
+struct Snapshot {
+  int64_t time_ns = 0;
+  std::string hostname;
+  std::string username;
+  std::string source = "files";  // which Source produced it: files, stdin, mongodb, …
+  std::vector<std::string> paths;
+  std::vector<std::string> tags;
+  BlobId tree{};
+  std::optional<std::string> parent;   // snapshot ID the backup compared against
+  nlohmann::json metadata = nlohmann::json::object();  // source-specific: positions, counts, hashes
+  nlohmann::json summary = nlohmann::json::object();   // files/bytes new, changed, unchanged, added
+
+  std::string to_json() const;
+  static Result<Snapshot> from_json(std::string_view text);
+  bool has_tag(const std::string& tag) const;
+};
+
+// A snapshot and its ID (the SHA-256 of its stored file).
+struct SnapshotRef {
+  std::string id;
+  Snapshot snapshot;
+  std::string short_id() const { return id.substr(0, 8); }
+};
+
+}  // namespace lifeboat::repo

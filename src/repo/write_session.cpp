@@ -1,0 +1,215 @@
+// Write session: the only code that creates packs and index files.
+#include "repo/write_session.h"
+
+#include <fmt/format.h>
+
+#include <cstring>
+
+#include "core/interrupt.h"
+#include "core/time.h"
+#include "repo/compress.h"
+
+namespace lifeboat::repo {
+
+namespace {
+constexpr size_t kMaxQueuedPacks = 2;
+constexpr size_t kIndexEveryPacks = 8;
+constexpr int64_t kIndexEveryNs = 60LL * 1000000000;
+}  // namespace
+
+Result<size_t> MemorySource::read(uint8_t* buf, size_t n) {
+  size_t k = std::min(n, data_.size() - pos_);
+  std::memcpy(buf, data_.data() + pos_, k);
+  pos_ += k;
+  return k;
+}
+
+WriteSession::WriteSession(Repository& repo) : repo_(repo), last_index_write_ns_(monotonic_ns()) {
+  uploader_ = std::thread([this] { upload_loop(); });
+}
+
+WriteSession::~WriteSession() {
+  {
+    std::lock_guard lock(upload_mu_);
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  uploader_.join();
+}
+
+Status WriteSession::error() const {
+  std::lock_guard lock(const_cast<std::mutex&>(upload_mu_));
+  return error_;
+}
+
+Status WriteSession::add_blob(BlobType type, const BlobId& id, ByteView plaintext) {
+  {
+    std::lock_guard lock(mu_);
+    if (in_flight_.count(id) || repo_.index().contains(id)) {
+      stats_.blobs_known++;
+      return Status::ok();
+    }
+    in_flight_.insert(id);
+  }
+  return store_sealed(type, id, plaintext);
+}
+
+Status WriteSession::store_sealed(BlobType type, const BlobId& id, ByteView plaintext) {
+  LB_RETURN_IF_ERROR(error());
+  thread_local Bytes compressed;
+  thread_local Bytes sealed;
+  PackEntry e;
+  e.type = type;
+  e.id = id;
+  e.raw_len = static_cast<uint32_t>(plaintext.size());
+  e.compressed = compress_blob(plaintext, repo_.config().compression_level, compressed);
+  sealed.clear();
+  repo_.aead().seal_append(e.compressed ? ByteView(compressed) : plaintext, sealed);
+  if (sealed.size() > kMaxBlobStoredLen) return Error(Code::kFatal, "blob too large for a pack entry");
+  stats_.blobs_new++;
+  stats_.raw_bytes_new += plaintext.size();
+  stats_.stored_bytes_new += sealed.size();
+  PackBuilder full;
+  bool have_full = false;
+  {
+    std::lock_guard lock(mu_);
+    PackBuilder& p = packers_[static_cast<int>(type)];
+    p.append(e, sealed);
+    if (p.size_bytes() >= repo_.config().pack_size_bytes) {
+      full = std::move(p);
+      p = PackBuilder();
+      have_full = true;
+    }
+  }
+  if (have_full) queue_pack(std::move(full));
+  return Status::ok();
+}
+
+void WriteSession::queue_pack(PackBuilder&& pack) {
+  std::unique_lock lock(upload_mu_);
+  done_cv_.wait(lock, [&] { return queue_.size() < kMaxQueuedPacks; });
+  queue_.push_back(std::move(pack));
+  queue_cv_.notify_all();
+}
+
+void WriteSession::upload_loop() {
+  std::unique_lock lock(upload_mu_);
+  for (;;) {
+    queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    if (queue_.empty()) return;
+    PackBuilder pack = std::move(queue_.front());
+    queue_.pop_front();
+    ++uploading_;
+    done_cv_.notify_all();
+    lock.unlock();
+
+    std::vector<PackEntry> entries = pack.entries();
+    Bytes bytes = pack.finish(repo_.aead());
+    PackId id = crypto::sha256(bytes);
+    Status s = repo_.backend().save({FileType::kPack, to_hex(id)}, bytes, {});
+    if (s.code() == Code::kAlreadyExists) s = Status::ok();  // identical pack bytes already stored
+    if (s) {
+      // Index first, then leave in_flight: a concurrent add_blob always finds the blob in one of them.
+      repo_.index().add_pack(id, entries);
+      std::lock_guard g(mu_);
+      for (const auto& e : entries) in_flight_.erase(e.id);
+    }
+    stats_.packs_written++;
+
+    lock.lock();
+    --uploading_;
+    if (!s) {
+      if (error_) error_ = s.with_context("saving pack");
+    } else {
+      unindexed_.push_back({id, std::move(entries)});
+      if (unindexed_.size() >= kIndexEveryPacks || monotonic_ns() - last_index_write_ns_ > kIndexEveryNs) {
+        Status is = write_index_locked();
+        if (!is && error_) error_ = is;
+      }
+    }
+    done_cv_.notify_all();
+  }
+}
+
+Status WriteSession::write_index_locked() {
+  if (unindexed_.empty()) return Status::ok();
+  IndexFile f;
+  f.packs = std::move(unindexed_);
+  unindexed_.clear();
+  auto name = repo_.save_file(FileType::kIndex, f.encode());
+  last_index_write_ns_ = monotonic_ns();
+  if (!name) {
+    // Keep the entries so a later flush retries them.
+    unindexed_ = std::move(f.packs);
+    return name.status().with_context("saving index");
+  }
+  return Status::ok();
+}
+
+Result<StoredStream> WriteSession::store_stream(ByteSource& source, ProgressCounters* progress) {
+  const auto& params = repo_.chunker().params();
+  const size_t max = params.max_size;
+  thread_local Bytes buf;
+  if (buf.size() < 2 * max) buf.resize(2 * max);
+  size_t start = 0, end = 0;
+  bool eof = false;
+  StoredStream out;
+  for (;;) {
+    if (interrupted()) return Error(Code::kInterrupted, "interrupted");
+    // Refill so at least one maximal chunk is buffered (or the stream has ended).
+    if (!eof && end - start < max) {
+      if (start > 0) {
+        std::memmove(buf.data(), buf.data() + start, end - start);
+        end -= start;
+        start = 0;
+      }
+      while (!eof && end < buf.size()) {
+        LB_ASSIGN_OR_RETURN(size_t n, source.read(buf.data() + end, buf.size() - end));
+        if (n == 0) eof = true;
+        end += n;
+        if (end - start >= max) break;
+      }
+    }
+    if (start == end) break;
+    size_t len = repo_.chunker().next_boundary(buf.data() + start, end - start);
+    ByteView chunk(buf.data() + start, len);
+    BlobId id = repo_.blob_id(chunk);
+    LB_RETURN_IF_ERROR(add_blob(BlobType::kData, id, chunk));
+    out.content.push_back(id);
+    out.size_bytes += len;
+    if (progress) progress->bytes_done += len;
+    start += len;
+  }
+  return out;
+}
+
+Result<BlobId> WriteSession::store_tree(const Tree& tree) {
+  Bytes data = tree.encode();
+  BlobId id = repo_.blob_id(data);
+  LB_RETURN_IF_ERROR(add_blob(BlobType::kTree, id, data));
+  return id;
+}
+
+Status WriteSession::flush() {
+  PackBuilder open[2];
+  {
+    std::lock_guard lock(mu_);
+    for (int i = 0; i < 2; ++i) {
+      open[i] = std::move(packers_[i]);
+      packers_[i] = PackBuilder();
+    }
+  }
+  for (auto& p : open)
+    if (p.count()) queue_pack(std::move(p));
+  std::unique_lock lock(upload_mu_);
+  done_cv_.wait(lock, [&] { return queue_.empty() && uploading_ == 0; });
+  LB_RETURN_IF_ERROR(error_);
+  return write_index_locked();
+}
+
+Result<std::string> WriteSession::commit(const Snapshot& snapshot) {
+  LB_RETURN_IF_ERROR(flush());
+  return repo_.save_file(FileType::kSnapshot, as_bytes(snapshot.to_json()));
+}
+
+}  // namespace lifeboat::repo

@@ -1,0 +1,97 @@
+// A writer session: chunks streams, dedups against the index, compresses and seals blobs, fills packs,
+// uploads them in the background, writes index files, and finally commits a snapshot.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_set>
+
+#include "core/progress.h"
+#include "repo/repository.h"
+
+namespace lifeboat::repo {
+
+// Pull-style input for store_stream: read() returns bytes read, 0 at the end.
+class ByteSource {
+ public:
+  virtual ~ByteSource() = default;
+  virtual Result<size_t> read(uint8_t* buf, size_t n) = 0;
+};
+
+class MemorySource final : public ByteSource {
+ public:
+  explicit MemorySource(ByteView data) : data_(data) {}
+  Result<size_t> read(uint8_t* buf, size_t n) override;
+
+ private:
+  ByteView data_;
+  size_t pos_ = 0;
+};
+
+struct StoredStream {
+  std::vector<BlobId> content;
+  uint64_t size_bytes = 0;
+};
+
+struct SessionStats {
+  std::atomic<uint64_t> blobs_new{0};
+  std::atomic<uint64_t> blobs_known{0};
+  std::atomic<uint64_t> raw_bytes_new{0};     // plaintext bytes of new blobs
+  std::atomic<uint64_t> stored_bytes_new{0};  // bytes added to packs
+  std::atomic<uint64_t> packs_written{0};
+};
+
+class WriteSession {
+ public:
+  explicit WriteSession(Repository& repo);
+  ~WriteSession();
+  WriteSession(const WriteSession&) = delete;
+  WriteSession& operator=(const WriteSession&) = delete;
+
+  // Stores a blob unless the repository (or this session) has it already. Thread-safe.
+  Status add_blob(BlobType type, const BlobId& id, ByteView plaintext);
+  // Splits a stream into content-defined chunks and stores each. Thread-safe; memory per call is
+  // bounded by twice the maximum chunk size. Adds to `progress` bytes_done as it reads.
+  Result<StoredStream> store_stream(ByteSource& source, ProgressCounters* progress = nullptr);
+  Result<BlobId> store_tree(const Tree& tree);
+
+  // Writes open packs and every index entry not yet in an index file. Durable when it returns OK.
+  Status flush();
+  // flush(), then saves the snapshot; returns its ID. The snapshot is the last thing written.
+  Result<std::string> commit(const Snapshot& snapshot);
+
+  const SessionStats& stats() const { return stats_; }
+
+ private:
+  struct PendingPack {
+    PackBuilder builder;
+  };
+  Status store_sealed(BlobType type, const BlobId& id, ByteView plaintext);
+  void queue_pack(PackBuilder&& pack);
+  void upload_loop();
+  Status write_index_locked();
+  Status error() const;
+
+  Repository& repo_;
+  SessionStats stats_;
+
+  std::mutex mu_;  // guards packers_ and in_flight_
+  PackBuilder packers_[2];
+  std::unordered_set<BlobId, BlobIdHash> in_flight_;
+
+  std::mutex upload_mu_;  // guards the queue, pending index and error
+  std::condition_variable queue_cv_, done_cv_;
+  std::deque<PackBuilder> queue_;
+  size_t uploading_ = 0;
+  bool stopping_ = false;
+  std::vector<IndexFile::Pack> unindexed_;
+  int64_t last_index_write_ns_;
+  Status error_;
+  std::thread uploader_;
+};
+
+}  // namespace lifeboat::repo

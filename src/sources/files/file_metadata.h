@@ -1,0 +1,21 @@
+// Reading and applying POSIX metadata (mode, owner, times, xattrs) for the files source.
+#pragma once
+
+#include <sys/stat.h>
+
+#include <string>
+
+#include "core/status.h"
+#include "repo/tree.h"
+
+namespace lifeboat::sources::files {
+
+// Fills a node from lstat() data, owner names and extended attributes (not content).
+repo::Node node_from_stat(const std::string& path, std::string name, const struct stat& st);
+
+// Applies owner (when running as root or the owner), mode, xattrs and times to an open file or a path.
+// Symlinks get owner and times only. Returns the first failure that matters; EPERM on chown as a
+// non-root user is not one.
+Status apply_metadata(const std::string& path, int fd, const repo::Node& node);
+
+}  // namespace lifeboat::sources::files

@@ -1,0 +1,458 @@
+// Files backup: parallel file reading under a single walker, trees written bottom-up.
+#include "sources/files/files_backup.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <fnmatch.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <thread>
+
+#include "core/interrupt.h"
+#include "core/platform_user.h"
+#include "core/time.h"
+#include "core/worker_pool.h"
+#include "sources/files/file_metadata.h"
+
+namespace lifeboat::sources::files {
+
+using repo::BlobId;
+using repo::Node;
+using repo::NodeKind;
+using repo::Tree;
+
+namespace {
+
+class FdSource final : public repo::ByteSource {
+ public:
+  FdSource(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  Result<size_t> read(uint8_t* buf, size_t n) override {
+    for (;;) {
+      ssize_t r = ::read(fd_, buf, n);
+      if (r >= 0) return static_cast<size_t>(r);
+      if (errno != EINTR) return Error(Code::kIo, fmt::format("read {}: {}", path_, strerror(errno)));
+    }
+  }
+
+ private:
+  int fd_;
+  std::string path_;
+};
+
+std::string join(const std::string& dir, const std::string& name) { return dir == "/" ? "/" + name : dir + "/" + name; }
+
+// Per-directory bookkeeping: file tasks fill `nodes[i]` and count down.
+struct DirTasks {
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t pending = 0;
+  void done() {
+    std::lock_guard l(mu);
+    if (--pending == 0) cv.notify_all();
+  }
+  void wait() {
+    std::unique_lock l(mu);
+    cv.wait(l, [&] { return pending == 0; });
+  }
+};
+
+class FilesBackup {
+ public:
+  FilesBackup(repo::Repository& repo, repo::WriteSession& session, const FilesBackupOptions& options,
+              ProgressCounters& progress)
+      : repo_(repo), session_(session), options_(options), progress_(progress),
+        pool_(options.threads ? options.threads : WorkerPool::default_threads(), 64) {}
+
+  Result<BlobId> run();
+  std::vector<std::string> unreadable;
+  uint64_t files_new = 0, files_changed = 0, files_unmodified = 0, dirs = 0, total_bytes = 0;
+
+ private:
+  struct PathPart {
+    std::map<std::string, PathPart> children;
+    bool is_target = false;
+  };
+  Result<BlobId> backup_dir(const std::string& path, const Tree* parent);
+  Result<BlobId> build_prefix(const PathPart& part, const std::string& path, const Tree* parent);
+  // Fills `node` for one entry; false when it must be skipped.
+  bool backup_entry(const std::string& path, Node& node, const Node* parent_node, DirTasks& tasks,
+                    std::vector<char>& failed, size_t slot);
+  bool excluded(const std::string& path, const std::string& name) const;
+  void note_unreadable(const std::string& path, const std::string& why) {
+    std::lock_guard l(mu_);
+    unreadable.push_back(path + ": " + why);
+    progress_.errors++;
+  }
+  std::optional<Tree> load_parent_subtree(const Node* parent_node) {
+    if (!parent_node || parent_node->kind != NodeKind::kDir || !parent_node->subtree) return std::nullopt;
+    auto t = repo_.load_tree(*parent_node->subtree);
+    if (!t) return std::nullopt;  // a damaged parent only costs re-reading
+    return std::move(*t);
+  }
+
+  repo::Repository& repo_;
+  repo::WriteSession& session_;
+  const FilesBackupOptions& options_;
+  ProgressCounters& progress_;
+  WorkerPool pool_;
+  std::mutex mu_;
+  Status fatal_;
+};
+
+bool FilesBackup::excluded(const std::string& path, const std::string& name) const {
+  for (const auto& p : options_.excludes)
+    if (fnmatch(p.c_str(), name.c_str(), 0) == 0 || fnmatch(p.c_str(), path.c_str(), 0) == 0) return true;
+  return false;
+}
+
+bool FilesBackup::backup_entry(const std::string& path, Node& node, const Node* parent_node, DirTasks& tasks,
+                               std::vector<char>& failed, size_t slot) {
+  if (node.kind == NodeKind::kDir) {
+    std::optional<Tree> parent_tree = load_parent_subtree(parent_node);
+    auto id = backup_dir(path, parent_tree ? &*parent_tree : nullptr);
+    if (!id) {
+      if (id.status().code() == Code::kInterrupted || id.status().code() == Code::kFatal) {
+        std::lock_guard l(mu_);
+        if (fatal_) fatal_ = id.status();
+      } else {
+        note_unreadable(path, id.status().message());
+      }
+      return false;
+    }
+    node.subtree = *id;
+    std::lock_guard l(mu_);
+    dirs++;
+    return true;
+  }
+  if (node.kind != NodeKind::kFile) return true;
+  {
+    std::lock_guard l(mu_);
+    total_bytes += node.size;
+  }
+  // Unchanged since the parent snapshot: reuse its content list without reading the file.
+  if (parent_node && parent_node->kind == NodeKind::kFile && parent_node->size == node.size &&
+      parent_node->mtime_ns == node.mtime_ns && parent_node->ctime_ns == node.ctime_ns &&
+      parent_node->inode == node.inode &&
+      std::all_of(parent_node->content.begin(), parent_node->content.end(),
+                  [&](const BlobId& id) { return repo_.index().contains(id); })) {
+    node.content = parent_node->content;
+    std::lock_guard l(mu_);
+    files_unmodified++;
+    progress_.files_done++;
+    progress_.bytes_done += node.size;
+    return true;
+  }
+  bool changed = parent_node != nullptr;
+  {
+    std::lock_guard l(tasks.mu);
+    tasks.pending++;
+  }
+  pool_.submit([this, path, &node, &tasks, &failed, slot, changed] {
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOATIME);
+    if (fd < 0 && errno == EPERM) fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);  // O_NOATIME needs ownership
+    if (fd < 0) {
+      note_unreadable(path, strerror(errno));
+      failed[slot] = 1;
+      tasks.done();
+      return;
+    }
+    posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    FdSource src(fd, path);
+    auto stored = session_.store_stream(src, &progress_);
+    close(fd);
+    if (!stored) {
+      Code c = stored.status().code();
+      if (c == Code::kIo) {
+        note_unreadable(path, stored.status().message());
+      } else {
+        std::lock_guard l(mu_);
+        if (fatal_) fatal_ = stored.status().with_context(path);
+      }
+      failed[slot] = 1;
+    } else {
+      node.content = std::move(stored->content);
+      node.size = stored->size_bytes;  // what was read, even if the file changed while reading
+      std::lock_guard l(mu_);
+      (changed ? files_changed : files_new)++;
+      progress_.files_done++;
+    }
+    tasks.done();
+  });
+  return true;
+}
+
+Result<BlobId> FilesBackup::backup_dir(const std::string& path, const Tree* parent) {
+  if (interrupted()) return Error(Code::kInterrupted, "interrupted");
+  DIR* d = opendir(path.c_str());
+  if (!d) return Error(Code::kIo, fmt::format("cannot list directory: {}", strerror(errno)));
+  std::vector<std::string> names;
+  while (struct dirent* e = readdir(d)) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    names.emplace_back(e->d_name);
+  }
+  closedir(d);
+  std::sort(names.begin(), names.end());
+  Tree tree;
+  tree.nodes.reserve(names.size());
+  std::vector<std::string> paths;
+  for (const auto& name : names) {
+    std::string p = join(path, name);
+    if (excluded(p, name)) continue;
+    struct stat st;
+    if (lstat(p.c_str(), &st) != 0) {
+      if (errno != ENOENT) note_unreadable(p, strerror(errno));  // vanished entries are simply gone
+      continue;
+    }
+    tree.nodes.push_back(node_from_stat(p, name, st));
+    paths.push_back(p);
+  }
+  std::vector<char> failed(tree.nodes.size(), 0);
+  DirTasks tasks;
+  // Files first (they go to the pool), then subdirectories (walked here), so reading overlaps walking.
+  for (int pass = 0; pass < 2; ++pass) {
+    for (size_t i = 0; i < tree.nodes.size(); ++i) {
+      Node& n = tree.nodes[i];
+      if ((n.kind == NodeKind::kDir) != (pass == 1)) continue;
+      const Node* pn = parent ? parent->find(n.name) : nullptr;
+      if (!backup_entry(paths[i], n, pn, tasks, failed, i)) failed[i] = 1;
+    }
+  }
+  tasks.wait();
+  {
+    std::lock_guard l(mu_);
+    LB_RETURN_IF_ERROR(fatal_);
+  }
+  Tree out;
+  for (size_t i = 0; i < tree.nodes.size(); ++i)
+    if (!failed[i]) out.nodes.push_back(std::move(tree.nodes[i]));
+  return session_.store_tree(out);
+}
+
+Result<BlobId> FilesBackup::build_prefix(const PathPart& part, const std::string& path, const Tree* parent) {
+  Tree tree;
+  for (const auto& [name, child] : part.children) {
+    std::string p = join(path, name);
+    struct stat st;
+    if (lstat(p.c_str(), &st) != 0)
+      return Error(Code::kInvalidArgument, fmt::format("cannot back up {}: {}", p, strerror(errno)));
+    Node n = node_from_stat(p, name, st);
+    const Node* pn = parent ? parent->find(name) : nullptr;
+    if (child.is_target) {
+      DirTasks tasks;
+      std::vector<char> failed(1, 0);
+      bool keep = backup_entry(p, n, pn, tasks, failed, 0);
+      tasks.wait();
+      {
+        std::lock_guard l(mu_);
+        LB_RETURN_IF_ERROR(fatal_);
+      }
+      if (!keep || failed[0]) continue;
+    } else {
+      if (n.kind != NodeKind::kDir) return Error(Code::kInvalidArgument, p + " is not a directory");
+      std::optional<Tree> pt = load_parent_subtree(pn);
+      LB_ASSIGN_OR_RETURN(BlobId id, build_prefix(child, p, pt ? &*pt : nullptr));
+      n.subtree = id;
+    }
+    tree.nodes.push_back(std::move(n));
+  }
+  tree.sort();
+  return session_.store_tree(tree);
+}
+
+Result<BlobId> FilesBackup::run() {
+  PathPart root;
+  for (const auto& path : options_.paths) {
+    if (path == "/") return Error(Code::kInvalidArgument, "backing up / itself: name its top-level directories instead");
+    PathPart* cur = &root;
+    size_t pos = 1;
+    while (pos <= path.size()) {
+      size_t next = path.find('/', pos);
+      if (next == std::string::npos) next = path.size();
+      cur = &cur->children[path.substr(pos, next - pos)];
+      pos = next + 1;
+    }
+    cur->is_target = true;
+    cur->children.clear();  // a target includes everything below it
+  }
+  std::optional<Tree> parent_root;
+  if (options_.parent) {
+    auto t = repo_.load_tree(options_.parent->snapshot.tree);
+    if (t) parent_root = std::move(*t);
+  }
+  auto id = build_prefix(root, "", parent_root ? &*parent_root : nullptr);
+  pool_.wait_idle();
+  return id;
+}
+
+void count_totals(const std::vector<std::string>& paths, ProgressCounters& progress, const std::atomic<bool>& stop) {
+  std::vector<std::string> stack(paths.begin(), paths.end());
+  while (!stack.empty() && !stop) {
+    std::string p = stack.back();
+    stack.pop_back();
+    struct stat st;
+    if (lstat(p.c_str(), &st) != 0) continue;
+    if (S_ISREG(st.st_mode)) {
+      progress.files_total++;
+      progress.bytes_total += static_cast<uint64_t>(st.st_size);
+    } else if (S_ISDIR(st.st_mode)) {
+      if (DIR* d = opendir(p.c_str())) {
+        while (struct dirent* e = readdir(d))
+          if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) stack.push_back(join(p, e->d_name));
+        closedir(d);
+      }
+    }
+  }
+  progress.totals_final = !stop;
+}
+
+nlohmann::json session_summary(const repo::WriteSession& session, int64_t start_ns) {
+  return {{"blobs_new", session.stats().blobs_new.load()},
+          {"data_added_bytes", session.stats().raw_bytes_new.load()},
+          {"data_stored_bytes", session.stats().stored_bytes_new.load()},
+          {"duration_ms", (monotonic_ns() - start_ns) / 1000000}};
+}
+
+}  // namespace
+
+std::string absolute_path(const std::string& path) {
+  std::string p = path;
+  if (p.empty() || p[0] != '/') {
+    char cwd[4096];
+    if (getcwd(cwd, sizeof cwd)) p = std::string(cwd) + "/" + p;
+  }
+  std::vector<std::string> parts;
+  size_t pos = 0;
+  while (pos <= p.size()) {
+    size_t next = p.find('/', pos);
+    if (next == std::string::npos) next = p.size();
+    std::string part = p.substr(pos, next - pos);
+    if (part == "..") {
+      if (!parts.empty()) parts.pop_back();
+    } else if (!part.empty() && part != ".") {
+      parts.push_back(part);
+    }
+    pos = next + 1;
+  }
+  std::string out;
+  for (const auto& part : parts) out += "/" + part;
+  return out.empty() ? "/" : out;
+}
+
+Result<FilesBackupResult> backup_files(repo::Repository& repo, const FilesBackupOptions& options,
+                                       ProgressCounters& progress) {
+  if (options.paths.empty()) return Error(Code::kInvalidArgument, "nothing to back up: give at least one path");
+  for (const auto& p : options.paths) {
+    struct stat st;
+    if (lstat(p.c_str(), &st) != 0)
+      return Error(Code::kInvalidArgument, fmt::format("cannot back up {}: {}", p, strerror(errno)));
+  }
+  LB_RETURN_IF_ERROR(repo.load_index());
+  int64_t start = monotonic_ns();
+  std::atomic<bool> stop_scan{false};
+  std::thread scanner;
+  if (options.count_totals) scanner = std::thread([&] { count_totals(options.paths, progress, stop_scan); });
+  repo::WriteSession session(repo);
+  FilesBackup backup(repo, session, options, progress);
+  auto tree = backup.run();
+  stop_scan = true;
+  if (scanner.joinable()) scanner.join();
+  if (!tree) {
+    // Keep what was stored: index the finished packs so the next backup reuses them.
+    (void)session.flush();
+    return tree.status();
+  }
+  repo::Snapshot snap;
+  snap.time_ns = now_unix_ns();
+  snap.hostname = options.hostname.empty() ? platform::hostname() : options.hostname;
+  snap.username = platform::username();
+  snap.source = "files";
+  snap.paths = options.paths;
+  snap.tags = options.tags;
+  snap.tree = *tree;
+  if (options.parent) snap.parent = options.parent->id;
+  snap.summary = session_summary(session, start);
+  snap.summary["files_new"] = backup.files_new;
+  snap.summary["files_changed"] = backup.files_changed;
+  snap.summary["files_unmodified"] = backup.files_unmodified;
+  snap.summary["dirs"] = backup.dirs;
+  snap.summary["total_bytes"] = backup.total_bytes;
+  snap.summary["unreadable"] = backup.unreadable.size();
+  LB_ASSIGN_OR_RETURN(std::string id, session.commit(snap));
+  return FilesBackupResult{id, snap, backup.unreadable};
+}
+
+Result<FilesBackupResult> backup_command_output(repo::Repository& repo, const CommandBackupOptions& options,
+                                                ProgressCounters& progress) {
+  if (options.argv.empty()) return Error(Code::kInvalidArgument, "--stdin-from-command needs a command after --");
+  LB_RETURN_IF_ERROR(repo.load_index());
+  int64_t start = monotonic_ns();
+  int pipefd[2];
+  if (pipe2(pipefd, O_CLOEXEC) != 0) return Error(Code::kIo, std::string("pipe: ") + strerror(errno));
+  pid_t pid = fork();
+  if (pid < 0) return Error(Code::kIo, std::string("fork: ") + strerror(errno));
+  if (pid == 0) {
+    dup2(pipefd[1], STDOUT_FILENO);
+    std::vector<char*> argv;
+    for (const auto& a : options.argv) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execvp(argv[0], argv.data());
+    fprintf(stderr, "lifeboat: cannot run %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+  }
+  close(pipefd[1]);
+  repo::WriteSession session(repo);
+  FdSource src(pipefd[0], "output of " + options.argv[0]);
+  auto stored = session.store_stream(src, &progress);
+  close(pipefd[0]);
+  int wstatus = 0;
+  while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
+  }
+  if (!stored) {
+    (void)session.flush();
+    return stored.status();
+  }
+  if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0) {
+    (void)session.flush();
+    std::string how = WIFEXITED(wstatus) ? fmt::format("exited with status {}", WEXITSTATUS(wstatus))
+                                         : fmt::format("was killed by signal {}", WTERMSIG(wstatus));
+    return Error(Code::kFatal, fmt::format("command '{}' {}; no snapshot was saved", options.argv[0], how));
+  }
+  int64_t now = now_unix_ns();
+  Node n;
+  n.kind = NodeKind::kFile;
+  n.name = options.filename;
+  n.mode = 0644;
+  n.uid = getuid();
+  n.gid = getgid();
+  n.user = platform::username();
+  n.mtime_ns = n.atime_ns = n.ctime_ns = now;
+  n.links = 1;
+  n.size = stored->size_bytes;
+  n.content = stored->content;
+  progress.files_done++;
+  Tree tree;
+  tree.nodes.push_back(n);
+  LB_ASSIGN_OR_RETURN(BlobId tid, session.store_tree(tree));
+  repo::Snapshot snap;
+  snap.time_ns = now;
+  snap.hostname = options.hostname.empty() ? platform::hostname() : options.hostname;
+  snap.username = platform::username();
+  snap.source = options.source;
+  snap.paths = {"/" + options.filename};
+  snap.tags = options.tags;
+  snap.tree = tid;
+  snap.metadata["command"] = options.argv;
+  snap.summary = session_summary(session, start);
+  snap.summary["files_new"] = 1;
+  snap.summary["total_bytes"] = stored->size_bytes;
+  LB_ASSIGN_OR_RETURN(std::string id, session.commit(snap));
+  return FilesBackupResult{id, snap, {}};
+}
+
+}  // namespace lifeboat::sources::files

@@ -1,0 +1,304 @@
+// Files restore: plan in one pass over the tree, write files in parallel, then links and directory metadata.
+#include "sources/files/files_restore.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <fnmatch.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <mutex>
+
+#include "core/interrupt.h"
+#include "core/worker_pool.h"
+#include "crypto/crypto.h"
+#include "sources/files/file_metadata.h"
+
+namespace lifeboat::sources::files {
+
+using repo::Node;
+using repo::NodeKind;
+
+namespace {
+
+struct Action {
+  std::string rel;  // path relative to the snapshot root
+  Node node;
+  std::string link_to;  // for a hard link: the relative path of the first copy
+};
+
+bool matches_any(const std::vector<std::string>& patterns, const std::string& rel) {
+  for (const auto& p : patterns) {
+    std::string pat = p.size() > 1 && p[0] == '/' ? p.substr(1) : p;
+    if (fnmatch(pat.c_str(), rel.c_str(), 0) == 0) return true;
+    size_t slash = rel.rfind('/');
+    if (fnmatch(pat.c_str(), rel.c_str() + (slash == std::string::npos ? 0 : slash + 1), 0) == 0) return true;
+  }
+  return false;
+}
+
+// Collects actions in pre-order; returns whether anything below (or the node itself) was selected.
+Status plan(repo::Repository& repo, const repo::BlobId& tree_id, const std::string& prefix, bool selected_above,
+            const std::vector<std::string>& includes, std::vector<Action>& out,
+            std::map<std::pair<uint64_t, uint64_t>, std::string>& first_links, bool& any) {
+  LB_ASSIGN_OR_RETURN(repo::Tree tree, repo.load_tree(tree_id));
+  for (auto& n : tree.nodes) {
+    std::string rel = prefix.empty() ? n.name : prefix + "/" + n.name;
+    bool selected = selected_above || includes.empty() || matches_any(includes, rel);
+    if (n.kind == NodeKind::kDir) {
+      size_t at = out.size();
+      out.push_back({rel, n, ""});
+      bool below = false;
+      if (n.subtree) LB_RETURN_IF_ERROR(plan(repo, *n.subtree, rel, selected, includes, out, first_links, below));
+      if (!selected && !below) out.resize(at);  // nothing here was asked for
+      if (selected || below) any = true;
+      continue;
+    }
+    if (!selected) continue;
+    any = true;
+    Action a{rel, n, ""};
+    if (n.kind == NodeKind::kFile && n.links > 1) {
+      auto key = std::make_pair(n.device, n.inode);
+      auto it = first_links.find(key);
+      if (it != first_links.end()) a.link_to = it->second;
+      else first_links.emplace(key, rel);
+    }
+    out.push_back(std::move(a));
+  }
+  return Status::ok();
+}
+
+bool all_zero(const uint8_t* p, size_t n) {
+  static const uint8_t zeros[4096] = {};
+  while (n >= sizeof zeros) {
+    if (memcmp(p, zeros, sizeof zeros) != 0) return false;
+    p += sizeof zeros;
+    n -= sizeof zeros;
+  }
+  return memcmp(p, zeros, n) == 0;
+}
+
+Status write_all(int fd, const uint8_t* p, size_t n, off_t off, const std::string& path) {
+  while (n) {
+    ssize_t w = pwrite(fd, p, n, off);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return Error(Code::kIo, fmt::format("write {}: {}", path, strerror(errno)));
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+    off += w;
+  }
+  return Status::ok();
+}
+
+Status remove_existing(const std::string& path) {
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0) return Status::ok();
+  if (S_ISDIR(st.st_mode)) {
+    if (rmdir(path.c_str()) != 0)
+      return Error(Code::kIo, fmt::format("{} exists as a non-empty directory; restore into an empty target", path));
+  } else if (unlink(path.c_str()) != 0) {
+    return Error(Code::kIo, fmt::format("remove {}: {}", path, strerror(errno)));
+  }
+  return Status::ok();
+}
+
+class FileWriter {
+ public:
+  FileWriter(repo::Repository& repo, bool verify, ProgressCounters& progress)
+      : repo_(repo), verify_(verify), progress_(progress) {}
+
+  Status write(const std::string& path, const Node& node, bool& verified) {
+    std::string dir = path.substr(0, path.rfind('/'));
+    std::string tmp = dir + "/.lifeboat-tmp-" + hex_encode(crypto::random_bytes(8));
+    int fd = open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) return Error(Code::kIo, fmt::format("create {}: {}", tmp, strerror(errno)));
+    Status s = fill(fd, tmp, node, path);
+    if (s && verify_) {
+      s = verify(fd, node, path);
+      verified = s.is_ok();
+    }
+    if (s) s = apply_metadata(tmp, fd, node);
+    close(fd);
+    if (s) s = remove_existing(path);
+    if (s && rename(tmp.c_str(), path.c_str()) != 0)
+      s = Error(Code::kIo, fmt::format("rename into {}: {}", path, strerror(errno)));
+    if (!s) unlink(tmp.c_str());
+    return s;
+  }
+
+ private:
+  Status fill(int fd, const std::string& tmp, const Node& node, const std::string& path) {
+    off_t off = 0;
+    constexpr size_t kBlock = 4096;
+    for (const auto& id : node.content) {
+      if (interrupted()) return Error(Code::kInterrupted, "interrupted");
+      auto data = repo_.read_blob(id);
+      if (!data) return data.status().with_context("restoring " + path);
+      // Zero blocks are skipped, leaving holes: sparse files stay sparse. Runs of data are written at once.
+      size_t run_start = 0;
+      for (size_t pos = 0; pos <= data->size(); pos += kBlock) {
+        size_t n = std::min(kBlock, data->size() - std::min(pos, data->size()));
+        bool zero = n == 0 || all_zero(data->data() + pos, n);
+        if (zero) {
+          if (pos > run_start)
+            LB_RETURN_IF_ERROR(write_all(fd, data->data() + run_start, pos - run_start, off + static_cast<off_t>(run_start), tmp));
+          run_start = pos + kBlock;
+        }
+        if (n < kBlock) {
+          size_t end = pos + n;
+          if (!zero && end > run_start)
+            LB_RETURN_IF_ERROR(write_all(fd, data->data() + run_start, end - run_start, off + static_cast<off_t>(run_start), tmp));
+          break;
+        }
+      }
+      off += static_cast<off_t>(data->size());
+      progress_.bytes_done += data->size();
+    }
+    if (static_cast<uint64_t>(off) != node.size)
+      return Error(Code::kCorrupt, fmt::format("restoring {}: content adds up to {} bytes, the snapshot says {}", path,
+                                               off, node.size));
+    if (ftruncate(fd, off) != 0) return Error(Code::kIo, fmt::format("truncate {}: {}", tmp, strerror(errno)));
+    return Status::ok();
+  }
+
+  // Re-reads the file from disk and checks each blob-sized piece against its content ID.
+  Status verify(int fd, const Node& node, const std::string& path) {
+    off_t off = 0;
+    Bytes buf;
+    for (const auto& id : node.content) {
+      auto loc = repo_.index().find(id);
+      if (!loc) return Error(Code::kCorrupt, "verify " + path + ": blob not in index");
+      buf.resize(loc->raw_len);
+      size_t got = 0;
+      while (got < buf.size()) {
+        ssize_t r = pread(fd, buf.data() + got, buf.size() - got, off + static_cast<off_t>(got));
+        if (r <= 0) return Error(Code::kIo, fmt::format("verify {}: short read", path));
+        got += static_cast<size_t>(r);
+      }
+      if (repo_.blob_id(buf) != id)
+        return Error(Code::kCorrupt, fmt::format("verify {}: bytes on disk differ from the backup at offset {}", path, off));
+      off += static_cast<off_t>(buf.size());
+    }
+    return Status::ok();
+  }
+
+  repo::Repository& repo_;
+  bool verify_;
+  ProgressCounters& progress_;
+};
+
+}  // namespace
+
+Result<FilesRestoreResult> restore_files(repo::Repository& repo, const repo::Snapshot& snapshot,
+                                         const FilesRestoreOptions& options, ProgressCounters& progress) {
+  LB_RETURN_IF_ERROR(repo.load_index());
+  std::string target = options.target;
+  while (target.size() > 1 && target.back() == '/') target.pop_back();
+  if (target.empty()) return Error(Code::kInvalidArgument, "restore needs --target DIR");
+  std::vector<Action> actions;
+  std::map<std::pair<uint64_t, uint64_t>, std::string> first_links;
+  bool any = false;
+  LB_RETURN_IF_ERROR(plan(repo, snapshot.tree, "", false, options.includes, actions, first_links, any));
+  if (!options.includes.empty() && !any)
+    return Error(Code::kNotFound, "no path in the snapshot matches the --include patterns");
+  for (const auto& a : actions)
+    if (a.node.kind == NodeKind::kFile && a.link_to.empty()) {
+      progress.files_total++;
+      progress.bytes_total += a.node.size;
+    }
+  progress.totals_final = true;
+
+  FilesRestoreResult result;
+  std::mutex mu;
+  auto fail = [&](const Status& s) {
+    std::lock_guard l(mu);
+    result.errors.push_back(s.message());
+    progress.errors++;
+  };
+  if (mkdir(target.c_str(), 0700) != 0 && errno != EEXIST)
+    return Error(Code::kIo, fmt::format("create target {}: {}", target, strerror(errno)));
+
+  FileWriter writer(repo, options.verify, progress);
+  {
+    WorkerPool pool(options.threads ? options.threads : WorkerPool::default_threads() + 1, 32);
+    for (const auto& a : actions) {
+      if (interrupted()) break;
+      std::string path = target + "/" + a.rel;
+      switch (a.node.kind) {
+        case NodeKind::kDir:
+          if (mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
+            fail(Error(Code::kIo, fmt::format("mkdir {}: {}", path, strerror(errno))));
+          } else {
+            result.dirs++;
+          }
+          break;
+        case NodeKind::kFile:
+          if (!a.link_to.empty()) break;  // after all files exist
+          pool.submit([&, path, node = &a.node] {
+            bool verified = false;
+            Status s = writer.write(path, *node, verified);
+            std::lock_guard l(mu);
+            if (!s) {
+              result.errors.push_back(s.message());
+              progress.errors++;
+              return;
+            }
+            result.files++;
+            result.bytes += node->size;
+            if (verified) result.files_verified++;
+            progress.files_done++;
+          });
+          break;
+        case NodeKind::kSymlink: {
+          Status s = remove_existing(path);
+          if (s && symlink(a.node.link_target.c_str(), path.c_str()) != 0)
+            s = Error(Code::kIo, fmt::format("symlink {}: {}", path, strerror(errno)));
+          if (s) s = apply_metadata(path, -1, a.node);
+          if (!s) fail(s);
+          else result.others++;
+          break;
+        }
+        case NodeKind::kFifo:
+        case NodeKind::kCharDev:
+        case NodeKind::kBlockDev: {
+          mode_t type = a.node.kind == NodeKind::kFifo ? S_IFIFO : a.node.kind == NodeKind::kCharDev ? S_IFCHR : S_IFBLK;
+          Status s = remove_existing(path);
+          if (s && mknod(path.c_str(), type | (a.node.mode & 07777), static_cast<dev_t>(a.node.rdev)) != 0)
+            s = Error(Code::kIo, fmt::format("mknod {}: {}", path, strerror(errno)));
+          if (s) s = apply_metadata(path, -1, a.node);
+          if (!s) fail(s);
+          else result.others++;
+          break;
+        }
+        case NodeKind::kSocket:
+          break;  // sockets belong to a running process; nothing to restore
+      }
+    }
+    pool.wait_idle();
+  }
+  if (interrupted()) return Error(Code::kInterrupted, "interrupted");
+  for (const auto& a : actions) {
+    if (a.link_to.empty()) continue;
+    std::string path = target + "/" + a.rel;
+    Status s = remove_existing(path);
+    if (s && link((target + "/" + a.link_to).c_str(), path.c_str()) != 0)
+      s = Error(Code::kIo, fmt::format("hard link {}: {}", path, strerror(errno)));
+    if (!s) fail(s);
+    else result.files++;
+  }
+  // Directory metadata last and deepest first, so writing contents does not disturb their mtimes.
+  for (auto it = actions.rbegin(); it != actions.rend(); ++it) {
+    if (it->node.kind != NodeKind::kDir) continue;
+    Status s = apply_metadata(target + "/" + it->rel, -1, it->node);
+    if (!s) fail(s);
+  }
+  return result;
+}
+
+}  // namespace lifeboat::sources::files

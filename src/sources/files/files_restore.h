@@ -1,0 +1,29 @@
+// The files source, restore side: recreates a snapshot's tree under a target directory.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/progress.h"
+#include "repo/repository.h"
+
+namespace lifeboat::sources::files {
+
+struct FilesRestoreOptions {
+  std::string target;
+  std::vector<std::string> includes;  // fnmatch patterns on the snapshot path; a matched dir brings all below
+  bool verify = false;                // re-read every restored file and compare with the backed-up blobs
+  size_t threads = 0;
+};
+
+struct FilesRestoreResult {
+  uint64_t files = 0, dirs = 0, others = 0, bytes = 0, files_verified = 0;
+  std::vector<std::string> errors;
+};
+
+// Each file is written under a temporary name and renamed into place only when complete and
+// authenticated: a damaged blob leaves no partial file and makes the restore fail.
+Result<FilesRestoreResult> restore_files(repo::Repository& repo, const repo::Snapshot& snapshot,
+                                         const FilesRestoreOptions& options, ProgressCounters& progress);
+
+}  // namespace lifeboat::sources::files

@@ -1,0 +1,213 @@
+// Local-directory backend.
+#include "storage/local_backend.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "crypto/crypto.h"
+
+namespace lifeboat::storage {
+
+const char* file_type_name(FileType t) {
+  switch (t) {
+    case FileType::kConfig: return "config";
+    case FileType::kKey: return "keys";
+    case FileType::kPack: return "data";
+    case FileType::kIndex: return "index";
+    case FileType::kSnapshot: return "snapshots";
+    case FileType::kLock: return "locks";
+  }
+  return "?";
+}
+
+namespace {
+
+Status errno_status(const std::string& what, const std::string& path) {
+  int e = errno;
+  Code code = e == ENOENT ? Code::kNotFound : e == EEXIST ? Code::kAlreadyExists : Code::kIo;
+  return Error(code, fmt::format("{} {}: {}", what, path, strerror(e)));
+}
+
+Status fsync_dir(const std::string& dir) {
+  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return errno_status("open directory", dir);
+  int rc = fsync(fd);
+  close(fd);
+  if (rc != 0) return errno_status("fsync directory", dir);
+  return Status::ok();
+}
+
+Status mkdir_p(const std::string& path) {
+  if (mkdir(path.c_str(), 0700) == 0 || errno == EEXIST) return Status::ok();
+  return errno_status("create directory", path);
+}
+
+}  // namespace
+
+LocalBackend::LocalBackend(std::string root) : root_(std::move(root)) {
+  while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
+}
+
+std::string LocalBackend::path_of(const Handle& h) const {
+  if (h.type == FileType::kConfig) return root_ + "/config";
+  std::string dir = root_ + "/" + file_type_name(h.type);
+  // Packs fan out by their first two hex digits so no directory grows huge.
+  if (h.type == FileType::kPack && h.name.size() >= 2) return dir + "/" + h.name.substr(0, 2) + "/" + h.name;
+  return dir + "/" + h.name;
+}
+
+Status LocalBackend::create_layout() {
+  struct stat st;
+  if (::stat((root_ + "/config").c_str(), &st) == 0)
+    return Error(Code::kAlreadyExists, fmt::format("a repository already exists at {}", root_));
+  // mkdir -p of the root itself.
+  for (size_t i = 1; i <= root_.size(); ++i) {
+    if (i == root_.size() || root_[i] == '/') LB_RETURN_IF_ERROR(mkdir_p(root_.substr(0, i)));
+  }
+  for (FileType t : {FileType::kKey, FileType::kPack, FileType::kIndex, FileType::kSnapshot, FileType::kLock})
+    LB_RETURN_IF_ERROR(mkdir_p(root_ + "/" + file_type_name(t)));
+  for (int i = 0; i < 256; ++i) LB_RETURN_IF_ERROR(mkdir_p(fmt::format("{}/data/{:02x}", root_, i)));
+  return fsync_dir(root_);
+}
+
+Status LocalBackend::save(const Handle& h, ByteView data, const SaveOptions& options) {
+  std::string path = path_of(h);
+  std::string dir = path.substr(0, path.rfind('/'));
+  std::string tmp = fmt::format("{}/.tmp-{}", dir, hex_encode(crypto::random_bytes(8)));
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0 && errno == ENOENT && h.type == FileType::kPack) {
+    // A pack directory might be missing in a repository copied without empty dirs.
+    LB_RETURN_IF_ERROR(mkdir_p(dir));
+    fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  }
+  if (fd < 0) return errno_status("create", tmp);
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      Status s = errno_status("write", tmp);
+      close(fd);
+      unlink(tmp.c_str());
+      return s;
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (fsync(fd) != 0) {
+    Status s = errno_status("fsync", tmp);
+    close(fd);
+    unlink(tmp.c_str());
+    return s;
+  }
+  close(fd);
+  if (options.create_only) {
+    // link() fails with EEXIST instead of replacing: an atomic create-only publish.
+    if (link(tmp.c_str(), path.c_str()) != 0) {
+      Status s = errno_status("publish", path);
+      unlink(tmp.c_str());
+      return s;
+    }
+    unlink(tmp.c_str());
+  } else if (rename(tmp.c_str(), path.c_str()) != 0) {
+    Status s = errno_status("publish", path);
+    unlink(tmp.c_str());
+    return s;
+  }
+  return fsync_dir(dir);
+}
+
+Result<Bytes> LocalBackend::load(const Handle& h, uint64_t offset, uint64_t length) {
+  std::string path = path_of(h);
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno_status("open", path);
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    Status s = errno_status("stat", path);
+    close(fd);
+    return s;
+  }
+  uint64_t size = static_cast<uint64_t>(st.st_size);
+  if (offset > size || (length && offset + length > size)) {
+    close(fd);
+    return Error(Code::kIo, fmt::format("read {}: wanted bytes {}..{} of a {}-byte file (truncated?)", path, offset,
+                                        offset + length, size));
+  }
+  if (!length) length = size - offset;
+  Bytes out(length);
+  uint64_t got = 0;
+  while (got < length) {
+    ssize_t n = pread(fd, out.data() + got, length - got, static_cast<off_t>(offset + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      Status s = n < 0 ? errno_status("read", path) : Error(Code::kIo, "short read from " + path);
+      close(fd);
+      return s;
+    }
+    got += static_cast<uint64_t>(n);
+  }
+  close(fd);
+  return out;
+}
+
+Result<FileInfo> LocalBackend::stat(const Handle& h) {
+  std::string path = path_of(h);
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return errno_status("stat", path);
+  return FileInfo{h.name, static_cast<uint64_t>(st.st_size),
+                  static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
+}
+
+static Status list_dir(const std::string& dir, const std::function<Status(const FileInfo&)>& fn) {
+  DIR* d = opendir(dir.c_str());
+  if (!d) {
+    if (errno == ENOENT) return Status::ok();
+    return errno_status("list", dir);
+  }
+  Status result;
+  while (struct dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;  // ".", "..", and temp files
+    struct stat st;
+    std::string p = dir + "/" + e->d_name;
+    if (::stat(p.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    result = fn(FileInfo{e->d_name, static_cast<uint64_t>(st.st_size),
+                         static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec});
+    if (!result) break;
+  }
+  closedir(d);
+  return result;
+}
+
+Status LocalBackend::list(FileType t, const std::function<Status(const FileInfo&)>& fn) {
+  std::string dir = root_ + "/" + file_type_name(t);
+  if (t != FileType::kPack) return list_dir(dir, fn);
+  for (int i = 0; i < 256; ++i) LB_RETURN_IF_ERROR(list_dir(fmt::format("{}/{:02x}", dir, i), fn));
+  return Status::ok();
+}
+
+Status LocalBackend::remove(const Handle& h) {
+  std::string path = path_of(h);
+  if (unlink(path.c_str()) != 0 && errno != ENOENT) return errno_status("remove", path);
+  return fsync_dir(path.substr(0, path.rfind('/')));
+}
+
+Result<std::unique_ptr<Backend>> open_backend(const std::string& url) {
+  if (url.empty())
+    return Error(Code::kInvalidArgument,
+                 "no repository given: pass -r/--repo or set LIFEBOAT_REPOSITORY (e.g. /srv/lifeboat-repo)");
+  std::string path = url;
+  if (path.rfind("local:", 0) == 0) path = path.substr(6);
+  auto colon = path.find(':');
+  if (colon != std::string::npos && path.find('/') > colon)
+    return Error(Code::kInvalidArgument,
+                 fmt::format("repository '{}': unknown backend '{}' (this build supports local paths)", url,
+                             path.substr(0, colon)));
+  return std::unique_ptr<Backend>(new LocalBackend(path));
+}
+
+}  // namespace lifeboat::storage

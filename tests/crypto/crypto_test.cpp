@@ -1,0 +1,95 @@
+// AEAD sealing, key derivation and key files.
+#include "crypto/crypto.h"
+
+#include <gtest/gtest.h>
+
+#include "crypto/key_file.h"
+
+namespace lifeboat::crypto {
+
+TEST(Aead, SealOpenRoundTripAndNonceIsFresh) {
+  Aead aead(random_key());
+  Bytes msg = random_bytes(1000);
+  Bytes a = aead.seal(msg), b = aead.seal(msg);
+  EXPECT_EQ(a.size(), msg.size() + kSealOverhead);
+  EXPECT_NE(a, b);  // random nonces: same plaintext, different ciphertext
+  auto opened = aead.open(a);
+  ASSERT_TRUE(opened.is_ok());
+  EXPECT_EQ(*opened, msg);
+}
+
+TEST(Aead, AnyFlippedByteOrTruncationIsDetected) {
+  Aead aead(random_key());
+  Bytes sealed = aead.seal(as_bytes("the quick brown fox"));
+  for (size_t i = 0; i < sealed.size(); ++i) {
+    Bytes bad = sealed;
+    bad[i] ^= 0x01;
+    auto r = aead.open(bad);
+    ASSERT_FALSE(r.is_ok()) << "flip at " << i;
+    EXPECT_EQ(r.status().code(), Code::kCorrupt);
+  }
+  EXPECT_FALSE(aead.open(ByteView(sealed).subspan(0, sealed.size() - 1)).is_ok());
+  EXPECT_FALSE(aead.open(ByteView(sealed).subspan(0, 10)).is_ok());
+}
+
+TEST(Aead, EmptyPlaintext) {
+  Aead aead(random_key());
+  auto r = aead.open(aead.seal({}));
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_TRUE(r->empty());
+}
+
+TEST(Aead, WrongKeyFails) {
+  Bytes sealed = Aead(random_key()).seal(as_bytes("secret"));
+  EXPECT_FALSE(Aead(random_key()).open(sealed).is_ok());
+}
+
+TEST(Kdf, Argon2idIsDeterministicAndSaltDependent) {
+  KdfParams p{64, 1, 1};
+  Bytes salt1(16, 1), salt2(16, 2);
+  auto a = argon2id("pw", salt1, p), b = argon2id("pw", salt1, p), c = argon2id("pw", salt2, p);
+  ASSERT_TRUE(a.is_ok() && b.is_ok() && c.is_ok());
+  EXPECT_EQ(*a, *b);
+  EXPECT_NE(*a, *c);
+}
+
+TEST(Kdf, Rfc5869HkdfVector) {
+  // RFC 5869 test case 1.
+  Bytes ikm(22, 0x0b);
+  auto salt = hex_decode("000102030405060708090a0b0c");
+  auto info = hex_decode("f0f1f2f3f4f5f6f7f8f9");
+  Bytes okm = hkdf_sha256(ikm, to_string(*salt), to_string(*info), 42);
+  EXPECT_EQ(hex_encode(okm),
+            "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865");
+}
+
+TEST(RepoKeys, SubkeysDifferFromEachOtherAndAreStable) {
+  Key master = random_key();
+  auto a = RepoKeys::derive(master), b = RepoKeys::derive(master);
+  EXPECT_EQ(a.aead, b.aead);
+  EXPECT_NE(a.aead, a.content_id);
+  EXPECT_NE(a.content_id, a.chunker);
+}
+
+TEST(KeyFile, WrapsAndUnwrapsOnlyWithThePassword) {
+  Key master = random_key();
+  auto kf = KeyFile::create(master, "correct horse", {64, 1, 1});
+  ASSERT_TRUE(kf.is_ok());
+  auto parsed = KeyFile::from_json(kf->to_json());
+  ASSERT_TRUE(parsed.is_ok());
+  auto ok = parsed->unwrap("correct horse");
+  ASSERT_TRUE(ok.is_ok());
+  EXPECT_EQ(*ok, master);
+  auto bad = parsed->unwrap("battery staple");
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_EQ(bad.status().code(), Code::kWrongPassword);
+}
+
+TEST(KeyFile, RejectsGarbage) {
+  EXPECT_FALSE(KeyFile::from_json("not json").is_ok());
+  EXPECT_FALSE(KeyFile::from_json("{}").is_ok());
+  EXPECT_FALSE(KeyFile::from_json(R"({"version":1,"kdf":"argon2id","memory_kib":1,"iterations":1,
+      "parallelism":1,"salt":"AAAA","wrapped_master":"AAAA"})").is_ok());
+}
+
+}  // namespace lifeboat::crypto

@@ -1,0 +1,179 @@
+"""What users see when things go wrong: exit codes, messages, and a repository that stays sound."""
+import os
+import random
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import Lifeboat
+
+
+def test_missing_repository_exits_10(tmp_path):
+    boat = Lifeboat(tmp_path / "nowhere")
+    p = boat.run("snapshots", check=False)
+    assert p.returncode == 10
+    assert "lifeboat init" in p.stderr
+    p = boat.run("snapshots", "--json", check=False)
+    assert p.returncode == 10 and '"repository_missing"' in p.stdout
+
+
+def test_wrong_password_exits_12(lb):
+    p = lb.run("snapshots", env={"LIFEBOAT_PASSWORD": "guess"}, check=False)
+    assert p.returncode == 12
+    assert "wrong password" in p.stderr
+
+
+def test_password_file_and_key_management(lb, tmp_path):
+    pwfile = tmp_path / "pw"
+    pwfile.write_text("second password\n")
+    lb.run("key", "add", "--kdf-memory-kib", "1024", "--kdf-iterations", "1", env={"LIFEBOAT_NEW_PASSWORD": "second password"})
+    keys = lb.json("key", "list")
+    assert len(keys) == 2 and sum(k["current"] for k in keys) == 1
+    env = {"LIFEBOAT_PASSWORD": ""}
+    p = lb.run("--password-file", pwfile, "key", "list", "--json", env=env)
+    assert p.returncode == 0
+    other = next(k["id"] for k in keys if not k["current"])
+    p = lb.run("key", "remove", [k["id"] for k in keys if k["current"]][0][:8], check=False)
+    assert p.returncode == 1 and "opened with" in p.stderr
+    lb.run("key", "passwd", "--kdf-memory-kib", "1024", "--kdf-iterations", "1", env={"LIFEBOAT_NEW_PASSWORD": "third"})
+    assert lb.run("snapshots", check=False).returncode == 12  # the old password is gone
+    lb.run("key", "remove", other[:8], env={"LIFEBOAT_PASSWORD": "third"})
+    assert lb.run("snapshots", env={"LIFEBOAT_PASSWORD": "second password"}, check=False).returncode == 12
+    assert lb.run("snapshots", env={"LIFEBOAT_PASSWORD": "third"}).returncode == 0
+
+
+def test_unreadable_files_are_skipped_and_exit_3():
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root to drop to an unprivileged user")
+    import tempfile
+    base = Path(tempfile.mkdtemp(prefix="lifeboat-unreadable-"))
+    try:
+        os.chmod(base, 0o777)
+        boat = Lifeboat(base / "repo")
+        boat.init()
+        src = base / "src"
+        src.mkdir()
+        (src / "ok.txt").write_text("fine")
+        (src / "secret.txt").write_text("no access")
+        os.chmod(src / "secret.txt", 0)
+        subprocess.run(["chown", "-R", "65534:65534", str(boat.repo)], check=True)
+        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+               str(Path(__file__).resolve().parents[2] / "build" / "lifeboat"), "backup", str(src)]
+        p = subprocess.run(cmd, env=boat.env, capture_output=True, text=True)
+        assert p.returncode == 3, p.stderr
+        assert "secret.txt" in p.stderr and "Permission denied" in p.stderr
+        snaps = boat.json("snapshots")
+        assert len(snaps) == 1 and snaps[0]["summary"]["unreadable"] == 1
+        files = [l for l in boat.run("ls", "latest").stdout.splitlines() if l.endswith(".txt")]
+        assert files == [str(src / "ok.txt")]
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_lock_conflict_exits_11(lb):
+    slow = lb.popen("backup", "--stdin-from-command", "--", "sh", "-c", "sleep 4; echo done")
+    time.sleep(1.5)
+    p = lb.run("check", check=False)
+    slow.wait(timeout=30)
+    assert p.returncode == 11, p.stderr
+    assert "locked" in p.stderr and "lifeboat unlock" in p.stderr
+    assert slow.returncode == 0
+    lb.run("check")
+
+
+def big_tree(root: Path, files=60, size=4 << 20):
+    root.mkdir()
+    rnd = random.Random(7)
+    for i in range(files):
+        (root / f"f{i:03}").write_bytes(rnd.randbytes(size))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_interrupted_backup_leaves_a_sound_repository_and_next_backup_reuses_data(lb, tmp_path, sig):
+    src = tmp_path / "src"
+    big_tree(src)
+    p = lb.popen("backup", src)
+    time.sleep(0.25)
+    p.send_signal(sig)
+    p.wait(timeout=60)
+    if p.returncode == 0:
+        pytest.skip("backup finished before the signal; machine too fast for this size")
+    assert p.returncode == (130 if sig == signal.SIGINT else -9)
+    check = lb.run("check", "--read-data", check=False)
+    assert check.returncode == 0, check.stderr
+    lb.run("unlock")  # a SIGKILLed backup leaves its lock; unlock removes it as stale (its pid is gone)
+    out = lb.json("backup", src)
+    total = 60 * (4 << 20)
+    if sig == signal.SIGINT:
+        assert out["summary"]["data_added_bytes"] < total, "packs written before the interrupt must be reused"
+    lb.run("restore", "latest", "--target", tmp_path / "r", "--verify")
+    lb.run("check", "--read-data")
+
+
+def flip(path: Path, offset: int):
+    data = bytearray(path.read_bytes())
+    data[offset % len(data)] ^= 0x55
+    path.write_bytes(bytes(data))
+
+
+def test_damaged_repository_files_are_named_and_restores_fail_loudly(lb, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "doc.txt").write_bytes(os.urandom(200000))
+    lb.run("backup", src)
+    packs = sorted(p for p in (lb.repo / "data").rglob("*") if p.is_file())
+    assert packs
+    for pack in packs:
+        saved = pack.read_bytes()
+        for damage in ("flip", "truncate"):
+            if damage == "flip":
+                flip(pack, len(saved) // 3)
+            else:
+                pack.write_bytes(saved[: len(saved) // 2])
+            p = lb.run("check", "--read-data", check=False)
+            assert p.returncode == 1 and pack.name in p.stderr, p.stderr
+            target = tmp_path / f"r-{pack.name[:6]}-{damage}"
+            r = lb.run("restore", "latest", "--target", target, check=False)
+            if r.returncode != 0:
+                assert "error" in r.stderr
+                restored = target / str(src).lstrip("/") / "doc.txt"
+                assert not restored.exists() or restored.read_bytes() == (src / "doc.txt").read_bytes()
+            pack.write_bytes(saved)
+    lb.run("check", "--read-data")
+    for kind in ("index", "snapshots"):
+        f = next((lb.repo / kind).iterdir())
+        saved = f.read_bytes()
+        flip(f, 30)
+        p = lb.run("check", check=False)
+        assert p.returncode == 1 and f.name in p.stderr, p.stderr
+        f.write_bytes(saved)
+    lb.run("check", "--read-data")
+
+
+def test_progress_shows_on_a_terminal_only(lb, tmp_path):
+    import pty
+    src = tmp_path / "src"
+    big_tree(src, files=30, size=4 << 20)
+    master, slave = pty.openpty()
+    p = subprocess.Popen([str(Path(__file__).resolve().parents[2] / "build" / "lifeboat"), "backup", str(src)],
+                         env=lb.env, stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    p.wait(timeout=120)
+    os.close(master)
+    assert p.returncode == 0
+    assert b"files" in seen and b"/s" in seen, seen[:500]
+    q = lb.run("backup", src)  # stderr is a pipe here: no progress lines
+    assert "\r" not in q.stderr

@@ -1,0 +1,131 @@
+"""Backup → break → restore of plain files through the CLI: contents, metadata, selection by time."""
+import json
+import os
+import time
+from pathlib import Path
+
+from conftest import tree_digest
+
+
+def make_tree(root: Path):
+    (root / "sub" / "deeper").mkdir(parents=True)
+    (root / "empty-dir").mkdir()
+    (root / "a.txt").write_text("alpha\n")
+    (root / "sub" / "b.bin").write_bytes(os.urandom(3 << 20))
+    (root / "sub" / "deeper" / "c.txt").write_text("gamma " * 1000)
+    (root / "empty").write_bytes(b"")
+    (root / "spaces and\nnewline").write_text("odd name")
+    os.symlink("a.txt", root / "link-to-a")
+    os.link(root / "a.txt", root / "hard-a")
+    (root / "script.sh").write_text("#!/bin/sh\necho hi\n")
+    os.chmod(root / "script.sh", 0o750)
+    with open(bytes(root) + b"/latin1-\xe9", "wb") as f:
+        f.write(b"non-utf8 name")
+    with open(root / "sparse", "wb") as f:
+        f.seek(20 << 20)
+        f.write(b"end")
+    os.setxattr(root / "a.txt", "user.purpose", b"demo")
+    if os.geteuid() == 0:
+        os.chown(root / "sub" / "b.bin", 1234, 5678)
+
+
+def test_backup_restore_round_trip_keeps_everything(lb, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    make_tree(src)
+    out = lb.json("backup", src)
+    assert out["summary"]["files_new"] >= 8
+    target = tmp_path / "restore"
+    r = lb.json("restore", "latest", "--target", target, "--verify")
+    assert r["errors"] == []
+    assert r["files_verified"] >= 7
+    restored = target / str(src).lstrip("/")
+    assert tree_digest(restored) == tree_digest(src)
+    a, hard = (restored / "a.txt").stat(), (restored / "hard-a").stat()
+    assert a.st_ino == hard.st_ino
+    assert os.getxattr(restored / "a.txt", "user.purpose") == b"demo"
+    assert (restored / "sparse").stat().st_blocks * 512 < (1 << 20), "holes must stay holes"
+    if os.geteuid() == 0:
+        st = (restored / "sub" / "b.bin").stat()
+        assert (st.st_uid, st.st_gid) == (1234, 5678)
+
+
+def test_incremental_backup_skips_unchanged_and_diff_shows_changes(lb, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(50):
+        (src / f"f{i:02}").write_text(f"file {i}\n" * 100)
+    first = lb.json("backup", src)
+    (src / "f07").write_text("changed")
+    (src / "new").write_text("new file")
+    (src / "f09").unlink()
+    second = lb.json("backup", src)
+    s = second["summary"]
+    assert (s["files_new"], s["files_changed"], s["files_unmodified"]) == (1, 1, 48)
+    diff = lb.json("diff", first["snapshot_id"][:8], second["snapshot_id"][:8])
+    changes = {(c["change"], c["path"].rstrip("/").rsplit("/", 1)[-1]) for c in diff["changes"]}
+    # The directory itself changed mtime (metadata only), the three files changed as they did.
+    assert changes == {("M", "f07"), ("+", "new"), ("-", "f09"), ("U", "src")}
+    assert (diff["added"], diff["removed"], diff["modified"]) == (1, 1, 1)
+
+
+def test_restore_at_picks_the_snapshot_of_that_moment(lb, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "state.txt").write_text("version 1")
+    lb.run("backup", src)
+    time.sleep(1.2)
+    between = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    time.sleep(1.2)
+    (src / "state.txt").write_text("version 2")
+    lb.run("backup", src)
+    lb.run("restore", "--at", between, "--target", tmp_path / "r1")
+    assert (tmp_path / "r1" / str(src).lstrip("/") / "state.txt").read_text() == "version 1"
+    local_between = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(time.time() + 5))
+    lb.run("restore", "--at", local_between, "--target", tmp_path / "r2")  # TZ=UTC in the fixture
+    assert (tmp_path / "r2" / str(src).lstrip("/") / "state.txt").read_text() == "version 2"
+    p = lb.run("restore", "--at", "2001-01-01", "--target", tmp_path / "r3", check=False)
+    assert p.returncode == 1 and "no snapshot at or before" in p.stderr
+    p = lb.run("restore", "--at", "last tuesday", "--target", tmp_path / "r3", check=False)
+    assert p.returncode == 1 and "RFC 3339" in p.stderr
+
+
+def test_include_restores_only_matching_paths(lb, tmp_path):
+    src = tmp_path / "src"
+    make_tree(src) if src.mkdir() is None else None
+    lb.run("backup", src)
+    target = tmp_path / "r"
+    lb.run("restore", "latest", "--target", target, "--include", "*/sub/deeper")
+    files = sorted(str(p.relative_to(target)) for p in target.rglob("*") if p.is_file())
+    assert files == [str(src / "sub" / "deeper" / "c.txt").lstrip("/")]
+
+
+def test_snapshots_ls_stats_json(lb, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "x").write_bytes(b"x" * 100000)
+    (src / "y").write_bytes(b"x" * 100000)  # duplicate content
+    lb.run("backup", src, "--tag", "daily", "--host", "web-1")
+    snaps = lb.json("snapshots")
+    assert len(snaps) == 1 and snaps[0]["tags"] == ["daily"] and snaps[0]["hostname"] == "web-1"
+    assert lb.json("snapshots", "--host", "other") == []
+    lines = [json.loads(l) for l in lb.run("ls", "latest", "--json").stdout.splitlines()]
+    paths = {l["path"] for l in lines if "path" in l}
+    assert str(src / "x") in paths and str(src / "y") in paths
+    stats = lb.json("stats")
+    assert stats["restore_size_bytes"] == 200000
+    assert stats["dedup_ratio"] >= 2.0
+    assert stats["compression_ratio"] > 10
+
+
+def test_stdin_from_command_stores_output_and_fails_with_the_command(lb, tmp_path):
+    out = lb.json("backup", "--stdin-from-command", "--stdin-filename", "dump.sql", "--",
+                  "sh", "-c", "for i in $(seq 1 2000); do echo row $i; done")
+    assert out["summary"]["total_bytes"] > 10000
+    lb.run("restore", "latest", "--target", tmp_path / "r")
+    text = (tmp_path / "r" / "dump.sql").read_text()
+    assert text.startswith("row 1\n") and text.endswith("row 2000\n")
+    p = lb.run("backup", "--stdin-from-command", "--", "sh", "-c", "echo partial; exit 3", check=False)
+    assert p.returncode == 1
+    assert "exited with status 3" in p.stderr and "no snapshot" in p.stderr
+    assert len(lb.json("snapshots")) == 1
