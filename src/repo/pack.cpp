@@ -35,10 +35,10 @@ Bytes encode_pack_header(const std::vector<PackEntry>& entries) {
 }
 
 Bytes PackBuilder::finish(const crypto::Aead& aead) {
-  Bytes header = aead.seal(encode_pack_header(entries_));
   Bytes out = std::move(data_);
-  out.insert(out.end(), header.begin(), header.end());
-  ByteWriter(out).u32(static_cast<uint32_t>(header.size()));
+  size_t blobs_len = out.size();
+  aead.seal_append(encode_pack_header(entries_), out);
+  ByteWriter(out).u32(static_cast<uint32_t>(out.size() - blobs_len));
   data_.clear();
   return out;
 }

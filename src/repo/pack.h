@@ -24,6 +24,8 @@ constexpr uint32_t kMaxBlobStoredLen = (1u << 24) - 1;  // fits the index's 24-b
 // Builds one pack in memory. Not thread-safe; the session serializes appends.
 class PackBuilder {
  public:
+  // Reserves capacity once, so appending never reallocates (and copies) a nearly full pack.
+  void reserve(size_t bytes) { data_.reserve(bytes); }
   void append(const PackEntry& entry_without_offset, ByteView sealed_blob);
   size_t size_bytes() const { return data_.size(); }
   size_t count() const { return entries_.size(); }

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <unordered_set>
 #include <nlohmann/json.hpp>
 
 #include "core/time.h"
@@ -158,6 +159,43 @@ Status Repository::load_index() {
   index_.merge();
   index_loaded_ = true;
   return Status::ok();
+}
+
+Result<std::vector<PackEntry>> Repository::load_pack_header(const PackId& id, uint64_t pack_size) {
+  std::string name = to_hex(id);
+  if (pack_size < 4 + crypto::kSealOverhead) return Error(Code::kCorrupt, "pack " + name + " is too short");
+  LB_ASSIGN_OR_RETURN(Bytes trailer, backend_->load({FileType::kPack, name}, pack_size - 4, 4));
+  ByteReader r(trailer);
+  uint32_t header_len = r.u32();
+  if (header_len < crypto::kSealOverhead || header_len > pack_size - 4)
+    return Error(Code::kCorrupt, "pack " + name + " has an impossible header length");
+  LB_ASSIGN_OR_RETURN(Bytes sealed, backend_->load({FileType::kPack, name}, pack_size - 4 - header_len, header_len));
+  auto plain = aead_.open(sealed);
+  if (!plain) return plain.status().with_context("pack " + name + " header");
+  return decode_pack_header(*plain, pack_size - 4 - header_len);
+}
+
+Result<size_t> Repository::adopt_unindexed_packs() {
+  LB_RETURN_IF_ERROR(load_index());
+  std::vector<std::pair<PackId, uint64_t>> orphans;
+  std::unordered_set<PackId, BlobIdHash> known;
+  for (const auto& p : index_.packs()) known.insert(p);
+  LB_RETURN_IF_ERROR(backend_->list(FileType::kPack, [&](const storage::FileInfo& fi) {
+    PackId id;
+    if (parse_id(fi.name, id) && !known.count(id)) orphans.emplace_back(id, fi.size_bytes);
+    return Status::ok();
+  }));
+  if (orphans.empty()) return size_t{0};
+  IndexFile file;
+  for (const auto& [id, size] : orphans) {
+    auto entries = load_pack_header(id, size);
+    if (!entries) continue;
+    index_.add_pack(id, *entries);
+    file.packs.push_back({id, std::move(*entries)});
+  }
+  if (file.packs.empty()) return size_t{0};
+  LB_RETURN_IF_ERROR(save_file(FileType::kIndex, file.encode()).status());
+  return file.packs.size();
 }
 
 Result<Bytes> Repository::read_blob(const BlobId& id) {

@@ -66,6 +66,12 @@ class Repository {
   // Loads every index file into the in-memory index (once; later calls are no-ops).
   Status load_index();
   MasterIndex& index() { return index_; }
+  // Finds complete packs that no index names (left by a killed writer), reads their headers and
+  // writes an index file for them, so their blobs are reused instead of stored again. Returns how
+  // many packs were adopted. Packs whose header does not authenticate are left for check to report.
+  Result<size_t> adopt_unindexed_packs();
+  // Reads a pack's header with two ranged reads (length trailer, then header).
+  Result<std::vector<PackEntry>> load_pack_header(const PackId& id, uint64_t pack_size);
   // Loads, decrypts, decompresses a blob and checks its content ID: wrong bytes are never returned.
   Result<Bytes> read_blob(const BlobId& id);
   Result<Tree> load_tree(const BlobId& id);

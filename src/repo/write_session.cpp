@@ -74,6 +74,7 @@ Status WriteSession::store_sealed(BlobType type, const BlobId& id, ByteView plai
   {
     std::lock_guard lock(mu_);
     PackBuilder& p = packers_[static_cast<int>(type)];
+    if (p.count() == 0 && type == BlobType::kData) p.reserve(repo_.config().pack_size_bytes + repo_.chunker().params().max_size + 65536);
     p.append(e, sealed);
     if (p.size_bytes() >= repo_.config().pack_size_bytes) {
       full = std::move(p);
@@ -149,8 +150,19 @@ Status WriteSession::write_index_locked() {
 Result<StoredStream> WriteSession::store_stream(ByteSource& source, ProgressCounters* progress) {
   const auto& params = repo_.chunker().params();
   const size_t max = params.max_size;
-  thread_local Bytes buf;
-  if (buf.size() < 2 * max) buf.resize(2 * max);
+  // Uninitialized on purpose: only the pages a stream actually fills become resident.
+  thread_local std::unique_ptr<uint8_t[]> buf_owner;
+  thread_local size_t buf_size = 0;
+  if (buf_size < 2 * max) {
+    buf_owner.reset(new uint8_t[2 * max]);
+    buf_size = 2 * max;
+  }
+  struct {
+    uint8_t* ptr;
+    size_t n;
+    uint8_t* data() { return ptr; }
+    size_t size() const { return n; }
+  } buf{buf_owner.get(), buf_size};
   size_t start = 0, end = 0;
   bool eof = false;
   StoredStream out;

@@ -54,12 +54,47 @@ LocalBackend::LocalBackend(std::string root) : root_(std::move(root)) {
   while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
 }
 
+LocalBackend::~LocalBackend() = default;
+
 std::string LocalBackend::path_of(const Handle& h) const {
   if (h.type == FileType::kConfig) return root_ + "/config";
   std::string dir = root_ + "/" + file_type_name(h.type);
   // Packs fan out by their first two hex digits so no directory grows huge.
   if (h.type == FileType::kPack && h.name.size() >= 2) return dir + "/" + h.name.substr(0, 2) + "/" + h.name;
   return dir + "/" + h.name;
+}
+
+LocalBackend::OpenFile::~OpenFile() { close(fd); }
+
+namespace {
+constexpr size_t kMaxCachedFds = 64;
+}
+
+Result<LocalBackend::SharedFile> LocalBackend::open_cached(const std::string& path) {
+  std::lock_guard lock(fd_mu_);
+  auto it = fd_map_.find(path);
+  if (it != fd_map_.end()) {
+    fd_lru_.splice(fd_lru_.begin(), fd_lru_, it->second);
+    return it->second->second;
+  }
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno_status("open", path);
+  auto file = std::make_shared<const OpenFile>(fd);
+  fd_lru_.emplace_front(path, file);
+  fd_map_[path] = fd_lru_.begin();
+  if (fd_lru_.size() > kMaxCachedFds) {
+    fd_map_.erase(fd_lru_.back().first);
+    fd_lru_.pop_back();
+  }
+  return file;
+}
+
+void LocalBackend::evict(const std::string& path) {
+  std::lock_guard lock(fd_mu_);
+  auto it = fd_map_.find(path);
+  if (it == fd_map_.end()) return;
+  fd_lru_.erase(it->second);
+  fd_map_.erase(it);
 }
 
 Status LocalBackend::create_layout() {
@@ -124,20 +159,26 @@ Status LocalBackend::save(const Handle& h, ByteView data, const SaveOptions& opt
 
 Result<Bytes> LocalBackend::load(const Handle& h, uint64_t offset, uint64_t length) {
   std::string path = path_of(h);
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errno_status("open", path);
+  // Packs are immutable and read in many small ranges: keep them open. Other files are read whole.
+  SharedFile cached;
+  int fd;
+  if (h.type == FileType::kPack) {
+    LB_ASSIGN_OR_RETURN(cached, open_cached(path));
+    fd = cached->fd;
+  } else {
+    fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno_status("open", path);
+  }
+  auto done = [&](auto result) {
+    if (!cached) close(fd);
+    return result;
+  };
   struct stat st;
-  if (fstat(fd, &st) != 0) {
-    Status s = errno_status("stat", path);
-    close(fd);
-    return s;
-  }
+  if (fstat(fd, &st) != 0) return done(Result<Bytes>(errno_status("stat", path)));
   uint64_t size = static_cast<uint64_t>(st.st_size);
-  if (offset > size || (length && offset + length > size)) {
-    close(fd);
-    return Error(Code::kIo, fmt::format("read {}: wanted bytes {}..{} of a {}-byte file (truncated?)", path, offset,
-                                        offset + length, size));
-  }
+  if (offset > size || (length && offset + length > size))
+    return done(Result<Bytes>(Error(Code::kIo, fmt::format("read {}: wanted bytes {}..{} of a {}-byte file (truncated?)",
+                                                           path, offset, offset + length, size))));
   if (!length) length = size - offset;
   Bytes out(length);
   uint64_t got = 0;
@@ -146,13 +187,11 @@ Result<Bytes> LocalBackend::load(const Handle& h, uint64_t offset, uint64_t leng
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       Status s = n < 0 ? errno_status("read", path) : Error(Code::kIo, "short read from " + path);
-      close(fd);
-      return s;
+      return done(Result<Bytes>(s));
     }
     got += static_cast<uint64_t>(n);
   }
-  close(fd);
-  return out;
+  return done(Result<Bytes>(std::move(out)));
 }
 
 Result<FileInfo> LocalBackend::stat(const Handle& h) {
@@ -192,6 +231,7 @@ Status LocalBackend::list(FileType t, const std::function<Status(const FileInfo&
 
 Status LocalBackend::remove(const Handle& h) {
   std::string path = path_of(h);
+  if (h.type == FileType::kPack) evict(path);
   if (unlink(path.c_str()) != 0 && errno != ENOENT) return errno_status("remove", path);
   return fsync_dir(path.substr(0, path.rfind('/')));
 }

@@ -118,7 +118,10 @@ repo::Node node_from_stat(const std::string& path, std::string name, const struc
 
 Status apply_metadata(const std::string& path, int fd, const repo::Node& n) {
   bool is_link = n.kind == repo::NodeKind::kSymlink;
-  int rc = fd >= 0 ? fchown(fd, n.uid, n.gid) : lchown(path.c_str(), n.uid, n.gid);
+  // A file we just created is already ours: skip the syscall when that is the recorded owner.
+  int rc = 0;
+  if (fd < 0 || n.uid != geteuid() || n.gid != getegid())
+    rc = fd >= 0 ? fchown(fd, n.uid, n.gid) : lchown(path.c_str(), n.uid, n.gid);
   if (rc != 0 && errno != EPERM)
     return Error(Code::kIo, fmt::format("chown {}: {}", path, strerror(errno)));
   if (!is_link) {

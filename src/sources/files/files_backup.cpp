@@ -353,6 +353,7 @@ Result<FilesBackupResult> backup_files(repo::Repository& repo, const FilesBackup
       return Error(Code::kInvalidArgument, fmt::format("cannot back up {}: {}", p, strerror(errno)));
   }
   LB_RETURN_IF_ERROR(repo.load_index());
+  LB_RETURN_IF_ERROR(repo.adopt_unindexed_packs().status());
   int64_t start = monotonic_ns();
   std::atomic<bool> stop_scan{false};
   std::thread scanner;

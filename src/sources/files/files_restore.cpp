@@ -125,9 +125,13 @@ class FileWriter {
     }
     if (s) s = apply_metadata(tmp, fd, node);
     close(fd);
-    if (s) s = remove_existing(path);
-    if (s && rename(tmp.c_str(), path.c_str()) != 0)
-      s = Error(Code::kIo, fmt::format("rename into {}: {}", path, strerror(errno)));
+    // rename() replaces an existing file atomically; only a directory in the way needs removing first.
+    if (s && rename(tmp.c_str(), path.c_str()) != 0) {
+      if (errno == EISDIR || errno == ENOTEMPTY || errno == EEXIST) s = remove_existing(path);
+      else s = Error(Code::kIo, fmt::format("rename into {}: {}", path, strerror(errno)));
+      if (s && rename(tmp.c_str(), path.c_str()) != 0)
+        s = Error(Code::kIo, fmt::format("rename into {}: {}", path, strerror(errno)));
+    }
     if (!s) unlink(tmp.c_str());
     return s;
   }
@@ -226,7 +230,7 @@ Result<FilesRestoreResult> restore_files(repo::Repository& repo, const repo::Sna
 
   FileWriter writer(repo, options.verify, progress);
   {
-    WorkerPool pool(options.threads ? options.threads : WorkerPool::default_threads() + 1, 32);
+    WorkerPool pool(options.threads ? options.threads : WorkerPool::default_threads() * 2, 64);
     for (const auto& a : actions) {
       if (interrupted()) break;
       std::string path = target + "/" + a.rel;
