@@ -72,7 +72,9 @@ def change_one_percent(root: Path, seed: int):
 
 
 def timed(cmd, env):
-    """Runs cmd under /usr/bin/time; returns (seconds, peak RSS bytes)."""
+    """Runs cmd under /usr/bin/time after a sync (so earlier writeback does not bill this run).
+    Returns (seconds, peak RSS bytes)."""
+    os.sync()
     t0 = time.monotonic()
     p = subprocess.run(["/usr/bin/time", "-f", "MAXRSS_KB=%M", *map(str, cmd)], env=env, capture_output=True, text=True)
     dt = time.monotonic() - t0
@@ -86,74 +88,101 @@ def du(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def run_tool(name, tree, work, env):
-    repo = work / f"repo-{name}"
-    target = work / f"restore-{name}"
-    shutil.rmtree(repo, ignore_errors=True)
-    shutil.rmtree(target, ignore_errors=True)
-    if name == "lifeboat":
-        env = dict(env, LIFEBOAT_REPOSITORY=str(repo), LIFEBOAT_PASSWORD="bench")
-        base = [LIFEBOAT]
-        subprocess.run([*base, "init", "-q"], env=env, check=True)
-        backup = [*base, "backup", "-q", tree]
-        restore = [*base, "restore", "-q", "latest", "--target", target]
-        check = [*base, "check", "-q", "--read-data"]
-    else:
-        env = dict(env, RESTIC_REPOSITORY=str(repo), RESTIC_PASSWORD="bench", RESTIC_CACHE_DIR=str(work / "restic-cache"))
-        base = [RESTIC]
-        subprocess.run([*base, "init", "-q"], env=env, check=True, capture_output=True)
-        backup = [*base, "backup", "-q", tree]
-        restore = [*base, "restore", "-q", "latest", "--target", target]
-        check = [*base, "check", "-q", "--read-data"]
-    return repo, target, env, backup, restore, check
+class Tool:
+    def __init__(self, name, scratch: Path, tree: Path):
+        self.name, self.tree = name, tree
+        self.repo = scratch / f"repo-{name}"
+        self.target = scratch / f"restore-{name}"
+        if name == "lifeboat":
+            self.env = dict(os.environ, LIFEBOAT_REPOSITORY=str(self.repo), LIFEBOAT_PASSWORD="bench")
+            self.bin = LIFEBOAT
+        else:
+            self.env = dict(os.environ, RESTIC_REPOSITORY=str(self.repo), RESTIC_PASSWORD="bench",
+                            RESTIC_CACHE_DIR=str(scratch / "restic-cache"))
+            self.bin = RESTIC
+
+    def init(self):
+        shutil.rmtree(self.repo, ignore_errors=True)
+        if self.name == "restic":
+            shutil.rmtree(Path(self.env["RESTIC_CACHE_DIR"]), ignore_errors=True)
+        subprocess.run([self.bin, "init", "-q"], env=self.env, check=True, capture_output=True)
+
+    def backup(self):
+        return timed([self.bin, "backup", "-q", self.tree], self.env)
+
+    def restore(self):
+        shutil.rmtree(self.target, ignore_errors=True)
+        os.sync()
+        r = timed([self.bin, "restore", "-q", "latest", "--target", self.target], self.env)
+        shutil.rmtree(self.target, ignore_errors=True)
+        return r
+
+    def check(self):
+        return timed([self.bin, "check", "-q", "--read-data"], self.env)
+
+
+def median(runs):
+    runs = sorted(runs)
+    return runs[len(runs) // 2]
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--size-mb", type=int, default=1024)
     ap.add_argument("--files", type=int, default=50_000)
+    ap.add_argument("--repeat", type=int, default=3, help="runs per phase and tool (median reported)")
+    ap.add_argument("--scratch", default=str(WORK), help="where repositories and restore targets live")
     ap.add_argument("--no-record", action="store_true", help="do not append to bench/RESULTS.md")
     args = ap.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
+    scratch = Path(args.scratch)
+    scratch.mkdir(parents=True, exist_ok=True)
     tree = WORK / f"tree-{args.size_mb}mb-{args.files}"
     print(f"generating {args.size_mb} MB in {args.files} files under {tree} (cached between runs)…", flush=True)
     generate_tree(tree, args.size_mb << 20, args.files)
-    env = dict(os.environ)
-    results = {}
-    sizes = {}
-    tools = ["lifeboat", "restic"]
-    setups = {t: run_tool(t, tree, WORK, env) for t in tools}
-    # Each phase runs for both tools back to back, so both see the same cache state and machine load.
-    phases = [("initial backup", 3), ("no-change backup", 3), ("backup after 1% changed", 3), ("restore", 4),
-              ("check --read-data", 5)]
-    for phase, idx in phases:
-        if phase == "backup after 1% changed":
-            change_one_percent(tree, seed=len(list(WORK.glob("changed-*"))) + 1)
+    tools = [Tool("lifeboat", scratch, tree), Tool("restic", scratch, tree)]
+    runs = {}
+
+    def record(phase, tool, result):
+        runs.setdefault((phase, tool.name), []).append(result)
+        print(f"  {phase:<26} {tool.name:<9} {result[0]:7.2f} s  {result[1] / 2**20:7.1f} MiB RSS", flush=True)
+
+    # Runs alternate between the tools so both see the same machine state; medians absorb the noise
+    # of this VM's disk writeback.
+    for _ in range(args.repeat):
         for t in tools:
-            repo, target, tenv, backup, restore, check = setups[t]
-            cmd = {3: backup, 4: restore, 5: check}[idx]
-            if phase == "restore":
-                shutil.rmtree(target, ignore_errors=True)
-            results[(phase, t)] = timed(cmd, tenv)
-            print(f"  {phase:<26} {t:<9} {results[(phase, t)][0]:7.2f} s  {results[(phase, t)][1] / 2**20:7.1f} MiB RSS", flush=True)
-        if phase == "initial backup":
-            for t in tools:
-                sizes[t] = du(setups[t][0])
+            t.init()
+            record("initial backup", t, t.backup())
+    sizes = {t.name: du(t.repo) for t in tools}
+    for _ in range(args.repeat):
+        for t in tools:
+            record("no-change backup", t, t.backup())
+    change_one_percent(tree, seed=1)
+    (tree / ".complete").unlink(missing_ok=True)  # the changed tree must not pass for the pristine one
     for t in tools:
-        shutil.rmtree(setups[t][1], ignore_errors=True)
-    # The changed tree must not be reused as the pristine one next time.
-    (tree / ".complete").unlink(missing_ok=True)
+        record("backup after 1% changed", t, t.backup())
+    for _ in range(args.repeat):
+        for t in tools:
+            record("restore", t, t.restore())
+    for _ in range(args.repeat):
+        for t in tools:
+            record("check --read-data", t, t.check())
+    phases = ["initial backup", "no-change backup", "backup after 1% changed", "restore", "check --read-data"]
+    results = {k: (median([r[0] for r in v]), max(r[1] for r in v)) for k, v in runs.items()}
 
     restic_version = subprocess.run([RESTIC, "version"], capture_output=True, text=True).stdout.strip()
     lifeboat_version = subprocess.run([LIFEBOAT, "--version"], capture_output=True, text=True).stdout.strip()
-    lines = [f"### {datetime.date.today()} — {args.size_mb} MB, {args.files} files",
+    fs = subprocess.run(["df", "--output=fstype", str(scratch)], capture_output=True, text=True).stdout.split()[-1]
+    lines = [f"### {datetime.date.today()} — {args.size_mb} MB in {args.files} files, repositories on {fs} ({scratch})",
              "",
-             f"Machine: {platform.machine()}, {os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
-             f"{platform.platform()}. Lifeboat {lifeboat_version}; {restic_version}. Warm page cache, local disk.",
+             f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
+             f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, {platform.platform()}. "
+             f"Lifeboat {lifeboat_version}; {restic_version}. Median of {args.repeat} alternating runs "
+             f"(the 1% change: one run), sync before each, warm page cache for the source tree.",
              "",
-             "| phase | lifeboat s | restic s | time ratio | goal | lifeboat RSS MiB | restic RSS MiB | RSS ratio |",
+             "| phase | lifeboat s | restic s | time ratio | goal | lifeboat peak RSS MiB | restic peak RSS MiB | RSS ratio |",
              "|---|---|---|---|---|---|---|---|"]
-    for phase, _ in phases:
+    for phase in phases:
         (lt, lr), (rt, rr) = results[(phase, "lifeboat")], results[(phase, "restic")]
         goal = GOALS.get(phase)
         mark = "" if goal is None else (f"≤ {goal}x ✅" if lt / rt <= goal else f"≤ {goal}x ❌")
@@ -162,6 +191,8 @@ def main():
                   f"restic {sizes['restic'] / 2**20:.1f} MiB ({sizes['lifeboat'] / sizes['restic']:.3f}x).", ""]
     report = "\n".join(lines)
     print("\n" + report)
+    for t in tools:
+        shutil.rmtree(t.repo, ignore_errors=True)
     if not args.no_record:
         results_md = ROOT / "bench" / "RESULTS.md"
         if not results_md.exists():

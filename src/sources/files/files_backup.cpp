@@ -47,19 +47,17 @@ class FdSource final : public repo::ByteSource {
 
 std::string join(const std::string& dir, const std::string& name) { return dir == "/" ? "/" + name : dir + "/" + name; }
 
-// Per-directory bookkeeping: file tasks fill `nodes[i]` and count down.
-struct DirTasks {
-  std::mutex mu;
-  std::condition_variable cv;
-  size_t pending = 0;
-  void done() {
-    std::lock_guard l(mu);
-    if (--pending == 0) cv.notify_all();
-  }
-  void wait() {
-    std::unique_lock l(mu);
-    cv.wait(l, [&] { return pending == 0; });
-  }
+// One directory being backed up. Entries fill in from worker threads; whoever completes the last
+// outstanding entry stores the tree and reports to the parent, so the walker never waits for a
+// directory to finish and the workers never drain at directory boundaries.
+struct DirJob {
+  std::string path;
+  Tree tree;
+  std::vector<char> failed;
+  std::atomic<size_t> pending{1};  // one token held by the walker until the listing is processed
+  DirJob* parent = nullptr;
+  size_t slot = 0;
+  Tree* out_tree = nullptr;  // a holder for top-level targets: hand the nodes over instead of storing
 };
 
 class FilesBackup {
@@ -67,7 +65,7 @@ class FilesBackup {
   FilesBackup(repo::Repository& repo, repo::WriteSession& session, const FilesBackupOptions& options,
               ProgressCounters& progress)
       : repo_(repo), session_(session), options_(options), progress_(progress),
-        pool_(options.threads ? options.threads : WorkerPool::default_threads(), 64) {}
+        pool_(options.threads ? options.threads : WorkerPool::default_threads(), 256) {}
 
   Result<BlobId> run();
   std::vector<std::string> unreadable;
@@ -78,16 +76,21 @@ class FilesBackup {
     std::map<std::string, PathPart> children;
     bool is_target = false;
   };
-  Result<BlobId> backup_dir(const std::string& path, const Tree* parent);
+  // Starts a directory; it completes (now or later) into parent->tree.nodes[slot] or *result.
+  void start_dir(const std::string& path, const Tree* parent_tree, DirJob* parent, size_t slot);
+  // Handles one listed entry of `job` at `slot`: reuse, submit for reading, or recurse.
+  void start_entry(DirJob* job, size_t slot, const std::string& path, const Node* parent_node);
+  void release(DirJob* job);
   Result<BlobId> build_prefix(const PathPart& part, const std::string& path, const Tree* parent);
-  // Fills `node` for one entry; false when it must be skipped.
-  bool backup_entry(const std::string& path, Node& node, const Node* parent_node, DirTasks& tasks,
-                    std::vector<char>& failed, size_t slot);
   bool excluded(const std::string& path, const std::string& name) const;
   void note_unreadable(const std::string& path, const std::string& why) {
     std::lock_guard l(mu_);
     unreadable.push_back(path + ": " + why);
     progress_.errors++;
+  }
+  void note_fatal(const Status& s) {
+    std::lock_guard l(mu_);
+    if (fatal_) fatal_ = s;
   }
   std::optional<Tree> load_parent_subtree(const Node* parent_node) {
     if (!parent_node || parent_node->kind != NodeKind::kDir || !parent_node->subtree) return std::nullopt;
@@ -95,6 +98,7 @@ class FilesBackup {
     if (!t) return std::nullopt;  // a damaged parent only costs re-reading
     return std::move(*t);
   }
+  void read_file(DirJob* job, size_t slot, const std::string& path, bool changed);
 
   repo::Repository& repo_;
   repo::WriteSession& session_;
@@ -111,26 +115,67 @@ bool FilesBackup::excluded(const std::string& path, const std::string& name) con
   return false;
 }
 
-bool FilesBackup::backup_entry(const std::string& path, Node& node, const Node* parent_node, DirTasks& tasks,
-                               std::vector<char>& failed, size_t slot) {
-  if (node.kind == NodeKind::kDir) {
-    std::optional<Tree> parent_tree = load_parent_subtree(parent_node);
-    auto id = backup_dir(path, parent_tree ? &*parent_tree : nullptr);
-    if (!id) {
-      if (id.status().code() == Code::kInterrupted || id.status().code() == Code::kFatal) {
-        std::lock_guard l(mu_);
-        if (fatal_) fatal_ = id.status();
-      } else {
-        note_unreadable(path, id.status().message());
+void FilesBackup::release(DirJob* job) {
+  while (job) {
+    if (job->pending.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    // Last entry done: store this directory's tree.
+    Tree out;
+    out.nodes.reserve(job->tree.nodes.size());
+    for (size_t i = 0; i < job->tree.nodes.size(); ++i)
+      if (!job->failed[i]) out.nodes.push_back(std::move(job->tree.nodes[i]));
+    DirJob* parent = job->parent;
+    if (job->out_tree) {
+      *job->out_tree = std::move(out);
+    } else {
+      auto id = session_.store_tree(out);
+      if (!id) note_fatal(id.status().with_context(job->path));
+      if (parent) {
+        if (id) parent->tree.nodes[job->slot].subtree = *id;
+        else parent->failed[job->slot] = 1;
       }
-      return false;
     }
-    node.subtree = *id;
+    delete job;
+    job = parent;  // our completion may complete the parent
+  }
+}
+
+void FilesBackup::read_file(DirJob* job, size_t slot, const std::string& path, bool changed) {
+  Node& node = job->tree.nodes[slot];
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOATIME);
+  if (fd < 0 && errno == EPERM) fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);  // O_NOATIME needs ownership
+  if (fd < 0) {
+    note_unreadable(path, strerror(errno));
+    job->failed[slot] = 1;
+    return;
+  }
+  posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  FdSource src(fd, path);
+  auto stored = session_.store_stream(src, &progress_);
+  close(fd);
+  if (!stored) {
+    if (stored.status().code() == Code::kIo) note_unreadable(path, stored.status().message());
+    else note_fatal(stored.status().with_context(path));
+    job->failed[slot] = 1;
+    return;
+  }
+  node.content = std::move(stored->content);
+  node.size = stored->size_bytes;  // what was read, even if the file changed while reading
+  std::lock_guard l(mu_);
+  (changed ? files_changed : files_new)++;
+  progress_.files_done++;
+}
+
+void FilesBackup::start_entry(DirJob* job, size_t slot, const std::string& path, const Node* parent_node) {
+  Node& node = job->tree.nodes[slot];
+  if (node.kind == NodeKind::kDir) {
+    job->pending.fetch_add(1, std::memory_order_relaxed);
+    std::optional<Tree> parent_tree = load_parent_subtree(parent_node);
+    start_dir(path, parent_tree ? &*parent_tree : nullptr, job, slot);
     std::lock_guard l(mu_);
     dirs++;
-    return true;
+    return;
   }
-  if (node.kind != NodeKind::kFile) return true;
+  if (node.kind != NodeKind::kFile) return;
   {
     std::lock_guard l(mu_);
     total_bytes += node.size;
@@ -146,51 +191,32 @@ bool FilesBackup::backup_entry(const std::string& path, Node& node, const Node* 
     files_unmodified++;
     progress_.files_done++;
     progress_.bytes_done += node.size;
-    return true;
+    return;
   }
   bool changed = parent_node != nullptr;
-  {
-    std::lock_guard l(tasks.mu);
-    tasks.pending++;
-  }
-  pool_.submit([this, path, &node, &tasks, &failed, slot, changed] {
-    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOATIME);
-    if (fd < 0 && errno == EPERM) fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);  // O_NOATIME needs ownership
-    if (fd < 0) {
-      note_unreadable(path, strerror(errno));
-      failed[slot] = 1;
-      tasks.done();
-      return;
-    }
-    posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-    FdSource src(fd, path);
-    auto stored = session_.store_stream(src, &progress_);
-    close(fd);
-    if (!stored) {
-      Code c = stored.status().code();
-      if (c == Code::kIo) {
-        note_unreadable(path, stored.status().message());
-      } else {
-        std::lock_guard l(mu_);
-        if (fatal_) fatal_ = stored.status().with_context(path);
-      }
-      failed[slot] = 1;
-    } else {
-      node.content = std::move(stored->content);
-      node.size = stored->size_bytes;  // what was read, even if the file changed while reading
-      std::lock_guard l(mu_);
-      (changed ? files_changed : files_new)++;
-      progress_.files_done++;
-    }
-    tasks.done();
+  job->pending.fetch_add(1, std::memory_order_relaxed);
+  pool_.submit([this, job, slot, path, changed] {
+    read_file(job, slot, path, changed);
+    release(job);
   });
-  return true;
 }
 
-Result<BlobId> FilesBackup::backup_dir(const std::string& path, const Tree* parent) {
-  if (interrupted()) return Error(Code::kInterrupted, "interrupted");
+void FilesBackup::start_dir(const std::string& path, const Tree* parent_tree, DirJob* parent, size_t slot) {
+  // A directory that cannot be read is left out of its parent (and reported); the parent's token
+  // taken for it by start_entry is given back.
+  auto skip = [&](const Status& s) {
+    parent->failed[slot] = 1;
+    if (s.code() == Code::kIo) note_unreadable(path, s.message());
+    else note_fatal(s);
+    release(parent);
+  };
+  if (interrupted()) return skip(Error(Code::kInterrupted, "interrupted"));
   DIR* d = opendir(path.c_str());
-  if (!d) return Error(Code::kIo, fmt::format("cannot list directory: {}", strerror(errno)));
+  if (!d) return skip(Error(Code::kIo, fmt::format("cannot list directory: {}", strerror(errno))));
+  auto* job = new DirJob;
+  job->path = path;
+  job->parent = parent;
+  job->slot = slot;
   std::vector<std::string> names;
   while (struct dirent* e = readdir(d)) {
     if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
@@ -198,9 +224,8 @@ Result<BlobId> FilesBackup::backup_dir(const std::string& path, const Tree* pare
   }
   closedir(d);
   std::sort(names.begin(), names.end());
-  Tree tree;
-  tree.nodes.reserve(names.size());
   std::vector<std::string> paths;
+  job->tree.nodes.reserve(names.size());
   for (const auto& name : names) {
     std::string p = join(path, name);
     if (excluded(p, name)) continue;
@@ -209,29 +234,18 @@ Result<BlobId> FilesBackup::backup_dir(const std::string& path, const Tree* pare
       if (errno != ENOENT) note_unreadable(p, strerror(errno));  // vanished entries are simply gone
       continue;
     }
-    tree.nodes.push_back(node_from_stat(p, name, st));
+    job->tree.nodes.push_back(node_from_stat(p, name, st));
     paths.push_back(p);
   }
-  std::vector<char> failed(tree.nodes.size(), 0);
-  DirTasks tasks;
+  job->failed.assign(job->tree.nodes.size(), 0);
   // Files first (they go to the pool), then subdirectories (walked here), so reading overlaps walking.
-  for (int pass = 0; pass < 2; ++pass) {
-    for (size_t i = 0; i < tree.nodes.size(); ++i) {
-      Node& n = tree.nodes[i];
-      if ((n.kind == NodeKind::kDir) != (pass == 1)) continue;
-      const Node* pn = parent ? parent->find(n.name) : nullptr;
-      if (!backup_entry(paths[i], n, pn, tasks, failed, i)) failed[i] = 1;
+  for (int pass = 0; pass < 2; ++pass)
+    for (size_t i = 0; i < job->tree.nodes.size(); ++i) {
+      if ((job->tree.nodes[i].kind == NodeKind::kDir) != (pass == 1)) continue;
+      const Node* pn = parent_tree ? parent_tree->find(job->tree.nodes[i].name) : nullptr;
+      start_entry(job, i, paths[i], pn);
     }
-  }
-  tasks.wait();
-  {
-    std::lock_guard l(mu_);
-    LB_RETURN_IF_ERROR(fatal_);
-  }
-  Tree out;
-  for (size_t i = 0; i < tree.nodes.size(); ++i)
-    if (!failed[i]) out.nodes.push_back(std::move(tree.nodes[i]));
-  return session_.store_tree(out);
+  release(job);
 }
 
 Result<BlobId> FilesBackup::build_prefix(const PathPart& part, const std::string& path, const Tree* parent) {
@@ -244,21 +258,28 @@ Result<BlobId> FilesBackup::build_prefix(const PathPart& part, const std::string
     Node n = node_from_stat(p, name, st);
     const Node* pn = parent ? parent->find(name) : nullptr;
     if (child.is_target) {
-      DirTasks tasks;
-      std::vector<char> failed(1, 0);
-      bool keep = backup_entry(p, n, pn, tasks, failed, 0);
-      tasks.wait();
+      // A one-entry holder job for the target, so files and directories take the same path.
+      Tree handed_over;
+      auto* holder = new DirJob;
+      holder->path = path;
+      holder->tree.nodes.push_back(n);
+      holder->failed.assign(1, 0);
+      holder->out_tree = &handed_over;
+      start_entry(holder, 0, p, pn);
+      release(holder);
+      pool_.wait_idle();
       {
         std::lock_guard l(mu_);
         LB_RETURN_IF_ERROR(fatal_);
       }
-      if (!keep || failed[0]) continue;
-    } else {
-      if (n.kind != NodeKind::kDir) return Error(Code::kInvalidArgument, p + " is not a directory");
-      std::optional<Tree> pt = load_parent_subtree(pn);
-      LB_ASSIGN_OR_RETURN(BlobId id, build_prefix(child, p, pt ? &*pt : nullptr));
-      n.subtree = id;
+      // Empty when the target itself could not be read (reported as unreadable).
+      for (auto& node : handed_over.nodes) tree.nodes.push_back(std::move(node));
+      continue;
     }
+    if (n.kind != NodeKind::kDir) return Error(Code::kInvalidArgument, p + " is not a directory");
+    std::optional<Tree> pt = load_parent_subtree(pn);
+    LB_ASSIGN_OR_RETURN(BlobId id, build_prefix(child, p, pt ? &*pt : nullptr));
+    n.subtree = id;
     tree.nodes.push_back(std::move(n));
   }
   tree.sort();
