@@ -90,35 +90,42 @@ def du(path: Path) -> int:
 
 class Tool:
     def __init__(self, name, scratch: Path, tree: Path):
-        self.name, self.tree = name, tree
+        self.name, self.tree, self.scratch = name, tree, scratch
         self.repo = scratch / f"repo-{name}"
-        self.target = scratch / f"restore-{name}"
+        self.junk = []  # repositories and restore targets to delete between phases, never inside a timed one
         if name == "lifeboat":
-            self.env = dict(os.environ, LIFEBOAT_REPOSITORY=str(self.repo), LIFEBOAT_PASSWORD="bench")
-            self.bin = LIFEBOAT
+            self.bin, self.repo_var, self.password_var = LIFEBOAT, "LIFEBOAT_REPOSITORY", "LIFEBOAT_PASSWORD"
         else:
-            self.env = dict(os.environ, RESTIC_REPOSITORY=str(self.repo), RESTIC_PASSWORD="bench",
-                            RESTIC_CACHE_DIR=str(scratch / "restic-cache"))
-            self.bin = RESTIC
+            self.bin, self.repo_var, self.password_var = RESTIC, "RESTIC_REPOSITORY", "RESTIC_PASSWORD"
+        self.set_repo(self.repo)
 
-    def init(self):
-        shutil.rmtree(self.repo, ignore_errors=True)
-        if self.name == "restic":
-            shutil.rmtree(Path(self.env["RESTIC_CACHE_DIR"]), ignore_errors=True)
+    def set_repo(self, repo: Path):
+        self.repo = repo
+        self.env = dict(os.environ, **{self.repo_var: str(repo), self.password_var: "bench"},
+                        RESTIC_CACHE_DIR=str(repo) + "-cache")
+
+    def init(self, round_no):
+        if self.repo.exists():
+            self.junk += [self.repo, Path(str(self.repo) + "-cache")]
+        self.set_repo(self.scratch / f"repo-{self.name}-{round_no}")
         subprocess.run([self.bin, "init", "-q"], env=self.env, check=True, capture_output=True)
 
     def backup(self):
         return timed([self.bin, "backup", "-q", self.tree], self.env)
 
-    def restore(self):
-        shutil.rmtree(self.target, ignore_errors=True)
-        os.sync()
-        r = timed([self.bin, "restore", "-q", "latest", "--target", self.target], self.env)
-        shutil.rmtree(self.target, ignore_errors=True)
-        return r
+    def restore(self, round_no):
+        target = self.scratch / f"restore-{self.name}-{round_no}"
+        self.junk.append(target)
+        return timed([self.bin, "restore", "-q", "latest", "--target", target], self.env)
 
     def check(self):
         return timed([self.bin, "check", "-q", "--read-data"], self.env)
+
+    def clean(self, everything=False):
+        for p in self.junk + ([self.repo, Path(str(self.repo) + "-cache")] if everything else []):
+            shutil.rmtree(p, ignore_errors=True)
+        self.junk = []
+        os.sync()
 
 
 def median(runs):
@@ -147,25 +154,37 @@ def main():
         runs.setdefault((phase, tool.name), []).append(result)
         print(f"  {phase:<26} {tool.name:<9} {result[0]:7.2f} s  {result[1] / 2**20:7.1f} MiB RSS", flush=True)
 
-    # Runs alternate between the tools so both see the same machine state; medians absorb the noise
-    # of this VM's disk writeback.
-    for _ in range(args.repeat):
+    # Runs alternate between the tools, and which goes first alternates by round, so both see the same
+    # machine state; medians absorb this VM's disk noise. Deleting gigabytes (with online discard)
+    # slows whatever runs next, so deletions happen between phases, never between timed runs.
+    def rounds():
+        for r in range(args.repeat):
+            yield r, (tools if r % 2 == 0 else tools[::-1])
+
+    def settle():
         for t in tools:
-            t.init()
+            t.clean()
+        time.sleep(2)
+
+    for r, order in rounds():
+        for t in order:
+            t.init(r)
             record("initial backup", t, t.backup())
     sizes = {t.name: du(t.repo) for t in tools}
-    for _ in range(args.repeat):
-        for t in tools:
+    settle()
+    for r, order in rounds():
+        for t in order:
             record("no-change backup", t, t.backup())
     change_one_percent(tree, seed=1)
     (tree / ".complete").unlink(missing_ok=True)  # the changed tree must not pass for the pristine one
     for t in tools:
         record("backup after 1% changed", t, t.backup())
-    for _ in range(args.repeat):
-        for t in tools:
-            record("restore", t, t.restore())
-    for _ in range(args.repeat):
-        for t in tools:
+    for r, order in rounds():
+        for t in order:
+            record("restore", t, t.restore(r))
+    settle()
+    for r, order in rounds():
+        for t in order:
             record("check --read-data", t, t.check())
     phases = ["initial backup", "no-change backup", "backup after 1% changed", "restore", "check --read-data"]
     results = {k: (median([r[0] for r in v]), max(r[1] for r in v)) for k, v in runs.items()}
@@ -177,8 +196,8 @@ def main():
              "",
              f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
              f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, {platform.platform()}. "
-             f"Lifeboat {lifeboat_version}; {restic_version}. Median of {args.repeat} alternating runs "
-             f"(the 1% change: one run), sync before each, warm page cache for the source tree.",
+             f"Lifeboat {lifeboat_version}; {restic_version}. Median of {args.repeat} runs, tools alternating "
+             f"and swapping order each round (the 1% change: one run); sync before each; warm page cache for the source tree.",
              "",
              "| phase | lifeboat s | restic s | time ratio | goal | lifeboat peak RSS MiB | restic peak RSS MiB | RSS ratio |",
              "|---|---|---|---|---|---|---|---|"]
@@ -192,7 +211,7 @@ def main():
     report = "\n".join(lines)
     print("\n" + report)
     for t in tools:
-        shutil.rmtree(t.repo, ignore_errors=True)
+        t.clean(everything=True)
     if not args.no_record:
         results_md = ROOT / "bench" / "RESULTS.md"
         if not results_md.exists():

@@ -116,15 +116,18 @@ repo::Node node_from_stat(const std::string& path, std::string name, const struc
   return n;
 }
 
-Status apply_metadata(const std::string& path, int fd, const repo::Node& n) {
+Status apply_metadata(const std::string& path, int fd, const repo::Node& n, bool mode_is_set) {
   bool is_link = n.kind == repo::NodeKind::kSymlink;
   // A file we just created is already ours: skip the syscall when that is the recorded owner.
   int rc = 0;
-  if (fd < 0 || n.uid != geteuid() || n.gid != getegid())
+  bool chowned = false;
+  if (fd < 0 || n.uid != geteuid() || n.gid != getegid()) {
     rc = fd >= 0 ? fchown(fd, n.uid, n.gid) : lchown(path.c_str(), n.uid, n.gid);
+    chowned = rc == 0;
+  }
   if (rc != 0 && errno != EPERM)
     return Error(Code::kIo, fmt::format("chown {}: {}", path, strerror(errno)));
-  if (!is_link) {
+  if (!is_link && (!mode_is_set || chowned)) {
     rc = fd >= 0 ? fchmod(fd, n.mode) : chmod(path.c_str(), n.mode);
     if (rc != 0) return Error(Code::kIo, fmt::format("chmod {}: {}", path, strerror(errno)));
   }

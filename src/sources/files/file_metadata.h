@@ -16,6 +16,8 @@ repo::Node node_from_stat(const std::string& path, std::string name, const struc
 // Applies owner (when running as root or the owner), mode, xattrs and times to an open file or a path.
 // Symlinks get owner and times only. Returns the first failure that matters; EPERM on chown as a
 // non-root user is not one.
-Status apply_metadata(const std::string& path, int fd, const repo::Node& node);
+// `mode_is_set`: the file was created with node.mode under umask 0, so only a chown (which clears
+// setuid/setgid) makes a chmod necessary.
+Status apply_metadata(const std::string& path, int fd, const repo::Node& node, bool mode_is_set = false);
 
 }  // namespace lifeboat::sources::files

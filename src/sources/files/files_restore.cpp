@@ -116,14 +116,16 @@ class FileWriter {
   Status write(const std::string& path, const Node& node, bool& verified) {
     std::string dir = path.substr(0, path.rfind('/'));
     std::string tmp = dir + "/.lifeboat-tmp-" + hex_encode(crypto::random_bytes(8));
-    int fd = open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    // Created with its final mode (the restore runs under umask 0); the descriptor stays writable even
+    // for a read-only mode, and the file is invisible under its temporary name until complete.
+    int fd = open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, node.mode & 07777);
     if (fd < 0) return Error(Code::kIo, fmt::format("create {}: {}", tmp, strerror(errno)));
     Status s = fill(fd, tmp, node, path);
     if (s && verify_) {
       s = verify(fd, node, path);
       verified = s.is_ok();
     }
-    if (s) s = apply_metadata(tmp, fd, node);
+    if (s) s = apply_metadata(tmp, fd, node, /*mode_is_set=*/true);
     close(fd);
     // rename() replaces an existing file atomically; only a directory in the way needs removing first.
     if (s && rename(tmp.c_str(), path.c_str()) != 0) {
@@ -139,6 +141,7 @@ class FileWriter {
  private:
   Status fill(int fd, const std::string& tmp, const Node& node, const std::string& path) {
     off_t off = 0;
+    written_end_ = 0;
     constexpr size_t kBlock = 4096;
     for (const auto& id : node.content) {
       if (interrupted()) return Error(Code::kInterrupted, "interrupted");
@@ -150,14 +153,18 @@ class FileWriter {
         size_t n = std::min(kBlock, data->size() - std::min(pos, data->size()));
         bool zero = n == 0 || all_zero(data->data() + pos, n);
         if (zero) {
-          if (pos > run_start)
+          if (pos > run_start) {
             LB_RETURN_IF_ERROR(write_all(fd, data->data() + run_start, pos - run_start, off + static_cast<off_t>(run_start), tmp));
+            written_end_ = off + static_cast<off_t>(pos);
+          }
           run_start = pos + kBlock;
         }
         if (n < kBlock) {
           size_t end = pos + n;
-          if (!zero && end > run_start)
+          if (!zero && end > run_start) {
             LB_RETURN_IF_ERROR(write_all(fd, data->data() + run_start, end - run_start, off + static_cast<off_t>(run_start), tmp));
+            written_end_ = off + static_cast<off_t>(end);
+          }
           break;
         }
       }
@@ -167,7 +174,9 @@ class FileWriter {
     if (static_cast<uint64_t>(off) != node.size)
       return Error(Code::kCorrupt, fmt::format("restoring {}: content adds up to {} bytes, the snapshot says {}", path,
                                                off, node.size));
-    if (ftruncate(fd, off) != 0) return Error(Code::kIo, fmt::format("truncate {}: {}", tmp, strerror(errno)));
+    // A trailing hole was never written: extend the file to its size.
+    if (written_end_ != off && ftruncate(fd, off) != 0)
+      return Error(Code::kIo, fmt::format("truncate {}: {}", tmp, strerror(errno)));
     return Status::ok();
   }
 
@@ -195,7 +204,10 @@ class FileWriter {
   repo::Repository& repo_;
   bool verify_;
   ProgressCounters& progress_;
+  static thread_local off_t written_end_;  // where the last data write of the current file ended
 };
+
+thread_local off_t FileWriter::written_end_ = 0;
 
 }  // namespace
 
@@ -229,6 +241,11 @@ Result<FilesRestoreResult> restore_files(repo::Repository& repo, const repo::Sna
     return Error(Code::kIo, fmt::format("create target {}: {}", target, strerror(errno)));
 
   FileWriter writer(repo, options.verify, progress);
+  // Files are created with their recorded mode; restore the caller's umask when done.
+  struct UmaskScope {
+    mode_t old = umask(0);
+    ~UmaskScope() { umask(old); }
+  } umask_scope;
   {
     WorkerPool pool(options.threads ? options.threads : WorkerPool::default_threads() * 2, 64);
     for (const auto& a : actions) {
