@@ -12,7 +12,7 @@
 namespace lifeboat::repo {
 
 namespace {
-constexpr size_t kMaxQueuedPacks = 2;
+constexpr size_t kMaxQueuedPacks = 1;  // with the one being uploaded and the one filling: three packs in memory
 constexpr size_t kIndexEveryPacks = 8;
 constexpr int64_t kIndexEveryNs = 60LL * 1000000000;
 }  // namespace

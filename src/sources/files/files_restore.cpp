@@ -115,26 +115,45 @@ class FileWriter {
 
   Status write(const std::string& path, const Node& node, bool& verified) {
     std::string dir = path.substr(0, path.rfind('/'));
-    std::string tmp = dir + "/.lifeboat-tmp-" + hex_encode(crypto::random_bytes(8));
-    // Created with its final mode (the restore runs under umask 0); the descriptor stays writable even
-    // for a read-only mode, and the file is invisible under its temporary name until complete.
-    int fd = open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, node.mode & 07777);
-    if (fd < 0) return Error(Code::kIo, fmt::format("create {}: {}", tmp, strerror(errno)));
-    Status s = fill(fd, tmp, node, path);
+    // An unnamed file (O_TMPFILE) is linked into place only when complete: atomic like temp+rename, but
+    // the directory lock is taken once instead of twice. Filesystems without O_TMPFILE get a temp name.
+    // Created with its final mode (the restore runs under umask 0); the descriptor stays writable.
+    std::string tmp;
+    int fd = open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, node.mode & 07777);
+    if (fd < 0) {
+      tmp = dir + "/.lifeboat-tmp-" + hex_encode(crypto::random_bytes(8));
+      fd = open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, node.mode & 07777);
+      if (fd < 0) return Error(Code::kIo, fmt::format("create {}: {}", tmp, strerror(errno)));
+    }
+    std::string label = tmp.empty() ? path : tmp;
+    Status s = fill(fd, label, node, path);
     if (s && verify_) {
       s = verify(fd, node, path);
       verified = s.is_ok();
     }
-    if (s) s = apply_metadata(tmp, fd, node, /*mode_is_set=*/true);
+    if (s) s = apply_metadata(label, fd, node, /*mode_is_set=*/true);
+    if (s && tmp.empty()) {
+      std::string proc = fmt::format("/proc/self/fd/{}", fd);
+      if (linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+        if (errno != EEXIST) {
+          s = Error(Code::kIo, fmt::format("link {}: {}", path, strerror(errno)));
+        } else {
+          // Something is in the way: give the file a temporary name and rename it over.
+          tmp = dir + "/.lifeboat-tmp-" + hex_encode(crypto::random_bytes(8));
+          if (linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, tmp.c_str(), AT_SYMLINK_FOLLOW) != 0)
+            s = Error(Code::kIo, fmt::format("link {}: {}", tmp, strerror(errno)));
+        }
+      }
+    }
     close(fd);
     // rename() replaces an existing file atomically; only a directory in the way needs removing first.
-    if (s && rename(tmp.c_str(), path.c_str()) != 0) {
+    if (s && !tmp.empty() && rename(tmp.c_str(), path.c_str()) != 0) {
       if (errno == EISDIR || errno == ENOTEMPTY || errno == EEXIST) s = remove_existing(path);
       else s = Error(Code::kIo, fmt::format("rename into {}: {}", path, strerror(errno)));
       if (s && rename(tmp.c_str(), path.c_str()) != 0)
         s = Error(Code::kIo, fmt::format("rename into {}: {}", path, strerror(errno)));
     }
-    if (!s) unlink(tmp.c_str());
+    if (!s && !tmp.empty()) unlink(tmp.c_str());
     return s;
   }
 
