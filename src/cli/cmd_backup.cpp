@@ -59,7 +59,7 @@ void register_backup(CommandSet c) {
   cmd->callback([c, f] {
     c.action = [c, f]() -> Status {
       LB_ASSIGN_OR_RETURN(auto repo, open_repository(c.global));
-      LB_ASSIGN_OR_RETURN(auto lock, repo::RepoLock::acquire(*repo, false));
+      LB_ASSIGN_OR_RETURN(auto lock, repo::RepoLock::acquire(*repo, repo::LockKind::kShared));
       ProgressCounters counters;
       int64_t start = monotonic_ns();
       if (f->stdin_from_command) {

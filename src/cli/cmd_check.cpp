@@ -27,7 +27,7 @@ void register_check(CommandSet c) {
       }
       LB_ASSIGN_OR_RETURN(auto repo, open_repository(c.global));
       // Exclusive, like restic: a check must not race a writer's half-finished packs into false alarms.
-      LB_ASSIGN_OR_RETURN(auto lock, repo::RepoLock::acquire(*repo, true));
+      LB_ASSIGN_OR_RETURN(auto lock, repo::RepoLock::acquire(*repo, repo::LockKind::kExclusive));
       ProgressCounters counters;
       ProgressDisplay display("check", counters, progress_enabled(c.global));
       LB_ASSIGN_OR_RETURN(auto report, repo::check_repository(*repo, *opts, &counters));

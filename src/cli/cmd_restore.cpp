@@ -4,6 +4,7 @@
 #include "cli/context.h"
 #include "core/progress.h"
 #include "core/time.h"
+#include "repo/lock.h"
 #include "sources/files/files_restore.h"
 
 namespace lifeboat::cli {
@@ -22,6 +23,8 @@ void register_restore(CommandSet c) {
   cmd->callback([c, spec, pick, opts] {
     c.action = [c, spec, pick, opts]() -> Status {
       LB_ASSIGN_OR_RETURN(auto repo, open_repository(c.global));
+      // Shared: a prune running meanwhile keeps every pack this restore may still read.
+      LB_ASSIGN_OR_RETURN(auto lock, repo::RepoLock::acquire(*repo, repo::LockKind::kShared));
       LB_ASSIGN_OR_RETURN(auto ref, pick_snapshot(*repo, *spec, *pick));
       if (!c.global.json && !c.global.quiet)
         fmt::print("restoring snapshot {} of {} ({}) to {}\n", ref.short_id(), fmt::join(ref.snapshot.paths, " "),

@@ -59,5 +59,6 @@ void register_key(CommandSet c);
 void register_stats(CommandSet c);
 void register_diff(CommandSet c);
 void register_unlock(CommandSet c);
+void register_forget(CommandSet c);
 
 }  // namespace lifeboat::cli

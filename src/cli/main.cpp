@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   register_stats(c);
   register_diff(c);
   register_unlock(c);
+  register_forget(c);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -65,7 +65,7 @@ Result<CheckReport> check_repository(Repository& repo, const CheckOptions& optio
   CheckReport report;
   // 1. Index files: each must match its name and decode; collect what each pack should hold.
   LB_ASSIGN_OR_RETURN(auto index_names, repo.list_names(FileType::kIndex));
-  std::map<PackId, std::vector<PackEntry>> expected;
+  std::vector<std::pair<std::string, IndexFile>> files;
   for (const auto& name : index_names) {
     auto plain = repo.load_file(FileType::kIndex, name);
     if (!plain) {
@@ -77,13 +77,11 @@ Result<CheckReport> check_repository(Repository& repo, const CheckOptions& optio
       report.errors.push_back("index/" + name + ": " + file.status().message());
       continue;
     }
-    for (auto& p : file->packs) {
-      auto& v = expected[p.id];
-      v.insert(v.end(), p.entries.begin(), p.entries.end());
-      repo.index().add_pack(p.id, p.entries);
-    }
+    files.emplace_back(name, std::move(*file));
   }
-  repo.index().merge();
+  IndexState state = resolve_index_state(std::move(files));
+  repo.use_index_state(state);
+  const auto& expected = state.live;
   report.blobs = repo.index().blob_count();
 
   // 2. Packs: every indexed pack exists with a plausible size; packs nobody indexes are leftovers.
@@ -107,6 +105,7 @@ Result<CheckReport> check_repository(Repository& repo, const CheckOptions& optio
   }
   for (const auto& [name, size] : stored) {
     PackId id;
+    if (parse_id(name, id) && state.tombstones.count(id)) continue;  // prune's to delete; not a leftover
     if (!parse_id(name, id) || !expected.count(id))
       report.warnings.push_back(fmt::format("pack {}: not in any index (left by an interrupted backup; prune removes it)", name));
   }
@@ -138,7 +137,7 @@ Result<CheckReport> check_repository(Repository& repo, const CheckOptions& optio
       for (const auto& n : tree->nodes) {
         if (n.subtree) stack.push_back(*n.subtree);
         for (const auto& c : n.content)
-          if (!repo.index().contains(c))
+          if (!repo.index().contains(c) && !repo.tombstoned().contains(c))
             report.errors.push_back(fmt::format("snapshot {}: file {}: data blob {} is missing", name.substr(0, 8),
                                                 n.name, short_hex(c)));
       }

@@ -30,7 +30,42 @@ Bytes IndexFile::encode() const {
   }
   w.varint(supersedes.size());
   for (const auto& s : supersedes) w.str(s);
+  w.varint(tombstones.size());
+  for (const auto& t : tombstones) {
+    w.raw({t.id.data(), t.id.size()});
+    w.svarint(t.marked_ns);
+    w.varint(t.entries.size());
+    for (const auto& e : t.entries) {
+      w.u8(static_cast<uint8_t>(e.type) | (e.compressed ? kFlagCompressed : 0));
+      w.raw({e.id.data(), e.id.size()});
+      w.varint(e.offset);
+      w.varint(e.stored_len);
+      w.varint(e.raw_len);
+    }
+  }
   return out;
+}
+
+static Status decode_entries(ByteReader& r, std::vector<PackEntry>& entries) {
+  uint64_t n = r.varint();
+  if (r.failed() || n > r.remaining() / 36) return Error(Code::kCorrupt, "index file is truncated");
+  entries.resize(n);
+  for (auto& e : entries) {
+    uint8_t tf = r.u8();
+    if ((tf & 0x0f) > 1 || (tf & 0x70)) return Error(Code::kCorrupt, "index file has an unknown blob type");
+    e.type = static_cast<BlobType>(tf & 0x0f);
+    e.compressed = tf & kFlagCompressed;
+    ByteView bid = r.raw(32);
+    uint64_t off = r.varint(), stored = r.varint(), raw = r.varint();
+    if (r.failed()) return Error(Code::kCorrupt, "index file is truncated");
+    if (off > 0xffffffffull || stored > kMaxBlobStoredLen || raw > 0xffffffffull)
+      return Error(Code::kCorrupt, "index file has an impossible blob position");
+    std::memcpy(e.id.data(), bid.data(), 32);
+    e.offset = static_cast<uint32_t>(off);
+    e.stored_len = static_cast<uint32_t>(stored);
+    e.raw_len = static_cast<uint32_t>(raw);
+  }
+  return Status::ok();
 }
 
 Result<IndexFile> IndexFile::decode(ByteView plain) {
@@ -45,29 +80,23 @@ Result<IndexFile> IndexFile::decode(ByteView plain) {
   f.packs.resize(npacks);
   for (auto& p : f.packs) {
     ByteView id = r.raw(32);
-    uint64_t n = r.varint();
-    if (r.failed() || n > r.remaining() / 36) return Error(Code::kCorrupt, "index file is truncated");
+    if (r.failed()) return Error(Code::kCorrupt, "index file is truncated");
     std::memcpy(p.id.data(), id.data(), 32);
-    p.entries.resize(n);
-    for (auto& e : p.entries) {
-      uint8_t tf = r.u8();
-      if ((tf & 0x0f) > 1 || (tf & 0x70)) return Error(Code::kCorrupt, "index file has an unknown blob type");
-      e.type = static_cast<BlobType>(tf & 0x0f);
-      e.compressed = tf & kFlagCompressed;
-      ByteView bid = r.raw(32);
-      uint64_t off = r.varint(), stored = r.varint(), raw = r.varint();
-      if (r.failed()) return Error(Code::kCorrupt, "index file is truncated");
-      if (off > 0xffffffffull || stored > kMaxBlobStoredLen || raw > 0xffffffffull)
-        return Error(Code::kCorrupt, "index file has an impossible blob position");
-      std::memcpy(e.id.data(), bid.data(), 32);
-      e.offset = static_cast<uint32_t>(off);
-      e.stored_len = static_cast<uint32_t>(stored);
-      e.raw_len = static_cast<uint32_t>(raw);
-    }
+    LB_RETURN_IF_ERROR(decode_entries(r, p.entries));
   }
   uint64_t nsup = r.varint();
   if (r.failed() || nsup > r.remaining()) return Error(Code::kCorrupt, "index file is truncated");
   for (uint64_t i = 0; i < nsup; ++i) f.supersedes.push_back(r.str(128));
+  uint64_t ntomb = r.varint();
+  if (r.failed() || ntomb > r.remaining() / 34) return Error(Code::kCorrupt, "index file is truncated");
+  f.tombstones.resize(ntomb);
+  for (auto& t : f.tombstones) {
+    ByteView id = r.raw(32);
+    t.marked_ns = r.svarint();
+    if (r.failed()) return Error(Code::kCorrupt, "index file is truncated");
+    std::memcpy(t.id.data(), id.data(), 32);
+    LB_RETURN_IF_ERROR(decode_entries(r, t.entries));
+  }
   if (r.failed() || !r.done()) return Error(Code::kCorrupt, "index file is truncated or has trailing bytes");
   return f;
 }
@@ -107,6 +136,14 @@ void MasterIndex::merge() {
   sorted_.shrink_to_fit();
 }
 
+void MasterIndex::clear() {
+  std::lock_guard lock(mu_);
+  sorted_.clear();
+  recent_.clear();
+  pack_ids_.clear();
+  pack_numbers_.clear();
+}
+
 BlobLocation MasterIndex::location_of(const Entry& e) const {
   BlobLocation l;
   l.pack = pack_ids_[e.pack];
@@ -124,6 +161,13 @@ std::optional<BlobLocation> MasterIndex::find(const BlobId& id) const {
   if (r != recent_.end()) return location_of(r->second);
   auto it = std::lower_bound(sorted_.begin(), sorted_.end(), id, [](const Entry& e, const BlobId& v) { return e.id < v; });
   if (it != sorted_.end() && it->id == id) return location_of(*it);
+  return std::nullopt;
+}
+
+std::optional<size_t> MasterIndex::position(const BlobId& id) const {
+  std::lock_guard lock(mu_);
+  auto it = std::lower_bound(sorted_.begin(), sorted_.end(), id, [](const Entry& e, const BlobId& v) { return e.id < v; });
+  if (it != sorted_.end() && it->id == id) return static_cast<size_t>(it - sorted_.begin());
   return std::nullopt;
 }
 

@@ -19,8 +19,16 @@ struct IndexFile {
     PackId id{};
     std::vector<PackEntry> entries;
   };
+  // A pack prune has taken out of service: its blobs are not offered for dedup but stay readable
+  // until a sweep deletes the pack (docs/format.md, "Prune").
+  struct Tombstone {
+    PackId id{};
+    int64_t marked_ns = 0;  // when the index without this pack became visible
+    std::vector<PackEntry> entries;
+  };
   std::vector<Pack> packs;
   std::vector<std::string> supersedes;  // names of index files whose content this one includes
+  std::vector<Tombstone> tombstones;
 
   Bytes encode() const;
   static Result<IndexFile> decode(ByteView plain);
@@ -42,6 +50,7 @@ class MasterIndex {
   void add_pack(const PackId& pack, const std::vector<PackEntry>& entries);
   // Moves recent additions into the sorted array; call after loading many index files.
   void merge();
+  void clear();
   std::optional<BlobLocation> find(const BlobId& id) const;
   bool contains(const BlobId& id) const { return find(id).has_value(); }
   size_t blob_count() const;
@@ -57,6 +66,11 @@ class MasterIndex {
     uint32_t raw_len;
   };
   static_assert(sizeof(Entry) == 48);
+  // After merge(): the position of a blob in the sorted array (for compact bitsets), and its size.
+  std::optional<size_t> position(const BlobId& id) const;
+  size_t sorted_size() const { return sorted_.size(); }
+  const BlobId& id_at(size_t position) const { return sorted_[position].id; }
+  BlobLocation location_at(size_t position) const { return location_of(sorted_[position]); }
 
  private:
   BlobLocation location_of(const Entry& e) const;

@@ -14,7 +14,27 @@
 
 namespace lifeboat::repo {
 
+const char* lock_kind_name(LockKind k) {
+  switch (k) {
+    case LockKind::kShared: return "shared";
+    case LockKind::kMaintenance: return "maintenance";
+    case LockKind::kExclusive: return "exclusive";
+  }
+  return "?";
+}
+
 namespace {
+
+LockKind kind_from_name(const std::string& s) {
+  if (s == "exclusive") return LockKind::kExclusive;
+  if (s == "maintenance") return LockKind::kMaintenance;
+  return LockKind::kShared;
+}
+
+bool conflicts(LockKind a, LockKind b) {
+  if (a == LockKind::kExclusive || b == LockKind::kExclusive) return true;
+  return a == LockKind::kMaintenance && b == LockKind::kMaintenance;
+}
 
 bool is_stale(const LockInfo& l, int64_t now_ns) {
   if (now_ns - l.time_ns > kLockStaleAfterNs) return true;
@@ -41,7 +61,8 @@ Result<std::vector<LockInfo>> RepoLock::list(Repository& repo) {
     LockInfo l;
     l.name = name;
     l.time_ns = j.value("time_ns", int64_t{0});
-    l.exclusive = j.value("exclusive", false);
+    l.kind = kind_from_name(j.value("kind", std::string(j.value("exclusive", false) ? "exclusive" : "shared")));
+    l.started_ns = j.value("started_ns", l.time_ns);
     l.hostname = j.value("hostname", "");
     l.username = j.value("username", "");
     l.pid = j.value("pid", int64_t{0});
@@ -52,32 +73,39 @@ Result<std::vector<LockInfo>> RepoLock::list(Repository& repo) {
 }
 
 Result<std::string> RepoLock::write_lock_file() {
-  nlohmann::json j = {{"time_ns", now_unix_ns()},          {"time", format_rfc3339(now_unix_ns())},
-                      {"exclusive", exclusive_},           {"hostname", platform::hostname()},
-                      {"username", platform::username()}, {"pid", static_cast<int64_t>(getpid())}};
+  int64_t now = now_unix_ns();
+  nlohmann::json j = {{"time_ns", now},
+                      {"time", format_rfc3339(now)},
+                      {"started_ns", started_ns_},
+                      {"kind", lock_kind_name(kind_)},
+                      {"exclusive", kind_ == LockKind::kExclusive},
+                      {"hostname", platform::hostname()},
+                      {"username", platform::username()},
+                      {"pid", static_cast<int64_t>(getpid())}};
   return repo_.save_file(FileType::kLock, as_bytes(j.dump()));
 }
 
-static Status conflict(const std::vector<LockInfo>& locks, bool exclusive, const std::string& own) {
+static Status conflict(const std::vector<LockInfo>& locks, LockKind kind, const std::string& own) {
   for (const auto& l : locks) {
     if (l.stale || l.name == own) continue;
-    if (exclusive || l.exclusive)
+    if (conflicts(kind, l.kind))
       return Error(Code::kLockFailed,
-                   fmt::format("repository is locked {} by {}@{} (pid {}) since {}; wait for it to finish, or if "
+                   fmt::format("repository is locked ({}) by {}@{} (pid {}) since {}; wait for it to finish, or if "
                                "that process is gone run 'lifeboat unlock'",
-                               l.exclusive ? "exclusively" : "", l.username, l.hostname, l.pid, format_local(l.time_ns)));
+                               lock_kind_name(l.kind), l.username, l.hostname, l.pid, format_local(l.started_ns)));
   }
   return Status::ok();
 }
 
-Result<std::unique_ptr<RepoLock>> RepoLock::acquire(Repository& repo, bool exclusive) {
-  std::unique_ptr<RepoLock> lock(new RepoLock(repo, exclusive));
+Result<std::unique_ptr<RepoLock>> RepoLock::acquire(Repository& repo, LockKind kind) {
+  std::unique_ptr<RepoLock> lock(new RepoLock(repo, kind));
+  lock->started_ns_ = now_unix_ns();
   LB_ASSIGN_OR_RETURN(auto before, list(repo));
-  LB_RETURN_IF_ERROR(conflict(before, exclusive, ""));
+  LB_RETURN_IF_ERROR(conflict(before, kind, ""));
   LB_ASSIGN_OR_RETURN(lock->name_, lock->write_lock_file());
   // Two processes may both have passed the first check; whoever sees the other after writing backs off.
   LB_ASSIGN_OR_RETURN(auto after, list(repo));
-  Status s = conflict(after, exclusive, lock->name_);
+  Status s = conflict(after, kind, lock->name_);
   if (!s) {
     (void)repo.backend().remove({FileType::kLock, lock->name_});
     lock->name_.clear();

@@ -12,10 +12,16 @@
 
 namespace lifeboat::repo {
 
+// shared: backup, restore (many at once). maintenance: prune (one at a time, alongside shared ones).
+// exclusive: check (alone).
+enum class LockKind { kShared, kMaintenance, kExclusive };
+const char* lock_kind_name(LockKind k);
+
 struct LockInfo {
   std::string name;
-  int64_t time_ns = 0;
-  bool exclusive = false;
+  int64_t time_ns = 0;     // last refresh
+  int64_t started_ns = 0;  // when the holder started; prune waits for holders older than its marks
+  LockKind kind = LockKind::kShared;
   std::string hostname;
   std::string username;
   int64_t pid = 0;
@@ -28,7 +34,9 @@ constexpr int64_t kLockRefreshEveryNs = 5LL * 60 * 1000000000;
 class RepoLock {
  public:
   // kLockFailed naming the holder when a conflicting live lock exists.
-  static Result<std::unique_ptr<RepoLock>> acquire(Repository& repo, bool exclusive);
+  static Result<std::unique_ptr<RepoLock>> acquire(Repository& repo, LockKind kind);
+  const std::string& name() const { return name_; }
+  int64_t started_ns() const { return started_ns_; }
   ~RepoLock();
   RepoLock(const RepoLock&) = delete;
   RepoLock& operator=(const RepoLock&) = delete;
@@ -38,11 +46,12 @@ class RepoLock {
   static Result<int> remove_locks(Repository& repo, bool all);
 
  private:
-  RepoLock(Repository& repo, bool exclusive) : repo_(repo), exclusive_(exclusive) {}
+  RepoLock(Repository& repo, LockKind kind) : repo_(repo), kind_(kind) {}
   Result<std::string> write_lock_file();
   void refresh_loop();
   Repository& repo_;
-  bool exclusive_;
+  LockKind kind_;
+  int64_t started_ns_ = 0;
   std::string name_;
   std::mutex mu_;
   std::condition_variable cv_;

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <set>
 #include <unordered_set>
 #include <nlohmann/json.hpp>
 
@@ -147,18 +148,66 @@ Result<std::vector<std::string>> Repository::list_names(FileType type) {
   return names;
 }
 
+Result<IndexState> Repository::read_index_state() {
+  IndexState state;
+  LB_ASSIGN_OR_RETURN(state.files, list_names(FileType::kIndex));
+  std::vector<std::pair<std::string, IndexFile>> files;
+  for (const auto& name : state.files) {
+    auto plain = load_file(FileType::kIndex, name);
+    if (!plain) {
+      // Removed between listing and reading: a prune replaced it; its successor is in the listing.
+      if (plain.status().code() == Code::kNotFound) continue;
+      return plain.status();
+    }
+    auto file = IndexFile::decode(*plain);
+    if (!file) return file.status().with_context("index/" + name);
+    files.emplace_back(name, std::move(*file));
+  }
+  IndexState resolved = resolve_index_state(std::move(files));
+  resolved.files = std::move(state.files);
+  return resolved;
+}
+
+IndexState resolve_index_state(std::vector<std::pair<std::string, IndexFile>> files) {
+  IndexState state;
+  std::set<std::string> superseded;
+  for (const auto& [name, file] : files)
+    for (const auto& s : file.supersedes) superseded.insert(s);
+  for (auto& [name, file] : files) {
+    state.files.push_back(name);
+    if (superseded.count(name)) continue;
+    for (auto& p : file.packs) {
+      auto& v = state.live[p.id];
+      if (v.empty()) v = std::move(p.entries);
+    }
+    for (auto& t : file.tombstones) state.tombstones.emplace(t.id, std::move(t));
+  }
+  for (auto it = state.tombstones.begin(); it != state.tombstones.end();)
+    it = state.live.count(it->first) ? state.tombstones.erase(it) : std::next(it);
+  return state;
+}
+
 Status Repository::load_index() {
   if (index_loaded_) return Status::ok();
-  LB_ASSIGN_OR_RETURN(auto names, list_names(FileType::kIndex));
-  for (const auto& name : names) {
-    LB_ASSIGN_OR_RETURN(Bytes plain, load_file(FileType::kIndex, name));
-    auto file = IndexFile::decode(plain);
-    if (!file) return file.status().with_context("index/" + name);
-    for (const auto& p : file->packs) index_.add_pack(p.id, p.entries);
-  }
-  index_.merge();
-  index_loaded_ = true;
+  LB_ASSIGN_OR_RETURN(IndexState state, read_index_state());
+  use_index_state(std::move(state));
   return Status::ok();
+}
+
+void Repository::use_index_state(IndexState state) {
+  index_.clear();
+  tombstoned_.clear();
+  for (const auto& [id, entries] : state.live) index_.add_pack(id, entries);
+  for (const auto& [id, t] : state.tombstones) tombstoned_.add_pack(id, t.entries);
+  index_.merge();
+  tombstoned_.merge();
+  tombstoned_packs_ = std::move(state.tombstones);
+  index_loaded_ = true;
+}
+
+Status Repository::reload_index() {
+  index_loaded_ = false;
+  return load_index();
 }
 
 Result<std::vector<PackEntry>> Repository::load_pack_header(const PackId& id, uint64_t pack_size) {
@@ -180,6 +229,7 @@ Result<size_t> Repository::adopt_unindexed_packs() {
   std::vector<std::pair<PackId, uint64_t>> orphans;
   std::unordered_set<PackId, BlobIdHash> known;
   for (const auto& p : index_.packs()) known.insert(p);
+  for (const auto& [p, t] : tombstoned_packs_) known.insert(p);  // prune owns those
   LB_RETURN_IF_ERROR(backend_->list(FileType::kPack, [&](const storage::FileInfo& fi) {
     PackId id;
     if (parse_id(fi.name, id) && !known.count(id)) orphans.emplace_back(id, fi.size_bytes);
@@ -201,6 +251,7 @@ Result<size_t> Repository::adopt_unindexed_packs() {
 Result<Bytes> Repository::read_blob(const BlobId& id) {
   LB_RETURN_IF_ERROR(load_index());
   auto loc = index_.find(id);
+  if (!loc) loc = tombstoned_.find(id);
   if (!loc)
     return Error(Code::kCorrupt, fmt::format("blob {} is not in the index (missing data; run 'lifeboat check')",
                                              short_hex(id)));
@@ -246,6 +297,19 @@ Result<std::vector<SnapshotRef>> Repository::list_snapshots() {
   std::stable_sort(out.begin(), out.end(),
                    [](const SnapshotRef& a, const SnapshotRef& b) { return a.snapshot.time_ns < b.snapshot.time_ns; });
   return out;
+}
+
+Status Repository::pin(const std::string& snapshot_id, const std::string& note) {
+  nlohmann::json j = {{"snapshot", snapshot_id}, {"pinned", format_rfc3339(now_unix_ns())}, {"note", note}};
+  Bytes sealed = aead_.seal(compress_frame(as_bytes(j.dump()), 3));
+  return backend_->save({FileType::kPin, snapshot_id}, sealed, {.create_only = false});
+}
+
+Status Repository::unpin(const std::string& snapshot_id) { return backend_->remove({FileType::kPin, snapshot_id}); }
+
+Result<std::set<std::string>> Repository::pinned() {
+  LB_ASSIGN_OR_RETURN(auto names, list_names(FileType::kPin));
+  return std::set<std::string>(names.begin(), names.end());
 }
 
 Result<std::vector<KeyInfo>> Repository::list_keys() {

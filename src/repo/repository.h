@@ -1,8 +1,10 @@
 // Repository: opens or creates one (config + key files), seals and reads objects, blobs, trees, snapshots.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -36,6 +38,17 @@ struct InitOptions {
   int compression_level = 3;
 };
 
+// What the index files say, after resolving `supersedes` (a superseded file is ignored) and conflicts
+// (a pack listed live anywhere is live, even if another file tombstones it).
+struct IndexState {
+  std::vector<std::string> files;  // every index file read, superseded ones included
+  std::map<PackId, std::vector<PackEntry>> live;
+  std::map<PackId, IndexFile::Tombstone> tombstones;
+};
+
+// Applies supersedes and live-wins to decoded index files (name, content).
+IndexState resolve_index_state(std::vector<std::pair<std::string, IndexFile>> files);
+
 struct KeyInfo {
   std::string name;
   crypto::KeyFile file;
@@ -65,7 +78,16 @@ class Repository {
 
   // Loads every index file into the in-memory index (once; later calls are no-ops).
   Status load_index();
+  // Forgets what was loaded and reads the index files again (prune, long-running processes).
+  Status reload_index();
+  Result<IndexState> read_index_state();
+  // Makes `state` the loaded index (check builds it tolerantly, skipping damaged index files).
+  void use_index_state(IndexState state);
+  // Live blobs: what writers may dedup against.
   MasterIndex& index() { return index_; }
+  // Blobs of tombstoned packs: still readable (restore, check), never offered for dedup.
+  MasterIndex& tombstoned() { return tombstoned_; }
+  const std::map<PackId, IndexFile::Tombstone>& tombstoned_packs() const { return tombstoned_packs_; }
   // Finds complete packs that no index names (left by a killed writer), reads their headers and
   // writes an index file for them, so their blobs are reused instead of stored again. Returns how
   // many packs were adopted. Packs whose header does not authenticate are left for check to report.
@@ -78,6 +100,11 @@ class Repository {
 
   Result<std::vector<SnapshotRef>> list_snapshots();  // oldest first
   Result<SnapshotRef> load_snapshot(const std::string& id);
+
+  // Pins: a pinned snapshot is kept by every retention policy. Stored as pins/<snapshot id>, sealed.
+  Status pin(const std::string& snapshot_id, const std::string& note);
+  Status unpin(const std::string& snapshot_id);
+  Result<std::set<std::string>> pinned();
 
   // Key files.
   Result<std::vector<KeyInfo>> list_keys();
@@ -94,6 +121,8 @@ class Repository {
   Chunker chunker_;
   std::string key_name_;
   MasterIndex index_;
+  MasterIndex tombstoned_;
+  std::map<PackId, IndexFile::Tombstone> tombstoned_packs_;
   bool index_loaded_ = false;
 };
 

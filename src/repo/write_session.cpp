@@ -24,7 +24,8 @@ Result<size_t> MemorySource::read(uint8_t* buf, size_t n) {
   return k;
 }
 
-WriteSession::WriteSession(Repository& repo) : repo_(repo), last_index_write_ns_(monotonic_ns()) {
+WriteSession::WriteSession(Repository& repo, bool dedup_against_index)
+    : repo_(repo), dedup_against_index_(dedup_against_index), last_index_write_ns_(monotonic_ns()) {
   uploader_ = std::thread([this] { upload_loop(); });
 }
 
@@ -45,7 +46,7 @@ Status WriteSession::error() const {
 Status WriteSession::add_blob(BlobType type, const BlobId& id, ByteView plaintext) {
   {
     std::lock_guard lock(mu_);
-    if (in_flight_.count(id) || repo_.index().contains(id)) {
+    if (in_flight_.count(id) || (dedup_against_index_ && repo_.index().contains(id))) {
       stats_.blobs_known++;
       return Status::ok();
     }

@@ -47,7 +47,9 @@ struct SessionStats {
 
 class WriteSession {
  public:
-  explicit WriteSession(Repository& repo);
+  // With dedup_against_index false, blobs the index already has are stored again (prune's repacking);
+  // blobs are still stored once per session.
+  explicit WriteSession(Repository& repo, bool dedup_against_index = true);
   ~WriteSession();
   WriteSession(const WriteSession&) = delete;
   WriteSession& operator=(const WriteSession&) = delete;
@@ -77,6 +79,7 @@ class WriteSession {
   Status error() const;
 
   Repository& repo_;
+  bool dedup_against_index_;
   SessionStats stats_;
 
   std::mutex mu_;  // guards packers_ and in_flight_

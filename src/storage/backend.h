@@ -11,7 +11,7 @@
 
 namespace lifeboat::storage {
 
-enum class FileType { kConfig, kKey, kPack, kIndex, kSnapshot, kLock };
+enum class FileType { kConfig, kKey, kPack, kIndex, kSnapshot, kLock, kPin };
 const char* file_type_name(FileType t);
 
 struct Handle {

@@ -22,6 +22,7 @@ const char* file_type_name(FileType t) {
     case FileType::kIndex: return "index";
     case FileType::kSnapshot: return "snapshots";
     case FileType::kLock: return "locks";
+    case FileType::kPin: return "pins";
   }
   return "?";
 }
@@ -105,7 +106,8 @@ Status LocalBackend::create_layout() {
   for (size_t i = 1; i <= root_.size(); ++i) {
     if (i == root_.size() || root_[i] == '/') LB_RETURN_IF_ERROR(mkdir_p(root_.substr(0, i)));
   }
-  for (FileType t : {FileType::kKey, FileType::kPack, FileType::kIndex, FileType::kSnapshot, FileType::kLock})
+  for (FileType t : {FileType::kKey, FileType::kPack, FileType::kIndex, FileType::kSnapshot, FileType::kLock,
+                     FileType::kPin})
     LB_RETURN_IF_ERROR(mkdir_p(root_ + "/" + file_type_name(t)));
   for (int i = 0; i < 256; ++i) LB_RETURN_IF_ERROR(mkdir_p(fmt::format("{}/data/{:02x}", root_, i)));
   return fsync_dir(root_);
@@ -116,8 +118,8 @@ Status LocalBackend::save(const Handle& h, ByteView data, const SaveOptions& opt
   std::string dir = path.substr(0, path.rfind('/'));
   std::string tmp = fmt::format("{}/.tmp-{}", dir, hex_encode(crypto::random_bytes(8)));
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0 && errno == ENOENT && h.type == FileType::kPack) {
-    // A pack directory might be missing in a repository copied without empty dirs.
+  if (fd < 0 && errno == ENOENT && h.type != FileType::kConfig) {
+    // A directory might be missing in a repository copied without empty dirs (or made by an older version).
     LB_RETURN_IF_ERROR(mkdir_p(dir));
     fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   }

@@ -180,16 +180,16 @@ TEST(Repository, KeysCanBeAddedAndRemovedButNotTheLastOrCurrent) {
 TEST(Lock, ExclusiveConflictsWithSharedAndStaleLocksAreIgnored) {
   TempDir dir;
   auto repo = testing::init_repo(dir.path);
-  auto shared1 = RepoLock::acquire(*repo, false);
+  auto shared1 = RepoLock::acquire(*repo, LockKind::kShared);
   ASSERT_TRUE(shared1.is_ok());
-  auto shared2 = RepoLock::acquire(*repo, false);
+  auto shared2 = RepoLock::acquire(*repo, LockKind::kShared);
   EXPECT_TRUE(shared2.is_ok());
-  auto excl = RepoLock::acquire(*repo, true);
+  auto excl = RepoLock::acquire(*repo, LockKind::kExclusive);
   ASSERT_FALSE(excl.is_ok());
   EXPECT_EQ(excl.status().code(), Code::kLockFailed);
   shared1 = Error(Code::kFatal, "released");
   shared2 = Error(Code::kFatal, "released");
-  EXPECT_TRUE(RepoLock::acquire(*repo, true).is_ok());
+  EXPECT_TRUE(RepoLock::acquire(*repo, LockKind::kExclusive).is_ok());
 }
 
 }  // namespace lifeboat::repo
