@@ -33,14 +33,14 @@ Result<double> parse_share(const std::string& s) {
   }
 }
 
-Status run_prune(const CommandSet& c, repo::Repository& r, double max_unused, bool dry_run) {
+// Prints the text report; returns the JSON one for the caller to print (once, with --json).
+Result<nlohmann::json> run_prune(const CommandSet& c, repo::Repository& r, double max_unused, bool dry_run) {
   LB_ASSIGN_OR_RETURN(auto lock, repo::RepoLock::acquire(r, repo::LockKind::kMaintenance));
   repo::PruneOptions o;
   o.max_unused = max_unused;
   o.dry_run = dry_run;
   LB_ASSIGN_OR_RETURN(auto rep, repo::prune_repository(r, o, *lock));
-  if (c.global.json) {
-    print_json({{"dry_run", dry_run},
+  nlohmann::json j = {{"dry_run", dry_run},
                 {"snapshots", rep.snapshots},
                 {"packs", rep.packs},
                 {"blobs_used", rep.blobs_used},
@@ -53,8 +53,8 @@ Status run_prune(const CommandSet& c, repo::Repository& r, double max_unused, bo
                 {"bytes_before", rep.bytes_before},
                 {"bytes_deleted", rep.bytes_deleted},
                 {"bytes_repacked", rep.bytes_repacked},
-                {"tombstones_waiting", rep.tombstones_waiting}});
-  } else if (!c.global.quiet) {
+                {"tombstones_waiting", rep.tombstones_waiting}};
+  if (!c.global.json && !c.global.quiet) {
     fmt::print("{}{} packs, {} blobs used, {} unused\n", dry_run ? "would prune: " : "", rep.packs, rep.blobs_used,
                rep.blobs_unused);
     fmt::print("{} packs taken out of service ({} repacked, {} left by interrupted writers), {} brought back\n",
@@ -66,7 +66,7 @@ Status run_prune(const CommandSet& c, repo::Repository& r, double max_unused, bo
                    rep.tombstones_waiting);
     }
   }
-  return Status::ok();
+  return j;
 }
 
 }  // namespace
@@ -164,11 +164,14 @@ void register_forget(CommandSet c) {
         ++removed;
         if (!f->dry_run) LB_RETURN_IF_ERROR(r->backend().remove({storage::FileType::kSnapshot, d.ref.id}));
       }
-      if (c.global.json) print_json({{"dry_run", f->dry_run}, {"removed", removed}, {"snapshots", out}});
-      else if (!c.global.quiet)
+      nlohmann::json result = {{"dry_run", f->dry_run}, {"removed", removed}, {"snapshots", out}};
+      if (!c.global.json && !c.global.quiet)
         fmt::print("{} {} snapshot(s)\n", f->dry_run ? "would remove" : "removed", removed);
       lock.reset();
-      if (f->prune) return run_prune(c, *r, max_unused, f->dry_run);
+      if (f->prune) {
+        LB_ASSIGN_OR_RETURN(result["prune"], run_prune(c, *r, max_unused, f->dry_run));
+      }
+      if (c.global.json) print_json(result);
       return Status::ok();
     };
   });
@@ -183,7 +186,9 @@ void register_forget(CommandSet c) {
     c.action = [c, max_unused, dry_run]() -> Status {
       LB_ASSIGN_OR_RETURN(double share, parse_share(*max_unused));
       LB_ASSIGN_OR_RETURN(auto r, open_repository(c.global));
-      return run_prune(c, *r, share, *dry_run);
+      LB_ASSIGN_OR_RETURN(auto j, run_prune(c, *r, share, *dry_run));
+      if (c.global.json) print_json(j);
+      return Status::ok();
     };
   });
 

@@ -34,6 +34,7 @@ void register_restore(CommandSet c) {
       ProgressDisplay display("restore", counters, progress_enabled(c.global));
       auto r = sources::files::restore_files(*repo, ref.snapshot, *opts, counters);
       display.stop();
+      for (const auto& w : repo->index_warnings()) fmt::print(stderr, "warning: {}\n", w);
       if (!r) return r.status();
       int64_t ms = (monotonic_ns() - start) / 1000000;
       if (c.global.json) {

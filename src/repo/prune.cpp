@@ -6,6 +6,9 @@
 
 #include <fmt/format.h>
 
+#include <unistd.h>
+
+#include <cstdlib>
 #include <unordered_set>
 
 #include "core/time.h"
@@ -14,6 +17,12 @@
 namespace lifeboat::repo {
 
 namespace {
+
+// LIFEBOAT_DEBUG_PRUNE=1 traces every decision on stderr (for diagnosing races in tests).
+void trace(const std::string& what) {
+  static const bool on = getenv("LIFEBOAT_DEBUG_PRUNE") != nullptr;
+  if (on) fmt::print(stderr, "prune[{}]: {}\n", getpid(), what);
+}
 
 using BlobSet = std::unordered_set<BlobId, BlobIdHash>;
 
@@ -66,9 +75,11 @@ Status remove_index_files(Repository& repo, const std::vector<std::string>& name
 
 Result<PruneReport> prune_repository(Repository& repo, const PruneOptions& options, const RepoLock& own) {
   PruneReport report;
+  // Snapshots first, index second: a snapshot is written after its index files, so every snapshot
+  // listed here has its blobs in the index files read next, even while writers keep committing.
+  LB_ASSIGN_OR_RETURN(auto snapshots, repo.list_snapshots());
   LB_ASSIGN_OR_RETURN(IndexState state, repo.read_index_state());
   repo.use_index_state(state);
-  LB_ASSIGN_OR_RETURN(auto snapshots, repo.list_snapshots());
   report.snapshots = snapshots.size();
   std::set<std::string> snapshots_marked;
   for (const auto& s : snapshots) snapshots_marked.insert(s.id);
@@ -146,6 +157,9 @@ Result<PruneReport> prune_repository(Repository& repo, const PruneOptions& optio
 
   // 6. Publish the mark: one index with every live pack and all tombstones replaces what was read.
   int64_t pending_mark = now_unix_ns();
+  for (const auto& id : to_tombstone) trace("tombstone unused " + to_hex(id).substr(0, 8));
+  for (const auto& id : to_repack) trace("tombstone repacked " + to_hex(id).substr(0, 8));
+  for (const auto& [id, size] : orphans) trace("tombstone orphan " + to_hex(id).substr(0, 8));
   for (const auto& id : to_tombstone) {
     state.tombstones[id] = {id, pending_mark, state.live[id]};
     state.live.erase(id);
@@ -175,17 +189,30 @@ Result<PruneReport> prune_repository(Repository& repo, const PruneOptions& optio
   std::vector<PackId> doomed;
   for (const auto& [id, t] : state.tombstones)
     if (sweepable(t)) doomed.push_back(id);
+  trace(fmt::format("{} locks, {} tombstones, {} sweepable", locks.size(), state.tombstones.size(), doomed.size()));
   report.tombstones_waiting = state.tombstones.size() - doomed.size();
   if (!doomed.empty()) {
-    // Snapshots committed since the mark may need tombstoned blobs (their writers deduplicated against
-    // them before the mark): those packs come back instead of going.
+    // Re-read, snapshots first: a pack some index now names live (a writer that indexed it after we
+    // listed) stays; and snapshots committed since the mark may need tombstoned blobs (their writers
+    // deduplicated against them before the mark): those packs come back instead of going.
     LB_ASSIGN_OR_RETURN(auto now_snapshots, repo.list_snapshots());
+    LB_ASSIGN_OR_RETURN(IndexState fresh_state, repo.read_index_state());
+    std::vector<PackId> still_doomed;
+    for (const auto& id : doomed) {
+      if (fresh_state.live.count(id)) {
+        trace("live elsewhere " + to_hex(id).substr(0, 8));
+        state.tombstones.erase(id);  // live in a writer's index: not ours to delete
+        report.packs_resurrected++;
+      } else {
+        still_doomed.push_back(id);
+      }
+    }
+    doomed = std::move(still_doomed);
     std::vector<SnapshotRef> fresh;
     for (const auto& s : now_snapshots)
       if (!snapshots_marked.count(s.id)) fresh.push_back(s);
-    if (!fresh.empty()) {
-      // Fresh view: our marked index plus whatever concurrent writers indexed since (their trees too).
-      LB_RETURN_IF_ERROR(repo.reload_index());
+    if (!fresh.empty() && !doomed.empty()) {
+      repo.use_index_state(fresh_state);
       std::vector<bool> live_used2(repo.index().sorted_size(), false);
       BlobSet other2, seen2;
       LB_RETURN_IF_ERROR(mark_used(repo, fresh, live_used2, other2, seen2));
@@ -205,6 +232,9 @@ Result<PruneReport> prune_repository(Repository& repo, const PruneOptions& optio
     for (const auto& id : doomed) {
       auto info = repo.backend().stat({FileType::kPack, to_hex(id)});
       if (info) report.bytes_deleted += info->size_bytes;
+      std::string blobs;
+      for (const auto& e : state.tombstones[id].entries) blobs += " " + short_hex(e.id);
+      trace("delete " + to_hex(id).substr(0, 8) + " holding" + blobs);
       LB_RETURN_IF_ERROR(repo.backend().remove({FileType::kPack, to_hex(id)}));
       state.tombstones.erase(id);
       report.packs_deleted++;

@@ -92,11 +92,16 @@ Result<std::unique_ptr<Repository>> Repository::open(std::unique_ptr<storage::Ba
   }));
   if (names.empty()) return Error(Code::kCorrupt, fmt::format("repository at {} has no key files", backend->location()));
   std::sort(names.begin(), names.end());
+  std::vector<std::string> damaged;
   for (const auto& name : names) {
     auto bytes = backend->load({FileType::kKey, name});
     if (!bytes) continue;
+    auto digest = crypto::sha256(*bytes);
     auto kf = crypto::KeyFile::from_json(to_string(*bytes));
-    if (!kf) continue;
+    if (hex_encode({digest.data(), digest.size()}) != name || !kf) {
+      damaged.push_back(name);
+      continue;
+    }
     auto master = kf->unwrap(password);
     if (!master) {
       if (master.status().code() == Code::kWrongPassword) continue;
@@ -110,6 +115,11 @@ Result<std::unique_ptr<Repository>> Repository::open(std::unique_ptr<storage::Ba
     repo->chunker_ = Chunker(repo->keys_.chunker, repo->config_.chunker);
     return repo;
   }
+  if (!damaged.empty())
+    return Error(Code::kCorrupt,
+                 fmt::format("key file keys/{} is damaged (its content does not match its name) and no other key file "
+                             "opens with this password; restore the key file from a copy",
+                             damaged[0]));
   return Error(Code::kWrongPassword,
                fmt::format("wrong password: none of the {} key file(s) of {} opens with it (check LIFEBOAT_PASSWORD "
                            "or --password-file)",
@@ -148,7 +158,7 @@ Result<std::vector<std::string>> Repository::list_names(FileType type) {
   return names;
 }
 
-Result<IndexState> Repository::read_index_state() {
+Result<IndexState> Repository::read_index_state(bool tolerant) {
   IndexState state;
   LB_ASSIGN_OR_RETURN(state.files, list_names(FileType::kIndex));
   std::vector<std::pair<std::string, IndexFile>> files;
@@ -157,10 +167,16 @@ Result<IndexState> Repository::read_index_state() {
     if (!plain) {
       // Removed between listing and reading: a prune replaced it; its successor is in the listing.
       if (plain.status().code() == Code::kNotFound) continue;
-      return plain.status();
+      if (!tolerant) return plain.status();
+      index_warnings_.push_back(plain.status().message() + " (skipped)");
+      continue;
     }
     auto file = IndexFile::decode(*plain);
-    if (!file) return file.status().with_context("index/" + name);
+    if (!file) {
+      if (!tolerant) return file.status().with_context("index/" + name);
+      index_warnings_.push_back("index/" + name + ": " + file.status().message() + " (skipped)");
+      continue;
+    }
     files.emplace_back(name, std::move(*file));
   }
   IndexState resolved = resolve_index_state(std::move(files));
@@ -189,7 +205,7 @@ IndexState resolve_index_state(std::vector<std::pair<std::string, IndexFile>> fi
 
 Status Repository::load_index() {
   if (index_loaded_) return Status::ok();
-  LB_ASSIGN_OR_RETURN(IndexState state, read_index_state());
+  LB_ASSIGN_OR_RETURN(IndexState state, read_index_state(/*tolerant=*/true));
   use_index_state(std::move(state));
   return Status::ok();
 }
@@ -291,8 +307,12 @@ Result<std::vector<SnapshotRef>> Repository::list_snapshots() {
   LB_ASSIGN_OR_RETURN(auto names, list_names(FileType::kSnapshot));
   std::vector<SnapshotRef> out;
   for (const auto& name : names) {
-    LB_ASSIGN_OR_RETURN(auto ref, load_snapshot(name));
-    out.push_back(std::move(ref));
+    auto ref = load_snapshot(name);
+    if (!ref) {
+      if (ref.status().code() == Code::kNotFound) continue;  // forgotten between listing and reading
+      return ref.status();
+    }
+    out.push_back(std::move(*ref));
   }
   std::stable_sort(out.begin(), out.end(),
                    [](const SnapshotRef& a, const SnapshotRef& b) { return a.snapshot.time_ns < b.snapshot.time_ns; });

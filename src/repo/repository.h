@@ -80,7 +80,10 @@ class Repository {
   Status load_index();
   // Forgets what was loaded and reads the index files again (prune, long-running processes).
   Status reload_index();
-  Result<IndexState> read_index_state();
+  // Strict by default (prune must see everything); tolerant skips damaged index files and records a
+  // warning, so a restore still reaches every snapshot the damage does not touch.
+  Result<IndexState> read_index_state(bool tolerant = false);
+  const std::vector<std::string>& index_warnings() const { return index_warnings_; }
   // Makes `state` the loaded index (check builds it tolerantly, skipping damaged index files).
   void use_index_state(IndexState state);
   // Live blobs: what writers may dedup against.
@@ -124,6 +127,7 @@ class Repository {
   MasterIndex tombstoned_;
   std::map<PackId, IndexFile::Tombstone> tombstoned_packs_;
   bool index_loaded_ = false;
+  std::vector<std::string> index_warnings_;
 };
 
 }  // namespace lifeboat::repo
