@@ -9,12 +9,12 @@ import datetime
 import os
 import platform
 import random
-import re
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
+
+import benchlib
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "bench" / "work"
@@ -72,16 +72,8 @@ def change_one_percent(root: Path, seed: int):
 
 
 def timed(cmd, env):
-    """Runs cmd under /usr/bin/time after a sync (so earlier writeback does not bill this run).
-    Returns (seconds, peak RSS bytes)."""
-    os.sync()
-    t0 = time.monotonic()
-    p = subprocess.run(["/usr/bin/time", "-f", "MAXRSS_KB=%M", *map(str, cmd)], env=env, capture_output=True, text=True)
-    dt = time.monotonic() - t0
-    if p.returncode != 0:
-        sys.exit(f"{cmd[0]} failed ({p.returncode}):\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}")
-    rss = int(re.findall(r"MAXRSS_KB=(\d+)", p.stderr)[-1]) * 1024
-    return dt, rss
+    seconds, rss, _ = benchlib.timed(cmd, env)
+    return seconds, rss
 
 
 def du(path: Path) -> int:

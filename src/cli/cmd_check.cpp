@@ -14,7 +14,26 @@ void register_check(CommandSet c) {
   auto subset = std::make_shared<std::string>();
   cmd->add_flag("--read-data", opts->read_data, "read and verify every pack");
   cmd->add_option("--read-data-subset", *subset, "read and verify subset N/T of the packs (e.g. 1/7 on Mondays)");
-  cmd->callback([c, opts, subset] {
+  auto find_blob = std::make_shared<std::string>();
+  cmd->add_option("--find-blob", *find_blob, "list the packs on storage holding blobs with this ID prefix")
+      ->group("");  // a diagnostic: hidden from --help
+  auto find_action = [c, find_blob] {
+    c.action = [c, find_blob]() -> Status {
+      LB_ASSIGN_OR_RETURN(auto repo, open_repository(c.global));
+      return repo->backend().list(storage::FileType::kPack, [&](const storage::FileInfo& fi) {
+        repo::PackId id;
+        if (!repo::parse_id(fi.name, id)) return Status::ok();
+        auto entries = repo->load_pack_header(id, fi.size_bytes);
+        if (!entries) return Status::ok();
+        for (const auto& e : *entries)
+          if (repo::to_hex(e.id).rfind(*find_blob, 0) == 0)
+            fmt::print("pack {} holds {} blob {}\n", fi.name, repo::blob_type_name(e.type), repo::to_hex(e.id));
+        return Status::ok();
+      });
+    };
+  };
+  cmd->callback([c, opts, subset, find_blob, find_action] {
+    if (!find_blob->empty()) return find_action();
     c.action = [c, opts, subset]() -> Status {
       if (!subset->empty()) {
         unsigned n = 0, t = 0;

@@ -15,9 +15,13 @@ void register_snapshots(CommandSet c) {
       LB_ASSIGN_OR_RETURN(auto repo, open_repository(c.global));
       LB_ASSIGN_OR_RETURN(auto all, repo->list_snapshots());
       auto list = repo::filter_snapshots(all, pick->filter);
+      LB_ASSIGN_OR_RETURN(auto pins, repo->pinned());
       if (c.global.json) {
         nlohmann::json arr = nlohmann::json::array();
-        for (const auto& r : list) arr.push_back(snapshot_json(r));
+        for (const auto& r : list) {
+          arr.push_back(snapshot_json(r));
+          arr.back()["pinned"] = pins.count(r.id) > 0;
+        }
         print_json(arr);
         return Status::ok();
       }
@@ -26,7 +30,8 @@ void register_snapshots(CommandSet c) {
       for (const auto& r : list) {
         const auto& s = r.snapshot;
         fmt::print("{:<8}  {:<19}  {:<12}  {:<7}  {:<16}  {}\n", r.short_id(), format_local(s.time_ns), s.hostname,
-                   s.source, fmt::format("{}", fmt::join(s.tags, ",")), fmt::format("{}", fmt::join(s.paths, " ")));
+                   s.source, fmt::format("{}", fmt::join(s.tags, ",")),
+                   fmt::format("{}{}", fmt::join(s.paths, " "), pins.count(r.id) ? "  (pinned)" : ""));
       }
       fmt::print("{} snapshot(s)\n", list.size());
       return Status::ok();

@@ -11,6 +11,17 @@ constexpr uint8_t kIndexVersion = 1;
 constexpr uint8_t kFlagCompressed = 0x80;
 }  // namespace
 
+static void encode_entries(ByteWriter& w, const std::vector<PackEntry>& entries) {
+  w.varint(entries.size());
+  for (const auto& e : entries) {
+    w.u8(static_cast<uint8_t>(e.type) | (e.compressed ? kFlagCompressed : 0));
+    w.raw({e.id.data(), e.id.size()});
+    w.varint(e.offset);
+    w.varint(e.stored_len);
+    w.varint(e.raw_len);
+  }
+}
+
 Bytes IndexFile::encode() const {
   Bytes out;
   ByteWriter w(out);
@@ -19,14 +30,7 @@ Bytes IndexFile::encode() const {
   w.varint(packs.size());
   for (const auto& p : packs) {
     w.raw({p.id.data(), p.id.size()});
-    w.varint(p.entries.size());
-    for (const auto& e : p.entries) {
-      w.u8(static_cast<uint8_t>(e.type) | (e.compressed ? kFlagCompressed : 0));
-      w.raw({e.id.data(), e.id.size()});
-      w.varint(e.offset);
-      w.varint(e.stored_len);
-      w.varint(e.raw_len);
-    }
+    encode_entries(w, p.entries);
   }
   w.varint(supersedes.size());
   for (const auto& s : supersedes) w.str(s);
@@ -34,14 +38,7 @@ Bytes IndexFile::encode() const {
   for (const auto& t : tombstones) {
     w.raw({t.id.data(), t.id.size()});
     w.svarint(t.marked_ns);
-    w.varint(t.entries.size());
-    for (const auto& e : t.entries) {
-      w.u8(static_cast<uint8_t>(e.type) | (e.compressed ? kFlagCompressed : 0));
-      w.raw({e.id.data(), e.id.size()});
-      w.varint(e.offset);
-      w.varint(e.stored_len);
-      w.varint(e.raw_len);
-    }
+    encode_entries(w, t.entries);
   }
   return out;
 }
@@ -127,7 +124,7 @@ void MasterIndex::merge() {
   size_t old = sorted_.size();
   sorted_.reserve(old + recent_.size());
   for (auto& [id, e] : recent_) sorted_.push_back(e);
-  recent_.clear();
+  recent_ = {};  // clear() would keep the bucket array: 8 bytes an entry for nothing
   auto less = [](const Entry& a, const Entry& b) { return a.id < b.id; };
   std::sort(sorted_.begin() + static_cast<ptrdiff_t>(old), sorted_.end(), less);
   std::inplace_merge(sorted_.begin(), sorted_.begin() + static_cast<ptrdiff_t>(old), sorted_.end(), less);
@@ -169,6 +166,11 @@ std::optional<size_t> MasterIndex::position(const BlobId& id) const {
   auto it = std::lower_bound(sorted_.begin(), sorted_.end(), id, [](const Entry& e, const BlobId& v) { return e.id < v; });
   if (it != sorted_.end() && it->id == id) return static_cast<size_t>(it - sorted_.begin());
   return std::nullopt;
+}
+
+BlobLocation MasterIndex::location_at(size_t position) const {
+  std::lock_guard lock(mu_);  // a writer session may be adding packs meanwhile
+  return location_of(sorted_[position]);
 }
 
 size_t MasterIndex::blob_count() const {

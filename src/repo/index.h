@@ -69,8 +69,7 @@ class MasterIndex {
   // After merge(): the position of a blob in the sorted array (for compact bitsets), and its size.
   std::optional<size_t> position(const BlobId& id) const;
   size_t sorted_size() const { return sorted_.size(); }
-  const BlobId& id_at(size_t position) const { return sorted_[position].id; }
-  BlobLocation location_at(size_t position) const { return location_of(sorted_[position]); }
+  BlobLocation location_at(size_t position) const;
 
  private:
   BlobLocation location_of(const Entry& e) const;

@@ -140,17 +140,20 @@ Result<PruneReport> prune_repository(Repository& repo, const PruneOptions& optio
   report.packs_tombstoned = to_tombstone.size() + to_repack.size() + orphans.size();
   if (options.dry_run) return report;
 
-  // 5. Repack: copy the used blobs of wasteful packs into new packs (indexed by the session).
+  // 5. Repack: copy the used blobs of wasteful packs into new packs (indexed by the session). What to
+  // copy is decided first: the session adds its packs to the live index while it runs.
   if (!to_repack.empty()) {
-    WriteSession session(repo, /*dedup_against_index=*/false);
-    for (const auto& id : to_repack) {
+    std::vector<PackEntry> to_copy;
+    for (const auto& id : to_repack)
       for (const auto& e : state.live[id]) {
         auto pos = repo.index().position(e.id);
-        if (!pos || !live_used[*pos] || repo.index().location_at(*pos).pack != id) continue;
-        LB_ASSIGN_OR_RETURN(Bytes data, repo.read_blob(e.id));
-        LB_RETURN_IF_ERROR(session.add_blob(e.type, e.id, data));
-        report.bytes_repacked += e.stored_len;
+        if (pos && live_used[*pos] && repo.index().location_at(*pos).pack == id) to_copy.push_back(e);
       }
+    WriteSession session(repo, /*dedup_against_index=*/false);
+    for (const auto& e : to_copy) {
+      LB_ASSIGN_OR_RETURN(Bytes data, repo.read_blob(e.id));
+      LB_RETURN_IF_ERROR(session.add_blob(e.type, e.id, data));
+      report.bytes_repacked += e.stored_len;
     }
     LB_RETURN_IF_ERROR(session.flush());
   }

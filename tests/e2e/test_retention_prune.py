@@ -108,6 +108,9 @@ def test_concurrent_writers_and_prune_lose_nothing(lb, tmp_path):
             (src / f"f{rnd.randrange(4)}").write_bytes(rnd.choice(pool))
             state = digest_dir(src)
             p = lb.run("--json", "backup", src, "--host", f"host{n}", check=False)
+        if os.environ.get("LIFEBOAT_DEBUG_PRUNE"):
+            with open(tmp_path / f"writer{n}.log", "a") as log:
+                log.write(p.stdout[:200] + "\n")
             if p.returncode != 0:
                 errors.append(f"backup exited {p.returncode}: {p.stdout} {p.stderr}")
                 return
@@ -132,7 +135,10 @@ def test_concurrent_writers_and_prune_lose_nothing(lb, tmp_path):
     for t in threads:
         t.join()
     assert not errors, errors[0]
-    lb.run("prune")  # a quiet prune sweeps whatever waited for the writers
+    p = lb.run("prune")  # a quiet prune sweeps whatever waited for the writers
+    if os.environ.get("LIFEBOAT_DEBUG_PRUNE"):
+        with open(tmp_path / "prune-trace.log", "a") as log:
+            log.write("FINAL PRUNE\n" + p.stderr)
     lb.run("check", "--read-data")
     remaining = [s["id"] for s in lb.json("snapshots")]
     assert len(remaining) >= 3
