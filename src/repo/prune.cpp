@@ -94,11 +94,15 @@ Result<PruneReport> prune_repository(Repository& repo, const PruneOptions& optio
                                                "before pruning",
                                                short_hex(id)));
 
-  // 2. Tombstoned packs a snapshot needs come back to life.
+  // 2. Tombstoned packs a snapshot needs come back to life. They are not in the live index built
+  // above, so step 3 must not judge them by it (it would find nothing used and bury them again).
+  std::set<PackId> resurrected;
   for (auto it = state.tombstones.begin(); it != state.tombstones.end();) {
     bool needed = std::any_of(it->second.entries.begin(), it->second.entries.end(),
                               [&](const PackEntry& e) { return other_used.count(e.id) > 0; });
     if (needed) {
+      trace("resurrect " + to_hex(it->first).substr(0, 8));
+      resurrected.insert(it->first);
       state.live[it->first] = it->second.entries;
       report.packs_resurrected++;
       it = state.tombstones.erase(it);
@@ -110,6 +114,10 @@ Result<PruneReport> prune_repository(Repository& repo, const PruneOptions& optio
   // 3. Classify live packs by how much of them is used.
   std::vector<PackId> to_tombstone, to_repack;
   for (const auto& [id, entries] : state.live) {
+    if (resurrected.count(id)) {
+      report.packs++;
+      continue;  // needed by a snapshot; a later prune repacks it if it is mostly waste
+    }
     uint64_t used = 0, total = 0;
     for (const auto& e : entries) {
       total += e.stored_len;

@@ -108,9 +108,9 @@ def test_concurrent_writers_and_prune_lose_nothing(lb, tmp_path):
             (src / f"f{rnd.randrange(4)}").write_bytes(rnd.choice(pool))
             state = digest_dir(src)
             p = lb.run("--json", "backup", src, "--host", f"host{n}", check=False)
-        if os.environ.get("LIFEBOAT_DEBUG_PRUNE"):
-            with open(tmp_path / f"writer{n}.log", "a") as log:
-                log.write(p.stdout[:200] + "\n")
+            if os.environ.get("LIFEBOAT_DEBUG_PRUNE"):
+                with open(tmp_path / f"writer{n}.log", "a") as log:
+                    log.write(p.stdout[:200] + "\n")
             if p.returncode != 0:
                 errors.append(f"backup exited {p.returncode}: {p.stdout} {p.stderr}")
                 return
