@@ -17,27 +17,37 @@ $(BUILD)/build.ninja:
 build: $(BUILD)/build.ninja
 	cmake --build $(BUILD) -j $(JOBS)
 
+LOGS := $(BUILD)/test-logs
+
 unit: build
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	@mkdir -p $(LOGS)
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) 2>&1 | tee test-logs/unit.log; exit $${PIPESTATUS[0]}
 
 e2e: build
-	python3 -m pytest -q tests/e2e
+	@mkdir -p $(LOGS)
+	python3 -m pytest -q tests/e2e 2>&1 | tee $(LOGS)/e2e.log; exit $${PIPESTATUS[0]}
 
 asan:
+	@mkdir -p $(LOGS)
 	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLIFEBOAT_SANITIZE=ON
 	cmake --build build-asan -j $(JOBS) --target unit_tests
-	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ./unit_tests --gtest_brief=1
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ./unit_tests --gtest_brief=1 2>&1 \
+	  | tee ../$(LOGS)/asan.log; exit $${PIPESTATUS[0]}
 
 fuzz:
-	bash tests/fuzz/run 20
+	@mkdir -p $(LOGS)
+	bash tests/fuzz/run 20 2>&1 | tee $(LOGS)/fuzz.log; exit $${PIPESTATUS[0]}
 
-# Everything a fresh machine needs, then every test: unit, end-to-end, sanitizers, fuzzing.
+# Everything a fresh machine needs, then every test: unit, end-to-end, sanitizers, fuzzing; one
+# closing line counts them all.
 test: setup
+	@rm -rf $(LOGS)
 	$(MAKE) build
 	$(MAKE) unit
 	$(MAKE) e2e
 	$(MAKE) asan
 	$(MAKE) fuzz
+	@python3 scripts/test-summary $(LOGS)/unit.log $(LOGS)/e2e.log $(LOGS)/asan.log $(LOGS)/fuzz.log
 
 demo: setup build
 	bash scripts/demo

@@ -2,6 +2,7 @@
 // each snapshot covering a sliding window of the blobs (so forgetting old ones frees whole packs and
 // leaves others partly used). Also measures the in-memory index's bytes per entry.
 #include <fmt/format.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -29,6 +30,7 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "usage: synth_repo REPO BLOBS SNAPSHOTS   (password from LIFEBOAT_PASSWORD)\n");
     return 2;
   }
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);  // as the lifeboat binary does
   std::string dir = argv[1];
   size_t blobs = std::stoul(argv[2]), snapshots = std::stoul(argv[3]);
   const char* pw = getenv("LIFEBOAT_PASSWORD");

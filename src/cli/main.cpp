@@ -1,6 +1,8 @@
 // lifeboat: entry point; parses global flags, runs the chosen command, maps its status to an exit code.
 #include <fmt/format.h>
 
+#include <malloc.h>
+
 #include <iostream>
 
 #include "cli/context.h"
@@ -14,6 +16,9 @@ int main(int argc, char** argv) {
   using namespace lifeboat;
   using namespace lifeboat::cli;
   install_interrupt_handlers();
+  // A fixed threshold: buffers of a megabyte and more (packs, chunk buffers) are mapped and given back
+  // to the system when freed, instead of glibc raising the threshold and keeping them in the heap.
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
   CLI::App app{"lifeboat: back up every system, restore any of them to any second, and prove it by drill"};
   app.require_subcommand(1);
   app.fallthrough();  // global flags may follow the command: `lifeboat snapshots --json`

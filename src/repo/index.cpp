@@ -118,6 +118,32 @@ void MasterIndex::add_pack(const PackId& pack, const std::vector<PackEntry>& ent
   }
 }
 
+void MasterIndex::bulk_load(const std::map<PackId, std::vector<PackEntry>>& packs) {
+  std::unique_lock lock(mu_);
+  if (!sorted_.empty() || !recent_.empty()) {
+    lock.unlock();  // not empty: the incremental path (check and prune always start empty)
+    for (const auto& [id, entries] : packs) add_pack(id, entries);
+    merge();
+    return;
+  }
+  size_t n = 0;
+  for (const auto& [id, entries] : packs) n += entries.size();
+  sorted_.reserve(n);
+  for (const auto& [id, entries] : packs) {
+    uint32_t pn = pack_number(id);
+    for (const auto& e : entries)
+      sorted_.push_back(Entry{
+          e.id, pn, e.offset,
+          (e.stored_len & 0xffffff) | (static_cast<uint32_t>(e.type) << 24) | (e.compressed ? 1u << 31 : 0),
+          e.raw_len});
+  }
+  // Pack numbers follow map order, so (id, pack) order puts the first pack of a duplicate first.
+  std::sort(sorted_.begin(), sorted_.end(),
+            [](const Entry& a, const Entry& b) { return a.id != b.id ? a.id < b.id : a.pack < b.pack; });
+  sorted_.erase(std::unique(sorted_.begin(), sorted_.end(), [](const Entry& a, const Entry& b) { return a.id == b.id; }),
+                sorted_.end());
+}
+
 void MasterIndex::merge() {
   std::lock_guard lock(mu_);
   if (recent_.empty()) return;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
@@ -48,6 +49,10 @@ struct BlobLocation {
 class MasterIndex {
  public:
   void add_pack(const PackId& pack, const std::vector<PackEntry>& entries);
+  // Loads many packs into an empty index in one pass (append, sort once): no per-blob allocations,
+  // so loading leaves nothing behind but the 48-byte entries. A blob in several packs keeps the
+  // first pack given (map order), as add_pack does.
+  void bulk_load(const std::map<PackId, std::vector<PackEntry>>& packs);
   // Moves recent additions into the sorted array; call after loading many index files.
   void merge();
   void clear();

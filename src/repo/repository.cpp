@@ -213,10 +213,10 @@ Status Repository::load_index() {
 void Repository::use_index_state(IndexState state) {
   index_.clear();
   tombstoned_.clear();
-  for (const auto& [id, entries] : state.live) index_.add_pack(id, entries);
-  for (const auto& [id, t] : state.tombstones) tombstoned_.add_pack(id, t.entries);
-  index_.merge();
-  tombstoned_.merge();
+  index_.bulk_load(state.live);
+  std::map<PackId, std::vector<PackEntry>> tomb;
+  for (auto& [id, t] : state.tombstones) tomb[id] = t.entries;
+  tombstoned_.bulk_load(tomb);
   tombstoned_packs_ = std::move(state.tombstones);
   index_loaded_ = true;
 }
