@@ -30,7 +30,8 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "usage: synth_repo REPO BLOBS SNAPSHOTS   (password from LIFEBOAT_PASSWORD)\n");
     return 2;
   }
-  mallopt(M_MMAP_THRESHOLD, 1 << 20);  // as the lifeboat binary does
+  mallopt(M_MMAP_THRESHOLD, 4 << 20);
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);  // ...without trimming the heap on every free  // as the lifeboat binary does
   std::string dir = argv[1];
   size_t blobs = std::stoul(argv[2]), snapshots = std::stoul(argv[3]);
   const char* pw = getenv("LIFEBOAT_PASSWORD");

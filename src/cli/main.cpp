@@ -16,9 +16,10 @@ int main(int argc, char** argv) {
   using namespace lifeboat;
   using namespace lifeboat::cli;
   install_interrupt_handlers();
-  // A fixed threshold: buffers of a megabyte and more (packs, chunk buffers) are mapped and given back
+  // A fixed threshold: buffers of 4 MiB and more (packs, chunk buffers) are mapped and given back
   // to the system when freed, instead of glibc raising the threshold and keeping them in the heap.
-  mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  mallopt(M_MMAP_THRESHOLD, 4 << 20);
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);  // ...without trimming the heap on every free
   CLI::App app{"lifeboat: back up every system, restore any of them to any second, and prove it by drill"};
   app.require_subcommand(1);
   app.fallthrough();  // global flags may follow the command: `lifeboat snapshots --json`
