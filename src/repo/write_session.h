@@ -69,9 +69,6 @@ class WriteSession {
   const SessionStats& stats() const { return stats_; }
 
  private:
-  struct PendingPack {
-    PackBuilder builder;
-  };
   Status store_sealed(BlobType type, const BlobId& id, ByteView plaintext);
   void queue_pack(PackBuilder&& pack);
   void upload_loop();
