@@ -64,22 +64,9 @@ std::vector<std::string> verify_pack(Repository& repo, const PackId& id, const s
 Result<CheckReport> check_repository(Repository& repo, const CheckOptions& options, ProgressCounters* progress) {
   CheckReport report;
   // 1. Index files: each must match its name and decode; collect what each pack should hold.
-  LB_ASSIGN_OR_RETURN(auto index_names, repo.list_names(FileType::kIndex));
-  std::vector<std::pair<std::string, IndexFile>> files;
-  for (const auto& name : index_names) {
-    auto plain = repo.load_file(FileType::kIndex, name);
-    if (!plain) {
-      report.errors.push_back(plain.status().message());
-      continue;
-    }
-    auto file = IndexFile::decode(*plain);
-    if (!file) {
-      report.errors.push_back("index/" + name + ": " + file.status().message());
-      continue;
-    }
-    files.emplace_back(name, std::move(*file));
-  }
-  IndexState state = resolve_index_state(std::move(files));
+  // Tolerant: a damaged index file is reported (by name) and the rest still checked.
+  LB_ASSIGN_OR_RETURN(IndexState state, repo.read_index_state(/*tolerant=*/true));
+  report.errors.insert(report.errors.end(), repo.index_warnings().begin(), repo.index_warnings().end());
   repo.use_index_state(state);
   const auto& expected = state.live;
   report.blobs = repo.index().blob_count();

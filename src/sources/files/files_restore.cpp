@@ -160,7 +160,7 @@ class FileWriter {
  private:
   Status fill(int fd, const std::string& tmp, const Node& node, const std::string& path) {
     off_t off = 0;
-    written_end_ = 0;
+    off_t written_end = 0;  // where the last data write ended; past it the file is a hole
     constexpr size_t kBlock = 4096;
     for (const auto& id : node.content) {
       if (interrupted()) return Error(Code::kInterrupted, "interrupted");
@@ -174,7 +174,7 @@ class FileWriter {
         if (zero) {
           if (pos > run_start) {
             LB_RETURN_IF_ERROR(write_all(fd, data->data() + run_start, pos - run_start, off + static_cast<off_t>(run_start), tmp));
-            written_end_ = off + static_cast<off_t>(pos);
+            written_end = off + static_cast<off_t>(pos);
           }
           run_start = pos + kBlock;
         }
@@ -182,7 +182,7 @@ class FileWriter {
           size_t end = pos + n;
           if (!zero && end > run_start) {
             LB_RETURN_IF_ERROR(write_all(fd, data->data() + run_start, end - run_start, off + static_cast<off_t>(run_start), tmp));
-            written_end_ = off + static_cast<off_t>(end);
+            written_end = off + static_cast<off_t>(end);
           }
           break;
         }
@@ -194,7 +194,7 @@ class FileWriter {
       return Error(Code::kCorrupt, fmt::format("restoring {}: content adds up to {} bytes, the snapshot says {}", path,
                                                off, node.size));
     // A trailing hole was never written: extend the file to its size.
-    if (written_end_ != off && ftruncate(fd, off) != 0)
+    if (written_end != off && ftruncate(fd, off) != 0)
       return Error(Code::kIo, fmt::format("truncate {}: {}", tmp, strerror(errno)));
     return Status::ok();
   }
@@ -223,10 +223,7 @@ class FileWriter {
   repo::Repository& repo_;
   bool verify_;
   ProgressCounters& progress_;
-  static thread_local off_t written_end_;  // where the last data write of the current file ended
 };
-
-thread_local off_t FileWriter::written_end_ = 0;
 
 }  // namespace
 
