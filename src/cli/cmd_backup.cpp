@@ -56,7 +56,8 @@ void register_backup(CommandSet c) {
   cmd->add_flag("--stdin-from-command", f->stdin_from_command,
                 "run the command given after -- and store its output as one file; fails if the command fails");
   cmd->add_option("--stdin-filename", f->stdin_filename, "file name for --stdin-from-command output")->capture_default_str();
-  cmd->callback([c, f] {
+  cmd->callback([c, cmd, f] {
+    if (!cmd->get_subcommands().empty()) return;  // `backup mongodb …` set its own action
     c.action = [c, f]() -> Status {
       LB_ASSIGN_OR_RETURN(auto repo, open_repository(c.global));
       LB_ASSIGN_OR_RETURN(auto lock, repo::RepoLock::acquire(*repo, repo::LockKind::kShared));

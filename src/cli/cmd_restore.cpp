@@ -16,12 +16,14 @@ void register_restore(CommandSet c) {
   auto opts = std::make_shared<sources::files::FilesRestoreOptions>();
   cmd->add_option("snapshot", *spec, "snapshot ID or 'latest' (with --at: the newest at or before that time)")
       ->capture_default_str();
-  cmd->add_option("-t,--target", opts->target, "directory to restore into")->required();
+  cmd->add_option("-t,--target", opts->target, "directory to restore into (required)");
   cmd->add_option("-i,--include", opts->includes, "restore only paths (or names) matching this pattern (repeatable)");
   cmd->add_flag("--verify", opts->verify, "re-read each restored file and compare it with the backup");
   pick->add_flags(cmd);
-  cmd->callback([c, spec, pick, opts] {
+  cmd->callback([c, cmd, spec, pick, opts] {
+    if (!cmd->get_subcommands().empty()) return;  // `restore mongodb …` set its own action
     c.action = [c, spec, pick, opts]() -> Status {
+      if (opts->target.empty()) return Error(Code::kInvalidArgument, "restore needs --target DIR");
       LB_ASSIGN_OR_RETURN(auto repo, open_repository(c.global));
       // Shared: a prune running meanwhile keeps every pack this restore may still read.
       LB_ASSIGN_OR_RETURN(auto lock, repo::RepoLock::acquire(*repo, repo::LockKind::kShared));

@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   register_diff(c);
   register_unlock(c);
   register_forget(c);
+  register_mongodb(c);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -225,4 +225,11 @@ Result<std::string> WriteSession::commit(const Snapshot& snapshot) {
   return repo_.save_file(FileType::kSnapshot, as_bytes(snapshot.to_json()));
 }
 
+nlohmann::json session_summary(const WriteSession& session, int64_t start_monotonic_ns) {
+  return {{"blobs_new", session.stats().blobs_new.load()},
+          {"data_added_bytes", session.stats().raw_bytes_new.load()},
+          {"data_stored_bytes", session.stats().stored_bytes_new.load()},
+          {"duration_ms", (monotonic_ns() - start_monotonic_ns) / 1000000}};
+}
+
 }  // namespace lifeboat::repo

@@ -94,4 +94,7 @@ class WriteSession {
   std::thread uploader_;
 };
 
+// What a session added, for a snapshot's summary: blobs_new, data_added_bytes, data_stored_bytes, duration_ms.
+nlohmann::json session_summary(const WriteSession& session, int64_t start_monotonic_ns);
+
 }  // namespace lifeboat::repo

@@ -332,13 +332,6 @@ void count_totals(const std::vector<std::string>& paths, ProgressCounters& progr
   progress.totals_final = !stop;
 }
 
-nlohmann::json session_summary(const repo::WriteSession& session, int64_t start_ns) {
-  return {{"blobs_new", session.stats().blobs_new.load()},
-          {"data_added_bytes", session.stats().raw_bytes_new.load()},
-          {"data_stored_bytes", session.stats().stored_bytes_new.load()},
-          {"duration_ms", (monotonic_ns() - start_ns) / 1000000}};
-}
-
 }  // namespace
 
 std::string absolute_path(const std::string& path) {
@@ -398,7 +391,7 @@ Result<FilesBackupResult> backup_files(repo::Repository& repo, const FilesBackup
   snap.tags = options.tags;
   snap.tree = *tree;
   if (options.parent) snap.parent = options.parent->id;
-  snap.summary = session_summary(session, start);
+  snap.summary = repo::session_summary(session, start);
   snap.summary["files_new"] = backup.files_new;
   snap.summary["files_changed"] = backup.files_changed;
   snap.summary["files_unmodified"] = backup.files_unmodified;
@@ -470,7 +463,7 @@ Result<FilesBackupResult> backup_command_output(repo::Repository& repo, const Co
   snap.tags = options.tags;
   snap.tree = tid;
   snap.metadata["command"] = options.argv;
-  snap.summary = session_summary(session, start);
+  snap.summary = repo::session_summary(session, start);
   snap.summary["files_new"] = 1;
   snap.summary["total_bytes"] = stored->size_bytes;
   LB_ASSIGN_OR_RETURN(std::string id, session.commit(snap));

@@ -1,0 +1,246 @@
+// MongoDB point-in-time restore: full backup + oplog replay.
+#include "sources/mongodb/mongo_restore.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <set>
+
+#include "core/interrupt.h"
+#include "core/time.h"
+#include "sources/mongodb/bson_stream.h"
+#include "sources/mongodb/mongo_backup.h"
+#include "sources/mongodb/restore_sink.h"
+
+namespace lifeboat::sources::mongodb {
+
+namespace {
+
+constexpr int64_t kSecond = 1000000000LL;
+
+std::optional<OplogTime> meta_time(const repo::Snapshot& s, const char* key) {
+  return oplog_time_from_json(s.metadata.value(key, nlohmann::json()));
+}
+
+// When a full backup's state holds: its end position when it saw an oplog, else when it finished.
+int64_t full_point_ns(const repo::Snapshot& s) {
+  if (auto end = meta_time(s, "oplog_end")) return std::max<int64_t>(static_cast<int64_t>(end->t) * kSecond,
+                                                                     s.metadata.value("finished_ns", s.time_ns) - kSecond);
+  return s.metadata.value("finished_ns", s.time_ns);
+}
+
+}  // namespace
+
+Result<MongoRestorePlan> plan_mongodb_restore(const std::vector<repo::SnapshotRef>& snapshots, const std::string& name,
+                                              std::optional<int64_t> at_ns) {
+  MongoRestorePlan plan;
+  plan.at_ns = at_ns;
+  std::set<std::string> names;
+  for (const auto& s : snapshots)
+    if ((s.snapshot.source == kFullSource || s.snapshot.source == kSliceSource) && !s.snapshot.paths.empty())
+      names.insert(s.snapshot.paths[0]);
+  if (name.empty()) {
+    if (names.empty()) return Error(Code::kNotFound, "the repository holds no MongoDB backups");
+    if (names.size() > 1)
+      return Error(Code::kInvalidArgument, fmt::format("the repository holds several MongoDB deployments ({}); pick "
+                                                       "one with --name", fmt::join(names, ", ")));
+    plan.name = *names.begin();
+  } else {
+    if (!names.count(name))
+      return Error(Code::kNotFound, fmt::format("no MongoDB backups named {} (the repository has: {})", name,
+                                                names.empty() ? "none" : fmt::format("{}", fmt::join(names, ", "))));
+    plan.name = name;
+  }
+  int64_t at = at_ns.value_or(INT64_MAX);
+  const repo::SnapshotRef* best = nullptr;
+  const repo::SnapshotRef* oldest = nullptr;
+  std::vector<const repo::SnapshotRef*> slices;
+  for (const auto& s : snapshots) {
+    if (s.snapshot.paths.empty() || s.snapshot.paths[0] != plan.name) continue;
+    if (s.snapshot.source == kFullSource) {
+      int64_t p = full_point_ns(s.snapshot);
+      if (!oldest || p < full_point_ns(oldest->snapshot)) oldest = &s;
+      if (p <= at && (!best || p > full_point_ns(best->snapshot))) best = &s;
+    } else if (s.snapshot.source == kSliceSource) {
+      slices.push_back(&s);
+    }
+  }
+  if (!best) {
+    if (!oldest) return Error(Code::kNotFound, fmt::format("no full backup of {}: run `lifeboat backup mongodb`", plan.name));
+    return Error(Code::kNotFound, fmt::format("no full backup of {} at or before {}; the oldest is consistent at {}",
+                                              plan.name, format_rfc3339(at), format_rfc3339(full_point_ns(oldest->snapshot))));
+  }
+  plan.full = *best;
+  plan.point_ns = full_point_ns(best->snapshot);
+  auto start = meta_time(best->snapshot, "oplog_start");
+  auto end = meta_time(best->snapshot, "oplog_end");
+  plan.replay_from = start.value_or(OplogTime{});
+  if (at_ns) plan.replay_until_s = static_cast<uint32_t>(*at_ns / kSecond);
+  if (end) {
+    std::sort(slices.begin(), slices.end(), [](const auto* a, const auto* b) {
+      auto fa = *meta_time(a->snapshot, "from"), fb = *meta_time(b->snapshot, "from");
+      if (fa != fb) return fa < fb;
+      return *meta_time(a->snapshot, "to") < *meta_time(b->snapshot, "to");
+    });
+    OplogTime cursor = *end;
+    for (const auto* s : slices) {
+      auto from = meta_time(s->snapshot, "from"), to = meta_time(s->snapshot, "to");
+      if (!from || !to) continue;
+      if (plan.point_ns >= at) break;
+      if (*from > cursor) {
+        plan.limit = fmt::format("oplog slices are missing after {} (the follower was not running)",
+                                 format_rfc3339(plan.point_ns));
+        break;
+      }
+      auto gap_until = meta_time(s->snapshot, "gap_until");
+      if (s->snapshot.metadata.value("gap", false) && (!gap_until || *gap_until > cursor) && *to > cursor) {
+        plan.limit = fmt::format("the oplog rolled over before the follower read it (gap after {})",
+                                 format_rfc3339(plan.point_ns));
+        break;
+      }
+      int64_t observed = s->snapshot.metadata.value("observed_until_ns", int64_t{0});
+      int64_t covered = std::max(observed, static_cast<int64_t>(to->t) * kSecond);
+      if (*to <= cursor && covered <= plan.point_ns) continue;
+      plan.slices.push_back(*s);
+      cursor = std::max(cursor, *to);
+      plan.point_ns = std::max(plan.point_ns, covered);
+    }
+  }
+  if (plan.point_ns > at) plan.point_ns = at;
+  if (at_ns && plan.point_ns < at && plan.limit.empty())
+    plan.limit = end ? "no oplog captured after this point (is `lifeboat mongodb follow` running?)"
+                     : "the server had no oplog: only full backups are restorable";
+  return plan;
+}
+
+namespace {
+
+// Rewrites ns for --to-db and drops entries for unselected databases.
+std::optional<BsonDoc> map_op(const bson_t* op, const NsFilter& filter) {
+  std::string ns = bson_string(op, "ns");
+  size_t dot = ns.find('.');
+  if (dot == std::string::npos) return std::nullopt;
+  std::string db = ns.substr(0, dot), rest = ns.substr(dot);
+  if (!filter.selected(db) || rest.starts_with(".system.")) return std::nullopt;
+  std::string target = filter.target(db) + rest;
+  BsonDoc out;
+  bson_iter_t it;
+  bson_iter_init(&it, op);
+  while (bson_iter_next(&it)) {
+    if (std::string(bson_iter_key(&it)) == "ns") bson_append_utf8(out.get(), "ns", 2, target.c_str(), -1);
+    else bson_append_iter(out.get(), nullptr, 0, &it);
+  }
+  return out;
+}
+
+Status replay_stream(repo::Repository& repo, const repo::SnapshotRef& snap, const MongoRestorePlan& plan,
+                     const NsFilter& filter, OplogTime& applied, RestoreSink& sink, uint64_t& ops) {
+  LB_ASSIGN_OR_RETURN(auto tree, repo.load_tree(snap.snapshot.tree));
+  const repo::Node* n = tree.find(kOplogFile);
+  if (!n) return Status::ok();
+  StoredDocReader reader(repo, n->content, fmt::format("oplog of snapshot {}", snap.short_id()));
+  ByteView doc;
+  while (true) {
+    LB_ASSIGN_OR_RETURN(bool more, reader.next(doc));
+    if (!more) break;
+    if (interrupted()) return Error(Code::kInterrupted, "interrupted");
+    bson_t view;
+    bson_init_static(&view, doc.data(), doc.size());
+    auto ts = bson_timestamp(&view, "ts");
+    if (!ts || *ts <= applied) continue;
+    if (plan.replay_until_s && ts->t > *plan.replay_until_s) return Status::ok();
+    applied = *ts;
+    auto mapped = map_op(&view, filter);
+    if (!mapped) continue;
+    LB_RETURN_IF_ERROR(sink.apply_op(mapped->get()));
+    ++ops;
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Result<MongoRestoreResult> restore_mongodb(repo::Repository& repo, const MongoRestorePlan& plan,
+                                           const MongoRestoreOptions& options, ProgressCounters& progress) {
+  if (options.uri.empty() == options.to_dir.empty())
+    return Error(Code::kInvalidArgument, "restore mongodb needs exactly one target: --uri URI or --to-dir DIR");
+  LB_RETURN_IF_ERROR(repo.load_index());
+  NsFilter filter{options.databases, options.rename};
+  const auto& meta = plan.full.snapshot.metadata;
+  for (const auto& d : options.databases) {
+    auto dbs = meta.value("databases", std::vector<std::string>{});
+    if (std::find(dbs.begin(), dbs.end(), d) == dbs.end())
+      return Error(Code::kNotFound, fmt::format("database {} is not in backup {} (it has: {})", d, plan.full.short_id(),
+                                                fmt::join(dbs, ", ")));
+  }
+  std::unique_ptr<RestoreSink> sink;
+  if (!options.uri.empty()) {
+    LB_ASSIGN_OR_RETURN(sink, make_server_sink(options.uri, ServerSinkOptions{options.drop, options.threads}));
+  } else {
+    LB_ASSIGN_OR_RETURN(sink, make_dir_sink(options.to_dir));
+  }
+
+  MongoRestoreResult result;
+  result.plan = plan;
+  LB_ASSIGN_OR_RETURN(auto root, repo.load_tree(plan.full.snapshot.tree));
+  for (const auto& rec : meta.value("collections", nlohmann::json::array())) {
+    std::string db = rec.value("db", ""), name = rec.value("name", "");
+    if (!filter.selected(db)) continue;
+    progress.files_total += 1;
+    progress.bytes_total += rec.value("bytes", uint64_t{0});
+  }
+  progress.totals_final = true;
+  for (const auto& rec : meta.value("collections", nlohmann::json::array())) {
+    std::string db = rec.value("db", ""), name = rec.value("name", "");
+    if (!filter.selected(db)) continue;
+    const repo::Node* dir = root.find(db);
+    if (!dir || !dir->subtree) return Error(Code::kCorrupt, fmt::format("backup {} lacks database {}", plan.full.short_id(), db));
+    LB_ASSIGN_OR_RETURN(auto dtree, repo.load_tree(*dir->subtree));
+    const repo::Node* data = dtree.find(name + ".bson");
+    const repo::Node* mfile = dtree.find(name + ".metadata.json");
+    if (!data || !mfile) return Error(Code::kCorrupt, fmt::format("backup {} lacks {}.{}", plan.full.short_id(), db, name));
+    LB_ASSIGN_OR_RETURN(auto meta_bytes, read_stored(repo, mfile->content));
+    CollectionSpec spec{filter.target(db), name, to_string(meta_bytes)};
+    LB_RETURN_IF_ERROR(sink->begin_collection(spec));
+    StoredDocReader reader(repo, data->content, fmt::format("{}.{} in snapshot {}", db, name, plan.full.short_id()));
+    CollectionDigest digest;
+    std::vector<Bytes> batch;
+    size_t batch_bytes = 0;
+    ByteView doc;
+    while (true) {
+      LB_ASSIGN_OR_RETURN(bool more, reader.next(doc));
+      if (!more) break;
+      if (interrupted()) return Error(Code::kInterrupted, "interrupted");
+      digest.add(doc);
+      batch.emplace_back(doc.begin(), doc.end());
+      batch_bytes += doc.size();
+      progress.bytes_done += doc.size();
+      if (batch.size() >= 1000 || batch_bytes >= 8 * 1024 * 1024) {
+        LB_RETURN_IF_ERROR(sink->insert_batch(std::move(batch)));
+        batch.clear();
+        batch_bytes = 0;
+      }
+    }
+    if (!batch.empty()) LB_RETURN_IF_ERROR(sink->insert_batch(std::move(batch)));
+    LB_ASSIGN_OR_RETURN(uint64_t dups, sink->end_collection());
+    CollectionCheck check{db, name, digest.count(), dups, digest.hash_hex() == rec.value("hash", "")};
+    if (digest.count() != rec.value("count", uint64_t{0}) || !check.hash_ok)
+      return Error(Code::kCorrupt, fmt::format("{}.{}: restored {} documents with hash {}, but the backup recorded {} "
+                                               "with hash {}; the repository data does not match what was dumped",
+                                               db, name, digest.count(), digest.hash_hex(), rec.value("count", uint64_t{0}),
+                                               rec.value("hash", "")));
+    result.documents += digest.count();
+    result.collections.push_back(check);
+    progress.files_done += 1;
+  }
+
+  OplogTime applied = plan.replay_from;
+  LB_RETURN_IF_ERROR(replay_stream(repo, plan.full, plan, filter, applied, *sink, result.ops_applied));
+  for (const auto& s : plan.slices)
+    LB_RETURN_IF_ERROR(replay_stream(repo, s, plan, filter, applied, *sink, result.ops_applied));
+  LB_RETURN_IF_ERROR(sink->finish());
+  result.warnings = sink->warnings();
+  return result;
+}
+
+}  // namespace lifeboat::sources::mongodb

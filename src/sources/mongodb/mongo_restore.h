@@ -1,0 +1,58 @@
+// The MongoDB source, restore side: choose the newest full backup at or before a time, replay oplog
+// slices up to that time, into a server or a mongodump-layout directory.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/progress.h"
+#include "repo/repository.h"
+#include "sources/mongodb/mongo_client.h"
+
+namespace lifeboat::sources::mongodb {
+
+// What a restore to `at` will use, and how close to `at` it gets.
+struct MongoRestorePlan {
+  std::string name;                      // deployment
+  repo::SnapshotRef full;
+  std::vector<repo::SnapshotRef> slices;  // in order; each continues where the previous one ended
+  OplogTime replay_from;                  // entries after this ...
+  std::optional<uint32_t> replay_until_s; // ... with ts.t at most this (none: all)
+  int64_t point_ns = 0;                   // the restored state is the source's state as of this time
+  std::optional<int64_t> at_ns;
+  std::string limit;                      // why point_ns is before at_ns, if it is
+};
+
+// Picks the newest full backup consistent at or before `at_ns` (default: now) and the unbroken
+// chain of slices after it. `name` may be empty when the repository holds one deployment.
+Result<MongoRestorePlan> plan_mongodb_restore(const std::vector<repo::SnapshotRef>& snapshots, const std::string& name,
+                                              std::optional<int64_t> at_ns);
+
+struct MongoRestoreOptions {
+  std::string uri;     // target server, or
+  std::string to_dir;  // a mongodump-layout directory
+  bool drop = false;
+  std::vector<std::string> databases;
+  std::vector<std::pair<std::string, std::string>> rename;  // --to-db OLD=NEW
+  size_t threads = 4;
+};
+
+struct CollectionCheck {
+  std::string db, name;  // as backed up
+  uint64_t count = 0, duplicates = 0;
+  bool hash_ok = false;
+};
+
+struct MongoRestoreResult {
+  MongoRestorePlan plan;
+  std::vector<CollectionCheck> collections;
+  uint64_t documents = 0, ops_applied = 0, warnings = 0;
+};
+
+// Every collection's count and hash are checked against the backup as it streams; a mismatch fails
+// the restore (kCorrupt).
+Result<MongoRestoreResult> restore_mongodb(repo::Repository& repo, const MongoRestorePlan& plan,
+                                           const MongoRestoreOptions& options, ProgressCounters& progress);
+
+}  // namespace lifeboat::sources::mongodb

@@ -1,0 +1,616 @@
+// Restore sinks: a live server through libmongoc, or a mongodump-layout directory.
+#include "sources/mongodb/restore_sink.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <mutex>
+
+#include "core/worker_pool.h"
+
+// bson_t is declared aligned(128); GCC warns that containers of it drop the attribute, which is
+// harmless for the stack-free views built here.
+#pragma GCC diagnostic ignored "-Wignored-attributes"
+
+namespace lifeboat::sources::mongodb {
+
+bool NsFilter::selected(const std::string& db) const {
+  if (db.empty() || db == "admin" || db == "local" || db == "config") return false;
+  return databases.empty() || std::find(databases.begin(), databases.end(), db) != databases.end();
+}
+
+std::string NsFilter::target(const std::string& db) const {
+  for (const auto& [from, to] : rename)
+    if (from == db) return to;
+  return db;
+}
+
+namespace {
+
+// A non-owning view of BSON bytes as a bson_t.
+struct BsonView {
+  bson_t b;
+  explicit BsonView(ByteView bytes) { bson_init_static(&b, bytes.data(), bytes.size()); }
+  const bson_t* get() const { return &b; }
+};
+
+std::optional<BsonDoc> sub_document(const bson_t* doc, const char* field) {
+  bson_iter_t it;
+  if (!bson_iter_init_find(&it, doc, field) || !BSON_ITER_HOLDS_DOCUMENT(&it)) return std::nullopt;
+  uint32_t len;
+  const uint8_t* data;
+  bson_iter_document(&it, &len, &data);
+  return BsonDoc(bson_new_from_data(data, len));
+}
+
+// {_id: <value>} taken from `doc`; its bytes also serve as the document's key in directory replay.
+std::optional<BsonDoc> id_selector(const bson_t* doc) {
+  bson_iter_t it;
+  if (!bson_iter_init_find(&it, doc, "_id")) return std::nullopt;
+  BsonDoc sel;
+  bson_append_iter(sel.get(), "_id", 3, &it);
+  return sel;
+}
+
+std::string id_key(const bson_t* doc) {
+  auto sel = id_selector(doc);
+  return sel ? to_string(sel->bytes()) : std::string();
+}
+
+bool first_key_is_operator(const bson_t* doc) {
+  bson_iter_t it;
+  return bson_iter_init(&it, doc) && bson_iter_next(&it) && bson_iter_key(&it)[0] == '$';
+}
+
+// FerretDB logs updates as {$v:1, $set:<whole new document>}; MongoDB never puts _id in a $set
+// (it is immutable), so a $set holding _id is a full replacement.
+std::optional<BsonDoc> whole_document_set(const bson_t* o) {
+  auto set = sub_document(o, "$set");
+  if (!set) return std::nullopt;
+  bson_iter_t it;
+  if (!bson_iter_init_find(&it, set->get(), "_id")) return std::nullopt;
+  bson_iter_t all;
+  bson_iter_init(&all, o);
+  while (bson_iter_next(&all)) {
+    std::string k = bson_iter_key(&all);
+    if (k != "$set" && k != "$v") return std::nullopt;
+  }
+  return set;
+}
+
+bool has_field(const bson_t* doc, const char* field) {
+  bson_iter_t it;
+  return bson_iter_init_find(&it, doc, field);
+}
+
+struct ParsedOp {
+  std::string op, db, coll;
+  std::optional<BsonDoc> o, o2;
+};
+
+ParsedOp parse_op(const bson_t* op) {
+  ParsedOp p;
+  p.op = bson_string(op, "op");
+  std::string ns = bson_string(op, "ns");
+  size_t dot = ns.find('.');
+  p.db = ns.substr(0, dot);
+  p.coll = dot == std::string::npos ? "" : ns.substr(dot + 1);
+  p.o = sub_document(op, "o");
+  p.o2 = sub_document(op, "o2");
+  return p;
+}
+
+// What createIndexes accepts from a dumped index spec: mongodump keeps `v` and `ns`, which FerretDB
+// (and new MongoDB versions, for `ns`) reject.
+BsonDoc clean_index_spec(const bson_t* spec) {
+  BsonDoc out;
+  bson_iter_t it;
+  bson_iter_init(&it, spec);
+  while (bson_iter_next(&it)) {
+    std::string k = bson_iter_key(&it);
+    if (k == "v" || k == "ns" || k == "background") continue;
+    bson_append_iter(out.get(), k.c_str(), static_cast<int>(k.size()), &it);
+  }
+  return out;
+}
+
+struct ParsedMetadata {
+  BsonDoc options;
+  std::vector<BsonDoc> indexes;
+};
+
+Result<ParsedMetadata> parse_metadata(const CollectionSpec& spec) {
+  ParsedMetadata m;
+  if (spec.metadata_json.empty()) return m;
+  auto doc = BsonDoc::from_json(spec.metadata_json);
+  if (!doc) return doc.status().with_context(fmt::format("{}.{}.metadata.json", spec.db, spec.name));
+  if (auto o = sub_document(doc->get(), "options")) m.options = std::move(*o);
+  bson_iter_t it, arr;
+  if (bson_iter_init_find(&it, doc->get(), "indexes") && BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &arr)) {
+    while (bson_iter_next(&arr)) {
+      if (!BSON_ITER_HOLDS_DOCUMENT(&arr)) continue;
+      uint32_t len;
+      const uint8_t* data;
+      bson_iter_document(&arr, &len, &data);
+      m.indexes.emplace_back(bson_new_from_data(data, len));
+    }
+  }
+  return m;
+}
+
+// Server errors that mean "already as wanted" during restore.
+constexpr uint32_t kNamespaceNotFound = 26, kNamespaceExists = 48, kDuplicateKey = 11000;
+
+class ServerSink final : public RestoreSink {
+ public:
+  ServerSink(std::unique_ptr<MongoConnection> conn, const ServerSinkOptions& o)
+      : conn_(std::move(conn)), o_(o), pool_(std::max<size_t>(1, o.threads), 2 * std::max<size_t>(1, o.threads)) {}
+
+  ~ServerSink() override {
+    pool_.wait_idle();
+    reset_bulk();
+  }
+
+  Status begin_collection(const CollectionSpec& spec) override {
+    spec_ = spec;
+    LB_ASSIGN_OR_RETURN(meta_, parse_metadata(spec));
+    auto lease = conn_->lease();
+    bson_error_t error;
+    if (o_.drop) {
+      mongoc_collection_t* c = mongoc_client_get_collection(lease.get(), spec.db.c_str(), spec.name.c_str());
+      bool ok = mongoc_collection_drop_with_opts(c, nullptr, &error);
+      mongoc_collection_destroy(c);
+      if (!ok && error.code != kNamespaceNotFound && std::string(error.message).find("not found") == std::string::npos)
+        return mongo_error(error, fmt::format("dropping {}.{}", spec.db, spec.name));
+    }
+    mongoc_database_t* db = mongoc_client_get_database(lease.get(), spec.db.c_str());
+    mongoc_collection_t* c = mongoc_database_create_collection(db, spec.name.c_str(), meta_.options.get(), &error);
+    if (c) mongoc_collection_destroy(c);
+    mongoc_database_destroy(db);
+    if (!c && error.code != kNamespaceExists && std::string(error.message).find("already exists") == std::string::npos)
+      return mongo_error(error, fmt::format("creating {}.{}", spec.db, spec.name));
+    duplicates_ = 0;
+    return Status::ok();
+  }
+
+  Status insert_batch(std::vector<Bytes> docs) override {
+    LB_RETURN_IF_ERROR(error());
+    auto batch = std::make_shared<std::vector<Bytes>>(std::move(docs));
+    pool_.submit([this, batch, db = spec_.db, name = spec_.name] {
+      auto lease = conn_->lease();
+      mongoc_collection_t* c = mongoc_client_get_collection(lease.get(), db.c_str(), name.c_str());
+      std::vector<bson_t> views(batch->size());
+      std::vector<const bson_t*> ptrs;
+      for (size_t i = 0; i < batch->size(); ++i) {
+        bson_init_static(&views[i], (*batch)[i].data(), (*batch)[i].size());
+        ptrs.push_back(&views[i]);
+      }
+      bson_t* opts = BCON_NEW("ordered", BCON_BOOL(false));
+      bson_t reply;
+      bson_error_t err;
+      bool ok = mongoc_collection_insert_many(c, ptrs.data(), ptrs.size(), opts, &reply, &err);
+      Status s;
+      if (!ok) s = classify_insert_failure(&reply, err, db + "." + name);
+      bson_destroy(&reply);
+      bson_destroy(opts);
+      mongoc_collection_destroy(c);
+      if (!s.is_ok()) {
+        std::lock_guard lk(mu_);
+        if (error_.is_ok()) error_ = s;
+      }
+    });
+    return Status::ok();
+  }
+
+  Result<uint64_t> end_collection() override {
+    pool_.wait_idle();
+    LB_RETURN_IF_ERROR(error());
+    std::vector<BsonDoc> specs;
+    for (const auto& ix : meta_.indexes)
+      if (bson_string(ix.get(), "name") != "_id_") specs.push_back(clean_index_spec(ix.get()));
+    if (!specs.empty()) {
+      bson_t cmd = BSON_INITIALIZER, arr;
+      bson_append_utf8(&cmd, "createIndexes", -1, spec_.name.c_str(), -1);
+      bson_append_array_begin(&cmd, "indexes", -1, &arr);
+      for (size_t i = 0; i < specs.size(); ++i)
+        bson_append_document(&arr, std::to_string(i).c_str(), -1, specs[i].get());
+      bson_append_array_end(&cmd, &arr);
+      auto lease = conn_->lease();
+      bson_error_t err;
+      bool ok = mongoc_client_command_simple(lease.get(), spec_.db.c_str(), &cmd, nullptr, nullptr, &err);
+      bson_destroy(&cmd);
+      if (!ok) return mongo_error(err, fmt::format("creating indexes on {}.{}", spec_.db, spec_.name));
+    }
+    return duplicates_.load();
+  }
+
+  Status apply_op(const bson_t* raw) override {
+    ParsedOp op = parse_op(raw);
+    if (op.op == "n" || op.op.empty()) return Status::ok();
+    if (op.op == "c") {
+      LB_RETURN_IF_ERROR(flush_bulk());
+      return apply_command(op, raw);
+    }
+    if (!op.o) return Error(Code::kCorrupt, "oplog entry without o");
+    if (op.op == "u" && op.o && has_field(op.o->get(), "diff")) {
+      // MongoDB 5+ delta format: the server applies it exactly as written.
+      LB_RETURN_IF_ERROR(flush_bulk());
+      return apply_ops_command(raw);
+    }
+    std::string ns = op.db + "." + op.coll;
+    if (ns != bulk_ns_ || bulk_ops_ >= 1000) LB_RETURN_IF_ERROR(flush_bulk());
+    if (!bulk_) start_bulk(op.db, op.coll);
+    bson_error_t err{};
+    bool ok = true;
+    if (op.op == "i") {
+      auto sel = id_selector(op.o->get());
+      if (!sel) return Error(Code::kCorrupt, "insert entry without _id");
+      bson_t* upsert = BCON_NEW("upsert", BCON_BOOL(true));
+      ok = mongoc_bulk_operation_replace_one_with_opts(bulk_, sel->get(), op.o->get(), upsert, &err);
+      bson_destroy(upsert);
+    } else if (op.op == "u") {
+      if (!op.o2) return Error(Code::kCorrupt, "update entry without o2");
+      auto sel = id_selector(op.o2->get());
+      if (!sel) return Error(Code::kCorrupt, "update entry without o2._id");
+      bson_t* upsert = BCON_NEW("upsert", BCON_BOOL(true));
+      if (auto whole = whole_document_set(op.o->get())) {
+        ok = mongoc_bulk_operation_replace_one_with_opts(bulk_, sel->get(), whole->get(), upsert, &err);
+      } else if (first_key_is_operator(op.o->get())) {
+        BsonDoc update;
+        bson_iter_t it;
+        bson_iter_init(&it, op.o->get());
+        while (bson_iter_next(&it))
+          if (std::string(bson_iter_key(&it)) != "$v") bson_append_iter(update.get(), nullptr, 0, &it);
+        ok = mongoc_bulk_operation_update_one_with_opts(bulk_, sel->get(), update.get(), nullptr, &err);
+      } else {
+        ok = mongoc_bulk_operation_replace_one_with_opts(bulk_, sel->get(), op.o->get(), upsert, &err);
+      }
+      bson_destroy(upsert);
+    } else if (op.op == "d") {
+      auto sel = id_selector(op.o->get());
+      if (!sel) return Error(Code::kCorrupt, "delete entry without _id");
+      ok = mongoc_bulk_operation_remove_one_with_opts(bulk_, sel->get(), nullptr, &err);
+    } else {
+      ++warnings_;
+      return Status::ok();
+    }
+    if (!ok) return mongo_error(err, fmt::format("replaying oplog on {}", ns));
+    ++bulk_ops_;
+    return Status::ok();
+  }
+
+  Status finish() override { return flush_bulk(); }
+  uint64_t warnings() const override { return warnings_; }
+
+ private:
+  Status error() {
+    std::lock_guard lk(mu_);
+    return error_;
+  }
+
+  // An unordered insert fails as a whole when any document does; duplicates of documents already in
+  // the target (restore without --drop) are counted, anything else is an error.
+  Status classify_insert_failure(const bson_t* reply, const bson_error_t& err, const std::string& ns) {
+    bson_iter_t it, arr;
+    uint64_t dups = 0, others = 0;
+    std::string other_msg;
+    if (bson_iter_init_find(&it, reply, "writeErrors") && bson_iter_recurse(&it, &arr)) {
+      while (bson_iter_next(&arr)) {
+        bson_iter_t e;
+        if (bson_iter_recurse(&arr, &e) && bson_iter_find(&e, "code") && bson_iter_as_int64(&e) == kDuplicateKey) ++dups;
+        else ++others;
+      }
+    }
+    if (dups > 0 && others == 0 && !has_field(reply, "writeConcernErrors")) {
+      duplicates_ += dups;
+      return Status::ok();
+    }
+    return mongo_error(err, fmt::format("inserting into {}", ns));
+  }
+
+  void start_bulk(const std::string& db, const std::string& coll) {
+    op_lease_ = std::make_unique<ClientLease>(conn_->lease());
+    bulk_coll_ = mongoc_client_get_collection(op_lease_->get(), db.c_str(), coll.c_str());
+    bson_t* opts = BCON_NEW("ordered", BCON_BOOL(true));
+    bulk_ = mongoc_collection_create_bulk_operation_with_opts(bulk_coll_, opts);
+    bson_destroy(opts);
+    bulk_ns_ = db + "." + coll;
+    bulk_ops_ = 0;
+  }
+
+  void reset_bulk() {
+    if (bulk_) mongoc_bulk_operation_destroy(bulk_);
+    if (bulk_coll_) mongoc_collection_destroy(bulk_coll_);
+    bulk_ = nullptr;
+    bulk_coll_ = nullptr;
+    op_lease_.reset();
+    bulk_ns_.clear();
+    bulk_ops_ = 0;
+  }
+
+  Status flush_bulk() {
+    if (!bulk_) return Status::ok();
+    Status s;
+    if (bulk_ops_ > 0) {
+      bson_t reply;
+      bson_error_t err;
+      if (!mongoc_bulk_operation_execute(bulk_, &reply, &err)) s = mongo_error(err, fmt::format("replaying oplog on {}", bulk_ns_));
+      bson_destroy(&reply);
+    }
+    reset_bulk();
+    return s;
+  }
+
+  Status apply_ops_command(const bson_t* raw) {
+    bson_t cmd = BSON_INITIALIZER, arr;
+    bson_append_array_begin(&cmd, "applyOps", -1, &arr);
+    bson_append_document(&arr, "0", -1, raw);
+    bson_append_array_end(&cmd, &arr);
+    auto lease = conn_->lease();
+    bson_error_t err;
+    bool ok = mongoc_client_command_simple(lease.get(), "admin", &cmd, nullptr, nullptr, &err);
+    bson_destroy(&cmd);
+    if (!ok) return mongo_error(err, "replaying a delta update with applyOps");
+    return Status::ok();
+  }
+
+  Status apply_command(const ParsedOp& op, const bson_t* raw) {
+    (void)raw;
+    if (!op.o) return Status::ok();
+    bson_iter_t it;
+    if (!bson_iter_init(&it, op.o->get()) || !bson_iter_next(&it)) return Status::ok();
+    std::string cmd = bson_iter_key(&it);
+    std::string arg = BSON_ITER_HOLDS_UTF8(&it) ? bson_iter_utf8(&it, nullptr) : "";
+    auto lease = conn_->lease();
+    bson_error_t err;
+    if (cmd == "drop" || cmd == "create") {
+      bson_t* c = cmd == "drop" ? BCON_NEW("drop", BCON_UTF8(arg.c_str())) : BCON_NEW("create", BCON_UTF8(arg.c_str()));
+      bool ok = mongoc_client_command_simple(lease.get(), op.db.c_str(), c, nullptr, nullptr, &err);
+      bson_destroy(c);
+      if (!ok && err.code != kNamespaceNotFound && err.code != kNamespaceExists)
+        return mongo_error(err, fmt::format("replaying {} of {}.{}", cmd, op.db, arg));
+      return Status::ok();
+    }
+    if (cmd == "dropDatabase") {
+      mongoc_database_t* db = mongoc_client_get_database(lease.get(), op.db.c_str());
+      bool ok = mongoc_database_drop_with_opts(db, nullptr, &err);
+      mongoc_database_destroy(db);
+      if (!ok) return mongo_error(err, fmt::format("replaying dropDatabase of {}", op.db));
+      return Status::ok();
+    }
+    ++warnings_;  // index builds, renames, collMod: not data; the restore keeps the dumped indexes
+    return Status::ok();
+  }
+
+  std::unique_ptr<MongoConnection> conn_;
+  ServerSinkOptions o_;
+  CollectionSpec spec_;
+  ParsedMetadata meta_;
+  std::atomic<uint64_t> duplicates_{0};
+  std::mutex mu_;
+  Status error_;
+  uint64_t warnings_ = 0;
+  std::unique_ptr<ClientLease> op_lease_;
+  mongoc_collection_t* bulk_coll_ = nullptr;
+  mongoc_bulk_operation_t* bulk_ = nullptr;
+  std::string bulk_ns_;
+  size_t bulk_ops_ = 0;
+  WorkerPool pool_;  // last: its threads stop before the members they use go
+};
+
+Status write_all(int fd, ByteView data, const std::string& path) {
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Error(Code::kIo, fmt::format("writing {}: {}", path, strerror(errno)));
+    }
+    off += static_cast<size_t>(n);
+  }
+  return Status::ok();
+}
+
+Status write_file_atomic(const std::string& path, ByteView data) {
+  std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Error(Code::kIo, fmt::format("creating {}: {}", tmp, strerror(errno)));
+  Status s = write_all(fd, data, tmp);
+  ::close(fd);
+  if (!s.is_ok()) return s;
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return Error(Code::kIo, fmt::format("renaming {}: {}", tmp, strerror(errno)));
+  return Status::ok();
+}
+
+Status make_dir(const std::string& path) {
+  if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST)
+    return Error(Code::kIo, fmt::format("creating {}: {}", path, strerror(errno)));
+  return Status::ok();
+}
+
+Result<Bytes> read_whole(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Error(Code::kNotFound, path);
+  Bytes out;
+  char buf[1 << 16];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0)
+    out.insert(out.end(), reinterpret_cast<uint8_t*>(buf), reinterpret_cast<uint8_t*>(buf) + in.gcount());
+  return out;
+}
+
+// $set/$unset of top-level fields applied to a document, for directory replay.
+Result<BsonDoc> apply_set_unset(const bson_t* doc, const bson_t* update) {
+  auto set = sub_document(update, "$set");
+  auto unset = sub_document(update, "$unset");
+  bson_iter_t it;
+  bson_iter_init(&it, update);
+  while (bson_iter_next(&it)) {
+    std::string k = bson_iter_key(&it);
+    if (k != "$set" && k != "$unset" && k != "$v")
+      return Error(Code::kInvalidArgument, fmt::format("replaying {} into a directory is not supported; restore into a "
+                                                       "server with --uri", k));
+  }
+  for (const auto* d : {set ? set->get() : nullptr, unset ? unset->get() : nullptr}) {
+    if (!d) continue;
+    bson_iter_init(&it, d);
+    while (bson_iter_next(&it))
+      if (std::strchr(bson_iter_key(&it), '.'))
+        return Error(Code::kInvalidArgument, "replaying nested-field updates into a directory is not supported; "
+                                             "restore into a server with --uri");
+  }
+  BsonDoc out;
+  bson_iter_init(&it, doc);
+  while (bson_iter_next(&it)) {
+    const char* k = bson_iter_key(&it);
+    bson_iter_t x;
+    if (unset && bson_iter_init_find(&x, unset->get(), k)) continue;
+    if (set && bson_iter_init_find(&x, set->get(), k)) bson_append_iter(out.get(), k, -1, &x);
+    else bson_append_iter(out.get(), k, -1, &it);
+  }
+  if (set) {
+    bson_iter_init(&it, set->get());
+    while (bson_iter_next(&it)) {
+      bson_iter_t x;
+      if (!bson_iter_init_find(&x, doc, bson_iter_key(&it))) bson_append_iter(out.get(), nullptr, 0, &it);
+    }
+  }
+  return out;
+}
+
+class DirSink final : public RestoreSink {
+ public:
+  explicit DirSink(std::string dir) : dir_(std::move(dir)) {}
+
+  Status begin_collection(const CollectionSpec& spec) override {
+    spec_ = spec;
+    LB_RETURN_IF_ERROR(make_dir(dir_ + "/" + spec.db));
+    std::string base = dir_ + "/" + spec.db + "/" + spec.name;
+    LB_RETURN_IF_ERROR(write_file_atomic(base + ".metadata.json", as_bytes(spec.metadata_json)));
+    tmp_path_ = base + ".bson.tmp";
+    fd_ = ::open(tmp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd_ < 0) return Error(Code::kIo, fmt::format("creating {}: {}", tmp_path_, strerror(errno)));
+    return Status::ok();
+  }
+
+  Status insert_batch(std::vector<Bytes> docs) override {
+    for (const auto& d : docs) LB_RETURN_IF_ERROR(write_all(fd_, d, tmp_path_));
+    return Status::ok();
+  }
+
+  Result<uint64_t> end_collection() override {
+    ::close(fd_);
+    fd_ = -1;
+    std::string final_path = tmp_path_.substr(0, tmp_path_.size() - 4);
+    if (::rename(tmp_path_.c_str(), final_path.c_str()) != 0)
+      return Error(Code::kIo, fmt::format("renaming {}: {}", tmp_path_, strerror(errno)));
+    return uint64_t{0};
+  }
+
+  Status apply_op(const bson_t* raw) override {
+    ParsedOp op = parse_op(raw);
+    if (op.op == "n" || op.op.empty() || op.coll.empty()) return Status::ok();
+    if (op.op == "c") {
+      ++warnings_;
+      return Status::ok();
+    }
+    std::string ns = op.db + "\n" + op.coll;
+    if (ops_.find(ns) == ops_.end()) order_.push_back(ns);
+    auto& v = ops_[ns];
+    v.emplace_back(bson_get_data(raw), bson_get_data(raw) + raw->len);
+    return Status::ok();
+  }
+
+  // Each collection the oplog touched is loaded, changed in memory and written back.
+  Status finish() override {
+    for (const auto& ns : order_) {
+      size_t nl = ns.find('\n');
+      std::string db = ns.substr(0, nl), coll = ns.substr(nl + 1);
+      std::string base = dir_ + "/" + db + "/" + coll;
+      std::map<std::string, Bytes> docs;
+      auto existing = read_whole(base + ".bson");
+      if (existing) {
+        size_t off = 0;
+        while (off + 4 <= existing->size()) {
+          int32_t len;
+          std::memcpy(&len, existing->data() + off, 4);
+          if (len < 5 || off + static_cast<size_t>(len) > existing->size())
+            return Error(Code::kCorrupt, fmt::format("{}.bson: truncated document", base));
+          BsonView v(ByteView(existing->data() + off, static_cast<size_t>(len)));
+          docs[id_key(v.get())] = Bytes(existing->begin() + static_cast<ptrdiff_t>(off),
+                                        existing->begin() + static_cast<ptrdiff_t>(off + static_cast<size_t>(len)));
+          off += static_cast<size_t>(len);
+        }
+      } else {
+        LB_RETURN_IF_ERROR(make_dir(dir_ + "/" + db));
+        std::string meta = fmt::format(
+            R"({{"options":{{}},"indexes":[{{"v":{{"$numberInt":"2"}},"key":{{"_id":{{"$numberInt":"1"}}}},"name":"_id_"}}],"collectionName":"{}","type":"collection"}})",
+            coll);
+        LB_RETURN_IF_ERROR(write_file_atomic(base + ".metadata.json", as_bytes(meta)));
+      }
+      for (const auto& raw : ops_[ns]) {
+        BsonView view(raw);
+        ParsedOp op = parse_op(view.get());
+        if (!op.o) continue;
+        auto put = [&](const bson_t* d) { docs[id_key(d)] = Bytes(bson_get_data(d), bson_get_data(d) + d->len); };
+        if (op.op == "i") {
+          put(op.o->get());
+        } else if (op.op == "d") {
+          docs.erase(id_key(op.o->get()));
+        } else if (op.op == "u") {
+          if (!op.o2) continue;
+          std::string key = id_key(op.o2->get());
+          if (has_field(op.o->get(), "diff"))
+            return Error(Code::kInvalidArgument, "replaying MongoDB delta updates ($v:2) into a directory is not "
+                                                 "supported; restore into a server with --uri");
+          if (auto whole = whole_document_set(op.o->get())) {
+            put(whole->get());
+          } else if (first_key_is_operator(op.o->get())) {
+            auto it = docs.find(key);
+            if (it == docs.end()) continue;
+            BsonView cur(it->second);
+            LB_ASSIGN_OR_RETURN(auto next, apply_set_unset(cur.get(), op.o->get()));
+            it->second = Bytes(next.bytes().begin(), next.bytes().end());
+          } else {
+            put(op.o->get());
+          }
+        }
+      }
+      Bytes out;
+      for (const auto& [k, d] : docs) out.insert(out.end(), d.begin(), d.end());
+      LB_RETURN_IF_ERROR(write_file_atomic(base + ".bson", out));
+    }
+    return Status::ok();
+  }
+
+  uint64_t warnings() const override { return warnings_; }
+
+ private:
+  std::string dir_;
+  CollectionSpec spec_;
+  std::string tmp_path_;
+  int fd_ = -1;
+  std::map<std::string, std::vector<Bytes>> ops_;
+  std::vector<std::string> order_;
+  uint64_t warnings_ = 0;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<RestoreSink>> make_server_sink(const std::string& uri, const ServerSinkOptions& options) {
+  LB_ASSIGN_OR_RETURN(auto conn, MongoConnection::connect(uri, static_cast<int>(options.threads) + 2));
+  return std::unique_ptr<RestoreSink>(new ServerSink(std::move(conn), options));
+}
+
+Result<std::unique_ptr<RestoreSink>> make_dir_sink(const std::string& dir) {
+  LB_RETURN_IF_ERROR(make_dir(dir));
+  return std::unique_ptr<RestoreSink>(new DirSink(dir));
+}
+
+}  // namespace lifeboat::sources::mongodb

@@ -1,0 +1,48 @@
+// Where a MongoDB restore writes: a live server (libmongoc) or a mongodump-layout directory. Both take
+// collections with their documents, then oplog entries applied idempotently in order.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sources/mongodb/mongo_client.h"
+
+namespace lifeboat::sources::mongodb {
+
+struct CollectionSpec {
+  std::string db, name;
+  std::string metadata_json;  // mongodump <coll>.metadata.json (options, indexes)
+};
+
+class RestoreSink {
+ public:
+  virtual ~RestoreSink() = default;
+  // Collections arrive one at a time: begin, documents in batches, end.
+  virtual Status begin_collection(const CollectionSpec& spec) = 0;
+  virtual Status insert_batch(std::vector<Bytes> docs) = 0;
+  virtual Result<uint64_t> end_collection() = 0;  // returns duplicates skipped
+  // One oplog entry whose ns has already been mapped to the target database.
+  virtual Status apply_op(const bson_t* op) = 0;
+  virtual Status finish() = 0;
+  virtual uint64_t warnings() const { return 0; }
+};
+
+struct ServerSinkOptions {
+  bool drop = false;     // drop each collection before restoring it
+  size_t threads = 4;    // concurrent insert batches
+};
+
+Result<std::unique_ptr<RestoreSink>> make_server_sink(const std::string& uri, const ServerSinkOptions& options);
+Result<std::unique_ptr<RestoreSink>> make_dir_sink(const std::string& dir);
+
+// Rewrites an oplog entry's ns (and a command's target) for --to-db renames; empty when the entry is
+// not for a selected database or is not data (no-ops, system collections).
+struct NsFilter {
+  std::vector<std::string> databases;              // empty: all
+  std::vector<std::pair<std::string, std::string>> rename;  // OLD -> NEW
+  bool selected(const std::string& db) const;
+  std::string target(const std::string& db) const;
+};
+
+}  // namespace lifeboat::sources::mongodb
