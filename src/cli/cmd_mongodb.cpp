@@ -134,7 +134,7 @@ void register_restore_mongodb(CommandSet c, CLI::App* restore) {
         fmt::print("MongoDB {}: full backup {} ({}) + {} oplog slice(s)\n", plan.name, plan.full.short_id(),
                    format_local(plan.full.snapshot.time_ns), plan.slices.size());
         fmt::print("restored point: {}", format_local(plan.point_ns));
-        if (at) fmt::print(" ({} before the requested {})", format_duration_ms((*at - plan.point_ns) / 1000000),
+        if (at && *at > plan.point_ns) fmt::print(" ({} before the requested {})", format_duration_ms((*at - plan.point_ns) / 1000000),
                            format_local(*at));
         fmt::print("\n");
         if (!plan.limit.empty()) fmt::print("  limited by: {}\n", plan.limit);

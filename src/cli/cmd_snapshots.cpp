@@ -25,11 +25,11 @@ void register_snapshots(CommandSet c) {
         print_json(arr);
         return Status::ok();
       }
-      fmt::print("{:<8}  {:<19}  {:<12}  {:<7}  {:<16}  {}\n", "ID", "Time", "Host", "Source", "Tags", "Paths");
+      fmt::print("{:<8}  {:<19}  {:<12}  {:<13}  {:<16}  {}\n", "ID", "Time", "Host", "Source", "Tags", "Paths");
       fmt::print("{}\n", std::string(90, '-'));
       for (const auto& r : list) {
         const auto& s = r.snapshot;
-        fmt::print("{:<8}  {:<19}  {:<12}  {:<7}  {:<16}  {}\n", r.short_id(), format_local(s.time_ns), s.hostname,
+        fmt::print("{:<8}  {:<19}  {:<12}  {:<13}  {:<16}  {}\n", r.short_id(), format_local(s.time_ns), s.hostname,
                    s.source, fmt::format("{}", fmt::join(s.tags, ",")),
                    fmt::format("{}{}", fmt::join(s.paths, " "), pins.count(r.id) ? "  (pinned)" : ""));
       }

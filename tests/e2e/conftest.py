@@ -2,12 +2,14 @@
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 LIFEBOAT = Path(os.environ.get("LIFEBOAT_BIN", ROOT / "build" / "lifeboat"))
+sys.path.insert(0, str(ROOT / "tests" / "peers"))
 
 
 class Lifeboat:

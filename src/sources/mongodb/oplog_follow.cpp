@@ -84,6 +84,7 @@ class Follower {
           LB_RETURN_IF_ERROR(check_gap());
         }
       }
+      if (stop) clear_interrupt();  // the signal asked for a stop, not for losing the held entries
       int64_t since = monotonic_ns() - last_commit_mono_;
       if (stop || (entries_ > 0 && since >= o_.interval_ns) || since >= idle_ns) LB_RETURN_IF_ERROR(commit_slice());
       if (stop) return Status::ok();

@@ -1,0 +1,128 @@
+"""MongoDB benchmark: Lifeboat against mongodump/mongorestore on the same FerretDB, same run.
+
+Seeds N small documents (default 1 M) into one FerretDB on loopback, then alternates the tools:
+  backup:  lifeboat backup mongodb          vs  mongodump --out DIR
+  restore: lifeboat restore mongodb --drop  vs  mongorestore --noIndexRestore --drop
+Prints documents per second and the ratio (goal: Lifeboat ≥ 1.5x), the repository size against
+`mongodump --gzip`, and appends the figures to bench/RESULTS.md.
+"""
+import argparse
+import datetime
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "peers"))
+sys.path.insert(0, str(ROOT / "bench"))
+import peers  # noqa: E402
+from benchlib import timed  # noqa: E402
+
+LIFEBOAT = ROOT / "build" / "lifeboat"
+
+
+def du(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def seed(server, n):
+    c = server.client()
+    coll = c.bench.items
+    batch = []
+    t0 = time.monotonic()
+    for i in range(n):
+        batch.append({"_id": i, "sku": f"SKU-{i:08d}", "price": (i % 1000) / 10, "qty": i % 17,
+                      "tags": ["frame", "lens" if i % 2 else "case"], "active": i % 3 != 0})
+        if len(batch) == 10000:
+            coll.insert_many(batch, ordered=False)
+            batch = []
+    if batch:
+        coll.insert_many(batch, ordered=False)
+    print(f"seeded {n} documents in {time.monotonic() - t0:.0f} s", flush=True)
+    c.close()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--docs", type=int, default=1_000_000)
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--no-record", action="store_true")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="lifeboat-mongo-bench-", dir=ROOT / "bench" / "work"
+                                 if (ROOT / "bench" / "work").exists() else None))
+    env = dict(os.environ, LIFEBOAT_PASSWORD="bench", LIFEBOAT_REPOSITORY=str(work / "repo"))
+    mongodump, mongorestore = peers.mongo_tool("mongodump"), peers.mongo_tool("mongorestore")
+    server = peers.FerretDB(work / "ferretdb", oplog_bytes=0).start()
+    runs = {}
+
+    def record(phase, tool, dt):
+        runs.setdefault((phase, tool), []).append(dt)
+        print(f"  {phase:<8} {tool:<9} {dt:7.2f} s  {args.docs / dt:9.0f} docs/s", flush=True)
+
+    try:
+        seed(server, args.docs)
+        subprocess.run([LIFEBOAT, "init", "--kdf-memory-kib", "65536"], env=env, check=True, capture_output=True)
+        for r in range(args.repeat):
+            order = ["lifeboat", "mongodump"] if r % 2 == 0 else ["mongodump", "lifeboat"]
+            for tool in order:
+                if tool == "lifeboat":
+                    dt, _, _ = timed([LIFEBOAT, "backup", "mongodb", "--uri", server.uri, "--db", "bench", "-q"], env)
+                else:
+                    shutil.rmtree(work / "dump", ignore_errors=True)
+                    dt, _, _ = timed([mongodump, "--uri", server.uri, "--db", "bench", "--out", work / "dump", "--quiet"], env)
+                record("backup", tool, dt)
+        repo_size = du(work / "repo")
+        dump_size = du(work / "dump")
+        timed([mongodump, "--uri", server.uri, "--db", "bench", "--gzip", "--out", work / "dumpgz", "--quiet"], env)
+        gz_size = du(work / "dumpgz")
+        for r in range(args.repeat):
+            order = ["lifeboat", "mongorestore"] if r % 2 == 0 else ["mongorestore", "lifeboat"]
+            for tool in order:
+                if tool == "lifeboat":
+                    dt, _, _ = timed([LIFEBOAT, "restore", "mongodb", "--uri", server.uri, "--db", "bench",
+                                      "--to-db", "bench=lb_restored", "--drop", "-q"], env)
+                else:
+                    dt, _, _ = timed([mongorestore, "--uri", server.uri, "--noIndexRestore", "--drop", "--quiet",
+                                      "--nsFrom", "bench.*", "--nsTo", "mr_restored.*", work / "dump"], env)
+                record("restore", tool, dt)
+        c = server.client()
+        assert c.lb_restored.items.count_documents({}) == args.docs
+        assert c.mr_restored.items.count_documents({}) == args.docs
+        c.close()
+    finally:
+        server.stop()
+
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    ferret = "FerretDB v1.24.2 (SQLite)"
+    lines = [f"### {datetime.date.today()} — MongoDB: {args.docs} small documents, one collection, {ferret}",
+             "",
+             f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
+             f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, {platform.platform()}. "
+             f"Lifeboat {subprocess.run([LIFEBOAT, '--version'], capture_output=True, text=True).stdout.strip()}; "
+             f"mongo-tools 100.18.0. Median of {args.repeat} runs, tools alternating; all on loopback.",
+             "",
+             "| phase | lifeboat s | mongo-tools s | lifeboat docs/s | mongo-tools docs/s | speed ratio | goal |",
+             "|---|---|---|---|---|---|---|"]
+    for phase, peer in (("backup", "mongodump"), ("restore", "mongorestore")):
+        lt, pt = med[(phase, "lifeboat")], med[(phase, peer)]
+        ratio = pt / lt
+        lines.append(f"| {phase} | {lt:.2f} | {pt:.2f} | {args.docs / lt:.0f} | {args.docs / pt:.0f} | {ratio:.2f}x | "
+                     f"≥ 1.5x {'✅' if ratio >= 1.5 else '❌'} |")
+    lines += ["", f"Sizes: Lifeboat repository {repo_size / 2**20:.1f} MiB (encrypted, zstd), mongodump {dump_size / 2**20:.1f} MiB, "
+                  f"mongodump --gzip {gz_size / 2**20:.1f} MiB (repository / gzip dump: {repo_size / gz_size:.2f}x).", ""]
+    report = "\n".join(lines)
+    print("\n" + report)
+    shutil.rmtree(work, ignore_errors=True)
+    if not args.no_record:
+        with open(ROOT / "bench" / "RESULTS.md", "a") as f:
+            f.write(report + "\n")
+
+
+if __name__ == "__main__":
+    main()

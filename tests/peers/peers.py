@@ -1,0 +1,155 @@
+"""Starts and stops the real protocol peers on loopback for tests, the demo and benchmarks.
+
+Each peer binds 127.0.0.1 on a free port, keeps its data under a directory the caller owns, has
+telemetry off, and is killed (with its data left for inspection) when stopped.
+"""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = ROOT / ".peers" / "bin"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, proc, timeout=30.0, what="peer"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {timeout}s")
+
+
+def require(binary):
+    path = BIN / binary
+    if not path.exists():
+        subprocess.run(["bash", str(ROOT / "tests" / "peers" / "build"), binary if binary in (
+            "ferretdb", "restic", "kopia", "fake-gcs-server", "versitygw") else "mongo-tools"], check=True)
+    return path
+
+
+class FerretDB:
+    """FerretDB v1 (MongoDB wire protocol) on SQLite, with local.oplog.rs created so changes are logged."""
+
+    def __init__(self, workdir: Path, oplog_bytes=512 * 1024 * 1024):
+        self.dir = Path(workdir)
+        self.port = free_port()
+        self.uri = f"mongodb://127.0.0.1:{self.port}/"
+        self.oplog_bytes = oplog_bytes
+        self.proc = None
+
+    def start(self):
+        data, state = self.dir / "data", self.dir / "state"
+        data.mkdir(parents=True, exist_ok=True)
+        state.mkdir(parents=True, exist_ok=True)
+        self.log = open(self.dir / "ferretdb.log", "ab")
+        self.proc = subprocess.Popen(
+            [str(require("ferretdb")), "--handler=sqlite", f"--sqlite-url=file:{data}/",
+             f"--listen-addr=127.0.0.1:{self.port}", f"--state-dir={state}", "--debug-addr=-",
+             "--telemetry=disable", "--repl-set-name=rs0", "--log-level=warn"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for_port(self.port, self.proc, what="ferretdb")
+        if self.oplog_bytes:
+            self.create_oplog(self.oplog_bytes)
+        return self
+
+    def client(self):
+        import pymongo
+        return pymongo.MongoClient(self.uri, directConnection=True, serverSelectionTimeoutMS=5000)
+
+    def create_oplog(self, size):
+        c = self.client()
+        if "oplog.rs" not in c.local.list_collection_names():
+            c.local.create_collection("oplog.rs", capped=True, size=size)
+        c.close()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class CuttingProxy:
+    """A TCP proxy on loopback that forwards to a port and cuts every connection once `cut_after`
+    bytes have flowed back to the client: a server that dies mid-stream."""
+
+    def __init__(self, target_port, cut_after):
+        self.target_port = target_port
+        self.cut_after = cut_after
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            threading.Thread(target=self._pipe, args=(client, upstream, None), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, self.cut_after), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst, limit):
+        sent = 0
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if limit is not None and sent + len(data) > limit:
+                    break
+                dst.sendall(data)
+                sent += len(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def close(self):
+        self.closed = True
+        self.sock.close()
+
+
+def mongo_tool(name):
+    return str(require(name))
+
+
+def rmtree(path):
+    shutil.rmtree(path, ignore_errors=True)
+
