@@ -53,6 +53,22 @@ Result<std::string> read_password(const GlobalOptions& g, const char* prompt) {
   return prompt_password(prompt);
 }
 
+Result<std::unique_ptr<repo::Repository>> open_other_repository(const GlobalOptions& g, const std::string& url,
+                                                                const std::string& password_file, const char* env) {
+  LB_ASSIGN_OR_RETURN(auto backend, storage::open_backend(url));
+  std::string password;
+  if (!password_file.empty()) {
+    LB_ASSIGN_OR_RETURN(password, read_password_file(password_file));
+  } else if (const char* p = getenv(env)) {
+    password = p;
+  } else {
+    LB_ASSIGN_OR_RETURN(password, read_password(g, "password of the other repository: "));
+  }
+  auto r = repo::Repository::open(std::move(backend), password);
+  if (!r) return r.status().with_context(url);
+  return r;
+}
+
 Result<std::string> read_new_password(const std::string& file_flag) {
   if (!file_flag.empty()) return read_password_file(file_flag);
   if (const char* p = getenv("LIFEBOAT_NEW_PASSWORD")) return std::string(p);

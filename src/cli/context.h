@@ -35,6 +35,10 @@ std::string repository_url(const GlobalOptions& g);
 Result<std::string> read_password(const GlobalOptions& g, const char* prompt = "repository password: ");
 Result<std::string> read_new_password(const std::string& file_flag);
 Result<std::unique_ptr<repo::Repository>> open_repository(const GlobalOptions& g);
+// A second repository (copy --to, init --copy-keys-from): password from `password_file`, else the
+// environment variable `env`, else the main repository's password.
+Result<std::unique_ptr<repo::Repository>> open_other_repository(const GlobalOptions& g, const std::string& url,
+                                                                const std::string& password_file, const char* env);
 
 // Adds --at, --host, --tag, --path filters used to pick a snapshot.
 struct SnapshotPick {
@@ -62,5 +66,6 @@ void register_unlock(CommandSet c);
 void register_forget(CommandSet c);
 // `backup mongodb`, `restore mongodb` and `mongodb follow`; after register_backup and register_restore.
 void register_mongodb(CommandSet c);
+void register_copy(CommandSet c);
 
 }  // namespace lifeboat::cli

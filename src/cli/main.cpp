@@ -44,6 +44,7 @@ int main(int argc, char** argv) {
   register_unlock(c);
   register_forget(c);
   register_mongodb(c);
+  register_copy(c);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

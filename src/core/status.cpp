@@ -23,6 +23,7 @@ const char* code_name(Code code) {
     case Code::kNotFound: return "not_found";
     case Code::kAlreadyExists: return "already_exists";
     case Code::kIo: return "io";
+    case Code::kUnavailable: return "unavailable";
     case Code::kCorrupt: return "corrupt";
     case Code::kPartial: return "partial";
     case Code::kRepoMissing: return "repository_missing";

@@ -18,6 +18,7 @@ enum class Code {
   kNotFound,         // named thing absent: exit 1
   kAlreadyExists,    // create-only write found the name taken: exit 1
   kIo,               // OS or network I/O failed: exit 1
+  kUnavailable,      // transient: 429/5xx, reset, timeout, truncated download; retried, then exit 1
   kCorrupt,          // stored data failed authentication or parsing: exit 1
   kPartial,          // backup done but some files unreadable: exit 3
   kRepoMissing,      // no repository at the location: exit 10

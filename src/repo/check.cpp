@@ -17,7 +17,8 @@ std::vector<std::string> verify_pack(Repository& repo, const PackId& id, const s
                                      uint64_t* bytes_read) {
   std::vector<std::string> problems;
   std::string name = to_hex(id);
-  auto bytes = repo.backend().load({FileType::kPack, name});
+  auto bytes = load_content_addressed(repo.backend(), {FileType::kPack, name});
+  if (!bytes && bytes.status().code() == Code::kCorrupt) bytes = repo.backend().load({FileType::kPack, name});
   if (!bytes) return {fmt::format("pack {}: {}", name, bytes.status().message())};
   if (bytes_read) *bytes_read += bytes->size();
   auto digest = crypto::sha256(*bytes);

@@ -66,8 +66,12 @@ Result<std::string> write_index(Repository& repo, const std::map<PackId, std::ve
 }
 
 Status remove_index_files(Repository& repo, const std::vector<std::string>& names, const std::string& keep) {
-  for (const auto& n : names)
-    if (n != keep) LB_RETURN_IF_ERROR(repo.backend().remove({FileType::kIndex, n}));
+  for (const auto& n : names) {
+    if (n == keep) continue;
+    // A superseded index file under object lock stays until its retention ends; readers skip it.
+    LB_ASSIGN_OR_RETURN(int64_t locked, repo.retained_until({FileType::kIndex, n}));
+    if (!locked) LB_RETURN_IF_ERROR(repo.backend().remove({FileType::kIndex, n}));
+  }
   return Status::ok();
 }
 
@@ -241,6 +245,11 @@ Result<PruneReport> prune_repository(Repository& repo, const PruneOptions& optio
       doomed = keep;
     }
     for (const auto& id : doomed) {
+      LB_ASSIGN_OR_RETURN(int64_t locked, repo.retained_until({FileType::kPack, to_hex(id)}));
+      if (locked) {  // object lock: the store would refuse (GCS) or only hide it (S3); keep the tombstone
+        report.packs_retained++;
+        continue;
+      }
       auto info = repo.backend().stat({FileType::kPack, to_hex(id)});
       if (info) report.bytes_deleted += info->size_bytes;
       std::string blobs;
@@ -255,6 +264,11 @@ Result<PruneReport> prune_repository(Repository& repo, const PruneOptions& optio
   LB_ASSIGN_OR_RETURN(std::string final_index, write_index(repo, state.live, state.tombstones, {marked_index}));
   if (final_index != marked_index) LB_RETURN_IF_ERROR(remove_index_files(repo, {marked_index}, final_index));
   LB_RETURN_IF_ERROR(repo.reload_index());
+  if (repo.config().object_lock_ns) {
+    std::set<std::string> live;
+    for (const auto& [id, entries] : state.live) live.insert(to_hex(id));
+    LB_ASSIGN_OR_RETURN(report.objects_lock_extended, repo.extend_object_lock(live));
+  }
   return report;
 }
 

@@ -22,6 +22,8 @@ struct PruneReport {
   uint64_t packs_tombstoned = 0, packs_repacked = 0, packs_resurrected = 0, packs_deleted = 0, orphans = 0;
   uint64_t bytes_before = 0, bytes_deleted = 0, bytes_repacked = 0;
   uint64_t tombstones_waiting = 0;  // marked but not yet deletable: a backup that started earlier runs
+  uint64_t packs_retained = 0;      // unused, but under object lock: deleted by a prune after it ends
+  uint64_t objects_lock_extended = 0;
   std::vector<std::string> notes;
 };
 

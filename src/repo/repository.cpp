@@ -26,6 +26,7 @@ std::string RepoConfig::to_json() const {
                       {"compression_level", compression_level},
                       {"created", format_rfc3339(created_ns)},
                       {"created_ns", created_ns}};
+  if (object_lock_ns) j["object_lock_seconds"] = object_lock_ns / 1000000000LL;
   return j.dump(2);
 }
 
@@ -43,6 +44,7 @@ Result<RepoConfig> RepoConfig::from_json(std::string_view text) {
     c.pack_size_bytes = j.at("pack_size_bytes").get<uint32_t>();
     c.compression_level = j.at("compression_level").get<int>();
     c.created_ns = j.value("created_ns", int64_t{0});
+    c.object_lock_ns = j.value("object_lock_seconds", int64_t{0}) * 1000000000LL;
     bool pow2 = c.chunker.avg_size && !(c.chunker.avg_size & (c.chunker.avg_size - 1));
     if (!pow2 || c.chunker.min_size >= c.chunker.avg_size || c.chunker.avg_size >= c.chunker.max_size ||
         c.chunker.max_size > 8 * 1024 * 1024 || c.chunker.min_size < 64)
@@ -54,25 +56,29 @@ Result<RepoConfig> RepoConfig::from_json(std::string_view text) {
 }
 
 Repository::Repository(std::unique_ptr<storage::Backend> backend, const crypto::Key& master)
-    : backend_(std::move(backend)), keys_(crypto::RepoKeys::derive(master)), aead_(keys_.aead),
+    : backend_(std::move(backend)), master_(master), keys_(crypto::RepoKeys::derive(master)), aead_(keys_.aead),
       chunker_(keys_.chunker, ChunkerParams{}) {}
 
 Result<std::unique_ptr<Repository>> Repository::init(std::unique_ptr<storage::Backend> backend,
                                                      std::string_view password, const InitOptions& options) {
   if (password.empty()) return Error(Code::kInvalidArgument, "an empty password is not allowed");
+  if (options.object_lock_ns && !backend->supports_retention())
+    return Error(Code::kInvalidArgument, fmt::format("--retention needs object lock, which {} lacks: use an s3: "
+                                                     "(bucket with object lock) or gs: repository", backend->location()));
   LB_RETURN_IF_ERROR(backend->create_layout());
-  crypto::Key master = crypto::random_key();
+  crypto::Key master = options.master ? *options.master : crypto::random_key();
   std::unique_ptr<Repository> repo(new Repository(std::move(backend), master));
   repo->config_.id = hex_encode(crypto::random_bytes(16));
   repo->config_.chunker = options.chunker;
   repo->config_.pack_size_bytes = options.pack_size_bytes;
   repo->config_.compression_level = options.compression_level;
   repo->config_.created_ns = now_unix_ns();
+  repo->config_.object_lock_ns = options.object_lock_ns;
   repo->chunker_ = Chunker(repo->keys_.chunker, options.chunker);
   // Key first, config last: a repository without config is "missing", never half-readable.
   LB_ASSIGN_OR_RETURN(repo->key_name_, repo->add_key(password, options.kdf));
   Bytes sealed = repo->aead_.seal(as_bytes(repo->config_.to_json()));
-  LB_RETURN_IF_ERROR(repo->backend_->save({FileType::kConfig, ""}, sealed, {}));
+  LB_RETURN_IF_ERROR(repo->backend_->save({FileType::kConfig, ""}, sealed, repo->save_options(FileType::kConfig)));
   return repo;
 }
 
@@ -94,8 +100,12 @@ Result<std::unique_ptr<Repository>> Repository::open(std::unique_ptr<storage::Ba
   std::sort(names.begin(), names.end());
   std::vector<std::string> damaged;
   for (const auto& name : names) {
-    auto bytes = backend->load({FileType::kKey, name});
-    if (!bytes) continue;
+    auto bytes = load_content_addressed(*backend, {FileType::kKey, name});
+    if (!bytes && bytes.status().code() != Code::kCorrupt) continue;
+    if (!bytes) {
+      damaged.push_back(name);
+      continue;
+    }
     auto digest = crypto::sha256(*bytes);
     auto kf = crypto::KeyFile::from_json(to_string(*bytes));
     if (hex_encode({digest.data(), digest.size()}) != name || !kf) {
@@ -130,17 +140,60 @@ Result<std::string> Repository::save_file(FileType type, ByteView plaintext) {
   Bytes sealed = aead_.seal(compress_frame(plaintext, 3));
   auto digest = crypto::sha256(sealed);
   std::string name = hex_encode({digest.data(), digest.size()});
-  Status s = backend_->save({type, name}, sealed, {});
+  Status s = backend_->save({type, name}, sealed, save_options(type));
   if (!s && s.code() != Code::kAlreadyExists) return s;  // same name = same bytes: already stored
   return name;
 }
 
+storage::SaveOptions Repository::save_options(FileType type) const {
+  storage::SaveOptions o;
+  if (config_.object_lock_ns && type != FileType::kLock && type != FileType::kPin)
+    o.retain_until_ns = now_unix_ns() + config_.object_lock_ns;
+  return o;
+}
+
+Result<int64_t> Repository::retained_until(const storage::Handle& h) {
+  if (!config_.object_lock_ns) return int64_t{0};
+  LB_ASSIGN_OR_RETURN(auto info, backend_->stat(h));
+  int64_t until = info.retain_until_ns ? info.retain_until_ns : info.mtime_ns + config_.object_lock_ns;
+  return until > now_unix_ns() ? until : int64_t{0};
+}
+
+Result<uint64_t> Repository::extend_object_lock(const std::set<std::string>& live_packs) {
+  if (!config_.object_lock_ns) return uint64_t{0};
+  int64_t now = now_unix_ns();
+  int64_t until = now + config_.object_lock_ns;
+  uint64_t extended = 0;
+  for (FileType t : {FileType::kPack, FileType::kIndex, FileType::kSnapshot, FileType::kKey}) {
+    std::vector<storage::FileInfo> due;
+    LB_RETURN_IF_ERROR(backend_->list(t, [&](const storage::FileInfo& fi) {
+      if (t == FileType::kPack && !live_packs.count(fi.name)) return Status::ok();
+      int64_t ends = fi.retain_until_ns ? fi.retain_until_ns : fi.mtime_ns + config_.object_lock_ns;
+      if (ends < now + config_.object_lock_ns / 2) due.push_back(fi);
+      return Status::ok();
+    }));
+    for (const auto& fi : due) {
+      LB_RETURN_IF_ERROR(backend_->extend_retention({t, fi.name}, until));
+      ++extended;
+    }
+  }
+  return extended;
+}
+
+Result<Bytes> load_content_addressed(storage::Backend& backend, const storage::Handle& h) {
+  Status last;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    LB_ASSIGN_OR_RETURN(Bytes bytes, backend.load(h));
+    auto digest = crypto::sha256(bytes);
+    if (hex_encode({digest.data(), digest.size()}) == h.name) return bytes;
+    last = Error(Code::kCorrupt, fmt::format("{}/{}: content does not match its name (damaged file)",
+                                             storage::file_type_name(h.type), h.name));
+  }
+  return last;
+}
+
 Result<Bytes> Repository::load_file(FileType type, const std::string& name) {
-  LB_ASSIGN_OR_RETURN(Bytes sealed, backend_->load({type, name}));
-  auto digest = crypto::sha256(sealed);
-  if (hex_encode({digest.data(), digest.size()}) != name)
-    return Error(Code::kCorrupt, fmt::format("{}/{}: content does not match its name (damaged file)",
-                                             storage::file_type_name(type), name));
+  LB_ASSIGN_OR_RETURN(Bytes sealed, load_content_addressed(*backend_, {type, name}));
   auto plain = aead_.open(sealed);
   if (!plain) return plain.status().with_context(fmt::format("{}/{}", storage::file_type_name(type), name));
   auto out = decompress_frame(*plain, kMaxFileBytes);
@@ -275,6 +328,11 @@ Result<Bytes> Repository::read_blob(const BlobId& id) {
   auto sealed = backend_->load({FileType::kPack, pack_name}, loc->offset, loc->stored_len);
   if (!sealed) return sealed.status().with_context(fmt::format("blob {} in pack {}", short_hex(id), pack_name));
   auto plain = aead_.open(*sealed);
+  if (!plain) {  // a download garbled on the way fails authentication: fetch it once more
+    sealed = backend_->load({FileType::kPack, pack_name}, loc->offset, loc->stored_len);
+    if (!sealed) return sealed.status().with_context(fmt::format("blob {} in pack {}", short_hex(id), pack_name));
+    plain = aead_.open(*sealed);
+  }
   if (!plain) return plain.status().with_context(fmt::format("blob {} in pack {}", short_hex(id), pack_name));
   Bytes data;
   if (loc->compressed) {
@@ -287,6 +345,29 @@ Result<Bytes> Repository::read_blob(const BlobId& id) {
   if (data.size() != loc->raw_len || blob_id(data) != id)
     return Error(Code::kCorrupt, fmt::format("blob {} in pack {} does not match its ID", short_hex(id), pack_name));
   return data;
+}
+
+Result<std::pair<PackEntry, Bytes>> Repository::read_sealed_blob(const BlobId& id) {
+  LB_RETURN_IF_ERROR(load_index());
+  auto loc = index_.find(id);
+  if (!loc) loc = tombstoned_.find(id);
+  if (!loc) return Error(Code::kCorrupt, fmt::format("blob {} is not in the index", short_hex(id)));
+  std::string pack_name = to_hex(loc->pack);
+  for (int attempt = 0;; ++attempt) {
+    auto sealed = backend_->load({FileType::kPack, pack_name}, loc->offset, loc->stored_len);
+    if (!sealed) return sealed.status().with_context(fmt::format("blob {} in pack {}", short_hex(id), pack_name));
+    // Authenticate before passing it on: a copy must never carry damage to the second region.
+    if (aead_.open(*sealed) || attempt == 2) {
+      if (!aead_.open(*sealed)) return Error(Code::kCorrupt, fmt::format("blob {} in pack {} fails authentication", short_hex(id), pack_name));
+      PackEntry e;
+      e.type = loc->type;
+      e.compressed = loc->compressed;
+      e.id = id;
+      e.stored_len = loc->stored_len;
+      e.raw_len = loc->raw_len;
+      return std::make_pair(e, std::move(*sealed));
+    }
+  }
 }
 
 Result<Tree> Repository::load_tree(const BlobId& id) {
@@ -322,7 +403,7 @@ Result<std::vector<SnapshotRef>> Repository::list_snapshots() {
 Status Repository::pin(const std::string& snapshot_id, const std::string& note) {
   nlohmann::json j = {{"snapshot", snapshot_id}, {"pinned", format_rfc3339(now_unix_ns())}, {"note", note}};
   Bytes sealed = aead_.seal(compress_frame(as_bytes(j.dump()), 3));
-  return backend_->save({FileType::kPin, snapshot_id}, sealed, {.create_only = false});
+  return backend_->save({FileType::kPin, snapshot_id}, sealed, {.create_only = false, .retain_until_ns = 0});
 }
 
 Status Repository::unpin(const std::string& snapshot_id) { return backend_->remove({FileType::kPin, snapshot_id}); }
@@ -350,7 +431,7 @@ Result<std::string> Repository::add_key(std::string_view password, const crypto:
   std::string json = kf.to_json();
   auto digest = crypto::sha256(as_bytes(json));
   std::string name = hex_encode({digest.data(), digest.size()});
-  LB_RETURN_IF_ERROR(backend_->save({FileType::kKey, name}, as_bytes(json), {}));
+  LB_RETURN_IF_ERROR(backend_->save({FileType::kKey, name}, as_bytes(json), save_options(FileType::kKey)));
   return name;
 }
 

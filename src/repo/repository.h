@@ -26,6 +26,7 @@ struct RepoConfig {
   uint32_t pack_size_bytes = 16 * 1024 * 1024;
   int compression_level = 3;
   int64_t created_ns = 0;
+  int64_t object_lock_ns = 0;  // packs, index files, snapshots, keys and config are locked this long (0: off)
 
   std::string to_json() const;
   static Result<RepoConfig> from_json(std::string_view text);
@@ -36,7 +37,13 @@ struct InitOptions {
   ChunkerParams chunker;
   uint32_t pack_size_bytes = 16 * 1024 * 1024;
   int compression_level = 3;
+  int64_t object_lock_ns = 0;  // needs a backend with object lock (s3:, gs:)
+  std::optional<crypto::Key> master;  // --copy-keys-from: share another repository's keys (and chunker)
 };
+
+// Loads a file named by the SHA-256 of its bytes and checks it; a download that does not match is
+// fetched again (twice) before it is called damaged (kCorrupt).
+Result<Bytes> load_content_addressed(storage::Backend& backend, const storage::Handle& h);
 
 // What the index files say, after resolving `supersedes` (a superseded file is ignored) and conflicts
 // (a pack listed live anywhere is live, even if another file tombstones it).
@@ -64,8 +71,20 @@ class Repository {
                                                   std::string_view password);
 
   storage::Backend& backend() { return *backend_; }
+  // Create-only, with the object-lock retention the config asks for (none for locks and pins).
+  storage::SaveOptions save_options(storage::FileType type) const;
+  // With object lock on: when a file's retention ends (the backend's figure, else its creation time
+  // plus the lock period); 0 when it is deletable now.
+  Result<int64_t> retained_until(const storage::Handle& h);
+  // Extends the retention of every live pack, index file, snapshot and key whose retention ends
+  // within half a lock period, so a stolen credential can never delete data still needed. Returns
+  // how many objects were extended.
+  Result<uint64_t> extend_object_lock(const std::set<std::string>& live_packs);
   const RepoConfig& config() const { return config_; }
   const crypto::RepoKeys& keys() const { return keys_; }
+  const crypto::Key& master_key() const { return master_; }
+  // A blob as stored (sealed), with its pack entry: for copies between repositories sharing keys.
+  Result<std::pair<PackEntry, Bytes>> read_sealed_blob(const BlobId& id);
   const crypto::Aead& aead() const { return aead_; }
   const Chunker& chunker() const { return chunker_; }
   BlobId blob_id(ByteView plaintext) const { return crypto::hmac_sha256(keys_.content_id, plaintext); }
@@ -118,6 +137,7 @@ class Repository {
  private:
   Repository(std::unique_ptr<storage::Backend> backend, const crypto::Key& master);
   std::unique_ptr<storage::Backend> backend_;
+  crypto::Key master_;
   crypto::RepoKeys keys_;
   crypto::Aead aead_;
   RepoConfig config_;

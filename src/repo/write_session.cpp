@@ -66,9 +66,27 @@ Status WriteSession::store_sealed(BlobType type, const BlobId& id, ByteView plai
   e.compressed = compress_blob(plaintext, repo_.config().compression_level, compressed);
   sealed.clear();
   repo_.aead().seal_append(e.compressed ? ByteView(compressed) : plaintext, sealed);
+  return append_sealed(e, sealed);
+}
+
+Status WriteSession::add_sealed_blob(const PackEntry& entry, ByteView sealed) {
+  LB_RETURN_IF_ERROR(error());
+  {
+    std::lock_guard lock(mu_);
+    if (in_flight_.count(entry.id) || (dedup_against_index_ && repo_.index().contains(entry.id))) {
+      stats_.blobs_known++;
+      return Status::ok();
+    }
+    in_flight_.insert(entry.id);
+  }
+  return append_sealed(entry, sealed);
+}
+
+Status WriteSession::append_sealed(const PackEntry& e, ByteView sealed) {
+  const BlobType type = e.type;
   if (sealed.size() > kMaxBlobStoredLen) return Error(Code::kFatal, "blob too large for a pack entry");
   stats_.blobs_new++;
-  stats_.raw_bytes_new += plaintext.size();
+  stats_.raw_bytes_new += e.raw_len;
   stats_.stored_bytes_new += sealed.size();
   PackBuilder full;
   bool have_full = false;
@@ -108,7 +126,7 @@ void WriteSession::upload_loop() {
     std::vector<PackEntry> entries = pack.entries();
     Bytes bytes = pack.finish(repo_.aead());
     PackId id = crypto::sha256(bytes);
-    Status s = repo_.backend().save({FileType::kPack, to_hex(id)}, bytes, {});
+    Status s = repo_.backend().save({FileType::kPack, to_hex(id)}, bytes, repo_.save_options(FileType::kPack));
     if (s.code() == Code::kAlreadyExists) s = Status::ok();  // identical pack bytes already stored
     if (s) {
       // Index first, then leave in_flight: a concurrent add_blob always finds the blob in one of them.

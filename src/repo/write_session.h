@@ -60,6 +60,9 @@ class WriteSession {
   // bounded by twice the maximum chunk size. Adds to `progress` bytes_done as it reads.
   Result<StoredStream> store_stream(ByteSource& source, ProgressCounters* progress = nullptr);
   Result<BlobId> store_tree(const Tree& tree);
+  // Stores a blob already sealed with this repository's key (copying between repositories that share
+  // keys): no decryption, no re-compression. Deduplicated like add_blob.
+  Status add_sealed_blob(const PackEntry& entry, ByteView sealed);
 
   // Writes open packs and every index entry not yet in an index file. Durable when it returns OK.
   Status flush();
@@ -70,6 +73,7 @@ class WriteSession {
 
  private:
   Status store_sealed(BlobType type, const BlobId& id, ByteView plaintext);
+  Status append_sealed(const PackEntry& entry, ByteView sealed);
   void queue_pack(PackBuilder&& pack);
   void upload_loop();
   Status write_index_locked();

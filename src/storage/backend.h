@@ -23,12 +23,15 @@ struct FileInfo {
   std::string name;
   uint64_t size_bytes = 0;
   int64_t mtime_ns = 0;
+  int64_t retain_until_ns = 0;  // object lock / retention, when the backend reports it (0: none known)
 };
 
 struct SaveOptions {
   // Fail with kAlreadyExists instead of replacing an existing file. Content-addressed files are always
   // written create-only; only locks (refresh) replace.
   bool create_only = true;
+  // Object lock (S3) / object retention (GCS): nobody can delete or replace the object before then.
+  int64_t retain_until_ns = 0;
 };
 
 class Backend {
@@ -47,9 +50,26 @@ class Backend {
   virtual Status list(FileType t, const std::function<Status(const FileInfo&)>& fn) = 0;
   // Removes h; removing a missing file is OK (idempotent, so retries are safe).
   virtual Status remove(const Handle& h) = 0;
+  // Object-lock support: only object stores have it.
+  virtual bool supports_retention() const { return false; }
+  virtual Status extend_retention(const Handle& h, int64_t retain_until_ns) {
+    (void)h;
+    (void)retain_until_ns;
+    return Error(Code::kInvalidArgument, "this backend has no object lock (use an s3: or gs: repository)");
+  }
 };
 
-// Opens a backend from a repository URL: a plain path or "local:/path".
+// The object name of a file inside a repository prefix: "<prefix>/data/ab/ab12…", "<prefix>/config".
+std::string object_key(const std::string& prefix, const Handle& h);
+
+// Decorators: retry transient failures (kUnavailable) with exponential backoff and full jitter; and
+// inject faults (tests): LIFEBOAT_FAULTS="seed=7,fail=0.1,lose=0.05,truncate=0.05,delay=0.05,delay_ms=300".
+std::unique_ptr<Backend> with_retries(std::unique_ptr<Backend> inner, int max_attempts = 8, int64_t base_delay_ms = 100);
+Result<std::unique_ptr<Backend>> with_fault_injection(std::unique_ptr<Backend> inner, const std::string& spec);
+
+// Opens a backend from a repository URL: a plain path, "local:/path", "s3:http(s)://host[:port]/bucket[/prefix]"
+// or "gs:bucket[/prefix]". Object stores come wrapped in retries (and faults when LIFEBOAT_FAULTS is set).
 Result<std::unique_ptr<Backend>> open_backend(const std::string& url);
+Result<std::unique_ptr<Backend>> open_object_backend(const std::string& url);  // s3: and gs: only
 
 }  // namespace lifeboat::storage

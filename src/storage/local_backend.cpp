@@ -4,6 +4,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <fmt/format.h>
+
+#include <cstdlib>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -242,14 +244,20 @@ Result<std::unique_ptr<Backend>> open_backend(const std::string& url) {
   if (url.empty())
     return Error(Code::kInvalidArgument,
                  "no repository given: pass -r/--repo or set LIFEBOAT_REPOSITORY (e.g. /srv/lifeboat-repo)");
+  if (url.rfind("s3:", 0) == 0 || url.rfind("gs:", 0) == 0) return open_object_backend(url);
   std::string path = url;
   if (path.rfind("local:", 0) == 0) path = path.substr(6);
   auto colon = path.find(':');
   if (colon != std::string::npos && path.find('/') > colon)
     return Error(Code::kInvalidArgument,
-                 fmt::format("repository '{}': unknown backend '{}' (this build supports local paths)", url,
+                 fmt::format("repository '{}': unknown backend '{}' (use a path, s3:… or gs:…)", url,
                              path.substr(0, colon)));
-  return std::unique_ptr<Backend>(new LocalBackend(path));
+  std::unique_ptr<Backend> b(new LocalBackend(path));
+  if (const char* faults = std::getenv("LIFEBOAT_FAULTS"); faults && *faults) {
+    LB_ASSIGN_OR_RETURN(b, with_fault_injection(std::move(b), faults));
+    b = with_retries(std::move(b));
+  }
+  return b;
 }
 
 }  // namespace lifeboat::storage

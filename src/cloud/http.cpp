@@ -1,0 +1,142 @@
+// libcurl transport.
+#include "cloud/http.h"
+
+#include <curl/curl.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <mutex>
+
+namespace lifeboat::cloud {
+
+namespace {
+
+void global_init_once() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+// One easy handle per thread keeps its connections alive between requests (connection reuse).
+struct ThreadHandle {
+  CURL* curl = nullptr;
+  ThreadHandle() {
+    global_init_once();
+    curl = curl_easy_init();
+  }
+  ~ThreadHandle() {
+    if (curl) curl_easy_cleanup(curl);
+  }
+};
+
+size_t on_body(char* ptr, size_t size, size_t n, void* user) {
+  auto* out = static_cast<Bytes*>(user);
+  out->insert(out->end(), reinterpret_cast<uint8_t*>(ptr), reinterpret_cast<uint8_t*>(ptr) + size * n);
+  return size * n;
+}
+
+size_t on_header(char* ptr, size_t size, size_t n, void* user) {
+  auto* headers = static_cast<std::map<std::string, std::string>*>(user);
+  std::string line(ptr, size * n);
+  if (line.rfind("HTTP/", 0) == 0) headers->clear();  // a new response (after 100-continue or a redirect)
+  auto colon = line.find(':');
+  if (colon != std::string::npos) {
+    std::string name = line.substr(0, colon);
+    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+    std::string value = line.substr(colon + 1);
+    auto b = value.find_first_not_of(" \t");
+    auto e = value.find_last_not_of(" \t\r\n");
+    (*headers)[name] = b == std::string::npos ? "" : value.substr(b, e - b + 1);
+  }
+  return size * n;
+}
+
+struct UploadCursor {
+  ByteView data;
+  size_t pos = 0;
+};
+
+size_t on_read(char* buf, size_t size, size_t n, void* user) {
+  auto* c = static_cast<UploadCursor*>(user);
+  size_t take = std::min(size * n, c->data.size() - c->pos);
+  std::memcpy(buf, c->data.data() + c->pos, take);
+  c->pos += take;
+  return take;
+}
+
+}  // namespace
+
+std::string HttpResponse::header(const std::string& lower_name) const {
+  auto it = headers.find(lower_name);
+  return it == headers.end() ? std::string() : it->second;
+}
+
+Result<HttpResponse> http_send(const HttpRequest& req) {
+  thread_local ThreadHandle handle;
+  CURL* curl = handle.curl;
+  if (!curl) return Error(Code::kFatal, "libcurl could not be initialised");
+  curl_easy_reset(curl);
+  HttpResponse resp;
+  UploadCursor upload{req.body, 0};
+  struct curl_slist* headers = nullptr;
+  for (const auto& [k, v] : req.headers) headers = curl_slist_append(headers, (k + ": " + v).c_str());
+  headers = curl_slist_append(headers, "Expect:");  // no 100-continue round trip
+  curl_easy_setopt(curl, CURLOPT_URL, req.url.c_str());
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &resp.body);
+  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &resp.headers);
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT, req.timeout_s);
+  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1024L);  // under 1 KiB/s for 30 s: stalled
+  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 30L);
+  if (req.method == "GET") {
+    curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
+  } else if (req.method == "HEAD") {
+    curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+  } else if (req.method == "PUT" || req.method == "POST" || req.method == "PATCH") {
+    curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(curl, CURLOPT_READFUNCTION, on_read);
+    curl_easy_setopt(curl, CURLOPT_READDATA, &upload);
+    curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
+    if (req.method != "PUT") curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, req.method.c_str());
+  } else {
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, req.method.c_str());
+  }
+  CURLcode rc = curl_easy_perform(curl);
+  curl_slist_free_all(headers);
+  if (rc != CURLE_OK)
+    return Error(Code::kUnavailable, fmt::format("{} {}: {}", req.method, req.url, curl_easy_strerror(rc)));
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp.status);
+  if (req.method != "HEAD") {
+    std::string cl = resp.header("content-length");
+    if (!cl.empty() && resp.header("content-encoding").empty() && std::stoull(cl) != resp.body.size())
+      return Error(Code::kUnavailable, fmt::format("{} {}: body of {} bytes, Content-Length said {}", req.method,
+                                                   req.url, resp.body.size(), cl));
+  }
+  return resp;
+}
+
+Status http_status_error(const HttpResponse& r, const std::string& what) {
+  std::string body(reinterpret_cast<const char*>(r.body.data()), std::min<size_t>(r.body.size(), 400));
+  std::string msg = fmt::format("{}: HTTP {} {}", what, r.status, body);
+  if (r.status == 408 || r.status == 429 || r.status >= 500) return Error(Code::kUnavailable, msg);
+  if (r.status == 404) return Error(Code::kNotFound, msg);
+  if (r.status == 412) return Error(Code::kAlreadyExists, msg);
+  if (r.status == 401 || r.status == 403)
+    return Error(Code::kIo, msg + " (check the credentials and that they may use this bucket)");
+  return Error(Code::kIo, msg);
+}
+
+std::string url_encode(std::string_view s, bool keep_slash) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || (keep_slash && c == '/')) out += static_cast<char>(c);
+    else out += fmt::format("%{:02X}", c);
+  }
+  return out;
+}
+
+}  // namespace lifeboat::cloud

@@ -1,0 +1,40 @@
+// HTTP over libcurl: one reused connection cache per thread, timeouts, and errors sorted into
+// retryable (kUnavailable: 429, 5xx, resets, timeouts, truncated bodies) and final ones.
+#pragma once
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/bytes.h"
+#include "core/status.h"
+
+namespace lifeboat::cloud {
+
+struct HttpRequest {
+  std::string method = "GET";
+  std::string url;
+  std::vector<std::pair<std::string, std::string>> headers;
+  ByteView body;
+  long timeout_s = 300;  // whole request; a stalled transfer fails sooner (low-speed limit)
+};
+
+struct HttpResponse {
+  long status = 0;
+  std::map<std::string, std::string> headers;  // names lower-cased
+  Bytes body;
+  std::string header(const std::string& lower_name) const;
+};
+
+// Performs the request. A transport failure (connection refused/reset, timeout, body shorter than
+// Content-Length) is kUnavailable; any HTTP status is returned as a response, not an error.
+Result<HttpResponse> http_send(const HttpRequest& request);
+
+// The error for a response that is not a success: kUnavailable for 408/429/5xx, kNotFound for 404,
+// kAlreadyExists for 412 (a create-only write found the name taken), kWrongPassword-free kIo else.
+Status http_status_error(const HttpResponse& r, const std::string& what);
+
+std::string url_encode(std::string_view s, bool keep_slash = false);
+
+}  // namespace lifeboat::cloud
