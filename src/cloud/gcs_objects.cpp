@@ -21,6 +21,7 @@ class GcsStore final : public ObjectStore {
       : endpoint_(std::move(endpoint)), bucket_(std::move(bucket)), auth_(std::move(auth)) {
     while (!endpoint_.empty() && endpoint_.back() == '/') endpoint_.pop_back();
     if (const char* t = std::getenv("LIFEBOAT_GCS_RESUMABLE_THRESHOLD")) resumable_threshold_ = std::strtoull(t, nullptr, 10);
+    if (const char* t = std::getenv("LIFEBOAT_LIST_PAGE_SIZE")) page_size_ = std::strtoull(t, nullptr, 10);
   }
 
   std::string location() const override { return "gs:" + bucket_; }
@@ -87,8 +88,8 @@ class GcsStore final : public ObjectStore {
   Status list(const std::string& prefix, const std::function<Status(const ObjectInfo&)>& fn) override {
     std::string token;
     while (true) {
-      std::string url = fmt::format("{}/storage/v1/b/{}/o?prefix={}&maxResults=1000", endpoint_, url_encode(bucket_),
-                                    url_encode(prefix));
+      std::string url = fmt::format("{}/storage/v1/b/{}/o?prefix={}&maxResults={}", endpoint_, url_encode(bucket_),
+                                    url_encode(prefix), page_size_);
       if (!token.empty()) url += "&pageToken=" + url_encode(token);
       LB_ASSIGN_OR_RETURN(auto r, send("GET", url, {}, {}));
       if (r.status != 200) return http_status_error(r, fmt::format("listing {}", prefix));
@@ -175,6 +176,7 @@ class GcsStore final : public ObjectStore {
   std::string endpoint_, bucket_;
   std::shared_ptr<GcpAuth> auth_;
   uint64_t resumable_threshold_ = 32ull << 20;
+  uint64_t page_size_ = 1000;
 };
 
 }  // namespace

@@ -63,6 +63,17 @@ std::string md5_base64(ByteView data) {
   return base64_encode(ByteView(md, len));
 }
 
+// S3 says what went wrong in <Code>; a 404 is "not found" only for NoSuchKey/NoSuchBucket (versitygw
+// answers an unknown access key with 404 XAdminUserNotFound, which must not read as "no repository").
+Status s3_error(const HttpResponse& r, const std::string& what) {
+  std::string xml(r.body.begin(), r.body.end());
+  std::string code = xml_first(xml, "Code");
+  if (r.status == 404 && !code.empty() && code != "NoSuchKey" && code != "NoSuchBucket" && code != "NoSuchUpload")
+    return Error(Code::kIo, fmt::format("{}: HTTP 404 {} ({}) (check the credentials and that they may use this bucket)",
+                                        what, code, xml_first(xml, "Message")));
+  return http_status_error(r, what);
+}
+
 class S3Store final : public ObjectStore {
  public:
   S3Store(std::string endpoint, std::string bucket, AwsCredentials creds, std::string region)
@@ -72,6 +83,7 @@ class S3Store final : public ObjectStore {
     if (!host_.empty() && host_.back() == '/') host_.pop_back();
     if (!endpoint_.empty() && endpoint_.back() == '/') endpoint_.pop_back();
     if (const char* t = std::getenv("LIFEBOAT_S3_MULTIPART_THRESHOLD")) multipart_threshold_ = std::strtoull(t, nullptr, 10);
+    if (const char* t = std::getenv("LIFEBOAT_LIST_PAGE_SIZE")) page_size_ = std::strtoull(t, nullptr, 10);
   }
 
   std::string location() const override { return fmt::format("s3:{}/{}", endpoint_, bucket_); }
@@ -79,11 +91,11 @@ class S3Store final : public ObjectStore {
   Status ensure_bucket(bool create, bool object_lock) override {
     LB_ASSIGN_OR_RETURN(auto r, send("HEAD", "", {}, {}, {}));
     if (r.status == 200) return Status::ok();
-    if (r.status != 404 || !create) return http_status_error(r, fmt::format("bucket {}", bucket_));
+    if (r.status != 404 || !create) return s3_error(r, fmt::format("bucket {}", bucket_));
     std::vector<std::pair<std::string, std::string>> h;
     if (object_lock) h.emplace_back("x-amz-bucket-object-lock-enabled", "true");
     LB_ASSIGN_OR_RETURN(auto c, send("PUT", "", {}, h, {}));
-    if (c.status != 200) return http_status_error(c, fmt::format("creating bucket {}", bucket_));
+    if (c.status != 200) return s3_error(c, fmt::format("creating bucket {}", bucket_));
     return Status::ok();
   }
 
@@ -93,7 +105,7 @@ class S3Store final : public ObjectStore {
     if (o.create_only) h.emplace_back("If-None-Match", "*");
     add_lock_headers(h, o, data);
     LB_ASSIGN_OR_RETURN(auto r, send("PUT", key, {}, h, data));
-    if (r.status != 200) return http_status_error(r, fmt::format("storing {}", key));
+    if (r.status != 200) return s3_error(r, fmt::format("storing {}", key));
     return Status::ok();
   }
 
@@ -102,7 +114,7 @@ class S3Store final : public ObjectStore {
     if (offset > 0 || length > 0)
       h.emplace_back("Range", length ? fmt::format("bytes={}-{}", offset, offset + length - 1) : fmt::format("bytes={}-", offset));
     LB_ASSIGN_OR_RETURN(auto r, send("GET", key, {}, h, {}));
-    if (r.status != 200 && r.status != 206) return http_status_error(r, fmt::format("reading {}", key));
+    if (r.status != 200 && r.status != 206) return s3_error(r, fmt::format("reading {}", key));
     if (length && r.body.size() != length)
       return Error(Code::kUnavailable, fmt::format("reading {}: got {} bytes of {}", key, r.body.size(), length));
     return std::move(r.body);
@@ -110,7 +122,7 @@ class S3Store final : public ObjectStore {
 
   Result<ObjectInfo> head(const std::string& key) override {
     LB_ASSIGN_OR_RETURN(auto r, send("HEAD", key, {}, {}, {}));
-    if (r.status != 200) return http_status_error(r, fmt::format("stat {}", key));
+    if (r.status != 200) return s3_error(r, fmt::format("stat {}", key));
     ObjectInfo info;
     info.key = key;
     info.size_bytes = std::strtoull(r.header("content-length").c_str(), nullptr, 10);
@@ -122,10 +134,10 @@ class S3Store final : public ObjectStore {
   Status list(const std::string& prefix, const std::function<Status(const ObjectInfo&)>& fn) override {
     std::string token;
     while (true) {
-      std::vector<std::pair<std::string, std::string>> q = {{"list-type", "2"}, {"prefix", prefix}, {"max-keys", "1000"}};
+      std::vector<std::pair<std::string, std::string>> q = {{"list-type", "2"}, {"prefix", prefix}, {"max-keys", std::to_string(page_size_)}};
       if (!token.empty()) q.emplace_back("continuation-token", token);
       LB_ASSIGN_OR_RETURN(auto r, send("GET", "", q, {}, {}));
-      if (r.status != 200) return http_status_error(r, fmt::format("listing {}", prefix));
+      if (r.status != 200) return s3_error(r, fmt::format("listing {}", prefix));
       std::string xml(r.body.begin(), r.body.end());
       for (const auto& c : xml_all(xml, "Contents")) {
         ObjectInfo info;
@@ -143,7 +155,7 @@ class S3Store final : public ObjectStore {
   Status remove(const std::string& key) override {
     LB_ASSIGN_OR_RETURN(auto r, send("DELETE", key, {}, {}, {}));
     if (r.status == 204 || r.status == 200 || r.status == 404) return Status::ok();
-    return http_status_error(r, fmt::format("deleting {}", key));
+    return s3_error(r, fmt::format("deleting {}", key));
   }
 
   Status set_retention(const std::string& key, int64_t until_ns) override {
@@ -152,7 +164,7 @@ class S3Store final : public ObjectStore {
         lock_mode(), rfc3339_seconds(until_ns));
     std::vector<std::pair<std::string, std::string>> h = {{"Content-MD5", md5_base64(as_bytes(xml))}};
     LB_ASSIGN_OR_RETURN(auto r, send("PUT", key, {{"retention", ""}}, h, as_bytes(xml)));
-    if (r.status != 200 && r.status != 204) return http_status_error(r, fmt::format("setting retention on {}", key));
+    if (r.status != 200 && r.status != 204) return s3_error(r, fmt::format("setting retention on {}", key));
     return Status::ok();
   }
 
@@ -174,7 +186,7 @@ class S3Store final : public ObjectStore {
     add_lock_headers(h, o, {});
     h.erase(std::remove_if(h.begin(), h.end(), [](const auto& p) { return p.first == "Content-MD5"; }), h.end());
     LB_ASSIGN_OR_RETURN(auto init, send("POST", key, {{"uploads", ""}}, h, {}));
-    if (init.status != 200) return http_status_error(init, fmt::format("starting multipart upload of {}", key));
+    if (init.status != 200) return s3_error(init, fmt::format("starting multipart upload of {}", key));
     std::string upload_id = xml_first(std::string(init.body.begin(), init.body.end()), "UploadId");
     std::string complete = "<CompleteMultipartUpload>";
     const size_t part = 8 << 20;
@@ -183,7 +195,7 @@ class S3Store final : public ObjectStore {
       ByteView chunk = data.subspan(off, std::min(part, data.size() - off));
       auto r = send("PUT", key, {{"partNumber", std::to_string(n)}, {"uploadId", upload_id}}, {}, chunk);
       if (!r) s = r.status();
-      else if (r->status != 200) s = http_status_error(*r, fmt::format("uploading part {} of {}", n, key));
+      else if (r->status != 200) s = s3_error(*r, fmt::format("uploading part {} of {}", n, key));
       if (!s.is_ok()) break;
       complete += fmt::format("<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>", n, r->header("etag"));
     }
@@ -194,7 +206,7 @@ class S3Store final : public ObjectStore {
       auto r = send("POST", key, {{"uploadId", upload_id}}, ch, as_bytes(complete));
       if (!r) s = r.status();
       else if (r->status != 200 || xml_all(std::string(r->body.begin(), r->body.end()), "Error").size())
-        s = http_status_error(*r, fmt::format("completing multipart upload of {}", key));
+        s = s3_error(*r, fmt::format("completing multipart upload of {}", key));
       if (s.is_ok()) return s;
     }
     (void)send("DELETE", key, {{"uploadId", upload_id}}, {}, {});  // abort: no orphaned parts
@@ -226,6 +238,7 @@ class S3Store final : public ObjectStore {
   AwsCredentials creds_;
   std::string region_;
   uint64_t multipart_threshold_ = 64ull << 20;
+  uint64_t page_size_ = 1000;  // LIFEBOAT_LIST_PAGE_SIZE: tests make pagination happen
 };
 
 }  // namespace

@@ -65,7 +65,7 @@ Result<std::unique_ptr<Repository>> Repository::init(std::unique_ptr<storage::Ba
   if (options.object_lock_ns && !backend->supports_retention())
     return Error(Code::kInvalidArgument, fmt::format("--retention needs object lock, which {} lacks: use an s3: "
                                                      "(bucket with object lock) or gs: repository", backend->location()));
-  LB_RETURN_IF_ERROR(backend->create_layout());
+  LB_RETURN_IF_ERROR(backend->create_layout(options.object_lock_ns > 0));
   crypto::Key master = options.master ? *options.master : crypto::random_key();
   std::unique_ptr<Repository> repo(new Repository(std::move(backend), master));
   repo->config_.id = hex_encode(crypto::random_bytes(16));

@@ -39,8 +39,9 @@ class Backend {
   virtual ~Backend() = default;
   // A human-readable location, e.g. "local:/srv/repo".
   virtual std::string location() const = 0;
-  // Prepares an empty repository location (directories, bucket check). Fails if a config already exists.
-  virtual Status create_layout() = 0;
+  // Prepares an empty repository location (directories; an object store's bucket, created when absent,
+  // with object lock when asked). Fails if a config already exists.
+  virtual Status create_layout(bool object_lock) = 0;
   // Stores `data` under `h` atomically: a reader sees all of it or nothing, and after OK it is durable.
   virtual Status save(const Handle& h, ByteView data, const SaveOptions& options) = 0;
   // Reads `length` bytes from `offset` (length 0: to the end). kNotFound when absent; a short read is kIo.

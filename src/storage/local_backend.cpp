@@ -100,7 +100,7 @@ void LocalBackend::evict(const std::string& path) {
   fd_map_.erase(it);
 }
 
-Status LocalBackend::create_layout() {
+Status LocalBackend::create_layout(bool) {
   struct stat st;
   if (::stat((root_ + "/config").c_str(), &st) == 0)
     return Error(Code::kAlreadyExists, fmt::format("a repository already exists at {}", root_));

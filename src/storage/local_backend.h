@@ -15,7 +15,7 @@ class LocalBackend final : public Backend {
   explicit LocalBackend(std::string root);
   ~LocalBackend() override;
   std::string location() const override { return "local:" + root_; }
-  Status create_layout() override;
+  Status create_layout(bool object_lock) override;
   Status save(const Handle& h, ByteView data, const SaveOptions& options) override;
   Result<Bytes> load(const Handle& h, uint64_t offset, uint64_t length) override;
   Result<FileInfo> stat(const Handle& h) override;

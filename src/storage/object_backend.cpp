@@ -25,8 +25,8 @@ class ObjectBackend final : public Backend {
 
   std::string location() const override { return store_->location() + (prefix_.empty() ? "" : "/" + prefix_); }
 
-  Status create_layout() override {
-    LB_RETURN_IF_ERROR(store_->ensure_bucket(true, std::getenv("LIFEBOAT_CREATE_LOCKED_BUCKET") != nullptr));
+  Status create_layout(bool object_lock) override {
+    LB_RETURN_IF_ERROR(store_->ensure_bucket(true, object_lock));
     auto existing = store_->head(object_key(prefix_, {FileType::kConfig, ""}));
     if (existing) return Error(Code::kAlreadyExists, fmt::format("{} already holds a repository", location()));
     if (existing.status().code() != Code::kNotFound) return existing.status();

@@ -22,7 +22,7 @@ class RetryBackend final : public Backend {
       : inner_(std::move(inner)), attempts_(attempts), base_ms_(base_ms), rng_(std::random_device{}()) {}
 
   std::string location() const override { return inner_->location(); }
-  Status create_layout() override { return retry<Status>([&] { return inner_->create_layout(); }); }
+  Status create_layout(bool lock) override { return retry<Status>([&] { return inner_->create_layout(lock); }); }
 
   Status save(const Handle& h, ByteView data, const SaveOptions& o) override {
     bool failed_before = false;
@@ -114,7 +114,7 @@ class FaultBackend final : public Backend {
   FaultBackend(std::unique_ptr<Backend> inner, FaultSpec spec) : inner_(std::move(inner)), spec_(spec), rng_(spec.seed) {}
 
   std::string location() const override { return inner_->location(); }
-  Status create_layout() override { return inner_->create_layout(); }
+  Status create_layout(bool lock) override { return inner_->create_layout(lock); }
 
   Status save(const Handle& h, ByteView data, const SaveOptions& o) override {
     if (Status s = before("save", h); !s.is_ok()) return s;

@@ -153,3 +153,78 @@ def mongo_tool(name):
 def rmtree(path):
     shutil.rmtree(path, ignore_errors=True)
 
+
+
+class VersityGW:
+    """versitygw (S3 with SigV4, versioning and object lock) on a POSIX directory."""
+
+    access_key, secret_key = "lifeboat-test", "lifeboat-test-secret"
+
+    def __init__(self, workdir: Path):
+        self.dir = Path(workdir)
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.proc = None
+
+    def start(self):
+        (self.dir / "data").mkdir(parents=True, exist_ok=True)
+        (self.dir / "versions").mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ, ROOT_ACCESS_KEY=self.access_key, ROOT_SECRET_KEY=self.secret_key)
+        self.log = open(self.dir / "versitygw.log", "ab")
+        self.proc = subprocess.Popen([str(require("versitygw")), "--port", f"127.0.0.1:{self.port}", "posix",
+                                      "--versioning-dir", str(self.dir / "versions"), str(self.dir / "data")],
+                                     env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for_port(self.port, self.proc, what="versitygw")
+        return self
+
+    def env(self):
+        return {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key}
+
+    def client(self):
+        import boto3
+        return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=self.access_key,
+                            aws_secret_access_key=self.secret_key, region_name="us-east-1")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class FakeGCS:
+    """fake-gcs-server (GCS JSON API) with the memory backend (it keeps generations)."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen([str(require("fake-gcs-server")), "-scheme", "http", "-host", "127.0.0.1",
+                                      "-port", str(self.port), "-backend", "memory",
+                                      "-public-host", f"127.0.0.1:{self.port}", "-log-level", "error"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port, self.proc, what="fake-gcs-server")
+        return self
+
+    def env(self):
+        return {"CLOUD_STORAGE_EMULATOR_ENDPOINT": self.endpoint}
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
