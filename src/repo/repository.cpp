@@ -325,7 +325,7 @@ Result<Bytes> Repository::read_blob(const BlobId& id) {
     return Error(Code::kCorrupt, fmt::format("blob {} is not in the index (missing data; run 'lifeboat check')",
                                              short_hex(id)));
   std::string pack_name = to_hex(loc->pack);
-  auto sealed = backend_->load({FileType::kPack, pack_name}, loc->offset, loc->stored_len);
+  auto sealed = read_sealed_range(*loc);
   if (!sealed) return sealed.status().with_context(fmt::format("blob {} in pack {}", short_hex(id), pack_name));
   auto plain = aead_.open(*sealed);
   if (!plain) {  // a download garbled on the way fails authentication: fetch it once more
@@ -347,6 +347,42 @@ Result<Bytes> Repository::read_blob(const BlobId& id) {
   return data;
 }
 
+Result<Bytes> Repository::read_sealed_range(const BlobLocation& loc) {
+  const std::string name = to_hex(loc.pack);
+  if (!backend_->remote()) return backend_->load({FileType::kPack, name}, loc.offset, loc.stored_len);
+  constexpr uint64_t kWindow = 8 << 20;
+  uint64_t pack_size = 0;
+  {
+    std::lock_guard lk(window_mu_);
+    for (auto it = windows_.begin(); it != windows_.end(); ++it) {
+      if (it->pack == loc.pack && loc.offset >= it->offset && loc.offset + loc.stored_len <= it->offset + it->data.size()) {
+        Bytes out(it->data.begin() + static_cast<ptrdiff_t>(loc.offset - it->offset),
+                  it->data.begin() + static_cast<ptrdiff_t>(loc.offset - it->offset + loc.stored_len));
+        windows_.splice(windows_.begin(), windows_, it);
+        return out;
+      }
+    }
+    if (!pack_sizes_listed_) {
+      pack_sizes_listed_ = true;
+      (void)backend_->list(FileType::kPack, [&](const storage::FileInfo& fi) {
+        PackId id;
+        if (parse_id(fi.name, id)) pack_sizes_[id] = fi.size_bytes;
+        return Status::ok();
+      });
+    }
+    if (auto it = pack_sizes_.find(loc.pack); it != pack_sizes_.end()) pack_size = it->second;
+  }
+  if (pack_size < loc.offset + loc.stored_len || loc.stored_len >= kWindow)
+    return backend_->load({FileType::kPack, name}, loc.offset, loc.stored_len);
+  uint64_t len = std::min<uint64_t>(kWindow, pack_size - loc.offset);
+  LB_ASSIGN_OR_RETURN(Bytes window, backend_->load({FileType::kPack, name}, loc.offset, len));
+  Bytes out(window.begin(), window.begin() + loc.stored_len);
+  std::lock_guard lk(window_mu_);
+  windows_.push_front(PackWindow{loc.pack, loc.offset, std::move(window)});
+  if (windows_.size() > 8) windows_.pop_back();
+  return out;
+}
+
 Result<std::pair<PackEntry, Bytes>> Repository::read_sealed_blob(const BlobId& id) {
   LB_RETURN_IF_ERROR(load_index());
   auto loc = index_.find(id);
@@ -354,7 +390,7 @@ Result<std::pair<PackEntry, Bytes>> Repository::read_sealed_blob(const BlobId& i
   if (!loc) return Error(Code::kCorrupt, fmt::format("blob {} is not in the index", short_hex(id)));
   std::string pack_name = to_hex(loc->pack);
   for (int attempt = 0;; ++attempt) {
-    auto sealed = backend_->load({FileType::kPack, pack_name}, loc->offset, loc->stored_len);
+    auto sealed = attempt == 0 ? read_sealed_range(*loc) : backend_->load({FileType::kPack, pack_name}, loc->offset, loc->stored_len);
     if (!sealed) return sealed.status().with_context(fmt::format("blob {} in pack {}", short_hex(id), pack_name));
     // Authenticate before passing it on: a copy must never carry damage to the second region.
     if (aead_.open(*sealed) || attempt == 2) {

@@ -1,7 +1,9 @@
 // Repository: opens or creates one (config + key files), seals and reads objects, blobs, trees, snapshots.
 #pragma once
 
+#include <list>
 #include <map>
+#include <mutex>
 #include <memory>
 #include <optional>
 #include <set>
@@ -148,6 +150,20 @@ class Repository {
   std::map<PackId, IndexFile::Tombstone> tombstoned_packs_;
   bool index_loaded_ = false;
   std::vector<std::string> index_warnings_;
+
+  // Remote backends: one request per blob would make restores latency-bound, so a miss fetches up to
+  // 8 MiB of the pack from that blob on (blobs are read back mostly in the order they were written)
+  // and keeps the last few windows.
+  Result<Bytes> read_sealed_range(const BlobLocation& loc);
+  struct PackWindow {
+    PackId pack;
+    uint64_t offset;
+    Bytes data;
+  };
+  std::mutex window_mu_;
+  std::list<PackWindow> windows_;
+  std::map<PackId, uint64_t> pack_sizes_;
+  bool pack_sizes_listed_ = false;
 };
 
 }  // namespace lifeboat::repo

@@ -51,6 +51,8 @@ class Backend {
   virtual Status list(FileType t, const std::function<Status(const FileInfo&)>& fn) = 0;
   // Removes h; removing a missing file is OK (idempotent, so retries are safe).
   virtual Status remove(const Handle& h) = 0;
+  // Remote (object store): requests are costly, so readers batch ranges.
+  virtual bool remote() const { return false; }
   // Object-lock support: only object stores have it.
   virtual bool supports_retention() const { return false; }
   virtual Status extend_retention(const Handle& h, int64_t retain_until_ns) {

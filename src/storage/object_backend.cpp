@@ -60,6 +60,7 @@ class ObjectBackend final : public Backend {
 
   Status remove(const Handle& h) override { return store_->remove(object_key(prefix_, h)); }
   bool supports_retention() const override { return true; }
+  bool remote() const override { return true; }
   Status extend_retention(const Handle& h, int64_t until) override {
     return store_->set_retention(object_key(prefix_, h), until);
   }

@@ -33,6 +33,7 @@ class RetryBackend final : public Backend {
       if (!s.is_ok() && s.code() == Code::kAlreadyExists && failed_before && o.create_only && content_addressed(h.type)) {
         auto st = inner_->stat(h);
         if (st && st->size_bytes == data.size()) return Status::ok();
+        if (!st && st.status().code() == Code::kUnavailable) return st.status();  // ask again
       }
       if (!s.is_ok()) failed_before = true;
       return s;
@@ -64,6 +65,7 @@ class RetryBackend final : public Backend {
 
   Status remove(const Handle& h) override { return retry<Status>([&] { return inner_->remove(h); }); }
   bool supports_retention() const override { return inner_->supports_retention(); }
+  bool remote() const override { return inner_->remote(); }
   Status extend_retention(const Handle& h, int64_t until) override {
     return retry<Status>([&] { return inner_->extend_retention(h, until); });
   }
@@ -147,6 +149,7 @@ class FaultBackend final : public Backend {
     return s;
   }
   bool supports_retention() const override { return inner_->supports_retention(); }
+  bool remote() const override { return inner_->remote(); }
   Status extend_retention(const Handle& h, int64_t until) override { return inner_->extend_retention(h, until); }
 
  private:

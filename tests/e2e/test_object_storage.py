@@ -273,3 +273,29 @@ def test_gcs_service_account_token_flow(gcs, tmp_path):
                                                                  serialization.NoEncryption()).decode()}))
     p = b.run("snapshots", check=False)
     assert p.returncode == 1 and "access token" in p.stderr
+
+
+def test_object_lock_is_extended_by_prune_and_ends(s3, tmp_path):
+    b = boat(f"s3:{s3.endpoint}/shortlock/repo", tmp_path, s3.env())
+    b.run("init", "--kdf-memory-kib", "1024", "--kdf-iterations", "1", "--retention", "8s")
+    src = make_tree(tmp_path / "src", big_mb=1)
+    b.run("backup", src)
+    c = s3.client()
+
+    def retain(prefix):
+        keys = [o["Key"] for o in c.list_objects_v2(Bucket="shortlock", Prefix=f"repo/{prefix}/")["Contents"]]
+        return {k: c.get_object_retention(Bucket="shortlock", Key=k)["Retention"]["RetainUntilDate"].timestamp()
+                for k in keys}
+
+    before = retain("data")
+    time.sleep(5)  # past half the period: maintenance must push the lock of live data forward
+    t = time.time()
+    b.run("prune")
+    after = retain("data")
+    assert all(after[k] >= t + 7 and after[k] > before[k] for k in before), (before, after, t)
+    first = b.json("snapshots")[0]["id"]
+    p = b.run("forget", first, check=False)
+    assert "under object lock" in p.stderr and len(b.json("snapshots")) == 1
+    time.sleep(max(0, max(retain("snapshots").values()) - time.time()) + 1.5)
+    b.run("forget", first)  # the lock has ended: forgetting works again
+    assert b.json("snapshots") == []
