@@ -16,3 +16,19 @@ def timed(cmd, env):
     if p.returncode != 0:
         sys.exit(f"{cmd[0]} failed ({p.returncode}):\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}")
     return dt, int(re.findall(r"MAXRSS_KB=(\d+)", p.stderr)[-1]) * 1024, p.stdout
+
+
+def machine_line(versions: str, method: str) -> str:
+    """The 'Machine: …' line every benchmark section starts with."""
+    import platform
+    return (f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
+            f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, {platform.platform()}. "
+            f"{versions}. {method}")
+
+
+def publish(report: str, results_md, record: bool = True):
+    """Prints a section and appends it to bench/RESULTS.md (unless --no-record)."""
+    print("\n" + report)
+    if record:
+        with open(results_md, "a") as f:
+            f.write(report + "\n")

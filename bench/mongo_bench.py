@@ -9,7 +9,6 @@ Prints documents per second and the ratio (goal: Lifeboat ≥ 1.5x), the reposit
 import argparse
 import datetime
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -22,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "peers"))
 sys.path.insert(0, str(ROOT / "bench"))
 import peers  # noqa: E402
-from benchlib import timed  # noqa: E402
+from benchlib import machine_line, publish, timed  # noqa: E402
 
 LIFEBOAT = ROOT / "build" / "lifeboat"
 
@@ -46,6 +45,10 @@ def seed(server, n):
         coll.insert_many(batch, ordered=False)
     print(f"seeded {n} documents in {time.monotonic() - t0:.0f} s", flush=True)
     c.close()
+
+
+def lifeboat_version():
+    return subprocess.run([LIFEBOAT, "--version"], capture_output=True, text=True).stdout.strip()
 
 
 def main():
@@ -102,10 +105,7 @@ def main():
     ferret = "FerretDB v1.24.2 (SQLite)"
     lines = [f"### {datetime.date.today()} — MongoDB: {args.docs} small documents, one collection, {ferret}",
              "",
-             f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
-             f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, {platform.platform()}. "
-             f"Lifeboat {subprocess.run([LIFEBOAT, '--version'], capture_output=True, text=True).stdout.strip()}; "
-             f"mongo-tools 100.18.0. Median of {args.repeat} runs, tools alternating; all on loopback.",
+             machine_line(f"Lifeboat {lifeboat_version()}; mongo-tools 100.18.0", f"Median of {args.repeat} runs, tools alternating; all on loopback."),
              "",
              "| phase | lifeboat s | mongo-tools s | lifeboat docs/s | mongo-tools docs/s | speed ratio | goal |",
              "|---|---|---|---|---|---|---|"]
@@ -117,11 +117,8 @@ def main():
     lines += ["", f"Sizes: Lifeboat repository {repo_size / 2**20:.1f} MiB (encrypted, zstd), mongodump {dump_size / 2**20:.1f} MiB, "
                   f"mongodump --gzip {gz_size / 2**20:.1f} MiB (repository / gzip dump: {repo_size / gz_size:.2f}x).", ""]
     report = "\n".join(lines)
-    print("\n" + report)
     shutil.rmtree(work, ignore_errors=True)
-    if not args.no_record:
-        with open(ROOT / "bench" / "RESULTS.md", "a") as f:
-            f.write(report + "\n")
+    publish(report, ROOT / "bench" / "RESULTS.md", not args.no_record)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ run. Prints time ratios (goal: Lifeboat at most 0.5x restic) and appends them to
 import argparse
 import datetime
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -15,8 +14,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "peers"))
 sys.path.insert(0, str(ROOT / "bench"))
 import peers  # noqa: E402
-from benchlib import timed  # noqa: E402
+from benchlib import machine_line, publish, timed  # noqa: E402
 from files_bench import LIFEBOAT, RESTIC, WORK, generate_tree, median  # noqa: E402
+
+
+def lifeboat_version():
+    return subprocess.run([LIFEBOAT, "--version"], capture_output=True, text=True).stdout.strip()
 
 
 def main():
@@ -63,7 +66,8 @@ def main():
                     dt2, _, _ = timed([exe, "restore", "-q", "latest", "--target", target], env)
                     runs.setdefault(("restore", tool), []).append(dt2)
                     print(f"  {kind} {tool:<9} backup {dt:6.2f} s  restore {dt2:6.2f} s", flush=True)
-                    shutil.rmtree(target, ignore_errors=True)
+                    # Restored trees are deleted only at the end: on this VM's ext4 (online discard)
+                    # a large deletion slows whatever process runs next.
             for phase in ("backup", "restore"):
                 lt, rt = median(runs[(phase, "lifeboat")]), median(runs[(phase, "restic")])
                 rows.append((kind, phase, lt, rt))
@@ -73,21 +77,15 @@ def main():
     lines = [f"### {datetime.date.today()} — object storage: {args.size_mb} MB in {args.files} files, "
              f"versitygw v1.7.0 (S3) and fake-gcs-server v1.55.1 (GCS, memory backend) on loopback",
              "",
-             f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
-             f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, {platform.platform()}. "
-             f"Lifeboat {subprocess.run([LIFEBOAT, '--version'], capture_output=True, text=True).stdout.strip()}; "
-             f"{restic_version}. Median of {args.repeat} runs, order swapped each round; the server shares the 2 cores.",
+             machine_line(f"Lifeboat {lifeboat_version()}; {restic_version}", f"Median of {args.repeat} runs, order swapped each round; the server shares the 2 cores."),
              "",
              "| server | phase | lifeboat s | restic s | time ratio | goal |",
              "|---|---|---|---|---|---|"]
     for kind, phase, lt, rt in rows:
         lines.append(f"| {kind} | {phase} | {lt:.2f} | {rt:.2f} | {lt / rt:.2f}x | ≤ 0.5x {'✅' if lt / rt <= 0.5 else '❌'} |")
     report = "\n".join(lines) + "\n"
-    print("\n" + report)
     shutil.rmtree(scratch, ignore_errors=True)
-    if not args.no_record:
-        with open(ROOT / "bench" / "RESULTS.md", "a") as f:
-            f.write(report + "\n")
+    publish(report, ROOT / "bench" / "RESULTS.md", not args.no_record)
 
 
 if __name__ == "__main__":

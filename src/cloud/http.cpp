@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cctype>
 #include <mutex>
 
@@ -29,8 +30,18 @@ struct ThreadHandle {
   }
 };
 
+struct BodySink {
+  Bytes* body;
+  std::map<std::string, std::string>* headers;
+};
+
 size_t on_body(char* ptr, size_t size, size_t n, void* user) {
-  auto* out = static_cast<Bytes*>(user);
+  auto* sink = static_cast<BodySink*>(user);
+  Bytes* out = sink->body;
+  if (out->empty()) {  // one allocation for the whole body instead of doubling copies
+    auto cl = sink->headers->find("content-length");
+    if (cl != sink->headers->end()) out->reserve(std::strtoull(cl->second.c_str(), nullptr, 10));
+  }
   out->insert(out->end(), reinterpret_cast<uint8_t*>(ptr), reinterpret_cast<uint8_t*>(ptr) + size * n);
   return size * n;
 }
@@ -84,7 +95,8 @@ Result<HttpResponse> http_send(const HttpRequest& req) {
   curl_easy_setopt(curl, CURLOPT_URL, req.url.c_str());
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &resp.body);
+  BodySink sink{&resp.body, &resp.headers};
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, &resp.headers);
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);

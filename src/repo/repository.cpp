@@ -351,15 +351,22 @@ Result<Bytes> Repository::read_sealed_range(const BlobLocation& loc) {
   const std::string name = to_hex(loc.pack);
   if (!backend_->remote()) return backend_->load({FileType::kPack, name}, loc.offset, loc.stored_len);
   constexpr uint64_t kWindow = 8 << 20;
-  uint64_t pack_size = 0;
+  auto slice = [&](const Bytes& window, uint64_t window_offset) {
+    auto b = window.begin() + static_cast<ptrdiff_t>(loc.offset - window_offset);
+    return Bytes(b, b + loc.stored_len);
+  };
+  std::promise<std::shared_ptr<const Bytes>> fetch;
+  uint64_t len = 0;
   {
-    std::lock_guard lk(window_mu_);
+    std::unique_lock lk(window_mu_);
     for (auto it = windows_.begin(); it != windows_.end(); ++it) {
-      if (it->pack == loc.pack && loc.offset >= it->offset && loc.offset + loc.stored_len <= it->offset + it->data.size()) {
-        Bytes out(it->data.begin() + static_cast<ptrdiff_t>(loc.offset - it->offset),
-                  it->data.begin() + static_cast<ptrdiff_t>(loc.offset - it->offset + loc.stored_len));
+      if (it->pack == loc.pack && loc.offset >= it->offset && loc.offset + loc.stored_len <= it->offset + it->length) {
+        auto fut = it->data;
+        uint64_t off = it->offset;
         windows_.splice(windows_.begin(), windows_, it);
-        return out;
+        lk.unlock();
+        if (auto data = fut.get()) return slice(*data, off);
+        return backend_->load({FileType::kPack, name}, loc.offset, loc.stored_len);
       }
     }
     if (!pack_sizes_listed_) {
@@ -370,17 +377,23 @@ Result<Bytes> Repository::read_sealed_range(const BlobLocation& loc) {
         return Status::ok();
       });
     }
-    if (auto it = pack_sizes_.find(loc.pack); it != pack_sizes_.end()) pack_size = it->second;
+    auto size = pack_sizes_.find(loc.pack);
+    if (size == pack_sizes_.end() || size->second < loc.offset + loc.stored_len || loc.stored_len >= kWindow) {
+      lk.unlock();
+      return backend_->load({FileType::kPack, name}, loc.offset, loc.stored_len);
+    }
+    len = std::min<uint64_t>(kWindow, size->second - loc.offset);
+    windows_.push_front(PackWindow{loc.pack, loc.offset, len, fetch.get_future().share()});
+    if (windows_.size() > 8) windows_.pop_back();
   }
-  if (pack_size < loc.offset + loc.stored_len || loc.stored_len >= kWindow)
-    return backend_->load({FileType::kPack, name}, loc.offset, loc.stored_len);
-  uint64_t len = std::min<uint64_t>(kWindow, pack_size - loc.offset);
-  LB_ASSIGN_OR_RETURN(Bytes window, backend_->load({FileType::kPack, name}, loc.offset, len));
-  Bytes out(window.begin(), window.begin() + loc.stored_len);
-  std::lock_guard lk(window_mu_);
-  windows_.push_front(PackWindow{loc.pack, loc.offset, std::move(window)});
-  if (windows_.size() > 8) windows_.pop_back();
-  return out;
+  auto window = backend_->load({FileType::kPack, name}, loc.offset, len);
+  if (!window) {
+    fetch.set_value(nullptr);
+    return window.status();
+  }
+  auto shared = std::make_shared<const Bytes>(std::move(*window));
+  fetch.set_value(shared);
+  return slice(*shared, loc.offset);
 }
 
 Result<std::pair<PackEntry, Bytes>> Repository::read_sealed_blob(const BlobId& id) {

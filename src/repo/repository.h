@@ -1,6 +1,7 @@
 // Repository: opens or creates one (config + key files), seals and reads objects, blobs, trees, snapshots.
 #pragma once
 
+#include <future>
 #include <list>
 #include <map>
 #include <mutex>
@@ -157,8 +158,9 @@ class Repository {
   Result<Bytes> read_sealed_range(const BlobLocation& loc);
   struct PackWindow {
     PackId pack;
-    uint64_t offset;
-    Bytes data;
+    uint64_t offset, length;
+    std::shared_future<std::shared_ptr<const Bytes>> data;  // null when the fetch failed; readers that
+                                                            // need the same window wait for one fetch
   };
   std::mutex window_mu_;
   std::list<PackWindow> windows_;

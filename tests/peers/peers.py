@@ -5,7 +5,6 @@ telemetry off, and is killed (with its data left for inspection) when stopped.
 """
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import threading
@@ -43,7 +42,28 @@ def require(binary):
     return path
 
 
-class FerretDB:
+class Peer:
+    """A server process on loopback: stopped on exit from a `with` block."""
+    proc = None
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class FerretDB(Peer):
     """FerretDB v1 (MongoDB wire protocol) on SQLite, with local.oplog.rs created so changes are logged."""
 
     def __init__(self, workdir: Path, oplog_bytes=512 * 1024 * 1024):
@@ -78,21 +98,6 @@ class FerretDB:
             c.local.create_collection("oplog.rs", capped=True, size=size)
         c.close()
 
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
 
 class CuttingProxy:
@@ -155,7 +160,7 @@ def rmtree(path):
 
 
 
-class VersityGW:
+class VersityGW(Peer):
     """versitygw (S3 with SigV4, versioning and object lock) on a POSIX directory."""
 
     access_key, secret_key = "lifeboat-test", "lifeboat-test-secret"
@@ -185,20 +190,9 @@ class VersityGW:
         return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=self.access_key,
                             aws_secret_access_key=self.secret_key, region_name="us-east-1")
 
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        self.proc = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
 
-class FakeGCS:
+class FakeGCS(Peer):
     """fake-gcs-server (GCS JSON API) with the memory backend (it keeps generations)."""
 
     def __init__(self):
@@ -216,15 +210,3 @@ class FakeGCS:
 
     def env(self):
         return {"CLOUD_STORAGE_EMULATOR_ENDPOINT": self.endpoint}
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        self.proc = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
