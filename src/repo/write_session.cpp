@@ -26,7 +26,9 @@ Result<size_t> MemorySource::read(uint8_t* buf, size_t n) {
 
 WriteSession::WriteSession(Repository& repo, bool dedup_against_index)
     : repo_(repo), dedup_against_index_(dedup_against_index), last_index_write_ns_(monotonic_ns()) {
-  uploader_ = std::thread([this] { upload_loop(); });
+  // Object stores answer each request after a round trip: several packs in flight keep the link busy.
+  size_t uploaders = repo.backend().remote() ? 4 : 1;
+  for (size_t i = 0; i < uploaders; ++i) uploaders_.emplace_back([this] { upload_loop(); });
 }
 
 WriteSession::~WriteSession() {
@@ -35,7 +37,7 @@ WriteSession::~WriteSession() {
     stopping_ = true;
   }
   queue_cv_.notify_all();
-  uploader_.join();
+  for (auto& t : uploaders_) t.join();
 }
 
 Status WriteSession::error() const {

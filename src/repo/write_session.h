@@ -95,7 +95,7 @@ class WriteSession {
   std::vector<IndexFile::Pack> unindexed_;
   int64_t last_index_write_ns_;
   Status error_;
-  std::thread uploader_;
+  std::vector<std::thread> uploaders_;
 };
 
 // What a session added, for a snapshot's summary: blobs_new, data_added_bytes, data_stored_bytes, duration_ms.
