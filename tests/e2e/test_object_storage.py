@@ -2,6 +2,7 @@
 multipart/resumable uploads and paginated listings, faults, copies between regions, object lock, and
 the service-account token flow against a local token endpoint that checks the JWT signature."""
 import base64
+import calendar
 import http.server
 import json
 import os
@@ -85,6 +86,14 @@ def test_create_only_and_clear_errors(s3, gcs, tmp_path):
     p = boat(f"s3:{s3.endpoint}/createonly", tmp_path, {"AWS_ACCESS_KEY_ID": "nobody", "AWS_SECRET_ACCESS_KEY": "wrong"}).run(
         "snapshots", check=False)
     assert p.returncode == 1 and "check the credentials" in p.stderr
+    creds = tmp_path / "credentials"
+    creds.write_text(f"[default]\naws_access_key_id = nobody\n\n[backup]\naws_access_key_id = {s3.access_key}\n"
+                     f"aws_secret_access_key = {s3.secret_key}\n")
+    from_file = boat(f"s3:{s3.endpoint}/createonly", tmp_path, {"AWS_SHARED_CREDENTIALS_FILE": str(creds),
+                                                                "AWS_PROFILE": "backup"})
+    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        from_file.env.pop(k, None)
+    assert from_file.json("snapshots") == []  # opened with the profile's keys
     p = boat(f"s3:{s3.endpoint}/nothing-here", tmp_path, s3.env()).run("snapshots", check=False)
     assert p.returncode == 10
     dead = boat(f"s3:http://127.0.0.1:{peers.free_port()}/b", tmp_path, {**s3.env(), "LIFEBOAT_RETRY_BASE_MS": "1"})
@@ -175,7 +184,7 @@ def test_gcs_service_account_token_flow(gcs, tmp_path):
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption()).decode()
-    issued, seen_auth, rejected = [], [], []
+    issued, seen_auth, rejected, bodies = [], [], [], []
 
     def b64d(s):
         return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
@@ -207,6 +216,27 @@ def test_gcs_service_account_token_flow(gcs, tmp_path):
             self.end_headers()
             self.wfile.write(body)
 
+    class Metadata(http.server.BaseHTTPRequestHandler):
+        """The GCE metadata server's token path: only with Metadata-Flavor: Google."""
+
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            ok = (self.path == "/computeMetadata/v1/instance/service-accounts/default/token"
+                  and self.headers.get("Metadata-Flavor") == "Google")
+            if not ok:
+                self.send_response(403)
+                self.end_headers()
+                return
+            tok = f"token-{len(issued)}"
+            issued.append(tok)
+            body = json.dumps({"access_token": tok, "expires_in": 3600, "token_type": "Bearer"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
     class Gate(http.server.BaseHTTPRequestHandler):
         """In front of fake-gcs-server (which ignores auth): only the newest issued token passes."""
         protocol_version = "HTTP/1.1"
@@ -218,6 +248,7 @@ def test_gcs_service_account_token_flow(gcs, tmp_path):
             auth = self.headers.get("Authorization", "")
             seen_auth.append(auth)
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            bodies.append(body)
             if not issued or auth != f"Bearer {issued[-1]}":
                 self.send_response(401)
                 self.send_header("Content-Length", "0")
@@ -242,7 +273,8 @@ def test_gcs_service_account_token_flow(gcs, tmp_path):
 
     token_srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Token)
     gate = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Gate)
-    for s in (token_srv, gate):
+    metadata = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Metadata)
+    for s in (token_srv, gate, metadata):
         threading.Thread(target=s.serve_forever, daemon=True).start()
     token_uri = f"http://127.0.0.1:{token_srv.server_port}/token"
     sa = tmp_path / "sa.json"
@@ -261,10 +293,25 @@ def test_gcs_service_account_token_flow(gcs, tmp_path):
         out = tmp_path / "out"
         b.run("restore", "latest", "--target", out)
         assert (out / src.relative_to("/") / "a").read_text() == "hello"
+        # The metadata server (on GCE) as the source of tokens; and object retention sent with uploads
+        # (fake-gcs-server does not enforce it, so the request itself is checked).
+        m = boat("gs:authed/locked", tmp_path, {"GCE_METADATA_HOST": f"127.0.0.1:{metadata.server_port}",
+                                                 "LIFEBOAT_GCS_ENDPOINT": f"http://127.0.0.1:{gate.server_port}"})
+        m.env.pop("CLOUD_STORAGE_EMULATOR_ENDPOINT", None)
+        bodies.clear()
+        m.run("init", "--kdf-memory-kib", "1024", "--kdf-iterations", "1", "--retention", "3d")
+        m.run("backup", src)
+        meta = [json.loads(body.split(b"\r\n\r\n", 1)[1].split(b"\r\n", 1)[0]) for body in bodies
+                if body.startswith(b"--lifeboat")]
+        assert meta and all(x["retention"]["mode"] == "Unlocked" for x in meta)
+        until = calendar.timegm(time.strptime(meta[0]["retention"]["retainUntilTime"], "%Y-%m-%dT%H:%M:%SZ"))
+        assert abs(until - (time.time() + 3 * 86400)) < 120
+        assert any("/snapshots/" in x["name"] for x in meta) and any("/data/" in x["name"] for x in meta)
     finally:
         token_srv.shutdown()
         gate.shutdown()
-    assert not rejected and len(issued) >= 3
+        metadata.shutdown()
+    assert not rejected and len(issued) >= 4
     assert all(a.startswith("Bearer token-") for a in seen_auth)
     # A key the endpoint does not know is refused with a clear error.
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
