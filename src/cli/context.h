@@ -67,5 +67,7 @@ void register_forget(CommandSet c);
 // `backup mongodb`, `restore mongodb` and `mongodb follow`; after register_backup and register_restore.
 void register_mongodb(CommandSet c);
 void register_copy(CommandSet c);
+void register_plan(CommandSet c);
+std::string plan_path(const std::string& flag);
 
 }  // namespace lifeboat::cli

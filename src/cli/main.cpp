@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
   register_forget(c);
   register_mongodb(c);
   register_copy(c);
+  register_plan(c);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,68 @@
+// lifeboat.yaml: repositories, sources (kind, connection, schedule, retention, validation,
+// environments), objectives, notifications, reports and drills; ${ENV} expansion; every error
+// names the file, the line and the key.
+#pragma once
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace lifeboat::plan {
+
+struct RepositorySpec {
+  std::string name, url;
+  std::string password_env = "LIFEBOAT_PASSWORD", password_file;
+  std::string copy_of;  // a copy (second region) of that repository, refreshed after its backups
+  std::string object_lock;  // e.g. "30d" (init --retention)
+};
+
+struct ScheduleSpec {
+  std::string full;         // cron
+  std::string incremental;  // cron (files: another backup; mongodb: unused when continuous)
+  bool continuous = false;  // mongodb: oplog follower
+  std::string interval = "60s";
+};
+
+struct RetentionSpec {
+  int last = 0, hourly = 0, daily = 0, weekly = 0, monthly = 0, yearly = 0;
+  std::string within;  // keep everything newer than this ("90d")
+  bool forever = false;
+};
+
+struct SourceSpec {
+  std::string name, kind, repository;
+  nlohmann::json settings = nlohmann::json::object();  // kind-specific (uri, paths, …)
+  ScheduleSpec schedule;
+  RetentionSpec retention;
+  std::vector<std::string> validation;                 // checks to run after backups and in drills
+  std::map<std::string, nlohmann::json> environments;  // per-environment overrides of settings
+};
+
+struct Plan {
+  std::string file;
+  int64_t rpo_ns = 3600LL * 1000000000, rto_ns = 4 * 3600LL * 1000000000;
+  std::vector<RepositorySpec> repositories;
+  std::vector<SourceSpec> sources;
+  nlohmann::json notifications = nlohmann::json::array();
+  nlohmann::json reports = nlohmann::json::object();
+  nlohmann::json drills = nlohmann::json::object();
+  std::map<std::string, int> lines;  // "sources.mongo.schedule.full" -> line (1-based)
+
+  const SourceSpec* source(const std::string& name) const;
+  const RepositorySpec* repository(const std::string& name) const;
+  // "lifeboat.yaml:12: sources.mongo.uri: " for messages about that key (its nearest known parent).
+  std::string where(const std::string& key) const;
+};
+
+// Parses and checks the whole plan; all problems at once, one per line, each with file:line: key.
+Result<Plan> load_plan(const std::string& path);
+Result<Plan> parse_plan(const std::string& text, const std::string& file_name);
+
+// ${VAR} and ${VAR:-default}; an unset variable without a default is an error naming it.
+Result<std::string> expand_env(const std::string& text);
+
+}  // namespace lifeboat::plan
