@@ -59,6 +59,7 @@ void register_backup(CommandSet c) {
   cmd->callback([c, cmd, f] {
     if (!cmd->get_subcommands().empty()) return;  // `backup mongodb …` set its own action
     c.action = [c, f]() -> Status {
+      if (auto plan = plan_mode(c.global)) return plan_backup(c.global, *plan, f->args);
       LB_ASSIGN_OR_RETURN(auto repo, open_repository(c.global));
       LB_ASSIGN_OR_RETURN(auto lock, repo::RepoLock::acquire(*repo, repo::LockKind::kShared));
       ProgressCounters counters;

@@ -20,9 +20,32 @@ void register_restore(CommandSet c) {
   cmd->add_option("-i,--include", opts->includes, "restore only paths (or names) matching this pattern (repeatable)");
   cmd->add_flag("--verify", opts->verify, "re-read each restored file and compare it with the backup");
   pick->add_flags(cmd);
-  cmd->callback([c, cmd, spec, pick, opts] {
+  auto environment = std::make_shared<std::string>();
+  auto date = std::make_shared<std::string>();
+  auto all = std::make_shared<bool>(false);
+  cmd->add_option("--environment", *environment, "plan mode: the environment to restore into (its settings: uri, target)");
+  cmd->add_option("--date", *date, "plan mode: the state at the end of this day (YYYY-MM-DD, local time)");
+  cmd->add_flag("--all", *all, "plan mode: every source, all as of the same instant (--at)");
+  cmd->callback([c, cmd, spec, pick, opts, environment, date, all] {
     if (!cmd->get_subcommands().empty()) return;  // `restore mongodb …` set its own action
-    c.action = [c, spec, pick, opts]() -> Status {
+    c.action = [c, spec, pick, opts, environment, date, all]() -> Status {
+      if (auto plan = plan_mode(c.global)) {
+        std::optional<int64_t> at;
+        if (!date->empty()) {
+          LB_ASSIGN_OR_RETURN(int64_t day, parse_time(*date));
+          at = day + 86400LL * 1000000000 - 1;
+        }
+        if (!pick->at.empty()) {
+          LB_ASSIGN_OR_RETURN(at, pick->at_ns());
+        }
+        std::vector<std::string> names;
+        if (!*all) {
+          if (*spec == "latest") return Error(Code::kInvalidArgument, "plan mode: name a source to restore, or --all");
+          names.push_back(*spec);
+        }
+        if (environment->empty()) return Error(Code::kInvalidArgument, "plan mode: --environment ENV is required");
+        return plan_restore(c.global, *plan, names, *environment, at);
+      }
       if (opts->target.empty()) return Error(Code::kInvalidArgument, "restore needs --target DIR");
       LB_ASSIGN_OR_RETURN(auto repo, open_repository(c.global));
       // Shared: a prune running meanwhile keeps every pack this restore may still read.

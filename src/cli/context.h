@@ -20,6 +20,7 @@ struct GlobalOptions {
   bool json = false;
   bool quiet = false;
   bool no_progress = false;
+  std::string plan;  // --plan or LIFEBOAT_PLAN: backup/restore work on the plan's sources
 };
 
 using Action = std::function<Status()>;
@@ -68,6 +69,12 @@ void register_forget(CommandSet c);
 void register_mongodb(CommandSet c);
 void register_copy(CommandSet c);
 void register_plan(CommandSet c);
+void register_drill(CommandSet c);
+// Plan mode of `backup SOURCE…` and `restore SOURCE|--all`: the plan file when one is set.
+std::optional<std::string> plan_mode(const GlobalOptions& g);
+Status plan_backup(const GlobalOptions& g, const std::string& plan_file, const std::vector<std::string>& sources);
+Status plan_restore(const GlobalOptions& g, const std::string& plan_file, const std::vector<std::string>& sources,
+                    const std::string& environment, std::optional<int64_t> at_ns);
 std::string plan_path(const std::string& flag);
 
 }  // namespace lifeboat::cli

@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   app.add_flag("--json", g.json, "print machine-readable JSON on stdout");
   app.add_flag("-q,--quiet", g.quiet, "print only errors");
   app.add_flag("--no-progress", g.no_progress, "no live progress display");
+  app.add_option("--plan", g.plan, "plan file (or LIFEBOAT_PLAN): backup/restore then name the plan's sources");
   Action action;
   CommandSet c{app, g, action};
   register_init(c);
@@ -46,6 +47,7 @@ int main(int argc, char** argv) {
   register_mongodb(c);
   register_copy(c);
   register_plan(c);
+  register_drill(c);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

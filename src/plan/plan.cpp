@@ -286,7 +286,7 @@ Result<Plan> parse_plan(const std::string& text, const std::string& file_name) {
   }
   Loader l(p);
   nlohmann::json j = l.convert(root, "");
-  if (l.problems.empty()) l.load(j);
+  l.load(j);  // every problem at once, expansion errors included
   if (!l.problems.empty()) return Error(Code::kInvalidArgument, fmt::format("{}", fmt::join(l.problems, "\n")));
   return p;
 }

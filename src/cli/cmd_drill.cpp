@@ -1,0 +1,128 @@
+// Plan-driven commands: `backup SOURCE…` / `restore SOURCE|--all` in plan mode, `drill`, `status`.
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <fstream>
+
+#include "cli/context.h"
+#include "core/time.h"
+#include "ops/plan_ops.h"
+#include "plan/plan.h"
+
+namespace lifeboat::cli {
+
+std::optional<std::string> plan_mode(const GlobalOptions& g) {
+  if (!g.plan.empty()) return g.plan;
+  if (const char* p = std::getenv("LIFEBOAT_PLAN"); p && *p) return std::string(p);
+  return std::nullopt;
+}
+
+namespace {
+
+Status report_outcomes(const GlobalOptions& g, const char* verb, const std::vector<ops::SourceOutcome>& outcomes,
+                       std::optional<int64_t> at_ns) {
+  nlohmann::json arr = nlohmann::json::array();
+  size_t failed = 0;
+  for (const auto& o : outcomes) {
+    arr.push_back(o.to_json());
+    if (!o.ok) ++failed;
+  }
+  if (g.json) {
+    nlohmann::json j = {{verb, arr}, {"failed", failed}};
+    if (at_ns) j["at"] = format_rfc3339(*at_ns);
+    print_json(j);
+  } else if (!g.quiet) {
+    for (const auto& o : outcomes) {
+      if (!o.ok) {
+        fmt::print(stderr, "{:<20} {:<8} FAILED after {}: {}\n", o.source, o.kind, format_duration_ms(o.duration_ms), o.error);
+        continue;
+      }
+      std::string extra;
+      if (o.result.contains("point")) {
+        extra = "state as of " + o.result["point"].get<std::string>();
+        if (o.result.contains("behind_ms") && o.result["behind_ms"].get<int64_t>() > 0)
+          extra += fmt::format(" ({} before {})", format_duration_ms(o.result["behind_ms"]), format_rfc3339(*at_ns));
+        else if (at_ns)
+          extra += " (exactly the requested instant)";
+        if (o.result.contains("limit")) extra += "; " + o.result["limit"].get<std::string>();
+        for (const auto& c : o.result["checks"])
+          extra += fmt::format("; {} {}", c["check"].get<std::string>(), c["ok"].get<bool>() ? "ok" : "FAILED");
+      } else if (o.result.contains("snapshot")) {
+        extra = "snapshot " + o.result["snapshot"].get<std::string>().substr(0, 8);
+        if (o.result["retention"].contains("forgotten"))
+          extra += fmt::format(", {} old snapshot(s) forgotten", o.result["retention"]["forgotten"].get<uint64_t>());
+      }
+      fmt::print("{:<20} {:<8} ok in {}: {}\n", o.source, o.kind, format_duration_ms(o.duration_ms), extra);
+    }
+  }
+  if (failed) return Error(Code::kFatal, fmt::format("{} of {} source(s) failed", failed, outcomes.size()));
+  return Status::ok();
+}
+
+}  // namespace
+
+Status plan_backup(const GlobalOptions& g, const std::string& file, const std::vector<std::string>& names) {
+  LB_ASSIGN_OR_RETURN(auto p, plan::load_plan(file));
+  LB_ASSIGN_OR_RETURN(auto list, ops::select_sources(p, names));
+  return report_outcomes(g, "backups", ops::run_backups(p, list), std::nullopt);
+}
+
+Status plan_restore(const GlobalOptions& g, const std::string& file, const std::vector<std::string>& names,
+                    const std::string& environment, std::optional<int64_t> at_ns) {
+  LB_ASSIGN_OR_RETURN(auto p, plan::load_plan(file));
+  LB_ASSIGN_OR_RETURN(auto list, ops::select_sources(p, names));
+  return report_outcomes(g, "restores", ops::run_restores(p, list, environment, at_ns), at_ns);
+}
+
+void register_drill(CommandSet c) {
+  auto* cmd = c.app.add_subcommand("drill", "restore every source into a test environment, validate, measure RTO and RPO");
+  auto env = std::make_shared<std::string>("test");
+  auto names = std::make_shared<std::vector<std::string>>();
+  auto record = std::make_shared<std::string>();
+  auto allow_prod = std::make_shared<bool>(false);
+  cmd->add_option("sources", *names, "sources to drill (default: all in the plan)");
+  cmd->add_option("--environment", *env, "environment to restore into")->capture_default_str();
+  cmd->add_option("--record", *record, "also write the drill record (Markdown) to this file");
+  cmd->add_flag("--allow-production", *allow_prod, "allow a drill into the production environment");
+  cmd->callback([c, env, names, record, allow_prod] {
+    c.action = [c, env, names, record, allow_prod]() -> Status {
+      auto file = plan_mode(c.global);
+      LB_ASSIGN_OR_RETURN(auto p, plan::load_plan(file.value_or("lifeboat.yaml")));
+      LB_ASSIGN_OR_RETURN(auto list, ops::select_sources(p, *names));
+      LB_ASSIGN_OR_RETURN(auto drill, ops::run_drill(p, list, *env, *allow_prod));
+      std::string md = ops::drill_markdown(drill);
+      if (!record->empty()) {
+        std::ofstream out(*record);
+        out << md;
+        if (!out) return Error(Code::kIo, fmt::format("cannot write {}", *record));
+      }
+      if (c.global.json) print_json(drill);
+      else if (!c.global.quiet) fmt::print("{}", md);
+      if (!drill.value("passed", false)) return Error(Code::kFatal, "the drill failed (see Failures)");
+      return Status::ok();
+    };
+  });
+
+  auto* st = c.app.add_subcommand("status", "every source of the plan: last backup, newest restorable point, RPO, last drill");
+  st->callback([c] {
+    c.action = [c]() -> Status {
+      auto file = plan_mode(c.global);
+      LB_ASSIGN_OR_RETURN(auto p, plan::load_plan(file.value_or("lifeboat.yaml")));
+      LB_ASSIGN_OR_RETURN(auto status, ops::plan_status(p));
+      if (c.global.json) {
+        print_json({{"plan", p.file}, {"sources", status}});
+        return Status::ok();
+      }
+      fmt::print("{:<20} {:<8} {:<22} {:<22} {:<10} {}\n", "SOURCE", "KIND", "LAST BACKUP", "NEWEST POINT", "RPO", "LAST DRILL");
+      for (const auto& s : status) {
+        std::string rpo = s.contains("rpo_ms") ? format_duration_ms(s["rpo_ms"]) + (s.value("rpo_met", false) ? "" : " !") : "—";
+        std::string drill = s.contains("last_drill") ? s["last_drill"].get<std::string>() + (s.value("last_drill_passed", false) ? " ok" : " FAILED") : "—";
+        fmt::print("{:<20} {:<8} {:<22} {:<22} {:<10} {}\n", s.value("source", ""), s.value("kind", ""),
+                   s.value("last_backup", s.value("error", "—")), s.value("newest_point", "—"), rpo, drill);
+      }
+      return Status::ok();
+    };
+  });
+}
+
+}  // namespace lifeboat::cli

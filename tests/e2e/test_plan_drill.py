@@ -1,0 +1,123 @@
+"""The plan drives Lifeboat: plan check, backups of every source (with retention and verification),
+a drill that restores everything into the test environment and measures RTO and RPO, status, and a
+restore of all sources as of one instant. Against FerretDB (with oplog) and a files source."""
+import json
+import signal
+import time
+
+import peers
+from test_mongodb import Follower, raw_docs, settle_to_next_second, utc, wait_slices
+
+PLAN = """
+version: 1
+objectives: {rpo: 1h, rto: 4h}
+repositories:
+  main:
+    url: ${REPO}
+    password_env: LIFEBOAT_PASSWORD
+sources:
+  eyewear-mongo:
+    kind: mongodb
+    uri: ${MONGO_URI}
+    databases: [eyewear_ml]
+    schedule: {full: "0 2 * * *", continuous: true, interval: 1s}
+    retention: {last: 2}
+    validation: [counts, hashes]
+    environments:
+      test: {rename: {eyewear_ml: eyewear_ml_test}}
+  assets:
+    kind: files
+    paths: ["${ASSETS}"]
+    schedule: {full: "30 2 * * *"}
+    retention: {within: 90d}
+    validation: [hashes, counts]
+    environments:
+      test: {target: "${DRILL_DIR}"}
+"""
+
+
+def test_plan_backup_drill_status_and_restore_all(lb, tmp_path):
+    with peers.FerretDB(tmp_path / "ferretdb") as mongo:
+        assets = tmp_path / "assets"
+        assets.mkdir()
+        for i in range(20):
+            (assets / f"model-{i}.bin").write_bytes(bytes([i]) * (1000 + i * 5000))
+        plan = tmp_path / "lifeboat.yaml"
+        plan.write_text(PLAN)
+        lb.env.update(REPO=str(lb.repo), MONGO_URI=mongo.uri, ASSETS=str(assets), DRILL_DIR=str(tmp_path / "drill"),
+                      LIFEBOAT_PLAN=str(plan))
+        c = mongo.client()
+        c.eyewear_ml.frames.insert_many([{"_id": i, "model": f"m{i}", "price": i * 10} for i in range(500)])
+
+        checked = lb.json("plan", "check")
+        assert {s["name"] for s in checked["sources"]} == {"eyewear-mongo", "assets"}
+
+        for _ in range(3):
+            out = lb.json("backup")
+            assert out["failed"] == 0 and all(b["ok"] for b in out["backups"])
+        mongo_runs = [b for b in out["backups"] if b["source"] == "eyewear-mongo"]
+        assert mongo_runs[0]["result"]["retention"]["forgotten"] == 1  # keep last 2
+        assert mongo_runs[0]["result"]["verified"]["blobs"] > 0
+        assert len([s for s in lb.json("snapshots") if s["source"] == "mongodb"]) == 2
+
+        f = Follower(lb, mongo.uri, interval="1s")
+        f.proc.kill()  # the plan's follower is named after the source: restart it that way
+        f.proc.wait()
+        follower = lb.popen("--json", "mongodb", "follow", "--uri", mongo.uri, "--name", "eyewear-mongo",
+                            "--interval", "1s")
+        try:
+            settle_to_next_second()
+            c.eyewear_ml.frames.update_one({"_id": 1}, {"$set": {"price": 999}})
+            settle_to_next_second()
+            t = int(time.time()) - 1
+            at_t = raw_docs(c, "eyewear_ml", "frames")
+            settle_to_next_second()
+            c.eyewear_ml.frames.delete_many({"_id": {"$lt": 100}})  # the disaster
+            time.sleep(2.5)
+        finally:
+            follower.send_signal(signal.SIGTERM)
+            follower.communicate(timeout=30)
+
+        drill = lb.json("drill", "--record", tmp_path / "drill.md")
+        assert drill["passed"] and drill["rpo_met"] and drill["rto_met"], drill
+        by = {s["source"]: s for s in drill["sources"]}
+        assert by["eyewear-mongo"]["rpo_ms"] < 10_000 and by["eyewear-mongo"]["rto_ms"] > 0
+        assert all(ch["ok"] for s in drill["sources"] for ch in s["result"]["checks"])
+        assert len(by["assets"]["result"]["checks"]) == 2
+        assert c.eyewear_ml_test.frames.count_documents({}) == 400  # the newest state, into the test env
+        assert (tmp_path / "drill" / str(assets).lstrip("/") / "model-3.bin").read_bytes() == bytes([3]) * 16000
+        md = (tmp_path / "drill.md").read_text()
+        assert "## Steps" in md and "eyewear-mongo" in md and "## Deviations" in md
+        assert any(s["source"] == "drill" for s in lb.json("snapshots"))  # stored with the backups
+
+        status = {s["source"]: s for s in lb.json("status")["sources"]}
+        assert status["eyewear-mongo"]["rpo_met"] and "last_drill" in status["assets"]
+
+        # The whole platform as of one instant: MongoDB replayed to T, files from their newest at or before T.
+        r = lb.json("restore", "--all", "--at", utc(t), "--environment", "test")
+        assert r["failed"] == 0
+        got = {x["source"]: x for x in r["restores"]}
+        assert got["eyewear-mongo"]["result"]["behind_ms"] == 0
+        assert got["assets"]["result"]["behind_ms"] > 0  # its newest backup precedes T
+        assert raw_docs(c, "eyewear_ml_test", "frames") == at_t
+
+        # Bad input: unknown source, missing environment, production refused.
+        p = lb.run("backup", "nope", check=False)
+        assert p.returncode == 1 and "no source nope" in p.stderr
+        p = lb.run("restore", "assets", "--environment", "staging", check=False)
+        assert p.returncode == 1 and "no environment staging" in p.stderr
+        p = lb.run("drill", "--environment", "production", check=False)
+        assert p.returncode == 1 and "not into production" in p.stderr
+
+
+def test_plan_check_reports_every_problem_with_line_and_key(lb, tmp_path):
+    plan = tmp_path / "bad.yaml"
+    plan.write_text("repositories:\n  main: {url: /tmp/x}\nsources:\n  fs:\n    kind: firestore\n"
+                    "  db:\n    kind: mongodb\n    uri: ${UNSET_FOR_TEST}\n    schedule: {full: 'every day'}\n")
+    p = lb.run("plan", "check", "--plan", plan, check=False)
+    assert p.returncode == 1
+    assert f"{plan}:5: sources.fs.kind: source kind firestore is not built yet" in p.stderr
+    assert f"{plan}:8: sources.db.uri: environment variable UNSET_FOR_TEST is not set" in p.stderr
+    assert f"{plan}:9: sources.db.schedule.full" in p.stderr
+    ok = lb.run("plan", "check", "--plan", peers.ROOT / "examples" / "lifeboat.yaml")
+    assert "eyewear-mongo (mongodb)" in ok.stdout
