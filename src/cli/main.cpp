@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
   register_copy(c);
   register_plan(c);
   register_drill(c);
+  register_report(c);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -101,6 +101,27 @@ def test_plan_backup_drill_status_and_restore_all(lb, tmp_path):
         assert got["assets"]["result"]["behind_ms"] > 0  # its newest backup precedes T
         assert raw_docs(c, "eyewear_ml_test", "frames") == at_t
 
+        # The daily report, as text, JSON and one self-contained HTML file; metrics for Prometheus.
+        rep = lb.json("report", "--since", "1h")
+        srcs = {x["source"]: x for x in rep["sources"]}
+        assert srcs["eyewear-mongo"]["state"] == "ok" and srcs["eyewear-mongo"]["stored_bytes"] > 0
+        assert srcs["assets"]["backups_in_window"] == 3 and rep["drills"][-1]["passed"]
+        text = lb.run("report").stdout
+        assert "eyewear-mongo" in text and "Drills (RTO / RPO trend)" in text and "hashes: ok" in text
+        html = tmp_path / "report.html"
+        lb.run("report", "--format", "html", "-o", html)
+        page = html.read_text()
+        assert page.startswith("<!doctype html>") and "<svg" in page and "Total RTO per drill" in page
+        assert "http://" not in page and "https://" not in page and "<script" not in page  # self-contained
+        prom = tmp_path / "lifeboat.prom"
+        lb.run("metrics", "--textfile", prom)
+        metrics = prom.read_text()
+        assert '# TYPE lifeboat_rpo_seconds gauge' in metrics
+        assert 'lifeboat_source_ok{source="eyewear-mongo"} 1' in metrics
+        assert "lifeboat_last_drill_passed 1" in metrics
+        for line in metrics.splitlines():
+            assert line.startswith("#") or len(line.rsplit(" ", 1)) == 2 and float(line.rsplit(" ", 1)[1]) >= 0
+
         # Bad input: unknown source, missing environment, production refused.
         p = lb.run("backup", "nope", check=False)
         assert p.returncode == 1 and "no source nope" in p.stderr
@@ -121,3 +142,26 @@ def test_plan_check_reports_every_problem_with_line_and_key(lb, tmp_path):
     assert f"{plan}:9: sources.db.schedule.full" in p.stderr
     ok = lb.run("plan", "check", "--plan", peers.ROOT / "examples" / "lifeboat.yaml")
     assert "eyewear-mongo (mongodb)" in ok.stdout
+
+
+def test_emit_systemd_and_kubernetes(lb):
+    plan = peers.ROOT / "examples" / "lifeboat.yaml"
+    units = lb.run("--plan", plan, "emit", "systemd").stdout
+    assert "### lifeboat-eyewear-mongo.timer" in units and "OnCalendar=*-*-* 2:0:00 UTC" in units
+    assert "### lifeboat-eyewear-mongo-follow.service" in units and "mongodb follow" in units
+    assert f"--plan {plan} backup assets" in units
+    import shutil
+    import subprocess
+    if shutil.which("systemd-analyze"):
+        for cal in ("*-*-* 2:0:00 UTC", "*-*-* 2:30:00 UTC"):
+            assert subprocess.run(["systemd-analyze", "calendar", cal], capture_output=True).returncode == 0
+    k8s = lb.run("--plan", plan, "emit", "k8s", "--image", "registry.local/lifeboat:1").stdout
+    docs = [d for d in k8s.split("---\n") if d.strip()]
+    assert {("CronJob" in d) for d in docs} == {True, False}
+    assert 'schedule: "0 2 * * *"' in k8s and "kind: Deployment" in k8s and "registry.local/lifeboat:1" in k8s
+    try:
+        import yaml
+    except ImportError:
+        return
+    for d in docs:
+        assert yaml.safe_load(d)["kind"] in ("CronJob", "Deployment")
