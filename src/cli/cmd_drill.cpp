@@ -6,6 +6,7 @@
 
 #include "cli/context.h"
 #include "core/time.h"
+#include "ops/daemon.h"
 #include "ops/plan_ops.h"
 #include "plan/plan.h"
 
@@ -121,6 +122,33 @@ void register_drill(CommandSet c) {
                    s.value("last_backup", s.value("error", "—")), s.value("newest_point", "—"), rpo, drill);
       }
       return Status::ok();
+    };
+  });
+}
+
+}  // namespace lifeboat::cli
+
+namespace lifeboat::cli {
+
+void register_daemon(CommandSet c) {
+  auto* cmd = c.app.add_subcommand("daemon", "run the plan's schedules, followers, notifications, /metrics and status page");
+  auto o = std::make_shared<ops::DaemonOptions>();
+  auto retry = std::make_shared<std::string>("30s");
+  o->state_dir = "/var/lib/lifeboat/state";
+  cmd->add_option("--state-dir", o->state_dir, "where the daemon keeps its run history (catch-up after downtime)")
+      ->capture_default_str();
+  cmd->add_option("--listen", o->listen, "serve /metrics, /healthz and the status page here (e.g. 127.0.0.1:9464)");
+  cmd->add_option("--retries", o->max_retries, "retries of a failed run before waiting for the next schedule")->capture_default_str();
+  cmd->add_option("--retry-base", *retry, "first retry delay, doubled each time")->capture_default_str();
+  cmd->callback([c, o, retry] {
+    c.action = [c, o, retry]() -> Status {
+      LB_ASSIGN_OR_RETURN(auto p, plan::load_plan(plan_mode(c.global).value_or("lifeboat.yaml")));
+      LB_ASSIGN_OR_RETURN(o->retry_base_ns, parse_duration(*retry));
+      o->log = [](const std::string& m) {
+        fmt::print("{} {}\n", format_rfc3339(now_unix_ns()), m);
+        std::fflush(stdout);
+      };
+      return ops::run_daemon(p, *o);
     };
   });
 }

@@ -71,6 +71,7 @@ void register_copy(CommandSet c);
 void register_plan(CommandSet c);
 void register_drill(CommandSet c);
 void register_report(CommandSet c);
+void register_daemon(CommandSet c);
 // Plan mode of `backup SOURCE…` and `restore SOURCE|--all`: the plan file when one is set.
 std::optional<std::string> plan_mode(const GlobalOptions& g);
 Status plan_backup(const GlobalOptions& g, const std::string& plan_file, const std::vector<std::string>& sources);

@@ -49,6 +49,7 @@ int main(int argc, char** argv) {
   register_plan(c);
   register_drill(c);
   register_report(c);
+  register_daemon(c);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

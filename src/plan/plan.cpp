@@ -64,6 +64,33 @@ Result<std::string> expand_env(const std::string& text) {
 
 namespace {
 
+// notifications: [{type: webhook|slack|smtp|command, on: [failure, success, report], …}]
+std::vector<std::string> notification_problems(const nlohmann::json& list) {
+  std::vector<std::string> p;
+  if (!list.is_array()) return {"notifications: expected a list"};
+  for (size_t i = 0; i < list.size(); ++i) {
+    const auto& n = list[i];
+    std::string k = fmt::format("notifications.{}", i);
+    std::string type = n.is_object() ? n.value("type", "") : "";
+    if (type == "webhook" || type == "slack") {
+      if (!n.contains("url")) p.push_back(k + ".url: required");
+    } else if (type == "smtp") {
+      for (const char* f : {"url", "from", "to"})
+        if (!n.contains(f)) p.push_back(fmt::format("{}.{}: required", k, f));
+    } else if (type == "command") {
+      if (!n.contains("command")) p.push_back(k + ".command: required");
+    } else {
+      p.push_back(k + ".type: one of webhook, slack, smtp, command");
+      continue;
+    }
+    if (n.contains("on"))
+      for (const auto& e : n["on"])
+        if (!e.is_string() || (e != "failure" && e != "success" && e != "report"))
+          p.push_back(k + ".on: events are failure, success, report");
+  }
+  return p;
+}
+
 class Loader {
  public:
   explicit Loader(Plan& p) : p_(p) {}
@@ -163,7 +190,15 @@ class Loader {
     for (const auto& r : p_.repositories)
       if (!r.copy_of.empty() && !p_.repository(r.copy_of))
         problem("repositories." + r.name + ".copy_of", fmt::format("no repository named {}", r.copy_of));
-    if (root.contains("notifications")) p_.notifications = root["notifications"];
+    if (root.contains("notifications")) {
+      p_.notifications = root["notifications"];
+      for (const auto& prob : notification_problems(p_.notifications)) {
+        auto colon = prob.find(':');
+        problem(prob.substr(0, colon), prob.substr(colon + 2));
+      }
+    }
+    if (root.contains("reports") && root["reports"].contains("schedule"))
+      cron(root["reports"]["schedule"].get<std::string>(), "reports.schedule");
     if (root.contains("reports")) p_.reports = root["reports"];
     if (root.contains("drills")) p_.drills = root["drills"];
   }

@@ -3,6 +3,7 @@
 // names the file, the line and the key.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>

@@ -168,7 +168,7 @@ Status WriteSession::write_index_locked() {
   return Status::ok();
 }
 
-Result<StoredStream> WriteSession::store_stream(ByteSource& source, ProgressCounters* progress) {
+Result<StoredStream> WriteSession::store_stream(ByteSource& source, ProgressCounters* progress, bool interruptible) {
   const auto& params = repo_.chunker().params();
   const size_t max = params.max_size;
   // Uninitialized on purpose: only the pages a stream actually fills become resident.
@@ -188,7 +188,7 @@ Result<StoredStream> WriteSession::store_stream(ByteSource& source, ProgressCoun
   bool eof = false;
   StoredStream out;
   for (;;) {
-    if (interrupted()) return Error(Code::kInterrupted, "interrupted");
+    if (interruptible && interrupted()) return Error(Code::kInterrupted, "interrupted");
     // Refill so at least one maximal chunk is buffered (or the stream has ended).
     if (!eof && end - start < max) {
       if (start > 0) {

@@ -58,7 +58,8 @@ class WriteSession {
   Status add_blob(BlobType type, const BlobId& id, ByteView plaintext);
   // Splits a stream into content-defined chunks and stores each. Thread-safe; memory per call is
   // bounded by twice the maximum chunk size. Adds to `progress` bytes_done as it reads.
-  Result<StoredStream> store_stream(ByteSource& source, ProgressCounters* progress = nullptr);
+  // `interruptible` false: finish even after SIGINT/SIGTERM (a service's last commit before it stops).
+  Result<StoredStream> store_stream(ByteSource& source, ProgressCounters* progress = nullptr, bool interruptible = true);
   Result<BlobId> store_tree(const Tree& tree);
   // Stores a blob already sealed with this repository's key (copying between repositories that share
   // keys): no decryption, no re-compression. Deduplicated like add_blob.

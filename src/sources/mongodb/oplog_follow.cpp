@@ -84,7 +84,6 @@ class Follower {
           LB_RETURN_IF_ERROR(check_gap());
         }
       }
-      if (stop) clear_interrupt();  // the signal asked for a stop, not for losing the held entries
       int64_t since = monotonic_ns() - last_commit_mono_;
       if (stop || (entries_ > 0 && since >= o_.interval_ns) || since >= idle_ns) LB_RETURN_IF_ERROR(commit_slice());
       if (stop) return Status::ok();
@@ -164,7 +163,8 @@ class Follower {
     int64_t start = monotonic_ns();
     repo::WriteSession session(repo_);
     repo::MemorySource src(ByteView(buf_.data(), buf_.size()));
-    LB_ASSIGN_OR_RETURN(auto stored, session.store_stream(src));
+    // Not interruptible: a stop signal asks for this last commit, not for losing the held entries.
+    LB_ASSIGN_OR_RETURN(auto stored, session.store_stream(src, nullptr, false));
     repo::Node n;
     n.kind = repo::NodeKind::kFile;
     n.name = kOplogFile;

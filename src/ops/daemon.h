@@ -1,0 +1,25 @@
+// lifeboat daemon: runs the plan's schedules (cron, UTC), never two runs of one source at once,
+// catches up runs missed while it was down, retries failures with backoff, keeps MongoDB followers
+// running, sends notifications and the daily report, and serves /metrics and a status page on
+// loopback. SIGTERM stops it without half-committed snapshots.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "plan/plan.h"
+
+namespace lifeboat::ops {
+
+struct DaemonOptions {
+  std::string state_dir;          // state.json: last run and last success per source (for catch-up)
+  std::string listen;             // "127.0.0.1:9464"; empty: no HTTP
+  int max_retries = 3;
+  int64_t retry_base_ns = 30LL * 1000000000;
+  std::function<bool()> should_stop;  // besides SIGINT/SIGTERM
+  std::function<void(const std::string&)> log;
+};
+
+Status run_daemon(const plan::Plan& plan, const DaemonOptions& options);
+
+}  // namespace lifeboat::ops

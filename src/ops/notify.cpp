@@ -1,0 +1,69 @@
+// Notifiers.
+#include "ops/notify.h"
+
+#include <fmt/format.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "cloud/http.h"
+#include "cloud/smtp.h"
+#include "core/time.h"
+
+namespace lifeboat::ops {
+
+namespace {
+
+bool wants(const nlohmann::json& n, const Event& e) {
+  std::vector<std::string> on = n.value("on", std::vector<std::string>{"failure"});
+  auto has = [&](const char* x) { return std::find(on.begin(), on.end(), x) != on.end(); };
+  if (e.kind == "report") return has("report");
+  return e.ok ? has("success") : has("failure");
+}
+
+Status post_json(const std::string& url, const nlohmann::json& body) {
+  std::string text = body.dump();
+  cloud::HttpRequest req;
+  req.method = "POST";
+  req.url = url;
+  req.headers = {{"Content-Type", "application/json"}};
+  req.body = as_bytes(text);
+  req.timeout_s = 30;
+  LB_ASSIGN_OR_RETURN(auto r, cloud::http_send(req));
+  if (r.status < 200 || r.status >= 300) return cloud::http_status_error(r, "webhook " + url);
+  return Status::ok();
+}
+
+Status run_command(const std::string& command, const std::string& input) {
+  FILE* p = popen(command.c_str(), "w");
+  if (!p) return Error(Code::kIo, fmt::format("cannot run {}", command));
+  fwrite(input.data(), 1, input.size(), p);
+  int rc = pclose(p);
+  if (rc != 0) return Error(Code::kIo, fmt::format("notification command '{}' exited {}", command, WEXITSTATUS(rc)));
+  return Status::ok();
+}
+
+}  // namespace
+
+std::vector<std::string> notify(const plan::Plan& plan, const Event& e) {
+  std::vector<std::string> failures;
+  nlohmann::json payload = {{"event", e.kind}, {"ok", e.ok}, {"title", e.title}, {"text", e.text},
+                            {"details", e.details}, {"plan", plan.file}, {"time", format_rfc3339(now_unix_ns())}};
+  for (const auto& n : plan.notifications) {
+    if (!wants(n, e)) continue;
+    std::string type = n.value("type", "");
+    Status s;
+    if (type == "webhook") s = post_json(n["url"], payload);
+    else if (type == "slack") s = post_json(n["url"], {{"text", fmt::format("*{}*\n{}", e.title, e.text)}});
+    else if (type == "smtp")
+      s = cloud::smtp_send(n["url"], n.value("user", ""), n.value("password", ""),
+                           {n["from"], n["to"].is_array() ? n["to"].get<std::vector<std::string>>() : std::vector<std::string>{n["to"]},
+                            "[lifeboat] " + e.title, e.text});
+    else if (type == "command") s = run_command(n["command"], payload.dump() + "\n");
+    if (!s.is_ok()) failures.push_back(fmt::format("{} notification: {}", type, s.message()));
+  }
+  return failures;
+}
+
+}  // namespace lifeboat::ops
