@@ -9,6 +9,7 @@
 
 #include "core/platform_user.h"
 #include "core/time.h"
+#include "repo/copy.h"
 #include "repo/lock.h"
 #include "repo/retention.h"
 #include "repo/tree_walk.h"
@@ -97,6 +98,44 @@ Result<nlohmann::json> verify_snapshot(repo::Repository& repo, const std::string
   return nlohmann::json{{"nodes", nodes}, {"blobs", blobs}};
 }
 
+// Copies (second regions): every snapshot of the source the copy lacks, oplog slices included, so a
+// point-in-time restore works from the copy too. A copy repository that does not exist yet is created
+// sharing the primary's keys, so blobs travel sealed.
+Result<nlohmann::json> copy_to_regions(const plan::Plan& plan, const plan::SourceSpec& s, repo::Repository& primary) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& r : plan.repositories) {
+    if (r.copy_of != s.repository) continue;
+    auto dst = open_plan_repository(plan, r.name);
+    if (!dst && dst.status().code() == Code::kRepoMissing) {
+      LB_ASSIGN_OR_RETURN(auto backend, storage::open_backend(r.url));
+      LB_ASSIGN_OR_RETURN(std::string password, repository_password(r));
+      repo::InitOptions o;
+      o.master = primary.master_key();
+      o.chunker = primary.config().chunker;
+      o.pack_size_bytes = primary.config().pack_size_bytes;
+      if (!r.object_lock.empty()) {
+        LB_ASSIGN_OR_RETURN(o.object_lock_ns, parse_duration(r.object_lock));
+      }
+      auto created = repo::Repository::init(std::move(backend), password, o);
+      if (!created) return created.status().with_context("creating copy repository " + r.name);
+      dst = std::move(created);
+    }
+    if (!dst) return dst.status();
+    LB_ASSIGN_OR_RETURN(auto lock, repo::RepoLock::acquire(**dst, repo::LockKind::kShared));
+    LB_ASSIGN_OR_RETURN(auto all, primary.list_snapshots());
+    std::vector<repo::SnapshotRef> mine;
+    for (const auto& x : all)
+      if (x.snapshot.has_tag(sources::source_tag(s.name)) ||
+          (x.snapshot.source == "mongodb-oplog" && !x.snapshot.paths.empty() && x.snapshot.paths[0] == s.name))
+        mine.push_back(x);
+    auto rep = repo::copy_snapshots(primary, **dst, mine, true);
+    if (!rep) return rep.status().with_context("copy to " + r.name);
+    out.push_back({{"repository", r.name}, {"snapshots_copied", rep->snapshots_copied}, {"bytes_sent", rep->bytes_sent},
+                   {"mode", rep->same_keys ? "sealed" : "re-encrypted"}, {"blobs_verified", rep->blobs_verified}});
+  }
+  return out;
+}
+
 }  // namespace
 
 nlohmann::json SourceOutcome::to_json() const {
@@ -164,6 +203,7 @@ std::vector<SourceOutcome> run_backups(const plan::Plan& plan, const std::vector
       o.result = {{"snapshot", b.snapshot_id}, {"summary", b.summary}, {"warnings", b.warnings}};
       LB_ASSIGN_OR_RETURN(o.result["verified"], verify_snapshot(*repo, b.snapshot_id));
       LB_ASSIGN_OR_RETURN(o.result["retention"], apply_source_retention(*repo, *s, b.snapshot_id));
+      LB_ASSIGN_OR_RETURN(o.result["copies"], copy_to_regions(plan, *s, *repo));
       return Status::ok();
     };
     Status st = run();

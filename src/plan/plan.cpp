@@ -231,8 +231,13 @@ class Loader {
     spec.name = name;
     spec.kind = str(s, "kind", key, true);
     spec.repository = str(s, "repository", key);
-    if (spec.repository.empty() && p_.repositories.size() == 1) spec.repository = p_.repositories[0].name;
-    if (spec.repository.empty()) problem(key + ".repository", "required when the plan has several repositories");
+    if (spec.repository.empty()) {  // the one repository that is not a copy of another
+      std::vector<std::string> primaries;
+      for (const auto& r : p_.repositories)
+        if (r.copy_of.empty()) primaries.push_back(r.name);
+      if (primaries.size() == 1) spec.repository = primaries[0];
+    }
+    if (spec.repository.empty()) problem(key + ".repository", "required when the plan has several primary repositories");
     else if (!p_.repository(spec.repository)) problem(key + ".repository", fmt::format("no repository named {}", spec.repository));
     if (s.contains("schedule")) {
       const auto& sc = s["schedule"];

@@ -15,6 +15,9 @@ repositories:
   main:
     url: ${REPO}
     password_env: LIFEBOAT_PASSWORD
+  region2:
+    url: ${REPO2}
+    copy_of: main
 sources:
   eyewear-mongo:
     kind: mongodb
@@ -44,7 +47,7 @@ def test_plan_backup_drill_status_and_restore_all(lb, tmp_path):
             (assets / f"model-{i}.bin").write_bytes(bytes([i]) * (1000 + i * 5000))
         plan = tmp_path / "lifeboat.yaml"
         plan.write_text(PLAN)
-        lb.env.update(REPO=str(lb.repo), MONGO_URI=mongo.uri, ASSETS=str(assets), DRILL_DIR=str(tmp_path / "drill"),
+        lb.env.update(REPO=str(lb.repo), REPO2=str(tmp_path / "region2"), MONGO_URI=mongo.uri, ASSETS=str(assets), DRILL_DIR=str(tmp_path / "drill"),
                       LIFEBOAT_PLAN=str(plan))
         c = mongo.client()
         c.eyewear_ml.frames.insert_many([{"_id": i, "model": f"m{i}", "price": i * 10} for i in range(500)])
@@ -56,6 +59,8 @@ def test_plan_backup_drill_status_and_restore_all(lb, tmp_path):
             out = lb.json("backup")
             assert out["failed"] == 0 and all(b["ok"] for b in out["backups"])
         mongo_runs = [b for b in out["backups"] if b["source"] == "eyewear-mongo"]
+        copies = mongo_runs[0]["result"]["copies"]
+        assert copies[0]["repository"] == "region2" and copies[0]["mode"] == "sealed" and copies[0]["snapshots_copied"] == 1
         assert mongo_runs[0]["result"]["retention"]["forgotten"] == 1  # keep last 2
         assert mongo_runs[0]["result"]["verified"]["blobs"] > 0
         assert len([s for s in lb.json("snapshots") if s["source"] == "mongodb"]) == 2
@@ -100,6 +105,11 @@ def test_plan_backup_drill_status_and_restore_all(lb, tmp_path):
         assert got["eyewear-mongo"]["result"]["behind_ms"] == 0
         assert got["assets"]["result"]["behind_ms"] > 0  # its newest backup precedes T
         assert raw_docs(c, "eyewear_ml_test", "frames") == at_t
+
+        # The second region holds everything too, slices included: a point-in-time restore works there.
+        lb.run("backup", "eyewear-mongo")
+        region2 = lb.json("-r", tmp_path / "region2", "restore", "mongodb", "--dry-run", "--at", utc(t))
+        assert region2["plan"]["lag_ms"] == 0 and len(region2["plan"]["slices"]) >= 1
 
         # The daily report, as text, JSON and one self-contained HTML file; metrics for Prometheus.
         rep = lb.json("report", "--since", "1h")
