@@ -379,13 +379,13 @@ Result<nlohmann::json> plan_status(const plan::Plan& plan) {
     auto mine = snapshots_of(all, s.name);
     j["snapshots"] = mine.size();
     if (!mine.empty()) {
-      j["last_backup"] = format_rfc3339(mine.back().snapshot.time_ns);
+      j["last_backup"] = format_rfc3339(mine.back().snapshot.time_ns / 1000000000 * 1000000000);
       j["last_backup_age_ms"] = (now - mine.back().snapshot.time_ns) / kMs;
     }
     const auto* kind = sources::find_source_kind(s.kind);
     if (kind && kind->newest_point) {
       if (auto p = kind->newest_point(all, s.name)) {
-        j["newest_point"] = format_rfc3339(*p);
+        j["newest_point"] = format_rfc3339(*p / 1000000000 * 1000000000);
         j["rpo_ms"] = std::max<int64_t>(0, (now - *p) / kMs);
         j["rpo_met"] = now - *p <= plan.rpo_ns;
       }

@@ -136,6 +136,9 @@ notifications:
             page = urllib.request.urlopen(f"http://127.0.0.1:{port}/").read().decode()
             assert "<h2>Schedule</h2>" in page and "broken" in page
             assert urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz").read() == b"ok\n"
+            dom = peers.chromium_screenshot(f"http://127.0.0.1:{port}/", tmp_path / "status.png")
+            assert "<h2>Schedule</h2>" in dom and "eyewear-mongo" in dom
+            assert peers.png_colours(tmp_path / "status.png") > 5
         finally:
             d.send_signal(signal.SIGTERM)
             try:

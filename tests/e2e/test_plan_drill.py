@@ -123,6 +123,9 @@ def test_plan_backup_drill_status_and_restore_all(lb, tmp_path):
         page = html.read_text()
         assert page.startswith("<!doctype html>") and "<svg" in page and "Total RTO per drill" in page
         assert "http://" not in page and "https://" not in page and "<script" not in page  # self-contained
+        dom = peers.chromium_screenshot(f"file://{html}", tmp_path / "report.png")
+        assert "Total RTO per drill" in dom and "<svg" in dom
+        assert (tmp_path / "report.png").stat().st_size > 20_000 and peers.png_colours(tmp_path / "report.png") > 5
         prom = tmp_path / "lifeboat.prom"
         lb.run("metrics", "--textfile", prom)
         metrics = prom.read_text()

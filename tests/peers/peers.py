@@ -210,3 +210,49 @@ class FakeGCS(Peer):
 
     def env(self):
         return {"CLOUD_STORAGE_EMULATOR_ENDPOINT": self.endpoint}
+
+
+def chromium_screenshot(url, png, width=1280, height=1800):
+    """Renders a page in headless Chromium (network features and telemetry off) and saves a PNG;
+    returns the DOM as Chromium saw it."""
+    import shutil
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not exe:
+        raise RuntimeError("chromium is not installed (scripts/setup installs it)")
+    flags = ["--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+             "--disable-background-networking", "--disable-sync", "--disable-component-update",
+             "--disable-default-apps", "--metrics-recording-only", "--disable-breakpad", "--disable-crash-reporter",
+             f"--window-size={width},{height}"]
+    home = Path(png).parent / ".chromium"
+    env = dict(os.environ, HOME=str(home))
+    subprocess.run([exe, *flags, f"--user-data-dir={home}", f"--screenshot={png}", url], env=env, check=True,
+                   capture_output=True, timeout=120)
+    dom = subprocess.run([exe, *flags, f"--user-data-dir={home}", "--dump-dom", url], env=env, check=True,
+                         capture_output=True, text=True, timeout=120).stdout
+    return dom
+
+
+def png_colours(png):
+    """How many distinct colours a PNG (8-bit RGB/RGBA, as Chromium writes) uses: a blank page has one."""
+    import struct
+    import zlib
+    data = Path(png).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, width, height, ctype = 8, b"", 0, 0, 0
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        chunk = data[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            width, height, depth, ctype = struct.unpack(">IIBB", chunk[:10])
+        elif kind == b"IDAT":
+            idat += chunk
+        pos += 12 + length
+    bpp = 4 if ctype == 6 else 3
+    raw = zlib.decompress(idat)
+    stride = width * bpp + 1
+    colours = set()
+    # Sample rows without unfiltering (filters keep distinct rows distinct enough to count as "not blank").
+    for y in range(0, height, max(1, height // 200)):
+        row = raw[y * stride + 1:(y + 1) * stride]
+        colours.update(row[i:i + 3] for i in range(0, len(row), bpp * 7))
+    return len(colours)
