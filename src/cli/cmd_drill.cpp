@@ -52,6 +52,10 @@ Status report_outcomes(const GlobalOptions& g, const char* verb, const std::vect
         extra = "snapshot " + o.result["snapshot"].get<std::string>().substr(0, 8);
         if (o.result["retention"].contains("forgotten"))
           extra += fmt::format(", {} old snapshot(s) forgotten", o.result["retention"]["forgotten"].get<uint64_t>());
+        for (const auto& cp : o.result.value("copies", nlohmann::json::array()))
+          extra += fmt::format(", copied to {} ({} snapshot(s), {}, {})", cp["repository"].get<std::string>(),
+                               cp["snapshots_copied"].get<uint64_t>(), format_bytes(cp["bytes_sent"].get<uint64_t>()),
+                               cp["mode"].get<std::string>());
       }
       fmt::print("{:<20} {:<8} ok in {}: {}\n", o.source, o.kind, format_duration_ms(o.duration_ms), extra);
     }

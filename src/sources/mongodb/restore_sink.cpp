@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -609,7 +610,9 @@ Result<std::unique_ptr<RestoreSink>> make_server_sink(const std::string& uri, co
 }
 
 Result<std::unique_ptr<RestoreSink>> make_dir_sink(const std::string& dir) {
-  LB_RETURN_IF_ERROR(make_dir(dir));
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Error(Code::kIo, fmt::format("creating {}: {}", dir, ec.message()));
   return std::unique_ptr<RestoreSink>(new DirSink(dir));
 }
 
