@@ -11,12 +11,6 @@
 
 namespace lifeboat::cli {
 
-std::string plan_path(const std::string& flag) {
-  if (!flag.empty()) return flag;
-  if (const char* p = std::getenv("LIFEBOAT_PLAN"); p && *p) return p;
-  return "lifeboat.yaml";
-}
-
 void register_plan(CommandSet c) {
   auto* group = c.app.add_subcommand("plan", "the declarative plan (lifeboat.yaml)");
   group->require_subcommand(1);
@@ -25,7 +19,7 @@ void register_plan(CommandSet c) {
   cmd->add_option("--plan", *file, "plan file (default: LIFEBOAT_PLAN or ./lifeboat.yaml)");
   cmd->callback([c, file] {
     c.action = [c, file]() -> Status {
-      LB_ASSIGN_OR_RETURN(auto p, plan::load_plan(plan_path(*file)));
+      LB_ASSIGN_OR_RETURN(auto p, plan::load_plan(file->empty() ? plan_mode(c.global).value_or("lifeboat.yaml") : *file));
       int64_t now_s = now_unix_ns() / 1000000000LL;
       auto next = [&](const std::string& cron) -> std::string {
         if (cron.empty()) return "";

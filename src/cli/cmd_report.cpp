@@ -10,6 +10,7 @@
 
 #include "cli/context.h"
 #include "core/time.h"
+#include "ops/daemon.h"
 #include "ops/report.h"
 #include "plan/plan.h"
 
@@ -135,12 +136,22 @@ void register_report(CommandSet c) {
   auto format = std::make_shared<std::string>("text");
   auto since = std::make_shared<std::string>("24h");
   auto output = std::make_shared<std::string>();
+  auto send = std::make_shared<bool>(false);
+  cmd->add_flag("--notify", *send, "also send the daily report to the plan's notifiers that want `report`");
   cmd->add_option("--format", *format, "text, json or html")->check(CLI::IsMember({"text", "json", "html"}))->capture_default_str();
   cmd->add_option("--since", *since, "window for growth and backup counts")->capture_default_str();
   cmd->add_option("-o,--output", *output, "write to this file (default: stdout)");
-  cmd->callback([c, format, since, output] {
-    c.action = [c, format, since, output]() -> Status {
+  cmd->callback([c, format, since, output, send] {
+    c.action = [c, format, since, output, send]() -> Status {
       LB_ASSIGN_OR_RETURN(auto p, plan::load_plan(plan_mode(c.global).value_or("lifeboat.yaml")));
+      if (*send) {
+        Status failed;
+        ops::send_report(p, [&](const std::string& m) {
+          fmt::print(stderr, "lifeboat: warning: {}\n", m);
+          failed = Error(Code::kIo, "a notification could not be sent (see above)");
+        });
+        LB_RETURN_IF_ERROR(failed);
+      }
       LB_ASSIGN_OR_RETURN(int64_t window, parse_duration(*since));
       LB_ASSIGN_OR_RETURN(auto r, ops::build_report(p, now_unix_ns() - window));
       std::string fmt_name = c.global.json ? "json" : *format;

@@ -77,6 +77,5 @@ std::optional<std::string> plan_mode(const GlobalOptions& g);
 Status plan_backup(const GlobalOptions& g, const std::string& plan_file, const std::vector<std::string>& sources);
 Status plan_restore(const GlobalOptions& g, const std::string& plan_file, const std::vector<std::string>& sources,
                     const std::string& environment, std::optional<int64_t> at_ns);
-std::string plan_path(const std::string& flag);
 
 }  // namespace lifeboat::cli

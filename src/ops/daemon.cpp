@@ -47,16 +47,27 @@ class Daemon {
       if (s.schedule.full.empty()) continue;
       auto cron = CronSchedule::parse(s.schedule.full);
       if (!cron) return cron.status();
-      crons_.emplace(s.name, *cron);
+      crons_[s.name].push_back(*cron);
+      // Incrementals (files: another backup; MongoDB without a follower: another full). A continuous
+      // MongoDB source already has a follower for them.
+      if (!s.schedule.incremental.empty() && !s.schedule.continuous) {
+        auto inc = CronSchedule::parse(s.schedule.incremental);
+        if (!inc) return inc.status();
+        crons_[s.name].push_back(*inc);
+      }
       auto& st = state_[s.name];
       // Catch-up: a run due between the last one and now (the daemon was down) runs at once.
-      int64_t due = st.last_run_ns ? cron->next_after(st.last_run_ns / kS) * kS : 0;
-      st.next_ns = (due && due <= now) ? now : cron->next_after(now / kS) * kS;
+      int64_t due = st.last_run_ns ? next_run(s.name, st.last_run_ns) : 0;
+      st.next_ns = (due && due <= now) ? now : next_run(s.name, now);
       if (due && due <= now) log(fmt::format("{}: missed the run due {}; running it now", s.name, format_rfc3339(due)));
     }
     if (plan_.reports.contains("schedule")) {
       auto c = CronSchedule::parse(plan_.reports["schedule"].get<std::string>());
       if (c) report_cron_.emplace(*c), next_report_ns_ = c->next_after(now / kS) * kS;
+    }
+    if (plan_.drills.contains("schedule")) {
+      auto c = CronSchedule::parse(plan_.drills["schedule"].get<std::string>());
+      if (c) drill_cron_.emplace(*c), next_drill_ns_ = c->next_after(now / kS) * kS;
     }
     std::unique_ptr<httplib::Server> http;
     std::thread http_thread;
@@ -90,7 +101,18 @@ class Daemon {
       }
       if (report_cron_ && now >= next_report_ns_) {
         next_report_ns_ = report_cron_->next_after(now / kS) * kS;
-        send_report();
+        send_report(plan_, o_.log);
+      }
+      if (drill_cron_ && now >= next_drill_ns_ && !drill_running_) {
+        next_drill_ns_ = drill_cron_->next_after(now / kS) * kS;
+        drill_running_ = true;
+        auto done = std::make_shared<std::atomic<bool>>(false);
+        workers_.push_back({std::thread([this, done] {
+                              run_scheduled_drill();
+                              drill_running_ = false;
+                              *done = true;
+                            }),
+                            done});
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
@@ -124,7 +146,7 @@ class Daemon {
         st.last_ok_ns = now;
         st.failures = 0;
         st.last_error.clear();
-        st.next_ns = crons_.at(s.name).next_after(now / kS) * kS;
+        st.next_ns = next_run(s.name, now);
       } else {
         st.last_error = o.error;
         ++st.failures;
@@ -134,7 +156,7 @@ class Daemon {
           st.next_ns = now + (o_.retry_base_ns << (st.failures - 1));
         } else {
           st.failures = 0;
-          st.next_ns = crons_.at(s.name).next_after(now / kS) * kS;
+          st.next_ns = next_run(s.name, now);
         }
       }
       save_state_locked();
@@ -181,14 +203,27 @@ class Daemon {
     }
   }
 
-  void send_report() {
-    auto r = build_report(plan_, now_unix_ns() - 86400 * kS);
-    if (!r) {
-      log("report: " + r.status().message());
-      return;
+  // The earliest of the source's schedules after `after_ns`.
+  int64_t next_run(const std::string& name, int64_t after_ns) const {
+    int64_t best = -1;
+    for (const auto& c : crons_.at(name)) {
+      int64_t t = c.next_after(after_ns / kS);
+      if (t >= 0 && (best < 0 || t < best)) best = t;
     }
-    bool ok = r->value("warnings", nlohmann::json::array()).empty();
-    for (const auto& f : notify(plan_, Event{"report", ok, "daily report", report_text(*r), *r})) log(f);
+    return best < 0 ? INT64_MAX : best * kS;
+  }
+
+  // plan `drills: {schedule, environment, sources}`: the plan's §4 drills, run by the daemon.
+  void run_scheduled_drill() {
+    std::vector<std::string> names = plan_.drills.value("sources", std::vector<std::string>{});
+    std::string env = plan_.drills.value("environment", "test");
+    auto list = select_sources(plan_, names);
+    Result<nlohmann::json> d = list ? run_drill(plan_, *list, env, false) : Result<nlohmann::json>(list.status());
+    bool ok = d && d->value("passed", false);
+    log(fmt::format("scheduled drill into {}: {}", env, !d ? d.status().message() : ok ? "passed" : "FAILED"));
+    Event e{"drill", ok, fmt::format("drill into {} {}", env, ok ? "passed" : "failed"),
+            d ? drill_markdown(*d) : d.status().message(), d ? *d : nlohmann::json::object()};
+    for (const auto& f : notify(plan_, e)) log(f);
   }
 
   Status start_http(std::unique_ptr<httplib::Server>& server, std::thread& thread) {
@@ -270,7 +305,10 @@ class Daemon {
   std::atomic<bool> stop_{false};
   std::mutex mu_;
   std::map<std::string, SourceState> state_;
-  std::map<std::string, CronSchedule> crons_;
+  std::map<std::string, std::vector<CronSchedule>> crons_;
+  std::optional<CronSchedule> drill_cron_;
+  int64_t next_drill_ns_ = 0;
+  std::atomic<bool> drill_running_{false};
   std::map<std::string, int64_t> slices_;
   std::optional<CronSchedule> report_cron_;
   int64_t next_report_ns_ = 0;
@@ -283,6 +321,17 @@ class Daemon {
 };
 
 }  // namespace
+
+void send_report(const plan::Plan& plan, const std::function<void(const std::string&)>& log) {
+  auto r = build_report(plan, now_unix_ns() - 86400 * kS);
+  if (!r) {
+    if (log) log("report: " + r.status().message());
+    return;
+  }
+  bool ok = r->value("warnings", nlohmann::json::array()).empty();
+  for (const auto& f : notify(plan, Event{"report", ok, "daily report", report_text(*r), *r}))
+    if (log) log(f);
+}
 
 Status run_daemon(const plan::Plan& plan, const DaemonOptions& options) {
   Daemon d(plan, options);

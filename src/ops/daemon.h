@@ -22,4 +22,7 @@ struct DaemonOptions {
 
 Status run_daemon(const plan::Plan& plan, const DaemonOptions& options);
 
+// The daily report (last 24 h) to every notifier that wants `report`; failures go to `log`.
+void send_report(const plan::Plan& plan, const std::function<void(const std::string&)>& log);
+
 }  // namespace lifeboat::ops

@@ -197,10 +197,20 @@ class Loader {
         problem(prob.substr(0, colon), prob.substr(colon + 2));
       }
     }
-    if (root.contains("reports") && root["reports"].contains("schedule"))
-      cron(root["reports"]["schedule"].get<std::string>(), "reports.schedule");
-    if (root.contains("reports")) p_.reports = root["reports"];
-    if (root.contains("drills")) p_.drills = root["drills"];
+    if (root.contains("reports")) {
+      p_.reports = root["reports"];
+      only(p_.reports, "reports", {"schedule"});
+      cron(str(p_.reports, "schedule", "reports"), "reports.schedule");
+    }
+    if (root.contains("drills")) {
+      p_.drills = root["drills"];
+      only(p_.drills, "drills", {"schedule", "environment", "sources"});
+      cron(str(p_.drills, "schedule", "drills"), "drills.schedule");
+      if (p_.drills.value("environment", "test") == "production")
+        problem("drills.environment", "scheduled drills restore over their environment: not production");
+      for (const auto& n : p_.drills.value("sources", std::vector<std::string>{}))
+        if (!p_.source(n)) problem("drills.sources", fmt::format("no source named {}", n));
+    }
   }
 
   void load_repository(const std::string& name, const nlohmann::json& r) {

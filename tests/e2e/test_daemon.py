@@ -96,7 +96,7 @@ sources:
   assets:
     kind: files
     paths: ["{assets}"]
-    schedule: {{full: "0 * * * *"}}
+    schedule: {{full: "0 2 * * *", incremental: "0 * * * *"}}  # the hourly one was missed
   eyewear-mongo:
     kind: mongodb
     uri: "{mongo.uri}"
@@ -157,3 +157,30 @@ notifications:
         assert len([s for s in lb.json("snapshots") if s["source"] == "files"]) == 1
     web.shutdown()
     smtp.shutdown()
+
+
+def test_report_notification_and_plan_sections(lb, tmp_path):
+    Receiver.got = []
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    (assets / "x").write_text("x")
+    plan = tmp_path / "lifeboat.yaml"
+    plan.write_text(f"""
+repositories: {{main: {{url: "{lb.repo}"}}}}
+sources:
+  assets: {{kind: files, paths: ["{assets}"], schedule: {{full: "0 2 * * *", incremental: "0 * * * *"}}}}
+reports: {{schedule: "0 7 * * *"}}
+drills: {{schedule: "0 4 1 * *", environment: test, sources: [assets]}}
+notifications:
+  - {{type: slack, url: "http://127.0.0.1:{web.server_port}/slack", on: [report]}}
+""")
+    lb.run("--plan", plan, "backup")
+    lb.run("--plan", plan, "report", "--notify")
+    reports = [b for p, b in Receiver.got if p == "/slack"]
+    assert len(reports) == 1 and "Lifeboat report" in reports[0]["text"] and "assets" in reports[0]["text"]
+    plan.write_text(plan.read_text().replace("sources: [assets]", "sources: [nothing]").replace("0 4 1 * *", "0 4 1 * * *"))
+    p = lb.run("--plan", plan, "plan", "check", check=False)
+    assert "drills.sources: no source named nothing" in p.stderr and "drills.schedule" in p.stderr
+    web.shutdown()
