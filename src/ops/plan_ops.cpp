@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <map>
 
 #include "core/platform_user.h"
@@ -136,6 +137,17 @@ Result<nlohmann::json> copy_to_regions(const plan::Plan& plan, const plan::Sourc
   return out;
 }
 
+// Runs one source's work, timing it and turning its status into the outcome (never stopping the others).
+SourceOutcome timed_outcome(const plan::SourceSpec& s, const std::function<Status(SourceOutcome&)>& work) {
+  SourceOutcome o{s.name, s.kind};
+  int64_t start = monotonic_ns();
+  Status st = work(o);
+  o.ok = st.is_ok();
+  o.error = st.message();
+  o.duration_ms = (monotonic_ns() - start) / kMs;
+  return o;
+}
+
 }  // namespace
 
 nlohmann::json SourceOutcome::to_json() const {
@@ -191,9 +203,7 @@ Result<std::vector<const plan::SourceSpec*>> select_sources(const plan::Plan& pl
 std::vector<SourceOutcome> run_backups(const plan::Plan& plan, const std::vector<const plan::SourceSpec*>& list) {
   std::vector<SourceOutcome> out;
   for (const auto* s : list) {
-    SourceOutcome o{s->name, s->kind};
-    int64_t start = monotonic_ns();
-    auto run = [&]() -> Status {
+    out.push_back(timed_outcome(*s, [&](SourceOutcome& o) -> Status {
       const auto* kind = sources::find_source_kind(s->kind);
       if (!kind || !kind->backup) return Error(Code::kInvalidArgument, fmt::format("source kind {} cannot back up", s->kind));
       LB_ASSIGN_OR_RETURN(auto repo, open_plan_repository(plan, s->repository));
@@ -205,12 +215,7 @@ std::vector<SourceOutcome> run_backups(const plan::Plan& plan, const std::vector
       LB_ASSIGN_OR_RETURN(o.result["retention"], apply_source_retention(*repo, *s, b.snapshot_id));
       LB_ASSIGN_OR_RETURN(o.result["copies"], copy_to_regions(plan, *s, *repo));
       return Status::ok();
-    };
-    Status st = run();
-    o.ok = st.is_ok();
-    o.error = st.message();
-    o.duration_ms = (monotonic_ns() - start) / kMs;
-    out.push_back(std::move(o));
+    }));
   }
   return out;
 }
@@ -219,9 +224,7 @@ std::vector<SourceOutcome> run_restores(const plan::Plan& plan, const std::vecto
                                         const std::string& environment, std::optional<int64_t> at_ns) {
   std::vector<SourceOutcome> out;
   for (const auto* s : list) {
-    SourceOutcome o{s->name, s->kind};
-    int64_t start = monotonic_ns();
-    auto run = [&]() -> Status {
+    out.push_back(timed_outcome(*s, [&](SourceOutcome& o) -> Status {
       const auto* kind = sources::find_source_kind(s->kind);
       if (!kind || !kind->restore) return Error(Code::kInvalidArgument, fmt::format("source kind {} cannot restore", s->kind));
       LB_ASSIGN_OR_RETURN(auto settings, environment_settings(*s, environment));
@@ -241,12 +244,7 @@ std::vector<SourceOutcome> run_restores(const plan::Plan& plan, const std::vecto
       if (!r.limit.empty()) o.result["limit"] = r.limit;
       if (!checks_ok) return Error(Code::kCorrupt, fmt::format("source {}: validation failed after restore", s->name));
       return Status::ok();
-    };
-    Status st = run();
-    o.ok = st.is_ok();
-    o.error = st.message();
-    o.duration_ms = (monotonic_ns() - start) / kMs;
-    out.push_back(std::move(o));
+    }));
   }
   return out;
 }
