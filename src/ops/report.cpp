@@ -130,28 +130,21 @@ std::string svg_trend(const nlohmann::json& drills, const char* key, const char*
   const int w = 560, h = 160, pad = 36;
   double maxv = 1;
   for (const auto& d : drills) maxv = std::max(maxv, d.value(key, 0.0));
-  std::string pts;
+  std::string pts, dots;
   size_t n = drills.size();
   for (size_t i = 0; i < n; ++i) {
     double x = pad + (n == 1 ? (w - 2 * pad) / 2.0 : (w - 2 * pad) * static_cast<double>(i) / static_cast<double>(n - 1));
     double y = h - pad - (h - 2 * pad) * drills[i].value(key, 0.0) / maxv;
     pts += fmt::format("{:.1f},{:.1f} ", x, y);
+    dots += fmt::format(R"(<circle cx="{:.1f}" cy="{:.1f}" r="4" class="{}"/>)", x, y,
+                        drills[i].value("passed", false) ? "pass" : "fail");
   }
   std::string svg = fmt::format(R"(<svg class="chart" viewBox="0 0 {} {}" width="{}" height="{}" role="img" aria-label="{}">)", w, h, w, h, esc(title));
   svg += fmt::format(R"(<text x="{}" y="18" class="t">{} (max {})</text>)", pad, esc(title), format_duration_ms(static_cast<int64_t>(maxv)));
   svg += fmt::format(R"(<line x1="{0}" y1="{1}" x2="{2}" y2="{1}" class="axis"/><line x1="{0}" y1="{3}" x2="{0}" y2="{1}" class="axis"/>)",
                      pad, h - pad, w - pad, pad);
   svg += fmt::format(R"(<polyline points="{}" class="line"/>)", pts);
-  std::string p = pts;
-  for (size_t i = 0; i < n; ++i) {
-    auto sp = p.find(' ');
-    std::string xy = p.substr(0, sp);
-    p = p.substr(sp + 1);
-    auto c = xy.find(',');
-    svg += fmt::format(R"(<circle cx="{}" cy="{}" r="4" class="{}"/>)", xy.substr(0, c), xy.substr(c + 1),
-                       drills[i].value("passed", false) ? "pass" : "fail");
-  }
-  return svg + "</svg>";
+  return svg + dots + "</svg>";
 }
 
 std::string svg_bars(const nlohmann::json& sources) {

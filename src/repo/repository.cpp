@@ -406,8 +406,9 @@ Result<std::pair<PackEntry, Bytes>> Repository::read_sealed_blob(const BlobId& i
     auto sealed = attempt == 0 ? read_sealed_range(*loc) : backend_->load({FileType::kPack, pack_name}, loc->offset, loc->stored_len);
     if (!sealed) return sealed.status().with_context(fmt::format("blob {} in pack {}", short_hex(id), pack_name));
     // Authenticate before passing it on: a copy must never carry damage to the second region.
-    if (aead_.open(*sealed) || attempt == 2) {
-      if (!aead_.open(*sealed)) return Error(Code::kCorrupt, fmt::format("blob {} in pack {} fails authentication", short_hex(id), pack_name));
+    bool authentic = aead_.open(*sealed).is_ok();
+    if (authentic || attempt == 2) {
+      if (!authentic) return Error(Code::kCorrupt, fmt::format("blob {} in pack {} fails authentication", short_hex(id), pack_name));
       PackEntry e;
       e.type = loc->type;
       e.compressed = loc->compressed;
