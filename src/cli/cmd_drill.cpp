@@ -5,8 +5,10 @@
 #include <fstream>
 
 #include "cli/context.h"
+#include "core/atomic_file.h"
 #include "core/time.h"
 #include "ops/daemon.h"
+#include "ops/drill.h"
 #include "ops/plan_ops.h"
 #include "plan/plan.h"
 
@@ -69,14 +71,16 @@ Status report_outcomes(const GlobalOptions& g, const char* verb, const std::vect
 Status plan_backup(const GlobalOptions& g, const std::string& file, const std::vector<std::string>& names) {
   LB_ASSIGN_OR_RETURN(auto p, plan::load_plan(file));
   LB_ASSIGN_OR_RETURN(auto list, ops::select_sources(p, names));
-  return report_outcomes(g, "backups", ops::run_backups(p, list), std::nullopt);
+  ops::RepositorySet repos(p);
+  return report_outcomes(g, "backups", ops::run_backups(repos, list), std::nullopt);
 }
 
 Status plan_restore(const GlobalOptions& g, const std::string& file, const std::vector<std::string>& names,
                     const std::string& environment, std::optional<int64_t> at_ns) {
   LB_ASSIGN_OR_RETURN(auto p, plan::load_plan(file));
   LB_ASSIGN_OR_RETURN(auto list, ops::select_sources(p, names));
-  return report_outcomes(g, "restores", ops::run_restores(p, list, environment, at_ns), at_ns);
+  ops::RepositorySet repos(p);
+  return report_outcomes(g, "restores", ops::run_restores(repos, list, environment, at_ns), at_ns);
 }
 
 void register_drill(CommandSet c) {
@@ -94,16 +98,13 @@ void register_drill(CommandSet c) {
       auto file = plan_mode(c.global);
       LB_ASSIGN_OR_RETURN(auto p, plan::load_plan(file.value_or("lifeboat.yaml")));
       LB_ASSIGN_OR_RETURN(auto list, ops::select_sources(p, *names));
-      LB_ASSIGN_OR_RETURN(auto drill, ops::run_drill(p, list, *env, *allow_prod));
+      ops::RepositorySet repos(p);
+      LB_ASSIGN_OR_RETURN(auto drill, ops::run_drill(repos, list, *env, *allow_prod));
       std::string md = ops::drill_markdown(drill);
-      if (!record->empty()) {
-        std::ofstream out(*record);
-        out << md;
-        if (!out) return Error(Code::kIo, fmt::format("cannot write {}", *record));
-      }
-      if (c.global.json) print_json(drill);
+      if (!record->empty()) LB_RETURN_IF_ERROR(write_file_atomic(*record, md));
+      if (c.global.json) print_json(drill.to_json());
       else if (!c.global.quiet) fmt::print("{}", md);
-      if (!drill.value("passed", false)) return Error(Code::kFatal, "the drill failed (see Failures)");
+      if (!drill.passed) return Error(Code::kFatal, "the drill failed (see Failures)");
       return Status::ok();
     };
   });
@@ -113,7 +114,8 @@ void register_drill(CommandSet c) {
     c.action = [c]() -> Status {
       auto file = plan_mode(c.global);
       LB_ASSIGN_OR_RETURN(auto p, plan::load_plan(file.value_or("lifeboat.yaml")));
-      LB_ASSIGN_OR_RETURN(auto status, ops::plan_status(p));
+      ops::RepositorySet repos(p);
+      LB_ASSIGN_OR_RETURN(auto status, ops::plan_status(repos));
       if (c.global.json) {
         print_json({{"plan", p.file}, {"sources", status}});
         return Status::ok();

@@ -9,9 +9,11 @@
 #include <vector>
 
 #include "cli/context.h"
+#include "core/atomic_file.h"
 #include "core/time.h"
 #include "ops/daemon.h"
 #include "ops/report.h"
+#include "ops/repository_set.h"
 #include "plan/plan.h"
 
 namespace lifeboat::cli {
@@ -24,14 +26,7 @@ Status write_or_print(const std::string& path, const std::string& text) {
     return Status::ok();
   }
   // Written beside and renamed into place: a collector or browser never reads half a file.
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << text;
-    if (!out) return Error(Code::kIo, fmt::format("cannot write {}", tmp));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) return Error(Code::kIo, fmt::format("cannot rename {} to {}", tmp, path));
-  return Status::ok();
+  return write_file_atomic(path, text);
 }
 
 // A cron field in systemd.time(7) syntax: ranges "a..b", steps "start/step", lists kept.
@@ -92,14 +87,18 @@ std::string systemd_units(const plan::Plan& p, const std::string& exe, const std
           "### lifeboat-{0}.timer\n[Unit]\nDescription=Lifeboat schedule of {0} (cron {3})\n\n[Timer]\nOnCalendar={4}\n"
           "Persistent=true\nRandomizedDelaySec=60\n\n[Install]\nWantedBy=timers.target\n\n",
           s.name, exe, plan_file, s.schedule.full, on_calendar(s.schedule.full));
-    if (s.schedule.continuous)
+    if (s.schedule.continuous && s.entry && s.entry->follow_args) {
+      std::string args;
+      for (const auto& a : s.entry->follow_args(s.name, s.schedule.interval))
+        args += " " + (a.starts_with("$") ? "\"" + a + "\"" : a);
       out += fmt::format(
-          "### lifeboat-{0}-follow.service\n[Unit]\nDescription=Lifeboat continuous oplog capture of {0}\n"
+          "### lifeboat-{0}-follow.service\n[Unit]\nDescription=Lifeboat continuous capture of {0} ({3})\n"
           "Wants=network-online.target\nAfter=network-online.target\n\n[Service]\nType=simple\n"
-          "ExecStart=/bin/sh -c 'exec {1} mongodb follow --uri \"$MONGO_URI\" --name {0} --interval {2}'\n"
+          "ExecStart=/bin/sh -c 'exec {1}{2}'\n"
           "EnvironmentFile=-/etc/lifeboat/env\nRestart=always\nRestartSec=10\nKillSignal=SIGTERM\nTimeoutStopSec=120\n\n"
           "[Install]\nWantedBy=multi-user.target\n\n",
-          s.name, exe, s.schedule.interval);
+          s.name, exe, args, s.kind);
+    }
   }
   return out;
 }
@@ -116,15 +115,19 @@ std::string k8s_manifests(const plan::Plan& p, const std::string& image) {
         "              envFrom: [{{secretRef: {{name: lifeboat-env}}}}]\n              volumeMounts: [{{name: plan, mountPath: /etc/lifeboat}}]\n"
         "          volumes: [{{name: plan, configMap: {{name: lifeboat-plan}}}}]\n",
         s.name, s.schedule.full, image);
-    if (s.schedule.continuous)
+    if (s.schedule.continuous && s.entry && s.entry->follow_args) {
+      std::string args;
+      for (const auto& a : s.entry->follow_args(s.name, s.schedule.interval))
+        args += fmt::format("{}\"{}\"", args.empty() ? "" : ", ", a.starts_with("$") ? "$(" + a.substr(1) + ")" : a);
       out += fmt::format(
           "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: lifeboat-{0}-follow\nspec:\n  replicas: 1\n"
           "  strategy: {{type: Recreate}}\n  selector: {{matchLabels: {{app: lifeboat-{0}-follow}}}}\n  template:\n"
           "    metadata: {{labels: {{app: lifeboat-{0}-follow}}}}\n    spec:\n      terminationGracePeriodSeconds: 120\n"
           "      containers:\n        - name: follow\n          image: {1}\n"
-          "          args: [\"mongodb\", \"follow\", \"--uri\", \"$(MONGO_URI)\", \"--name\", \"{0}\", \"--interval\", \"{2}\"]\n"
+          "          args: [{2}]\n"
           "          envFrom: [{{secretRef: {{name: lifeboat-env}}}}]\n",
-          s.name, image, s.schedule.interval);
+          s.name, image, args);
+    }
   }
   return out;
 }
@@ -146,14 +149,16 @@ void register_report(CommandSet c) {
       LB_ASSIGN_OR_RETURN(auto p, plan::load_plan(plan_mode(c.global).value_or("lifeboat.yaml")));
       if (*send) {
         Status failed;
-        ops::send_report(p, [&](const std::string& m) {
+        ops::RepositorySet notify_repos(p);
+        ops::send_report(notify_repos, [&](const std::string& m) {
           fmt::print(stderr, "lifeboat: warning: {}\n", m);
           failed = Error(Code::kIo, "a notification could not be sent (see above)");
         });
         LB_RETURN_IF_ERROR(failed);
       }
       LB_ASSIGN_OR_RETURN(int64_t window, parse_duration(*since));
-      LB_ASSIGN_OR_RETURN(auto r, ops::build_report(p, now_unix_ns() - window));
+      ops::RepositorySet repos(p);
+      LB_ASSIGN_OR_RETURN(auto r, ops::build_report(repos, now_unix_ns() - window));
       std::string fmt_name = c.global.json ? "json" : *format;
       std::string text = fmt_name == "json" ? r.dump(2) + "\n" : fmt_name == "html" ? ops::report_html(r) : ops::report_text(r);
       return write_or_print(*output, text);
@@ -166,7 +171,8 @@ void register_report(CommandSet c) {
   met->callback([c, textfile] {
     c.action = [c, textfile]() -> Status {
       LB_ASSIGN_OR_RETURN(auto p, plan::load_plan(plan_mode(c.global).value_or("lifeboat.yaml")));
-      LB_ASSIGN_OR_RETURN(auto r, ops::build_report(p, now_unix_ns() - 86400LL * 1000000000));
+      ops::RepositorySet repos(p);
+      LB_ASSIGN_OR_RETURN(auto r, ops::build_report(repos, now_unix_ns() - 86400LL * 1000000000));
       return write_or_print(*textfile, ops::report_metrics(r));
     };
   });

@@ -1,4 +1,4 @@
-// The scheduler, followers, and HTTP endpoints.
+// The daemon: a scheduler loop, a bounded pool for runs, followers, and the HTTP endpoints.
 #include "ops/daemon.h"
 
 #include <fmt/format.h>
@@ -12,112 +12,75 @@
 #include <mutex>
 #include <thread>
 
-#include "core/cron.h"
+#include "core/atomic_file.h"
 #include "core/interrupt.h"
 #include "core/time.h"
+#include "core/worker_pool.h"
+#include "ops/drill.h"
 #include "ops/notify.h"
 #include "ops/plan_ops.h"
 #include "ops/report.h"
-#include "sources/mongodb/oplog_follow.h"
+#include "ops/scheduler.h"
 
 namespace lifeboat::ops {
 
 namespace {
 
 constexpr int64_t kS = 1000000000LL;
-
-struct SourceState {
-  int64_t last_run_ns = 0, last_ok_ns = 0, next_ns = 0;
-  int failures = 0;
-  bool running = false;
-  std::string last_error;
-};
+constexpr const char* kBackup = "backup:";
+constexpr const char* kDrill = "drill:";   // a source's own drill cadence
+constexpr const char* kPlanDrill = "drill";
+constexpr const char* kReport = "report";
 
 class Daemon {
  public:
-  Daemon(const plan::Plan& p, const DaemonOptions& o) : plan_(p), o_(o) {}
+  Daemon(const plan::Plan& p, const DaemonOptions& o)
+      : plan_(p), o_(o), repos_(p), scheduler_(o.max_retries, o.retry_base_ns) {}
 
   Status run() {
     std::error_code ec;
     std::filesystem::create_directories(o_.state_dir, ec);
     if (ec) return Error(Code::kIo, fmt::format("cannot create state directory {}: {}", o_.state_dir, ec.message()));
-    load_state();
-    int64_t now = now_unix_ns();
+    auto last_runs = load_state();
+    int64_t now = clock();
+    size_t scheduled = 0;
     for (const auto& s : plan_.sources) {
-      if (s.schedule.full.empty()) continue;
-      auto cron = CronSchedule::parse(s.schedule.full);
-      if (!cron) return cron.status();
-      crons_[s.name].push_back(*cron);
       // Incrementals (files: another backup; MongoDB without a follower: another full). A continuous
-      // MongoDB source already has a follower for them.
-      if (!s.schedule.incremental.empty() && !s.schedule.continuous) {
-        auto inc = CronSchedule::parse(s.schedule.incremental);
-        if (!inc) return inc.status();
-        crons_[s.name].push_back(*inc);
-      }
-      auto& st = state_[s.name];
-      // Catch-up: a run due between the last one and now (the daemon was down) runs at once.
-      int64_t due = st.last_run_ns ? next_run(s.name, st.last_run_ns) : 0;
-      st.next_ns = (due && due <= now) ? now : next_run(s.name, now);
-      if (due && due <= now) log(fmt::format("{}: missed the run due {}; running it now", s.name, format_rfc3339(due)));
+      // source already has a follower for them.
+      std::vector<std::string> crons = {s.schedule.full};
+      if (!s.schedule.continuous) crons.push_back(s.schedule.incremental);
+      if (s.schedule.full.empty()) crons.clear();
+      std::string job = kBackup + s.name;
+      if (last_runs.count(s.name)) scheduler_.restore_state(job, last_runs[s.name].first, last_runs[s.name].second);
+      LB_ASSIGN_OR_RETURN(int64_t missed, scheduler_.add(job, crons, now, 0));
+      if (!crons.empty()) ++scheduled;
+      if (missed) log(fmt::format("{}: missed the run due {}; running it now", s.name, format_rfc3339(missed)));
+      if (!s.drill_schedule.empty()) LB_RETURN_IF_ERROR(scheduler_.add(kDrill + s.name, {s.drill_schedule}, now, 0, false).status());
     }
-    if (plan_.reports.contains("schedule")) {
-      auto c = CronSchedule::parse(plan_.reports["schedule"].get<std::string>());
-      if (c) report_cron_.emplace(*c), next_report_ns_ = c->next_after(now / kS) * kS;
-    }
-    if (plan_.drills.contains("schedule")) {
-      auto c = CronSchedule::parse(plan_.drills["schedule"].get<std::string>());
-      if (c) drill_cron_.emplace(*c), next_drill_ns_ = c->next_after(now / kS) * kS;
-    }
+    if (!plan_.report_schedule.empty()) LB_RETURN_IF_ERROR(scheduler_.add(kReport, {plan_.report_schedule}, now, 0, false).status());
+    if (!plan_.drills.schedule.empty()) LB_RETURN_IF_ERROR(scheduler_.add(kPlanDrill, {plan_.drills.schedule}, now, 0, false).status());
     std::unique_ptr<httplib::Server> http;
     std::thread http_thread;
     if (!o_.listen.empty()) LB_RETURN_IF_ERROR(start_http(http, http_thread));
     for (const auto& s : plan_.sources)
-      if (s.schedule.continuous && s.kind == "mongodb") followers_.emplace_back([this, &s] { follow(s); });
-    log(fmt::format("daemon started: {} scheduled source(s), {} follower(s){}", crons_.size(), followers_.size(),
+      if (s.schedule.continuous && s.entry && s.entry->follow) followers_.emplace_back([this, &s] { follow(s); });
+    log(fmt::format("daemon started: {} scheduled source(s), {} follower(s){}", scheduled, followers_.size(),
                     o_.listen.empty() ? "" : ", http on " + o_.listen));
-    while (!stopping()) {
-      now = now_unix_ns();
-      for (const auto& s : plan_.sources) {
-        std::lock_guard lk(mu_);
-        auto& st = state_[s.name];
-        if (!crons_.count(s.name) || st.running || st.next_ns > now) continue;
-        st.running = true;  // never two runs of one source at once
-        auto done = std::make_shared<std::atomic<bool>>(false);
-        workers_.push_back({std::thread([this, &s, done] {
-                              run_backup(s);
-                              *done = true;
-                            }),
-                            done});
-      }
-      // Join finished runs so a long-lived daemon does not collect threads.
-      for (auto it = workers_.begin(); it != workers_.end();) {
-        if (*it->done) {
-          it->thread.join();
-          it = workers_.erase(it);
-        } else {
-          ++it;
+    {
+      // Runs share one bounded pool; each job is never queued twice (the scheduler marks it running).
+      WorkerPool pool(2, plan_.sources.size() * 2 + 4);
+      while (!stopping()) {
+        std::vector<std::string> due;
+        {
+          std::lock_guard lk(mu_);
+          due = scheduler_.take_due(clock());
         }
+        for (const auto& job : due) pool.submit([this, job] { run_job(job); });
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
       }
-      if (report_cron_ && now >= next_report_ns_) {
-        next_report_ns_ = report_cron_->next_after(now / kS) * kS;
-        send_report(plan_, o_.log);
-      }
-      if (drill_cron_ && now >= next_drill_ns_ && !drill_running_) {
-        next_drill_ns_ = drill_cron_->next_after(now / kS) * kS;
-        drill_running_ = true;
-        auto done = std::make_shared<std::atomic<bool>>(false);
-        workers_.push_back({std::thread([this, done] {
-                              run_scheduled_drill();
-                              drill_running_ = false;
-                              *done = true;
-                            }),
-                            done});
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      log("stopping: waiting for running backups and followers to finish or stop cleanly");
+      pool.wait_idle();
     }
-    log("stopping: waiting for running backups and followers to finish or stop cleanly");
-    for (auto& w : workers_) w.thread.join();
     for (auto& t : followers_) t.join();
     if (http) http->stop();
     if (http_thread.joinable()) http_thread.join();
@@ -127,74 +90,91 @@ class Daemon {
   }
 
  private:
-  bool stopping() const { return interrupted() || stop_.load() || (o_.should_stop && o_.should_stop()); }
+  bool stopping() const { return interrupted() || (o_.should_stop && o_.should_stop()); }
+  int64_t clock() const { return o_.now_ns ? o_.now_ns() : now_unix_ns(); }
 
   void log(const std::string& m) {
     if (o_.log) o_.log(m);
   }
 
-  void run_backup(const plan::SourceSpec& s) {
-    auto outcomes = run_backups(plan_, {&s});
-    const auto& o = outcomes[0];
-    int64_t now = now_unix_ns();
-    {
-      std::lock_guard lk(mu_);
-      auto& st = state_[s.name];
-      st.running = false;
-      st.last_run_ns = now;
-      if (o.ok) {
-        st.last_ok_ns = now;
-        st.failures = 0;
-        st.last_error.clear();
-        st.next_ns = next_run(s.name, now);
-      } else {
-        st.last_error = o.error;
-        ++st.failures;
-        if (stopping()) {
-          st.next_ns = now;  // interrupted by the stop: due again at the next start
-        } else if (st.failures <= o_.max_retries) {
-          st.next_ns = now + (o_.retry_base_ns << (st.failures - 1));
-        } else {
-          st.failures = 0;
-          st.next_ns = next_run(s.name, now);
-        }
-      }
-      save_state_locked();
+  // The exception barrier: whatever a run does, the daemon goes on and the job is rescheduled.
+  void run_job(const std::string& job) {
+    bool ok = false;
+    std::string error;
+    try {
+      Status s = dispatch(job);
+      ok = s.is_ok();
+      error = s.message();
+    } catch (const std::exception& e) {
+      error = fmt::format("internal error: {}", e.what());
+      log(fmt::format("{}: {}", job, error));
     }
+    std::lock_guard lk(mu_);
+    scheduler_.finished(job, ok, error, clock(), stopping());
+    if (job.rfind(kBackup, 0) == 0) save_state_locked();
+  }
+
+  Status dispatch(const std::string& job) {
+    if (job == kReport) {
+      send_report(repos_, o_.log);
+      return Status::ok();
+    }
+    if (job == kPlanDrill) {
+      auto list = select_sources(plan_, plan_.drills.sources);
+      if (!list) return list.status();
+      return run_scheduled_drill(*list);
+    }
+    if (job.rfind(kDrill, 0) == 0) {
+      const auto* s = plan_.source(job.substr(std::string(kDrill).size()));
+      if (!s) return Error(Code::kNotFound, "no source for " + job);
+      return run_scheduled_drill({s});
+    }
+    const auto* s = plan_.source(job.substr(std::string(kBackup).size()));
+    if (!s) return Error(Code::kNotFound, "no source for " + job);
+    return run_backup(*s);
+  }
+
+  Status run_backup(const plan::SourceSpec& s) {
+    auto outcomes = run_backups(repos_, {&s});
+    const auto& o = outcomes[0];
     log(fmt::format("{}: backup {} in {}{}", s.name, o.ok ? "ok" : "FAILED", format_duration_ms(o.duration_ms),
                     o.ok ? "" : ": " + o.error));
-    if (stopping() && !o.ok) return;
-    Event e{"backup", o.ok, fmt::format("{} backup {}", s.name, o.ok ? "succeeded" : "failed"),
-            o.ok ? fmt::format("snapshot {} in {}", o.result.value("snapshot", ""), format_duration_ms(o.duration_ms)) : o.error,
-            o.to_json()};
-    for (const auto& f : notify(plan_, e)) log(f);
+    if (!(stopping() && !o.ok)) {
+      Event e{"backup", o.ok, fmt::format("{} backup {}", s.name, o.ok ? "succeeded" : "failed"),
+              o.ok ? fmt::format("snapshot {} in {}", o.result.value("snapshot", ""), format_duration_ms(o.duration_ms)) : o.error,
+              o.to_json()};
+      e.source = s.name;
+      e.source_kind = s.kind;
+      for (const auto& f : notify(plan_, e)) log(f);
+    }
+    return o.ok ? Status::ok() : Error(Code::kFatal, o.error);
   }
 
   void follow(const plan::SourceSpec& s) {
     int64_t backoff = 1;
     while (!stopping()) {
-      auto repo = open_plan_repository(plan_, s.repository);
       Status st;
+      auto repo = repos_.separate_handle(s.repository);
+      auto interval = parse_duration(s.schedule.interval);
       if (!repo) {
         st = repo.status();
       } else {
-        sources::mongodb::FollowOptions fo;
-        fo.uri = s.settings.value("uri", "");
-        fo.name = s.name;
-        if (auto d = parse_duration(s.schedule.interval)) fo.interval_ns = *d;
-        fo.should_stop = [this] { return stopping(); };
-        sources::mongodb::FollowEvents ev;
-        ev.on_warning = [this, &s](const std::string& w) {
+        sources::FollowHooks hooks;
+        hooks.should_stop = [this] { return stopping(); };
+        hooks.on_warning = [this, &s](const std::string& w) {
           log(s.name + ": " + w);
-          if (w.rfind("OPLOG GAP", 0) == 0)
-            for (const auto& f : notify(plan_, Event{"backup", false, s.name + ": oplog gap", w})) log(f);
+          if (w.rfind("OPLOG GAP", 0) == 0) {
+            Event e{"backup", false, s.name + ": oplog gap", w};
+            e.source = s.name;
+            e.source_kind = s.kind;
+            for (const auto& f : notify(plan_, e)) log(f);
+          }
         };
-        ev.on_commit = [this, &s](const sources::mongodb::SliceCommitted& c) {
-          std::lock_guard lk(mu_);
-          slices_[s.name] = now_unix_ns();
-          (void)c;
-        };
-        st = sources::mongodb::follow_oplog(**repo, fo, ev);
+        try {
+          st = s.entry->follow(**repo, s.name, *s.parsed, interval ? *interval : 60 * kS, hooks);
+        } catch (const std::exception& e) {
+          st = Error(Code::kFatal, fmt::format("internal error: {}", e.what()));
+        }
       }
       if (stopping()) break;
       log(fmt::format("{}: follower stopped ({}); restarting in {} s", s.name, st.message(), backoff));
@@ -203,27 +183,28 @@ class Daemon {
     }
   }
 
-  // The earliest of the source's schedules after `after_ns`.
-  int64_t next_run(const std::string& name, int64_t after_ns) const {
-    int64_t best = -1;
-    for (const auto& c : crons_.at(name)) {
-      int64_t t = c.next_after(after_ns / kS);
-      if (t >= 0 && (best < 0 || t < best)) best = t;
-    }
-    return best < 0 ? INT64_MAX : best * kS;
-  }
-
-  // plan `drills: {schedule, environment, sources}`: the plan's §4 drills, run by the daemon.
-  void run_scheduled_drill() {
-    std::vector<std::string> names = plan_.drills.value("sources", std::vector<std::string>{});
-    std::string env = plan_.drills.value("environment", "test");
-    auto list = select_sources(plan_, names);
-    Result<nlohmann::json> d = list ? run_drill(plan_, *list, env, false) : Result<nlohmann::json>(list.status());
-    bool ok = d && d->value("passed", false);
+  // Plan §4 drills, run by the daemon: the whole plan's, or one source's own cadence. Operations
+  // hear about the drill; each source's own notifiers hear about its failed validations.
+  Status run_scheduled_drill(const std::vector<const plan::SourceSpec*>& list) {
+    const std::string& env = plan_.drills.environment;
+    auto d = run_drill(repos_, list, env, false);
+    bool ok = d && d->passed;
     log(fmt::format("scheduled drill into {}: {}", env, !d ? d.status().message() : ok ? "passed" : "FAILED"));
     Event e{"drill", ok, fmt::format("drill into {} {}", env, ok ? "passed" : "failed"),
-            d ? drill_markdown(*d) : d.status().message(), d ? *d : nlohmann::json::object()};
+            d ? drill_markdown(*d) : d.status().message(), d ? d->to_json() : nlohmann::json::object()};
     for (const auto& f : notify(plan_, e)) log(f);
+    if (d)
+      for (const auto& s : d->sources) {
+        if (s.ok) continue;
+        const auto* spec = plan_.source(s.source);
+        Event v{"drill", false, fmt::format("{}: validation in the drill into {} failed", s.source, env),
+                s.error.empty() ? "a check failed" : s.error, d->to_json()};
+        v.source = s.source;
+        v.source_kind = spec ? spec->kind : "";
+        for (const auto& f : notify(plan_, v)) log(f);
+      }
+    if (!d) return d.status();
+    return ok ? Status::ok() : Error(Code::kFatal, "the drill failed");
   }
 
   Status start_http(std::unique_ptr<httplib::Server>& server, std::thread& thread) {
@@ -233,7 +214,7 @@ class Daemon {
     int port = std::atoi(o_.listen.c_str() + colon + 1);
     server = std::make_unique<httplib::Server>();
     server->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-      auto r = build_report(plan_, now_unix_ns() - 86400 * kS);
+      auto r = build_report(repos_, clock() - 86400 * kS);
       if (!r) {
         res.status = 500;
         res.set_content(r.status().message(), "text/plain");
@@ -242,24 +223,28 @@ class Daemon {
       std::string m = report_metrics(*r);
       m += "# HELP lifeboat_daemon_source_failures Consecutive failed runs per source.\n# TYPE lifeboat_daemon_source_failures gauge\n";
       std::lock_guard lk(mu_);
-      for (const auto& [name, st] : state_) m += fmt::format("lifeboat_daemon_source_failures{{source=\"{}\"}} {}\n", name, st.failures);
+      for (const auto& [job, st] : scheduler_.jobs())
+        if (job.rfind(kBackup, 0) == 0)
+          m += fmt::format("lifeboat_daemon_source_failures{{source=\"{}\"}} {}\n", job.substr(std::string(kBackup).size()), st.failures);
       res.set_content(m, "text/plain; version=0.0.4");
     });
     server->Get("/healthz", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok\n", "text/plain"); });
     server->Get("/", [this](const httplib::Request&, httplib::Response& res) {
-      auto r = build_report(plan_, now_unix_ns() - 86400 * kS);
+      auto r = build_report(repos_, clock() - 86400 * kS);
       std::string html = r ? report_html(*r) : "<p>" + r.status().message() + "</p>";
-      std::string sched = "<h2>Schedule</h2><table><tr><th>Source</th><th>Next run</th><th>Running</th><th>Last error</th></tr>";
+      std::string sched = "<h2>Schedule</h2><table><tr><th>Job</th><th>Next run</th><th>Running</th><th>Last error</th></tr>";
       {
         std::lock_guard lk(mu_);
-        for (const auto& [name, st] : state_)
-          sched += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", name,
-                               st.next_ns ? format_rfc3339(st.next_ns) : "—", st.running ? "yes" : "no", st.last_error);
+        for (const auto& [job, st] : scheduler_.jobs())
+          sched += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", job,
+                               st.next_ns && st.next_ns != INT64_MAX ? format_rfc3339(st.next_ns) : "—", st.running ? "yes" : "no",
+                               st.last_error);
       }
       sched += "</table>";
       auto pos = html.find("<h2>Storage</h2>");
       if (pos != std::string::npos) html.insert(pos, sched);
-      html.insert(html.find("<style>"), "<meta http-equiv=\"refresh\" content=\"30\">");
+      auto style = html.find("<style>");
+      if (style != std::string::npos) html.insert(style, "<meta http-equiv=\"refresh\" content=\"30\">");
       res.set_content(html, "text/html; charset=utf-8");
     });
     if (!server->bind_to_port(host.c_str(), port))
@@ -268,18 +253,22 @@ class Daemon {
     return Status::ok();
   }
 
-  void load_state() {
+  // state.json: {"sources": {NAME: {last_run_ns, last_ok_ns, failures, last_error}}}
+  std::map<std::string, std::pair<int64_t, int64_t>> load_state() {
+    std::map<std::string, std::pair<int64_t, int64_t>> out;
     std::ifstream in(o_.state_dir + "/state.json");
-    if (!in) return;
+    if (!in) return out;
     auto j = nlohmann::json::parse(in, nullptr, false);
-    if (j.is_discarded()) return;
-    if (!j.contains("sources") || !j["sources"].is_object()) return;
-    const nlohmann::json& sources = j["sources"];
-    for (const auto& [name, v] : sources.items()) {
-      auto& st = state_[name];
-      st.last_run_ns = v.value("last_run_ns", int64_t{0});
-      st.last_ok_ns = v.value("last_ok_ns", int64_t{0});
+    if (j.is_discarded() || !j.contains("sources") || !j["sources"].is_object()) {
+      log("state.json is unreadable: starting without run history (no catch-up)");
+      return out;
     }
+    for (const auto& [name, v] : j["sources"].items()) {
+      if (!v.is_object()) continue;
+      auto num = [&](const char* k) { return v.contains(k) && v[k].is_number_integer() ? v[k].get<int64_t>() : int64_t{0}; };
+      out[name] = {num("last_run_ns"), num("last_ok_ns")};
+    }
+    return out;
   }
 
   void save_state() {
@@ -289,47 +278,32 @@ class Daemon {
 
   void save_state_locked() {
     nlohmann::json j = {{"sources", nlohmann::json::object()}};
-    for (const auto& [name, st] : state_)
-      j["sources"][name] = {{"last_run_ns", st.last_run_ns}, {"last_ok_ns", st.last_ok_ns}, {"failures", st.failures},
-                            {"last_error", st.last_error}};
-    std::string tmp = o_.state_dir + "/state.json.tmp";
-    {
-      std::ofstream out(tmp);
-      out << j.dump(2);
-    }
-    std::rename(tmp.c_str(), (o_.state_dir + "/state.json").c_str());
+    for (const auto& [job, st] : scheduler_.jobs())
+      if (job.rfind(kBackup, 0) == 0)
+        j["sources"][job.substr(std::string(kBackup).size())] = {
+            {"last_run_ns", st.last_run_ns}, {"last_ok_ns", st.last_ok_ns}, {"failures", st.failures}, {"last_error", st.last_error}};
+    Status s = write_file_atomic(o_.state_dir + "/state.json", j.dump(2));
+    if (!s) log("cannot save the run history: " + s.message());
   }
 
   const plan::Plan& plan_;
   DaemonOptions o_;
-  std::atomic<bool> stop_{false};
-  std::mutex mu_;
-  std::map<std::string, SourceState> state_;
-  std::map<std::string, std::vector<CronSchedule>> crons_;
-  std::optional<CronSchedule> drill_cron_;
-  int64_t next_drill_ns_ = 0;
-  std::atomic<bool> drill_running_{false};
-  std::map<std::string, int64_t> slices_;
-  std::optional<CronSchedule> report_cron_;
-  int64_t next_report_ns_ = 0;
-  struct Worker {
-    std::thread thread;
-    std::shared_ptr<std::atomic<bool>> done;
-  };
-  std::vector<Worker> workers_;
+  RepositorySet repos_;
+  std::mutex mu_;  // guards scheduler_
+  Scheduler scheduler_;
   std::vector<std::thread> followers_;
 };
 
 }  // namespace
 
-void send_report(const plan::Plan& plan, const std::function<void(const std::string&)>& log) {
-  auto r = build_report(plan, now_unix_ns() - 86400 * kS);
+void send_report(RepositorySet& repos, const std::function<void(const std::string&)>& log) {
+  auto r = build_report(repos, now_unix_ns() - 86400 * kS);
   if (!r) {
     if (log) log("report: " + r.status().message());
     return;
   }
   bool ok = r->value("warnings", nlohmann::json::array()).empty();
-  for (const auto& f : notify(plan, Event{"report", ok, "daily report", report_text(*r), *r}))
+  for (const auto& f : notify(repos.plan(), Event{"report", ok, "daily report", report_text(*r), *r}))
     if (log) log(f);
 }
 

@@ -7,6 +7,7 @@
 #include <functional>
 #include <string>
 
+#include "ops/repository_set.h"
 #include "plan/plan.h"
 
 namespace lifeboat::ops {
@@ -18,11 +19,12 @@ struct DaemonOptions {
   int64_t retry_base_ns = 30LL * 1000000000;
   std::function<bool()> should_stop;  // besides SIGINT/SIGTERM
   std::function<void(const std::string&)> log;
+  std::function<int64_t()> now_ns;  // the clock (default: the system's); tests inject one
 };
 
 Status run_daemon(const plan::Plan& plan, const DaemonOptions& options);
 
 // The daily report (last 24 h) to every notifier that wants `report`; failures go to `log`.
-void send_report(const plan::Plan& plan, const std::function<void(const std::string&)>& log);
+void send_report(RepositorySet& repos, const std::function<void(const std::string&)>& log);
 
 }  // namespace lifeboat::ops

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "cloud/http.h"
@@ -14,13 +15,6 @@
 namespace lifeboat::ops {
 
 namespace {
-
-bool wants(const nlohmann::json& n, const Event& e) {
-  std::vector<std::string> on = n.value("on", std::vector<std::string>{"failure"});
-  auto has = [&](const char* x) { return std::find(on.begin(), on.end(), x) != on.end(); };
-  if (e.kind == "report") return has("report");
-  return e.ok ? has("success") : has("failure");
-}
 
 Status post_json(const std::string& url, const nlohmann::json& body) {
   std::string text = body.dump();
@@ -46,12 +40,22 @@ Status run_command(const std::string& command, const std::string& input) {
 
 }  // namespace
 
+bool notifier_wants(const plan::NotificationSpec& n, const Event& e) {
+  auto has = [](const std::vector<std::string>& v, const std::string& x) { return std::find(v.begin(), v.end(), x) != v.end(); };
+  bool event = e.kind == "report" ? has(n.on, "report") : e.ok ? has(n.on, "success") : has(n.on, "failure");
+  if (!event) return false;
+  if (n.sources.empty() && n.kinds.empty()) return true;
+  return (!e.source.empty() && has(n.sources, e.source)) || (!e.source_kind.empty() && has(n.kinds, e.source_kind));
+}
+
 std::vector<std::string> notify(const plan::Plan& plan, const Event& e) {
   std::vector<std::string> failures;
   nlohmann::json payload = {{"event", e.kind}, {"ok", e.ok}, {"title", e.title}, {"text", e.text},
                             {"details", e.details}, {"plan", plan.file}, {"time", format_rfc3339(now_unix_ns())}};
-  for (const auto& n : plan.notifications) {
-    if (!wants(n, e)) continue;
+  if (!e.source.empty()) payload["source"] = e.source, payload["source_kind"] = e.source_kind;
+  for (const auto& spec : plan.notifications) {
+    if (!notifier_wants(spec, e)) continue;
+    const nlohmann::json& n = spec.config;
     std::string type = n.value("type", "");
     Status s;
     if (type == "webhook") s = post_json(n["url"], payload);

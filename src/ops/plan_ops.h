@@ -1,27 +1,32 @@
 // What a plan does, source by source, with no knowledge of any source kind: backups (then retention
-// and verification), restores into an environment (one source, or all at one instant), drills that
-// measure RTO and RPO, and status. Each kind's work comes from sources/registry.
+// and verification), restores into an environment (one source, or all at one instant), and status.
+// Each kind's work comes from its entry (sources/source_kind.h). Drills are in ops/drill.h. The code
+// is split by job: plan_common.cpp (selection, settings, outcomes), backup_run.cpp, restore_run.cpp,
+// status.cpp.
 #pragma once
 
-#include <memory>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "ops/repository_set.h"
 #include "plan/plan.h"
-#include "repo/repository.h"
+#include "sources/source_kind.h"
 
 namespace lifeboat::ops {
 
 std::string plan_where(const plan::SourceSpec& source);
-Result<std::unique_ptr<repo::Repository>> open_plan_repository(const plan::Plan& plan, const std::string& name);
 
-// The source's settings with the environment's overrides applied (JSON merge patch).
-Result<nlohmann::json> environment_settings(const plan::SourceSpec& source, const std::string& environment);
+// The source's parsed settings with the environment's overrides applied (none when `environment` is empty).
+Result<sources::SettingsPtr> environment_settings(const plan::SourceSpec& source, const std::string& environment);
 
 // Sources named (all when empty), checked against the plan.
 Result<std::vector<const plan::SourceSpec*>> select_sources(const plan::Plan& plan, const std::vector<std::string>& names);
+
+// The snapshots a plan source wrote (its source tag), oldest first.
+std::vector<repo::SnapshotRef> snapshots_of(const std::vector<repo::SnapshotRef>& all, const std::string& source);
 
 struct SourceOutcome {
   std::string source, kind;
@@ -32,25 +37,40 @@ struct SourceOutcome {
   nlohmann::json to_json() const;
 };
 
-// Backs each source up, then applies its retention (snapshots tagged for it only; pins kept) and
-// verifies the new snapshot's trees and blob references. One failing source does not stop the others.
-std::vector<SourceOutcome> run_backups(const plan::Plan& plan, const std::vector<const plan::SourceSpec*>& sources);
+// Runs one source's work, timing it and turning its status — or an exception — into the outcome.
+SourceOutcome timed_outcome(const plan::SourceSpec& s, const std::function<Status(SourceOutcome&)>& work);
 
-// Restores each source into `environment` as of `at_ns` (default: newest), running its validation.
-// Each result states the restored point and how far it lies from `at_ns`.
-std::vector<SourceOutcome> run_restores(const plan::Plan& plan, const std::vector<const plan::SourceSpec*>& sources,
+// Backs each source up, then applies its retention (snapshots tagged for it only; pins kept;
+// dependents such as oplog slices kept exactly as long as the backup they extend), verifies that
+// every pack the new snapshot needs exists with its indexed size, and refreshes copies. One failing
+// source does not stop the others.
+std::vector<SourceOutcome> run_backups(RepositorySet& repos, const std::vector<const plan::SourceSpec*>& sources);
+
+// Retention for one source's snapshots, with the reason for every decision ("explain").
+Result<nlohmann::json> apply_source_retention(repo::Repository& repo, const plan::SourceSpec& s, const std::string& new_id);
+
+// One source restored into `environment` as of `at_ns` (default: newest), then each of its
+// validations run against the restored target. `after_restore` (drills) runs between the two.
+struct RestoreRun {
+  SourceOutcome outcome;
+  std::vector<sources::CheckResult> checks;
+  std::optional<int64_t> point_ns;  // set when the restore succeeded
+};
+RestoreRun restore_source(RepositorySet& repos, const plan::SourceSpec& s, const std::string& environment,
+                          std::optional<int64_t> at_ns, const std::function<Status(const plan::SourceSpec&)>& after_restore = {});
+
+// Restores each source; each result states the restored point and how far it lies from `at_ns`.
+std::vector<SourceOutcome> run_restores(RepositorySet& repos, const std::vector<const plan::SourceSpec*>& sources,
                                         const std::string& environment, std::optional<int64_t> at_ns);
 
-// Plan §4: restores every source into the (non-production) environment, validates, measures RTO per
-// source and in total and the achieved RPO, compares them with the objectives, stores the record as a
-// `drill` snapshot in the first source's repository and returns it.
-Result<nlohmann::json> run_drill(const plan::Plan& plan, const std::vector<const plan::SourceSpec*>& sources,
-                                 const std::string& environment, bool allow_production);
+// The newest restorable point of each source (nullopt: none) and why it could not be found.
+struct NewestPoint {
+  std::optional<int64_t> point_ns;
+  std::string error;  // the repository could not be opened or listed
+};
+NewestPoint newest_point(RepositorySet& repos, const plan::SourceSpec& s);
 
-// Markdown drill record (plan §6.2): steps, timings, deviations, failures.
-std::string drill_markdown(const nlohmann::json& drill);
-
-// Per source: last backup, its age, the newest restorable point (RPO now), snapshot count.
-Result<nlohmann::json> plan_status(const plan::Plan& plan);
+// Per source: last backup, its age, the newest restorable point (RPO now), snapshot count, last drill.
+Result<nlohmann::json> plan_status(RepositorySet& repos);
 
 }  // namespace lifeboat::ops

@@ -7,8 +7,8 @@
 #include <map>
 
 #include "core/time.h"
+#include "ops/drill.h"
 #include "ops/plan_ops.h"
-#include "sources/registry.h"
 
 namespace lifeboat::ops {
 
@@ -26,31 +26,30 @@ std::string age(int64_t ms) { return ms < 0 ? "—" : format_duration_ms(ms); }
 
 }  // namespace
 
-Result<nlohmann::json> build_report(const plan::Plan& plan, int64_t since_ns) {
+Result<nlohmann::json> build_report(RepositorySet& repos, int64_t since_ns) {
+  const plan::Plan& plan = repos.plan();
   int64_t now = now_unix_ns();
-  LB_ASSIGN_OR_RETURN(nlohmann::json status, plan_status(plan));
+  LB_ASSIGN_OR_RETURN(nlohmann::json status, plan_status(repos));
   std::map<std::string, std::vector<repo::SnapshotRef>> by_repo;
   nlohmann::json sources = nlohmann::json::array(), warnings = nlohmann::json::array(), drills = nlohmann::json::array();
   for (size_t i = 0; i < plan.sources.size(); ++i) {
     const auto& s = plan.sources[i];
     nlohmann::json j = status[i];
     if (!by_repo.count(s.repository)) {
-      auto repo = open_plan_repository(plan, s.repository);
+      auto repo = repos.acquire(s.repository);
       if (repo) {
         auto all = (*repo)->list_snapshots();
         if (all) by_repo[s.repository] = std::move(*all);
       }
     }
     uint64_t stored = 0, growth = 0, backups = 0, unreadable = 0;
-    for (const auto& r : by_repo[s.repository]) {
-      bool mine = r.snapshot.has_tag(sources::source_tag(s.name)) ||
-                  (!r.snapshot.paths.empty() && r.snapshot.paths[0] == s.name && r.snapshot.source != "drill");
-      if (!mine) continue;
+    for (const auto& r : snapshots_of(by_repo[s.repository], s.name)) {
       uint64_t b = r.snapshot.summary.value("data_stored_bytes", uint64_t{0});
       stored += b;
       if (r.snapshot.time_ns >= since_ns) {
         growth += b;
-        if (r.snapshot.source != "mongodb-oplog") ++backups;
+        bool dependent = s.entry && s.entry->is_dependent && s.entry->is_dependent(r.snapshot);
+        if (!dependent) ++backups;
         unreadable += r.snapshot.summary.value("unreadable", uint64_t{0});
       }
     }
@@ -64,24 +63,27 @@ Result<nlohmann::json> build_report(const plan::Plan& plan, int64_t since_ns) {
     j["state"] = state;
     if (state != "ok") warnings.push_back(fmt::format("{}: {}", s.name, state));
     if (unreadable) warnings.push_back(fmt::format("{}: {} unreadable file(s) in the window", s.name, unreadable));
+    if (j.value("drill_overdue", false))
+      warnings.push_back(fmt::format("{}: drill overdue (cadence {}, last {})", s.name, j.value("drill_schedule", ""),
+                                     j.value("last_drill", "never")));
     sources.push_back(j);
   }
   // Drills, oldest first, from every repository the plan uses.
-  std::vector<const repo::SnapshotRef*> ds;
+  std::vector<std::pair<repo::SnapshotRef, DrillRecord>> ds;
   for (const auto& [name, all] : by_repo)
-    for (const auto& r : all)
-      if (r.snapshot.source == "drill") ds.push_back(&r);
-  std::sort(ds.begin(), ds.end(), [](const auto* a, const auto* b) { return a->snapshot.time_ns < b->snapshot.time_ns; });
-  for (const auto* d : ds) {
-    const auto& m = d->snapshot.metadata;
+    for (auto& d : stored_drills(all)) ds.push_back(std::move(d));
+  std::sort(ds.begin(), ds.end(), [](const auto& a, const auto& b) { return a.first.snapshot.time_ns < b.first.snapshot.time_ns; });
+  for (const auto& [ref, m] : ds) {
     nlohmann::json per = nlohmann::json::object();
-    for (const auto& s : m.value("sources", nlohmann::json::array()))
-      per[s.value("source", "")] = {{"rto_ms", s.value("rto_ms", int64_t{0})}, {"rpo_ms", s.value("rpo_ms", nlohmann::json())},
-                                    {"ok", s.value("ok", false)}, {"checks", s["result"].value("checks", nlohmann::json::array())}};
-    drills.push_back({{"time", format_rfc3339(d->snapshot.time_ns)}, {"environment", m.value("environment", "")},
-                      {"passed", m.value("passed", false)}, {"total_rto_ms", m.value("total_rto_ms", int64_t{0})},
-                      {"worst_rpo_ms", m.value("worst_rpo_ms", int64_t{0})}, {"sources", per},
-                      {"deviations", m.value("deviations", nlohmann::json::array())}});
+    for (const auto& s : m.sources) {
+      nlohmann::json checks = nlohmann::json::array();
+      for (const auto& c : s.checks) checks.push_back({{"check", c.name}, {"ok", c.ok}, {"detail", c.detail}});
+      per[s.source] = {{"rto_ms", s.rto_ms}, {"rpo_ms", s.rpo_ms ? nlohmann::json(*s.rpo_ms) : nlohmann::json()},
+                       {"ok", s.ok}, {"checks", checks}};
+    }
+    drills.push_back({{"time", format_rfc3339(ref.snapshot.time_ns)}, {"environment", m.environment}, {"passed", m.passed},
+                      {"total_rto_ms", m.total_rto_ms}, {"worst_rpo_ms", m.worst_rpo_ms}, {"sources", per},
+                      {"deviations", m.deviations}});
   }
   if (!drills.empty() && !drills.back().value("passed", false)) warnings.push_back("the last drill failed");
   if (drills.empty()) warnings.push_back("no drill has been run: restores are unproven (run `lifeboat drill`)");
@@ -91,7 +93,8 @@ Result<nlohmann::json> build_report(const plan::Plan& plan, int64_t since_ns) {
                         {"objectives", {{"rpo_ms", plan.rpo_ns / kMs}, {"rto_ms", plan.rto_ns / kMs}}},
                         {"sources", sources},
                         {"drills", drills},
-                        {"warnings", warnings}};
+                        {"warnings", warnings},
+                        {"key_derivations", repo::Repository::key_derivations()}};
 }
 
 std::string report_text(const nlohmann::json& r) {
@@ -117,6 +120,16 @@ std::string report_text(const nlohmann::json& r) {
       for (const auto& c : v["checks"])
         out += fmt::format("  {} {}: {} — {}\n", src, c.value("check", ""), c.value("ok", false) ? "ok" : "FAILED", c.value("detail", ""));
   }
+  out += "\nDrill cadence per source:\n";
+  bool any_cadence = false;
+  for (const auto& s : r["sources"]) {
+    if (!s.contains("drill_schedule")) continue;
+    any_cadence = true;
+    out += fmt::format("  {:<20} every \"{}\": last drilled {}{}, next due {}{}\n", s.value("source", ""), s.value("drill_schedule", ""),
+                       s.value("last_drill", "never"), s.contains("last_drill") ? (s.value("last_drill_passed", false) ? " (passed)" : " (FAILED)") : "",
+                       s.value("drill_due", "—"), s.value("drill_overdue", false) ? " — OVERDUE" : "");
+  }
+  if (!any_cadence) out += "  none in the plan\n";
   out += "\nWarnings:\n";
   if (r["warnings"].empty()) out += "  none\n";
   for (const auto& w : r["warnings"]) out += "  - " + w.get<std::string>() + "\n";
@@ -242,6 +255,12 @@ std::string report_metrics(const nlohmann::json& r) {
     for (const auto& [src, v] : d["sources"].items())
       m += fmt::format("lifeboat_last_drill_source_rto_seconds{{source=\"{}\"}} {:.3f}\n", label(src), v["rto_ms"].get<int64_t>() / 1000.0);
   }
+  family("lifeboat_drill_overdue", "1 when a source's drill cadence says a drill is due and none ran.", "gauge");
+  for (const auto& s : r["sources"])
+    if (s.contains("drill_schedule"))
+      m += fmt::format("lifeboat_drill_overdue{{source=\"{}\"}} {}\n", label(s["source"]), s.value("drill_overdue", false) ? 1 : 0);
+  family("lifeboat_key_derivations_total", "Password key derivations (Argon2id) this process has run to open repositories.", "counter");
+  m += fmt::format("lifeboat_key_derivations_total {}\n", r.value("key_derivations", uint64_t{0}));
   return m;
 }
 

@@ -6,11 +6,12 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "ops/repository_set.h"
 #include "plan/plan.h"
 
 namespace lifeboat::ops {
 
-Result<nlohmann::json> build_report(const plan::Plan& plan, int64_t since_ns);
+Result<nlohmann::json> build_report(RepositorySet& repos, int64_t since_ns);
 std::string report_text(const nlohmann::json& report);
 std::string report_html(const nlohmann::json& report);
 // Prometheus text exposition format (for /metrics and the node-exporter textfile collector).

@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "core/cron.h"
@@ -64,33 +65,6 @@ Result<std::string> expand_env(const std::string& text) {
 
 namespace {
 
-// notifications: [{type: webhook|slack|smtp|command, on: [failure, success, report], …}]
-std::vector<std::string> notification_problems(const nlohmann::json& list) {
-  std::vector<std::string> p;
-  if (!list.is_array()) return {"notifications: expected a list"};
-  for (size_t i = 0; i < list.size(); ++i) {
-    const auto& n = list[i];
-    std::string k = fmt::format("notifications.{}", i);
-    std::string type = n.is_object() ? n.value("type", "") : "";
-    if (type == "webhook" || type == "slack") {
-      if (!n.contains("url")) p.push_back(k + ".url: required");
-    } else if (type == "smtp") {
-      for (const char* f : {"url", "from", "to"})
-        if (!n.contains(f)) p.push_back(fmt::format("{}.{}: required", k, f));
-    } else if (type == "command") {
-      if (!n.contains("command")) p.push_back(k + ".command: required");
-    } else {
-      p.push_back(k + ".type: one of webhook, slack, smtp, command");
-      continue;
-    }
-    if (n.contains("on"))
-      for (const auto& e : n["on"])
-        if (!e.is_string() || (e != "failure" && e != "success" && e != "report"))
-          p.push_back(k + ".on: events are failure, success, report");
-  }
-  return p;
-}
-
 class Loader {
  public:
   explicit Loader(Plan& p) : p_(p) {}
@@ -147,6 +121,35 @@ class Loader {
     return j[k];
   }
 
+  bool boolean(const nlohmann::json& j, const char* k, const std::string& key, bool fallback) {
+    if (!j.contains(k)) return fallback;
+    if (!j[k].is_boolean()) {
+      problem(key + "." + k, "expected true or false");
+      return fallback;
+    }
+    return j[k].get<bool>();
+  }
+
+  std::vector<std::string> strings(const nlohmann::json& j, const char* k, const std::string& key) {
+    std::vector<std::string> out;
+    if (!j.contains(k)) return out;
+    if (!j[k].is_array()) {
+      problem(key + "." + k, "expected a list of strings");
+      return out;
+    }
+    for (size_t i = 0; i < j[k].size(); ++i) {
+      if (!j[k][i].is_string()) problem(fmt::format("{}.{}.{}", key, k, i), "expected a string");
+      else out.push_back(j[k][i].get<std::string>());
+    }
+    return out;
+  }
+
+  bool mapping(const nlohmann::json& j, const std::string& key, const char* what) {
+    if (j.is_object()) return true;
+    problem(key, std::string("expected a mapping") + what);
+    return false;
+  }
+
   void duration(const std::string& text, const std::string& key) {
     if (!text.empty() && !parse_duration(text)) problem(key, fmt::format("'{}' is not a duration (e.g. 90d, 12h, 30m)", text));
   }
@@ -169,8 +172,9 @@ class Loader {
       return;
     }
     only(root, "", {"version", "objectives", "repositories", "sources", "notifications", "reports", "drills"});
-    if (root.value("version", 1) != 1) problem("version", "only version 1 is understood by this Lifeboat");
-    if (root.contains("objectives")) {
+    if (root.contains("version") && (!root["version"].is_number_integer() || root["version"].get<int64_t>() != 1))
+      problem("version", "only version 1 is understood by this Lifeboat");
+    if (root.contains("objectives") && mapping(root["objectives"], "objectives", " with rpo and rto")) {
       const auto& o = root["objectives"];
       only(o, "objectives", {"rpo", "rto"});
       for (const char* k : {"rpo", "rto"}) {
@@ -190,26 +194,80 @@ class Loader {
     for (const auto& r : p_.repositories)
       if (!r.copy_of.empty() && !p_.repository(r.copy_of))
         problem("repositories." + r.name + ".copy_of", fmt::format("no repository named {}", r.copy_of));
-    if (root.contains("notifications")) {
-      p_.notifications = root["notifications"];
-      for (const auto& prob : notification_problems(p_.notifications)) {
-        auto colon = prob.find(':');
-        problem(prob.substr(0, colon), prob.substr(colon + 2));
+    if (root.contains("notifications")) load_notifications(root["notifications"]);
+    if (root.contains("reports") && mapping(root["reports"], "reports", " with schedule")) {
+      only(root["reports"], "reports", {"schedule"});
+      p_.report_schedule = str(root["reports"], "schedule", "reports");
+      cron(p_.report_schedule, "reports.schedule");
+    }
+    if (root.contains("drills")) load_drills(root["drills"]);
+  }
+
+  // drills: {schedule, environment, sources: [..], after_restore: CMD, per_source: {NAME: {schedule}}}
+  void load_drills(const nlohmann::json& d) {
+    if (!mapping(d, "drills", " with schedule, environment, sources, per_source")) return;
+    only(d, "drills", {"schedule", "environment", "sources", "after_restore", "per_source"});
+    auto& spec = p_.drills;
+    spec.schedule = str(d, "schedule", "drills");
+    cron(spec.schedule, "drills.schedule");
+    if (d.contains("environment")) spec.environment = str(d, "environment", "drills");
+    if (spec.environment == "production")
+      problem("drills.environment", "scheduled drills restore over their environment: not production");
+    spec.sources = strings(d, "sources", "drills");
+    for (const auto& n : spec.sources)
+      if (!p_.source(n)) problem("drills.sources", fmt::format("no source named {}", n));
+    spec.after_restore = str(d, "after_restore", "drills");
+    if (d.contains("per_source") && mapping(d["per_source"], "drills.per_source", " of source name to {schedule: cron}")) {
+      for (const auto& [name, v] : d["per_source"].items()) {
+        std::string key = "drills.per_source." + name;
+        auto* src = const_cast<SourceSpec*>(p_.source(name));
+        if (!src) {
+          problem(key, fmt::format("no source named {}", name));
+          continue;
+        }
+        if (!mapping(v, key, " with schedule")) continue;
+        only(v, key, {"schedule"});
+        src->drill_schedule = str(v, "schedule", key, true);
+        cron(src->drill_schedule, key + ".schedule");
       }
     }
-    if (root.contains("reports")) {
-      p_.reports = root["reports"];
-      only(p_.reports, "reports", {"schedule"});
-      cron(str(p_.reports, "schedule", "reports"), "reports.schedule");
+  }
+
+  // notifications: [{type: webhook|slack|smtp|command, on: [failure, success, report], sources: [..], kinds: [..]}]
+  void load_notifications(const nlohmann::json& list) {
+    if (!list.is_array()) {
+      problem("notifications", "expected a list");
+      return;
     }
-    if (root.contains("drills")) {
-      p_.drills = root["drills"];
-      only(p_.drills, "drills", {"schedule", "environment", "sources"});
-      cron(str(p_.drills, "schedule", "drills"), "drills.schedule");
-      if (p_.drills.value("environment", "test") == "production")
-        problem("drills.environment", "scheduled drills restore over their environment: not production");
-      for (const auto& n : p_.drills.value("sources", std::vector<std::string>{}))
-        if (!p_.source(n)) problem("drills.sources", fmt::format("no source named {}", n));
+    for (size_t i = 0; i < list.size(); ++i) {
+      const auto& n = list[i];
+      std::string k = fmt::format("notifications.{}", i);
+      if (!mapping(n, k, " with type")) continue;
+      std::string type = str(n, "type", k, true);
+      if (type == "webhook" || type == "slack") {
+        str(n, "url", k, true);
+      } else if (type == "smtp") {
+        str(n, "url", k, true);
+        str(n, "from", k, true);
+        if (!n.contains("to")) problem(k + ".to", "required");
+      } else if (type == "command") {
+        str(n, "command", k, true);
+      } else if (!type.empty()) {
+        problem(k + ".type", "one of webhook, slack, smtp, command");
+        continue;
+      }
+      NotificationSpec spec;
+      spec.config = n;
+      if (n.contains("on")) spec.on = strings(n, "on", k);
+      for (const auto& e : spec.on)
+        if (e != "failure" && e != "success" && e != "report") problem(k + ".on", "events are failure, success, report");
+      spec.sources = strings(n, "sources", k);
+      for (const auto& name : spec.sources)
+        if (!p_.source(name)) problem(k + ".sources", fmt::format("no source named {}", name));
+      spec.kinds = strings(n, "kinds", k);
+      for (const auto& kind : spec.kinds)
+        if (!sources::find_source_kind(kind)) problem(k + ".kinds", fmt::format("no built source kind {}", kind));
+      p_.notifications.push_back(std::move(spec));
     }
   }
 
@@ -249,20 +307,19 @@ class Loader {
     }
     if (spec.repository.empty()) problem(key + ".repository", "required when the plan has several primary repositories");
     else if (!p_.repository(spec.repository)) problem(key + ".repository", fmt::format("no repository named {}", spec.repository));
-    if (s.contains("schedule")) {
+    if (s.contains("schedule") && mapping(s["schedule"], key + ".schedule", " with full, incremental, continuous, interval")) {
       const auto& sc = s["schedule"];
       std::string k = key + ".schedule";
       only(sc, k, {"full", "incremental", "continuous", "interval"});
       spec.schedule.full = str(sc, "full", k);
       spec.schedule.incremental = str(sc, "incremental", k);
-      spec.schedule.continuous = sc.value("continuous", false);
+      spec.schedule.continuous = boolean(sc, "continuous", k, false);
       if (sc.contains("interval")) spec.schedule.interval = str(sc, "interval", k);
       cron(spec.schedule.full, k + ".full");
       cron(spec.schedule.incremental, k + ".incremental");
       duration(spec.schedule.interval, k + ".interval");
-      if (spec.schedule.continuous && spec.kind != "mongodb") problem(k + ".continuous", "only mongodb sources follow continuously");
     }
-    if (s.contains("retention")) {
+    if (s.contains("retention") && mapping(s["retention"], key + ".retention", " of keep rules")) {
       const auto& r = s["retention"];
       std::string k = key + ".retention";
       only(r, k, {"last", "hourly", "daily", "weekly", "monthly", "yearly", "within", "forever"});
@@ -270,53 +327,65 @@ class Loader {
                {"last", &spec.retention.last}, {"hourly", &spec.retention.hourly}, {"daily", &spec.retention.daily},
                {"weekly", &spec.retention.weekly}, {"monthly", &spec.retention.monthly}, {"yearly", &spec.retention.yearly}}) {
         if (!r.contains(field)) continue;
-        if (!r[field].is_number_integer() || r[field].get<int>() < 0) problem(k + "." + field, "expected a count (0 or more)");
-        else *target = r[field];
+        if (!r[field].is_number_integer() || r[field].get<int64_t>() < 0 || r[field].get<int64_t>() > 1000000)
+          problem(k + "." + field, "expected a count (0 or more)");
+        else *target = r[field].get<int>();
       }
       spec.retention.within = str(r, "within", k);
       duration(spec.retention.within, k + ".within");
-      spec.retention.forever = r.value("forever", false);
+      spec.retention.forever = boolean(r, "forever", k, false);
     }
-    if (s.contains("validation")) {
-      if (!s["validation"].is_array()) problem(key + ".validation", "expected a list of checks");
-      else
-        for (const auto& v : s["validation"]) spec.validation.push_back(v.is_string() ? v.get<std::string>() : v.dump());
-    }
+    spec.validation = strings(s, "validation", key);
     static const std::vector<std::string> common = {"kind", "repository", "schedule", "retention", "validation", "environments"};
     for (const auto& [k, v] : s.items())
       if (std::find(common.begin(), common.end(), k) == common.end()) spec.settings[k] = v;
-    if (s.contains("environments")) {
-      if (!s["environments"].is_object()) problem(key + ".environments", "expected a map of environment name to settings");
-      else
-        for (const auto& [env, v] : s["environments"].items()) spec.environments[env] = v;
-    }
-    const sources::SourceKind* kind = spec.kind.empty() ? nullptr : sources::find_source_kind(spec.kind);
-    if (!spec.kind.empty() && !kind) {
+    if (s.contains("environments") && mapping(s["environments"], key + ".environments", " of environment name to settings"))
+      for (const auto& [env, v] : s["environments"].items()) {
+        if (mapping(v, key + ".environments." + env, " of settings")) spec.environments[env] = v;
+      }
+    spec.entry = spec.kind.empty() ? nullptr : sources::find_source_kind(spec.kind);
+    const auto& planned = sources::planned_source_kinds();
+    if (spec.kind.empty()) {
+      // "required" was said above
+    } else if (!spec.entry && std::find(planned.begin(), planned.end(), spec.kind) != planned.end()) {
+      problem(key + ".kind", fmt::format("source kind {} is not built yet in this Lifeboat: remove the source or upgrade", spec.kind));
+    } else if (!spec.entry) {
       std::vector<std::string> names;
-      for (const auto& k : sources::source_kinds()) names.push_back(k.name);
+      for (const auto* k : sources::source_kinds()) names.push_back(k->name);
+      for (const auto& k : planned) names.push_back(k + " (not built yet)");
       problem(key + ".kind", fmt::format("unknown source kind {} (known: {})", spec.kind, fmt::join(names, ", ")));
-    } else if (kind) {
-      std::vector<std::string> found;
-      kind->check(spec.settings, false, found);
-      for (const auto& f : found) problem(key + "." + f.substr(0, f.find(':')), f.substr(f.find(':') + 2));
-      if (kind->built)
-        for (const auto& [env, v] : spec.environments) {
-          std::vector<std::string> ef;
-          kind->check(v, true, ef);
-          for (const auto& f : ef) problem(key + ".environments." + env + "." + f.substr(0, f.find(':')), f.substr(f.find(':') + 2));
-        }
-      if (kind->built)
-        for (const auto& v : spec.validation) check_validation(spec, v, key);
+    } else {
+      parse_settings(spec, key);
     }
     p_.sources.push_back(std::move(spec));
   }
 
-  void check_validation(const SourceSpec& s, const std::string& v, const std::string& key) {
-    static const std::map<std::string, std::vector<std::string>> known = {
-        {"files", {"hashes", "counts"}}, {"mongodb", {"counts", "hashes"}}};
-    auto it = known.find(s.kind);
-    if (it != known.end() && std::find(it->second.begin(), it->second.end(), v) == it->second.end())
-      problem(key + ".validation", fmt::format("{} sources support the checks {}, not {}", s.kind, fmt::join(it->second, ", "), v));
+  // The kind parses its section once; each environment's override is merged and parsed too, and a
+  // problem found only there is reported under the environment's key.
+  void parse_settings(SourceSpec& spec, const std::string& key) {
+    const auto& kind = *spec.entry;
+    std::vector<sources::SettingsProblem> found;
+    spec.parsed = kind.parse(spec.settings, found);
+    std::set<std::string> said;
+    for (const auto& f : found) {
+      problem(f.key.empty() ? key : key + "." + f.key, f.message);
+      said.insert(f.key + ": " + f.message);
+    }
+    for (const auto& [env, override_] : spec.environments) {
+      nlohmann::json merged = spec.settings;
+      merged.merge_patch(override_);
+      std::vector<sources::SettingsProblem> ef;
+      auto parsed = kind.parse(merged, ef);
+      for (const auto& f : ef)
+        if (!said.count(f.key + ": " + f.message)) problem(key + ".environments." + env + (f.key.empty() ? "" : "." + f.key), f.message);
+      if (parsed) spec.environment_parsed[env] = parsed;
+    }
+    for (const auto& v : spec.validation)
+      if (std::find(kind.validations.begin(), kind.validations.end(), v) == kind.validations.end())
+        problem(key + ".validation", fmt::format("{} sources support the checks {}, not {}", spec.kind,
+                                                 fmt::join(kind.validations, ", "), v));
+    if (spec.schedule.continuous && !kind.follow)
+      problem(key + ".schedule.continuous", fmt::format("{} sources have no continuous follower", spec.kind));
   }
 
  private:
@@ -335,8 +404,12 @@ Result<Plan> parse_plan(const std::string& text, const std::string& file_name) {
     return Error(Code::kInvalidArgument, fmt::format("{}:{}: {}", file_name, e.mark.line + 1, e.msg));
   }
   Loader l(p);
-  nlohmann::json j = l.convert(root, "");
-  l.load(j);  // every problem at once, expansion errors included
+  try {
+    nlohmann::json j = l.convert(root, "");
+    l.load(j);  // every problem at once, expansion errors included
+  } catch (const std::exception& e) {  // a barrier: a plan is input, and input never ends a process
+    l.problems.push_back(fmt::format("{}: cannot read the plan: {}", file_name, e.what()));
+  }
   if (!l.problems.empty()) return Error(Code::kInvalidArgument, fmt::format("{}", fmt::join(l.problems, "\n")));
   return p;
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "sources/source_kind.h"
 
 namespace lifeboat::plan {
 
@@ -36,11 +37,28 @@ struct RetentionSpec {
 
 struct SourceSpec {
   std::string name, kind, repository;
-  nlohmann::json settings = nlohmann::json::object();  // kind-specific (uri, paths, …)
+  const sources::SourceKind* entry = nullptr;           // the kind's entry (null when not built)
+  nlohmann::json settings = nlohmann::json::object();  // kind-specific section as written (uri, paths, …)
+  sources::SettingsPtr parsed;                         // the same, parsed by the kind once
   ScheduleSpec schedule;
   RetentionSpec retention;
-  std::vector<std::string> validation;                 // checks to run after backups and in drills
+  std::vector<std::string> validation;                 // checks to run after restores and in drills
   std::map<std::string, nlohmann::json> environments;  // per-environment overrides of settings
+  std::map<std::string, sources::SettingsPtr> environment_parsed;  // settings merged with each override
+  std::string drill_schedule;                          // drills.per_source: this source's own drill cadence
+};
+
+struct NotificationSpec {
+  nlohmann::json config;                  // type, url, from, to, command, …
+  std::vector<std::string> on = {"failure"};  // failure, success, report
+  std::vector<std::string> sources, kinds;    // only events about these (empty: all)
+};
+
+struct DrillSpec {
+  std::string schedule;            // the whole plan's drill (cron)
+  std::string environment = "test";
+  std::vector<std::string> sources;  // the whole-plan drill's sources (empty: all)
+  std::string after_restore;       // a command run after each source's restore, before its checks
 };
 
 struct Plan {
@@ -48,9 +66,9 @@ struct Plan {
   int64_t rpo_ns = 3600LL * 1000000000, rto_ns = 4 * 3600LL * 1000000000;
   std::vector<RepositorySpec> repositories;
   std::vector<SourceSpec> sources;
-  nlohmann::json notifications = nlohmann::json::array();
-  nlohmann::json reports = nlohmann::json::object();
-  nlohmann::json drills = nlohmann::json::object();
+  std::vector<NotificationSpec> notifications;
+  std::string report_schedule;  // reports.schedule (cron)
+  DrillSpec drills;
   std::map<std::string, int> lines;  // "sources.mongo.schedule.full" -> line (1-based)
 
   const SourceSpec* source(const std::string& name) const;

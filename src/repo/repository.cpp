@@ -1,6 +1,8 @@
 // Repository open/init, sealed files, blob reads and key management.
 #include "repo/repository.h"
 
+#include <atomic>
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -82,6 +84,25 @@ Result<std::unique_ptr<Repository>> Repository::init(std::unique_ptr<storage::Ba
   return repo;
 }
 
+namespace {
+std::atomic<uint64_t> g_key_derivations{0};
+}  // namespace
+
+uint64_t Repository::key_derivations() { return g_key_derivations.load(std::memory_order_relaxed); }
+
+Result<std::unique_ptr<Repository>> Repository::open_with_master(std::unique_ptr<storage::Backend> backend,
+                                                                 const crypto::Key& master, const std::string& key_name) {
+  auto config_bytes = backend->load({FileType::kConfig, ""});
+  if (!config_bytes) return config_bytes.status().with_context("reading repository config");
+  std::unique_ptr<Repository> repo(new Repository(std::move(backend), master));
+  repo->key_name_ = key_name;
+  auto plain = repo->aead_.open(*config_bytes);
+  if (!plain) return plain.status().with_context("repository config");
+  LB_ASSIGN_OR_RETURN(repo->config_, RepoConfig::from_json(to_string(*plain)));
+  repo->chunker_ = Chunker(repo->keys_.chunker, repo->config_.chunker);
+  return repo;
+}
+
 Result<std::unique_ptr<Repository>> Repository::open(std::unique_ptr<storage::Backend> backend,
                                                      std::string_view password) {
   auto config_bytes = backend->load({FileType::kConfig, ""});
@@ -112,6 +133,7 @@ Result<std::unique_ptr<Repository>> Repository::open(std::unique_ptr<storage::Ba
       damaged.push_back(name);
       continue;
     }
+    g_key_derivations.fetch_add(1, std::memory_order_relaxed);
     auto master = kf->unwrap(password);
     if (!master) {
       if (master.status().code() == Code::kWrongPassword) continue;

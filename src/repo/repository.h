@@ -73,6 +73,12 @@ class Repository {
   static Result<std::unique_ptr<Repository>> open(std::unique_ptr<storage::Backend> backend,
                                                   std::string_view password);
 
+  // Another handle on an opened repository (its own index and caches) without deriving the key again.
+  static Result<std::unique_ptr<Repository>> open_with_master(std::unique_ptr<storage::Backend> backend,
+                                                              const crypto::Key& master, const std::string& key_name);
+  // How many times this process ran the password KDF (Argon2id) to open a repository.
+  static uint64_t key_derivations();
+
   storage::Backend& backend() { return *backend_; }
   // Create-only, with the object-lock retention the config asks for (none for locks and pins).
   storage::SaveOptions save_options(storage::FileType type) const;

@@ -26,4 +26,17 @@ struct FilesRestoreResult {
 Result<FilesRestoreResult> restore_files(repo::Repository& repo, const repo::Snapshot& snapshot,
                                          const FilesRestoreOptions& options, ProgressCounters& progress);
 
+// Reads a restored file through `fd` and checks each blob-sized piece against its content ID, and
+// that nothing follows the last one.
+Status verify_file_content(repo::Repository& repo, int fd, const repo::Node& node, const std::string& path);
+
+// What a restored target holds compared with the snapshot, read from the target: every directory,
+// file (hard links included: each path is read), symlink and special file.
+struct TreeVerification {
+  uint64_t files_expected = 0, files_found = 0, files_verified = 0;
+  uint64_t dirs_expected = 0, dirs_found = 0, others_expected = 0, others_found = 0;
+  std::vector<std::string> problems;  // the first few, with their paths
+};
+Result<TreeVerification> verify_restored_tree(repo::Repository& repo, const repo::Snapshot& snapshot, const std::string& target);
+
 }  // namespace lifeboat::sources::files

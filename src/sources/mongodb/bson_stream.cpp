@@ -24,6 +24,12 @@ void CollectionDigest::merge(const CollectionDigest& other) {
   bytes_ += other.bytes_;
 }
 
+void CollectionDigest::subtract(const CollectionDigest& other) {
+  sum_ -= other.sum_;
+  count_ -= other.count_;
+  bytes_ -= other.bytes_;
+}
+
 std::string CollectionDigest::hash_hex() const {
   return fmt::format("{:016x}{:016x}", static_cast<uint64_t>(sum_ >> 64), static_cast<uint64_t>(sum_));
 }

@@ -16,6 +16,8 @@ class CollectionDigest {
  public:
   void add(ByteView document);
   void merge(const CollectionDigest& other);
+  // Takes documents out again (their digest was merged or added before).
+  void subtract(const CollectionDigest& other);
   uint64_t count() const { return count_; }
   uint64_t bytes() const { return bytes_; }
   std::string hash_hex() const;

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <functional>
 #include <set>
 
 #include "core/interrupt.h"
@@ -133,8 +134,9 @@ std::optional<BsonDoc> map_op(const bson_t* op, const NsFilter& filter) {
   return out;
 }
 
+// Calls `apply` with every entry of the snapshot's oplog that the plan replays, mapped to the target.
 Status replay_stream(repo::Repository& repo, const repo::SnapshotRef& snap, const MongoRestorePlan& plan,
-                     const NsFilter& filter, OplogTime& applied, RestoreSink& sink, uint64_t& ops) {
+                     const NsFilter& filter, OplogTime& applied, const std::function<Status(const BsonDoc&)>& apply) {
   LB_ASSIGN_OR_RETURN(auto tree, repo.load_tree(snap.snapshot.tree));
   const repo::Node* n = tree.find(kOplogFile);
   if (!n) return Status::ok();
@@ -152,9 +154,17 @@ Status replay_stream(repo::Repository& repo, const repo::SnapshotRef& snap, cons
     applied = *ts;
     auto mapped = map_op(&view, filter);
     if (!mapped) continue;
-    LB_RETURN_IF_ERROR(sink.apply_op(mapped->get()));
-    ++ops;
+    LB_RETURN_IF_ERROR(apply(*mapped));
   }
+  return Status::ok();
+}
+
+// Every entry the plan replays, in order: the full backup's own oplog, then the slices.
+Status replay_all(repo::Repository& repo, const MongoRestorePlan& plan, const NsFilter& filter,
+                  const std::function<Status(const BsonDoc&)>& apply) {
+  OplogTime applied = plan.replay_from;
+  LB_RETURN_IF_ERROR(replay_stream(repo, plan.full, plan, filter, applied, apply));
+  for (const auto& s : plan.slices) LB_RETURN_IF_ERROR(replay_stream(repo, s, plan, filter, applied, apply));
   return Status::ok();
 }
 
@@ -182,6 +192,13 @@ Result<MongoRestoreResult> restore_mongodb(repo::Repository& repo, const MongoRe
 
   MongoRestoreResult result;
   result.plan = plan;
+  // The state the target must end in, predicted from the repository for the validations: the entries
+  // to replay are read once first to learn which documents they touch.
+  ExpectedState expected;
+  LB_RETURN_IF_ERROR(replay_all(repo, plan, filter, [&](const BsonDoc& op) {
+    expected.note_op(op.get());
+    return Status::ok();
+  }));
   LB_ASSIGN_OR_RETURN(auto root, repo.load_tree(plan.full.snapshot.tree));
   for (const auto& rec : meta.value("collections", nlohmann::json::array())) {
     std::string db = rec.value("db", ""), name = rec.value("name", "");
@@ -212,6 +229,7 @@ Result<MongoRestoreResult> restore_mongodb(repo::Repository& repo, const MongoRe
       if (!more) break;
       if (interrupted()) return Error(Code::kInterrupted, "interrupted");
       digest.add(doc);
+      expected.add_document(spec.db + "." + name, doc);
       batch.emplace_back(doc.begin(), doc.end());
       batch_bytes += doc.size();
       progress.bytes_done += doc.size();
@@ -234,12 +252,14 @@ Result<MongoRestoreResult> restore_mongodb(repo::Repository& repo, const MongoRe
     progress.files_done += 1;
   }
 
-  OplogTime applied = plan.replay_from;
-  LB_RETURN_IF_ERROR(replay_stream(repo, plan.full, plan, filter, applied, *sink, result.ops_applied));
-  for (const auto& s : plan.slices)
-    LB_RETURN_IF_ERROR(replay_stream(repo, s, plan, filter, applied, *sink, result.ops_applied));
+  LB_RETURN_IF_ERROR(replay_all(repo, plan, filter, [&](const BsonDoc& op) {
+    expected.apply_op(op.get());
+    ++result.ops_applied;
+    return sink->apply_op(op.get());
+  }));
   LB_RETURN_IF_ERROR(sink->finish());
   result.warnings = sink->warnings();
+  result.expected = expected.finish();
   return result;
 }
 

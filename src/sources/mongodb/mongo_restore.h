@@ -2,6 +2,7 @@
 // slices up to that time, into a server or a mongodump-layout directory.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -9,6 +10,7 @@
 #include "core/progress.h"
 #include "repo/repository.h"
 #include "sources/mongodb/mongo_client.h"
+#include "sources/mongodb/restore_sink.h"
 
 namespace lifeboat::sources::mongodb {
 
@@ -48,6 +50,8 @@ struct MongoRestoreResult {
   MongoRestorePlan plan;
   std::vector<CollectionCheck> collections;
   uint64_t documents = 0, ops_applied = 0, warnings = 0;
+  // Target "db.coll" -> what it must hold now (for validations that read the target back).
+  std::map<std::string, ExpectedState::Collection> expected;
 };
 
 // Every collection's count and hash are checked against the backup as it streams; a mismatch fails

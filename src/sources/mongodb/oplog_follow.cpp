@@ -12,6 +12,7 @@
 #include "repo/lock.h"
 #include "repo/write_session.h"
 #include "sources/mongodb/mongo_backup.h"
+#include "sources/source_kind.h"
 
 namespace lifeboat::sources::mongodb {
 
@@ -181,6 +182,8 @@ class Follower {
     snap.username = platform::username();
     snap.source = kSliceSource;
     snap.paths = {name_};
+    // Tagged like the full backups of a plan source of that name, so retention and copies find it.
+    snap.tags = {source_tag(name_)};
     snap.tree = root_id;
     snap.metadata = {{"kind", "oplog-slice"},
                      {"from", oplog_time_json(slice_from_)},

@@ -14,6 +14,7 @@
 #include <map>
 #include <mutex>
 
+#include "core/atomic_file.h"
 #include "core/worker_pool.h"
 
 // bson_t is declared aligned(128); GCC warns that containers of it drop the attribute, which is
@@ -420,14 +421,7 @@ Status write_all(int fd, ByteView data, const std::string& path) {
 }
 
 Status write_file_atomic(const std::string& path, ByteView data) {
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Error(Code::kIo, fmt::format("creating {}: {}", tmp, strerror(errno)));
-  Status s = write_all(fd, data, tmp);
-  ::close(fd);
-  if (!s.is_ok()) return s;
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return Error(Code::kIo, fmt::format("renaming {}: {}", tmp, strerror(errno)));
-  return Status::ok();
+  return lifeboat::write_file_atomic(path, std::string_view(reinterpret_cast<const char*>(data.data()), data.size()));
 }
 
 Status make_dir(const std::string& path) {
@@ -483,6 +477,36 @@ Result<BsonDoc> apply_set_unset(const bson_t* doc, const bson_t* update) {
     }
   }
   return out;
+}
+
+// Applies one data entry to documents held by their _id key, as a server would.
+Status apply_to_docs(std::map<std::string, Bytes>& docs, const bson_t* raw) {
+  ParsedOp op = parse_op(raw);
+  if (!op.o) return Status::ok();
+  auto put = [&](const bson_t* d) { docs[id_key(d)] = Bytes(bson_get_data(d), bson_get_data(d) + d->len); };
+  if (op.op == "i") {
+    put(op.o->get());
+  } else if (op.op == "d") {
+    docs.erase(id_key(op.o->get()));
+  } else if (op.op == "u") {
+    if (!op.o2) return Status::ok();
+    std::string key = id_key(op.o2->get());
+    if (has_field(op.o->get(), "diff"))
+      return Error(Code::kInvalidArgument, "replaying MongoDB delta updates ($v:2) into a directory is not "
+                                           "supported; restore into a server with --uri");
+    if (auto whole = whole_document_set(op.o->get())) {
+      put(whole->get());
+    } else if (first_key_is_operator(op.o->get())) {
+      auto it = docs.find(key);
+      if (it == docs.end()) return Status::ok();
+      BsonView cur(it->second);
+      LB_ASSIGN_OR_RETURN(auto next, apply_set_unset(cur.get(), op.o->get()));
+      it->second = Bytes(next.bytes().begin(), next.bytes().end());
+    } else {
+      put(op.o->get());
+    }
+  }
+  return Status::ok();
 }
 
 class DirSink final : public RestoreSink {
@@ -557,31 +581,7 @@ class DirSink final : public RestoreSink {
       }
       for (const auto& raw : ops_[ns]) {
         BsonView view(raw);
-        ParsedOp op = parse_op(view.get());
-        if (!op.o) continue;
-        auto put = [&](const bson_t* d) { docs[id_key(d)] = Bytes(bson_get_data(d), bson_get_data(d) + d->len); };
-        if (op.op == "i") {
-          put(op.o->get());
-        } else if (op.op == "d") {
-          docs.erase(id_key(op.o->get()));
-        } else if (op.op == "u") {
-          if (!op.o2) continue;
-          std::string key = id_key(op.o2->get());
-          if (has_field(op.o->get(), "diff"))
-            return Error(Code::kInvalidArgument, "replaying MongoDB delta updates ($v:2) into a directory is not "
-                                                 "supported; restore into a server with --uri");
-          if (auto whole = whole_document_set(op.o->get())) {
-            put(whole->get());
-          } else if (first_key_is_operator(op.o->get())) {
-            auto it = docs.find(key);
-            if (it == docs.end()) continue;
-            BsonView cur(it->second);
-            LB_ASSIGN_OR_RETURN(auto next, apply_set_unset(cur.get(), op.o->get()));
-            it->second = Bytes(next.bytes().begin(), next.bytes().end());
-          } else {
-            put(op.o->get());
-          }
-        }
+        LB_RETURN_IF_ERROR(apply_to_docs(docs, view.get()));
       }
       Bytes out;
       for (const auto& [k, d] : docs) out.insert(out.end(), d.begin(), d.end());
@@ -603,6 +603,92 @@ class DirSink final : public RestoreSink {
 };
 
 }  // namespace
+
+void ExpectedState::note_op(const bson_t* op) {
+  ParsedOp p = parse_op(op);
+  if (p.coll.empty() || p.op == "n") return;
+  auto& c = colls_[p.db + "." + p.coll];
+  if (p.op == "c") {
+    c.predictable = false;
+    c.why = "a command entry (create/drop/rename) was replayed";
+    return;
+  }
+  const auto& id_doc = p.op == "u" ? p.o2 : p.o;
+  if (id_doc) c.touched.insert(id_key(id_doc->get()));
+}
+
+void ExpectedState::add_document(const std::string& ns, ByteView doc) {
+  auto& c = colls_[ns];
+  c.all.add(doc);
+  if (c.touched.empty()) return;
+  BsonView v(doc);
+  std::string key = id_key(v.get());
+  if (!c.touched.count(key)) return;
+  c.before.add(doc);
+  c.docs[key] = Bytes(doc.begin(), doc.end());
+}
+
+void ExpectedState::apply_op(const bson_t* op) {
+  ParsedOp p = parse_op(op);
+  if (p.coll.empty() || p.op == "n" || p.op == "c") return;
+  auto& c = colls_[p.db + "." + p.coll];
+  if (!c.predictable) return;
+  Status s = apply_to_docs(c.docs, op);
+  if (!s) {
+    c.predictable = false;
+    c.why = s.message();
+  }
+}
+
+std::map<std::string, ExpectedState::Collection> ExpectedState::finish() const {
+  std::map<std::string, Collection> out;
+  for (const auto& [ns, c] : colls_) {
+    CollectionDigest d = c.all;
+    d.subtract(c.before);
+    for (const auto& [k, doc] : c.docs) d.add(doc);
+    out[ns] = Collection{d.count(), d.hash_hex(), c.predictable, c.why};
+  }
+  return out;
+}
+
+Result<CollectionDigest> digest_server_collection(MongoConnection& conn, const std::string& db, const std::string& coll) {
+  auto lease = conn.lease();
+  mongoc_collection_t* c = mongoc_client_get_collection(lease.get(), db.c_str(), coll.c_str());
+  BsonDoc filter;
+  mongoc_cursor_t* cur = mongoc_collection_find_with_opts(c, filter.get(), nullptr, nullptr);
+  CollectionDigest d;
+  const bson_t* doc;
+  while (mongoc_cursor_next(cur, &doc)) d.add(ByteView(bson_get_data(doc), doc->len));
+  bson_error_t err;
+  Status s = mongoc_cursor_error(cur, &err) ? mongo_error(err, "reading " + db + "." + coll + " back") : Status::ok();
+  mongoc_cursor_destroy(cur);
+  mongoc_collection_destroy(c);
+  if (!s) return s;
+  return d;
+}
+
+Result<CollectionDigest> digest_dir_collection(const std::string& dir, const std::string& db, const std::string& coll) {
+  std::string path = dir + "/" + db + "/" + coll + ".bson";
+  CollectionDigest d;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return d;  // absent: an empty collection
+  Bytes doc;
+  while (true) {
+    uint8_t len_bytes[4];
+    if (!in.read(reinterpret_cast<char*>(len_bytes), 4)) {
+      if (in.gcount() == 0) break;
+      return Error(Code::kCorrupt, fmt::format("{}: truncated document", path));
+    }
+    int32_t len;
+    std::memcpy(&len, len_bytes, 4);
+    if (len < 5 || len > 64 * 1024 * 1024) return Error(Code::kCorrupt, fmt::format("{}: bad document length {}", path, len));
+    doc.resize(static_cast<size_t>(len));
+    std::memcpy(doc.data(), len_bytes, 4);
+    if (!in.read(reinterpret_cast<char*>(doc.data()) + 4, len - 4)) return Error(Code::kCorrupt, fmt::format("{}: truncated document", path));
+    d.add(doc);
+  }
+  return d;
+}
 
 Result<std::unique_ptr<RestoreSink>> make_server_sink(const std::string& uri, const ServerSinkOptions& options) {
   LB_ASSIGN_OR_RETURN(auto conn, MongoConnection::connect(uri, static_cast<int>(options.threads) + 2));

@@ -2,10 +2,13 @@
 // collections with their documents, then oplog entries applied idempotently in order.
 #pragma once
 
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "sources/mongodb/bson_stream.h"
 #include "sources/mongodb/mongo_client.h"
 
 namespace lifeboat::sources::mongodb {
@@ -35,6 +38,40 @@ struct ServerSinkOptions {
 
 Result<std::unique_ptr<RestoreSink>> make_server_sink(const std::string& uri, const ServerSinkOptions& options);
 Result<std::unique_ptr<RestoreSink>> make_dir_sink(const std::string& dir);
+
+// The state a restore must leave in each collection, predicted from the repository alone: the full
+// backup's documents, with the replayed oplog entries applied in memory to the documents they touch
+// (only those are held). Validations compare the target, read back, with it.
+class ExpectedState {
+ public:
+  struct Collection {
+    uint64_t count = 0;
+    std::string hash;
+    bool predictable = true;  // false: the hash cannot be predicted (why says why); the count can
+    std::string why;
+  };
+  // First pass: an entry that will be replayed (ns already mapped to the target).
+  void note_op(const bson_t* op);
+  // A document of the full backup, as restored into `ns` ("db.coll" in the target).
+  void add_document(const std::string& ns, ByteView doc);
+  // Second pass: the same entries in order.
+  void apply_op(const bson_t* op);
+  std::map<std::string, Collection> finish() const;
+
+ private:
+  struct State {
+    CollectionDigest all, before;  // every document restored; the touched ones among them
+    std::set<std::string> touched;
+    std::map<std::string, Bytes> docs;  // touched documents by _id key, as replay leaves them
+    bool predictable = true;
+    std::string why;
+  };
+  std::map<std::string, State> colls_;
+};
+
+// Count and hash of what a target holds now, read back from it.
+Result<CollectionDigest> digest_server_collection(MongoConnection& conn, const std::string& db, const std::string& coll);
+Result<CollectionDigest> digest_dir_collection(const std::string& dir, const std::string& db, const std::string& coll);
 
 // Rewrites an oplog entry's ns (and a command's target) for --to-db renames; empty when the entry is
 // not for a selected database or is not data (no-ops, system collections).

@@ -1,0 +1,256 @@
+// Drills: restore, validate the target, measure, record.
+#include "ops/drill.h"
+
+#include <fmt/format.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <cstdlib>
+
+#include "core/cron.h"
+#include "core/platform_user.h"
+#include "core/time.h"
+#include "ops/plan_ops.h"
+#include "repo/lock.h"
+#include "repo/write_session.h"
+
+namespace lifeboat::ops {
+
+namespace {
+
+constexpr int64_t kMs = 1000000;
+
+// drills.after_restore: a command run with LIFEBOAT_SOURCE, LIFEBOAT_KIND and LIFEBOAT_ENVIRONMENT set
+// (e.g. starting the application on the restored data); a non-zero exit fails that source.
+Status run_after_restore(const std::string& command, const plan::SourceSpec& s, const std::string& environment) {
+  std::string line = fmt::format("LIFEBOAT_SOURCE='{}' LIFEBOAT_KIND='{}' LIFEBOAT_ENVIRONMENT='{}' {}", s.name, s.kind,
+                                 environment, command);
+  int rc = std::system(line.c_str());
+  if (rc != 0)
+    return Error(Code::kFatal, fmt::format("drills.after_restore command exited {} for source {}",
+                                           WIFEXITED(rc) ? WEXITSTATUS(rc) : rc, s.name));
+  return Status::ok();
+}
+
+nlohmann::json checks_json(const std::vector<sources::CheckResult>& checks) {
+  nlohmann::json a = nlohmann::json::array();
+  for (const auto& c : checks) a.push_back({{"check", c.name}, {"ok", c.ok}, {"detail", c.detail}});
+  return a;
+}
+
+}  // namespace
+
+nlohmann::json DrillRecord::to_json() const {
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& s : sources) {
+    nlohmann::json result = {{"checks", checks_json(s.checks)}, {"details", s.details}};
+    if (!s.point.empty()) result["point"] = s.point;
+    if (!s.snapshot.empty()) result["snapshot"] = s.snapshot;
+    if (!s.limit.empty()) result["limit"] = s.limit;
+    nlohmann::json j = {{"source", s.source}, {"kind", s.kind},     {"ok", s.ok},
+                        {"rto_ms", s.rto_ms}, {"duration_ms", s.rto_ms}, {"result", result}};
+    j["rpo_ms"] = s.rpo_ms ? nlohmann::json(*s.rpo_ms) : nlohmann::json();
+    if (!s.error.empty()) j["error"] = s.error;
+    list.push_back(j);
+  }
+  nlohmann::json j = {{"kind", "drill"},
+                      {"plan", plan},
+                      {"environment", environment},
+                      {"started", format_rfc3339(started_ns)},
+                      {"started_ns", started_ns},
+                      {"host", host},
+                      {"objectives", {{"rpo_ms", rpo_objective_ms}, {"rto_ms", rto_objective_ms}}},
+                      {"sources", list},
+                      {"total_rto_ms", total_rto_ms},
+                      {"worst_rpo_ms", worst_rpo_ms},
+                      {"passed", passed},
+                      {"rpo_met", rpo_met},
+                      {"rto_met", rto_met},
+                      {"deviations", deviations},
+                      {"failures", failures}};
+  if (!snapshot.empty()) j["snapshot"] = snapshot;
+  return j;
+}
+
+std::optional<DrillRecord> DrillRecord::from_json(const nlohmann::json& j) {
+  try {
+    DrillRecord d;
+    d.plan = j.value("plan", "");
+    d.environment = j.value("environment", "");
+    d.host = j.value("host", "");
+    d.snapshot = j.value("snapshot", "");
+    d.started_ns = j.value("started_ns", int64_t{0});
+    if (j.contains("objectives")) {
+      d.rpo_objective_ms = j["objectives"].value("rpo_ms", int64_t{0});
+      d.rto_objective_ms = j["objectives"].value("rto_ms", int64_t{0});
+    }
+    for (const auto& s : j.value("sources", nlohmann::json::array())) {
+      DrillSourceResult r;
+      r.source = s.value("source", "");
+      r.kind = s.value("kind", "");
+      r.ok = s.value("ok", false);
+      r.error = s.value("error", "");
+      r.rto_ms = s.value("rto_ms", int64_t{0});
+      if (s.contains("rpo_ms") && s["rpo_ms"].is_number()) r.rpo_ms = s["rpo_ms"].get<int64_t>();
+      const auto& res = s.value("result", nlohmann::json::object());
+      r.point = res.value("point", "");
+      r.snapshot = res.value("snapshot", "");
+      r.limit = res.value("limit", "");
+      r.details = res.value("details", nlohmann::json::object());
+      for (const auto& c : res.value("checks", nlohmann::json::array()))
+        r.checks.push_back({c.value("check", ""), c.value("ok", false), c.value("detail", "")});
+      d.sources.push_back(std::move(r));
+    }
+    d.total_rto_ms = j.value("total_rto_ms", int64_t{0});
+    d.worst_rpo_ms = j.value("worst_rpo_ms", int64_t{0});
+    d.passed = j.value("passed", false);
+    d.rpo_met = j.value("rpo_met", false);
+    d.rto_met = j.value("rto_met", false);
+    d.deviations = j.value("deviations", std::vector<std::string>{});
+    d.failures = j.value("failures", std::vector<std::string>{});
+    return d;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+Result<DrillRecord> run_drill(RepositorySet& repos, const std::vector<const plan::SourceSpec*>& list,
+                              const std::string& environment, bool allow_production) {
+  const plan::Plan& plan = repos.plan();
+  if (environment == "production" && !allow_production)
+    return Error(Code::kInvalidArgument, "a drill restores over its environment: not into production (pass --allow-production to insist)");
+  if (list.empty()) return Error(Code::kInvalidArgument, "the plan has no sources to drill");
+  DrillRecord d;
+  d.plan = plan.file;
+  d.environment = environment;
+  d.host = platform::hostname();
+  d.started_ns = now_unix_ns();
+  d.rpo_objective_ms = plan.rpo_ns / kMs;
+  d.rto_objective_ms = plan.rto_ns / kMs;
+  int64_t start_mono = monotonic_ns();
+  bool all_points = true, all_ok = true;
+  std::function<Status(const plan::SourceSpec&)> hook;
+  if (!plan.drills.after_restore.empty())
+    hook = [&](const plan::SourceSpec& s) { return run_after_restore(plan.drills.after_restore, s, environment); };
+  for (const auto* s : list) {
+    // RPO: how old the newest restorable point is as the drill starts.
+    NewestPoint np = newest_point(repos, *s);
+    RestoreRun run = restore_source(repos, *s, environment, std::nullopt, hook);
+    DrillSourceResult r;
+    r.source = s->name;
+    r.kind = s->kind;
+    r.ok = run.outcome.ok;
+    r.error = run.outcome.error;
+    r.rto_ms = run.outcome.duration_ms;
+    r.point = run.outcome.result.value("point", "");
+    r.snapshot = run.outcome.result.value("snapshot", "");
+    r.limit = run.outcome.result.value("limit", "");
+    r.details = run.outcome.result.value("details", nlohmann::json::object());
+    r.checks = run.checks;
+    if (!np.error.empty()) {
+      d.failures.push_back(fmt::format("{}: repository {} cannot be opened: {}", s->name, s->repository, np.error));
+      r.ok = false;
+      all_points = false;
+    } else if (!np.point_ns) {
+      d.failures.push_back(fmt::format("{}: no restorable backup", s->name));
+      r.ok = false;
+      all_points = false;
+    } else {
+      int64_t rpo = std::max<int64_t>(0, (d.started_ns - *np.point_ns) / kMs);
+      r.rpo_ms = rpo;
+      d.worst_rpo_ms = std::max(d.worst_rpo_ms, rpo);
+      if (rpo * kMs > plan.rpo_ns)
+        d.deviations.push_back(fmt::format("{}: RPO {} exceeds the objective {}", s->name, format_duration_ms(rpo),
+                                           format_duration_ms(plan.rpo_ns / kMs)));
+    }
+    if (r.rto_ms * kMs > plan.rto_ns)
+      d.deviations.push_back(fmt::format("{}: RTO {} exceeds the objective {}", s->name, format_duration_ms(r.rto_ms),
+                                         format_duration_ms(plan.rto_ns / kMs)));
+    if (run.outcome.ok && s->validation.empty())
+      d.deviations.push_back(fmt::format("{}: no validation ran (the plan lists none for it): the restore is unproven", s->name));
+    for (const auto& c : r.checks)
+      if (!c.ok) d.failures.push_back(fmt::format("{}: check {} failed: {}", s->name, c.name, c.detail));
+    bool a_check_failed = std::any_of(r.checks.begin(), r.checks.end(), [](const auto& c) { return !c.ok; });
+    if (!run.outcome.ok && !a_check_failed) d.failures.push_back(fmt::format("{}: {}", s->name, run.outcome.error));
+    all_ok = all_ok && r.ok;
+    d.sources.push_back(std::move(r));
+  }
+  d.total_rto_ms = (monotonic_ns() - start_mono) / kMs;
+  if (d.total_rto_ms * kMs > plan.rto_ns)
+    d.deviations.push_back(fmt::format("total RTO {} exceeds the objective {}", format_duration_ms(d.total_rto_ms),
+                                       format_duration_ms(plan.rto_ns / kMs)));
+  d.passed = all_ok;
+  d.rpo_met = all_points && d.worst_rpo_ms * kMs <= plan.rpo_ns;
+  d.rto_met = d.total_rto_ms * kMs <= plan.rto_ns;
+  // The record lives with the backups it proves: a `drill` snapshot in the first source's repository.
+  LB_ASSIGN_OR_RETURN(auto repo, repos.acquire(list[0]->repository));
+  LB_ASSIGN_OR_RETURN(auto lock, repo::RepoLock::acquire(*repo, repo::LockKind::kShared));
+  LB_RETURN_IF_ERROR(repo->load_index());
+  repo::WriteSession session(*repo);
+  LB_ASSIGN_OR_RETURN(auto tree, session.store_tree(repo::Tree{}));
+  repo::Snapshot snap;
+  snap.time_ns = d.started_ns;
+  snap.hostname = d.host;
+  snap.username = platform::username();
+  snap.source = "drill";
+  snap.paths = {plan.file};
+  snap.tags = {"drill", "environment:" + environment};
+  for (const auto* s : list) snap.tags.push_back("drilled:" + s->name);
+  snap.tree = tree;
+  snap.metadata = d.to_json();
+  LB_ASSIGN_OR_RETURN(d.snapshot, session.commit(snap));
+  return d;
+}
+
+std::string drill_markdown(const DrillRecord& d) {
+  std::string md = fmt::format("# Recovery drill {} — environment {}\n\n", format_rfc3339(d.started_ns), d.environment);
+  md += fmt::format("Plan: `{}`. Objectives: RPO {}, RTO {}. Result: **{}**; RPO {} (worst {}), RTO {} (total {}).\n\n", d.plan,
+                    format_duration_ms(d.rpo_objective_ms), format_duration_ms(d.rto_objective_ms), d.passed ? "passed" : "FAILED",
+                    d.rpo_met ? "met" : "NOT met", format_duration_ms(d.worst_rpo_ms), d.rto_met ? "met" : "NOT met",
+                    format_duration_ms(d.total_rto_ms));
+  md += "## Steps\n\n| # | source | kind | restored point | RTO | RPO | checks | result |\n|---|---|---|---|---|---|---|---|\n";
+  int n = 0;
+  for (const auto& s : d.sources) {
+    std::string checks;
+    for (const auto& c : s.checks) checks += fmt::format("{}{} {}", checks.empty() ? "" : ", ", c.name, c.ok ? "ok" : "FAILED");
+    md += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} |\n", ++n, s.source, s.kind, s.point.empty() ? "—" : s.point,
+                      format_duration_ms(s.rto_ms), s.rpo_ms ? format_duration_ms(*s.rpo_ms) : "—", checks.empty() ? "—" : checks,
+                      s.ok ? "ok" : "failed: " + s.error);
+  }
+  md += "\n## Deviations\n\n";
+  if (d.deviations.empty()) md += "None.\n";
+  for (const auto& x : d.deviations) md += "- " + x + "\n";
+  md += "\n## Failures\n\n";
+  if (d.failures.empty()) md += "None.\n";
+  for (const auto& x : d.failures) md += "- " + x + "\n";
+  return md;
+}
+
+std::vector<std::pair<repo::SnapshotRef, DrillRecord>> stored_drills(const std::vector<repo::SnapshotRef>& all) {
+  std::vector<std::pair<repo::SnapshotRef, DrillRecord>> out;
+  for (const auto& r : all) {
+    if (r.snapshot.source != "drill") continue;
+    if (auto d = DrillRecord::from_json(r.snapshot.metadata)) out.emplace_back(r, std::move(*d));
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first.snapshot.time_ns < b.first.snapshot.time_ns; });
+  return out;
+}
+
+std::optional<std::pair<int64_t, bool>> last_drill_of(const std::vector<repo::SnapshotRef>& all, const std::string& source) {
+  std::optional<std::pair<int64_t, bool>> last;
+  for (const auto& [ref, d] : stored_drills(all))
+    for (const auto& s : d.sources)
+      if (s.source == source) last = std::make_pair(ref.snapshot.time_ns, s.ok);
+  return last;
+}
+
+std::optional<int64_t> drill_due_ns(const std::string& cron, std::optional<int64_t> last_ns) {
+  auto c = CronSchedule::parse(cron);
+  if (!c) return std::nullopt;
+  if (!last_ns) return now_unix_ns();
+  int64_t t = c->next_after(*last_ns / 1000000000LL);
+  if (t < 0) return std::nullopt;
+  return t * 1000000000LL;
+}
+
+}  // namespace lifeboat::ops

@@ -1,0 +1,57 @@
+// Drills (plan §4): every source restored into a non-production environment, validated against the
+// restored target, RTO measured per source and in total, RPO from each source's newest restorable
+// point, compared with the objectives. The record is typed and shared by `drill`, `status` and `report`.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ops/repository_set.h"
+#include "plan/plan.h"
+#include "sources/source_kind.h"
+
+namespace lifeboat::ops {
+
+struct DrillSourceResult {
+  std::string source, kind;
+  bool ok = false;
+  std::string error;
+  int64_t rto_ms = 0;
+  std::optional<int64_t> rpo_ms;  // none: no restorable point
+  std::string point, snapshot, limit;
+  std::vector<sources::CheckResult> checks;
+  nlohmann::json details = nlohmann::json::object();
+};
+
+struct DrillRecord {
+  std::string plan, environment, host, snapshot;
+  int64_t started_ns = 0;
+  int64_t rpo_objective_ms = 0, rto_objective_ms = 0;
+  std::vector<DrillSourceResult> sources;
+  int64_t total_rto_ms = 0, worst_rpo_ms = 0;
+  bool passed = false, rpo_met = false, rto_met = false;
+  std::vector<std::string> deviations, failures;
+
+  nlohmann::json to_json() const;
+  // nullopt for a record this version cannot read (damaged or foreign metadata).
+  static std::optional<DrillRecord> from_json(const nlohmann::json& j);
+};
+
+// Runs a drill; `after_restore` (plan drills.after_restore) runs after each restore, before checks.
+Result<DrillRecord> run_drill(RepositorySet& repos, const std::vector<const plan::SourceSpec*>& sources,
+                              const std::string& environment, bool allow_production);
+
+// Markdown drill record (plan §6.2): steps, timings, deviations, failures.
+std::string drill_markdown(const DrillRecord& drill);
+
+// Drill records stored in `all`, oldest first.
+std::vector<std::pair<repo::SnapshotRef, DrillRecord>> stored_drills(const std::vector<repo::SnapshotRef>& all);
+// When `source` was last drilled (time, passed), from the drill records in `all`.
+std::optional<std::pair<int64_t, bool>> last_drill_of(const std::vector<repo::SnapshotRef>& all, const std::string& source);
+// When the next drill is due under `cron` after the last one (now-or-past when never drilled).
+std::optional<int64_t> drill_due_ns(const std::string& cron, std::optional<int64_t> last_ns);
+
+}  // namespace lifeboat::ops

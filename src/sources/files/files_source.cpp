@@ -1,0 +1,118 @@
+// The files source kind: plan settings (paths, exclude, target), backup with the previous backup as
+// parent, restore of the newest snapshot at or before T, and checks that read the restored tree.
+#include "sources/files/files_source.h"
+
+#include <fmt/format.h>
+
+#include "core/platform_user.h"
+#include "core/time.h"
+#include "repo/snapshot_select.h"
+#include "sources/files/files_backup.h"
+#include "sources/files/files_restore.h"
+#include "sources/settings_reader.h"
+
+namespace lifeboat::sources::files {
+
+namespace {
+
+constexpr const char* kSource = "files";
+
+struct FilesSettings : SourceSettings {
+  std::vector<std::string> paths, exclude;
+  std::string target;  // restores: the directory the tree is recreated under
+};
+
+std::optional<repo::SnapshotRef> newest(const std::vector<repo::SnapshotRef>& all, const std::string& name,
+                                        std::optional<int64_t> at_ns) {
+  repo::SnapshotFilter f;
+  f.source = kSource;
+  f.tags = {source_tag(name)};
+  auto r = repo::select_snapshot(all, "latest", at_ns, f);
+  if (!r) return std::nullopt;
+  return *r;
+}
+
+SettingsPtr parse(const nlohmann::json& section, std::vector<SettingsProblem>& problems) {
+  SettingsReader r(section, problems);
+  auto s = std::make_shared<FilesSettings>();
+  s->paths = r.strings("paths", true);
+  s->exclude = r.strings("exclude");
+  s->target = r.string("target");
+  r.only({"paths", "exclude", "target"});
+  return r.ok() ? s : nullptr;
+}
+
+Result<SourceBackup> backup(SourceContext& ctx, const SourceSettings& base) {
+  const auto& s = static_cast<const FilesSettings&>(base);
+  FilesBackupOptions o;
+  for (const auto& p : s.paths) o.paths.push_back(absolute_path(p));
+  o.excludes = s.exclude;
+  o.tags = {source_tag(ctx.name)};
+  o.hostname = platform::hostname();
+  LB_ASSIGN_OR_RETURN(auto all, ctx.repo.list_snapshots());
+  o.parent = newest(all, ctx.name, std::nullopt);
+  LB_ASSIGN_OR_RETURN(auto r, backup_files(ctx.repo, o, ctx.progress));
+  SourceBackup out{r.snapshot_id, r.snapshot.summary, {}};
+  for (const auto& u : r.unreadable) out.warnings.push_back("unreadable: " + u);
+  return out;
+}
+
+Result<SourceRestore> restore(SourceContext& ctx, const SourceSettings& base, std::optional<int64_t> at_ns) {
+  const auto& s = static_cast<const FilesSettings&>(base);
+  if (s.target.empty())
+    return Error(Code::kInvalidArgument, fmt::format("source {}: the environment needs a target directory (target:)", ctx.name));
+  LB_ASSIGN_OR_RETURN(auto all, ctx.repo.list_snapshots());
+  auto snap = newest(all, ctx.name, at_ns);
+  if (!snap)
+    return Error(Code::kNotFound, fmt::format("source {}: no backup{}", ctx.name, at_ns ? " at or before " + format_rfc3339(*at_ns) : ""));
+  FilesRestoreOptions o;
+  o.target = s.target;
+  LB_ASSIGN_OR_RETURN(auto r, restore_files(ctx.repo, snap->snapshot, o, ctx.progress));
+  if (!r.errors.empty())
+    return Error(Code::kFatal, fmt::format("source {}: {} file(s) failed: {}", ctx.name, r.errors.size(), r.errors[0]));
+  SourceRestore out;
+  out.point_ns = snap->snapshot.time_ns;
+  out.snapshot_id = snap->id;
+  out.details = {{"target", o.target}, {"files", r.files}, {"bytes", r.bytes}};
+  return out;
+}
+
+CheckResult validate(SourceContext& ctx, const SourceSettings& base, const SourceRestore& restored, const std::string& check) {
+  const auto& s = static_cast<const FilesSettings&>(base);
+  auto snap = ctx.repo.load_snapshot(restored.snapshot_id);
+  if (!snap) return {check, false, snap.status().message()};
+  auto v = verify_restored_tree(ctx.repo, snap->snapshot, s.target);
+  if (!v) return {check, false, v.status().message()};
+  std::string first = v->problems.empty() ? "" : "; first problem: " + v->problems[0];
+  if (check == "hashes")
+    return {check, v->files_verified == v->files_expected,
+            fmt::format("{} of {} files read back from {} equal the backup{}", v->files_verified, v->files_expected, s.target, first)};
+  bool ok = v->files_found == v->files_expected && v->dirs_found == v->dirs_expected && v->others_found == v->others_expected;
+  return {check, ok,
+          fmt::format("{} of {} files, {} of {} directories, {} of {} links and special files present in {}{}", v->files_found,
+                      v->files_expected, v->dirs_found, v->dirs_expected, v->others_found, v->others_expected, s.target, first)};
+}
+
+}  // namespace
+
+const SourceKind& files_source_kind() {
+  static const SourceKind kind = [] {
+    SourceKind k;
+    k.name = "files";
+    k.summary = "files and directories";
+    k.validations = {"hashes", "counts"};
+    k.parse = parse;
+    k.backup = backup;
+    k.restore = restore;
+    k.validate = validate;
+    k.newest_point = [](const std::vector<repo::SnapshotRef>& all, const std::string& name) -> std::optional<int64_t> {
+      auto s = newest(all, name, std::nullopt);
+      if (!s) return std::nullopt;
+      return s->snapshot.time_ns;
+    };
+    return k;
+  }();
+  return kind;
+}
+
+}  // namespace lifeboat::sources::files

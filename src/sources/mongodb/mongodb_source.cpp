@@ -1,0 +1,162 @@
+// The MongoDB source kind: plan settings (uri, databases, rename, to_dir), full backups, the oplog
+// follower, point-in-time restores, and counts/hashes read back from the restored server or directory
+// and compared with the state predicted from the repository.
+#include "sources/mongodb/mongodb_source.h"
+
+#include <fmt/format.h>
+
+#include "core/time.h"
+#include "sources/mongodb/mongo_backup.h"
+#include "sources/mongodb/mongo_restore.h"
+#include "sources/mongodb/oplog_follow.h"
+#include "sources/settings_reader.h"
+
+namespace lifeboat::sources::mongodb {
+
+namespace {
+
+struct MongoSettings : SourceSettings {
+  std::string uri, to_dir;
+  std::vector<std::string> databases;
+  std::vector<std::pair<std::string, std::string>> rename;
+};
+
+SettingsPtr parse(const nlohmann::json& section, std::vector<SettingsProblem>& problems) {
+  SettingsReader r(section, problems);
+  auto s = std::make_shared<MongoSettings>();
+  s->uri = r.string("uri", true);
+  s->databases = r.strings("databases");
+  s->rename = r.string_map("rename");
+  s->to_dir = r.string("to_dir");
+  r.only({"uri", "databases", "rename", "to_dir"});
+  return r.ok() ? s : nullptr;
+}
+
+Result<SourceBackup> backup(SourceContext& ctx, const SourceSettings& base) {
+  const auto& s = static_cast<const MongoSettings&>(base);
+  MongoBackupOptions o;
+  o.uri = s.uri;
+  o.databases = s.databases;
+  o.name = ctx.name;
+  o.tags = {source_tag(ctx.name)};
+  LB_ASSIGN_OR_RETURN(auto r, backup_mongodb(ctx.repo, o, ctx.progress));
+  return SourceBackup{r.snapshot_id, r.snapshot.summary, {}};
+}
+
+Result<SourceRestore> restore(SourceContext& ctx, const SourceSettings& base, std::optional<int64_t> at_ns) {
+  const auto& s = static_cast<const MongoSettings&>(base);
+  LB_ASSIGN_OR_RETURN(auto all, ctx.repo.list_snapshots());
+  LB_ASSIGN_OR_RETURN(auto plan, plan_mongodb_restore(all, ctx.name, at_ns));
+  MongoRestoreOptions o;
+  o.uri = s.to_dir.empty() ? s.uri : "";
+  o.to_dir = s.to_dir;
+  o.drop = true;  // a restore into an environment replaces what is there
+  o.databases = s.databases;
+  o.rename = s.rename;
+  LB_ASSIGN_OR_RETURN(auto r, restore_mongodb(ctx.repo, plan, o, ctx.progress));
+  SourceRestore out;
+  out.point_ns = plan.point_ns;
+  out.snapshot_id = plan.full.id;
+  out.limit = plan.limit;
+  out.details = {{"target", o.to_dir.empty() ? redact_uri(o.uri) : o.to_dir}, {"collections", r.collections.size()},
+                 {"documents", r.documents}, {"oplog_entries_applied", r.ops_applied}, {"slices", plan.slices.size()}};
+  for (const auto& [ns, c] : r.expected)
+    out.expected[ns] = {{"count", c.count}, {"hash", c.hash}, {"predictable", c.predictable}, {"why", c.why}};
+  return out;
+}
+
+// Reads every collection the restore wrote back from the target and compares it with the prediction.
+CheckResult validate(SourceContext&, const SourceSettings& base, const SourceRestore& restored, const std::string& check) {
+  const auto& s = static_cast<const MongoSettings&>(base);
+  std::unique_ptr<MongoConnection> conn;
+  if (s.to_dir.empty()) {
+    auto c = MongoConnection::connect(s.uri, 2);
+    if (!c) return {check, false, "cannot read the target back: " + c.status().message()};
+    conn = std::move(*c);
+  }
+  uint64_t collections = 0, documents = 0;
+  std::vector<std::string> wrong;
+  for (const auto& [ns, want] : restored.expected.items()) {
+    size_t dot = ns.find('.');
+    std::string db = ns.substr(0, dot), coll = ns.substr(dot + 1);
+    auto got = conn ? digest_server_collection(*conn, db, coll) : digest_dir_collection(s.to_dir, db, coll);
+    if (!got) return {check, false, got.status().message()};
+    ++collections;
+    documents += got->count();
+    uint64_t want_count = want.value("count", uint64_t{0});
+    if (check == "counts" && got->count() != want_count)
+      wrong.push_back(fmt::format("{} holds {} documents, {} expected", ns, got->count(), want_count));
+    if (check == "hashes") {
+      if (!want.value("predictable", true))
+        wrong.push_back(fmt::format("{}: content cannot be predicted ({})", ns, want.value("why", "")));
+      else if (got->hash_hex() != want.value("hash", ""))
+        wrong.push_back(fmt::format("{}: content hash {} differs from the expected {}", ns, got->hash_hex(), want.value("hash", "")));
+    }
+  }
+  std::string where = conn ? conn->display_name() : s.to_dir;
+  if (!wrong.empty())
+    return {check, false, fmt::format("{} of {} collections read back from {} differ: {}", wrong.size(), collections, where,
+                                      fmt::join(wrong, "; "))};
+  return {check, true,
+          check == "counts"
+              ? fmt::format("{} documents in {} collections read back from {}, as expected", documents, collections, where)
+              : fmt::format("every collection read back from {} has the expected content hash ({} collections)", where, collections)};
+}
+
+// The full backup a slice extends: the newest whose consistent end precedes the slice's last entry.
+std::optional<std::string> base_of(const repo::SnapshotRef& slice, const std::vector<repo::SnapshotRef>& fulls) {
+  auto to = oplog_time_from_json(slice.snapshot.metadata.value("to", nlohmann::json()));
+  if (!to) return std::nullopt;
+  std::optional<std::string> best;
+  for (const auto& f : fulls) {
+    auto end = oplog_time_from_json(f.snapshot.metadata.value("oplog_end", nlohmann::json()));
+    if (end && *end < *to) best = f.id;
+  }
+  return best;
+}
+
+Status follow(repo::Repository& repo, const std::string& name, const SourceSettings& base, int64_t interval_ns,
+              const FollowHooks& hooks) {
+  const auto& s = static_cast<const MongoSettings&>(base);
+  FollowOptions fo;
+  fo.uri = s.uri;
+  fo.name = name;
+  fo.interval_ns = interval_ns;
+  fo.should_stop = hooks.should_stop;
+  FollowEvents ev;
+  ev.on_warning = hooks.on_warning;
+  ev.on_commit = [&](const SliceCommitted&) {
+    if (hooks.on_commit) hooks.on_commit();
+  };
+  return follow_oplog(repo, fo, ev);
+}
+
+}  // namespace
+
+const SourceKind& mongodb_source_kind() {
+  static const SourceKind kind = [] {
+    SourceKind k;
+    k.name = "mongodb";
+    k.summary = "MongoDB: full backups, continuous oplog capture, point-in-time restore";
+    k.validations = {"counts", "hashes"};
+    k.parse = parse;
+    k.backup = backup;
+    k.restore = restore;
+    k.validate = validate;
+    k.newest_point = [](const std::vector<repo::SnapshotRef>& all, const std::string& name) -> std::optional<int64_t> {
+      auto plan = plan_mongodb_restore(all, name, std::nullopt);
+      if (!plan) return std::nullopt;
+      return plan->point_ns;
+    };
+    k.follow = follow;
+    k.follow_args = [](const std::string& name, const std::string& interval) {
+      return std::vector<std::string>{"mongodb", "follow", "--uri", "$MONGO_URI", "--name", name, "--interval", interval};
+    };
+    k.is_dependent = [](const repo::Snapshot& s) { return s.source == kSliceSource; };
+    k.base_of = base_of;
+    return k;
+  }();
+  return kind;
+}
+
+}  // namespace lifeboat::sources::mongodb

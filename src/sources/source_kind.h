@@ -1,0 +1,108 @@
+// The contract every source kind fulfils: typed settings parsed once, backup, restore into a target,
+// validations that read the restored target back, the newest restorable point, and optional
+// capabilities (a continuous follower, snapshots that depend on another). Each kind defines its
+// entry in its own folder (src/sources/<kind>/<kind>_source.cpp); registry.cpp only lists them.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/progress.h"
+#include "repo/repository.h"
+
+namespace lifeboat::sources {
+
+// Every snapshot a plan source makes carries this tag, so drills, retention and reports find them.
+std::string source_tag(const std::string& source_name);
+
+// A kind's parsed settings; each kind derives its own struct and casts back with settings_as<T>.
+struct SourceSettings {
+  virtual ~SourceSettings() = default;
+};
+using SettingsPtr = std::shared_ptr<const SourceSettings>;
+
+template <typename T>
+const T& settings_as(const SettingsPtr& s) {
+  return static_cast<const T&>(*s);
+}
+
+// Where a problem in a settings section is: the key ("rename.a") and what is wrong with it.
+struct SettingsProblem {
+  std::string key, message;
+};
+
+struct CheckResult {
+  std::string name;  // "counts", "hashes", …
+  bool ok = false;
+  std::string detail;
+};
+
+struct SourceBackup {
+  std::string snapshot_id;
+  nlohmann::json summary;
+  std::vector<std::string> warnings;
+};
+
+// What a restore wrote and where: enough for the kind's validations to read the target back.
+struct SourceRestore {
+  int64_t point_ns = 0;      // the restored state is the source's state as of this instant
+  std::string snapshot_id;   // the snapshot (full backup) it came from
+  std::string limit;         // why point_ns lies before the requested instant, when it does
+  nlohmann::json details = nlohmann::json::object();
+  // The state the target must now hold, as the kind computed it from the repository (not from the
+  // target): the validations compare the target against it.
+  nlohmann::json expected = nlohmann::json::object();
+};
+
+struct SourceContext {
+  repo::Repository& repo;
+  std::string name;  // the source's name in the plan
+  ProgressCounters& progress;
+};
+
+struct FollowHooks {
+  std::function<bool()> should_stop;
+  std::function<void(const std::string&)> on_warning;  // e.g. "OPLOG GAP …"
+  std::function<void()> on_commit;
+};
+
+struct SourceKind {
+  std::string name;
+  std::string summary;
+  std::vector<std::string> validations;  // the check names `validation:` may list
+
+  // Typed settings from the plan's section (for restores: merged with the environment's override).
+  // Problems are appended with the key they concern; the result is nullptr only when there were any.
+  // `plan check` and every run use this one parser.
+  std::function<SettingsPtr(const nlohmann::json& section, std::vector<SettingsProblem>& problems)> parse;
+
+  std::function<Result<SourceBackup>(SourceContext&, const SourceSettings&)> backup;
+  // Restores the state as of `at_ns` (default: newest) where the settings say.
+  std::function<Result<SourceRestore>(SourceContext&, const SourceSettings&, std::optional<int64_t> at_ns)> restore;
+  // Runs one named validation by reading the restored target (never the repository's stream alone).
+  std::function<CheckResult(SourceContext&, const SourceSettings&, const SourceRestore&, const std::string& check)> validate;
+  // The newest instant a restore can reach now (for RPO); nullopt without any backup.
+  std::function<std::optional<int64_t>(const std::vector<repo::SnapshotRef>& all, const std::string& name)> newest_point;
+
+  // Optional: a continuous follower (plan `schedule.continuous`), run until should_stop.
+  std::function<Status(repo::Repository&, const std::string& name, const SourceSettings&, int64_t interval_ns,
+                       const FollowHooks&)>
+      follow;
+  // Optional, with follow: the follower's command line (after `lifeboat`) for `emit`; "$VAR" words
+  // stand for the environment variables the unit or pod provides.
+  std::function<std::vector<std::string>(const std::string& name, const std::string& interval)> follow_args;
+
+  // Optional: snapshots that extend another (MongoDB oplog slices extend a full backup). Retention
+  // applies the policy to the others and keeps a dependent exactly as long as its base is kept.
+  std::function<bool(const repo::Snapshot&)> is_dependent;
+  // The id of the snapshot a dependent extends, among `bases` (oldest first); nullopt when none.
+  std::function<std::optional<std::string>(const repo::SnapshotRef& dependent, const std::vector<repo::SnapshotRef>& bases)>
+      base_of;
+};
+
+}  // namespace lifeboat::sources
