@@ -38,6 +38,27 @@ nlohmann::json checks_json(const std::vector<sources::CheckResult>& checks) {
   return a;
 }
 
+Status store_record(RepositorySet& repos, const std::string& repository, const std::vector<const plan::SourceSpec*>& list,
+                    DrillRecord& d) {
+  LB_ASSIGN_OR_RETURN(auto repo, repos.acquire(repository));
+  LB_ASSIGN_OR_RETURN(auto lock, repo::RepoLock::acquire(*repo, repo::LockKind::kShared));
+  LB_RETURN_IF_ERROR(repo->load_index());
+  repo::WriteSession session(*repo);
+  LB_ASSIGN_OR_RETURN(auto tree, session.store_tree(repo::Tree{}));
+  repo::Snapshot snap;
+  snap.time_ns = d.started_ns;
+  snap.hostname = d.host;
+  snap.username = platform::username();
+  snap.source = "drill";
+  snap.paths = {repos.plan().file};
+  snap.tags = {"drill", "environment:" + d.environment};
+  for (const auto* s : list) snap.tags.push_back("drilled:" + s->name);
+  snap.tree = tree;
+  snap.metadata = d.to_json();
+  LB_ASSIGN_OR_RETURN(d.snapshot, session.commit(snap));
+  return Status::ok();
+}
+
 }  // namespace
 
 nlohmann::json DrillRecord::to_json() const {
@@ -183,22 +204,12 @@ Result<DrillRecord> run_drill(RepositorySet& repos, const std::vector<const plan
   d.rpo_met = all_points && d.worst_rpo_ms * kMs <= plan.rpo_ns;
   d.rto_met = d.total_rto_ms * kMs <= plan.rto_ns;
   // The record lives with the backups it proves: a `drill` snapshot in the first source's repository.
-  LB_ASSIGN_OR_RETURN(auto repo, repos.acquire(list[0]->repository));
-  LB_ASSIGN_OR_RETURN(auto lock, repo::RepoLock::acquire(*repo, repo::LockKind::kShared));
-  LB_RETURN_IF_ERROR(repo->load_index());
-  repo::WriteSession session(*repo);
-  LB_ASSIGN_OR_RETURN(auto tree, session.store_tree(repo::Tree{}));
-  repo::Snapshot snap;
-  snap.time_ns = d.started_ns;
-  snap.hostname = d.host;
-  snap.username = platform::username();
-  snap.source = "drill";
-  snap.paths = {plan.file};
-  snap.tags = {"drill", "environment:" + environment};
-  for (const auto* s : list) snap.tags.push_back("drilled:" + s->name);
-  snap.tree = tree;
-  snap.metadata = d.to_json();
-  LB_ASSIGN_OR_RETURN(d.snapshot, session.commit(snap));
+  // When that cannot be written (the repository does not open), the drill has failed and says so.
+  Status stored = store_record(repos, list[0]->repository, list, d);
+  if (!stored) {
+    d.passed = false;
+    d.failures.push_back("the drill record could not be stored: " + stored.message());
+  }
   return d;
 }
 

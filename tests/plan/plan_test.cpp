@@ -78,3 +78,85 @@ TEST(Cron, NextRuns) {
 
 }  // namespace
 }  // namespace lifeboat::plan
+
+namespace lifeboat::plan {
+namespace {
+
+// Wrong types anywhere in a source section (and around it) are problems with file:line: key, never
+// an exception, and a source's settings are parsed once into the kind's typed struct.
+TEST(Plan, WrongTypesAnywhereAreProblemsNotExceptions) {
+  const char* text =
+      "version: one\n"                              // 1
+      "repositories:\n"                             // 2
+      "  main: {url: /tmp/r}\n"                     // 3
+      "sources:\n"                                  // 4
+      "  db:\n"                                     // 5
+      "    kind: mongodb\n"                         // 6
+      "    uri: [not, a, string]\n"                 // 7
+      "    rename: {a: 5}\n"                        // 8
+      "    databases: {x: 1}\n"                     // 9
+      "    schedule: {continuous: maybe}\n"         // 10
+      "    retention: {forever: 3, daily: x}\n"     // 11
+      "    validation: [counts, speed, {a: 1}]\n"   // 12
+      "    environments:\n"                         // 13
+      "      test: {rename: {b: [1]}}\n"            // 14
+      "      prod: 7\n"                             // 15
+      "  fs:\n"                                     // 16
+      "    kind: files\n"                           // 17
+      "    paths: []\n"                             // 18
+      "    schedule: {continuous: true}\n"          // 19
+      "drills: {environment: [x], per_source: {db: {schedule: 5}}}\n"  // 20
+      "notifications: [{type: slack, url: 3, sources: [nobody]}]\n";   // 21
+  auto p = parse_plan(text, "lifeboat.yaml");
+  ASSERT_FALSE(p);
+  const std::string& m = p.status().message();
+  for (const char* want : {"lifeboat.yaml:1: version:", "lifeboat.yaml:7: sources.db.uri: expected a non-empty string",
+                           "lifeboat.yaml:8: sources.db.rename.a: expected a non-empty string",
+                           "lifeboat.yaml:9: sources.db.databases: expected a list of strings",
+                           "lifeboat.yaml:10: sources.db.schedule.continuous: expected true or false",
+                           "lifeboat.yaml:11: sources.db.retention.daily: expected a count",
+                           "lifeboat.yaml:11: sources.db.retention.forever: expected true or false",
+                           "lifeboat.yaml:12: sources.db.validation: mongodb sources support the checks counts, hashes, not speed",
+                           "sources.db.validation.2: expected a string",
+                           "lifeboat.yaml:14: sources.db.environments.test.rename.b: expected a non-empty string",
+                           "lifeboat.yaml:15: sources.db.environments.prod: expected a mapping",
+                           "lifeboat.yaml:18: sources.fs.paths: expected a non-empty list of strings",
+                           "sources.fs.schedule.continuous: files sources have no continuous follower",
+                           "drills.environment: expected a string", "drills.per_source.db.schedule: expected a string",
+                           "notifications.0.url: expected a string", "notifications.0.sources: no source named nobody"})
+    EXPECT_NE(m.find(want), std::string::npos) << "missing: " << want << "\nin:\n" << m;
+}
+
+TEST(Plan, SettingsAreParsedOnceIntoTheKindsStruct) {
+  const char* text =
+      "repositories: {main: {url: /tmp/r}}\n"
+      "sources:\n"
+      "  db:\n"
+      "    kind: mongodb\n"
+      "    uri: mongodb://127.0.0.1:1\n"
+      "    validation: [counts]\n"
+      "    environments: {test: {rename: {a: b}}}\n"
+      "drills: {per_source: {db: {schedule: '0 4 1 * *'}}}\n"
+      "notifications: [{type: command, command: 'true', kinds: [mongodb], on: [failure]}]\n";
+  auto p = parse_plan(text, "p.yaml");
+  ASSERT_TRUE(p) << p.status().message();
+  const auto* s = p->source("db");
+  ASSERT_NE(s->entry, nullptr);
+  EXPECT_EQ(s->entry->name, "mongodb");
+  EXPECT_NE(s->parsed, nullptr);
+  EXPECT_EQ(s->environment_parsed.count("test"), 1u);
+  EXPECT_EQ(s->drill_schedule, "0 4 1 * *");
+  ASSERT_EQ(p->notifications.size(), 1u);
+  EXPECT_EQ(p->notifications[0].kinds, std::vector<std::string>{"mongodb"});
+}
+
+TEST(Plan, GarbageNeverThrows) {
+  for (const char* text : {"[1, 2", "sources: {a: {kind: {x: 1}}}", "? [a, b]\n: c\n", "repositories: 5\nsources: [1]\n",
+                           "sources:\n  x:\n    kind: files\n    paths: [[a]]\n    environments: {e: {paths: 5}}\n"}) {
+    auto p = parse_plan(text, "g.yaml");
+    EXPECT_FALSE(p) << text;
+  }
+}
+
+}  // namespace
+}  // namespace lifeboat::plan

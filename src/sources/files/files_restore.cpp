@@ -353,6 +353,10 @@ Status verify_tree(repo::Repository& repo, const repo::BlobId& tree_id, const st
   auto problem = [&](std::string p) {
     if (out.problems.size() < 20) out.problems.push_back(std::move(p));
   };
+  auto missing = [&](std::string p) {
+    if (out.missing.size() < 20) out.missing.push_back(p);
+    problem(std::move(p));
+  };
   for (const auto& n : tree.nodes) {
     if (interrupted()) return Error(Code::kInterrupted, "interrupted");
     std::string rel = prefix.empty() ? n.name : prefix + "/" + n.name;
@@ -363,7 +367,7 @@ Status verify_tree(repo::Repository& repo, const repo::BlobId& tree_id, const st
       case NodeKind::kDir:
         ++out.dirs_expected;
         if (!present || !S_ISDIR(st.st_mode)) {
-          problem(fmt::format("{}: directory missing", rel));
+          missing(fmt::format("{}: directory missing", rel));
           break;
         }
         ++out.dirs_found;
@@ -372,7 +376,7 @@ Status verify_tree(repo::Repository& repo, const repo::BlobId& tree_id, const st
       case NodeKind::kFile: {
         ++out.files_expected;
         if (!present || !S_ISREG(st.st_mode)) {
-          problem(fmt::format("{}: file missing", rel));
+          missing(fmt::format("{}: file missing", rel));
           break;
         }
         ++out.files_found;
@@ -393,7 +397,7 @@ Status verify_tree(repo::Repository& repo, const repo::BlobId& tree_id, const st
         ++out.others_expected;
         char buf[4096];
         ssize_t len = present && S_ISLNK(st.st_mode) ? readlink(path.c_str(), buf, sizeof buf) : -1;
-        if (len < 0 || std::string(buf, static_cast<size_t>(len)) != n.link_target) problem(fmt::format("{}: symlink missing or changed", rel));
+        if (len < 0 || std::string(buf, static_cast<size_t>(len)) != n.link_target) missing(fmt::format("{}: symlink missing or changed", rel));
         else ++out.others_found;
         break;
       }
@@ -402,7 +406,7 @@ Status verify_tree(repo::Repository& repo, const repo::BlobId& tree_id, const st
       default:
         ++out.others_expected;
         if (present) ++out.others_found;
-        else problem(fmt::format("{}: special file missing", rel));
+        else missing(fmt::format("{}: special file missing", rel));
     }
   }
   return Status::ok();

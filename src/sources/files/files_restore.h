@@ -36,6 +36,7 @@ struct TreeVerification {
   uint64_t files_expected = 0, files_found = 0, files_verified = 0;
   uint64_t dirs_expected = 0, dirs_found = 0, others_expected = 0, others_found = 0;
   std::vector<std::string> problems;  // the first few, with their paths
+  std::vector<std::string> missing;   // the first few absent (or of another type)
 };
 Result<TreeVerification> verify_restored_tree(repo::Repository& repo, const repo::Snapshot& snapshot, const std::string& target);
 

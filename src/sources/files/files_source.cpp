@@ -84,13 +84,14 @@ CheckResult validate(SourceContext& ctx, const SourceSettings& base, const Sourc
   auto v = verify_restored_tree(ctx.repo, snap->snapshot, s.target);
   if (!v) return {check, false, v.status().message()};
   std::string first = v->problems.empty() ? "" : "; first problem: " + v->problems[0];
+  std::string first_missing = v->missing.empty() ? "" : "; first missing: " + v->missing[0];
   if (check == "hashes")
     return {check, v->files_verified == v->files_expected,
             fmt::format("{} of {} files read back from {} equal the backup{}", v->files_verified, v->files_expected, s.target, first)};
   bool ok = v->files_found == v->files_expected && v->dirs_found == v->dirs_expected && v->others_found == v->others_expected;
   return {check, ok,
           fmt::format("{} of {} files, {} of {} directories, {} of {} links and special files present in {}{}", v->files_found,
-                      v->files_expected, v->dirs_found, v->dirs_expected, v->others_found, v->others_expected, s.target, first)};
+                      v->files_expected, v->dirs_found, v->dirs_expected, v->others_found, v->others_expected, s.target, first_missing)};
 }
 
 }  // namespace
