@@ -139,13 +139,7 @@ Result<std::unique_ptr<Repository>> Repository::open(std::unique_ptr<storage::Ba
       if (master.status().code() == Code::kWrongPassword) continue;
       return master.status();
     }
-    std::unique_ptr<Repository> repo(new Repository(std::move(backend), *master));
-    repo->key_name_ = name;
-    auto plain = repo->aead_.open(*config_bytes);
-    if (!plain) return plain.status().with_context("repository config");
-    LB_ASSIGN_OR_RETURN(repo->config_, RepoConfig::from_json(to_string(*plain)));
-    repo->chunker_ = Chunker(repo->keys_.chunker, repo->config_.chunker);
-    return repo;
+    return open_with_master(std::move(backend), *master, name);
   }
   if (!damaged.empty())
     return Error(Code::kCorrupt,
