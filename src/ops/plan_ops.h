@@ -6,6 +6,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -71,6 +72,8 @@ struct NewestPoint {
 NewestPoint newest_point(RepositorySet& repos, const plan::SourceSpec& s);
 
 // Per source: last backup, its age, the newest restorable point (RPO now), snapshot count, last drill.
-Result<nlohmann::json> plan_status(RepositorySet& repos);
+// `listings`, when given, receives each repository's snapshots as listed for it (report reuses them).
+using SnapshotListings = std::map<std::string, std::vector<repo::SnapshotRef>>;
+Result<nlohmann::json> plan_status(RepositorySet& repos, SnapshotListings* listings = nullptr);
 
 }  // namespace lifeboat::ops

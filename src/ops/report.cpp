@@ -29,19 +29,12 @@ std::string age(int64_t ms) { return ms < 0 ? "—" : format_duration_ms(ms); }
 Result<nlohmann::json> build_report(RepositorySet& repos, int64_t since_ns) {
   const plan::Plan& plan = repos.plan();
   int64_t now = now_unix_ns();
-  LB_ASSIGN_OR_RETURN(nlohmann::json status, plan_status(repos));
-  std::map<std::string, std::vector<repo::SnapshotRef>> by_repo;
+  SnapshotListings by_repo;  // listed once, by plan_status
+  LB_ASSIGN_OR_RETURN(nlohmann::json status, plan_status(repos, &by_repo));
   nlohmann::json sources = nlohmann::json::array(), warnings = nlohmann::json::array(), drills = nlohmann::json::array();
   for (size_t i = 0; i < plan.sources.size(); ++i) {
     const auto& s = plan.sources[i];
     nlohmann::json j = status[i];
-    if (!by_repo.count(s.repository)) {
-      auto repo = repos.acquire(s.repository);
-      if (repo) {
-        auto all = (*repo)->list_snapshots();
-        if (all) by_repo[s.repository] = std::move(*all);
-      }
-    }
     uint64_t stored = 0, growth = 0, backups = 0, unreadable = 0;
     for (const auto& r : snapshots_of(by_repo[s.repository], s.name)) {
       uint64_t b = r.snapshot.summary.value("data_stored_bytes", uint64_t{0});

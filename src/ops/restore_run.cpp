@@ -28,18 +28,19 @@ RestoreRun restore_source(RepositorySet& repos, const plan::SourceSpec& s, const
     if (at_ns) o.result["behind_ms"] = std::max<int64_t>(0, (*at_ns - r.point_ns) / kMs);
     if (!r.limit.empty()) o.result["limit"] = r.limit;
     if (after_restore) LB_RETURN_IF_ERROR(after_restore(s));
+    if (!s.validation.empty()) {
+      try {
+        run.checks = s.entry->validate(ctx, *settings, r, s.validation);
+      } catch (const std::exception& e) {
+        run.checks.clear();
+        for (const auto& name : s.validation) run.checks.push_back({name, false, fmt::format("internal error: {}", e.what())});
+      }
+    }
     nlohmann::json checks = nlohmann::json::array();
     bool checks_ok = true;
-    for (const auto& name : s.validation) {
-      sources::CheckResult c;
-      try {
-        c = s.entry->validate(ctx, *settings, r, name);
-      } catch (const std::exception& e) {
-        c = {name, false, fmt::format("internal error: {}", e.what())};
-      }
+    for (const auto& c : run.checks) {
       checks.push_back({{"check", c.name}, {"ok", c.ok}, {"detail", c.detail}});
       checks_ok = checks_ok && c.ok;
-      run.checks.push_back(std::move(c));
     }
     o.result["checks"] = checks;
     if (!checks_ok) return Error(Code::kCorrupt, fmt::format("source {}: validation failed after restore", s.name));

@@ -29,11 +29,11 @@ NewestPoint newest_point(RepositorySet& repos, const plan::SourceSpec& s) {
   return out;
 }
 
-Result<nlohmann::json> plan_status(RepositorySet& repos) {
+Result<nlohmann::json> plan_status(RepositorySet& repos, SnapshotListings* listings) {
   const plan::Plan& plan = repos.plan();
   nlohmann::json out = nlohmann::json::array();
   int64_t now = now_unix_ns();
-  std::map<std::string, std::vector<repo::SnapshotRef>> by_repo;
+  SnapshotListings by_repo;
   for (const auto& s : plan.sources) {
     nlohmann::json j = {{"source", s.name}, {"kind", s.kind}, {"repository", s.repository}};
     if (!by_repo.count(s.repository)) {
@@ -75,6 +75,7 @@ Result<nlohmann::json> plan_status(RepositorySet& repos) {
     }
     out.push_back(j);
   }
+  if (listings) *listings = std::move(by_repo);
   return out;
 }
 

@@ -220,7 +220,8 @@ class Loader {
     if (d.contains("per_source") && mapping(d["per_source"], "drills.per_source", " of source name to {schedule: cron}")) {
       for (const auto& [name, v] : d["per_source"].items()) {
         std::string key = "drills.per_source." + name;
-        auto* src = const_cast<SourceSpec*>(p_.source(name));
+        auto it = std::find_if(p_.sources.begin(), p_.sources.end(), [&](const SourceSpec& x) { return x.name == name; });
+        SourceSpec* src = it == p_.sources.end() ? nullptr : &*it;
         if (!src) {
           problem(key, fmt::format("no source named {}", name));
           continue;

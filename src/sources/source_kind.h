@@ -20,16 +20,11 @@ namespace lifeboat::sources {
 // Every snapshot a plan source makes carries this tag, so drills, retention and reports find them.
 std::string source_tag(const std::string& source_name);
 
-// A kind's parsed settings; each kind derives its own struct and casts back with settings_as<T>.
+// A kind's parsed settings; each kind derives its own struct and casts back to it in its functions.
 struct SourceSettings {
   virtual ~SourceSettings() = default;
 };
 using SettingsPtr = std::shared_ptr<const SourceSettings>;
-
-template <typename T>
-const T& settings_as(const SettingsPtr& s) {
-  return static_cast<const T&>(*s);
-}
 
 // Where a problem in a settings section is: the key ("rename.a") and what is wrong with it.
 struct SettingsProblem {
@@ -84,8 +79,11 @@ struct SourceKind {
   std::function<Result<SourceBackup>(SourceContext&, const SourceSettings&)> backup;
   // Restores the state as of `at_ns` (default: newest) where the settings say.
   std::function<Result<SourceRestore>(SourceContext&, const SourceSettings&, std::optional<int64_t> at_ns)> restore;
-  // Runs one named validation by reading the restored target (never the repository's stream alone).
-  std::function<CheckResult(SourceContext&, const SourceSettings&, const SourceRestore&, const std::string& check)> validate;
+  // Runs the named validations by reading the restored target (never the repository's stream alone);
+  // the target is read once for all of them. One result per name, in order.
+  std::function<std::vector<CheckResult>(SourceContext&, const SourceSettings&, const SourceRestore&,
+                                         const std::vector<std::string>& checks)>
+      validate;
   // The newest instant a restore can reach now (for RPO); nullopt without any backup.
   std::function<std::optional<int64_t>(const std::vector<repo::SnapshotRef>& all, const std::string& name)> newest_point;
 

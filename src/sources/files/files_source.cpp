@@ -77,42 +77,52 @@ Result<SourceRestore> restore(SourceContext& ctx, const SourceSettings& base, st
   return out;
 }
 
-CheckResult validate(SourceContext& ctx, const SourceSettings& base, const SourceRestore& restored, const std::string& check) {
+std::vector<CheckResult> validate(SourceContext& ctx, const SourceSettings& base, const SourceRestore& restored,
+                                  const std::vector<std::string>& checks) {
   const auto& s = static_cast<const FilesSettings&>(base);
+  std::vector<CheckResult> out;
+  auto fail_all = [&](const std::string& why) {
+    for (const auto& c : checks) out.push_back({c, false, why});
+    return out;
+  };
   auto snap = ctx.repo.load_snapshot(restored.snapshot_id);
-  if (!snap) return {check, false, snap.status().message()};
+  if (!snap) return fail_all(snap.status().message());
   auto v = verify_restored_tree(ctx.repo, snap->snapshot, s.target);
-  if (!v) return {check, false, v.status().message()};
+  if (!v) return fail_all(v.status().message());
   std::string first = v->problems.empty() ? "" : "; first problem: " + v->problems[0];
   std::string first_missing = v->missing.empty() ? "" : "; first missing: " + v->missing[0];
-  if (check == "hashes")
-    return {check, v->files_verified == v->files_expected,
-            fmt::format("{} of {} files read back from {} equal the backup{}", v->files_verified, v->files_expected, s.target, first)};
-  bool ok = v->files_found == v->files_expected && v->dirs_found == v->dirs_expected && v->others_found == v->others_expected;
-  return {check, ok,
-          fmt::format("{} of {} files, {} of {} directories, {} of {} links and special files present in {}{}", v->files_found,
-                      v->files_expected, v->dirs_found, v->dirs_expected, v->others_found, v->others_expected, s.target, first_missing)};
+  bool all_present = v->files_found == v->files_expected && v->dirs_found == v->dirs_expected && v->others_found == v->others_expected;
+  for (const auto& check : checks) {
+    if (check == "hashes")
+      out.push_back({check, v->files_verified == v->files_expected,
+                     fmt::format("{} of {} files read back from {} equal the backup{}", v->files_verified, v->files_expected,
+                                 s.target, first)});
+    else
+      out.push_back({check, all_present,
+                     fmt::format("{} of {} files, {} of {} directories, {} of {} links and special files present in {}{}",
+                                 v->files_found, v->files_expected, v->dirs_found, v->dirs_expected, v->others_found,
+                                 v->others_expected, s.target, first_missing)});
+  }
+  return out;
+}
+
+std::optional<int64_t> newest_point(const std::vector<repo::SnapshotRef>& all, const std::string& name) {
+  auto s = newest(all, name, std::nullopt);
+  if (!s) return std::nullopt;
+  return s->snapshot.time_ns;
 }
 
 }  // namespace
 
 const SourceKind& files_source_kind() {
-  static const SourceKind kind = [] {
-    SourceKind k;
-    k.name = "files";
-    k.summary = "files and directories";
-    k.validations = {"hashes", "counts"};
-    k.parse = parse;
-    k.backup = backup;
-    k.restore = restore;
-    k.validate = validate;
-    k.newest_point = [](const std::vector<repo::SnapshotRef>& all, const std::string& name) -> std::optional<int64_t> {
-      auto s = newest(all, name, std::nullopt);
-      if (!s) return std::nullopt;
-      return s->snapshot.time_ns;
-    };
-    return k;
-  }();
+  static const SourceKind kind{.name = "files",
+                               .summary = "files and directories",
+                               .validations = {"hashes", "counts"},
+                               .parse = parse,
+                               .backup = backup,
+                               .restore = restore,
+                               .validate = validate,
+                               .newest_point = newest_point};
   return kind;
 }
 

@@ -65,42 +65,62 @@ Result<SourceRestore> restore(SourceContext& ctx, const SourceSettings& base, st
   return out;
 }
 
-// Reads every collection the restore wrote back from the target and compares it with the prediction.
-CheckResult validate(SourceContext&, const SourceSettings& base, const SourceRestore& restored, const std::string& check) {
+// Reads every collection the restore wrote back from the target, once for all checks, and compares
+// it with the prediction.
+std::vector<CheckResult> validate(SourceContext&, const SourceSettings& base, const SourceRestore& restored,
+                                  const std::vector<std::string>& checks) {
   const auto& s = static_cast<const MongoSettings&>(base);
+  std::vector<CheckResult> out;
+  auto fail_all = [&](const std::string& why) {
+    for (const auto& c : checks) out.push_back({c, false, why});
+    return out;
+  };
   std::unique_ptr<MongoConnection> conn;
   if (s.to_dir.empty()) {
     auto c = MongoConnection::connect(s.uri, 2);
-    if (!c) return {check, false, "cannot read the target back: " + c.status().message()};
+    if (!c) return fail_all("cannot read the target back: " + c.status().message());
     conn = std::move(*c);
   }
   uint64_t collections = 0, documents = 0;
-  std::vector<std::string> wrong;
+  std::vector<std::string> wrong_counts, wrong_hashes;
   for (const auto& [ns, want] : restored.expected.items()) {
     size_t dot = ns.find('.');
     std::string db = ns.substr(0, dot), coll = ns.substr(dot + 1);
     auto got = conn ? digest_server_collection(*conn, db, coll) : digest_dir_collection(s.to_dir, db, coll);
-    if (!got) return {check, false, got.status().message()};
+    if (!got) return fail_all(got.status().message());
     ++collections;
     documents += got->count();
     uint64_t want_count = want.value("count", uint64_t{0});
-    if (check == "counts" && got->count() != want_count)
-      wrong.push_back(fmt::format("{} holds {} documents, {} expected", ns, got->count(), want_count));
-    if (check == "hashes") {
-      if (!want.value("predictable", true))
-        wrong.push_back(fmt::format("{}: content cannot be predicted ({})", ns, want.value("why", "")));
-      else if (got->hash_hex() != want.value("hash", ""))
-        wrong.push_back(fmt::format("{}: content hash {} differs from the expected {}", ns, got->hash_hex(), want.value("hash", "")));
-    }
+    if (got->count() != want_count)
+      wrong_counts.push_back(fmt::format("{} holds {} documents, {} expected", ns, got->count(), want_count));
+    if (!want.value("predictable", true))
+      wrong_hashes.push_back(fmt::format("{}: content cannot be predicted ({})", ns, want.value("why", "")));
+    else if (got->hash_hex() != want.value("hash", ""))
+      wrong_hashes.push_back(fmt::format("{}: content hash {} differs from the expected {}", ns, got->hash_hex(), want.value("hash", "")));
   }
   std::string where = conn ? conn->display_name() : s.to_dir;
-  if (!wrong.empty())
-    return {check, false, fmt::format("{} of {} collections read back from {} differ: {}", wrong.size(), collections, where,
-                                      fmt::join(wrong, "; "))};
-  return {check, true,
-          check == "counts"
-              ? fmt::format("{} documents in {} collections read back from {}, as expected", documents, collections, where)
-              : fmt::format("every collection read back from {} has the expected content hash ({} collections)", where, collections)};
+  auto differ = [&](const std::vector<std::string>& wrong) {
+    return fmt::format("{} of {} collections read back from {} differ: {}", wrong.size(), collections, where, fmt::join(wrong, "; "));
+  };
+  for (const auto& check : checks) {
+    if (check == "counts")
+      out.push_back(wrong_counts.empty()
+                        ? CheckResult{check, true, fmt::format("{} documents in {} collections read back from {}, as expected",
+                                                               documents, collections, where)}
+                        : CheckResult{check, false, differ(wrong_counts)});
+    else
+      out.push_back(wrong_hashes.empty()
+                        ? CheckResult{check, true, fmt::format("every collection read back from {} has the expected content "
+                                                               "hash ({} collections)", where, collections)}
+                        : CheckResult{check, false, differ(wrong_hashes)});
+  }
+  return out;
+}
+
+std::optional<int64_t> newest_point(const std::vector<repo::SnapshotRef>& all, const std::string& name) {
+  auto plan = plan_mongodb_restore(all, name, std::nullopt);
+  if (!plan) return std::nullopt;
+  return plan->point_ns;
 }
 
 // The full backup a slice extends: the newest whose consistent end precedes the slice's last entry.
@@ -134,28 +154,22 @@ Status follow(repo::Repository& repo, const std::string& name, const SourceSetti
 }  // namespace
 
 const SourceKind& mongodb_source_kind() {
-  static const SourceKind kind = [] {
-    SourceKind k;
-    k.name = "mongodb";
-    k.summary = "MongoDB: full backups, continuous oplog capture, point-in-time restore";
-    k.validations = {"counts", "hashes"};
-    k.parse = parse;
-    k.backup = backup;
-    k.restore = restore;
-    k.validate = validate;
-    k.newest_point = [](const std::vector<repo::SnapshotRef>& all, const std::string& name) -> std::optional<int64_t> {
-      auto plan = plan_mongodb_restore(all, name, std::nullopt);
-      if (!plan) return std::nullopt;
-      return plan->point_ns;
-    };
-    k.follow = follow;
-    k.follow_args = [](const std::string& name, const std::string& interval) {
-      return std::vector<std::string>{"mongodb", "follow", "--uri", "$MONGO_URI", "--name", name, "--interval", interval};
-    };
-    k.is_dependent = [](const repo::Snapshot& s) { return s.source == kSliceSource; };
-    k.base_of = base_of;
-    return k;
-  }();
+  static const SourceKind kind{
+      .name = "mongodb",
+      .summary = "MongoDB: full backups, continuous oplog capture, point-in-time restore",
+      .validations = {"counts", "hashes"},
+      .parse = parse,
+      .backup = backup,
+      .restore = restore,
+      .validate = validate,
+      .newest_point = newest_point,
+      .follow = follow,
+      .follow_args =
+          [](const std::string& name, const std::string& interval) {
+            return std::vector<std::string>{"mongodb", "follow", "--uri", "$MONGO_URI", "--name", name, "--interval", interval};
+          },
+      .is_dependent = [](const repo::Snapshot& s) { return s.source == kSliceSource; },
+      .base_of = base_of};
   return kind;
 }
 
