@@ -233,3 +233,21 @@ def test_plan_retention_forgets_slices_with_the_full_backup_they_extend(lb, tmp_
         assert r["failed"] == 0 and all(ch["ok"] for ch in r["restores"][0]["result"]["checks"])
         assert r["restores"][0]["result"]["details"]["slices"] >= 1
         assert raw_docs(c, "eyewear_ml_test", "frames") == raw_docs(c, "eyewear_ml", "frames")
+
+
+def test_plan_backup_verification_reads_storage_not_the_index(lb, tmp_path):
+    """A backup that deduplicates against packs deleted behind the index's back is not called verified."""
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    (assets / "a.bin").write_bytes(b"a" * 50_000)
+    plan = tmp_path / "lifeboat.yaml"
+    plan.write_text(f'repositories: {{main: {{url: "{lb.repo}"}}}}\nsources:\n  assets: {{kind: files, paths: ["{assets}"]}}\n')
+    first = lb.json("--plan", plan, "backup")
+    assert first["failed"] == 0 and first["backups"][0]["result"]["verified"]["packs"] >= 1
+    for pack in (lb.repo / "data").rglob("*"):
+        if pack.is_file():
+            pack.unlink()
+    p = lb.run("--plan", plan, "--json", "backup", check=False)
+    assert p.returncode == 1
+    out = first_json(p.stdout)
+    assert out["failed"] == 1 and "is missing from storage" in out["backups"][0]["error"], out
