@@ -94,9 +94,16 @@ Result<std::unique_ptr<Repository>> Repository::open_with_master(std::unique_ptr
                                                                  const crypto::Key& master, const std::string& key_name) {
   auto config_bytes = backend->load({FileType::kConfig, ""});
   if (!config_bytes) return config_bytes.status().with_context("reading repository config");
+  return with_config(std::move(backend), master, key_name, *config_bytes);
+}
+
+// The config is read once by whoever opens; a second read would be a second chance for a damaged
+// download.
+Result<std::unique_ptr<Repository>> Repository::with_config(std::unique_ptr<storage::Backend> backend, const crypto::Key& master,
+                                                            const std::string& key_name, ByteView config_bytes) {
   std::unique_ptr<Repository> repo(new Repository(std::move(backend), master));
   repo->key_name_ = key_name;
-  auto plain = repo->aead_.open(*config_bytes);
+  auto plain = repo->aead_.open(config_bytes);
   if (!plain) return plain.status().with_context("repository config");
   LB_ASSIGN_OR_RETURN(repo->config_, RepoConfig::from_json(to_string(*plain)));
   repo->chunker_ = Chunker(repo->keys_.chunker, repo->config_.chunker);
@@ -139,7 +146,7 @@ Result<std::unique_ptr<Repository>> Repository::open(std::unique_ptr<storage::Ba
       if (master.status().code() == Code::kWrongPassword) continue;
       return master.status();
     }
-    return open_with_master(std::move(backend), *master, name);
+    return with_config(std::move(backend), *master, name, *config_bytes);
   }
   if (!damaged.empty())
     return Error(Code::kCorrupt,

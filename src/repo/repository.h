@@ -145,6 +145,8 @@ class Repository {
 
  private:
   Repository(std::unique_ptr<storage::Backend> backend, const crypto::Key& master);
+  static Result<std::unique_ptr<Repository>> with_config(std::unique_ptr<storage::Backend> backend, const crypto::Key& master,
+                                                         const std::string& key_name, ByteView config_bytes);
   std::unique_ptr<storage::Backend> backend_;
   crypto::Key master_;
   crypto::RepoKeys keys_;
