@@ -67,6 +67,8 @@ void register_unlock(CommandSet c);
 void register_forget(CommandSet c);
 // `backup mongodb`, `restore mongodb` and `mongodb follow`; after register_backup and register_restore.
 void register_mongodb(CommandSet c);
+// `backup gcs`, `restore gcs` and `sync`; after register_backup and register_restore.
+void register_gcs(CommandSet c);
 void register_copy(CommandSet c);
 void register_plan(CommandSet c);
 void register_drill(CommandSet c);

@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
   register_unlock(c);
   register_forget(c);
   register_mongodb(c);
+  register_gcs(c);
   register_copy(c);
   register_plan(c);
   register_drill(c);

@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
-#include "cloud/gcp_auth.h"
+#include "cloud/gcs_client.h"
 #include "cloud/http.h"
 #include "cloud/object_store.h"
 
@@ -17,9 +17,8 @@ constexpr const char* kScope = "https://www.googleapis.com/auth/devstorage.read_
 
 class GcsStore final : public ObjectStore {
  public:
-  GcsStore(std::string endpoint, std::string bucket, std::shared_ptr<GcpAuth> auth)
-      : endpoint_(std::move(endpoint)), bucket_(std::move(bucket)), auth_(std::move(auth)) {
-    while (!endpoint_.empty() && endpoint_.back() == '/') endpoint_.pop_back();
+  GcsStore(std::shared_ptr<GcsClient> client, std::string bucket)
+      : client_(std::move(client)), endpoint_(client_->endpoint()), bucket_(std::move(bucket)) {
     if (const char* t = std::getenv("LIFEBOAT_GCS_RESUMABLE_THRESHOLD")) resumable_threshold_ = std::strtoull(t, nullptr, 10);
     if (const char* t = std::getenv("LIFEBOAT_LIST_PAGE_SIZE")) page_size_ = std::strtoull(t, nullptr, 10);
   }
@@ -161,20 +160,11 @@ class GcsStore final : public ObjectStore {
 
   Result<HttpResponse> send(const std::string& method, const std::string& url,
                             std::vector<std::pair<std::string, std::string>> headers, ByteView body) {
-    if (auth_) {
-      LB_ASSIGN_OR_RETURN(std::string a, auth_->authorization());
-      headers.emplace_back("Authorization", a);
-    }
-    HttpRequest req;
-    req.method = method;
-    req.url = url;
-    req.headers = std::move(headers);
-    req.body = body;
-    return http_send(req);
+    return client_->send(method, url, std::move(headers), body);  // the backend's decorator retries
   }
 
+  std::shared_ptr<GcsClient> client_;
   std::string endpoint_, bucket_;
-  std::shared_ptr<GcpAuth> auth_;
   uint64_t resumable_threshold_ = 32ull << 20;
   uint64_t page_size_ = 1000;
 };
@@ -182,11 +172,8 @@ class GcsStore final : public ObjectStore {
 }  // namespace
 
 Result<std::unique_ptr<ObjectStore>> open_gcs(const std::string& bucket) {
-  if (const char* emu = std::getenv("CLOUD_STORAGE_EMULATOR_ENDPOINT"); emu && *emu)
-    return std::unique_ptr<ObjectStore>(new GcsStore(emu, bucket, nullptr));
-  const char* ep = std::getenv("LIFEBOAT_GCS_ENDPOINT");
-  LB_ASSIGN_OR_RETURN(auto auth, GcpAuth::from_environment(kScope));
-  return std::unique_ptr<ObjectStore>(new GcsStore(ep && *ep ? ep : "https://storage.googleapis.com", bucket, auth));
+  LB_ASSIGN_OR_RETURN(auto client, GcsClient::from_environment(kScope));
+  return std::unique_ptr<ObjectStore>(new GcsStore(std::move(client), bucket));
 }
 
 }  // namespace lifeboat::cloud

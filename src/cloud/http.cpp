@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <cctype>
 #include <mutex>
@@ -104,6 +105,9 @@ Result<HttpResponse> http_send(const HttpRequest& req) {
   curl_easy_setopt(curl, CURLOPT_TIMEOUT, req.timeout_s);
   curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1024L);  // under 1 KiB/s for 30 s: stalled
   curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 30L);
+  // A private CA (an on-premises endpoint, or a test server's own certificate); verification stays on.
+  static const char* ca_file = std::getenv("LIFEBOAT_CA_FILE");
+  if (ca_file && *ca_file) curl_easy_setopt(curl, CURLOPT_CAINFO, ca_file);
   if (req.method == "GET") {
     curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
   } else if (req.method == "HEAD") {

@@ -2,6 +2,7 @@
 #include "sources/registry.h"
 
 #include "sources/files/files_source.h"
+#include "sources/gcs_bucket/gcs_bucket_source.h"
 #include "sources/mongodb/mongodb_source.h"
 
 namespace lifeboat::sources {
@@ -12,12 +13,13 @@ const std::vector<const SourceKind*>& source_kinds() {
   static const std::vector<const SourceKind*> kinds = {
       &files::files_source_kind(),
       &mongodb::mongodb_source_kind(),
+      &gcs_bucket::gcs_bucket_source_kind(),
   };
   return kinds;
 }
 
 const std::vector<std::string>& planned_source_kinds() {
-  static const std::vector<std::string> planned = {"firestore", "gcs_bucket", "models", "config"};
+  static const std::vector<std::string> planned = {"firestore", "models", "config"};
   return planned;
 }
 

@@ -193,23 +193,220 @@ class VersityGW(Peer):
 
 
 class FakeGCS(Peer):
-    """fake-gcs-server (GCS JSON API) with the memory backend (it keeps generations)."""
+    """fake-gcs-server (GCS JSON API) with the memory backend (it keeps generations).
 
-    def __init__(self):
+    With https=True it serves TLS with a certificate made here for 127.0.0.1 (gsutil speaks only
+    https): Lifeboat trusts it through LIFEBOAT_CA_FILE and gsutil through its boto config."""
+
+    def __init__(self, workdir: Path = None, https=False):
         self.port = free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.https = https
+        self.dir = Path(workdir) if workdir else None
+        self.endpoint = f"{'https' if https else 'http'}://127.0.0.1:{self.port}"
         self.proc = None
 
     def start(self):
-        self.proc = subprocess.Popen([str(require("fake-gcs-server")), "-scheme", "http", "-host", "127.0.0.1",
-                                      "-port", str(self.port), "-backend", "memory",
-                                      "-public-host", f"127.0.0.1:{self.port}", "-log-level", "error"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        args = [str(require("fake-gcs-server")), "-scheme", "https" if self.https else "http", "-host", "127.0.0.1",
+                "-port", str(self.port), "-backend", "memory", "-public-host", f"127.0.0.1:{self.port}",
+                "-log-level", "error"]
+        if self.https:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self.cert, key = self.dir / "cert.pem", self.dir / "key.pem"
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                            "-out", str(self.cert), "-days", "2", "-subj", "/CN=127.0.0.1",
+                            "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+            args += ["-cert-location", str(self.cert), "-private-key-location", str(key)]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port, self.proc, what="fake-gcs-server")
         return self
 
     def env(self):
-        return {"CLOUD_STORAGE_EMULATOR_ENDPOINT": self.endpoint}
+        e = {"CLOUD_STORAGE_EMULATOR_ENDPOINT": self.endpoint}
+        if self.https:
+            e["LIFEBOAT_CA_FILE"] = str(self.cert)
+        return e
+
+    def request(self, method, path, body=None, headers=None, raw=False):
+        """One JSON API call (path after the endpoint); returns (status, parsed JSON, or bytes when raw)."""
+        import http.client
+        import json
+        import ssl
+        if self.https:
+            conn = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=60,
+                                               context=ssl.create_default_context(cafile=str(self.cert)))
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+            headers = dict(headers or {}, **{"Content-Type": "application/json"})
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        data = r.read()
+        conn.close()
+        if raw:
+            return r.status, data
+        try:
+            return r.status, json.loads(data) if data else None
+        except ValueError:
+            return r.status, data
+
+    def create_bucket(self, name, versioning=False):
+        st, _ = self.request("POST", "/storage/v1/b", {"name": name, "versioning": {"enabled": versioning}})
+        assert st == 200, st
+
+    def put(self, bucket, name, data: bytes, **metadata):
+        """Uploads an object with metadata (contentType, metadata, cacheControl, …); returns its resource."""
+        import json
+        from urllib.parse import quote
+        boundary = "peerboundary81f2"
+        meta = dict(metadata, name=name)
+        body = (f"--{boundary}\r\nContent-Type: application/json\r\n\r\n{json.dumps(meta)}\r\n--{boundary}\r\n"
+                f"Content-Type: {meta.get('contentType', 'application/octet-stream')}\r\n\r\n").encode() + data + \
+            f"\r\n--{boundary}--\r\n".encode()
+        st, j = self.request("POST", f"/upload/storage/v1/b/{quote(bucket, safe='')}/o?uploadType=multipart", body,
+                             {"Content-Type": f"multipart/related; boundary={boundary}"})
+        assert st == 200, (st, j)
+        return j
+
+    def list(self, bucket, prefix="", versions=False):
+        """Every object resource under prefix (all pages)."""
+        from urllib.parse import quote
+        out, token = [], ""
+        while True:
+            q = f"/storage/v1/b/{quote(bucket, safe='')}/o?maxResults=1000&prefix={quote(prefix, safe='')}"
+            if versions:
+                q += "&versions=true"
+            if token:
+                q += f"&pageToken={quote(token, safe='')}"
+            st, j = self.request("GET", q)
+            assert st == 200, (st, j)
+            out += j.get("items", [])
+            token = j.get("nextPageToken", "")
+            if not token:
+                return out
+
+    def get(self, bucket, name, generation=None):
+        from urllib.parse import quote
+        q = f"/storage/v1/b/{quote(bucket, safe='')}/o/{quote(name, safe='')}?alt=media"
+        if generation:
+            q += f"&generation={generation}"
+        st, data = self.request("GET", q, headers={"Accept-Encoding": "gzip"}, raw=True)
+        assert st == 200, (st, data)
+        return data
+
+    def delete(self, bucket, name):
+        from urllib.parse import quote
+        self.request("DELETE", f"/storage/v1/b/{quote(bucket, safe='')}/o/{quote(name, safe='')}")
+
+    def boto_config(self, path: Path):
+        """A BOTO_CONFIG for gsutil against this server (https only). gsutil's bundled httplib2 does not
+        take our certificate as a CA (it still answers "self-signed"), so it skips verification on loopback."""
+        path.write_text(f"""[Credentials]
+gs_json_host = 127.0.0.1
+gs_json_port = {self.port}
+gs_host = 127.0.0.1
+gs_port = {self.port}
+[Boto]
+https_validate_certificates = False
+[GSUtil]
+prefer_api = json
+default_project_id = p
+parallel_process_count = 2
+parallel_thread_count = 4
+""")
+        return {"BOTO_CONFIG": str(path), "CLOUDSDK_CORE_PASS_CREDENTIALS_TO_GSUTIL": "false",
+                "CLOUDSDK_CORE_DISABLE_USAGE_REPORTING": "true", "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
+                "GSUTIL_STATE_DIR": str(path.parent / "gsutil-state")}
+
+
+class FaultyHttpProxy:
+    """A loopback HTTP proxy in front of an http:// peer that misbehaves on request: `rules` is a list of
+    (method, path substring, action, count) with action "503", "429" (answer that status), "cut" (send
+    half the body, then close), "garble" (200 with a body that is not JSON) or a callable (run before
+    the request is forwarded); each rule fires `count`
+    times (None: always). Every other request is forwarded as it is."""
+
+    def __init__(self, target_port, rules=()):
+        import http.server
+        import socketserver
+        self.rules = [list(r) for r in rules]
+        self.hits = []
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def _handle(self):
+                import http.client
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else None
+                action = proxy._match(self.command, self.path)
+                if callable(action):  # something happens on the server first (an object vanishes, …)
+                    action()
+                    action = None
+                if action in ("503", "429"):
+                    msg = b'{"error":{"code":%s,"message":"injected"}}' % action.encode()
+                    self.send_response(int(action))
+                    self.send_header("Content-Length", str(len(msg)))
+                    self.send_header("Content-Type", "application/json")
+                    self.end_headers()
+                    self.wfile.write(msg)
+                    return
+                if action == "garble":
+                    msg = b"<html>not json"
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(msg)))
+                    self.end_headers()
+                    self.wfile.write(msg)
+                    return
+                up = http.client.HTTPConnection("127.0.0.1", target_port, timeout=60)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                up.request(self.command, self.path, body=body, headers=headers)
+                r = up.getresponse()
+                data = r.read()
+                up.close()
+                self.send_response(r.status)
+                for k, v in r.getheaders():
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if action == "cut" and len(data) > 1:
+                    self.wfile.write(data[:len(data) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
+
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def _match(self, method, path):
+        from urllib.parse import unquote
+        with threading.Lock():
+            for r in self.rules:
+                m, sub, action, count = r
+                if m == method and sub in unquote(path) and (count is None or count > 0):
+                    if count is not None:
+                        r[3] -= 1
+                    self.hits.append((method, path, action))
+                    return action
+        return None
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def chromium_screenshot(url, png, width=1280, height=1800):
