@@ -36,7 +36,9 @@ Result<nlohmann::json> build_report(RepositorySet& repos, int64_t since_ns) {
     const auto& s = plan.sources[i];
     nlohmann::json j = status[i];
     uint64_t stored = 0, growth = 0, backups = 0, unreadable = 0;
+    nlohmann::json backup_checks = nlohmann::json::array();  // checks a kind ran after its newest backup
     for (const auto& r : snapshots_of(by_repo[s.repository], s.name)) {
+      if (r.snapshot.summary.contains("checks")) backup_checks = r.snapshot.summary["checks"];
       uint64_t b = r.snapshot.summary.value("data_stored_bytes", uint64_t{0});
       stored += b;
       if (r.snapshot.time_ns >= since_ns) {
@@ -49,6 +51,10 @@ Result<nlohmann::json> build_report(RepositorySet& repos, int64_t since_ns) {
     j["stored_bytes"] = stored;
     j["growth_bytes"] = growth;
     j["backups_in_window"] = backups;
+    j["backup_checks"] = backup_checks;
+    for (const auto& c : backup_checks)
+      if (!c.value("ok", false))
+        warnings.push_back(fmt::format("{}: check {} after the last backup failed: {}", s.name, c.value("check", ""), c.value("detail", "")));
     std::string state = "ok";
     if (j.contains("error")) state = "failing";
     else if (!j.contains("last_backup")) state = "never backed up";
@@ -113,6 +119,14 @@ std::string report_text(const nlohmann::json& r) {
       for (const auto& c : v["checks"])
         out += fmt::format("  {} {}: {} — {}\n", src, c.value("check", ""), c.value("ok", false) ? "ok" : "FAILED", c.value("detail", ""));
   }
+  bool any_backup_check = false;
+  for (const auto& s : r["sources"])
+    for (const auto& c : s.value("backup_checks", nlohmann::json::array())) {
+      if (!any_backup_check) out += "Validation after the last backup:\n";
+      any_backup_check = true;
+      out += fmt::format("  {} {}: {} — {}\n", s.value("source", ""), c.value("check", ""), c.value("ok", false) ? "ok" : "FAILED",
+                         c.value("detail", ""));
+    }
   out += "\nDrill cadence per source:\n";
   bool any_cadence = false;
   for (const auto& s : r["sources"]) {
@@ -204,6 +218,15 @@ th{background:#e8eef4}.ok{color:#17803d;font-weight:600}.bad{color:#b42318;font-
                          c.value("ok", false) ? "ok" : "bad", c.value("ok", false) ? "ok" : "FAILED", esc(c.value("detail", "")));
     h += "</table>";
   }
+  std::string after_backup;
+  for (const auto& s : r["sources"])
+    for (const auto& c : s.value("backup_checks", nlohmann::json::array()))
+      after_backup += fmt::format("<tr><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td></tr>", esc(s.value("source", "")),
+                                  esc(c.value("check", "")), c.value("ok", false) ? "ok" : "bad", c.value("ok", false) ? "ok" : "FAILED",
+                                  esc(c.value("detail", "")));
+  if (!after_backup.empty())
+    h += "<h2>Validation (last backups)</h2><table><tr><th>Source</th><th>Check</th><th>Result</th><th>Detail</th></tr>" + after_backup +
+         "</table>";
   h += "<h2>Errors and warnings</h2><ul>";
   if (r["warnings"].empty()) h += "<li class=\"ok\">None.</li>";
   for (const auto& w : r["warnings"]) h += "<li class=\"bad\">" + esc(w.get<std::string>()) + "</li>";

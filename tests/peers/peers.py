@@ -198,9 +198,11 @@ class FakeGCS(Peer):
     With https=True it serves TLS with a certificate made here for 127.0.0.1 (gsutil speaks only
     https): Lifeboat trusts it through LIFEBOAT_CA_FILE and gsutil through its boto config."""
 
-    def __init__(self, workdir: Path = None, https=False):
+    def __init__(self, workdir: Path = None, https=False, preload: Path = None):
+        """preload: a folder whose subfolders are loaded as buckets at start (fast for thousands of objects)."""
         self.port = free_port()
         self.https = https
+        self.preload = preload
         self.dir = Path(workdir) if workdir else None
         self.endpoint = f"{'https' if https else 'http'}://127.0.0.1:{self.port}"
         self.proc = None
@@ -209,6 +211,8 @@ class FakeGCS(Peer):
         args = [str(require("fake-gcs-server")), "-scheme", "https" if self.https else "http", "-host", "127.0.0.1",
                 "-port", str(self.port), "-backend", "memory", "-public-host", f"127.0.0.1:{self.port}",
                 "-log-level", "error"]
+        if self.preload:
+            args += ["-data", str(self.preload)]
         if self.https:
             self.dir.mkdir(parents=True, exist_ok=True)
             self.cert, key = self.dir / "cert.pem", self.dir / "key.pem"

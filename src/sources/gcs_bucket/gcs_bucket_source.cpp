@@ -20,7 +20,9 @@ struct GcsSettings : SourceSettings {
   // Restores: into a bucket (`to`) or a directory (`target`), optionally only `include`d objects.
   std::string to, target;
   std::vector<std::string> include;
-  bool delete_extra = false;
+  // Objects under the target prefix that did not exist at T: left (false), deleted (true), or listed
+  // as what would be deleted ("dry-run", the example plan's choice for production).
+  bool delete_extra = false, delete_extra_dry_run = false;
 };
 
 SettingsPtr parse(const nlohmann::json& section, std::vector<SettingsProblem>& problems) {
@@ -32,7 +34,12 @@ SettingsPtr parse(const nlohmann::json& section, std::vector<SettingsProblem>& p
   s->to = r.string("to");
   s->target = r.string("target");
   s->include = r.strings("include");
-  s->delete_extra = r.boolean("delete_extra", false);
+  if (section.contains("delete_extra") && section["delete_extra"].is_string()) {
+    if (section["delete_extra"].get<std::string>() == "dry-run") s->delete_extra_dry_run = true;
+    else problems.push_back({"delete_extra", "expected true, false or dry-run"});
+  } else {
+    s->delete_extra = r.boolean("delete_extra", false);
+  }
   r.only({"bucket", "versions", "critical", "to", "target", "include", "delete_extra"});
   for (const auto& [key, url] : {std::pair<const char*, std::string>{"bucket", s->bucket}, {"to", s->to}})
     if (!url.empty())
@@ -89,7 +96,11 @@ Result<SourceRestore> restore(SourceContext& ctx, const SourceSettings& base, st
   out.point_ns = snap->snapshot.time_ns;
   out.snapshot_id = snap->id;
   out.details = {{"target", s.to.empty() ? s.target : s.to}, {"objects", r.objects}, {"unchanged", r.unchanged},
-                 {"bytes", r.bytes}, {"deleted", r.deleted}};
+                 {"bytes", r.bytes}, {"deleted", r.deleted}, {"extra_objects", r.would_delete.size()}};
+  if (s.delete_extra_dry_run) {
+    std::vector<std::string> first(r.would_delete.begin(), r.would_delete.begin() + std::min<size_t>(100, r.would_delete.size()));
+    out.details["would_delete"] = first;  // delete_extra: dry-run — what `true` would remove
+  }
   return out;
 }
 
