@@ -1,9 +1,11 @@
 """make demo: the full disaster-recovery cycle on one machine, printed step by step.
 
 FerretDB (MongoDB wire protocol with an oplog) and fake-gcs-server (the second region) run on
-loopback; an EyewearML-like `eyewear_ml` database and an assets directory are backed up by the plan,
-MongoDB changes are captured continuously, the data is destroyed, a drill restores everything into
-the test environment and measures RTO and RPO, and production is restored as of one instant.
+loopback; an EyewearML-like `eyewear_ml` database, an assets directory and the assets bucket are
+backed up by the plan (the bucket also synced to a secondary bucket), MongoDB changes are captured
+continuously, the data is destroyed, a drill restores everything into the test environment and
+measures RTO and RPO, production is restored as of one instant, and the plan's runbook commands
+(mongorestore's layout, `gsutil -m cp -r`) work on Lifeboat's output.
 """
 import datetime
 import os
@@ -41,8 +43,8 @@ def lb(*args, check=True, quiet=False):
 shutil.rmtree(DEMO, ignore_errors=True)
 DEMO.mkdir()
 mongo = peers.FerretDB(DEMO / "ferretdb")
-gcs = peers.FakeGCS()
-step("0. Peers on loopback: FerretDB (MongoDB wire protocol + oplog) and fake-gcs-server (second region)")
+gcs = peers.FakeGCS(DEMO / "gcs", https=True)
+step("0. Peers on loopback: FerretDB (MongoDB wire protocol + oplog) and fake-gcs-server (buckets, second region)")
 mongo.start()
 gcs.start()
 print(f"   FerretDB {mongo.uri}   fake-gcs-server {gcs.endpoint}")
@@ -65,7 +67,16 @@ try:
     (assets / "models" / "face-analysis" / "model-v3.onnx").write_bytes(rnd.randbytes(8 << 20))
     for env in ("production", "staging", "test"):
         (assets / "config" / f"{env}.yaml").write_text(f"environment: {env}\nfeature_flags: {{virtual_try_on: true}}\n")
-    print("   eyewear_ml: 5000 frames, 1000 users, 3000 try-on sessions; assets: an 8 MiB model and 3 configs")
+    for b in ("eyewear-backups", "eyewear-assets", "eyewear-assets-secondary", "eyewear-dr-test"):
+        gcs.create_bucket(b)
+    bucket = {f"catalog/frames/EW-{i:05}.jpg": rnd.randbytes(rnd.randint(2000, 30000)) for i in range(300)}
+    bucket["models/face-shape/v3/model.onnx"] = rnd.randbytes(4 << 20)
+    bucket["site/index.html"] = b"<html>EyewearML</html>"
+    for name, data in bucket.items():
+        gcs.put("eyewear-assets", name, data, contentType="image/jpeg" if name.endswith(".jpg") else "application/octet-stream",
+                metadata={"team": "ml" if "models" in name else "web"})
+    print("   eyewear_ml: 5000 frames, 1000 users, 3000 try-on sessions; assets: an 8 MiB model and 3 configs;")
+    print(f"   gs://eyewear-assets: {len(bucket)} objects (frame images, a 4 MiB face-shape model, the site)")
 
     step("2. The plan (lifeboat.yaml): local repository + GCS copy, MongoDB with continuous oplog, assets")
     (DEMO / "lifeboat.yaml").write_text("""version: 1
@@ -93,12 +104,24 @@ sources:
     environments:
       test: {target: "${DEMO}/drill"}
       production: {target: /}
+  assets-bucket:
+    kind: gcs_bucket
+    bucket: gs://eyewear-assets
+    schedule: {full: "0 3 * * *"}
+    retention: {within: 90d}
+    critical: ["models/*.onnx"]
+    validation: [counts, hashes, critical]
+    environments:
+      test: {to: "gs://eyewear-dr-test/assets/"}
+      production: {to: "gs://eyewear-assets", delete_extra: true}
 """)
     lb("init", "-r", DEMO / "repo", quiet=True)
     lb("plan", "check")
 
     step("3. lifeboat backup: every source, then verification, retention and the copy to the GCS region")
     lb("backup")
+    print("   plan §2.3, the daily bucket sync (server-side copies, CRC32C checked, deletions guarded):")
+    lb("sync", "gs://eyewear-assets", "gs://eyewear-assets-secondary", "--delete")
 
     step("4. Continuous capture: `lifeboat mongodb follow` commits an oplog slice every 2 s")
     follower = subprocess.Popen([LB, "mongodb", "follow", "--uri", mongo.uri, "--name", "eyewear-mongo", "--interval", "2s",
@@ -113,14 +136,20 @@ sources:
     print(f"   writes after the backup; the instant to recover: {at.isoformat()} ({expected})")
     time.sleep(1.5)
 
-    step("5. Disaster: a bad migration drops eyewear_ml.frames and deletes the assets directory")
+    step("5. Disaster: a bad migration drops eyewear_ml.frames, deletes the assets directory and wipes the bucket")
     db.frames.drop()
     shutil.rmtree(assets)
+    for name in list(bucket)[::2] + ["models/face-shape/v3/model.onnx"]:
+        gcs.delete("eyewear-assets", name)
+    gcs.put("eyewear-assets", "site/index.html", b"<html>defaced</html>")
+    print("   sync --delete now refuses to carry the damage to the secondary bucket:")
+    lb("sync", "gs://eyewear-assets", "gs://eyewear-assets-secondary", "--delete", check=False)
     time.sleep(3)  # the follower captures the damage too; point-in-time restore goes back before it
     follower.send_signal(signal.SIGTERM)
     out, _ = follower.communicate(timeout=30)
     print("   " + "\n   ".join(out.strip().splitlines()[-3:]))
-    print(f"   frames left: {db.frames.count_documents({})}; assets present: {assets.exists()}")
+    print(f"   frames left: {db.frames.count_documents({})}; assets present: {assets.exists()}; "
+          f"bucket objects left: {len(gcs.list('eyewear-assets'))} of {len(bucket)}")
 
     step("6. lifeboat drill --environment test: restore everything, validate, measure RTO and RPO")
     lb("drill", "--environment", "test", "--record", DEMO / "drill.md")
@@ -133,11 +162,29 @@ sources:
     print(f"   eyewear_ml now: {got} — {'equal to the state at ' + at.isoformat() if ok else 'NOT equal to the state at T'}")
     if not ok:
         sys.exit("demo: the restore did not bring back the state at T")
+    back = {o["name"]: gcs.get("eyewear-assets", o["name"]) for o in gcs.list("eyewear-assets")}
+    print(f"   gs://eyewear-assets now: {len(back)} objects — {'equal to the backup' if back == bucket else 'NOT equal to the backup'}")
+    if back != bucket:
+        sys.exit("demo: the bucket restore did not bring back the objects")
 
     step("8. The runbook still works: --to-dir writes a mongodump layout for `mongorestore --db eyewear_ml --drop`")
     lb("restore", "mongodb", "-r", DEMO / "repo", "--at", at.strftime("%Y-%m-%dT%H:%M:%SZ"), "--to-dir",
        DEMO / "backups" / at.strftime("%Y-%m-%d"), quiet=True)
     print("   " + " ".join(sorted(p.name for p in (DEMO / "backups" / at.strftime("%Y-%m-%d") / "eyewear_ml").iterdir())))
+
+    day = at.strftime("%Y-%m-%d")
+    step(f"8b. The storage runbook (plan §3.2): restore gcs --date {day} into gs://eyewear-backups/storage/{day}/, then gsutil")
+    for o in gcs.list("eyewear-assets"):
+        gcs.delete("eyewear-assets", o["name"])
+    lb("restore", "gcs", "-r", DEMO / "repo", "--date", day, "--to", f"gs://eyewear-backups/storage/{day}/", quiet=True)
+    cmd = f"gsutil -m cp -r gs://eyewear-backups/storage/{day}/* gs://eyewear-assets/"
+    print(f"   $ {cmd}")
+    g = subprocess.run(cmd, shell=True, env=dict(ENV, **gcs.boto_config(DEMO / "boto.cfg")), capture_output=True, text=True)
+    back = {o["name"]: gcs.get("eyewear-assets", o["name"]) for o in gcs.list("eyewear-assets")}
+    print(f"   gsutil exit {g.returncode}; gs://eyewear-assets: {len(back)} objects — "
+          f"{'equal to the backup' if back == bucket else 'NOT equal to the backup'}")
+    if g.returncode != 0 or back != bucket:
+        sys.exit("demo: the gsutil runbook step did not bring the assets back: " + g.stderr[-500:])
 
     step("9. Status and the daily report (HTML in .demo/report.html, metrics in .demo/lifeboat.prom)")
     lb("status")

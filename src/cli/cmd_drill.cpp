@@ -37,7 +37,7 @@ Status report_outcomes(const GlobalOptions& g, const char* verb, const std::vect
   } else if (!g.quiet) {
     for (const auto& o : outcomes) {
       if (!o.ok) {
-        fmt::print(stderr, "{:<20} {:<8} FAILED after {}: {}\n", o.source, o.kind, format_duration_ms(o.duration_ms), o.error);
+        fmt::print(stderr, "{:<20} {:<10} FAILED after {}: {}\n", o.source, o.kind, format_duration_ms(o.duration_ms), o.error);
         continue;
       }
       std::string extra;
@@ -59,7 +59,7 @@ Status report_outcomes(const GlobalOptions& g, const char* verb, const std::vect
                                cp["snapshots_copied"].get<uint64_t>(), format_bytes(cp["bytes_sent"].get<uint64_t>()),
                                cp["mode"].get<std::string>());
       }
-      fmt::print("{:<20} {:<8} ok in {}: {}\n", o.source, o.kind, format_duration_ms(o.duration_ms), extra);
+      fmt::print("{:<20} {:<10} ok in {}: {}\n", o.source, o.kind, format_duration_ms(o.duration_ms), extra);
     }
   }
   if (failed) return Error(Code::kFatal, fmt::format("{} of {} source(s) failed", failed, outcomes.size()));
@@ -120,11 +120,11 @@ void register_drill(CommandSet c) {
         print_json({{"plan", p.file}, {"sources", status}});
         return Status::ok();
       }
-      fmt::print("{:<20} {:<8} {:<22} {:<22} {:<10} {}\n", "SOURCE", "KIND", "LAST BACKUP", "NEWEST POINT", "RPO", "LAST DRILL");
+      fmt::print("{:<20} {:<10} {:<22} {:<22} {:<10} {}\n", "SOURCE", "KIND", "LAST BACKUP", "NEWEST POINT", "RPO", "LAST DRILL");
       for (const auto& s : status) {
         std::string rpo = s.contains("rpo_ms") ? format_duration_ms(s["rpo_ms"]) + (s.value("rpo_met", false) ? "" : " !") : "—";
         std::string drill = s.contains("last_drill") ? s["last_drill"].get<std::string>() + (s.value("last_drill_passed", false) ? " ok" : " FAILED") : "—";
-        fmt::print("{:<20} {:<8} {:<22} {:<22} {:<10} {}\n", s.value("source", ""), s.value("kind", ""),
+        fmt::print("{:<20} {:<10} {:<22} {:<22} {:<10} {}\n", s.value("source", ""), s.value("kind", ""),
                    s.value("last_backup", s.value("error", "—")), s.value("newest_point", "—"), rpo, drill);
       }
       return Status::ok();

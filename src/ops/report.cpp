@@ -100,10 +100,10 @@ std::string report_text(const nlohmann::json& r) {
   std::string out = fmt::format("Lifeboat report {} (since {}) — plan {}\nObjectives: RPO {}, RTO {}\n\n", r["generated"].get<std::string>(),
                                 r["since"].get<std::string>(), r["plan"].get<std::string>(),
                                 format_duration_ms(r["objectives"]["rpo_ms"]), format_duration_ms(r["objectives"]["rto_ms"]));
-  out += fmt::format("{:<20} {:<8} {:<16} {:<22} {:<10} {:>10} {:>10} {:>7}\n", "SOURCE", "KIND", "STATE", "LAST BACKUP", "RPO",
+  out += fmt::format("{:<20} {:<10} {:<16} {:<22} {:<10} {:>10} {:>10} {:>7}\n", "SOURCE", "KIND", "STATE", "LAST BACKUP", "RPO",
                      "STORED", "GROWTH", "BACKUPS");
   for (const auto& s : r["sources"])
-    out += fmt::format("{:<20} {:<8} {:<16} {:<22} {:<10} {:>10} {:>10} {:>7}\n", s.value("source", ""), s.value("kind", ""),
+    out += fmt::format("{:<20} {:<10} {:<16} {:<22} {:<10} {:>10} {:>10} {:>7}\n", s.value("source", ""), s.value("kind", ""),
                        s.value("state", ""), s.value("last_backup", "—"), age(s.value("rpo_ms", int64_t{-1})),
                        format_bytes(s.value("stored_bytes", uint64_t{0})), format_bytes(s.value("growth_bytes", uint64_t{0})),
                        s.value("backups_in_window", uint64_t{0}));
