@@ -315,8 +315,6 @@ https_validate_certificates = False
 [GSUtil]
 prefer_api = json
 default_project_id = p
-parallel_process_count = 2
-parallel_thread_count = 4
 """)
         return {"BOTO_CONFIG": str(path), "CLOUDSDK_CORE_PASS_CREDENTIALS_TO_GSUTIL": "false",
                 "CLOUDSDK_CORE_DISABLE_USAGE_REPORTING": "true", "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
