@@ -278,6 +278,21 @@ def test_faults_are_retried_or_fail_cleanly(lb, gcs_http):
                 env=dict(env, CLOUD_STORAGE_EMULATOR_ENDPOINT=proxy.endpoint))
         assert r.returncode == 1 and "gs://flaky/o2" in r.stderr, r.stderr
         assert len(lb.json("snapshots")) == before
+        # Bytes changed in flight, length intact: the CRC32C check catches them; once is retried...
+        proxy.rules = [["GET", "/o/o3?alt=media", "flip", 1]]
+        r = run(lb, gcs, "backup", "gcs", "gs://flaky", "--force", env=dict(env, CLOUD_STORAGE_EMULATOR_ENDPOINT=proxy.endpoint))
+        assert ("GET", "flip") in [(m, a) for m, _, a in proxy.hits]
+        # ... always, and the backup fails naming the object and the checksum, with no snapshot.
+        proxy.rules = [["GET", "/o/o3?alt=media", "flip", None]]
+        before = len(lb.json("snapshots"))
+        r = run(lb, gcs, "backup", "gcs", "gs://flaky", "--force", check=False,
+                env=dict(env, CLOUD_STORAGE_EMULATOR_ENDPOINT=proxy.endpoint))
+        assert r.returncode == 1 and "gs://flaky/o3" in r.stderr and "CRC32C" in r.stderr, r.stderr
+        assert len(lb.json("snapshots")) == before
+        # No permission: the bucket is named and the credentials are the suspect.
+        proxy.rules = [["GET", "/b/flaky", "403", None]]
+        r = run(lb, gcs, "backup", "gcs", "gs://flaky", check=False, env=dict(env, CLOUD_STORAGE_EMULATOR_ENDPOINT=proxy.endpoint))
+        assert r.returncode == 1 and "gs://flaky" in r.stderr and "credentials" in r.stderr, r.stderr
         lb.run("check")
     finally:
         proxy.close()

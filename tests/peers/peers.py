@@ -323,8 +323,8 @@ default_project_id = p
 
 class FaultyHttpProxy:
     """A loopback HTTP proxy in front of an http:// peer that misbehaves on request: `rules` is a list of
-    (method, path substring, action, count) with action "503", "429" (answer that status), "cut" (send
-    half the body, then close), "garble" (200 with a body that is not JSON) or a callable (run before
+    (method, path substring, action, count) with action a status such as "503", "429" or "403" (answer
+    it), "cut" (send half the body, then close), "flip" (change the body's first byte), "garble" (200 with a body that is not JSON) or a callable (run before
     the request is forwarded); each rule fires `count`
     times (None: always). Every other request is forwarded as it is."""
 
@@ -349,7 +349,7 @@ class FaultyHttpProxy:
                 if callable(action):  # something happens on the server first (an object vanishes, …)
                     action()
                     action = None
-                if action in ("503", "429"):
+                if action and action.isdigit():  # answer with that status, a body shaped like the API's errors
                     msg = b'{"error":{"code":%s,"message":"injected"}}' % action.encode()
                     self.send_response(int(action))
                     self.send_header("Content-Length", str(len(msg)))
@@ -376,6 +376,8 @@ class FaultyHttpProxy:
                         self.send_header(k, v)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
+                if action == "flip" and data:  # same length, one byte changed: only a checksum can tell
+                    data = bytes([data[0] ^ 0xFF]) + data[1:]
                 if action == "cut" and len(data) > 1:
                     self.wfile.write(data[:len(data) // 2])
                     self.wfile.flush()
