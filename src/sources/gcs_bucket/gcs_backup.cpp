@@ -155,11 +155,11 @@ Result<GcsBackupResult> backup_gcs(repo::Repository& repo, const GcsBackupOption
   LB_RETURN_IF_ERROR(repo.load_index());
 
   // Content the parent already holds, by name and generation (a generation's bytes never change).
-  std::unordered_map<std::string, std::vector<repo::BlobId>> known;
+  std::unordered_map<std::string, repo::Node> known;
   if (options.parent) {
     auto prev = stored_objects(repo, options.parent->snapshot);
     if (prev) {
-      for (auto& o : *prev) known.emplace(key_of(o.resource.value("name", ""), o.generation()), std::move(o.node.content));
+      for (auto& o : *prev) known.emplace(key_of(o.resource.value("name", ""), o.generation()), std::move(o.node));
     }
   }
 
@@ -241,8 +241,8 @@ Result<GcsBackupResult> backup_gcs(repo::Repository& repo, const GcsBackupOption
       Entry& e = entries[i];
       e.object = std::move(listed[i]);
       auto k = known.find(key_of(e.object.name, e.object.generation));
-      if (k != known.end()) {
-        e.content = k->second;
+      if (k != known.end() && k->second.size == e.object.size_bytes) {
+        e.content = k->second.content;
         e.reused = true;
         progress.files_done += 1;
         progress.bytes_done += e.object.size_bytes;
