@@ -61,6 +61,19 @@ nlohmann::json gcs_writable_metadata(const nlohmann::json& resource) {
   return m;
 }
 
+std::pair<std::string, Bytes> gcs_multipart_upload(const std::string& metadata_json, const std::string& media_type, ByteView data) {
+  const std::string boundary = "lifeboat_part_5b1e0c7d";
+  std::string head = fmt::format("--{}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n{}\r\n--{}\r\n"
+                                 "Content-Type: {}\r\n\r\n", boundary, metadata_json, boundary, media_type);
+  std::string tail = fmt::format("\r\n--{}--\r\n", boundary);
+  Bytes body;
+  body.reserve(head.size() + data.size() + tail.size());
+  body.insert(body.end(), head.begin(), head.end());
+  body.insert(body.end(), data.begin(), data.end());
+  body.insert(body.end(), tail.begin(), tail.end());
+  return {"multipart/related; boundary=" + boundary, std::move(body)};
+}
+
 Result<std::pair<std::string, std::string>> parse_gs_url(const std::string& url) {
   if (!url.starts_with("gs://") || url.size() == 5 || url[5] == '/')
     return Error(Code::kInvalidArgument, fmt::format("{}: expected gs://BUCKET or gs://BUCKET/PREFIX", url));
@@ -201,18 +214,8 @@ Result<GcsObject> GcsClient::upload(const std::string& bucket, const std::string
   if (size_bytes <= kSimpleMax) {
     Bytes data;
     LB_RETURN_IF_ERROR(read_exact(data, size_bytes));
-    std::string boundary = "lifeboat_part_5b1e0c7d";
-    std::string head = fmt::format("--{}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n{}\r\n--{}\r\n"
-                                   "Content-Type: {}\r\n\r\n", boundary, meta.dump(), boundary,
-                                   meta.value("contentType", "application/octet-stream"));
-    std::string tail = fmt::format("\r\n--{}--\r\n", boundary);
-    Bytes body;
-    body.reserve(head.size() + data.size() + tail.size());
-    body.insert(body.end(), head.begin(), head.end());
-    body.insert(body.end(), data.begin(), data.end());
-    body.insert(body.end(), tail.begin(), tail.end());
-    LB_ASSIGN_OR_RETURN(auto r, send_retrying("POST", base + "uploadType=multipart",
-                                              {{"Content-Type", "multipart/related; boundary=" + boundary}}, body));
+    auto [type, body] = gcs_multipart_upload(meta.dump(), meta.value("contentType", "application/octet-stream"), data);
+    LB_ASSIGN_OR_RETURN(auto r, send_retrying("POST", base + "uploadType=multipart", {{"Content-Type", type}}, body));
     return finish(r);
   }
   std::string m = meta.dump();

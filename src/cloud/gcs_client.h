@@ -33,6 +33,9 @@ GcsObject gcs_object_from_json(const nlohmann::json& j);
 // custom metadata, storage class and custom time (generation and checksums belong to the server).
 nlohmann::json gcs_writable_metadata(const nlohmann::json& resource);
 
+// A multipart/related upload body (the object's metadata JSON, then its bytes) and its Content-Type.
+std::pair<std::string, Bytes> gcs_multipart_upload(const std::string& metadata_json, const std::string& media_type, ByteView data);
+
 // "gs://bucket/some/prefix" → {"bucket", "some/prefix"}; kInvalidArgument when it is not a gs:// URL.
 Result<std::pair<std::string, std::string>> parse_gs_url(const std::string& url);
 

@@ -44,18 +44,8 @@ class GcsStore final : public ObjectStore {
     if (data.size() > resumable_threshold_) return put_resumable(base, key, data, o, pre);
     if (o.retain_until_ns) {
       // Retention travels in the object's metadata: a multipart (related) upload.
-      std::string boundary = "lifeboat_boundary_7f3a9c";
-      std::string meta = metadata_json(key, o).dump();
-      std::string head = fmt::format("--{}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n{}\r\n--{}\r\n"
-                                     "Content-Type: application/octet-stream\r\n\r\n", boundary, meta, boundary);
-      std::string tail = fmt::format("\r\n--{}--\r\n", boundary);
-      Bytes body;
-      body.reserve(head.size() + data.size() + tail.size());
-      body.insert(body.end(), head.begin(), head.end());
-      body.insert(body.end(), data.begin(), data.end());
-      body.insert(body.end(), tail.begin(), tail.end());
-      r = send("POST", base + "uploadType=multipart" + pre,
-               {{"Content-Type", "multipart/related; boundary=" + boundary}}, body);
+      auto [type, body] = gcs_multipart_upload(metadata_json(key, o).dump(), "application/octet-stream", data);
+      r = send("POST", base + "uploadType=multipart" + pre, {{"Content-Type", type}}, body);
     } else {
       r = send("POST", base + "uploadType=media&name=" + url_encode(key) + pre,
                {{"Content-Type", "application/octet-stream"}}, data);
