@@ -95,7 +95,7 @@ def main():
             shutil.rmtree(local)
 
     gsutil_v = subprocess.run(["gsutil", "version"], capture_output=True, text=True).stdout.strip().splitlines()[0]
-    lb_v = subprocess.run([LIFEBOAT, "--version"], capture_output=True, text=True).stdout.strip()
+    lb_v = "Lifeboat " + subprocess.run([LIFEBOAT, "--version"], capture_output=True, text=True).stdout.strip().split()[-1]
     what = f"a real tree ({args.tree})" if args.tree else "a generated tree"
     lines = [f"### {datetime.date.today()} — GCS bucket: {n_objects} objects / {n_bytes / 2**20:.0f} MiB ({what}), "
              "fake-gcs-server v1.55.1 (https, memory backend) on loopback",
