@@ -167,6 +167,7 @@ Result<GcsBackupResult> backup_gcs(repo::Repository& repo, const GcsBackupOption
   std::vector<cloud::GcsObject> listed;
   LB_RETURN_IF_ERROR(client->list_objects(loc.bucket, loc.prefix, options.versions, [&](const cloud::GcsObject& o) {
     listed.push_back(o);
+    listed.back().resource = recorded_resource(o.resource);  // the listing is held until the tree is built: keep it lean
     progress.files_total += 1;
     progress.bytes_total += o.size_bytes;
     return Status::ok();
