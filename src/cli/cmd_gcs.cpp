@@ -98,14 +98,7 @@ void register_restore_gcs(CommandSet c, CLI::App* restore) {
     c.action = [c, f]() -> Status {
       if (f->o.to.empty() == f->o.target.empty())
         return Error(Code::kInvalidArgument, "restore gcs needs exactly one target: --to gs://BUCKET[/PREFIX] or --target DIR");
-      std::optional<int64_t> at;
-      if (!f->date.empty()) {
-        LB_ASSIGN_OR_RETURN(int64_t day, parse_time(f->date));
-        at = day + 86400LL * 1000000000 - 1;
-      }
-      if (!f->at.empty()) {
-        LB_ASSIGN_OR_RETURN(at, parse_time(f->at));
-      }
+      LB_ASSIGN_OR_RETURN(auto at, requested_instant(f->at, f->date));
       LB_ASSIGN_OR_RETURN(auto repo, open_repository(c.global));
       LB_ASSIGN_OR_RETURN(auto lock, repo::RepoLock::acquire(*repo, repo::LockKind::kShared));
       LB_ASSIGN_OR_RETURN(auto all, repo->list_snapshots());

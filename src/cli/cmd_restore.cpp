@@ -30,14 +30,7 @@ void register_restore(CommandSet c) {
     if (!cmd->get_subcommands().empty()) return;  // `restore mongodb …` set its own action
     c.action = [c, spec, pick, opts, environment, date, all]() -> Status {
       if (auto plan = plan_mode(c.global)) {
-        std::optional<int64_t> at;
-        if (!date->empty()) {
-          LB_ASSIGN_OR_RETURN(int64_t day, parse_time(*date));
-          at = day + 86400LL * 1000000000 - 1;
-        }
-        if (!pick->at.empty()) {
-          LB_ASSIGN_OR_RETURN(at, pick->at_ns());
-        }
+        LB_ASSIGN_OR_RETURN(auto at, requested_instant(pick->at, *date));
         std::vector<std::string> names;
         if (!*all) {
           if (*spec == "latest") return Error(Code::kInvalidArgument, "plan mode: name a source to restore, or --all");

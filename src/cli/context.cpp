@@ -97,6 +97,16 @@ Result<std::optional<int64_t>> SnapshotPick::at_ns() const {
   return std::optional<int64_t>{t};
 }
 
+Result<std::optional<int64_t>> requested_instant(const std::string& at, const std::string& date) {
+  if (!at.empty()) {
+    LB_ASSIGN_OR_RETURN(int64_t t, parse_time(at));
+    return std::optional<int64_t>{t};
+  }
+  if (date.empty()) return std::optional<int64_t>{};
+  LB_ASSIGN_OR_RETURN(int64_t day, parse_time(date));
+  return std::optional<int64_t>{day + 86400LL * 1000000000 - 1};
+}
+
 Result<repo::SnapshotRef> pick_snapshot(repo::Repository& r, const std::string& spec, const SnapshotPick& pick) {
   LB_ASSIGN_OR_RETURN(auto at, pick.at_ns());
   LB_ASSIGN_OR_RETURN(auto all, r.list_snapshots());

@@ -48,6 +48,8 @@ struct SnapshotPick {
   void add_flags(CLI::App* cmd, bool with_at = true);
   Result<std::optional<int64_t>> at_ns() const;
 };
+// The instant a restore asks for: --at TIME, else --date DAY (the end of that day), else none (newest).
+Result<std::optional<int64_t>> requested_instant(const std::string& at, const std::string& date);
 Result<repo::SnapshotRef> pick_snapshot(repo::Repository& r, const std::string& spec, const SnapshotPick& pick);
 
 nlohmann::json snapshot_json(const repo::SnapshotRef& ref);
