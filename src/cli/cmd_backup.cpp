@@ -26,12 +26,9 @@ void print_result(const GlobalOptions& g, const sources::files::FilesBackupResul
                 {"short_id", r.snapshot_id.substr(0, 8)},
                 {"time", format_rfc3339(r.snapshot.time_ns)},
                 {"summary", s},
-                {"unreadable", r.unreadable},
-                {"warnings", r.warnings}});
-    for (const auto& w : r.warnings) fmt::print(stderr, "lifeboat: warning: {}\n", w);
+                {"unreadable", r.unreadable}});
     return;
   }
-  for (const auto& w : r.warnings) fmt::print(stderr, "lifeboat: warning: {}\n", w);
   for (const auto& u : r.unreadable) fmt::print(stderr, "unreadable: {}\n", u);
   if (g.quiet) return;
   auto num = [&](const char* k) { return s.value(k, uint64_t{0}); };

@@ -316,54 +316,28 @@ Result<std::vector<PackEntry>> Repository::load_pack_header(const PackId& id, ui
   return decode_pack_header(*plain, pack_size - 4 - header_len);
 }
 
-std::string missing_packs_warning(const std::vector<std::string>& missing) {
-  std::string names;
-  for (size_t i = 0; i < missing.size() && i < 3; ++i) names += (i ? ", " : "") + missing[i].substr(0, 8);
-  return fmt::format("the repository is damaged: {} pack(s) the index names are missing from storage ({}{}); this backup "
-                     "stores their blobs again instead of referring to them. Older snapshots may be unrestorable: run "
-                     "`lifeboat check`", missing.size(), names, missing.size() > 3 ? ", …" : "");
-}
-
 Result<size_t> Repository::adopt_unindexed_packs() {
-  LB_ASSIGN_OR_RETURN(auto r, reconcile(/*drop_missing=*/false));
-  return r.adopted;
-}
-
-Result<Repository::PackReconciliation> Repository::reconcile_packs_for_backup() { return reconcile(/*drop_missing=*/true); }
-
-Result<Repository::PackReconciliation> Repository::reconcile(bool drop_missing) {
   LB_RETURN_IF_ERROR(load_index());
-  std::unordered_map<PackId, uint64_t, BlobIdHash> stored;
+  std::vector<std::pair<PackId, uint64_t>> orphans;
+  std::unordered_set<PackId, BlobIdHash> known;
+  for (const auto& p : index_.packs()) known.insert(p);
+  for (const auto& [p, t] : tombstoned_packs_) known.insert(p);  // prune owns those
   LB_RETURN_IF_ERROR(backend_->list(FileType::kPack, [&](const storage::FileInfo& fi) {
     PackId id;
-    if (parse_id(fi.name, id)) stored.emplace(id, fi.size_bytes);
+    if (parse_id(fi.name, id) && !known.count(id)) orphans.emplace_back(id, fi.size_bytes);
     return Status::ok();
   }));
-  PackReconciliation out;
-  std::unordered_set<PackId, BlobIdHash> known;
-  for (const auto& p : index_.packs()) {
-    known.insert(p);
-    if (!stored.count(p)) out.missing.push_back(to_hex(p));
-  }
-  for (const auto& [p, t] : tombstoned_packs_) known.insert(p);  // prune owns those
-  if (drop_missing && !out.missing.empty()) {
-    // Rebuild the dedup index without them; reads keep the full state (restore names what is gone).
-    LB_ASSIGN_OR_RETURN(IndexState state, read_index_state(/*tolerant=*/true));
-    for (auto it = state.live.begin(); it != state.live.end();)
-      it = stored.count(it->first) ? std::next(it) : state.live.erase(it);
-    use_index_state(std::move(state));
-  }
+  if (orphans.empty()) return size_t{0};
   IndexFile file;
-  for (const auto& [id, size] : stored) {
-    if (known.count(id)) continue;
+  for (const auto& [id, size] : orphans) {
     auto entries = load_pack_header(id, size);
-    if (!entries) continue;  // damaged or still being written: check reports it
+    if (!entries) continue;
     index_.add_pack(id, *entries);
     file.packs.push_back({id, std::move(*entries)});
   }
-  if (!file.packs.empty()) LB_RETURN_IF_ERROR(save_file(FileType::kIndex, file.encode()).status());
-  out.adopted = file.packs.size();
-  return out;
+  if (file.packs.empty()) return size_t{0};
+  LB_RETURN_IF_ERROR(save_file(FileType::kIndex, file.encode()).status());
+  return file.packs.size();
 }
 
 Result<Bytes> Repository::read_blob(const BlobId& id) {

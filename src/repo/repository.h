@@ -44,9 +44,6 @@ struct InitOptions {
   std::optional<crypto::Key> master;  // --copy-keys-from: share another repository's keys (and chunker)
 };
 
-// What a backup says when packs the index names are gone from storage (reconcile_packs_for_backup).
-std::string missing_packs_warning(const std::vector<std::string>& missing_packs);
-
 // Loads a file named by the SHA-256 of its bytes and checks it; a download that does not match is
 // fetched again (twice) before it is called damaged (kCorrupt).
 Result<Bytes> load_content_addressed(storage::Backend& backend, const storage::Handle& h);
@@ -126,14 +123,6 @@ class Repository {
   // writes an index file for them, so their blobs are reused instead of stored again. Returns how
   // many packs were adopted. Packs whose header does not authenticate are left for check to report.
   Result<size_t> adopt_unindexed_packs();
-  // Before a backup: one listing of the packs. Packs the index names that storage no longer has are
-  // taken out of the dedup index (their blobs are stored again instead of referenced); complete packs
-  // no index names are adopted (as adopt_unindexed_packs). Returns the missing packs' names.
-  struct PackReconciliation {
-    size_t adopted = 0;
-    std::vector<std::string> missing;
-  };
-  Result<PackReconciliation> reconcile_packs_for_backup();
   // Reads a pack's header with two ranged reads (length trailer, then header).
   Result<std::vector<PackEntry>> load_pack_header(const PackId& id, uint64_t pack_size);
   // Loads, decrypts, decompresses a blob and checks its content ID: wrong bytes are never returned.
@@ -175,7 +164,6 @@ class Repository {
   // 8 MiB of the pack from that blob on (blobs are read back mostly in the order they were written)
   // and keeps the last few windows.
   Result<Bytes> read_sealed_range(const BlobLocation& loc);
-  Result<PackReconciliation> reconcile(bool drop_missing);
   struct PackWindow {
     PackId pack;
     uint64_t offset, length;

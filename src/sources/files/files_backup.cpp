@@ -366,21 +366,14 @@ Result<FilesBackupResult> backup_files(repo::Repository& repo, const FilesBackup
     if (lstat(p.c_str(), &st) != 0)
       return Error(Code::kInvalidArgument, fmt::format("cannot back up {}: {}", p, strerror(errno)));
   }
-  LB_ASSIGN_OR_RETURN(auto packs, repo.reconcile_packs_for_backup());
-  std::vector<std::string> warnings;
-  FilesBackupOptions effective = options;
-  if (!packs.missing.empty()) {
-    // The parent's unchanged files may point into the lost packs: read every file again, so what the
-    // new snapshot needs is stored again (the dedup index no longer offers the lost blobs).
-    effective.parent.reset();
-    warnings.push_back(repo::missing_packs_warning(packs.missing));
-  }
+  LB_RETURN_IF_ERROR(repo.load_index());
+  LB_RETURN_IF_ERROR(repo.adopt_unindexed_packs().status());
   int64_t start = monotonic_ns();
   std::atomic<bool> stop_scan{false};
   std::thread scanner;
   if (options.count_totals) scanner = std::thread([&] { count_totals(options.paths, progress, stop_scan); });
   repo::WriteSession session(repo);
-  FilesBackup backup(repo, session, effective, progress);
+  FilesBackup backup(repo, session, options, progress);
   auto tree = backup.run();
   stop_scan = true;
   if (scanner.joinable()) scanner.join();
@@ -397,7 +390,7 @@ Result<FilesBackupResult> backup_files(repo::Repository& repo, const FilesBackup
   snap.paths = options.paths;
   snap.tags = options.tags;
   snap.tree = *tree;
-  if (effective.parent) snap.parent = effective.parent->id;
+  if (options.parent) snap.parent = options.parent->id;
   snap.summary = repo::session_summary(session, start);
   snap.summary["files_new"] = backup.files_new;
   snap.summary["files_changed"] = backup.files_changed;
@@ -406,7 +399,7 @@ Result<FilesBackupResult> backup_files(repo::Repository& repo, const FilesBackup
   snap.summary["total_bytes"] = backup.total_bytes;
   snap.summary["unreadable"] = backup.unreadable.size();
   LB_ASSIGN_OR_RETURN(std::string id, session.commit(snap));
-  return FilesBackupResult{id, snap, backup.unreadable, warnings};
+  return FilesBackupResult{id, snap, backup.unreadable};
 }
 
 Result<FilesBackupResult> backup_command_output(repo::Repository& repo, const CommandBackupOptions& options,

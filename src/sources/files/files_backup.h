@@ -25,7 +25,6 @@ struct FilesBackupResult {
   std::string snapshot_id;
   repo::Snapshot snapshot;
   std::vector<std::string> unreadable;  // "path: reason" for each skipped entry
-  std::vector<std::string> warnings;    // e.g. packs the index names that storage no longer has
 };
 
 // Backs up the paths and commits a snapshot. With unreadable entries the snapshot is still committed and

@@ -52,7 +52,7 @@ Result<SourceBackup> backup(SourceContext& ctx, const SourceSettings& base) {
   LB_ASSIGN_OR_RETURN(auto all, ctx.repo.list_snapshots());
   o.parent = newest(all, ctx.name, std::nullopt);
   LB_ASSIGN_OR_RETURN(auto r, backup_files(ctx.repo, o, ctx.progress));
-  SourceBackup out{r.snapshot_id, r.snapshot.summary, r.warnings};
+  SourceBackup out{r.snapshot_id, r.snapshot.summary, {}};
   for (const auto& u : r.unreadable) out.warnings.push_back("unreadable: " + u);
   return out;
 }

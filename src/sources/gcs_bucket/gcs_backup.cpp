@@ -152,14 +152,11 @@ Result<GcsBackupResult> backup_gcs(repo::Repository& repo, const GcsBackupOption
   LB_ASSIGN_OR_RETURN(auto loc, parse_location(options.url));
   LB_ASSIGN_OR_RETURN(auto client, cloud::GcsClient::from_environment(kReadScope));
   LB_RETURN_IF_ERROR(client->get_bucket(loc.bucket));
-  LB_ASSIGN_OR_RETURN(auto packs, repo.reconcile_packs_for_backup());
-  GcsBackupResult result;
-  if (!packs.missing.empty()) result.warnings.push_back(repo::missing_packs_warning(packs.missing));
+  LB_RETURN_IF_ERROR(repo.load_index());
 
-  // Content the parent already holds, by name and generation (a generation's bytes never change);
-  // not trusted when packs are missing (its blobs may be in them).
+  // Content the parent already holds, by name and generation (a generation's bytes never change).
   std::unordered_map<std::string, repo::Node> known;
-  if (options.parent && packs.missing.empty()) {
+  if (options.parent) {
     auto prev = stored_objects(repo, options.parent->snapshot);
     if (prev) {
       for (auto& o : *prev) known.emplace(key_of(o.resource.value("name", ""), o.generation()), std::move(o.node));
@@ -273,6 +270,7 @@ Result<GcsBackupResult> backup_gcs(repo::Repository& repo, const GcsBackupOption
     return first_error;
   }
 
+  GcsBackupResult result;
   DirBuild root, versions;
   uint64_t objects = 0, noncurrent = 0, total_bytes = 0, reused = 0;
   nlohmann::json vanished = nlohmann::json::array(), changed = nlohmann::json::array();
