@@ -94,6 +94,8 @@ nlohmann::json plan_json(const mdb::MongoRestorePlan& p) {
     j["at"] = format_rfc3339(*p.at_ns);
     j["lag_ms"] = (*p.at_ns - p.point_ns) / 1000000;
   }
+  j["proved"] = p.proved;
+  j["proof"] = p.proof;
   if (!p.limit.empty()) j["limit"] = p.limit;
   return j;
 }
@@ -134,9 +136,12 @@ void register_restore_mongodb(CommandSet c, CLI::App* restore) {
         fmt::print("MongoDB {}: full backup {} ({}) + {} oplog slice(s)\n", plan.name, plan.full.short_id(),
                    format_local(plan.full.snapshot.time_ns), plan.slices.size());
         fmt::print("restored point: {}", format_local(plan.point_ns));
-        if (at && *at > plan.point_ns) fmt::print(" ({} before the requested {})", format_duration_ms((*at - plan.point_ns) / 1000000),
-                           format_local(*at));
-        fmt::print("\n");
+        if (plan.proved)
+          fmt::print(" (exactly the requested instant)");
+        else if (at && *at > plan.point_ns)
+          fmt::print(" ({} before the requested {})", format_duration_ms((*at - plan.point_ns) / 1000000),
+                     format_local(*at));
+        fmt::print("\n  proved by: {}\n", plan.proof);
         if (!plan.limit.empty()) fmt::print("  limited by: {}\n", plan.limit);
       }
       if (f->dry_run) {

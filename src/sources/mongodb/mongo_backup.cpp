@@ -192,7 +192,10 @@ Result<MongoBackupResult> backup_mongodb(repo::Repository& repo, const MongoBack
   size_t threads = std::max<size_t>(1, options.threads);
   LB_ASSIGN_OR_RETURN(auto conn, MongoConnection::connect(options.uri, static_cast<int>(threads) + 2));
   LB_RETURN_IF_ERROR(repo.load_index());
+  LB_ASSIGN_OR_RETURN(bool has_oplog, conn->has_oplog());
   LB_ASSIGN_OR_RETURN(auto oplog_start, conn->oplog_edge(true));
+  // An oplog with no entry yet still orders what comes: the chain starts at position zero.
+  if (has_oplog && !oplog_start) oplog_start = OplogTime{};
   int64_t start_ns = now_unix_ns();
 
   LB_ASSIGN_OR_RETURN(auto all_dbs, conn->database_names());
@@ -244,6 +247,14 @@ Result<MongoBackupResult> backup_mongodb(repo::Repository& repo, const MongoBack
 
   int64_t now = now_unix_ns();
   LB_ASSIGN_OR_RETURN(auto oplog_end, conn->oplog_edge(true));
+  if (has_oplog && !oplog_end) oplog_end = OplogTime{};
+  // How far the server proves the dump + its oplog complete (docs/format.md): at least the seconds
+  // before the end position, and up to the server's own time when nothing was logged after it.
+  std::optional<OplogProof> proof;
+  if (oplog_end) {
+    LB_ASSIGN_OR_RETURN(auto p, conn->prove_read_through(*oplog_end));
+    proof = std::move(p);
+  }
   repo::Tree root;
   uint64_t oplog_entries = 0;
   if (oplog_start || oplog_end) {
@@ -300,6 +311,10 @@ Result<MongoBackupResult> backup_mongodb(repo::Repository& repo, const MongoBack
                    {"finished_ns", now}};
   snap.metadata["oplog_start"] = oplog_start ? oplog_time_json(*oplog_start) : nlohmann::json();
   snap.metadata["oplog_end"] = oplog_end ? oplog_time_json(*oplog_end) : nlohmann::json();
+  if (proof) {
+    snap.metadata["proved_through_s"] = proof->through_s;
+    snap.metadata["proof"] = proof->how;
+  }
   snap.summary = repo::session_summary(session, start_mono);
   snap.summary["collections"] = jobs.size();
   snap.summary["documents"] = documents;

@@ -5,6 +5,8 @@
 
 #include <mutex>
 
+#include "core/time.h"
+
 namespace lifeboat::sources::mongodb {
 
 namespace {
@@ -146,6 +148,70 @@ Result<std::optional<OplogTime>> MongoConnection::oplog_edge(bool newest) {
   mongoc_collection_destroy(coll);
   if (failed) return mongo_error(error, "reading local.oplog.rs");
   return ts;
+}
+
+bool MongoConnection::is_ferretdb() {
+  auto lease = this->lease();
+  bson_t* cmd = BCON_NEW("buildInfo", BCON_INT32(1));
+  bson_t reply;
+  bson_error_t error;
+  bool ok = mongoc_client_command_simple(lease.get(), "admin", cmd, nullptr, &reply, &error);
+  bool ferret = ok && bson_has_field(&reply, "ferretdbVersion");
+  bson_destroy(&reply);
+  bson_destroy(cmd);
+  return ferret;
+}
+
+namespace {
+
+// An entry is stamped before it is written (FerretDB stamps after the data write, then inserts
+// into local.oplog.rs); the second before the server's current one may still be filling.
+constexpr uint32_t kStampToVisibleS = 1;
+
+}  // namespace
+
+Result<OplogProof> MongoConnection::prove_read_through(OplogTime read) {
+  OplogProof proof;
+  proof.through_s = read.t > 0 ? read.t - 1 : 0;  // entries up to `read` are in order: its earlier seconds are whole
+  proof.how = fmt::format("oplog read through position {}", read.to_string());
+  std::optional<OplogTime> op_time;
+  int64_t local_ms = 0;
+  {
+    auto lease = this->lease();
+    bson_t* cmd = BCON_NEW("hello", BCON_INT32(1));
+    bson_t reply;
+    bson_error_t error;
+    bool ok = mongoc_client_command_simple(lease.get(), "admin", cmd, nullptr, &reply, &error);
+    bson_destroy(cmd);
+    if (!ok) {
+      bson_destroy(&reply);
+      return mongo_error(error, "asking the server for its time (hello)");
+    }
+    op_time = bson_timestamp(&reply, "operationTime");
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, &reply, "localTime") && BSON_ITER_HOLDS_DATE_TIME(&it))
+      local_ms = bson_iter_date_time(&it);
+    bson_destroy(&reply);
+  }
+  LB_ASSIGN_OR_RETURN(auto newest, oplog_edge(true));
+  if (newest && *newest > read) {
+    proof.unread = true;
+    return proof;
+  }
+  uint32_t server_s = 0;
+  std::string how;
+  if (op_time && op_time->t > kStampToVisibleS) {
+    server_s = op_time->t - 1;
+    how = fmt::format("server operationTime {} with no newer oplog entry", op_time->to_string());
+  } else if (local_ms > 0 && local_ms / 1000 > kStampToVisibleS + 1) {
+    server_s = static_cast<uint32_t>(local_ms / 1000) - 1 - kStampToVisibleS;
+    how = fmt::format("server clock (hello.localTime) {} with no newer oplog entry", format_rfc3339(local_ms * 1000000));
+  }
+  if (server_s > proof.through_s) {
+    proof.through_s = server_s;
+    proof.how = std::move(how);
+  }
+  return proof;
 }
 
 std::optional<OplogTime> bson_timestamp(const bson_t* doc, const char* name) {

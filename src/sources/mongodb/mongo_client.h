@@ -49,6 +49,15 @@ class BsonDoc {
 
 Status mongo_error(const bson_error_t& error, const std::string& context);
 
+// How far the oplog is proved complete: every entry with ts.t <= through_s has been read. Only the
+// server's own evidence counts (positions it handed over, its operationTime or clock), never the
+// reader's clock; the rule is in docs/format.md ("What a slice proves").
+struct OplogProof {
+  uint32_t through_s = 0;  // 0: nothing proved
+  std::string how;         // the evidence, for restores that explain their point
+  bool unread = false;     // the server holds entries after the read position not handed over yet
+};
+
 class MongoConnection;
 
 // A client borrowed from the pool, returned when it goes out of scope.
@@ -82,6 +91,12 @@ class MongoConnection {
   // The newest (or oldest) oplog entry's ts; nullopt when there is no oplog or it is empty.
   Result<std::optional<OplogTime>> oplog_edge(bool newest);
   Result<bool> has_oplog();
+  // Asks the server for its time (operationTime, else hello's localTime), then for the oplog's
+  // newest entry. With everything up to `read` already read and nothing newer logged, every entry
+  // the server stamped before its time has been read; else only `read` itself proves anything.
+  Result<OplogProof> prove_read_through(OplogTime read);
+  // buildInfo names FerretDB (whose limits some callers work around).
+  bool is_ferretdb();
 
  private:
   MongoConnection() = default;

@@ -23,10 +23,31 @@ std::optional<OplogTime> meta_time(const repo::Snapshot& s, const char* key) {
   return oplog_time_from_json(s.metadata.value(key, nlohmann::json()));
 }
 
-// When a full backup's state holds: its end position when it saw an oplog, else when it finished.
-int64_t full_point_ns(const repo::Snapshot& s) {
-  if (auto end = meta_time(s, "oplog_end")) return std::max<int64_t>(static_cast<int64_t>(end->t) * kSecond,
-                                                                     s.metadata.value("finished_ns", s.time_ns) - kSecond);
+// The last instant of a whole second: a state proved through second s holds at every instant in it.
+int64_t end_of_second(uint32_t s) { return (static_cast<int64_t>(s) + 1) * kSecond - 1; }
+
+// What a full backup or slice proves (docs/format.md): its recorded server evidence, at least the
+// seconds before its end position. Slices written before the evidence was recorded carried a claim
+// from the follower's own clock (`observed_until_ns`); it is ignored.
+OplogProof recorded_proof(const repo::Snapshot& s, const char* end_key) {
+  OplogProof p;
+  if (auto end = meta_time(s, end_key); end && end->t > 0) {
+    p.through_s = end->t - 1;
+    p.how = fmt::format("oplog read through position {}", end->to_string());
+  }
+  uint32_t recorded = s.metadata.value("proved_through_s", uint32_t{0});
+  if (recorded > p.through_s) {
+    p.through_s = recorded;
+    p.how = s.metadata.value("proof", std::string("recorded server evidence"));
+  }
+  return p;
+}
+
+// When a full backup's state holds. With an oplog, its state is the one at its end position, so
+// it serves any instant in or after that position's second. Without an oplog no server evidence
+// exists: the time the dump finished is all there is.
+int64_t full_first_usable_ns(const repo::Snapshot& s) {
+  if (auto end = meta_time(s, "oplog_end")) return static_cast<int64_t>(end->t) * kSecond;
   return s.metadata.value("finished_ns", s.time_ns);
 }
 
@@ -59,58 +80,91 @@ Result<MongoRestorePlan> plan_mongodb_restore(const std::vector<repo::SnapshotRe
   for (const auto& s : snapshots) {
     if (s.snapshot.paths.empty() || s.snapshot.paths[0] != plan.name) continue;
     if (s.snapshot.source == kFullSource) {
-      int64_t p = full_point_ns(s.snapshot);
-      if (!oldest || p < full_point_ns(oldest->snapshot)) oldest = &s;
-      if (p <= at && (!best || p > full_point_ns(best->snapshot))) best = &s;
+      int64_t p = full_first_usable_ns(s.snapshot);
+      if (!oldest || p < full_first_usable_ns(oldest->snapshot)) oldest = &s;
+      if (p <= at && (!best || p > full_first_usable_ns(best->snapshot) ||
+                      (p == full_first_usable_ns(best->snapshot) && s.snapshot.time_ns > best->snapshot.time_ns)))
+        best = &s;
     } else if (s.snapshot.source == kSliceSource) {
-      slices.push_back(&s);
+      if (meta_time(s.snapshot, "from") && meta_time(s.snapshot, "to")) slices.push_back(&s);
     }
   }
   if (!best) {
     if (!oldest) return Error(Code::kNotFound, fmt::format("no full backup of {}: run `lifeboat backup mongodb`", plan.name));
     return Error(Code::kNotFound, fmt::format("no full backup of {} at or before {}; the oldest is consistent at {}",
-                                              plan.name, format_rfc3339(at), format_rfc3339(full_point_ns(oldest->snapshot))));
+                                              plan.name, format_rfc3339(at), format_rfc3339(full_first_usable_ns(oldest->snapshot))));
   }
   plan.full = *best;
-  plan.point_ns = full_point_ns(best->snapshot);
   auto start = meta_time(best->snapshot, "oplog_start");
   auto end = meta_time(best->snapshot, "oplog_end");
   plan.replay_from = start.value_or(OplogTime{});
-  if (at_ns) plan.replay_until_s = static_cast<uint32_t>(*at_ns / kSecond);
-  if (end) {
-    std::sort(slices.begin(), slices.end(), [](const auto* a, const auto* b) {
-      auto fa = *meta_time(a->snapshot, "from"), fb = *meta_time(b->snapshot, "from");
-      if (fa != fb) return fa < fb;
-      return *meta_time(a->snapshot, "to") < *meta_time(b->snapshot, "to");
-    });
-    OplogTime cursor = *end;
-    for (const auto* s : slices) {
-      auto from = meta_time(s->snapshot, "from"), to = meta_time(s->snapshot, "to");
-      if (!from || !to) continue;
-      if (plan.point_ns >= at) break;
-      if (*from > cursor) {
-        plan.limit = fmt::format("oplog slices are missing after {} (the follower was not running)",
-                                 format_rfc3339(plan.point_ns));
-        break;
-      }
-      auto gap_until = meta_time(s->snapshot, "gap_until");
-      if (s->snapshot.metadata.value("gap", false) && (!gap_until || *gap_until > cursor) && *to > cursor) {
-        plan.limit = fmt::format("the oplog rolled over before the follower read it (gap after {})",
-                                 format_rfc3339(plan.point_ns));
-        break;
-      }
-      int64_t observed = s->snapshot.metadata.value("observed_until_ns", int64_t{0});
-      int64_t covered = std::max(observed, static_cast<int64_t>(to->t) * kSecond);
-      if (*to <= cursor && covered <= plan.point_ns) continue;
-      plan.slices.push_back(*s);
-      cursor = std::max(cursor, *to);
-      plan.point_ns = std::max(plan.point_ns, covered);
-    }
+  if (!end) {
+    // No oplog: the dump is all there is, and nothing proves its state at any instant.
+    plan.point_ns = std::min(at, full_first_usable_ns(best->snapshot));
+    plan.proof = "none: the server had no oplog";
+    if (at_ns && plan.point_ns < at) plan.limit = "the server had no oplog: only full backups are restorable";
+    if (at_ns) plan.replay_until_s = static_cast<uint32_t>(*at_ns / kSecond);
+    return plan;
   }
-  if (plan.point_ns > at) plan.point_ns = at;
-  if (at_ns && plan.point_ns < at && plan.limit.empty())
-    plan.limit = end ? "no oplog captured after this point (is `lifeboat mongodb follow` running?)"
-                     : "the server had no oplog: only full backups are restorable";
+  // Every slice that can hold entries at or before `at` is replayed: one starting after `at`'s
+  // second holds none. How far the result is proved is the best evidence along the unbroken chain.
+  uint32_t at_s = at_ns ? static_cast<uint32_t>(std::min<int64_t>(*at_ns / kSecond, UINT32_MAX)) : UINT32_MAX;
+  std::sort(slices.begin(), slices.end(), [](const auto* a, const auto* b) {
+    auto fa = *meta_time(a->snapshot, "from"), fb = *meta_time(b->snapshot, "from");
+    if (fa != fb) return fa < fb;
+    return *meta_time(a->snapshot, "to") < *meta_time(b->snapshot, "to");
+  });
+  OplogProof proved = recorded_proof(best->snapshot, "oplog_end");
+  OplogTime cursor = *end;
+  for (const auto* s : slices) {
+    auto from = *meta_time(s->snapshot, "from"), to = *meta_time(s->snapshot, "to");
+    if (to <= cursor) {
+      // Nothing new to replay (an empty slice, or one already covered), but its evidence holds
+      // when it starts inside the chain.
+      if (from <= cursor) {
+        OplogProof p = recorded_proof(s->snapshot, "to");
+        if (p.through_s > proved.through_s) proved = p;
+      }
+      continue;
+    }
+    if (from > cursor) {
+      if (proved.through_s < at_s)
+        plan.limit = fmt::format("oplog slices are missing after position {} (the follower was not running)",
+                                 cursor.to_string());
+      break;
+    }
+    auto gap_until = meta_time(s->snapshot, "gap_until");
+    if (s->snapshot.metadata.value("gap", false) && (!gap_until || *gap_until > cursor)) {
+      if (proved.through_s < at_s)
+        plan.limit = fmt::format("the oplog rolled over before the follower read it (gap after position {})",
+                                 cursor.to_string());
+      break;
+    }
+    if (from.t > at_s) break;  // starts after `at`: the chain already proves `at` by position
+    plan.slices.push_back(*s);
+    cursor = to;
+    OplogProof p = recorded_proof(s->snapshot, "to");
+    if (p.through_s > proved.through_s) proved = p;
+  }
+  if (cursor.t > 0 && cursor.t - 1 > proved.through_s)
+    proved = OplogProof{cursor.t - 1, fmt::format("oplog read through position {}", cursor.to_string())};
+  // Replaying stops at what is proved, so a restore short of `at` is exactly the state at its point.
+  uint32_t until_s = std::min(at_s, proved.through_s);
+  std::string inside_full;
+  if (until_s < end->t) {
+    // The full backup's own oplog is always replayed to its end: its dump may hold those changes.
+    until_s = end->t;
+    inside_full = fmt::format("the full backup's state is at position {}, inside a second nothing proves complete",
+                              end->to_string());
+  }
+  plan.replay_until_s = until_s;
+  plan.point_ns = std::min(at, end_of_second(until_s));
+  plan.proof = proved.how;
+  plan.proved = at_ns && proved.through_s >= at_s;
+  if (!inside_full.empty()) plan.limit = plan.limit.empty() ? inside_full : plan.limit + "; " + inside_full;
+  if (at_ns && !plan.proved && plan.limit.empty())
+    plan.limit = fmt::format("the oplog is proved complete only through {} ({}); is `lifeboat mongodb follow` "
+                             "running?", format_rfc3339(end_of_second(proved.through_s)), proved.how);
   return plan;
 }
 

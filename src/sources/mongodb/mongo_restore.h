@@ -23,11 +23,14 @@ struct MongoRestorePlan {
   std::optional<uint32_t> replay_until_s; // ... with ts.t at most this (none: all)
   int64_t point_ns = 0;                   // the restored state is the source's state as of this time
   std::optional<int64_t> at_ns;
+  bool proved = false;                    // the server's evidence proves the state exactly at at_ns
+  std::string proof;                      // that evidence (docs/format.md, "What a slice proves")
   std::string limit;                      // why point_ns is before at_ns, if it is
 };
 
-// Picks the newest full backup consistent at or before `at_ns` (default: now) and the unbroken
-// chain of slices after it. `name` may be empty when the repository holds one deployment.
+// Picks the newest full backup consistent at or before `at_ns` (default: now) and every slice of
+// the unbroken chain after it that can hold entries at or before `at_ns`; replays only as far as
+// the server's recorded evidence proves the oplog complete, so the point is exact or says why not. `name` may be empty when the repository holds one deployment.
 Result<MongoRestorePlan> plan_mongodb_restore(const std::vector<repo::SnapshotRef>& snapshots, const std::string& name,
                                               std::optional<int64_t> at_ns);
 

@@ -59,7 +59,8 @@ Result<SourceRestore> restore(SourceContext& ctx, const SourceSettings& base, st
   out.snapshot_id = plan.full.id;
   out.limit = plan.limit;
   out.details = {{"target", o.to_dir.empty() ? redact_uri(o.uri) : o.to_dir}, {"collections", r.collections.size()},
-                 {"documents", r.documents}, {"oplog_entries_applied", r.ops_applied}, {"slices", plan.slices.size()}};
+                 {"documents", r.documents}, {"oplog_entries_applied", r.ops_applied}, {"slices", plan.slices.size()},
+                 {"proof", plan.proof}};
   for (const auto& [ns, c] : r.expected)
     out.expected[ns] = {{"count", c.count}, {"hash", c.hash}, {"predictable", c.predictable}, {"why", c.why}};
   return out;

@@ -122,7 +122,6 @@ class Follower {
     Status result;
     int64_t deadline = last_commit_mono_ + o_.interval_ns;
     while (true) {
-      int64_t poll_started = now_unix_ns();
       const bson_t* doc;
       bool got = mongoc_cursor_next(cursor, &doc);
       if (got) {
@@ -137,9 +136,16 @@ class Follower {
           result = mongo_error(error, "tailing local.oplog.rs");
           break;
         }
-        // Nothing newer right now: everything written before this poll began has been seen. One
-        // second of margin covers timestamp granularity.
-        observed_until_ns_ = poll_started - 1000000000LL;
+        // An empty batch is no proof: FerretDB answers one when its await time runs out while it
+        // is still scanning. Only the server's own time and newest position prove how far the
+        // oplog has been read (docs/format.md); entries it holds unread need a fresh cursor.
+        auto proof = conn_->prove_read_through(pos_);
+        if (!proof.is_ok()) {
+          result = proof.status();
+          break;
+        }
+        if (proof->unread) break;
+        if (proof->through_s > proof_.through_s) proof_ = std::move(*proof);
         if (!mongoc_cursor_more(cursor)) break;  // cursor closed (empty collection): open a new one
       }
       if (interrupted() || (o_.should_stop && o_.should_stop())) break;
@@ -155,7 +161,7 @@ class Follower {
   }
 
   Status commit_slice() {
-    if (entries_ == 0 && observed_until_ns_ == 0) {
+    if (entries_ == 0 && proof_.through_s <= committed_through_s_) {
       last_commit_mono_ = monotonic_ns();
       return Status::ok();
     }
@@ -189,14 +195,21 @@ class Follower {
                      {"from", oplog_time_json(slice_from_)},
                      {"to", oplog_time_json(pos_)},
                      {"entries", entries_},
-                     {"observed_until_ns", std::max(observed_until_ns_, int64_t{0})},
                      {"gap", gap_}};
+    // Entries arrive in position order, so the seconds before the newest one read are whole; the
+    // server's evidence at an empty poll may prove more.
+    OplogProof proved = proof_;
+    if (pos_.t > 0 && pos_.t - 1 > proved.through_s)
+      proved = OplogProof{pos_.t - 1, fmt::format("oplog read through position {}", pos_.to_string())};
+    snap.metadata["proved_through_s"] = proved.through_s;
+    snap.metadata["proof"] = proved.how;
     if (gap_) snap.metadata["gap_until"] = oplog_time_json(gap_until_);
     snap.summary = repo::session_summary(session, start);
     snap.summary["entries"] = entries_;
     LB_ASSIGN_OR_RETURN(std::string id, session.commit(snap));
     if (events_.on_commit) events_.on_commit(SliceCommitted{id, slice_from_, pos_, entries_, gap_});
     slice_from_ = pos_;
+    committed_through_s_ = proved.through_s;
     buf_.clear();
     entries_ = 0;
     gap_ = false;
@@ -212,7 +225,8 @@ class Follower {
   OplogTime pos_, slice_from_;
   Bytes buf_;
   uint64_t entries_ = 0;
-  int64_t observed_until_ns_ = 0;
+  OplogProof proof_;                 // the best server evidence since the follower started
+  uint32_t committed_through_s_ = 0;  // what the last committed slice proved
   int64_t last_commit_mono_ = 0;
   bool gap_ = false;
   OplogTime gap_until_;  // entries after slice_from_ and before this were lost

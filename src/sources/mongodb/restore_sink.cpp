@@ -13,6 +13,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <unordered_map>
 
 #include "core/atomic_file.h"
 #include "core/worker_pool.h"
@@ -153,7 +154,11 @@ constexpr uint32_t kNamespaceNotFound = 26, kNamespaceExists = 48, kDuplicateKey
 class ServerSink final : public RestoreSink {
  public:
   ServerSink(std::unique_ptr<MongoConnection> conn, const ServerSinkOptions& o)
-      : conn_(std::move(conn)), o_(o), pool_(std::max<size_t>(1, o.threads), 2 * std::max<size_t>(1, o.threads)) {}
+      : conn_(std::move(conn)), o_(o), pool_(std::max<size_t>(1, o.threads), 2 * std::max<size_t>(1, o.threads)) {
+    // FerretDB on SQLite holds a pooled connection per statement of an update command until the
+    // command ends, and its pool has 100: an update of 100 statements waits for itself forever.
+    if (conn_->is_ferretdb()) max_bulk_ops_ = 50;
+  }
 
   ~ServerSink() override {
     pool_.wait_idle();
@@ -237,17 +242,23 @@ class ServerSink final : public RestoreSink {
     ParsedOp op = parse_op(raw);
     if (op.op == "n" || op.op.empty()) return Status::ok();
     if (op.op == "c") {
+      LB_RETURN_IF_ERROR(flush_pending());
       LB_RETURN_IF_ERROR(flush_bulk());
       return apply_command(op, raw);
     }
     if (!op.o) return Error(Code::kCorrupt, "oplog entry without o");
+    std::string ns = op.db + "." + op.coll;
+    if (auto id = coalescible(op)) {
+      LB_RETURN_IF_ERROR(flush_bulk());
+      return pend(op, ns, std::move(*id));
+    }
+    LB_RETURN_IF_ERROR(flush_pending());
     if (op.op == "u" && op.o && has_field(op.o->get(), "diff")) {
       // MongoDB 5+ delta format: the server applies it exactly as written.
       LB_RETURN_IF_ERROR(flush_bulk());
       return apply_ops_command(raw);
     }
-    std::string ns = op.db + "." + op.coll;
-    if (ns != bulk_ns_ || bulk_ops_ >= 1000) LB_RETURN_IF_ERROR(flush_bulk());
+    if (ns != bulk_ns_ || bulk_ops_ >= max_bulk_ops_) LB_RETURN_IF_ERROR(flush_bulk());
     if (!bulk_) start_bulk(op.db, op.coll);
     bson_error_t err{};
     bool ok = true;
@@ -288,7 +299,10 @@ class ServerSink final : public RestoreSink {
     return Status::ok();
   }
 
-  Status finish() override { return flush_bulk(); }
+  Status finish() override {
+    LB_RETURN_IF_ERROR(flush_pending());
+    return flush_bulk();
+  }
   uint64_t warnings() const override { return warnings_; }
 
  private:
@@ -335,6 +349,77 @@ class ServerSink final : public RestoreSink {
     op_lease_.reset();
     bulk_ns_.clear();
     bulk_ops_ = 0;
+  }
+
+  // Entries that set a whole document (inserts, FerretDB's updates, replacements) or delete one
+  // only decide the document's final state: a run of them on one collection is applied as one
+  // delete of every touched _id and one insert of the documents that remain, instead of one
+  // statement each. Returns the _id selector when `op` is such an entry.
+  std::optional<BsonDoc> coalescible(const ParsedOp& op) {
+    if (op.op == "i" || op.op == "d") return id_selector(op.o->get());
+    if (op.op != "u" || !op.o2) return std::nullopt;
+    if (whole_document_set(op.o->get())) return id_selector(op.o2->get());
+    if (!first_key_is_operator(op.o->get()) && has_field(op.o->get(), "_id")) return id_selector(op.o2->get());
+    return std::nullopt;
+  }
+
+  Status pend(const ParsedOp& op, const std::string& ns, BsonDoc id) {
+    if (ns != pending_ns_ || pending_order_.size() >= kMaxPending) {
+      LB_RETURN_IF_ERROR(flush_pending());
+      pending_ns_ = ns;
+      pending_db_ = op.db;
+      pending_coll_ = op.coll;
+    }
+    std::string key = to_string(id.bytes());
+    auto [it, fresh] = pending_.try_emplace(key);
+    if (fresh) pending_order_.push_back(key);
+    it->second.id = std::move(id);
+    if (op.op == "d") {
+      it->second.doc.reset();
+    } else if (op.op == "i") {
+      it->second.doc = BsonDoc(bson_copy(op.o->get()));
+    } else if (auto whole = whole_document_set(op.o->get())) {
+      it->second.doc = std::move(*whole);
+    } else {
+      it->second.doc = BsonDoc(bson_copy(op.o->get()));
+    }
+    return Status::ok();
+  }
+
+  Status flush_pending() {
+    if (pending_order_.empty()) return Status::ok();
+    auto lease = conn_->lease();
+    mongoc_collection_t* c = mongoc_client_get_collection(lease.get(), pending_db_.c_str(), pending_coll_.c_str());
+    bson_t filter = BSON_INITIALIZER, id_doc, in;
+    bson_append_document_begin(&filter, "_id", 3, &id_doc);
+    bson_append_array_begin(&id_doc, "$in", 3, &in);
+    std::vector<const bson_t*> docs;
+    size_t n = 0;
+    for (const auto& key : pending_order_) {
+      const auto& p = pending_[key];
+      bson_iter_t it;
+      if (bson_iter_init_find(&it, p.id->get(), "_id"))
+        bson_append_iter(&in, std::to_string(n++).c_str(), -1, &it);
+      if (p.doc) docs.push_back(p.doc->get());
+    }
+    bson_append_array_end(&id_doc, &in);
+    bson_append_document_end(&filter, &id_doc);
+    bson_error_t err;
+    Status s;
+    if (!mongoc_collection_delete_many(c, &filter, nullptr, nullptr, &err))
+      s = mongo_error(err, fmt::format("replaying oplog on {}", pending_ns_));
+    if (s.is_ok() && !docs.empty()) {
+      bson_t* opts = BCON_NEW("ordered", BCON_BOOL(false));
+      if (!mongoc_collection_insert_many(c, docs.data(), docs.size(), opts, nullptr, &err))
+        s = mongo_error(err, fmt::format("replaying oplog on {}", pending_ns_));
+      bson_destroy(opts);
+    }
+    bson_destroy(&filter);
+    mongoc_collection_destroy(c);
+    pending_.clear();
+    pending_order_.clear();
+    pending_ns_.clear();
+    return s;
   }
 
   Status flush_bulk() {
@@ -403,6 +488,14 @@ class ServerSink final : public RestoreSink {
   mongoc_collection_t* bulk_coll_ = nullptr;
   mongoc_bulk_operation_t* bulk_ = nullptr;
   std::string bulk_ns_;
+  size_t max_bulk_ops_ = 1000;
+  struct Pending {
+    std::optional<BsonDoc> id, doc;  // doc unset: deleted
+  };
+  static constexpr size_t kMaxPending = 1000;
+  std::string pending_ns_, pending_db_, pending_coll_;
+  std::unordered_map<std::string, Pending> pending_;
+  std::vector<std::string> pending_order_;
   size_t bulk_ops_ = 0;
   WorkerPool pool_;  // last: its threads stop before the members they use go
 };
