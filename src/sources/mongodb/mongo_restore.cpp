@@ -149,7 +149,8 @@ Result<MongoRestorePlan> plan_mongodb_restore(const std::vector<repo::SnapshotRe
   if (cursor.t > 0 && cursor.t - 1 > proved.through_s)
     proved = OplogProof{cursor.t - 1, fmt::format("oplog read through position {}", cursor.to_string())};
   // Replaying stops at what is proved, so a restore short of `at` is exactly the state at its point.
-  uint32_t until_s = std::min(at_s, proved.through_s);
+  const uint32_t proved_s = std::min(at_s, proved.through_s);
+  uint32_t until_s = proved_s;
   std::string inside_full;
   if (until_s < end->t) {
     // The full backup's own oplog is always replayed to its end: its dump may hold those changes.
@@ -158,7 +159,7 @@ Result<MongoRestorePlan> plan_mongodb_restore(const std::vector<repo::SnapshotRe
                               end->to_string());
   }
   plan.replay_until_s = until_s;
-  plan.point_ns = std::min(at, end_of_second(until_s));
+  plan.point_ns = std::min(at, end_of_second(proved_s));
   plan.proof = proved.how;
   plan.proved = at_ns && proved.through_s >= at_s;
   if (!inside_full.empty()) plan.limit = plan.limit.empty() ? inside_full : plan.limit + "; " + inside_full;
