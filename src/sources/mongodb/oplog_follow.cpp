@@ -85,6 +85,7 @@ class Follower {
           LB_RETURN_IF_ERROR(check_gap());
         }
       }
+      if (stop && failing_since == 0) settle_proof();
       int64_t since = monotonic_ns() - last_commit_mono_;
       if (stop || (entries_ > 0 && since >= o_.interval_ns) || since >= idle_ns) LB_RETURN_IF_ERROR(commit_slice());
       if (stop) return Status::ok();
@@ -109,6 +110,20 @@ class Follower {
                        pos_.to_string(), name_, oldest ? oldest->to_string() : "none"));
     }
     return Status::ok();
+  }
+
+  // Before the last commit: the second of the newest entry read is proved complete only once the
+  // server's clock has moved past it, so wait for that (a few seconds at most) instead of leaving
+  // the newest changes outside what restores may claim.
+  void settle_proof() {
+    int64_t deadline = monotonic_ns() + 4 * 1000000000LL;
+    while (proof_.through_s < pos_.t && monotonic_ns() < deadline) {
+      auto proof = conn_->prove_read_through(pos_);
+      if (!proof.is_ok() || proof->unread) return;
+      if (proof->through_s > proof_.through_s) proof_ = std::move(*proof);
+      if (proof_.through_s >= pos_.t) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
   }
 
   // Reads what the tailing cursor has until it waits with nothing new (or the commit interval passes).
