@@ -1,4 +1,4 @@
-// MongoDB commands: `backup mongodb`, `restore mongodb` and `mongodb follow`.
+// MongoDB commands: `backup mongodb`, `restore mongodb`, `mongodb follow` and `mongodb tidy`.
 #include <fmt/format.h>
 
 #include "cli/context.h"
@@ -9,6 +9,7 @@
 #include "sources/mongodb/mongo_backup.h"
 #include "sources/mongodb/mongo_restore.h"
 #include "sources/mongodb/oplog_follow.h"
+#include "sources/mongodb/slice_tidy.h"
 
 namespace lifeboat::cli {
 
@@ -92,7 +93,7 @@ nlohmann::json plan_json(const mdb::MongoRestorePlan& p) {
                       {"point_ns", p.point_ns}};
   if (p.at_ns) {
     j["at"] = format_rfc3339(*p.at_ns);
-    j["lag_ms"] = (*p.at_ns - p.point_ns) / 1000000;
+    j["lag_ms"] = (*p.at_ns - p.point_ns + 999999) / 1000000;  // short by 1 ns is short
   }
   j["proved"] = p.proved;
   j["proof"] = p.proof;
@@ -139,7 +140,7 @@ void register_restore_mongodb(CommandSet c, CLI::App* restore) {
         if (plan.proved)
           fmt::print(" (exactly the requested instant)");
         else if (at && *at > plan.point_ns)
-          fmt::print(" ({} before the requested {})", format_duration_ms((*at - plan.point_ns) / 1000000),
+          fmt::print(" ({} before the requested {})", format_duration_ms((*at - plan.point_ns + 999999) / 1000000),
                      format_local(*at));
         fmt::print("\n  proved by: {}\n", plan.proof);
         if (!plan.limit.empty()) fmt::print("  limited by: {}\n", plan.limit);
@@ -232,12 +233,56 @@ void register_follow(CommandSet c) {
   });
 }
 
+struct TidyFlags {
+  std::string name, window, compact_after = "24h";
+};
+
+void register_tidy(CommandSet c, CLI::App* group) {
+  auto* cmd = group->add_subcommand("tidy", "compact oplog slices older than a day into hourly ones and forget those "
+                                            "before the point-in-time window");
+  auto f = std::make_shared<TidyFlags>();
+  cmd->add_option("--name", f->name, "deployment (needed when the repository holds several)");
+  cmd->add_option("--pitr-window", f->window, "forget slices no restore inside this window needs (default: keep all)");
+  cmd->add_option("--compact-after", f->compact_after, "compact slices older than this (0: never)")->capture_default_str();
+  cmd->callback([c, f] {
+    c.action = [c, f]() -> Status {
+      mdb::TidyOptions o;
+      o.now_ns = now_unix_ns();
+      if (!f->window.empty()) {
+        LB_ASSIGN_OR_RETURN(o.window_ns, parse_duration(f->window));
+      }
+      if (f->compact_after == "0") o.compact_after_ns = 0;
+      else {
+        LB_ASSIGN_OR_RETURN(o.compact_after_ns, parse_duration(f->compact_after));
+      }
+      LB_ASSIGN_OR_RETURN(auto repo, open_repository(c.global));
+      LB_ASSIGN_OR_RETURN(auto lock, repo::RepoLock::acquire(*repo, repo::LockKind::kShared));
+      LB_ASSIGN_OR_RETURN(auto snaps, repo->list_snapshots());
+      // The deployment: as restore picks it.
+      LB_ASSIGN_OR_RETURN(auto plan, mdb::plan_mongodb_restore(snaps, f->name, std::nullopt));
+      o.name = plan.name;
+      LB_ASSIGN_OR_RETURN(o.pinned, repo->pinned());
+      LB_ASSIGN_OR_RETURN(auto r, mdb::tidy_slices(*repo, o));
+      if (c.global.json) {
+        print_json({{"name", o.name}, {"slices_compacted", r.compacted}, {"hourly_slices_written", r.compacted_into},
+                    {"slices_forgotten", r.forgotten}, {"kept_by_object_lock", r.kept_by_object_lock}});
+      } else if (!c.global.quiet) {
+        fmt::print("{}: {} slice(s) compacted into {} hourly slice(s); {} slice(s) before the window forgotten{}\n",
+                   o.name, r.compacted, r.compacted_into, r.forgotten,
+                   r.kept_by_object_lock ? fmt::format("; {} kept by object lock", r.kept_by_object_lock) : "");
+      }
+      return Status::ok();
+    };
+  });
+}
+
 }  // namespace
 
 void register_mongodb(CommandSet c) {
   register_backup_mongodb(c, c.app.get_subcommand("backup"));
   register_restore_mongodb(c, c.app.get_subcommand("restore"));
   register_follow(c);
+  register_tidy(c, c.app.get_subcommand("mongodb"));
 }
 
 }  // namespace lifeboat::cli

@@ -109,12 +109,27 @@ Result<nlohmann::json> copy_to_regions(RepositorySet& repos, const plan::SourceS
 // Retention for one source: its tagged snapshots only. Keep-forever sources are pinned instead. A
 // kind's dependent snapshots (oplog slices) are not judged by the policy: each goes with its base.
 Result<nlohmann::json> apply_source_retention(repo::Repository& repo, const plan::SourceSpec& s, const std::string& new_id) {
+  nlohmann::json tidied;
+  if (s.entry && s.entry->tidy && s.parsed) {
+    LB_ASSIGN_OR_RETURN(auto pinned, repo.pinned());
+    int64_t window = 0;
+    if (s.retention.daily > 0) window = int64_t{s.retention.daily} * 86400LL * 1000000000;
+    else if (!s.retention.within.empty())
+      if (auto d = parse_duration(s.retention.within)) window = *d;
+    LB_ASSIGN_OR_RETURN(tidied, s.entry->tidy(repo, s.name, *s.parsed, window, pinned));
+  }
   if (s.retention.forever) {
     LB_RETURN_IF_ERROR(repo.pin(new_id, "plan: " + s.name + " is kept forever"));
-    return nlohmann::json{{"pinned", new_id}};
+    nlohmann::json out = {{"pinned", new_id}};
+    if (!tidied.is_null()) out["tidy"] = tidied;
+    return out;
   }
   auto policy = policy_of(s.retention);
-  if (policy.empty()) return nlohmann::json{{"policy", "none"}};
+  if (policy.empty()) {
+    nlohmann::json out = {{"policy", "none"}};
+    if (!tidied.is_null()) out["tidy"] = tidied;
+    return out;
+  }
   LB_ASSIGN_OR_RETURN(auto all, repo.list_snapshots());
   LB_ASSIGN_OR_RETURN(auto pinned, repo.pinned());
   std::vector<repo::SnapshotRef> bases, dependents;
@@ -156,8 +171,10 @@ Result<nlohmann::json> apply_source_retention(repo::Repository& repo, const plan
     LB_RETURN_IF_ERROR(repo.backend().remove({storage::FileType::kSnapshot, d.ref.id}));
     ++(dependent ? removed_dependents : removed);
   }
-  return nlohmann::json{{"policy", policy.describe()},      {"forgotten", removed}, {"dependents_forgotten", removed_dependents},
+  nlohmann::json out = {{"policy", policy.describe()},      {"forgotten", removed}, {"dependents_forgotten", removed_dependents},
                         {"kept_by_object_lock", kept_locked}, {"explain", explain}};
+  if (!tidied.is_null()) out["tidy"] = tidied;
+  return out;
 }
 
 std::vector<SourceOutcome> run_backups(RepositorySet& repos, const std::vector<const plan::SourceSpec*>& list) {

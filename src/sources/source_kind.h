@@ -101,6 +101,12 @@ struct SourceKind {
   // The id of the snapshot a dependent extends, among `bases` (oldest first); nullopt when none.
   std::function<std::optional<std::string>(const repo::SnapshotRef& dependent, const std::vector<repo::SnapshotRef>& bases)>
       base_of;
+  // Optional: housekeeping of dependents, run before retention judges them (MongoDB: compacts old
+  // oplog slices into hourly ones and forgets those before the point-in-time window).
+  // `default_window_ns`: how long the plan keeps daily backups (0: unknown).
+  std::function<Result<nlohmann::json>(repo::Repository&, const std::string& name, const SourceSettings&,
+                                       int64_t default_window_ns, const std::set<std::string>& pinned)>
+      tidy;
 };
 
 }  // namespace lifeboat::sources

@@ -8,6 +8,7 @@
 #include "core/time.h"
 #include "sources/mongodb/mongo_backup.h"
 #include "sources/mongodb/mongo_restore.h"
+#include "sources/mongodb/slice_tidy.h"
 #include "sources/mongodb/oplog_follow.h"
 #include "sources/settings_reader.h"
 
@@ -17,6 +18,7 @@ namespace {
 
 struct MongoSettings : SourceSettings {
   std::string uri, to_dir;
+  std::optional<int64_t> pitr_window_ns;  // unset: as long as the daily backups are kept
   std::vector<std::string> databases;
   std::vector<std::pair<std::string, std::string>> rename;
 };
@@ -28,7 +30,11 @@ SettingsPtr parse(const nlohmann::json& section, std::vector<SettingsProblem>& p
   s->databases = r.strings("databases");
   s->rename = r.string_map("rename");
   s->to_dir = r.string("to_dir");
-  r.only({"uri", "databases", "rename", "to_dir"});
+  if (std::string w = r.string("pitr_window"); !w.empty()) {
+    if (auto d = parse_duration(w); d && *d > 0) s->pitr_window_ns = *d;
+    else problems.push_back({"pitr_window", fmt::format("pitr_window: {} is not a duration such as 30d or 72h", w)});
+  }
+  r.only({"uri", "databases", "rename", "to_dir", "pitr_window"});
   return r.ok() ? s : nullptr;
 }
 
@@ -154,6 +160,20 @@ Status follow(repo::Repository& repo, const std::string& name, const SourceSetti
 
 }  // namespace
 
+Result<nlohmann::json> tidy(repo::Repository& repo, const std::string& name, const SourceSettings& base,
+                            int64_t default_window_ns, const std::set<std::string>& pinned) {
+  const auto& s = static_cast<const MongoSettings&>(base);
+  TidyOptions o;
+  o.name = name;
+  o.now_ns = now_unix_ns();
+  o.window_ns = s.pitr_window_ns.value_or(default_window_ns);
+  o.pinned = pinned;
+  LB_ASSIGN_OR_RETURN(auto r, tidy_slices(repo, o));
+  return nlohmann::json{{"pitr_window", o.window_ns ? format_duration_ms(o.window_ns / 1000000) : "as long as the full backups"},
+                        {"slices_compacted", r.compacted}, {"hourly_slices_written", r.compacted_into},
+                        {"slices_forgotten", r.forgotten}, {"kept_by_object_lock", r.kept_by_object_lock}};
+}
+
 const SourceKind& mongodb_source_kind() {
   static const SourceKind kind{
       .name = "mongodb",
@@ -170,7 +190,8 @@ const SourceKind& mongodb_source_kind() {
             return std::vector<std::string>{"mongodb", "follow", "--uri", "$MONGO_URI", "--name", name, "--interval", interval};
           },
       .is_dependent = [](const repo::Snapshot& s) { return s.source == kSliceSource; },
-      .base_of = base_of};
+      .base_of = base_of,
+      .tidy = tidy};
   return kind;
 }
 

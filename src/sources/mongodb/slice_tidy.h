@@ -1,0 +1,33 @@
+// Keeps a year of continuous oplog capture cheap: slices older than a day are compacted into one
+// slice an hour (entries unchanged: the merged slice's oplog.bson is the parts' blobs in order), and
+// slices older than the point-in-time window are forgotten once a full backup before the window's
+// start makes them unnecessary.
+#pragma once
+
+#include <cstdint>
+#include <set>
+#include <string>
+
+#include "repo/repository.h"
+
+namespace lifeboat::sources::mongodb {
+
+struct TidyOptions {
+  std::string name;                          // deployment (the snapshots' path)
+  int64_t now_ns = 0;
+  int64_t window_ns = 0;                     // 0: slices live as long as the full backup they extend
+  int64_t compact_after_ns = 86400LL * 1000000000;  // 0: no compaction
+  std::set<std::string> pinned;              // never merged nor forgotten
+};
+
+struct TidyResult {
+  uint64_t compacted = 0, compacted_into = 0;  // slices merged, and the hourly slices they became
+  uint64_t forgotten = 0;                      // slices before the window's anchoring full backup
+  uint64_t kept_by_object_lock = 0;
+};
+
+// Safe to interrupt at any point: a merged slice is committed before its parts are removed, and a
+// restore treats the overlap of a merged slice with parts still there as one chain.
+Result<TidyResult> tidy_slices(repo::Repository& repo, const TidyOptions& options);
+
+}  // namespace lifeboat::sources::mongodb
