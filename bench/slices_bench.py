@@ -17,7 +17,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from benchlib import timed
+from benchlib import publish, timed
 
 ROOT = Path(__file__).resolve().parents[1]
 LIFEBOAT = ROOT / "build" / "lifeboat"
@@ -97,11 +97,7 @@ sources:
     lines += ["", "With the window the repository holds a bounded number of slice files (about 29 x 24 hourly + "
               "1,440 minute ones + one day's compaction in flight), however long the follower runs; full backups "
               "are forgotten by the plan's retention as before.", ""]
-    report = "\n".join(lines)
-    print("\n" + report)
-    if not args.no_record:
-        with open(ROOT / "bench" / "RESULTS.md", "a") as f:
-            f.write(report + "\n")
+    publish("\n".join(lines), ROOT / "bench" / "RESULTS.md", not args.no_record)
 
 
 if __name__ == "__main__":
