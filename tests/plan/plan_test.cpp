@@ -127,6 +127,26 @@ TEST(Plan, WrongTypesAnywhereAreProblemsNotExceptions) {
     EXPECT_NE(m.find(want), std::string::npos) << "missing: " << want << "\nin:\n" << m;
 }
 
+TEST(Plan, MongoPitrWindowIsADuration) {
+  const char* text =
+      "version: 1\n"                                 // 1
+      "repositories:\n"                              // 2
+      "  main: {url: /tmp/r}\n"                      // 3
+      "sources:\n"                                   // 4
+      "  db:\n"                                      // 5
+      "    kind: mongodb\n"                          // 6
+      "    uri: mongodb://127.0.0.1:1\n"             // 7
+      "    pitr_window: soon\n";                     // 8
+  auto p = parse_plan(text, "lifeboat.yaml");
+  ASSERT_FALSE(p);
+  EXPECT_NE(p.status().message().find("lifeboat.yaml:8: sources.db.pitr_window: expected a duration such as 30d"),
+            std::string::npos)
+      << p.status().message();
+  std::string good = text;
+  good.replace(good.find("soon"), 4, "30d");
+  EXPECT_TRUE(parse_plan(good, "lifeboat.yaml")) << "30d is a window";
+}
+
 TEST(Plan, SettingsAreParsedOnceIntoTheKindsStruct) {
   const char* text =
       "repositories: {main: {url: /tmp/r}}\n"

@@ -32,7 +32,7 @@ SettingsPtr parse(const nlohmann::json& section, std::vector<SettingsProblem>& p
   s->to_dir = r.string("to_dir");
   if (std::string w = r.string("pitr_window"); !w.empty()) {
     if (auto d = parse_duration(w); d && *d > 0) s->pitr_window_ns = *d;
-    else problems.push_back({"pitr_window", fmt::format("pitr_window: {} is not a duration such as 30d or 72h", w)});
+    else problems.push_back({"pitr_window", fmt::format("expected a duration such as 30d or 72h, not {}", w)});
   }
   r.only({"uri", "databases", "rename", "to_dir", "pitr_window"});
   return r.ok() ? s : nullptr;
