@@ -19,6 +19,7 @@ constexpr int64_t kIndexEveryNs = 60LL * 1000000000;
 
 Result<size_t> MemorySource::read(uint8_t* buf, size_t n) {
   size_t k = std::min(n, data_.size() - pos_);
+  if (k == 0) return k;  // an empty view may have no data pointer at all (an empty slice's oplog)
   std::memcpy(buf, data_.data() + pos_, k);
   pos_ += k;
   return k;

@@ -131,8 +131,10 @@ class Follower {
     auto lease = conn_->lease();
     mongoc_collection_t* coll = mongoc_client_get_collection(lease.get(), "local", "oplog.rs");
     bson_t* filter = BCON_NEW("ts", "{", "$gt", BCON_TIMESTAMP(pos_.t, pos_.i), "}");
+    // A large first batch: FerretDB may answer the awaited getMores after it with empty batches
+    // while a big oplog is rescanned, so a fresh cursor's first batch is where catching up happens.
     bson_t* opts = BCON_NEW("tailable", BCON_BOOL(true), "awaitData", BCON_BOOL(true), "maxAwaitTimeMS",
-                            BCON_INT64(1000), "sort", "{", "$natural", BCON_INT32(1), "}");
+                            BCON_INT64(1000), "batchSize", BCON_INT32(5000), "sort", "{", "$natural", BCON_INT32(1), "}");
     mongoc_cursor_t* cursor = mongoc_collection_find_with_opts(coll, filter, opts, nullptr);
     Status result;
     int64_t deadline = last_commit_mono_ + o_.interval_ns;
