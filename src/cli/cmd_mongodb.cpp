@@ -264,8 +264,9 @@ void register_tidy(CommandSet c, CLI::App* group) {
       LB_ASSIGN_OR_RETURN(o.pinned, repo->pinned());
       LB_ASSIGN_OR_RETURN(auto r, mdb::tidy_slices(*repo, o));
       if (c.global.json) {
-        print_json({{"name", o.name}, {"slices_compacted", r.compacted}, {"hourly_slices_written", r.compacted_into},
-                    {"slices_forgotten", r.forgotten}, {"kept_by_object_lock", r.kept_by_object_lock}});
+        auto j = mdb::tidy_json(r);
+        j["name"] = o.name;
+        print_json(j);
       } else if (!c.global.quiet) {
         fmt::print("{}: {} slice(s) compacted into {} hourly slice(s); {} slice(s) before the window forgotten{}\n",
                    o.name, r.compacted, r.compacted_into, r.forgotten,

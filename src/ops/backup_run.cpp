@@ -104,34 +104,30 @@ Result<nlohmann::json> copy_to_regions(RepositorySet& repos, const plan::SourceS
   return out;
 }
 
-}  // namespace
 
-// Retention for one source: its tagged snapshots only. Keep-forever sources are pinned instead. A
-// kind's dependent snapshots (oplog slices) are not judged by the policy: each goes with its base.
-Result<nlohmann::json> apply_source_retention(repo::Repository& repo, const plan::SourceSpec& s, const std::string& new_id) {
-  nlohmann::json tidied;
-  if (s.entry && s.entry->tidy && s.parsed) {
-    LB_ASSIGN_OR_RETURN(auto pinned, repo.pinned());
-    int64_t window = 0;
-    if (s.retention.daily > 0) window = int64_t{s.retention.daily} * 86400LL * 1000000000;
-    else if (!s.retention.within.empty())
-      if (auto d = parse_duration(s.retention.within)) window = *d;
-    LB_ASSIGN_OR_RETURN(tidied, s.entry->tidy(repo, s.name, *s.parsed, window, pinned));
-  }
+// The kind's housekeeping of its dependents (MongoDB: slice compaction and the point-in-time window,
+// by default as long as the plan keeps daily backups); null when the kind has none.
+Result<nlohmann::json> tidy_dependents(repo::Repository& repo, const plan::SourceSpec& s,
+                                       const std::set<std::string>& pinned) {
+  if (!s.entry || !s.entry->tidy || !s.parsed) return nlohmann::json();
+  int64_t window = 0;
+  if (s.retention.daily > 0) window = int64_t{s.retention.daily} * 86400LL * 1000000000;
+  else if (!s.retention.within.empty())
+    if (auto d = parse_duration(s.retention.within)) window = *d;
+  return s.entry->tidy(repo, s.name, *s.parsed, window, pinned);
+}
+
+// The plan's policy over the source's snapshots. Keep-forever sources are pinned instead. A kind's
+// dependent snapshots (oplog slices) are not judged by the policy: each goes with its base.
+Result<nlohmann::json> judge_snapshots(repo::Repository& repo, const plan::SourceSpec& s, const std::string& new_id,
+                                       const std::set<std::string>& pinned) {
   if (s.retention.forever) {
     LB_RETURN_IF_ERROR(repo.pin(new_id, "plan: " + s.name + " is kept forever"));
-    nlohmann::json out = {{"pinned", new_id}};
-    if (!tidied.is_null()) out["tidy"] = tidied;
-    return out;
+    return nlohmann::json{{"pinned", new_id}};
   }
   auto policy = policy_of(s.retention);
-  if (policy.empty()) {
-    nlohmann::json out = {{"policy", "none"}};
-    if (!tidied.is_null()) out["tidy"] = tidied;
-    return out;
-  }
+  if (policy.empty()) return nlohmann::json{{"policy", "none"}};
   LB_ASSIGN_OR_RETURN(auto all, repo.list_snapshots());
-  LB_ASSIGN_OR_RETURN(auto pinned, repo.pinned());
   std::vector<repo::SnapshotRef> bases, dependents;
   for (auto& x : snapshots_of(all, s.name)) {
     if (s.entry && s.entry->is_dependent && s.entry->is_dependent(x.snapshot)) dependents.push_back(std::move(x));
@@ -171,8 +167,17 @@ Result<nlohmann::json> apply_source_retention(repo::Repository& repo, const plan
     LB_RETURN_IF_ERROR(repo.backend().remove({storage::FileType::kSnapshot, d.ref.id}));
     ++(dependent ? removed_dependents : removed);
   }
-  nlohmann::json out = {{"policy", policy.describe()},      {"forgotten", removed}, {"dependents_forgotten", removed_dependents},
+  return nlohmann::json{{"policy", policy.describe()},      {"forgotten", removed}, {"dependents_forgotten", removed_dependents},
                         {"kept_by_object_lock", kept_locked}, {"explain", explain}};
+}
+
+}  // namespace
+
+// Retention for one source: its tagged snapshots only; the kind tidies its dependents first.
+Result<nlohmann::json> apply_source_retention(repo::Repository& repo, const plan::SourceSpec& s, const std::string& new_id) {
+  LB_ASSIGN_OR_RETURN(auto pinned, repo.pinned());
+  LB_ASSIGN_OR_RETURN(auto tidied, tidy_dependents(repo, s, pinned));
+  LB_ASSIGN_OR_RETURN(auto out, judge_snapshots(repo, s, new_id, pinned));
   if (!tidied.is_null()) out["tidy"] = tidied;
   return out;
 }

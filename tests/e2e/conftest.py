@@ -20,9 +20,7 @@ class Lifeboat:
 
     def run(self, *args, check=True, env=None, **kw):
         e = dict(self.env, **(env or {}))
-        t0 = __import__("time").time()
         p = subprocess.run([str(LIFEBOAT), *map(str, args)], env=e, capture_output=True, text=True, errors="replace", **kw)
-        if os.environ.get("LB_TIMING"): print(f"[{__import__('time').time() - t0:6.2f}s] lifeboat {' '.join(map(str, args[:4]))}")
         if check and p.returncode != 0:
             raise AssertionError(f"lifeboat {' '.join(map(str, args))} exited {p.returncode}\nstdout: {p.stdout}\nstderr: {p.stderr}")
         return p

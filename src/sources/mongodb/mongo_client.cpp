@@ -170,10 +170,17 @@ constexpr uint32_t kStampToVisibleS = 1;
 
 }  // namespace
 
+OplogProof position_proof(OplogTime read) {
+  // Entries up to `read` arrive in order, so the seconds before its own are whole.
+  return OplogProof{read.t > 0 ? read.t - 1 : 0, fmt::format("oplog read through position {}", read.to_string())};
+}
+
+void keep_stronger(OplogProof& into, OplogProof other) {
+  if (other.through_s > into.through_s) into = std::move(other);
+}
+
 Result<OplogProof> MongoConnection::prove_read_through(OplogTime read) {
-  OplogProof proof;
-  proof.through_s = read.t > 0 ? read.t - 1 : 0;  // entries up to `read` are in order: its earlier seconds are whole
-  proof.how = fmt::format("oplog read through position {}", read.to_string());
+  OplogProof proof = position_proof(read);
   std::optional<OplogTime> op_time;
   int64_t local_ms = 0;
   {
@@ -198,19 +205,13 @@ Result<OplogProof> MongoConnection::prove_read_through(OplogTime read) {
     proof.unread = true;
     return proof;
   }
-  uint32_t server_s = 0;
-  std::string how;
-  if (op_time && op_time->t > kStampToVisibleS) {
-    server_s = op_time->t - 1;
-    how = fmt::format("server operationTime {} with no newer oplog entry", op_time->to_string());
-  } else if (local_ms > 0 && local_ms / 1000 > kStampToVisibleS + 1) {
-    server_s = static_cast<uint32_t>(local_ms / 1000) - 1 - kStampToVisibleS;
-    how = fmt::format("server clock (hello.localTime) {} with no newer oplog entry", format_rfc3339(local_ms * 1000000));
-  }
-  if (server_s > proof.through_s) {
-    proof.through_s = server_s;
-    proof.how = std::move(how);
-  }
+  if (op_time && op_time->t > kStampToVisibleS)
+    keep_stronger(proof, {op_time->t - 1,
+                          fmt::format("server operationTime {} with no newer oplog entry", op_time->to_string())});
+  else if (local_ms > 0 && local_ms / 1000 > kStampToVisibleS + 1)
+    keep_stronger(proof, {static_cast<uint32_t>(local_ms / 1000) - 1 - kStampToVisibleS,
+                          fmt::format("server clock (hello.localTime) {} with no newer oplog entry",
+                                      format_rfc3339(local_ms * 1000000))});
   return proof;
 }
 

@@ -58,6 +58,11 @@ struct OplogProof {
   bool unread = false;     // the server holds entries after the read position not handed over yet
 };
 
+// What having read every entry up to position `read` proves by itself: the seconds before read.t.
+OplogProof position_proof(OplogTime read);
+// Replaces `into` with `other` when `other` proves more.
+void keep_stronger(OplogProof& into, OplogProof other);
+
 class MongoConnection;
 
 // A client borrowed from the pool, returned when it goes out of scope.

@@ -31,15 +31,9 @@ int64_t end_of_second(uint32_t s) { return (static_cast<int64_t>(s) + 1) * kSeco
 // from the follower's own clock (`observed_until_ns`); it is ignored.
 OplogProof recorded_proof(const repo::Snapshot& s, const char* end_key) {
   OplogProof p;
-  if (auto end = meta_time(s, end_key); end && end->t > 0) {
-    p.through_s = end->t - 1;
-    p.how = fmt::format("oplog read through position {}", end->to_string());
-  }
-  uint32_t recorded = s.metadata.value("proved_through_s", uint32_t{0});
-  if (recorded > p.through_s) {
-    p.through_s = recorded;
-    p.how = s.metadata.value("proof", std::string("recorded server evidence"));
-  }
+  if (auto end = meta_time(s, end_key); end && end->t > 0) p = position_proof(*end);
+  keep_stronger(p, {s.metadata.value("proved_through_s", uint32_t{0}),
+                    s.metadata.value("proof", std::string("recorded server evidence"))});
   return p;
 }
 
@@ -122,8 +116,7 @@ Result<MongoRestorePlan> plan_mongodb_restore(const std::vector<repo::SnapshotRe
       // Nothing new to replay (an empty slice, or one already covered), but its evidence holds
       // when it starts inside the chain.
       if (from <= cursor) {
-        OplogProof p = recorded_proof(s->snapshot, "to");
-        if (p.through_s > proved.through_s) proved = p;
+        keep_stronger(proved, recorded_proof(s->snapshot, "to"));
       }
       continue;
     }
@@ -143,11 +136,9 @@ Result<MongoRestorePlan> plan_mongodb_restore(const std::vector<repo::SnapshotRe
     if (from.t > at_s) break;  // starts after `at`: the chain already proves `at` by position
     plan.slices.push_back(*s);
     cursor = to;
-    OplogProof p = recorded_proof(s->snapshot, "to");
-    if (p.through_s > proved.through_s) proved = p;
+    keep_stronger(proved, recorded_proof(s->snapshot, "to"));
   }
-  if (cursor.t > 0 && cursor.t - 1 > proved.through_s)
-    proved = OplogProof{cursor.t - 1, fmt::format("oplog read through position {}", cursor.to_string())};
+  keep_stronger(proved, position_proof(cursor));
   // Replaying stops at what is proved, so a restore short of `at` is exactly the state at its point.
   const uint32_t proved_s = std::min(at_s, proved.through_s);
   uint32_t until_s = proved_s;

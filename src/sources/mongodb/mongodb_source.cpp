@@ -169,9 +169,9 @@ Result<nlohmann::json> tidy(repo::Repository& repo, const std::string& name, con
   o.window_ns = s.pitr_window_ns.value_or(default_window_ns);
   o.pinned = pinned;
   LB_ASSIGN_OR_RETURN(auto r, tidy_slices(repo, o));
-  return nlohmann::json{{"pitr_window", o.window_ns ? format_duration_ms(o.window_ns / 1000000) : "as long as the full backups"},
-                        {"slices_compacted", r.compacted}, {"hourly_slices_written", r.compacted_into},
-                        {"slices_forgotten", r.forgotten}, {"kept_by_object_lock", r.kept_by_object_lock}};
+  auto out = tidy_json(r);
+  out["pitr_window"] = o.window_ns ? format_duration_ms(o.window_ns / 1000000) : "as long as the full backups";
+  return out;
 }
 
 const SourceKind& mongodb_source_kind() {

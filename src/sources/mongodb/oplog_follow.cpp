@@ -120,7 +120,7 @@ class Follower {
     while (proof_.through_s < pos_.t && monotonic_ns() < deadline) {
       auto proof = conn_->prove_read_through(pos_);
       if (!proof.is_ok() || proof->unread) return;
-      if (proof->through_s > proof_.through_s) proof_ = std::move(*proof);
+      keep_stronger(proof_, std::move(*proof));
       if (proof_.through_s >= pos_.t) return;
       std::this_thread::sleep_for(std::chrono::milliseconds(250));
     }
@@ -162,7 +162,7 @@ class Follower {
           break;
         }
         if (proof->unread) break;
-        if (proof->through_s > proof_.through_s) proof_ = std::move(*proof);
+        keep_stronger(proof_, std::move(*proof));
         if (!mongoc_cursor_more(cursor)) break;  // cursor closed (empty collection): open a new one
       }
       if (interrupted() || (o_.should_stop && o_.should_stop())) break;
@@ -216,8 +216,7 @@ class Follower {
     // Entries arrive in position order, so the seconds before the newest one read are whole; the
     // server's evidence at an empty poll may prove more.
     OplogProof proved = proof_;
-    if (pos_.t > 0 && pos_.t - 1 > proved.through_s)
-      proved = OplogProof{pos_.t - 1, fmt::format("oplog read through position {}", pos_.to_string())};
+    keep_stronger(proved, position_proof(pos_));
     snap.metadata["proved_through_s"] = proved.through_s;
     snap.metadata["proof"] = proved.how;
     if (gap_) snap.metadata["gap_until"] = oplog_time_json(gap_until_);

@@ -86,6 +86,11 @@ Status merge(repo::Repository& repo, const std::vector<SliceInfo>& parts, TidyRe
 
 }  // namespace
 
+nlohmann::json tidy_json(const TidyResult& r) {
+  return {{"slices_compacted", r.compacted}, {"hourly_slices_written", r.compacted_into},
+          {"slices_forgotten", r.forgotten}, {"kept_by_object_lock", r.kept_by_object_lock}};
+}
+
 Result<TidyResult> tidy_slices(repo::Repository& repo, const TidyOptions& o) {
   TidyResult out;
   LB_ASSIGN_OR_RETURN(auto all, repo.list_snapshots());

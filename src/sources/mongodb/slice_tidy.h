@@ -4,6 +4,8 @@
 // start makes them unnecessary.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <set>
 #include <string>
@@ -29,5 +31,8 @@ struct TidyResult {
 // Safe to interrupt at any point: a merged slice is committed before its parts are removed, and a
 // restore treats the overlap of a merged slice with parts still there as one chain.
 Result<TidyResult> tidy_slices(repo::Repository& repo, const TidyOptions& options);
+
+// The counts, as `mongodb tidy --json` and plan backups report them.
+nlohmann::json tidy_json(const TidyResult& r);
 
 }  // namespace lifeboat::sources::mongodb
