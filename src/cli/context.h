@@ -71,6 +71,8 @@ void register_forget(CommandSet c);
 void register_mongodb(CommandSet c);
 // `backup gcs`, `restore gcs` and `sync`; after register_backup and register_restore.
 void register_gcs(CommandSet c);
+// `backup config` and `restore config`; after register_backup and register_restore.
+void register_config(CommandSet c);
 void register_copy(CommandSet c);
 void register_plan(CommandSet c);
 void register_drill(CommandSet c);

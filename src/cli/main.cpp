@@ -46,6 +46,7 @@ int main(int argc, char** argv) {
   register_forget(c);
   register_mongodb(c);
   register_gcs(c);
+  register_config(c);
   register_copy(c);
   register_plan(c);
   register_drill(c);

@@ -91,12 +91,13 @@ Result<std::shared_ptr<GcsClient>> GcsClient::from_environment(const std::string
   return std::make_shared<GcsClient>(ep && *ep ? ep : "https://storage.googleapis.com", auth);
 }
 
-GcsClient::GcsClient(std::string endpoint, std::shared_ptr<GcpAuth> auth) : endpoint_(std::move(endpoint)), auth_(std::move(auth)) {
+GoogleApiClient::GoogleApiClient(std::string endpoint, std::shared_ptr<GcpAuth> auth)
+    : endpoint_(std::move(endpoint)), auth_(std::move(auth)) {
   while (!endpoint_.empty() && endpoint_.back() == '/') endpoint_.pop_back();
 }
 
-Result<HttpResponse> GcsClient::send(const std::string& method, const std::string& url,
-                                     std::vector<std::pair<std::string, std::string>> headers, ByteView body) const {
+Result<HttpResponse> GoogleApiClient::send(const std::string& method, const std::string& url,
+                                           std::vector<std::pair<std::string, std::string>> headers, ByteView body) const {
   if (auth_) {
     LB_ASSIGN_OR_RETURN(std::string a, auth_->authorization());
     headers.emplace_back("Authorization", a);
@@ -109,9 +110,9 @@ Result<HttpResponse> GcsClient::send(const std::string& method, const std::strin
   return http_send(req);
 }
 
-Result<HttpResponse> GcsClient::send_retrying(const std::string& method, const std::string& url,
-                                              const std::vector<std::pair<std::string, std::string>>& headers,
-                                              ByteView body) const {
+Result<HttpResponse> GoogleApiClient::send_retrying(const std::string& method, const std::string& url,
+                                                    const std::vector<std::pair<std::string, std::string>>& headers,
+                                                    ByteView body) const {
   static const int64_t base_ms = env_int("LIFEBOAT_RETRY_BASE_MS", 100);
   static const int attempts = static_cast<int>(std::max<int64_t>(1, env_int("LIFEBOAT_RETRY_ATTEMPTS", 6)));
   thread_local std::mt19937_64 rng(std::random_device{}());

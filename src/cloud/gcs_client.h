@@ -39,13 +39,11 @@ std::pair<std::string, Bytes> gcs_multipart_upload(const std::string& metadata_j
 // "gs://bucket/some/prefix" → {"bucket", "some/prefix"}; kInvalidArgument when it is not a gs:// URL.
 Result<std::pair<std::string, std::string>> parse_gs_url(const std::string& url);
 
-class GcsClient {
+// A Google REST API at an endpoint, with credentials (none for an emulator): the requests every
+// Google client here makes, retried the same way.
+class GoogleApiClient {
  public:
-  // CLOUD_STORAGE_EMULATOR_ENDPOINT (an emulator, no auth), else LIFEBOAT_GCS_ENDPOINT or Google's,
-  // with credentials from the environment (cloud/gcp_auth).
-  static Result<std::shared_ptr<GcsClient>> from_environment(const std::string& scope);
-  GcsClient(std::string endpoint, std::shared_ptr<GcpAuth> auth);
-
+  GoogleApiClient(std::string endpoint, std::shared_ptr<GcpAuth> auth);
   const std::string& endpoint() const { return endpoint_; }
   // One request with credentials; any HTTP status comes back as a response.
   Result<HttpResponse> send(const std::string& method, const std::string& url,
@@ -54,6 +52,18 @@ class GcsClient {
   // default 100 ms; LIFEBOAT_RETRY_ATTEMPTS, default 6); the last answer is returned.
   Result<HttpResponse> send_retrying(const std::string& method, const std::string& url,
                                      const std::vector<std::pair<std::string, std::string>>& headers, ByteView body) const;
+
+ protected:
+  std::string endpoint_;
+  std::shared_ptr<GcpAuth> auth_;
+};
+
+class GcsClient : public GoogleApiClient {
+ public:
+  // CLOUD_STORAGE_EMULATOR_ENDPOINT (an emulator, no auth), else LIFEBOAT_GCS_ENDPOINT or Google's,
+  // with credentials from the environment (cloud/gcp_auth).
+  static Result<std::shared_ptr<GcsClient>> from_environment(const std::string& scope);
+  using GoogleApiClient::GoogleApiClient;
 
   std::string object_url(const std::string& bucket, const std::string& name) const;
 
@@ -78,10 +88,6 @@ class GcsClient {
                             const std::string& dst_bucket, const std::string& dst_name) const;
   // Deletes the live object, or one generation (absent is OK).
   Status remove(const std::string& bucket, const std::string& name, int64_t generation = 0) const;
-
- private:
-  std::string endpoint_;
-  std::shared_ptr<GcpAuth> auth_;
 };
 
 }  // namespace lifeboat::cloud

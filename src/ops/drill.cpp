@@ -21,9 +21,10 @@ namespace {
 constexpr int64_t kMs = 1000000;
 
 // drills.after_restore: a command run with LIFEBOAT_SOURCE, LIFEBOAT_KIND and LIFEBOAT_ENVIRONMENT set
-// (e.g. starting the application on the restored data); a non-zero exit fails that source.
+// (e.g. starting the application on the restored data); a non-zero exit fails that source. What it
+// prints goes to standard error, so `drill --json` stays one JSON document.
 Status run_after_restore(const std::string& command, const plan::SourceSpec& s, const std::string& environment) {
-  std::string line = fmt::format("LIFEBOAT_SOURCE='{}' LIFEBOAT_KIND='{}' LIFEBOAT_ENVIRONMENT='{}' {}", s.name, s.kind,
+  std::string line = fmt::format("export LIFEBOAT_SOURCE='{}' LIFEBOAT_KIND='{}' LIFEBOAT_ENVIRONMENT='{}'; exec 1>&2; {}", s.name, s.kind,
                                  environment, command);
   int rc = std::system(line.c_str());
   if (rc != 0)

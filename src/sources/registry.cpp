@@ -1,6 +1,7 @@
 // The list of source kinds: one line per kind.
 #include "sources/registry.h"
 
+#include "sources/config/config_source.h"
 #include "sources/files/files_source.h"
 #include "sources/gcs_bucket/gcs_bucket_source.h"
 #include "sources/mongodb/mongodb_source.h"
@@ -14,12 +15,13 @@ const std::vector<const SourceKind*>& source_kinds() {
       &files::files_source_kind(),
       &mongodb::mongodb_source_kind(),
       &gcs_bucket::gcs_bucket_source_kind(),
+      &config::config_source_kind(),
   };
   return kinds;
 }
 
 const std::vector<std::string>& planned_source_kinds() {
-  static const std::vector<std::string> planned = {"firestore", "models", "config"};
+  static const std::vector<std::string> planned = {"firestore", "models"};
   return planned;
 }
 

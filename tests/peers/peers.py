@@ -457,3 +457,53 @@ def png_colours(png):
         row = raw[y * stride + 1:(y + 1) * stride]
         colours.update(row[i:i + 3] for i in range(0, len(row), bpp * 7))
     return len(colours)
+
+
+class SecretManagerFake(Peer):
+    """tests/peers/secret_manager_fake.py: a FAKE of Secret Manager's REST v1 API (no emulator exists).
+
+    Lifeboat reaches it through LIFEBOAT_SECRETMANAGER_ENDPOINT with a static bearer token."""
+
+    def __init__(self, max_page=3):
+        self.port = free_port()
+        self.max_page = max_page
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+
+    def start(self):
+        import sys
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "peers" / "secret_manager_fake.py"),
+                                      "--port", str(self.port), "--max-page", str(self.max_page)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port, self.proc, what="Secret Manager fake")
+        return self
+
+    def env(self, token="test-token"):
+        return {"LIFEBOAT_SECRETMANAGER_ENDPOINT": self.endpoint, "GOOGLE_OAUTH_ACCESS_TOKEN": token,
+                "LIFEBOAT_RETRY_BASE_MS": "20"}
+
+    def call(self, method, path, body=None, token="test-token"):
+        """One API call (path after /v1/ or a /_fake/ control path); returns (status, parsed JSON)."""
+        import http.client
+        import json
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        data = json.dumps(body).encode() if body is not None else None
+        url = path if path.startswith("/_fake/") else "/v1/" + path
+        conn.request(method, url, body=data, headers={"Authorization": f"Bearer {token}",
+                                                     "Content-Type": "application/json"})
+        r = conn.getresponse()
+        out = r.read()
+        conn.close()
+        return r.status, json.loads(out) if out else None
+
+    def create_secret(self, project, sid, labels=None, annotations=None):
+        st, body = self.call("POST", f"{project}/secrets?secretId={sid}",
+                             {"replication": {"automatic": {}}, "labels": labels or {}, "annotations": annotations or {}})
+        assert st == 200, body
+        return body
+
+    def add_version(self, project, sid, data: bytes):
+        import base64
+        st, body = self.call("POST", f"{project}/secrets/{sid}:addVersion",
+                             {"payload": {"data": base64.b64encode(data).decode()}})
+        assert st == 200, body
+        return int(body["name"].rsplit("/", 1)[1])

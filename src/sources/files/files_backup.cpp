@@ -302,8 +302,10 @@ Result<BlobId> FilesBackup::run() {
     cur->children.clear();  // a target includes everything below it
   }
   std::optional<Tree> parent_root;
-  if (options_.parent) {
-    auto t = repo_.load_tree(options_.parent->snapshot.tree);
+  std::optional<BlobId> parent_id = options_.parent_tree;
+  if (!parent_id && options_.parent) parent_id = options_.parent->snapshot.tree;
+  if (parent_id) {
+    auto t = repo_.load_tree(*parent_id);
     if (t) parent_root = std::move(*t);
   }
   auto id = build_prefix(root, "", parent_root ? &*parent_root : nullptr);
@@ -400,6 +402,25 @@ Result<FilesBackupResult> backup_files(repo::Repository& repo, const FilesBackup
   snap.summary["unreadable"] = backup.unreadable.size();
   LB_ASSIGN_OR_RETURN(std::string id, session.commit(snap));
   return FilesBackupResult{id, snap, backup.unreadable};
+}
+
+Result<StoredPaths> store_paths(repo::Repository& repo, repo::WriteSession& session, const FilesBackupOptions& options,
+                                ProgressCounters& progress) {
+  if (options.paths.empty()) return Error(Code::kInvalidArgument, "nothing to back up: give at least one path");
+  for (const auto& p : options.paths) {
+    struct stat st;
+    if (lstat(p.c_str(), &st) != 0)
+      return Error(Code::kInvalidArgument, fmt::format("cannot back up {}: {}", p, strerror(errno)));
+  }
+  FilesBackup backup(repo, session, options, progress);
+  LB_ASSIGN_OR_RETURN(auto tree, backup.run());
+  StoredPaths out;
+  out.tree = tree;
+  out.summary = {{"files_new", backup.files_new},   {"files_changed", backup.files_changed},
+                 {"files_unmodified", backup.files_unmodified}, {"dirs", backup.dirs},
+                 {"total_bytes", backup.total_bytes}, {"unreadable", backup.unreadable.size()}};
+  out.unreadable = backup.unreadable;
+  return out;
 }
 
 Result<FilesBackupResult> backup_command_output(repo::Repository& repo, const CommandBackupOptions& options,

@@ -17,6 +17,7 @@ struct FilesBackupOptions {
   std::vector<std::string> tags;
   std::string hostname;
   std::optional<repo::SnapshotRef> parent;  // unchanged files (size, mtime, ctime, inode) are not read
+  std::optional<repo::BlobId> parent_tree;  // as parent, for store_paths: the root tree to compare with
   size_t threads = 0;                       // 0: one per core
   bool count_totals = false;                // scan first (in parallel) so progress can show an ETA
 };
@@ -31,6 +32,16 @@ struct FilesBackupResult {
 // the result lists them (the CLI exits 3). On interrupt, finished packs are indexed and no snapshot is made.
 Result<FilesBackupResult> backup_files(repo::Repository& repo, const FilesBackupOptions& options,
                                        ProgressCounters& progress);
+
+// The tree of the paths stored through `session` (nothing committed): for sources that hold files
+// beside other data in one snapshot (config). Counts as in a files snapshot's summary.
+struct StoredPaths {
+  repo::BlobId tree{};
+  nlohmann::json summary = nlohmann::json::object();  // files_new, files_changed, files_unmodified, dirs, total_bytes
+  std::vector<std::string> unreadable;
+};
+Result<StoredPaths> store_paths(repo::Repository& repo, repo::WriteSession& session, const FilesBackupOptions& options,
+                                ProgressCounters& progress);
 
 // Runs a command and stores its standard output as one file named `filename` in a snapshot. If the
 // command exits non-zero (or is killed), no snapshot is committed.

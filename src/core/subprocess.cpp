@@ -1,0 +1,92 @@
+#include "core/subprocess.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fmt/format.h>
+
+#include "core/time.h"
+
+namespace lifeboat {
+
+std::string CommandResult::describe() const {
+  if (timed_out) return "ran past its time limit and was killed";
+  if (signal) return fmt::format("was killed by signal {}", signal);
+  return fmt::format("exited {}", exit_code);
+}
+
+Result<CommandResult> run_command(const std::vector<std::string>& argv, int64_t timeout_s, size_t tail_bytes) {
+  if (argv.empty()) return Error(Code::kInvalidArgument, "no command to run");
+  int pipefd[2];
+  if (pipe2(pipefd, O_CLOEXEC) != 0) return Error(Code::kIo, std::string("pipe: ") + strerror(errno));
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(pipefd[0]);
+    close(pipefd[1]);
+    return Error(Code::kIo, std::string("fork: ") + strerror(errno));
+  }
+  if (pid == 0) {
+    setpgid(0, 0);  // its own group, so the limit kills what it started too
+    int devnull = open("/dev/null", O_RDONLY);
+    if (devnull >= 0) dup2(devnull, STDIN_FILENO);
+    dup2(pipefd[1], STDOUT_FILENO);
+    dup2(pipefd[1], STDERR_FILENO);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    dprintf(STDERR_FILENO, "cannot run %s: %s\n", args[0], strerror(errno));
+    _exit(127);
+  }
+  setpgid(pid, pid);
+  close(pipefd[1]);
+  CommandResult r;
+  int64_t deadline = monotonic_ns() + timeout_s * 1000000000LL;
+  char buf[4096];
+  bool open_pipe = true;
+  while (open_pipe) {
+    int64_t left_ms = (deadline - monotonic_ns()) / 1000000;
+    if (left_ms <= 0) {
+      r.timed_out = true;
+      kill(-pid, SIGKILL);
+      break;
+    }
+    pollfd p{pipefd[0], POLLIN, 0};
+    int n = poll(&p, 1, static_cast<int>(std::min<int64_t>(left_ms, 1000)));
+    if (n < 0 && errno != EINTR) break;
+    if (n <= 0) continue;
+    ssize_t got = read(pipefd[0], buf, sizeof buf);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      open_pipe = false;
+      break;
+    }
+    r.output_tail.append(buf, static_cast<size_t>(got));
+    if (r.output_tail.size() > 2 * tail_bytes) r.output_tail.erase(0, r.output_tail.size() - tail_bytes);
+  }
+  close(pipefd[0]);
+  int status = 0;
+  // The output closed: wait for the exit, still within the limit (a child may close its output and run on).
+  while (true) {
+    pid_t w = waitpid(pid, &status, r.timed_out ? 0 : WNOHANG);
+    if (w == pid) break;
+    if (w < 0 && errno != EINTR) break;
+    if (!r.timed_out && monotonic_ns() >= deadline) {
+      r.timed_out = true;
+      kill(-pid, SIGKILL);
+      continue;
+    }
+    if (w == 0) usleep(10000);
+  }
+  if (r.output_tail.size() > tail_bytes) r.output_tail.erase(0, r.output_tail.size() - tail_bytes);
+  if (WIFEXITED(status) && !r.timed_out) r.exit_code = WEXITSTATUS(status);
+  else if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
+  return r;
+}
+
+}  // namespace lifeboat

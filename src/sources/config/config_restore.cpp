@@ -1,0 +1,402 @@
+// Config restores: files under the target, mirrors as bare repositories or pushed to a remote,
+// secrets into a project (versions added in order, states and aliases set); and the checks that read
+// each restored target back.
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "cloud/secret_manager.h"
+#include "crypto/crypto.h"
+#include "repo/tree_walk.h"
+#include "sources/config/config.h"
+#include "sources/config/git_mirror.h"
+#include "sources/files/files_restore.h"
+
+namespace lifeboat::sources::config {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+bool wanted(const ConfigRestoreOptions& o, const std::string& part) { return o.only.empty() || o.only.count(part); }
+
+std::optional<repo::BlobId> part_tree(repo::Repository& repo, const repo::Snapshot& snap, const std::string& part) {
+  auto root = repo.load_tree(snap.tree);
+  if (!root) return std::nullopt;
+  const auto* n = root->find(part);
+  if (!n || !n->subtree) return std::nullopt;
+  return *n->subtree;
+}
+
+Result<Bytes> read_content(repo::Repository& repo, const repo::Node& n) {
+  Bytes out;
+  for (const auto& b : n.content) {
+    LB_ASSIGN_OR_RETURN(auto data, repo.read_blob(b));
+    out.insert(out.end(), data.begin(), data.end());
+  }
+  return out;
+}
+
+Result<nlohmann::json> read_json(repo::Repository& repo, const repo::Node& n) {
+  LB_ASSIGN_OR_RETURN(auto data, read_content(repo, n));
+  try {
+    return nlohmann::json::parse(data.begin(), data.end());
+  } catch (const std::exception& e) {
+    return Error(Code::kCorrupt, fmt::format("stored {} is not JSON", n.name));
+  }
+}
+
+// One stored secret: its resource and versions (oldest first), payload nodes where kept.
+struct StoredSecret {
+  std::string id;
+  nlohmann::json resource;
+  struct Version {
+    int64_t number = 0;
+    nlohmann::json resource;
+    std::optional<repo::Node> payload;
+  };
+  std::vector<Version> versions;
+};
+
+Result<std::vector<StoredSecret>> stored_secrets(repo::Repository& repo, const repo::BlobId& tree) {
+  std::vector<StoredSecret> out;
+  LB_ASSIGN_OR_RETURN(auto root, repo.load_tree(tree));
+  for (const auto& sn : root.nodes) {
+    if (!sn.subtree) continue;
+    StoredSecret s;
+    s.id = sn.name;
+    LB_ASSIGN_OR_RETURN(auto st, repo.load_tree(*sn.subtree));
+    const auto* res = st.find("secret.json");
+    const auto* vers = st.find("versions");
+    if (!res || !vers || !vers->subtree) return Error(Code::kCorrupt, fmt::format("stored secret {} is incomplete", s.id));
+    LB_ASSIGN_OR_RETURN(s.resource, read_json(repo, *res));
+    LB_ASSIGN_OR_RETURN(auto vt, repo.load_tree(*vers->subtree));
+    std::map<int64_t, StoredSecret::Version> by_number;
+    for (const auto& vn : vt.nodes) {
+      bool meta = vn.name.size() > 5 && vn.name.compare(vn.name.size() - 5, 5, ".json") == 0;
+      int64_t number = std::strtoll(vn.name.c_str(), nullptr, 10);
+      auto& v = by_number[number];
+      v.number = number;
+      if (meta) {
+        LB_ASSIGN_OR_RETURN(v.resource, read_json(repo, vn));
+      } else {
+        v.payload = vn;
+      }
+    }
+    for (auto& [n, v] : by_number) s.versions.push_back(std::move(v));
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+// The fields a new secret is created with: what the backup recorded, less what the server assigns.
+nlohmann::json creatable(const nlohmann::json& resource) {
+  nlohmann::json out = resource;
+  for (const char* k : {"name", "createTime", "etag", "versionAliases"}) out.erase(k);
+  return out;
+}
+
+Status restore_secrets(repo::Repository& repo, const repo::BlobId& tree, const ConfigRestoreOptions& o, ConfigRestoreResult& result) {
+  LB_ASSIGN_OR_RETURN(auto secrets, stored_secrets(repo, tree));
+  LB_ASSIGN_OR_RETURN(auto client, cloud::SecretManagerClient::from_environment());
+  for (const auto& s : secrets) {
+    SecretRestored r;
+    r.secret = o.secrets_project + "/secrets/" + s.id;
+    auto existing = client->get_secret(r.secret);
+    if (!existing && existing.status().code() != Code::kNotFound) return existing.status();
+    r.created = !existing;
+    if (o.dry_run) {
+      result.plan.push_back(fmt::format("secret {}: {}, {} version(s) to add", r.secret, r.created ? "create" : "exists, add after its versions",
+                                        s.versions.size()));
+      continue;
+    }
+    if (r.created) {
+      LB_RETURN_IF_ERROR(client->create_secret(o.secrets_project, s.id, creatable(s.resource)).status());
+    } else {
+      nlohmann::json patch = {{"labels", s.resource.value("labels", nlohmann::json::object())},
+                              {"annotations", s.resource.value("annotations", nlohmann::json::object())}};
+      LB_RETURN_IF_ERROR(client->patch_secret(r.secret, patch, "labels,annotations").status());
+    }
+    std::map<int64_t, int64_t> renumber;
+    for (const auto& v : s.versions) {
+      std::string state = v.resource.value("state", "ENABLED");
+      Bytes payload;
+      // A destroyed version comes back destroyed (an empty placeholder, destroyed at once), so the
+      // numbers after it line up with the backup's.
+      if (state != "DESTROYED") {
+        if (!v.payload) return Error(Code::kCorrupt, fmt::format("stored secret {} version {} has no payload", s.id, v.number));
+        LB_ASSIGN_OR_RETURN(payload, read_content(repo, *v.payload));
+      }
+      LB_ASSIGN_OR_RETURN(auto added, client->add_version(r.secret, payload));
+      std::string vname = added.value("name", "");
+      if (state == "DISABLED") LB_RETURN_IF_ERROR(client->change_version(vname, "disable").status());
+      if (state == "DESTROYED") LB_RETURN_IF_ERROR(client->change_version(vname, "destroy").status());
+      int64_t now = cloud::secret_version_number(vname);
+      renumber[v.number] = now;
+      r.versions.emplace_back(v.number, now);
+    }
+    nlohmann::json aliases = nlohmann::json::object();
+    const nlohmann::json recorded = s.resource.value("versionAliases", nlohmann::json::object());
+    for (const auto& [alias, num] : recorded.items()) {
+      int64_t old = num.is_string() ? std::stoll(num.get<std::string>()) : num.get<int64_t>();
+      auto it = renumber.find(old);
+      if (it == renumber.end()) continue;
+      aliases[alias] = std::to_string(it->second);
+      r.aliases[alias] = it->second;
+    }
+    if (!aliases.empty()) LB_RETURN_IF_ERROR(client->patch_secret(r.secret, {{"versionAliases", aliases}}, "versionAliases").status());
+    result.secrets.push_back(std::move(r));
+  }
+  return Status::ok();
+}
+
+std::string mirror_dir_for(const ConfigRestoreOptions& o, const std::string& name) {
+  std::string base = o.git_dir.empty() ? o.target + "/git" : o.git_dir;
+  return base + "/" + name + ".git";
+}
+
+}  // namespace
+
+nlohmann::json ConfigRestoreResult::to_json() const {
+  nlohmann::json m = nlohmann::json::array();
+  for (const auto& [name, where] : mirrors) m.push_back({{"name", name}, {"to", where}});
+  nlohmann::json s = nlohmann::json::array();
+  for (const auto& r : secrets) {
+    nlohmann::json v = nlohmann::json::array();
+    for (const auto& [a, b] : r.versions) v.push_back({{"from", a}, {"to", b}});
+    s.push_back({{"secret", r.secret}, {"created", r.created}, {"versions", v}, {"aliases", r.aliases}});
+  }
+  nlohmann::json out = {{"files", files}, {"bytes", bytes}, {"mirrors", m}, {"secrets", s}};
+  if (!plan.empty()) out["would"] = plan;
+  return out;
+}
+
+Result<ConfigRestoreResult> restore_config(repo::Repository& repo, const repo::SnapshotRef& snapshot, const ConfigRestoreOptions& o,
+                                           ProgressCounters& progress) {
+  for (const auto& part : o.only)
+    if (part != "files" && part != "git" && part != "secrets")
+      return Error(Code::kInvalidArgument, fmt::format("--only takes files, git or secrets, not {}", part));
+  ConfigRestoreResult result;
+  const auto& snap = snapshot.snapshot;
+  auto files_tree = wanted(o, "files") ? part_tree(repo, snap, "files") : std::nullopt;
+  auto git_tree = wanted(o, "git") ? part_tree(repo, snap, "git") : std::nullopt;
+  auto secrets_tree = wanted(o, "secrets") ? part_tree(repo, snap, "secrets") : std::nullopt;
+  // Every destination is known before anything is written.
+  if ((files_tree || (git_tree && o.git_dir.empty())) && o.target.empty())
+    return Error(Code::kInvalidArgument, "the snapshot has files or git mirrors: give a target directory (target: / --target DIR)");
+  if (secrets_tree && o.secrets_project.empty())
+    return Error(Code::kInvalidArgument, "the snapshot has secrets: give the project to restore them into (secrets: projects/P / "
+                                         "--secrets projects/P), or leave them out with --only files,git");
+  if (!o.secrets_project.empty() && o.secrets_project.rfind("projects/", 0) != 0)
+    return Error(Code::kInvalidArgument, fmt::format("secrets go into projects/PROJECT, not {}", o.secrets_project));
+  if (!files_tree && !git_tree && !secrets_tree) return Error(Code::kNotFound, "the snapshot holds none of the parts asked for");
+
+  if (files_tree) {
+    if (o.dry_run) {
+      LB_RETURN_IF_ERROR(repo::walk_tree(repo, *files_tree, [&](const std::string& path, const repo::Node& n) {
+        if (n.kind != repo::NodeKind::kFile) return Status::ok();
+        std::string at = o.target + "/" + path;
+        struct stat st;
+        if (lstat(at.c_str(), &st) != 0) result.plan.push_back("create " + at);
+        else if (static_cast<uint64_t>(st.st_size) != n.size || st.st_mtim.tv_sec != n.mtime_ns / 1000000000)
+          result.plan.push_back("replace " + at);
+        return Status::ok();
+      }));
+    } else {
+      repo::Snapshot part = snap;
+      part.tree = *files_tree;
+      files::FilesRestoreOptions fo;
+      fo.target = o.target;
+      LB_ASSIGN_OR_RETURN(auto r, files::restore_files(repo, part, fo, progress));
+      if (!r.errors.empty()) return Error(Code::kFatal, fmt::format("{} file(s) failed: {}", r.errors.size(), r.errors[0]));
+      result.files = r.files;
+      result.bytes = r.bytes;
+    }
+  }
+  if (git_tree) {
+    LB_ASSIGN_OR_RETURN(auto repos, repo.load_tree(*git_tree));
+    for (const auto& n : repos.nodes) {
+      if (!n.subtree) continue;
+      auto push = o.push.find(n.name);
+      std::string dir = mirror_dir_for(o, n.name);
+      std::string where = push == o.push.end() ? dir : push->second;
+      if (o.dry_run) {
+        result.plan.push_back(push == o.push.end() ? fmt::format("write mirror {} to {}", n.name, dir)
+                                                   : fmt::format("push every ref of {} to {}", n.name, push->second));
+        continue;
+      }
+      std::error_code ec;
+      if (push != o.push.end()) dir = fmt::format("{}/.lifeboat-push-{}-{}.git", o.target.empty() ? "/tmp" : o.target, n.name, getpid());
+      else if (fs::exists(dir, ec) && !fs::is_empty(dir, ec))
+        return Error(Code::kAlreadyExists, fmt::format("git {}: {} exists and is not empty: remove it or restore elsewhere", n.name, dir));
+      fs::create_directories(dir, ec);
+      if (ec) return Error(Code::kIo, fmt::format("git {}: cannot create {}: {}", n.name, dir, ec.message()));
+      repo::Snapshot part = snap;
+      part.tree = *n.subtree;
+      files::FilesRestoreOptions fo;
+      fo.target = dir;
+      LB_ASSIGN_OR_RETURN(auto r, files::restore_files(repo, part, fo, progress));
+      if (!r.errors.empty()) return Error(Code::kFatal, fmt::format("git {}: {}", n.name, r.errors[0]));
+      if (push != o.push.end()) {
+        Status s = push_mirror(dir, push->second);
+        fs::remove_all(dir, ec);
+        LB_RETURN_IF_ERROR(s);
+      }
+      result.mirrors.emplace_back(n.name, where);
+    }
+  }
+  if (secrets_tree) LB_RETURN_IF_ERROR(restore_secrets(repo, *secrets_tree, o, result));
+  return result;
+}
+
+std::vector<ConfigCheck> check_config_target(repo::Repository& repo, const repo::SnapshotRef& snapshot, const ConfigRestoreOptions& o,
+                                             const ConfigRestoreResult& restored, const std::vector<std::string>& checks) {
+  std::vector<ConfigCheck> out;
+  const auto& snap = snapshot.snapshot;
+  for (const auto& check : checks) {
+    ConfigCheck c{check, false, ""};
+    if (check == "files" || check == "syntax") {
+      auto tree = part_tree(repo, snap, "files");
+      if (!tree || !wanted(o, "files")) {
+        c.ok = true;
+        c.detail = "no files restored";
+      } else if (check == "files") {
+        repo::Snapshot part = snap;
+        part.tree = *tree;
+        auto v = files::verify_restored_tree(repo, part, o.target);
+        if (!v) c.detail = v.status().message();
+        else {
+          c.ok = v->files_verified == v->files_expected && v->files_found == v->files_expected;
+          c.detail = fmt::format("{} of {} files read back from {} equal the backup{}", v->files_verified, v->files_expected, o.target,
+                                 v->problems.empty() ? (v->missing.empty() ? "" : "; first missing: " + v->missing[0])
+                                                     : "; first problem: " + v->problems[0]);
+        }
+      } else {
+        uint64_t checked = 0;
+        std::vector<std::string> problems;
+        (void)repo::walk_tree(repo, *tree, [&](const std::string& path, const repo::Node& n) {
+          if (n.kind != repo::NodeKind::kFile) return Status::ok();
+          Syntax syntax = syntax_of(path);
+          if (syntax == Syntax::kNone) return Status::ok();
+          std::string at = o.target + "/" + path;
+          std::ifstream in(at, std::ios::binary);
+          ++checked;
+          if (!in) {
+            problems.push_back(at + ": missing");
+            return Status::ok();
+          }
+          std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+          for (const auto& p : check_text(at, syntax, text)) problems.push_back(p.to_string());
+          return Status::ok();
+        });
+        // Files that were broken when backed up stay broken: only new problems count.
+        size_t known = snap.metadata.value("validation", nlohmann::json::object()).value("problems", nlohmann::json::array()).size();
+        c.ok = problems.size() <= known;
+        c.detail = fmt::format("{} restored config file(s) parsed, {} problem(s) (the backup recorded {}){}", checked, problems.size(), known,
+                               problems.empty() ? "" : "; first: " + problems[0]);
+      }
+    } else if (check == "git") {
+      std::vector<std::string> problems;
+      size_t n = 0;
+      for (const auto& g : snap.metadata.value("git", nlohmann::json::array())) {
+        std::string name = g.value("name", "");
+        if (!wanted(o, "git")) break;
+        ++n;
+        std::map<std::string, std::string> refs = g.value("refs", std::map<std::string, std::string>{});
+        std::vector<LfsPointer> lfs;
+        for (const auto& p : g.value("lfs", nlohmann::json::array())) lfs.push_back({p.value("oid", ""), p.value("size", uint64_t{0})});
+        auto push = o.push.find(name);
+        std::string where = push == o.push.end() ? mirror_dir_for(o, name) : push->second;
+        if (push != o.push.end() && where.find("://") != std::string::npos && where.rfind("file://", 0) != 0) {
+          problems.push_back(fmt::format("{}: pushed to {}, which cannot be read back here", name, where));
+          continue;
+        }
+        if (where.rfind("file://", 0) == 0) where = where.substr(7);
+        for (const auto& p : verify_mirror(where, refs, lfs)) problems.push_back(fmt::format("{}: {}", name, p));
+      }
+      c.ok = problems.empty();
+      c.detail = problems.empty() ? fmt::format("{} mirror(s): every ref at the backed-up commit, every object whole, LFS objects present", n)
+                                  : fmt::format("{} problem(s): {}", problems.size(), problems[0]);
+    } else if (check == "secrets") {
+      auto tree = part_tree(repo, snap, "secrets");
+      if (!tree || !wanted(o, "secrets")) {
+        c.ok = true;
+        c.detail = "no secrets restored";
+      } else {
+        std::vector<std::string> problems;
+        uint64_t versions = 0;
+        auto stored = stored_secrets(repo, *tree);
+        auto client = cloud::SecretManagerClient::from_environment();
+        if (!stored || !client) problems.push_back(!stored ? stored.status().message() : client.status().message());
+        for (const auto& s : stored ? *stored : std::vector<StoredSecret>{}) {
+          if (!client) break;
+          auto r = std::find_if(restored.secrets.begin(), restored.secrets.end(),
+                                [&](const SecretRestored& x) { return cloud::resource_id(x.secret) == s.id; });
+          if (r == restored.secrets.end()) {
+            problems.push_back(s.id + ": not restored");
+            continue;
+          }
+          std::map<int64_t, int64_t> renumber(r->versions.begin(), r->versions.end());
+          std::map<int64_t, std::string> states;
+          auto listed = (*client)->list_versions(r->secret, [&](const nlohmann::json& v) {
+            states[cloud::secret_version_number(v.value("name", ""))] = v.value("state", "");
+            return Status::ok();
+          });
+          if (!listed) {
+            problems.push_back(listed.message());
+            continue;
+          }
+          for (const auto& v : s.versions) {
+            ++versions;
+            int64_t now = renumber.count(v.number) ? renumber[v.number] : 0;
+            std::string want = v.resource.value("state", "");
+            std::string vname = fmt::format("{}/versions/{}", r->secret, now);
+            if (!states.count(now)) {
+              problems.push_back(fmt::format("{} version {} is not in the target", s.id, v.number));
+              continue;
+            }
+            if (states[now] != want) {
+              problems.push_back(fmt::format("{} version {} is {}, the backup has {}", s.id, v.number, states[now], want));
+              continue;
+            }
+            if (want != "ENABLED") continue;  // the API serves no payload of a disabled or destroyed version
+            auto got = (*client)->access(vname);
+            auto stored_payload = v.payload ? read_content(repo, *v.payload) : Result<Bytes>(Error(Code::kCorrupt, "no payload stored"));
+            if (!got || !stored_payload) problems.push_back(fmt::format("{} version {}: {}", s.id, v.number,
+                                                                        !got ? got.status().message() : stored_payload.status().message()));
+            else if (*got != *stored_payload) problems.push_back(fmt::format("{} version {}: the payload differs from the backup", s.id, v.number));
+          }
+          auto target = (*client)->get_secret(r->secret);
+          if (!target) {
+            problems.push_back(target.status().message());
+            continue;
+          }
+          const nlohmann::json recorded = s.resource.value("versionAliases", nlohmann::json::object());
+          const nlohmann::json a = target->value("versionAliases", nlohmann::json::object());
+          for (const auto& [alias, num] : recorded.items()) {
+            int64_t old = num.is_string() ? std::stoll(num.get<std::string>()) : num.get<int64_t>();
+            int64_t have = !a.contains(alias) ? -1 : a[alias].is_string() ? std::stoll(a[alias].get<std::string>()) : a[alias].get<int64_t>();
+            if (!renumber.count(old) || have != renumber[old])
+              problems.push_back(fmt::format("{}: alias {} points at version {}, expected {}", s.id, alias, have, renumber[old]));
+          }
+          if (target->value("labels", nlohmann::json::object()) != s.resource.value("labels", nlohmann::json::object()))
+            problems.push_back(fmt::format("{}: labels differ from the backup", s.id));
+        }
+        c.ok = problems.empty();
+        c.detail = problems.empty()
+                       ? fmt::format("{} secret(s), {} version(s) read back from {}: states, payloads and aliases equal the backup",
+                                     stored ? stored->size() : 0, versions, o.secrets_project)
+                       : fmt::format("{} problem(s): {}", problems.size(), problems[0]);
+      }
+    } else {
+      c.detail = "unknown check";
+    }
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+}  // namespace lifeboat::sources::config

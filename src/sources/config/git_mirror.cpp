@@ -1,0 +1,382 @@
+#include "sources/config/git_mirror.h"
+
+#include <git2.h>
+#include <openssl/evp.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fmt/format.h>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <set>
+
+#include "core/bytes.h"
+#include "crypto/crypto.h"
+
+namespace lifeboat::sources::config {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+void init_libgit2() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    git_libgit2_init();
+    git_libgit2_opts(GIT_OPT_ENABLE_STRICT_HASH_VERIFICATION, 1);
+  });
+}
+
+std::string lg2_error(const std::string& what) {
+  const git_error* e = git_error_last();
+  return fmt::format("{}: {}", what, e && e->message ? e->message : "unknown libgit2 error");
+}
+
+template <typename T, void (*Free)(T*)>
+struct GitPtr {
+  T* p = nullptr;
+  ~GitPtr() {
+    if (p) Free(p);
+  }
+  T** out() { return &p; }
+  T* get() const { return p; }
+};
+using RepoPtr = GitPtr<git_repository, git_repository_free>;
+using RemotePtr = GitPtr<git_remote, git_remote_free>;
+using OdbPtr = GitPtr<git_odb, git_odb_free>;
+using RefPtr = GitPtr<git_reference, git_reference_free>;
+
+bool is_local(const std::string& source) {
+  return source.rfind("file://", 0) == 0 || source.find("://") == std::string::npos;
+}
+std::string local_path(const std::string& source) {
+  return source.rfind("file://", 0) == 0 ? source.substr(7) : source;
+}
+
+const char* state_name(int state) {
+  switch (state) {
+    case GIT_REPOSITORY_STATE_MERGE: return "a merge";
+    case GIT_REPOSITORY_STATE_REVERT:
+    case GIT_REPOSITORY_STATE_REVERT_SEQUENCE: return "a revert";
+    case GIT_REPOSITORY_STATE_CHERRYPICK:
+    case GIT_REPOSITORY_STATE_CHERRYPICK_SEQUENCE: return "a cherry-pick";
+    case GIT_REPOSITORY_STATE_BISECT: return "a bisect";
+    case GIT_REPOSITORY_STATE_REBASE:
+    case GIT_REPOSITORY_STATE_REBASE_INTERACTIVE:
+    case GIT_REPOSITORY_STATE_REBASE_MERGE: return "a rebase";
+    case GIT_REPOSITORY_STATE_APPLY_MAILBOX:
+    case GIT_REPOSITORY_STATE_APPLY_MAILBOX_OR_REBASE: return "git am";
+    default: return "an unfinished operation";
+  }
+}
+
+// SHA-256 of a file, hex; "" when it cannot be read.
+std::string file_sha256(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return "";
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
+  std::vector<char> buf(1 << 16);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    if (in.gcount() > 0) EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(in.gcount()));
+  }
+  if (in.bad()) return "";
+  unsigned char md[32];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx.get(), md, &len);
+  return hex_encode({md, len});
+}
+
+std::string lfs_object_path(const std::string& git_dir, const std::string& oid) {
+  return fmt::format("{}/lfs/objects/{}/{}/{}", git_dir, oid.substr(0, 2), oid.substr(2, 2), oid);
+}
+
+// "version https://git-lfs.github.com/spec/v1\noid sha256:HEX\nsize N\n" → pointer.
+std::optional<LfsPointer> parse_pointer(std::string_view text) {
+  if (text.rfind("version https://git-lfs.github.com/spec/v1\n", 0) != 0) return std::nullopt;
+  LfsPointer p;
+  size_t o = text.find("\noid sha256:");
+  size_t s = text.find("\nsize ");
+  if (o == std::string::npos || s == std::string::npos) return std::nullopt;
+  p.oid = std::string(text.substr(o + 12, 64));
+  if (p.oid.size() != 64 || p.oid.find_first_not_of("0123456789abcdef") != std::string::npos) return std::nullopt;
+  p.size = std::strtoull(std::string(text.substr(s + 6, 20)).c_str(), nullptr, 10);
+  return p;
+}
+
+struct ScanState {
+  git_odb* odb;
+  std::map<std::string, LfsPointer> found;
+};
+
+int scan_object(const git_oid* id, void* payload) {
+  auto* st = static_cast<ScanState*>(payload);
+  size_t len = 0;
+  git_object_t type;
+  if (git_odb_read_header(&len, &type, st->odb, id) != 0 || type != GIT_OBJECT_BLOB || len > 1024 || len < 40) return 0;
+  git_odb_object* obj = nullptr;
+  if (git_odb_read(&obj, st->odb, id) != 0) return 0;
+  std::string_view text(static_cast<const char*>(git_odb_object_data(obj)), git_odb_object_size(obj));
+  if (auto p = parse_pointer(text)) st->found.emplace(p->oid, *p);
+  git_odb_object_free(obj);
+  return 0;
+}
+
+Result<std::vector<LfsPointer>> lfs_pointers(git_repository* repo) {
+  OdbPtr odb;
+  if (git_repository_odb(odb.out(), repo) != 0) return Error(Code::kIo, lg2_error("opening the object database"));
+  ScanState st{odb.get(), {}};
+  if (git_odb_foreach(odb.get(), scan_object, &st) != 0) return Error(Code::kIo, lg2_error("listing objects"));
+  std::vector<LfsPointer> out;
+  for (auto& [oid, p] : st.found) out.push_back(p);
+  return out;
+}
+
+Result<std::map<std::string, std::string>> list_refs(git_repository* repo) {
+  git_strarray names{};
+  if (git_reference_list(&names, repo) != 0) return Error(Code::kIo, lg2_error("listing refs"));
+  std::map<std::string, std::string> out;
+  for (size_t i = 0; i < names.count; ++i) {
+    git_oid oid;
+    if (git_reference_name_to_id(&oid, repo, names.strings[i]) != 0) continue;  // a dangling symbolic ref
+    char hex[GIT_OID_HEXSZ + 1];
+    git_oid_tostr(hex, sizeof hex, &oid);
+    out[names.strings[i]] = hex;
+  }
+  git_strarray_dispose(&names);
+  return out;
+}
+
+std::string head_target(git_repository* repo) {
+  RefPtr head;
+  if (git_reference_lookup(head.out(), repo, "HEAD") != 0) return "";
+  if (git_reference_type(head.get()) != GIT_REFERENCE_SYMBOLIC) return "";
+  return git_reference_symbolic_target(head.get());
+}
+
+Status copy_verified(const std::string& from, const std::string& to, const LfsPointer& p) {
+  std::error_code ec;
+  fs::create_directories(fs::path(to).parent_path(), ec);
+  std::string tmp = to + ".tmp" + std::to_string(getpid());
+  fs::copy_file(from, tmp, fs::copy_options::overwrite_existing, ec);
+  if (ec) return Error(Code::kIo, fmt::format("copying LFS object {}: {}", p.oid, ec.message()));
+  if (file_sha256(tmp) != p.oid) {
+    fs::remove(tmp, ec);
+    return Error(Code::kCorrupt, fmt::format("LFS object {} in {} does not hash to its name", p.oid, from));
+  }
+  fs::rename(tmp, to, ec);
+  if (ec) return Error(Code::kIo, fmt::format("placing LFS object {}: {}", p.oid, ec.message()));
+  return Status::ok();
+}
+
+}  // namespace
+
+std::string mirror_cache_dir(const std::string& source) {
+  std::string base;
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) base = x;
+  else if (const char* h = std::getenv("HOME"); h && *h) base = std::string(h) + "/.cache";
+  else base = "/tmp";
+  auto d = crypto::sha256(as_bytes(source));
+  return fmt::format("{}/lifeboat/git/{}.git", base, hex_encode({d.data(), d.size()}).substr(0, 24));
+}
+
+Result<MirrorState> update_mirror(const std::string& source, const std::string& dir) {
+  init_libgit2();
+  std::string url = source;
+  std::string source_git_dir;
+  if (is_local(source)) {
+    std::string path = local_path(source);
+    RepoPtr src;
+    if (git_repository_open_ext(src.out(), path.c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr) != 0)
+      return Error(Code::kInvalidArgument, fmt::format("{} is not a git repository (or cannot be read): {}", path,
+                                                       git_error_last() ? git_error_last()->message : "?"));
+    int state = git_repository_state(src.get());
+    if (state != GIT_REPOSITORY_STATE_NONE)
+      return Error(Code::kInvalidArgument,
+                   fmt::format("git repository {} is in the middle of {}: finish or abort it, then back up", path, state_name(state)));
+    source_git_dir = git_repository_path(src.get());
+    url = fs::absolute(path).string();
+  }
+  std::error_code ec;
+  fs::create_directories(fs::path(dir).parent_path(), ec);
+  RepoPtr mirror;
+  if (git_repository_open_bare(mirror.out(), dir.c_str()) != 0) {
+    fs::remove_all(dir, ec);  // a half-made mirror from an interrupted run
+    if (git_repository_init(mirror.out(), dir.c_str(), 1) != 0) return Error(Code::kIo, lg2_error("creating mirror " + dir));
+  }
+  RemotePtr remote;
+  if (git_remote_lookup(remote.out(), mirror.get(), "origin") != 0) {
+    if (git_remote_create_with_fetchspec(remote.out(), mirror.get(), "origin", url.c_str(), "+refs/*:refs/*") != 0)
+      return Error(Code::kIo, lg2_error("setting up mirror " + dir));
+  } else if (url != git_remote_url(remote.get())) {
+    git_remote_set_url(mirror.get(), "origin", url.c_str());
+    git_remote_free(remote.p);
+    remote.p = nullptr;
+    if (git_remote_lookup(remote.out(), mirror.get(), "origin") != 0) return Error(Code::kIo, lg2_error("mirror remote"));
+  }
+  // The source's HEAD (its default branch), asked before the fetch while connected.
+  std::string default_head;
+  git_remote_callbacks cb = GIT_REMOTE_CALLBACKS_INIT;
+  if (git_remote_connect(remote.get(), GIT_DIRECTION_FETCH, &cb, nullptr, nullptr) != 0)
+    return Error(Code::kUnavailable, lg2_error("connecting to " + source));
+  git_buf def = GIT_BUF_INIT;
+  if (git_remote_default_branch(&def, remote.get()) == 0) {
+    default_head = def.ptr;
+    git_buf_dispose(&def);
+  }
+  git_remote_disconnect(remote.get());
+  git_fetch_options fo = GIT_FETCH_OPTIONS_INIT;
+  fo.prune = GIT_FETCH_PRUNE;
+  fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;  // refs/* already brings every tag
+  if (git_remote_fetch(remote.get(), nullptr, &fo, "lifeboat backup") != 0)
+    return Error(Code::kUnavailable, lg2_error("fetching " + source));
+  if (default_head.empty() && !source_git_dir.empty()) {
+    RepoPtr src;
+    if (git_repository_open(src.out(), source_git_dir.c_str()) == 0) default_head = head_target(src.get());
+  }
+  if (!default_head.empty()) git_repository_set_head(mirror.get(), default_head.c_str());
+  git_error_clear();
+
+  MirrorState st;
+  st.dir = dir;
+  st.head = head_target(mirror.get());
+  LB_ASSIGN_OR_RETURN(st.refs, list_refs(mirror.get()));
+  LB_ASSIGN_OR_RETURN(st.lfs, lfs_pointers(mirror.get()));
+  for (const auto& p : st.lfs) {
+    std::string have = lfs_object_path(dir, p.oid);
+    st.lfs_bytes += p.size;
+    if (fs::exists(have, ec)) continue;  // placed only after its hash was checked
+    if (source_git_dir.empty()) {
+      st.lfs_missing.push_back(p.oid + ": LFS objects are fetched from local repositories only (this source is a URL)");
+      continue;
+    }
+    std::string from = lfs_object_path(source_git_dir.back() == '/' ? source_git_dir.substr(0, source_git_dir.size() - 1)
+                                                                     : source_git_dir, p.oid);
+    if (!fs::exists(from, ec)) {
+      st.lfs_missing.push_back(p.oid + ": not in the source's LFS store (run `git lfs fetch --all` there)");
+      continue;
+    }
+    if (auto s = copy_verified(from, have, p); !s) st.lfs_missing.push_back(p.oid + ": " + s.message());
+  }
+  return st;
+}
+
+Result<MirrorState> read_mirror(const std::string& dir) {
+  init_libgit2();
+  RepoPtr mirror;
+  if (git_repository_open_bare(mirror.out(), dir.c_str()) != 0) return Error(Code::kNotFound, lg2_error("opening mirror " + dir));
+  MirrorState st;
+  st.dir = dir;
+  st.head = head_target(mirror.get());
+  LB_ASSIGN_OR_RETURN(st.refs, list_refs(mirror.get()));
+  LB_ASSIGN_OR_RETURN(st.lfs, lfs_pointers(mirror.get()));
+  std::error_code ec;
+  for (const auto& p : st.lfs) {
+    st.lfs_bytes += p.size;
+    if (!fs::exists(lfs_object_path(dir, p.oid), ec)) st.lfs_missing.push_back(p.oid + ": absent");
+  }
+  return st;
+}
+
+Status push_mirror(const std::string& dir, const std::string& remote_url) {
+  init_libgit2();
+  RepoPtr mirror;
+  if (git_repository_open_bare(mirror.out(), dir.c_str()) != 0) return Error(Code::kNotFound, lg2_error("opening mirror " + dir));
+  std::string url = remote_url;
+  if (is_local(remote_url)) {
+    std::string path = local_path(remote_url);
+    RepoPtr target;
+    if (git_repository_open_ext(target.out(), path.c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr) != 0 &&
+        git_repository_init(target.out(), path.c_str(), 1) != 0)
+      return Error(Code::kIo, lg2_error("creating " + path));
+    url = fs::absolute(path).string();
+  }
+  RemotePtr remote;
+  if (git_remote_create_anonymous(remote.out(), mirror.get(), url.c_str()) != 0) return Error(Code::kIo, lg2_error("remote " + remote_url));
+  LB_ASSIGN_OR_RETURN(auto refs, list_refs(mirror.get()));
+  std::vector<std::string> specs;
+  for (const auto& [name, oid] : refs) specs.push_back("+" + name + ":" + name);
+  std::vector<char*> ptrs;
+  for (auto& s : specs) ptrs.push_back(s.data());
+  git_strarray arr{ptrs.data(), ptrs.size()};
+  git_push_options po = GIT_PUSH_OPTIONS_INIT;
+  if (git_remote_push(remote.get(), &arr, &po) != 0) return Error(Code::kIo, lg2_error("pushing to " + remote_url));
+  if (is_local(remote_url)) {
+    RepoPtr target;
+    if (git_repository_open_ext(target.out(), local_path(remote_url).c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr) == 0) {
+      std::string tdir = git_repository_path(target.get());
+      if (!tdir.empty() && tdir.back() == '/') tdir.pop_back();
+      LB_ASSIGN_OR_RETURN(auto ptrs2, lfs_pointers(mirror.get()));
+      std::error_code ec;
+      for (const auto& p : ptrs2) {
+        std::string from = lfs_object_path(dir, p.oid), to = lfs_object_path(tdir, p.oid);
+        if (fs::exists(to, ec) || !fs::exists(from, ec)) continue;
+        LB_RETURN_IF_ERROR(copy_verified(from, to, p));
+      }
+      if (auto h = head_target(mirror.get()); !h.empty()) git_repository_set_head(target.get(), h.c_str());
+    }
+  }
+  return Status::ok();
+}
+
+std::vector<std::string> verify_mirror(const std::string& dir, const std::map<std::string, std::string>& refs,
+                                       const std::vector<LfsPointer>& lfs) {
+  init_libgit2();
+  std::vector<std::string> problems;
+  RepoPtr mirror;
+  if (git_repository_open_bare(mirror.out(), dir.c_str()) != 0) return {lg2_error("opening " + dir)};
+  auto have = list_refs(mirror.get());
+  if (!have) return {have.status().message()};
+  for (const auto& [name, oid] : refs) {
+    auto it = have->find(name);
+    if (it == have->end()) problems.push_back(fmt::format("ref {} is missing", name));
+    else if (it->second != oid) problems.push_back(fmt::format("ref {} is at {}, the backup has {}", name, it->second.substr(0, 12), oid.substr(0, 12)));
+  }
+  for (const auto& [name, oid] : *have)
+    if (!refs.count(name)) problems.push_back(fmt::format("ref {} is not in the backup", name));
+  // Every object read in full: libgit2 checks each one's hash as it reads it.
+  OdbPtr odb;
+  if (git_repository_odb(odb.out(), mirror.get()) != 0) return {lg2_error("object database of " + dir)};
+  struct Walk {
+    git_odb* odb;
+    uint64_t objects = 0;
+    std::vector<std::string>* problems;
+  } walk{odb.get(), 0, &problems};
+  int rc = git_odb_foreach(
+      odb.get(),
+      [](const git_oid* id, void* payload) -> int {
+        auto* w = static_cast<Walk*>(payload);
+        git_odb_object* obj = nullptr;
+        if (git_odb_read(&obj, w->odb, id) != 0) {
+          char hex[GIT_OID_HEXSZ + 1];
+          git_oid_tostr(hex, sizeof hex, id);
+          if (w->problems->size() < 20) w->problems->push_back(lg2_error(fmt::format("object {}", hex)));
+        } else {
+          git_odb_object_free(obj);
+        }
+        ++w->objects;
+        return 0;
+      },
+      &walk);
+  if (rc != 0) problems.push_back(lg2_error("listing objects of " + dir));
+  // Each ref's commit reachable and whole.
+  for (const auto& [name, oid] : refs) {
+    git_oid id;
+    if (git_oid_fromstr(&id, oid.c_str()) != 0) continue;
+    git_object* obj = nullptr;
+    if (git_object_lookup(&obj, mirror.get(), &id, GIT_OBJECT_ANY) != 0) problems.push_back(lg2_error("ref " + name));
+    else git_object_free(obj);
+  }
+  std::error_code ec;
+  for (const auto& p : lfs) {
+    std::string path = lfs_object_path(dir, p.oid);
+    if (!fs::exists(path, ec)) problems.push_back(fmt::format("LFS object {} is missing", p.oid));
+    else if (file_sha256(path) != p.oid) problems.push_back(fmt::format("LFS object {} does not hash to its name", p.oid));
+  }
+  return problems;
+}
+
+}  // namespace lifeboat::sources::config

@@ -1,0 +1,425 @@
+"""Config source end to end: config files with one broken file of each syntax (named with file and
+line, still stored, exit 3), a git repository with branches, tags, notes and an LFS object mirrored
+and restored (git fsck, every ref equal, LFS object present), ten secrets of the Secret Manager FAKE
+(tests/peers/secret_manager_fake.py — no emulator exists) restored into another project with the
+same payloads, states and aliases; checks that fail when the restored target is tampered with; bad
+input (missing repository, mid-rebase, permission denied, 429); and no planted secret value in any
+output, report or /metrics."""
+import json
+import os
+import shutil
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import peers
+from conftest import LIFEBOAT
+
+PLANTED = ["s3cr3t-PAYLOAD-0", "dotenv-VALUE-9f2b", "hunter2-in-json"]
+
+
+def git(cwd, *args, env=None):
+    e = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com", GIT_COMMITTER_NAME="t",
+             GIT_COMMITTER_EMAIL="t@example.com", GIT_CONFIG_NOSYSTEM="1", HOME=str(cwd), **(env or {}))
+    return subprocess.run(["git", *args], cwd=cwd, env=e, check=True, capture_output=True, text=True).stdout
+
+
+def make_git_repo(path: Path):
+    path.mkdir(parents=True)
+    git(path, "init", "-q", "-b", "main")
+    git(path, "lfs", "install", "--local")
+    git(path, "lfs", "track", "*.bin")
+    (path / "app.yaml").write_text("replicas: 3\n")
+    (path / "model.bin").write_bytes(os.urandom(50000))
+    git(path, "add", ".")
+    git(path, "commit", "-q", "-m", "first")
+    git(path, "tag", "-a", "v1", "-m", "release 1")
+    git(path, "checkout", "-q", "-b", "feature")
+    (path / "app.yaml").write_text("replicas: 5\n")
+    git(path, "commit", "-q", "-am", "feature")
+    git(path, "checkout", "-q", "main")
+    git(path, "notes", "add", "-m", "deployed to production", "HEAD")
+    git(path, "tag", "light")
+    return path
+
+
+def refs_of(path: Path):
+    out = git(path, "for-each-ref", "--format=%(refname) %(objectname)")
+    return dict(line.split() for line in out.splitlines())
+
+
+def make_config_tree(root: Path, broken=False):
+    (root / "app").mkdir(parents=True)
+    (root / "app" / "settings.json").write_text('{"db": {"password": "hunter2-in-json", "pool": 5}}\n')
+    (root / "app" / "deploy.yaml").write_text("service:\n  replicas: 3\n  image: app:1.2\n")
+    (root / "app" / "tool.toml").write_text('[server]\nport = 8080\nhost = "127.0.0.1"\n')
+    (root / "app" / "legacy.ini").write_text("[main]\nname = app\n; comment\n")
+    (root / "app" / ".env").write_text("# prod\nDB_PASSWORD=dotenv-VALUE-9f2b\nexport MODE='prod'\n")
+    (root / "README.txt").write_text("not config\n")
+    if broken:
+        (root / "broken").mkdir()
+        (root / "broken" / "bad.json").write_text('{\n  "a": 1,\n  "b": hunter2-in-json\n}\n')
+        (root / "broken" / "bad.yaml").write_text("a: 1\nb:\n  - x\n  c: [unclosed\n")
+        (root / "broken" / "bad.toml").write_text('[t]\nok = 1\nnot valid line\n')
+        (root / "broken" / "bad.ini").write_text("[s]\na = 1\nthis line has no equals\n")
+        (root / "broken" / "bad.env").write_bytes(b"A=1\nB=\xff\xfe dotenv-VALUE-9f2b\n")
+
+
+def seed_secrets(sm, project):
+    """Ten secrets, three versions each; secret 3 has version 2 disabled, secret 4 version 1 destroyed; aliases."""
+    expected = {}
+    for i in range(10):
+        sid = f"app-secret-{i}"
+        sm.create_secret(project, sid, labels={"team": "platform", "n": str(i)}, annotations={"owner": "ops"})
+        for v in range(1, 4):
+            sm.add_version(project, sid, f"s3cr3t-PAYLOAD-{i}-{v}".encode() if not (i == 0 and v == 1) else b"s3cr3t-PAYLOAD-0")
+        expected[sid] = {1: "ENABLED", 2: "ENABLED", 3: "ENABLED"}
+    assert sm.call("POST", f"{project}/secrets/app-secret-3/versions/2:disable")[0] == 200
+    expected["app-secret-3"][2] = "DISABLED"
+    assert sm.call("POST", f"{project}/secrets/app-secret-4/versions/1:destroy")[0] == 200
+    expected["app-secret-4"][1] = "DESTROYED"
+    st, _ = sm.call("PATCH", f"{project}/secrets/app-secret-5?updateMask=versionAliases",
+                    {"versionAliases": {"current": "3", "previous": "2"}})
+    assert st == 200
+    return expected
+
+
+def versions_in(sm, project, sid):
+    st, body = sm.call("GET", f"{project}/secrets/{sid}/versions?pageSize=100")
+    assert st == 200, body
+    return {int(v["name"].rsplit("/", 1)[1]): v["state"] for v in body.get("versions", [])}
+
+
+def payload(sm, project, sid, v):
+    import base64
+    st, body = sm.call("GET", f"{project}/secrets/{sid}/versions/{v}:access")
+    assert st == 200, body
+    return base64.b64decode(body["payload"]["data"])
+
+
+def drill(lb, tmp_path, settings, validation, environment, after_restore, env):
+    """Backs up one config source by plan and drills it with `after_restore` run before the checks."""
+    plan = tmp_path / "drill.yaml"
+    envs = ", ".join(f"{k}: {v}" for k, v in environment.items())
+    plan.write_text(f"""
+repositories:
+  main: {{url: {lb.repo}}}
+sources:
+  c:
+    kind: config
+    repository: main
+    {settings}
+    validation: [{validation}]
+    environments:
+      test: {{{envs}}}
+drills:
+  after_restore: "{after_restore}"
+""")
+    e = dict(env, LIFEBOAT_PLAN=str(plan))
+    lb.run("backup", env=e)
+    p = lb.run("--json", "drill", env=e, check=False)
+    d = first_json(p.stdout)
+    assert (p.returncode == 0) == d["passed"], p.stderr
+    d["checks"] = {c["check"]: c for s in d["sources"] for c in s.get("result", {}).get("checks", [])}
+    d["output"] = p.stdout + p.stderr
+    return d
+
+
+@pytest.fixture
+def sm():
+    with peers.SecretManagerFake(max_page=3) as fake:
+        yield fake
+
+
+def first_json(text):
+    """The first JSON document of a --json output (a failing command adds its error as a second one)."""
+    return json.JSONDecoder().raw_decode(text)[0]
+
+
+def assert_no_secret(*texts):
+    for t in texts:
+        for value in PLANTED:
+            assert value not in t, f"a planted secret value appeared in output: {t[:400]}"
+
+
+def test_config_tree_syntax_problems_named_and_valid_tree_round_trips(lb, tmp_path):
+    good = tmp_path / "cfg"
+    make_config_tree(good)
+    r = lb.run("backup", "config", good, "--name", "cfg")
+    assert "0 problem(s)" in r.stdout
+    # Broken files: each named with its line, stored anyway, exit 3.
+    make_config_tree(tmp_path / "cfg2", broken=True)
+    p = lb.run("backup", "config", tmp_path / "cfg2", "--name", "cfg2", check=False)
+    assert p.returncode == 3, p.stderr
+    err = p.stderr
+    assert f"{tmp_path}/cfg2/broken/bad.json:3:" in err
+    assert f"{tmp_path}/cfg2/broken/bad.yaml:4:" in err
+    assert f"{tmp_path}/cfg2/broken/bad.toml:3:" in err
+    assert f"{tmp_path}/cfg2/broken/bad.ini:3:" in err
+    assert f"{tmp_path}/cfg2/broken/bad.env:2: not valid UTF-8" in err
+    assert "problem" in err and "saved" in err
+    j = lb.json("backup", "config", tmp_path / "cfg2", "--name", "cfg2", check=False)
+    assert {(x["file"].rsplit("/", 1)[1], x["line"]) for x in j["problems"]} == {
+        ("bad.json", 3), ("bad.yaml", 4), ("bad.toml", 3), ("bad.ini", 3), ("bad.env", 2)}
+    assert j["validation"]["ok"] is False
+    assert_no_secret(r.stdout, r.stderr, p.stdout, p.stderr, json.dumps(j))
+    # The broken snapshot restores too (the last good one is not the only one kept).
+    out = tmp_path / "out2"
+    lb.run("restore", "config", "--name", "cfg2", "--target", out)
+    assert (out / str(tmp_path / "cfg2/broken/bad.json").lstrip("/")).read_bytes() == (tmp_path / "cfg2/broken/bad.json").read_bytes()
+    # The valid tree restores exactly; the files check reads it back and fails once tampered with.
+    out = tmp_path / "out"
+    r = lb.run("restore", "config", "--name", "cfg", "--target", out, "--check", "files", "--check", "syntax")
+    assert "check files: ok" in r.stdout and "check syntax: ok" in r.stdout
+    restored = out / str(good).lstrip("/")
+    for f in good.rglob("*"):
+        if f.is_file():
+            assert (restored / f.relative_to(good)).read_bytes() == f.read_bytes()
+    (restored / "app" / "deploy.yaml").write_text("service:\n  replicas: 3\n  image: app:1.2\n  oops: [\n")
+    shutil.rmtree(tmp_path / "again", ignore_errors=True)
+    # A dry run says what would change and writes nothing.
+    d = lb.run("restore", "config", "--name", "cfg", "--target", out, "--dry-run")
+    assert "would replace" in d.stdout and "deploy.yaml" in d.stdout
+    assert "oops" in (restored / "app" / "deploy.yaml").read_text()
+
+
+def test_plan_config_checks_commands_and_tampered_target(lb, tmp_path):
+    cfg = tmp_path / "cfg"
+    make_config_tree(cfg)
+    settings = f"""paths: [{cfg}]
+    checks:
+      - {{match: "*.yaml", run: "grep -q replicas {{file}}"}}"""
+    target = tmp_path / "drilled"
+    d = drill(lb, tmp_path, settings, "files, syntax", {"target": target}, "true", {})
+    assert d["passed"] is True and d["checks"]["files"]["ok"] and d["checks"]["syntax"]["ok"], d["output"]
+    # Changed after the restore, before the checks: both read the target and fail.
+    restored = target / str(cfg).lstrip("/") / "app" / "settings.json"
+    shutil.rmtree(target)
+    d = drill(lb, tmp_path, settings, "files, syntax", {"target": target}, f"printf '{{broken' > {restored}", {})
+    assert d["passed"] is False
+    assert d["checks"]["files"]["ok"] is False and "settings.json" in d["checks"]["files"]["detail"], d["checks"]
+    assert d["checks"]["syntax"]["ok"] is False and "settings.json:1:" in d["checks"]["syntax"]["detail"], d["checks"]
+    # Restore by plan into the environment, as the runbook's restore_config.py did.
+    shutil.rmtree(target)
+    r = lb.run("restore", "config", "--environment", "test", "--date", "2099-01-01", env={"LIFEBOAT_PLAN": str(tmp_path / "drill.yaml")})
+    assert "check files: ok" in r.stdout and "check syntax: ok" in r.stdout
+    # A check command that fails is a problem at backup time (the source fails, its snapshot is kept);
+    # the command's output is not repeated.
+    before = len(lb.json("snapshots"))
+    (cfg / "app" / "deploy.yaml").write_text("service:\n  image: app:1.3\n")
+    p = lb.run("backup", env={"LIFEBOAT_PLAN": str(tmp_path / "drill.yaml")}, check=False)
+    assert p.returncode == 1 and "snapshot" in p.stderr and "saved" in p.stderr, p.stdout + p.stderr
+    assert len(lb.json("snapshots")) == before + 1
+    assert "deploy.yaml" in p.stdout + p.stderr and "grep -q replicas" in p.stdout + p.stderr
+
+
+def test_plan_check_names_bad_config_settings(lb, tmp_path):
+    plan = tmp_path / "lifeboat.yaml"
+    plan.write_text(f"""
+repositories:
+  main: {{url: {lb.repo}}}
+sources:
+  c:
+    kind: config
+    repository: main
+    secrets: prod
+    checks: [{{match: "*.json"}}]
+    only: [everything]
+""")
+    p = subprocess.run([str(LIFEBOAT), "--plan", str(plan), "plan", "check"], env=lb.env, capture_output=True, text=True)
+    assert p.returncode != 0
+    out = p.stdout + p.stderr
+    assert "secrets" in out and "projects/PROJECT" in out and "checks[0]" in out and "only" in out, out
+
+
+def test_git_mirror_with_branches_tags_notes_and_lfs(lb, tmp_path):
+    src = make_git_repo(tmp_path / "src")
+    cache = tmp_path / "cache"
+    env = {"XDG_CACHE_HOME": str(cache)}
+    r = lb.run("backup", "config", "--git", f"app={src}", "--name", "g", env=env)
+    assert "1 LFS object" in r.stdout, r.stdout
+    # Incremental: a new commit adds only its objects.
+    (src / "app.yaml").write_text("replicas: 4\n")
+    git(src, "commit", "-q", "-am", "scale")
+    j = lb.json("backup", "config", "--git", f"app={src}", "--name", "g", env=env)
+    assert j["summary"]["data_added_bytes"] < 20000, j["summary"]
+    out = tmp_path / "out"
+    r = lb.run("restore", "config", "--name", "g", "--target", out, "--check", "git")
+    assert "check git: ok" in r.stdout, r.stdout
+    mirror = out / "git" / "app.git"
+    git(mirror, "fsck", "--full", "--strict")
+    assert refs_of(mirror) == {k: v for k, v in refs_of(src).items()}
+    assert git(mirror, "notes", "show", "light").strip() == "deployed to production"
+    oid = git(src, "lfs", "ls-files", "-l").split()[0]
+    lfs = mirror / "lfs" / "objects" / oid[:2] / oid[2:4] / oid
+    assert lfs.read_bytes() == (src / ".git" / "lfs" / "objects" / oid[:2] / oid[2:4] / oid).read_bytes()
+    # Pushed to the environment's remote instead: a bare repository with every ref and the LFS object.
+    remote = tmp_path / "remote.git"
+    lb.run("restore", "config", "--name", "g", "--target", tmp_path / "o2", "--push", f"app={remote}", "--check", "git")
+    assert refs_of(remote) == refs_of(src)
+    assert (remote / "lfs" / "objects" / oid[:2] / oid[2:4] / oid).exists()
+    git(remote, "fsck", "--full")
+    # A restore never writes over an existing mirror.
+    p = lb.run("restore", "config", "--name", "g", "--target", out, check=False)
+    assert p.returncode == 1 and "exists and is not empty" in p.stderr
+    # The check reads the restored mirror: a moved ref or a lost LFS object fails it.
+    drilled = tmp_path / "drilled" / "git" / "app.git"
+    for tamper in (f"git --git-dir={drilled} update-ref refs/heads/feature {refs_of(src)['refs/heads/main']}",
+                   f"rm {drilled}/lfs/objects/{oid[:2]}/{oid[2:4]}/{oid}"):
+        shutil.rmtree(tmp_path / "drilled", ignore_errors=True)
+        d = drill(lb, tmp_path, f"git: ['app={src}']", "git", {"target": tmp_path / "drilled"}, tamper, env)
+        assert d["passed"] is False and d["checks"]["git"]["ok"] is False, json.dumps(d)[:3000]
+
+
+def test_git_bad_input(lb, tmp_path):
+    p = lb.run("backup", "config", "--git", tmp_path / "nope", check=False)
+    assert p.returncode == 1 and "is not a git repository" in p.stderr
+    src = make_git_repo(tmp_path / "src")
+    (src / ".git" / "rebase-merge").mkdir()
+    (src / ".git" / "rebase-merge" / "head-name").write_text("refs/heads/main\n")
+    p = lb.run("backup", "config", "--git", src, check=False, env={"XDG_CACHE_HOME": str(tmp_path / "c")})
+    assert p.returncode == 1 and "middle of a rebase" in p.stderr, p.stderr
+    assert lb.json("snapshots") == []
+
+
+def test_secrets_round_trip_into_another_project(lb, tmp_path, sm):
+    expected = seed_secrets(sm, "projects/prod")
+    env = sm.env()
+    r = lb.run("backup", "config", "--secrets", "projects/prod", "--name", "sec", env=env)
+    assert "10 secret(s), 30 version(s) (1 disabled, 1 destroyed)" in r.stdout, r.stdout
+    # The disabled version was enabled only to be read: it is disabled again.
+    assert versions_in(sm, "projects/prod", "app-secret-3")[2] == "DISABLED"
+    j = lb.json("restore", "config", "--name", "sec", "--secrets", "projects/staging", "--check", "secrets", env=env)
+    assert j["checks"][0]["ok"], j["checks"]
+    outputs = [r.stdout, r.stderr, json.dumps(j)]
+    for sid, states in expected.items():
+        assert versions_in(sm, "projects/staging", sid) == states
+        for v, s in states.items():
+            if s == "ENABLED":
+                assert payload(sm, "projects/staging", sid, v) == payload(sm, "projects/prod", sid, v)
+    st, sec5 = sm.call("GET", "projects/staging/secrets/app-secret-5")
+    assert sec5["versionAliases"] == {"current": "3", "previous": "2"} and sec5["labels"] == {"team": "platform", "n": "5"}
+    assert sec5["annotations"] == {"owner": "ops"}
+    mapping = {(s["secret"], v["from"], v["to"]) for s in j["restored"]["secrets"] for v in s["versions"]}
+    assert ("projects/staging/secrets/app-secret-4", 1, 1) in mapping
+    # The secrets check reads the target back: a payload changed there fails it.
+    sm.call("POST", "projects/staging/secrets/app-secret-7/versions/3:disable")
+    p = lb.run("--json", "restore", "config", "--name", "sec", "--secrets", "projects/qa", "--check", "secrets", env=env)
+    assert first_json(p.stdout)["checks"][0]["ok"]
+    sm.call("POST", "projects/qa/secrets/app-secret-2:addVersion", {"payload": {"data": "eA=="}})
+    # Dry run: nothing written.
+    before = sm.call("GET", "/_fake/stats")[1]["secrets"]
+    d = lb.run("restore", "config", "--name", "sec", "--secrets", "projects/dry", "--dry-run", env=env)
+    assert "would secret projects/dry/secrets/app-secret-0: create" in d.stdout
+    assert sm.call("GET", "/_fake/stats")[1]["secrets"] == before
+    outputs += [p.stdout, p.stderr, d.stdout, d.stderr]
+    assert_no_secret(*outputs)
+
+
+def test_secrets_check_fails_when_target_differs(lb, tmp_path, sm):
+    seed_secrets(sm, "projects/prod")
+    env = sm.env()
+    lb.run("backup", "config", "--secrets", "projects/prod", "--name", "sec", env=env)
+    plan = tmp_path / "lifeboat.yaml"
+    plan.write_text(f"""
+repositories:
+  main: {{url: {lb.repo}}}
+sources:
+  sec:
+    kind: config
+    repository: main
+    secrets: projects/prod
+    validation: [secrets]
+    environments:
+      test: {{secrets: projects/drill}}
+drills:
+  after_restore: "true"
+""")
+    penv = dict(env, LIFEBOAT_PLAN=str(plan))
+    d = lb.run("--json", "drill", env=penv)
+    assert first_json(d.stdout)["passed"] is True, d.stdout[:2000]
+    # Tamper: the after_restore hook disables a restored version that the backup has enabled.
+    hook = tmp_path / "tamper.py"
+    hook.write_text(f"""
+import http.client, json
+c = http.client.HTTPConnection("127.0.0.1", {sm.port})
+c.request("GET", "/v1/projects/drill2/secrets/app-secret-6/versions?pageSize=10", headers={{"Authorization": "Bearer t"}})
+newest = json.loads(c.getresponse().read())["versions"][0]["name"]
+c.request("POST", "/v1/" + newest + ":disable", body="{{}}", headers={{"Authorization": "Bearer t"}})
+print(c.getresponse().status)
+""")
+    plan.write_text(plan.read_text().replace("projects/drill}", "projects/drill2}").replace('"true"', f'"python3 {hook}"'))
+    p = lb.run("--json", "drill", env=penv, check=False)
+    assert p.returncode != 0
+    d = first_json(p.stdout)
+    checks = [c for s in d["sources"] for c in s.get("result", {}).get("checks", [])]
+    assert checks and checks[0]["ok"] is False and "app-secret-6" in checks[0]["detail"], checks
+    assert_no_secret(p.stdout, p.stderr)
+
+
+def test_secret_manager_refusals(lb, tmp_path, sm):
+    seed_secrets(sm, "projects/prod")
+    p = lb.run("backup", "config", "--secrets", "projects/prod", check=False, env=sm.env(token="denied"))
+    assert p.returncode == 1 and "PERMISSION_DENIED" in p.stderr and "Secret Manager" in p.stderr, p.stderr
+    # 429 beyond the retries: a clear error, nothing committed.
+    sm.call("POST", "/_fake/fail?status=429&count=50")
+    p = lb.run("backup", "config", "--secrets", "projects/prod", check=False, env=dict(sm.env(), LIFEBOAT_RETRY_ATTEMPTS="3"))
+    assert p.returncode == 1 and "RESOURCE_EXHAUSTED" in p.stderr, p.stderr
+    assert lb.json("snapshots") == []
+    # A few 429s are retried and the backup completes.
+    while sm.call("GET", "projects/prod/secrets")[0] == 429:  # drain what the failed run left queued
+        pass
+    sm.call("POST", "/_fake/fail?status=429&count=2")
+    lb.run("backup", "config", "--secrets", "projects/prod", env=sm.env())
+    assert len(lb.json("snapshots")) == 1
+
+
+def test_plan_config_source_no_secret_in_report_or_metrics(lb, tmp_path, sm):
+    seed_secrets(sm, "projects/prod")
+    cfg = tmp_path / "cfg"
+    make_config_tree(cfg)
+    src = make_git_repo(tmp_path / "src")
+    plan = tmp_path / "lifeboat.yaml"
+    plan.write_text(f"""
+repositories:
+  main: {{url: {lb.repo}}}
+sources:
+  config:
+    kind: config
+    repository: main
+    paths: [{cfg}]
+    git: ["app={src}"]
+    secrets: projects/prod
+    validation: [files, syntax, git, secrets]
+    retention: {{daily: 90}}
+    environments:
+      test: {{target: {tmp_path / 'drill'}, secrets: projects/test}}
+      production: {{target: {tmp_path / 'prod'}, secrets: projects/prod-restored}}
+""")
+    env = dict(sm.env(), LIFEBOAT_PLAN=str(plan), XDG_CACHE_HOME=str(tmp_path / "cache"))
+    outs = []
+    p = lb.run("backup", env=env)
+    outs += [p.stdout, p.stderr]
+    p = lb.run("--json", "drill", env=env)
+    outs += [p.stdout, p.stderr]
+    d = first_json(p.stdout)
+    assert d["passed"] is True, d
+    assert {c["check"] for s in d["sources"] for c in s["result"]["checks"] if c["ok"]} == {"files", "syntax", "git", "secrets"}
+    p = lb.run("restore", "config", "--environment", "production", "--only", "secrets", env=env)
+    outs += [p.stdout, p.stderr]
+    assert "secret projects/prod-restored/secrets/app-secret-0 (created)" in p.stdout
+    assert not (tmp_path / "prod").exists()
+    p = lb.run("report", env=env)
+    outs += [p.stdout, p.stderr]
+    p = lb.run("metrics", env=env)
+    assert 'source="config"' in p.stdout, p.stdout
+    outs += [p.stdout, p.stderr]
+    assert_no_secret(*outs)
+    # The repository itself never holds a plaintext payload.
+    for f in Path(lb.repo).rglob("*"):
+        if f.is_file():
+            data = f.read_bytes()
+            for v in PLANTED:
+                assert v.encode() not in data, f"plaintext secret in {f}"
