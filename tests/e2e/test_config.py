@@ -33,6 +33,7 @@ def make_git_repo(path: Path):
     git(path, "lfs", "track", "*.bin")
     (path / "app.yaml").write_text("replicas: 3\n")
     (path / "model.bin").write_bytes(os.urandom(50000))
+    (path / "certs.dat").write_bytes(os.urandom(100000))  # plain git: a re-cloned pack would be stored again
     git(path, "add", ".")
     git(path, "commit", "-q", "-m", "first")
     git(path, "tag", "-a", "v1", "-m", "release 1")
@@ -245,6 +246,12 @@ def test_git_mirror_with_branches_tags_notes_and_lfs(lb, tmp_path):
     git(src, "commit", "-q", "-am", "scale")
     j = lb.json("backup", "config", "--git", f"app={src}", "--name", "g", env=env)
     assert j["summary"]["data_added_bytes"] < 20000, j["summary"]
+    # On a machine without the mirror cache, the previous backup seeds it: still only new objects.
+    shutil.rmtree(cache)
+    (src / "app.yaml").write_text("replicas: 6\n")
+    git(src, "commit", "-q", "-am", "scale again")
+    j = lb.json("backup", "config", "--git", f"app={src}", "--name", "g", env=env)
+    assert j["summary"]["data_added_bytes"] < 20000, j["summary"]
     out = tmp_path / "out"
     r = lb.run("restore", "config", "--name", "g", "--target", out, "--check", "git")
     assert "check git: ok" in r.stdout, r.stdout
@@ -312,7 +319,7 @@ def test_secrets_round_trip_into_another_project(lb, tmp_path, sm):
     # Dry run: nothing written.
     before = sm.call("GET", "/_fake/stats")[1]["secrets"]
     d = lb.run("restore", "config", "--name", "sec", "--secrets", "projects/dry", "--dry-run", env=env)
-    assert "would secret projects/dry/secrets/app-secret-0: create" in d.stdout
+    assert "would create secret projects/dry/secrets/app-secret-0 with 3 version(s)" in d.stdout
     assert sm.call("GET", "/_fake/stats")[1]["secrets"] == before
     outputs += [p.stdout, p.stderr, d.stdout, d.stderr]
     assert_no_secret(*outputs)
@@ -423,3 +430,33 @@ sources:
             data = f.read_bytes()
             for v in PLANTED:
                 assert v.encode() not in data, f"plaintext secret in {f}"
+
+
+def test_git_over_the_network_is_incremental_and_names_lfs_it_cannot_fetch(lb, tmp_path):
+    """A URL source goes through libgit2's smart protocol (git daemon on loopback): the second backup
+    fetches only new objects; LFS objects (not served by git daemon) are named, exit 3."""
+    src = make_git_repo(tmp_path / "srv" / "src")
+    port = peers.free_port()
+    daemon = subprocess.Popen(["git", "daemon", "--listen=127.0.0.1", f"--port={port}", "--export-all", "--reuseaddr",
+                               f"--base-path={tmp_path / 'srv'}", str(tmp_path / "srv")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        peers.wait_for_port(port, daemon, what="git daemon")
+        env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+        url = f"git://127.0.0.1:{port}/src"
+        p = lb.run("--json", "backup", "config", "--git", f"app={url}", "--name", "net", env=env, check=False)
+        assert p.returncode == 3, p.stderr
+        assert "LFS object" in first_json(p.stdout)["warnings"][0]
+        (src / "app.yaml").write_text("replicas: 9\n")
+        git(src, "commit", "-q", "-am", "nine")
+        p = lb.run("--json", "backup", "config", "--git", f"app={url}", "--name", "net", env=env, check=False)
+        assert first_json(p.stdout)["summary"]["data_added_bytes"] < 20000
+        out = tmp_path / "out"
+        lb.run("restore", "config", "--name", "net", "--target", out)
+        mirror = out / "git" / "app.git"
+        git(mirror, "fsck", "--full")
+        assert refs_of(mirror) == refs_of(src)
+        assert (mirror / "HEAD").read_text().strip() == "ref: refs/heads/main"
+    finally:
+        daemon.terminate()
+        daemon.wait()

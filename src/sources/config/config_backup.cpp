@@ -12,6 +12,7 @@
 #include "sources/config/config.h"
 #include "sources/config/git_mirror.h"
 #include "sources/files/files_backup.h"
+#include "sources/files/files_restore.h"
 
 namespace lifeboat::sources::config {
 
@@ -171,14 +172,38 @@ Result<ConfigBackupResult> backup_config(repo::Repository& repo, const ConfigBac
   result.problems = report.problems;
 
   // 2. Git mirrors, brought up to date before anything is stored: a source that fails stops here.
+  // A mirror missing from the cache (a new machine) starts from the previous backup's copy, so the
+  // fetch still brings only new objects.
+  LB_RETURN_IF_ERROR(repo.load_index());
+  std::optional<repo::Tree> parent_git;
+  if (options.parent && !options.git.empty()) {
+    auto root = repo.load_tree(options.parent->snapshot.tree);
+    if (root)
+      if (const auto* n = root->find("git"); n && n->subtree)
+        if (auto t = repo.load_tree(*n->subtree)) parent_git = std::move(*t);
+  }
   std::vector<MirrorState> mirrors;
   for (const auto& g : options.git) {
-    LB_ASSIGN_OR_RETURN(auto m, update_mirror(g.source, mirror_cache_dir(g.source)));
+    std::string dir = mirror_cache_dir(g.source);
+    std::error_code ec;
+    const repo::Node* previous = parent_git ? parent_git->find(g.name) : nullptr;
+    if (previous && previous->subtree && !fs::exists(dir, ec)) {
+      std::string tmp = dir + ".seeding";
+      fs::remove_all(tmp, ec);
+      fs::create_directories(tmp, ec);
+      repo::Snapshot part = options.parent->snapshot;
+      part.tree = *previous->subtree;
+      files::FilesRestoreOptions ro;
+      ro.target = tmp;
+      auto seeded = files::restore_files(repo, part, ro, progress);
+      if (seeded && seeded->errors.empty()) fs::rename(tmp, dir, ec);
+      else fs::remove_all(tmp, ec);  // only a cost: the fetch brings everything
+    }
+    LB_ASSIGN_OR_RETURN(auto m, update_mirror(g.source, dir));
     for (const auto& miss : m.lfs_missing) result.warnings.push_back(fmt::format("git {}: LFS object {}", g.name, miss));
     mirrors.push_back(std::move(m));
   }
 
-  LB_RETURN_IF_ERROR(repo.load_index());
   LB_RETURN_IF_ERROR(repo.adopt_unindexed_packs().status());
   repo::WriteSession session(repo);
   std::vector<repo::Node> root;

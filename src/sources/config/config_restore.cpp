@@ -109,8 +109,9 @@ Status restore_secrets(repo::Repository& repo, const repo::BlobId& tree, const C
     if (!existing && existing.status().code() != Code::kNotFound) return existing.status();
     r.created = !existing;
     if (o.dry_run) {
-      result.plan.push_back(fmt::format("secret {}: {}, {} version(s) to add", r.secret, r.created ? "create" : "exists, add after its versions",
-                                        s.versions.size()));
+      result.plan.push_back(r.created ? fmt::format("create secret {} with {} version(s)", r.secret, s.versions.size())
+                                      : fmt::format("add {} version(s) to secret {} (it exists: after its own versions)",
+                                                    s.versions.size(), r.secret));
       continue;
     }
     if (r.created) {

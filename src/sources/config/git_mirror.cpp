@@ -172,6 +172,68 @@ Status copy_verified(const std::string& from, const std::string& to, const LfsPo
   return Status::ok();
 }
 
+
+// A local source into the mirror without a transport: libgit2's local fetch sends every object each
+// time, so the objects the mirror lacks are packed here (a walk from the source's refs that hides the
+// mirror's own tips) and the refs set to the source's — a backup stores only the new pack.
+Status fetch_local(git_repository* src, git_repository* mirror, const std::string& mirror_dir) {
+  LB_ASSIGN_OR_RETURN(auto src_refs, list_refs(src));
+  LB_ASSIGN_OR_RETURN(auto have_refs, list_refs(mirror));
+  OdbPtr src_odb;
+  if (git_repository_odb(src_odb.out(), src) != 0) return Error(Code::kIo, lg2_error("source object database"));
+  GitPtr<git_revwalk, git_revwalk_free> walk;
+  GitPtr<git_packbuilder, git_packbuilder_free> pb;
+  if (git_revwalk_new(walk.out(), src) != 0 || git_packbuilder_new(pb.out(), src) != 0) return Error(Code::kIo, lg2_error("packing"));
+  auto peel_to_commit = [&](const git_oid& id, git_oid* commit) {
+    GitPtr<git_object, git_object_free> obj, peeled;
+    if (git_object_lookup(obj.out(), src, &id, GIT_OBJECT_ANY) != 0) return false;
+    if (git_object_peel(peeled.out(), obj.get(), GIT_OBJECT_COMMIT) != 0) return false;
+    git_oid_cpy(commit, git_object_id(peeled.get()));
+    return true;
+  };
+  for (const auto& [name, hex] : have_refs) {
+    git_oid id, commit;
+    if (git_oid_fromstr(&id, hex.c_str()) == 0 && git_odb_exists(src_odb.get(), &id) && peel_to_commit(id, &commit))
+      git_revwalk_hide(walk.get(), &commit);
+  }
+  std::set<std::string> have_tips;
+  for (const auto& [name, hex] : have_refs) have_tips.insert(hex);
+  for (const auto& [name, hex] : src_refs) {
+    git_oid id, commit;
+    if (git_oid_fromstr(&id, hex.c_str()) != 0) continue;
+    if (peel_to_commit(id, &commit)) {
+      if (git_revwalk_push(walk.get(), &commit) != 0) return Error(Code::kIo, lg2_error("walking " + name));
+      // Annotated tags (and tags of tags) are objects of their own.
+      GitPtr<git_object, git_object_free> obj;
+      if (!have_tips.count(hex) && git_object_lookup(obj.out(), src, &id, GIT_OBJECT_ANY) == 0 && git_object_type(obj.get()) == GIT_OBJECT_TAG)
+        if (git_packbuilder_insert_recur(pb.get(), &id, nullptr) != 0) return Error(Code::kIo, lg2_error("packing " + name));
+    } else if (!have_tips.count(hex)) {
+      if (git_packbuilder_insert_recur(pb.get(), &id, nullptr) != 0) return Error(Code::kIo, lg2_error("packing " + name));
+    }
+  }
+  if (git_packbuilder_insert_walk(pb.get(), walk.get()) != 0) return Error(Code::kIo, lg2_error("packing new objects"));
+  if (git_packbuilder_object_count(pb.get()) > 0) {
+    std::string pack_dir = mirror_dir + "/objects/pack";
+    if (git_packbuilder_write(pb.get(), pack_dir.c_str(), 0, nullptr, nullptr) != 0) return Error(Code::kIo, lg2_error("writing the pack"));
+  }
+  // Refs: the source's exactly (new and moved ones forced, vanished ones deleted).
+  for (const auto& [name, hex] : src_refs) {
+    auto it = have_refs.find(name);
+    if (it != have_refs.end() && it->second == hex) continue;
+    git_oid id;
+    git_oid_fromstr(&id, hex.c_str());
+    RefPtr ref;
+    if (git_reference_create(ref.out(), mirror, name.c_str(), &id, 1, "lifeboat backup") != 0)
+      return Error(Code::kIo, lg2_error("setting " + name));
+  }
+  for (const auto& [name, hex] : have_refs) {
+    if (src_refs.count(name)) continue;
+    RefPtr ref;
+    if (git_reference_lookup(ref.out(), mirror, name.c_str()) == 0) git_reference_delete(ref.get());
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
 std::string mirror_cache_dir(const std::string& source) {
@@ -187,9 +249,9 @@ Result<MirrorState> update_mirror(const std::string& source, const std::string& 
   init_libgit2();
   std::string url = source;
   std::string source_git_dir;
+  RepoPtr src;  // a local source, open
   if (is_local(source)) {
     std::string path = local_path(source);
-    RepoPtr src;
     if (git_repository_open_ext(src.out(), path.c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr) != 0)
       return Error(Code::kInvalidArgument, fmt::format("{} is not a git repository (or cannot be read): {}", path,
                                                        git_error_last() ? git_error_last()->message : "?"));
@@ -198,7 +260,6 @@ Result<MirrorState> update_mirror(const std::string& source, const std::string& 
       return Error(Code::kInvalidArgument,
                    fmt::format("git repository {} is in the middle of {}: finish or abort it, then back up", path, state_name(state)));
     source_git_dir = git_repository_path(src.get());
-    url = fs::absolute(path).string();
   }
   std::error_code ec;
   fs::create_directories(fs::path(dir).parent_path(), ec);
@@ -207,37 +268,38 @@ Result<MirrorState> update_mirror(const std::string& source, const std::string& 
     fs::remove_all(dir, ec);  // a half-made mirror from an interrupted run
     if (git_repository_init(mirror.out(), dir.c_str(), 1) != 0) return Error(Code::kIo, lg2_error("creating mirror " + dir));
   }
-  RemotePtr remote;
-  if (git_remote_lookup(remote.out(), mirror.get(), "origin") != 0) {
-    if (git_remote_create_with_fetchspec(remote.out(), mirror.get(), "origin", url.c_str(), "+refs/*:refs/*") != 0)
-      return Error(Code::kIo, lg2_error("setting up mirror " + dir));
-  } else if (url != git_remote_url(remote.get())) {
-    git_remote_set_url(mirror.get(), "origin", url.c_str());
-    git_remote_free(remote.p);
-    remote.p = nullptr;
-    if (git_remote_lookup(remote.out(), mirror.get(), "origin") != 0) return Error(Code::kIo, lg2_error("mirror remote"));
+  if (src.get()) {
+    LB_RETURN_IF_ERROR(fetch_local(src.get(), mirror.get(), dir));
+    if (auto h = head_target(src.get()); !h.empty()) git_repository_set_head(mirror.get(), h.c_str());
+  } else {
+    RemotePtr remote;
+    if (git_remote_lookup(remote.out(), mirror.get(), "origin") != 0) {
+      if (git_remote_create_with_fetchspec(remote.out(), mirror.get(), "origin", url.c_str(), "+refs/*:refs/*") != 0)
+        return Error(Code::kIo, lg2_error("setting up mirror " + dir));
+    } else if (url != git_remote_url(remote.get())) {
+      git_remote_set_url(mirror.get(), "origin", url.c_str());
+      git_remote_free(remote.p);
+      remote.p = nullptr;
+      if (git_remote_lookup(remote.out(), mirror.get(), "origin") != 0) return Error(Code::kIo, lg2_error("mirror remote"));
+    }
+    // The source's HEAD (its default branch), asked before the fetch while connected.
+    std::string default_head;
+    git_remote_callbacks cb = GIT_REMOTE_CALLBACKS_INIT;
+    if (git_remote_connect(remote.get(), GIT_DIRECTION_FETCH, &cb, nullptr, nullptr) != 0)
+      return Error(Code::kUnavailable, lg2_error("connecting to " + source));
+    git_buf def = GIT_BUF_INIT;
+    if (git_remote_default_branch(&def, remote.get()) == 0) {
+      default_head = def.ptr;
+      git_buf_dispose(&def);
+    }
+    git_remote_disconnect(remote.get());
+    git_fetch_options fo = GIT_FETCH_OPTIONS_INIT;
+    fo.prune = GIT_FETCH_PRUNE;
+    fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;  // refs/* already brings every tag
+    if (git_remote_fetch(remote.get(), nullptr, &fo, "lifeboat backup") != 0)
+      return Error(Code::kUnavailable, lg2_error("fetching " + source));
+    if (!default_head.empty()) git_repository_set_head(mirror.get(), default_head.c_str());
   }
-  // The source's HEAD (its default branch), asked before the fetch while connected.
-  std::string default_head;
-  git_remote_callbacks cb = GIT_REMOTE_CALLBACKS_INIT;
-  if (git_remote_connect(remote.get(), GIT_DIRECTION_FETCH, &cb, nullptr, nullptr) != 0)
-    return Error(Code::kUnavailable, lg2_error("connecting to " + source));
-  git_buf def = GIT_BUF_INIT;
-  if (git_remote_default_branch(&def, remote.get()) == 0) {
-    default_head = def.ptr;
-    git_buf_dispose(&def);
-  }
-  git_remote_disconnect(remote.get());
-  git_fetch_options fo = GIT_FETCH_OPTIONS_INIT;
-  fo.prune = GIT_FETCH_PRUNE;
-  fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;  // refs/* already brings every tag
-  if (git_remote_fetch(remote.get(), nullptr, &fo, "lifeboat backup") != 0)
-    return Error(Code::kUnavailable, lg2_error("fetching " + source));
-  if (default_head.empty() && !source_git_dir.empty()) {
-    RepoPtr src;
-    if (git_repository_open(src.out(), source_git_dir.c_str()) == 0) default_head = head_target(src.get());
-  }
-  if (!default_head.empty()) git_repository_set_head(mirror.get(), default_head.c_str());
   git_error_clear();
 
   MirrorState st;
