@@ -1,8 +1,9 @@
 """make demo: the full disaster-recovery cycle on one machine, printed step by step.
 
-FerretDB (MongoDB wire protocol with an oplog) and fake-gcs-server (the second region) run on
-loopback; an EyewearML-like `eyewear_ml` database, an assets directory and the assets bucket are
-backed up by the plan (the bucket also synced to a secondary bucket), MongoDB changes are captured
+FerretDB (MongoDB wire protocol with an oplog), fake-gcs-server (the second region) and the Secret
+Manager fake (tests/peers: no emulator exists) run on loopback; an EyewearML-like `eyewear_ml`
+database, an assets directory, the assets bucket and the application config (files, a git repository,
+secrets) are backed up by the plan (the bucket also synced to a secondary bucket), MongoDB changes are captured
 continuously, the data is destroyed, a drill restores everything into the test environment and
 measures RTO and RPO, production is restored as of one instant, and the plan's runbook commands
 (mongorestore's layout, `gsutil -m cp -r`) work on Lifeboat's output.
@@ -44,12 +45,26 @@ shutil.rmtree(DEMO, ignore_errors=True)
 DEMO.mkdir()
 mongo = peers.FerretDB(DEMO / "ferretdb")
 gcs = peers.FakeGCS(DEMO / "gcs", https=True)
-step("0. Peers on loopback: FerretDB (MongoDB wire protocol + oplog) and fake-gcs-server (buckets, second region)")
+sm = peers.SecretManagerFake()
+step("0. Peers on loopback: FerretDB (MongoDB wire protocol + oplog), fake-gcs-server (buckets, second region), "
+     "the Secret Manager fake")
 mongo.start()
 gcs.start()
-print(f"   FerretDB {mongo.uri}   fake-gcs-server {gcs.endpoint}")
+sm.start()
+print(f"   FerretDB {mongo.uri}   fake-gcs-server {gcs.endpoint}   Secret Manager fake {sm.endpoint}")
 ENV = dict(os.environ, LIFEBOAT_PASSWORD="demo password", MONGO_URI=mongo.uri, ASSETS_DIR=str(DEMO / "assets"),
-           DEMO=str(DEMO), LIFEBOAT_PLAN=str(DEMO / "lifeboat.yaml"), **gcs.env())
+           DEMO=str(DEMO), LIFEBOAT_PLAN=str(DEMO / "lifeboat.yaml"), XDG_CACHE_HOME=str(DEMO / "cache"), **gcs.env(),
+           **sm.env())
+
+
+def git(*args, cwd):
+    e = dict(os.environ, GIT_AUTHOR_NAME="ops", GIT_AUTHOR_EMAIL="ops@eyewear.example", GIT_COMMITTER_NAME="ops",
+             GIT_COMMITTER_EMAIL="ops@eyewear.example", GIT_CONFIG_NOSYSTEM="1", HOME=str(DEMO))
+    return subprocess.run(["git", *args], cwd=cwd, env=e, check=True, capture_output=True, text=True).stdout
+
+
+def config_files():
+    return {str(p.relative_to(DEMO / "config")): p.read_bytes() for p in sorted((DEMO / "config").rglob("*")) if p.is_file()}
 try:
     step("1. Seed EyewearML-like data: eyewear_ml (frames, users, try_on_sessions) and an assets directory")
     c = mongo.client()
@@ -77,8 +92,38 @@ try:
                 metadata={"team": "ml" if "models" in name else "web"})
     print("   eyewear_ml: 5000 frames, 1000 users, 3000 try-on sessions; assets: an 8 MiB model and 3 configs;")
     print(f"   gs://eyewear-assets: {len(bucket)} objects (frame images, a 4 MiB face-shape model, the site)")
+    cfg = DEMO / "config"
+    (cfg / "services").mkdir(parents=True)
+    (cfg / "services" / "try-on.yaml").write_text("replicas: 3\nimage: eyewear/try-on:2.4.1\nmodel: face-shape/v3\n")
+    (cfg / "feature-flags.json").write_text('{"virtual_try_on": true, "ar_preview": false}\n')
+    (cfg / "gunicorn.toml").write_text('[server]\nworkers = 4\nbind = "127.0.0.1:8000"\n')
+    (cfg / ".env").write_text("DATABASE_URL=mongodb://app@db/eyewear_ml\nSTRIPE_KEY=sk_live_demo_never_printed\n")
+    repo = DEMO / "config-git"
+    repo.mkdir()
+    git("init", "-q", "-b", "main", cwd=repo)
+    git("lfs", "install", "--local", cwd=repo)
+    git("lfs", "track", "*.onnx", cwd=repo)
+    (repo / "k8s.yaml").write_text("replicas: 3\n")
+    (repo / "canary.onnx").write_bytes(rnd.randbytes(200_000))
+    git("add", ".", cwd=repo)
+    git("commit", "-q", "-m", "release 2.4", cwd=repo)
+    git("tag", "-a", "v2.4", "-m", "release 2.4", cwd=repo)
+    git("notes", "add", "-m", "deployed 2026-11-30", "HEAD", cwd=repo)
+    git("checkout", "-q", "-b", "hotfix", cwd=repo)
+    (repo / "k8s.yaml").write_text("replicas: 4\n")
+    git("commit", "-q", "-am", "scale", cwd=repo)
+    for sid in ("mongo-password", "stripe-key", "jwt-signing-key"):
+        sm.create_secret("projects/eyewear", sid, labels={"team": "platform"})
+        for v in range(3):
+            sm.add_version("projects/eyewear", sid, f"{sid}-value-{v}-{rnd.random()}".encode())
+    sm.call("POST", "projects/eyewear/secrets/stripe-key/versions/1:disable")
+    sm.call("POST", "projects/eyewear/secrets/jwt-signing-key/versions/1:destroy")
+    sm.call("PATCH", "projects/eyewear/secrets/mongo-password?updateMask=versionAliases", {"versionAliases": {"current": "3"}})
+    mongo_password = sm.call("GET", "projects/eyewear/secrets/mongo-password/versions/current:access")[1]["payload"]["data"]
+    print("   config: 4 files (YAML, JSON, TOML, .env); a git repository (2 branches, a tag, a note, an LFS model);")
+    print("   Secret Manager projects/eyewear: 3 secrets x 3 versions (one disabled, one destroyed, an alias)")
 
-    step("2. The plan (lifeboat.yaml): local repository + GCS copy, MongoDB with continuous oplog, assets")
+    step("2. The plan (lifeboat.yaml): local repository + GCS copy, MongoDB with continuous oplog, assets, config")
     (DEMO / "lifeboat.yaml").write_text("""version: 1
 objectives: {rpo: 1h, rto: 4h}
 repositories:
@@ -104,6 +149,17 @@ sources:
     environments:
       test: {target: "${DEMO}/drill"}
       production: {target: /}
+  app-config:
+    kind: config
+    paths: ["${DEMO}/config"]
+    git: ["infra=${DEMO}/config-git"]
+    secrets: projects/eyewear
+    schedule: {full: "15 2 * * *"}
+    retention: {within: 90d}
+    validation: [files, syntax, git, secrets]
+    environments:
+      test: {target: "${DEMO}/drill", secrets: projects/eyewear-dr-test}
+      production: {target: /, git_dir: "${DEMO}/git-restored", secrets: projects/eyewear}
   assets-bucket:
     kind: gcs_bucket
     bucket: gs://eyewear-assets
@@ -122,6 +178,13 @@ sources:
     lb("backup")
     print("   plan §2.3, the daily bucket sync (server-side copies, CRC32C checked, deletions guarded):")
     lb("sync", "gs://eyewear-assets", "gs://eyewear-assets-secondary", "--delete")
+    print("   a broken config is caught at backup time (stored, named with its line, the backup fails):")
+    good = (cfg / "services" / "try-on.yaml").read_text()
+    (cfg / "services" / "try-on.yaml").write_text("replicas: 3\nimage: [eyewear/try-on:2.5.0\n")
+    lb("backup", "app-config", check=False)
+    (cfg / "services" / "try-on.yaml").write_text(good)
+    lb("backup", "app-config", quiet=True)
+    config_before = config_files()
 
     step("4. Continuous capture: `lifeboat mongodb follow` commits an oplog slice every 2 s")
     follower = subprocess.Popen([LB, "mongodb", "follow", "--uri", mongo.uri, "--name", "eyewear-mongo", "--interval", "2s",
@@ -136,9 +199,12 @@ sources:
     print(f"   writes after the backup; the instant to recover: {at.isoformat()} ({expected})")
     time.sleep(1.5)
 
-    step("5. Disaster: a bad migration drops eyewear_ml.frames, deletes the assets directory and wipes the bucket")
+    step("5. Disaster: a bad migration drops eyewear_ml.frames, deletes the assets and config directories, "
+         "a secret and wipes the bucket")
     db.frames.drop()
     shutil.rmtree(assets)
+    shutil.rmtree(cfg)
+    sm.call("DELETE", "projects/eyewear/secrets/mongo-password")
     for name in list(bucket)[::2] + ["models/face-shape/v3/model.onnx"]:
         gcs.delete("eyewear-assets", name)
     gcs.put("eyewear-assets", "site/index.html", b"<html>defaced</html>")
@@ -166,6 +232,14 @@ sources:
     print(f"   gs://eyewear-assets now: {len(back)} objects — {'equal to the backup' if back == bucket else 'NOT equal to the backup'}")
     if back != bucket:
         sys.exit("demo: the bucket restore did not bring back the objects")
+    st, secret = sm.call("GET", "projects/eyewear/secrets/mongo-password/versions/current:access")
+    mirror = DEMO / "git-restored" / "infra.git"
+    refs_ok = git("for-each-ref", cwd=mirror) == git("for-each-ref", cwd=repo)
+    ok = config_files() == config_before and st == 200 and secret["payload"]["data"] == mongo_password and refs_ok
+    print(f"   config: {len(config_files())} files, the infra mirror ({'every ref equal' if refs_ok else 'refs DIFFER'}), "
+          f"mongo-password recreated with its alias — {'equal to the backup' if ok else 'NOT equal to the backup'}")
+    if not ok:
+        sys.exit("demo: the config restore did not bring back files, mirror and secrets")
 
     step("8. The runbook still works: --to-dir writes a mongodump layout for `mongorestore --db eyewear_ml --drop`")
     lb("restore", "mongodb", "-r", DEMO / "repo", "--at", at.strftime("%Y-%m-%dT%H:%M:%SZ"), "--to-dir",
@@ -195,3 +269,4 @@ sources:
 finally:
     mongo.stop()
     gcs.stop()
+    sm.stop()

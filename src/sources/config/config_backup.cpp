@@ -103,18 +103,18 @@ Result<SecretsStored> store_secrets(repo::WriteSession& session, const std::stri
         ++out.destroyed;
         continue;
       }
-      Result<Bytes> payload = Error(Code::kFatal, "");
-      if (state == "DISABLED") {
+      auto read_payload = [&]() -> Result<Bytes> {
+        if (state != "DISABLED") return client->access(vname);
         ++out.disabled;
         LB_RETURN_IF_ERROR(client->change_version(vname, "enable").status());
-        payload = client->access(vname);
+        auto got = client->access(vname);
         auto again = client->change_version(vname, "disable");
         if (!again)
           return Error(Code::kFatal, fmt::format("{} was enabled to read it and could not be disabled again: {} — disable it by hand",
                                                  vname, again.status().message()));
-      } else {
-        payload = client->access(vname);
-      }
+        return got;
+      };
+      auto payload = read_payload();
       if (!payload) return payload.status();
       out.bytes += payload->size();
       progress.bytes_done += payload->size();
@@ -291,6 +291,15 @@ Result<ConfigBackupResult> backup_config(repo::Repository& repo, const ConfigBac
   if (!secrets_meta.is_null()) snap.metadata["secrets"] = secrets_meta;
   snap.summary = repo::session_summary(session, start_mono);
   for (auto& [k, v] : summary.items()) snap.summary[k] = v;
+  if (!options.paths.empty())  // shown by `report` under "Validation after the last backup"
+    snap.summary["checks"] = nlohmann::json::array(
+        {{{"check", "syntax"},
+          {"ok", result.problems.empty()},
+          {"detail", result.problems.empty()
+                         ? fmt::format("{} config file(s) parsed{}", report.files_checked,
+                                       options.checks.empty() ? "" : " and checked by the plan's commands")
+                         : fmt::format("{} problem(s) in {} config file(s); first: {}", result.problems.size(),
+                                       report.files_checked, result.problems[0].to_string())}}});
   snap.summary["validation_ok"] = result.problems.empty();
   snap.summary["validation_problems"] = result.problems.size();
   LB_ASSIGN_OR_RETURN(result.snapshot_id, session.commit(snap));
