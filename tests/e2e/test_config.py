@@ -375,6 +375,14 @@ def test_secret_manager_refusals(lb, tmp_path, sm):
     p = lb.run("backup", "config", "--secrets", "projects/prod", check=False, env=dict(sm.env(), LIFEBOAT_RETRY_ATTEMPTS="3"))
     assert p.returncode == 1 and "RESOURCE_EXHAUSTED" in p.stderr, p.stderr
     assert lb.json("snapshots") == []
+    # A payload whose CRC32C does not match what the API sent: the backup fails, nothing committed.
+    while sm.call("GET", "projects/prod/secrets")[0] == 429:  # drain what the failed run left queued
+        pass
+    sm.call("POST", "/_fake/corrupt?count=1")
+    p = lb.run("backup", "config", "--secrets", "projects/prod", check=False, env=sm.env())
+    assert p.returncode == 1 and "does not match its CRC32C" in p.stderr, p.stderr
+    assert lb.json("snapshots") == []
+    assert_no_secret(p.stdout, p.stderr)
     # A few 429s are retried and the backup completes.
     while sm.call("GET", "projects/prod/secrets")[0] == 429:  # drain what the failed run left queued
         pass

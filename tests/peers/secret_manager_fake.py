@@ -11,7 +11,8 @@ of a version that is not ENABLED (FAILED_PRECONDITION).
 
 Test controls (not part of the real API): a request whose bearer token is "denied" gets
 PERMISSION_DENIED; POST /_fake/fail?status=429&count=N makes the next N API requests fail with that
-status; GET /_fake/stats returns counters.
+status; POST /_fake/corrupt?count=N makes the next N accesses send a wrong dataCrc32c (a payload
+damaged on the way); GET /_fake/stats returns counters.
 
 Usage: secret_manager_fake.py --port PORT [--max-page N]
 """
@@ -59,6 +60,7 @@ class Store:
         self.lock = threading.Lock()
         self.secrets = {}  # "projects/P/secrets/S" -> {"resource": {...}, "versions": [{...}]}
         self.fail = []     # statuses to answer the next requests with
+        self.corrupt = 0   # accesses still to answer with a wrong dataCrc32c
         self.requests = 0
 
 
@@ -189,9 +191,12 @@ def handle(method, path, query, body):
             if v["state"] != "ENABLED":
                 raise ApiError(400, f"Secret Version [{name}/versions/{v['number']}] is in {v['state']} state.",
                                "FAILED_PRECONDITION")
+            crc = crc32c(v["payload"])
+            if STORE.corrupt:
+                STORE.corrupt -= 1
+                crc ^= 1
             return 200, {"name": f"{name}/versions/{v['number']}",
-                         "payload": {"data": base64.b64encode(v["payload"]).decode(),
-                                     "dataCrc32c": str(crc32c(v["payload"]))}}
+                         "payload": {"data": base64.b64encode(v["payload"]).decode(), "dataCrc32c": str(crc)}}
         if method == "POST" and verb in (":enable", ":disable", ":destroy"):
             if v["state"] == "DESTROYED":
                 raise ApiError(400, f"Secret Version [{name}/versions/{v['number']}] is in DESTROYED state.",
@@ -237,6 +242,9 @@ class Handler(BaseHTTPRequestHandler):
                 if url.path == "/_fake/fail":
                     STORE.fail += [int(query.get("status", ["429"])[0])] * int(query.get("count", ["1"])[0])
                     return self.reply(200, {"queued": len(STORE.fail)})
+                if url.path == "/_fake/corrupt":
+                    STORE.corrupt += int(query.get("count", ["1"])[0])
+                    return self.reply(200, {"corrupt": STORE.corrupt})
                 if url.path == "/_fake/stats":
                     return self.reply(200, {"requests": STORE.requests, "secrets": len(STORE.secrets)})
             return self.reply(404, {})
