@@ -10,6 +10,12 @@ namespace lifeboat::sources {
 
 std::string source_tag(const std::string& source_name) { return "source:" + source_name; }
 
+std::vector<CheckResult> all_failed(const std::vector<std::string>& checks, const std::string& why) {
+  std::vector<CheckResult> out;
+  for (const auto& c : checks) out.push_back({c, false, why});
+  return out;
+}
+
 const std::vector<const SourceKind*>& source_kinds() {
   static const std::vector<const SourceKind*> kinds = {
       &files::files_source_kind(),

@@ -37,6 +37,9 @@ struct CheckResult {
   std::string detail;
 };
 
+// Each of `checks` failed for one reason (the restored snapshot could not be read, …).
+std::vector<CheckResult> all_failed(const std::vector<std::string>& checks, const std::string& why);
+
 struct SourceBackup {
   std::string snapshot_id;
   nlohmann::json summary;
@@ -108,5 +111,11 @@ struct SourceKind {
                                        int64_t default_window_ns, const std::set<std::string>& pinned)>
       tidy;
 };
+
+// A kind's newest_point when its newest snapshot is the newest restorable point: that snapshot's time.
+inline std::optional<int64_t> time_of(const std::optional<repo::SnapshotRef>& newest) {
+  if (!newest) return std::nullopt;
+  return newest->snapshot.time_ns;
+}
 
 }  // namespace lifeboat::sources

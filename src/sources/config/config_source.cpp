@@ -128,21 +128,16 @@ ConfigRestoreResult restored_from(const nlohmann::json& d) {
 std::vector<CheckResult> validate(SourceContext& ctx, const SourceSettings& base, const SourceRestore& restored,
                                   const std::vector<std::string>& checks) {
   const auto& s = static_cast<const ConfigSettings&>(base);
-  std::vector<CheckResult> out;
   auto snap = ctx.repo.load_snapshot(restored.snapshot_id);
-  if (!snap) {
-    for (const auto& c : checks) out.push_back({c, false, snap.status().message()});
-    return out;
-  }
+  if (!snap) return all_failed(checks, snap.status().message());
+  std::vector<CheckResult> out;
   for (auto& c : check_config_target(ctx.repo, *snap, where_of(s), restored_from(restored.details), checks))
     out.push_back({c.name, c.ok, c.detail});
   return out;
 }
 
 std::optional<int64_t> newest_point(const std::vector<repo::SnapshotRef>& all, const std::string& name) {
-  auto s = newest(all, name, std::nullopt);
-  if (!s) return std::nullopt;
-  return s->snapshot.time_ns;
+  return time_of(newest(all, name, std::nullopt));
 }
 
 }  // namespace

@@ -362,12 +362,6 @@ std::string absolute_path(const std::string& path) {
 
 Result<FilesBackupResult> backup_files(repo::Repository& repo, const FilesBackupOptions& options,
                                        ProgressCounters& progress) {
-  if (options.paths.empty()) return Error(Code::kInvalidArgument, "nothing to back up: give at least one path");
-  for (const auto& p : options.paths) {
-    struct stat st;
-    if (lstat(p.c_str(), &st) != 0)
-      return Error(Code::kInvalidArgument, fmt::format("cannot back up {}: {}", p, strerror(errno)));
-  }
   LB_RETURN_IF_ERROR(repo.load_index());
   LB_RETURN_IF_ERROR(repo.adopt_unindexed_packs().status());
   int64_t start = monotonic_ns();
@@ -375,14 +369,13 @@ Result<FilesBackupResult> backup_files(repo::Repository& repo, const FilesBackup
   std::thread scanner;
   if (options.count_totals) scanner = std::thread([&] { count_totals(options.paths, progress, stop_scan); });
   repo::WriteSession session(repo);
-  FilesBackup backup(repo, session, options, progress);
-  auto tree = backup.run();
+  auto stored = store_paths(repo, session, options, progress);
   stop_scan = true;
   if (scanner.joinable()) scanner.join();
-  if (!tree) {
+  if (!stored) {
     // Keep what was stored: index the finished packs so the next backup reuses them.
     (void)session.flush();
-    return tree.status();
+    return stored.status();
   }
   repo::Snapshot snap;
   snap.time_ns = now_unix_ns();
@@ -391,17 +384,12 @@ Result<FilesBackupResult> backup_files(repo::Repository& repo, const FilesBackup
   snap.source = "files";
   snap.paths = options.paths;
   snap.tags = options.tags;
-  snap.tree = *tree;
+  snap.tree = stored->tree;
   if (options.parent) snap.parent = options.parent->id;
   snap.summary = repo::session_summary(session, start);
-  snap.summary["files_new"] = backup.files_new;
-  snap.summary["files_changed"] = backup.files_changed;
-  snap.summary["files_unmodified"] = backup.files_unmodified;
-  snap.summary["dirs"] = backup.dirs;
-  snap.summary["total_bytes"] = backup.total_bytes;
-  snap.summary["unreadable"] = backup.unreadable.size();
+  for (const auto& [k, v] : stored->summary.items()) snap.summary[k] = v;
   LB_ASSIGN_OR_RETURN(std::string id, session.commit(snap));
-  return FilesBackupResult{id, snap, backup.unreadable};
+  return FilesBackupResult{id, snap, stored->unreadable};
 }
 
 Result<StoredPaths> store_paths(repo::Repository& repo, repo::WriteSession& session, const FilesBackupOptions& options,

@@ -80,15 +80,11 @@ Result<SourceRestore> restore(SourceContext& ctx, const SourceSettings& base, st
 std::vector<CheckResult> validate(SourceContext& ctx, const SourceSettings& base, const SourceRestore& restored,
                                   const std::vector<std::string>& checks) {
   const auto& s = static_cast<const FilesSettings&>(base);
-  std::vector<CheckResult> out;
-  auto fail_all = [&](const std::string& why) {
-    for (const auto& c : checks) out.push_back({c, false, why});
-    return out;
-  };
   auto snap = ctx.repo.load_snapshot(restored.snapshot_id);
-  if (!snap) return fail_all(snap.status().message());
+  if (!snap) return all_failed(checks, snap.status().message());
   auto v = verify_restored_tree(ctx.repo, snap->snapshot, s.target);
-  if (!v) return fail_all(v.status().message());
+  if (!v) return all_failed(checks, v.status().message());
+  std::vector<CheckResult> out;
   std::string first = v->problems.empty() ? "" : "; first problem: " + v->problems[0];
   std::string first_missing = v->missing.empty() ? "" : "; first missing: " + v->missing[0];
   bool all_present = v->files_found == v->files_expected && v->dirs_found == v->dirs_expected && v->others_found == v->others_expected;
@@ -107,9 +103,7 @@ std::vector<CheckResult> validate(SourceContext& ctx, const SourceSettings& base
 }
 
 std::optional<int64_t> newest_point(const std::vector<repo::SnapshotRef>& all, const std::string& name) {
-  auto s = newest(all, name, std::nullopt);
-  if (!s) return std::nullopt;
-  return s->snapshot.time_ns;
+  return time_of(newest(all, name, std::nullopt));
 }
 
 }  // namespace

@@ -78,10 +78,7 @@ std::vector<CheckResult> validate(SourceContext&, const SourceSettings& base, co
                                   const std::vector<std::string>& checks) {
   const auto& s = static_cast<const MongoSettings&>(base);
   std::vector<CheckResult> out;
-  auto fail_all = [&](const std::string& why) {
-    for (const auto& c : checks) out.push_back({c, false, why});
-    return out;
-  };
+  auto fail_all = [&](const std::string& why) { return all_failed(checks, why); };
   std::unique_ptr<MongoConnection> conn;
   if (s.to_dir.empty()) {
     auto c = MongoConnection::connect(s.uri, 2);
