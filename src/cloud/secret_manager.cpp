@@ -54,26 +54,24 @@ Result<nlohmann::json> SecretManagerClient::call(const std::string& method, cons
   }
 }
 
-Status SecretManagerClient::list_secrets(const std::string& project, const std::function<Status(const nlohmann::json&)>& fn) const {
+Status SecretManagerClient::list_pages(const std::string& path, const std::string& key, const std::string& what,
+                                       const std::function<Status(const nlohmann::json&)>& fn) const {
   std::string token;
   do {
-    std::string path = project + "/secrets?pageSize=250" + (token.empty() ? "" : "&pageToken=" + url_encode(token));
-    LB_ASSIGN_OR_RETURN(auto page, call("GET", path, nullptr, "listing secrets of " + project));
-    for (const auto& s : page.value("secrets", nlohmann::json::array())) LB_RETURN_IF_ERROR(fn(s));
+    std::string page_path = path + "?pageSize=250" + (token.empty() ? "" : "&pageToken=" + url_encode(token));
+    LB_ASSIGN_OR_RETURN(auto page, call("GET", page_path, nullptr, what));
+    for (const auto& item : page.value(key, nlohmann::json::array())) LB_RETURN_IF_ERROR(fn(item));
     token = page.value("nextPageToken", "");
   } while (!token.empty());
   return Status::ok();
 }
 
+Status SecretManagerClient::list_secrets(const std::string& project, const std::function<Status(const nlohmann::json&)>& fn) const {
+  return list_pages(project + "/secrets", "secrets", "listing secrets of " + project, fn);
+}
+
 Status SecretManagerClient::list_versions(const std::string& secret, const std::function<Status(const nlohmann::json&)>& fn) const {
-  std::string token;
-  do {
-    std::string path = secret + "/versions?pageSize=250" + (token.empty() ? "" : "&pageToken=" + url_encode(token));
-    LB_ASSIGN_OR_RETURN(auto page, call("GET", path, nullptr, "listing versions of " + secret));
-    for (const auto& v : page.value("versions", nlohmann::json::array())) LB_RETURN_IF_ERROR(fn(v));
-    token = page.value("nextPageToken", "");
-  } while (!token.empty());
-  return Status::ok();
+  return list_pages(secret + "/versions", "versions", "listing versions of " + secret, fn);
 }
 
 Result<Bytes> SecretManagerClient::access(const std::string& version) const {

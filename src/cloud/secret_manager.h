@@ -35,6 +35,9 @@ class SecretManagerClient : public GoogleApiClient {
   Result<nlohmann::json> change_version(const std::string& version, const std::string& action) const;
 
  private:
+  // Every item under `key` of every page of a list call (a failed page fails the listing).
+  Status list_pages(const std::string& path, const std::string& key, const std::string& what,
+                    const std::function<Status(const nlohmann::json&)>& fn) const;
   Result<nlohmann::json> call(const std::string& method, const std::string& path, const nlohmann::json* body,
                               const std::string& what) const;
 };
