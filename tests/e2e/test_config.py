@@ -440,31 +440,57 @@ sources:
                 assert v.encode() not in data, f"plaintext secret in {f}"
 
 
-def test_git_over_the_network_is_incremental_and_names_lfs_it_cannot_fetch(lb, tmp_path):
-    """A URL source goes through libgit2's smart protocol (git daemon on loopback): the second backup
-    fetches only new objects; LFS objects (not served by git daemon) are named, exit 3."""
+def test_git_over_the_network_with_lfs_from_its_server(lb, tmp_path):
+    """A URL source goes through libgit2's smart protocol (git daemon on loopback) and its LFS objects
+    come from the Git LFS server its .lfsconfig names (giftless, JWT in the URL): the second backup
+    fetches only new objects, the restored mirror has every ref and the LFS object, the token is never
+    shown, and an LFS object the server lacks is named (exit 3)."""
     src = make_git_repo(tmp_path / "srv" / "src")
-    port = peers.free_port()
-    daemon = subprocess.Popen(["git", "daemon", "--listen=127.0.0.1", f"--port={port}", "--export-all", "--reuseaddr",
-                               f"--base-path={tmp_path / 'srv'}", str(tmp_path / "srv")],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        peers.wait_for_port(port, daemon, what="git daemon")
-        env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
-        url = f"git://127.0.0.1:{port}/src"
-        p = lb.run("--json", "backup", "config", "--git", f"app={url}", "--name", "net", env=env, check=False)
-        assert p.returncode == 3, p.stderr
-        assert "LFS object" in first_json(p.stdout)["warnings"][0]
-        (src / "app.yaml").write_text("replicas: 9\n")
-        git(src, "commit", "-q", "-am", "nine")
-        p = lb.run("--json", "backup", "config", "--git", f"app={url}", "--name", "net", env=env, check=False)
-        assert first_json(p.stdout)["summary"]["data_added_bytes"] < 20000
-        out = tmp_path / "out"
-        lb.run("restore", "config", "--name", "net", "--target", out)
-        mirror = out / "git" / "app.git"
-        git(mirror, "fsck", "--full")
-        assert refs_of(mirror) == refs_of(src)
-        assert (mirror / "HEAD").read_text().strip() == "ref: refs/heads/main"
-    finally:
-        daemon.terminate()
-        daemon.wait()
+    with peers.Giftless(tmp_path / "lfs") as lfs:
+        lfs_url = lfs.lfs_url("eyewear", "src")
+        token = lfs.token("eyewear")
+        git(src, "config", "-f", ".lfsconfig", "lfs.url", lfs_url)
+        git(src, "add", ".lfsconfig")
+        git(src, "commit", "-q", "-m", "lfs server")
+        git(src, "remote", "add", "origin", "git://127.0.0.1:1/src")
+        git(src, "lfs", "push", "--all", "origin")
+        port = peers.free_port()
+        daemon = subprocess.Popen(["git", "daemon", "--listen=127.0.0.1", f"--port={port}", "--export-all", "--reuseaddr",
+                                   f"--base-path={tmp_path / 'srv'}", str(tmp_path / "srv")],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            peers.wait_for_port(port, daemon, what="git daemon")
+            env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+            url = f"git://127.0.0.1:{port}/src"
+            r = lb.run("--json", "backup", "config", "--git", f"app={url}", "--name", "net", env=env)
+            assert first_json(r.stdout)["warnings"] == []
+            (src / "app.yaml").write_text("replicas: 9\n")
+            git(src, "commit", "-q", "-am", "nine")
+            p = lb.run("--json", "backup", "config", "--git", f"app={url}", "--name", "net", env=env)
+            assert first_json(p.stdout)["summary"]["data_added_bytes"] < 20000
+            out = tmp_path / "out"
+            c = lb.run("restore", "config", "--name", "net", "--target", out, "--check", "git")
+            assert "check git: ok" in c.stdout
+            mirror = out / "git" / "app.git"
+            git(mirror, "fsck", "--full")
+            assert refs_of(mirror) == refs_of(src)
+            assert (mirror / "HEAD").read_text().strip() == "ref: refs/heads/main"
+            oid = git(src, "lfs", "ls-files", "-l").split()[0]
+            assert (mirror / "lfs" / "objects" / oid[:2] / oid[2:4] / oid).read_bytes() == \
+                (src / ".git" / "lfs" / "objects" / oid[:2] / oid[2:4] / oid).read_bytes()
+            snaps = lb.run("--json", "snapshots")
+            assert_no_secret(r.stdout, r.stderr, p.stdout, c.stdout, snaps.stdout)
+            for text in (r.stdout, r.stderr, p.stdout, p.stderr, c.stdout, snaps.stdout):
+                assert token not in text
+            # An LFS object the server does not have: named, the snapshot saved, exit 3.
+            (src / "other.bin").write_bytes(os.urandom(1000))
+            git(src, "add", "other.bin")
+            git(src, "commit", "-q", "-m", "not pushed to the LFS server")
+            p = lb.run("--json", "backup", "config", "--git", f"app={url}", "--name", "net", env=env, check=False)
+            assert p.returncode == 3, p.stderr
+            warnings = first_json(p.stdout)["warnings"]
+            assert len(warnings) == 1 and "LFS object" in warnings[0] and "404" in warnings[0], warnings
+            assert token not in p.stdout + p.stderr
+        finally:
+            daemon.terminate()
+            daemon.wait()

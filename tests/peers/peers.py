@@ -507,3 +507,49 @@ class SecretManagerFake(Peer):
                              {"payload": {"data": base64.b64encode(data).decode()}})
         assert st == 200, body
         return int(body["name"].rsplit("/", 1)[1])
+
+
+class Giftless(Peer):
+    """Giftless (PyPI), a Git LFS server: batch API and basic transfers, objects on local disk, JWT auth.
+
+    `lfs_url(org, repo)` is the endpoint with a token for every repository of `org` as HTTP basic
+    credentials (user `_jwt`), as a repository's .lfsconfig names it."""
+
+    KEY = "lifeboat-test-key-with-32-bytes!"
+
+    def __init__(self, workdir: Path):
+        self.port = free_port()
+        self.dir = Path(workdir)
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+
+    def start(self):
+        import sys
+        self.dir.mkdir(parents=True, exist_ok=True)
+        config = self.dir / "giftless.yaml"
+        config.write_text(f"""AUTH_PROVIDERS:
+  - factory: giftless.auth.jwt:factory
+    options: {{algorithm: HS256, private_key: "{self.KEY}"}}
+PRE_AUTHORIZED_ACTION_PROVIDER:
+  factory: giftless.auth.jwt:factory
+  options: {{algorithm: HS256, private_key: "{self.KEY}", default_lifetime: 3600}}
+TRANSFER_ADAPTERS:
+  basic:
+    factory: giftless.transfer.basic_streaming:factory
+    options:
+      storage_class: giftless.storage.local_storage:LocalStorage
+      storage_options: {{path: "{self.dir / 'objects'}"}}
+""")
+        env = dict(os.environ, GIFTLESS_CONFIG_FILE=str(config), FLASK_DEBUG="0")
+        self.proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "giftless.wsgi_entrypoint", "run",
+                                      "--host", "127.0.0.1", "--port", str(self.port)], env=env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=str(self.dir))
+        wait_for_port(self.port, self.proc, what="giftless")
+        return self
+
+    def token(self, org):
+        import jwt
+        return jwt.encode({"sub": "lifeboat-tests", "exp": int(time.time()) + 7200, "scopes": [f"obj:{org}/*"]},
+                          self.KEY, algorithm="HS256")
+
+    def lfs_url(self, org, repo):
+        return f"http://_jwt:{self.token(org)}@127.0.0.1:{self.port}/{org}/{repo}.git/info/lfs"

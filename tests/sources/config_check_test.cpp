@@ -38,6 +38,7 @@ TEST(ConfigCheck, ValidFilesPass) {
   EXPECT_TRUE(check_text("a.yaml", Syntax::kYaml, "a: 1\n---\nb: [1, 2]\n").empty());
   EXPECT_TRUE(check_text("a.toml", Syntax::kToml, "[s]\nk = \"v\"\n[[arr]]\nx = 1\n").empty());
   EXPECT_TRUE(check_text("a.ini", Syntax::kIni, "; c\n[s]\nk = v\nk2: v2\n").empty());
+  EXPECT_TRUE(check_text("long.ini", Syntax::kIni, "[s]\nkey = " + std::string(5000, 'x') + "\nk2 = v\n").empty());
   EXPECT_TRUE(check_text(".env", Syntax::kEnv, "# c\n\nA=1\nexport B='two words'\nC=\"q \\\" x\" # note\nD=\n").empty());
 }
 
@@ -47,6 +48,7 @@ TEST(ConfigCheck, EachSyntaxNamesTheLine) {
   EXPECT_EQ(only_problem("a.yaml", "a: 1\nb:\n  - x\n  c: [unclosed\n").line, 4);
   EXPECT_EQ(only_problem("a.toml", "[t]\nok = 1\nnot valid line\n").line, 3);
   EXPECT_EQ(only_problem("a.ini", "[s]\na = 1\nno equals here\n").line, 3);
+  EXPECT_EQ(only_problem("a.ini", "[s]\na = " + std::string(300, 'y') + "\nbroken\n").line, 3);
   EXPECT_EQ(only_problem(".env", "A=1\nB=\xff\xfe\n").line, 2);
   EXPECT_EQ(only_problem(".env", "A=1\n\nthis is not an assignment\n").line, 3);
   EXPECT_EQ(only_problem(".env", "A='unterminated\n").line, 1);

@@ -248,7 +248,7 @@ Result<ConfigBackupResult> backup_config(repo::Repository& repo, const ConfigBac
       repos.push_back(dir_node(options.git[i].name, sub));
       nlohmann::json lfs = nlohmann::json::array();
       for (const auto& p : mirrors[i].lfs) lfs.push_back({{"oid", p.oid}, {"size", p.size}});
-      git_meta.push_back({{"name", options.git[i].name}, {"source", options.git[i].source}, {"head", mirrors[i].head},
+      git_meta.push_back({{"name", options.git[i].name}, {"source", redact_url(options.git[i].source)}, {"head", mirrors[i].head},
                           {"refs", mirrors[i].refs}, {"lfs", lfs}, {"lfs_missing", mirrors[i].lfs_missing.size()}});
     }
     LB_ASSIGN_OR_RETURN(auto gtree, store_nodes(session, std::move(repos)));
@@ -279,7 +279,7 @@ Result<ConfigBackupResult> backup_config(repo::Repository& repo, const ConfigBac
   snap.username = platform::username();
   snap.source = kSource;
   snap.paths = options.paths;
-  for (const auto& g : options.git) snap.paths.push_back(g.source);
+  for (const auto& g : options.git) snap.paths.push_back(redact_url(g.source));  // a token in a URL is never shown
   if (!options.secrets_project.empty()) snap.paths.push_back(options.secrets_project);
   snap.tags = options.tags;
   snap.tree = root_id;

@@ -4,6 +4,7 @@
 #include <ini.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fmt/format.h>
 #include <fstream>
@@ -74,6 +75,26 @@ std::vector<ConfigProblem> check_env(const std::string& file, const std::string&
 }
 
 int ini_ok(void*, const char*, const char*, const char*) { return 1; }
+
+// inih (as Debian builds it) reads at most 199 bytes a line and parses the rest of a longer line as
+// a line of its own: this reader hands it each line whole up to that length and drops the rest, so
+// a long value is not mistaken for a broken line (the name, '=' and section brackets come first).
+struct LineReader {
+  const std::string* text;
+  size_t pos = 0;
+};
+char* read_line(char* str, int num, void* stream) {
+  auto* r = static_cast<LineReader*>(stream);
+  if (r->pos >= r->text->size() || num < 2) return nullptr;
+  size_t end = r->text->find('\n', r->pos);
+  size_t next = end == std::string::npos ? r->text->size() : end + 1;
+  size_t len = std::min(next - r->pos, static_cast<size_t>(num - 2));
+  std::memcpy(str, r->text->data() + r->pos, len);
+  if (len < next - r->pos && str[len - 1] != '\n') str[len++] = '\n';
+  str[len] = '\0';
+  r->pos = next;
+  return str;
+}
 
 }  // namespace
 
@@ -155,7 +176,8 @@ std::vector<ConfigProblem> check_text(const std::string& file, Syntax syntax, co
       }
       return {};
     case Syntax::kIni: {
-      int rc = ini_parse_string(text.c_str(), ini_ok, nullptr);
+      LineReader reader{&text};
+      int rc = ini_parse_stream(read_line, &reader, ini_ok, nullptr);
       if (rc > 0) return {{file, rc, "not a valid INI line (expected [section], name = value or a comment)"}};
       if (rc < 0) return {{file, 0, "could not be parsed as INI"}};
       if (text.find('\0') != std::string::npos) return {{file, line_of_byte(text, text.find('\0')), "contains a NUL byte"}};

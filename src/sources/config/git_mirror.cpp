@@ -9,10 +9,13 @@
 #include <fmt/format.h>
 #include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <mutex>
 #include <set>
 
+#include "cloud/http.h"
 #include "core/bytes.h"
+#include "core/atomic_file.h"
 #include "crypto/crypto.h"
 
 namespace lifeboat::sources::config {
@@ -234,7 +237,121 @@ Status fetch_local(git_repository* src, git_repository* mirror, const std::strin
   return Status::ok();
 }
 
+
+// lfs.url from the .lfsconfig at the mirror's HEAD, else the endpoint Git LFS derives from an
+// http(s) remote (…/repo.git/info/lfs); "" when there is none.
+std::string lfs_endpoint(git_repository* mirror, const std::string& url) {
+  std::string configured;
+  git_object* obj = nullptr;
+  if (git_revparse_single(&obj, mirror, "HEAD:.lfsconfig") == 0) {
+    // git's own config parser, on a private copy of the blob.
+    if (git_object_type(obj) == GIT_OBJECT_BLOB) {
+      auto* blob = reinterpret_cast<git_blob*>(obj);
+      char tmpl[] = "/tmp/lifeboat-lfsconfig-XXXXXX";
+      int fd = mkstemp(tmpl);
+      if (fd >= 0) {
+        auto size = static_cast<size_t>(git_blob_rawsize(blob));
+        bool written = ::write(fd, git_blob_rawcontent(blob), size) == static_cast<ssize_t>(size);
+        ::close(fd);
+        git_config* cfg = nullptr;
+        git_buf value = GIT_BUF_INIT;
+        if (written && git_config_open_ondisk(&cfg, tmpl) == 0 && git_config_get_string_buf(&value, cfg, "lfs.url") == 0) {
+          configured = value.ptr;
+          git_buf_dispose(&value);
+        }
+        if (cfg) git_config_free(cfg);
+        ::unlink(tmpl);
+      }
+    }
+    git_object_free(obj);
+  }
+  git_error_clear();
+  if (!configured.empty()) return configured;
+  if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) return "";
+  std::string base = url;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  if (base.size() < 4 || base.compare(base.size() - 4, 4, ".git") != 0) base += ".git";
+  return base + "/info/lfs";
+}
+
+// The LFS objects `wanted` from a Git LFS server (batch API, basic transfer), each checked against
+// its size and SHA-256 before it is placed in the mirror. Returns "oid: why" for each one not brought in.
+std::vector<std::string> fetch_lfs_http(const std::string& endpoint, const std::vector<LfsPointer>& wanted, const std::string& dir) {
+  std::vector<std::string> missing;
+  const std::string where = redact_url(endpoint);
+  // Transport errors name the URL: never with the credentials in it.
+  auto hidden = [&](std::string text) {
+    for (size_t p = text.find(endpoint); p != std::string::npos; p = text.find(endpoint, p + where.size()))
+      text.replace(p, endpoint.size(), where);
+    return text;
+  };
+  for (size_t start = 0; start < wanted.size(); start += 100) {
+    nlohmann::json objects = nlohmann::json::array();
+    for (size_t i = start; i < std::min(wanted.size(), start + 100); ++i)
+      objects.push_back({{"oid", wanted[i].oid}, {"size", wanted[i].size}});
+    std::string body = nlohmann::json{{"operation", "download"}, {"transfers", {"basic"}}, {"objects", objects}}.dump();
+    cloud::HttpRequest req;
+    req.method = "POST";
+    req.url = endpoint + "/objects/batch";
+    req.headers = {{"Accept", "application/vnd.git-lfs+json"}, {"Content-Type", "application/vnd.git-lfs+json"}};
+    req.body = as_bytes(body);
+    req.timeout_s = 120;
+    auto r = cloud::http_send(req);
+    nlohmann::json answer;
+    if (r && r->status == 200) {
+      try {
+        answer = nlohmann::json::parse(r->body.begin(), r->body.end());
+      } catch (const std::exception&) {
+      }
+    }
+    if (!answer.is_object()) {
+      std::string why = !r ? hidden(r.status().message()) : fmt::format("HTTP {}", r->status);
+      for (const auto& o : objects) missing.push_back(fmt::format("{}: the LFS server {} refused the batch request ({})", o["oid"].get<std::string>(), where, why));
+      continue;
+    }
+    for (const auto& o : answer.value("objects", nlohmann::json::array())) {
+      std::string oid = o.value("oid", "");
+      auto want = std::find_if(wanted.begin(), wanted.end(), [&](const LfsPointer& p) { return p.oid == oid; });
+      if (want == wanted.end()) continue;
+      if (o.contains("error")) {
+        missing.push_back(fmt::format("{}: the LFS server says {} {}", oid, o["error"].value("code", 0), o["error"].value("message", "")));
+        continue;
+      }
+      const nlohmann::json dl = o.value("actions", nlohmann::json::object()).value("download", nlohmann::json::object());
+      const nlohmann::json header = dl.value("header", nlohmann::json::object());
+      cloud::HttpRequest get;
+      get.url = dl.value("href", "");
+      for (const auto& [k, v] : header.items()) get.headers.emplace_back(k, v.get<std::string>());
+      auto data = cloud::http_send(get);
+      if (!data || data->status != 200) {
+        missing.push_back(fmt::format("{}: download failed ({})", oid,
+                                      !data ? redact_url(data.status().message()) : fmt::format("HTTP {}", data->status)));
+        continue;
+      }
+      auto digest = crypto::sha256(data->body);
+      if (data->body.size() != want->size || hex_encode({digest.data(), digest.size()}) != oid) {
+        missing.push_back(fmt::format("{}: the server sent {} bytes that do not hash to the object's id", oid, data->body.size()));
+        continue;
+      }
+      std::string to = lfs_object_path(dir, oid);
+      std::error_code ec;
+      fs::create_directories(fs::path(to).parent_path(), ec);
+      if (auto s = write_file_atomic(to, std::string_view(reinterpret_cast<const char*>(data->body.data()), data->body.size()), 0644); !s)
+        missing.push_back(fmt::format("{}: {}", oid, s.message()));
+    }
+  }
+  return missing;
+}
+
 }  // namespace
+
+std::string redact_url(const std::string& url) {
+  size_t scheme = url.find("://");
+  if (scheme == std::string::npos) return url;
+  size_t host = scheme + 3, slash = url.find('/', host), at = url.rfind('@', slash == std::string::npos ? url.size() : slash);
+  if (at == std::string::npos || at < host) return url;
+  return url.substr(0, host) + "…@" + url.substr(at + 1);
+}
 
 std::string mirror_cache_dir(const std::string& source) {
   std::string base;
@@ -286,7 +403,7 @@ Result<MirrorState> update_mirror(const std::string& source, const std::string& 
     std::string default_head;
     git_remote_callbacks cb = GIT_REMOTE_CALLBACKS_INIT;
     if (git_remote_connect(remote.get(), GIT_DIRECTION_FETCH, &cb, nullptr, nullptr) != 0)
-      return Error(Code::kUnavailable, lg2_error("connecting to " + source));
+      return Error(Code::kUnavailable, lg2_error("connecting to " + redact_url(source)));
     git_buf def = GIT_BUF_INIT;
     if (git_remote_default_branch(&def, remote.get()) == 0) {
       default_head = def.ptr;
@@ -297,7 +414,7 @@ Result<MirrorState> update_mirror(const std::string& source, const std::string& 
     fo.prune = GIT_FETCH_PRUNE;
     fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;  // refs/* already brings every tag
     if (git_remote_fetch(remote.get(), nullptr, &fo, "lifeboat backup") != 0)
-      return Error(Code::kUnavailable, lg2_error("fetching " + source));
+      return Error(Code::kUnavailable, lg2_error("fetching " + redact_url(source)));
     if (!default_head.empty()) git_repository_set_head(mirror.get(), default_head.c_str());
   }
   git_error_clear();
@@ -307,12 +424,13 @@ Result<MirrorState> update_mirror(const std::string& source, const std::string& 
   st.head = head_target(mirror.get());
   LB_ASSIGN_OR_RETURN(st.refs, list_refs(mirror.get()));
   LB_ASSIGN_OR_RETURN(st.lfs, lfs_pointers(mirror.get()));
+  std::vector<LfsPointer> from_server;
   for (const auto& p : st.lfs) {
     std::string have = lfs_object_path(dir, p.oid);
     st.lfs_bytes += p.size;
     if (fs::exists(have, ec)) continue;  // placed only after its hash was checked
     if (source_git_dir.empty()) {
-      st.lfs_missing.push_back(p.oid + ": LFS objects are fetched from local repositories only (this source is a URL)");
+      from_server.push_back(p);
       continue;
     }
     std::string from = lfs_object_path(source_git_dir.back() == '/' ? source_git_dir.substr(0, source_git_dir.size() - 1)
@@ -322,6 +440,14 @@ Result<MirrorState> update_mirror(const std::string& source, const std::string& 
       continue;
     }
     if (auto s = copy_verified(from, have, p); !s) st.lfs_missing.push_back(p.oid + ": " + s.message());
+  }
+  if (!from_server.empty()) {
+    std::string endpoint = lfs_endpoint(mirror.get(), url);
+    if (endpoint.empty())
+      for (const auto& p : from_server)
+        st.lfs_missing.push_back(p.oid + ": no LFS server known for " + redact_url(source) + " (set lfs.url in its .lfsconfig)");
+    else
+      for (auto& m : fetch_lfs_http(endpoint, from_server, dir)) st.lfs_missing.push_back(std::move(m));
   }
   return st;
 }

@@ -26,13 +26,19 @@ struct MirrorState {
   std::vector<std::string> lfs_missing;     // "oid: why", objects that could not be brought in
 };
 
+// A URL without its credentials ("https://user:token@host/x" → "https://…@host/x"), for output.
+std::string redact_url(const std::string& url);
+
 // The cache folder for one source (a path or URL): $XDG_CACHE_HOME/lifeboat/git (or ~/.cache/…),
 // named by a hash of the source.
 std::string mirror_cache_dir(const std::string& source);
 
-// Creates or updates the mirror of `source` in `dir`: fetch of +refs/*:refs/* with pruning, HEAD set
+// Creates or updates the mirror of `source` in `dir`: a URL's +refs/*:refs/* fetched with pruning, a
+// local repository's new objects packed directly and its refs copied; HEAD set
 // like the source's, LFS objects copied from a local source's LFS store and checked against their
-// SHA-256. A source that is not a repository, or a local one in the middle of a rebase, merge or
+// SHA-256, or for a URL source downloaded from its Git LFS server (lfs.url in the .lfsconfig at HEAD,
+// else the endpoint derived from an http(s) URL; batch API, basic transfer) and checked the same
+// way. A source that is not a repository, or a local one in the middle of a rebase, merge or
 // cherry-pick, is an error naming it.
 Result<MirrorState> update_mirror(const std::string& source, const std::string& dir);
 
