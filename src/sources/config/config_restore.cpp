@@ -193,7 +193,13 @@ Result<ConfigRestoreResult> restore_config(repo::Repository& repo, const repo::S
                                          "--secrets projects/P), or leave them out with --only files,git");
   if (!o.secrets_project.empty() && o.secrets_project.rfind("projects/", 0) != 0)
     return Error(Code::kInvalidArgument, fmt::format("secrets go into projects/PROJECT, not {}", o.secrets_project));
-  if (!files_tree && !git_tree && !secrets_tree) return Error(Code::kNotFound, "the snapshot holds none of the parts asked for");
+  if (!files_tree && !git_tree && !secrets_tree) {
+    std::vector<std::string> has;
+    for (const char* part : {"files", "git", "secrets"})
+      if (part_tree(repo, snap, part)) has.push_back(part);
+    return Error(Code::kNotFound, fmt::format("snapshot {} holds none of the parts asked for (it has: {})", snapshot.short_id(),
+                                              has.empty() ? "nothing" : fmt::format("{}", fmt::join(has, ", "))));
+  }
 
   if (files_tree) {
     if (o.dry_run) {
