@@ -73,6 +73,8 @@ void register_mongodb(CommandSet c);
 void register_gcs(CommandSet c);
 // `backup config` and `restore config`; after register_backup and register_restore.
 void register_config(CommandSet c);
+// `backup models` and `restore models`; after register_backup and register_restore.
+void register_models(CommandSet c);
 void register_copy(CommandSet c);
 void register_plan(CommandSet c);
 void register_drill(CommandSet c);

@@ -47,6 +47,7 @@ int main(int argc, char** argv) {
   register_mongodb(c);
   register_gcs(c);
   register_config(c);
+  register_models(c);
   register_copy(c);
   register_plan(c);
   register_drill(c);

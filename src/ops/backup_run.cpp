@@ -119,11 +119,16 @@ Result<nlohmann::json> tidy_dependents(repo::Repository& repo, const plan::Sourc
 
 // The plan's policy over the source's snapshots. Keep-forever sources are pinned instead. A kind's
 // dependent snapshots (oplog slices) are not judged by the policy: each goes with its base.
-Result<nlohmann::json> judge_snapshots(repo::Repository& repo, const plan::SourceSpec& s, const std::string& new_id,
-                                       const std::set<std::string>& pinned) {
-  if (s.retention.forever) {
-    LB_RETURN_IF_ERROR(repo.pin(new_id, "plan: " + s.name + " is kept forever"));
-    return nlohmann::json{{"pinned", new_id}};
+Result<nlohmann::json> judge_snapshots(repo::Repository& repo, const plan::SourceSpec& s, const std::set<std::string>& pinned) {
+  if (s.retention.forever) {  // every snapshot of the source not pinned yet (a backup may make several)
+    LB_ASSIGN_OR_RETURN(auto all, repo.list_snapshots());
+    nlohmann::json ids = nlohmann::json::array();
+    for (const auto& x : snapshots_of(all, s.name)) {
+      if (pinned.count(x.id)) continue;
+      LB_RETURN_IF_ERROR(repo.pin(x.id, "plan: " + s.name + " is kept forever"));
+      ids.push_back(x.id);
+    }
+    return nlohmann::json{{"pinned", ids}};
   }
   auto policy = policy_of(s.retention);
   if (policy.empty()) return nlohmann::json{{"policy", "none"}};
@@ -133,7 +138,15 @@ Result<nlohmann::json> judge_snapshots(repo::Repository& repo, const plan::Sourc
     if (s.entry && s.entry->is_dependent && s.entry->is_dependent(x.snapshot)) dependents.push_back(std::move(x));
     else bases.push_back(std::move(x));
   }
-  auto decisions = repo::apply_retention(bases, policy, pinned);
+  std::vector<repo::RetentionDecision> decisions;
+  if (s.entry && s.entry->retention_group) {
+    std::map<std::string, std::vector<repo::SnapshotRef>> groups;
+    for (auto& b : bases) groups[s.entry->retention_group(b.snapshot)].push_back(b);
+    for (auto& [key, group] : groups)
+      for (auto& d : repo::apply_retention(group, policy, pinned)) decisions.push_back(std::move(d));
+  } else {
+    decisions = repo::apply_retention(bases, policy, pinned);
+  }
   std::set<std::string> kept;
   for (const auto& d : decisions)
     if (d.keep) kept.insert(d.ref.id);
@@ -174,10 +187,10 @@ Result<nlohmann::json> judge_snapshots(repo::Repository& repo, const plan::Sourc
 }  // namespace
 
 // Retention for one source: its tagged snapshots only; the kind tidies its dependents first.
-Result<nlohmann::json> apply_source_retention(repo::Repository& repo, const plan::SourceSpec& s, const std::string& new_id) {
+Result<nlohmann::json> apply_source_retention(repo::Repository& repo, const plan::SourceSpec& s) {
   LB_ASSIGN_OR_RETURN(auto pinned, repo.pinned());
   LB_ASSIGN_OR_RETURN(auto tidied, tidy_dependents(repo, s, pinned));
-  LB_ASSIGN_OR_RETURN(auto out, judge_snapshots(repo, s, new_id, pinned));
+  LB_ASSIGN_OR_RETURN(auto out, judge_snapshots(repo, s, pinned));
   if (!tidied.is_null()) out["tidy"] = tidied;
   return out;
 }
@@ -193,8 +206,12 @@ std::vector<SourceOutcome> run_backups(RepositorySet& repos, const std::vector<c
       sources::SourceContext ctx{*repo, s->name, progress};
       LB_ASSIGN_OR_RETURN(auto b, s->entry->backup(ctx, *s->parsed));
       o.result = {{"snapshot", b.snapshot_id}, {"summary", b.summary}, {"warnings", b.warnings}};
-      LB_ASSIGN_OR_RETURN(o.result["verified"], verify_snapshot(*repo, b.snapshot_id));
-      LB_ASSIGN_OR_RETURN(o.result["retention"], apply_source_retention(*repo, *s, b.snapshot_id));
+      if (!b.more_snapshots.empty()) o.result["more_snapshots"] = b.more_snapshots;
+      if (!b.snapshot_id.empty()) {
+        LB_ASSIGN_OR_RETURN(o.result["verified"], verify_snapshot(*repo, b.snapshot_id));
+      }
+      for (const auto& id : b.more_snapshots) LB_RETURN_IF_ERROR(verify_snapshot(*repo, id).status());
+      LB_ASSIGN_OR_RETURN(o.result["retention"], apply_source_retention(*repo, *s));
       LB_ASSIGN_OR_RETURN(o.result["copies"], copy_to_regions(repos, *s, *repo));
       return Status::ok();
     }));

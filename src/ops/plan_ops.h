@@ -48,7 +48,7 @@ SourceOutcome timed_outcome(const plan::SourceSpec& s, const std::function<Statu
 std::vector<SourceOutcome> run_backups(RepositorySet& repos, const std::vector<const plan::SourceSpec*>& sources);
 
 // Retention for one source's snapshots, with the reason for every decision ("explain").
-Result<nlohmann::json> apply_source_retention(repo::Repository& repo, const plan::SourceSpec& s, const std::string& new_id);
+Result<nlohmann::json> apply_source_retention(repo::Repository& repo, const plan::SourceSpec& s);
 
 // One source restored into `environment` as of `at_ns` (default: newest), then each of its
 // validations run against the restored target. `after_restore` (drills) runs between the two.

@@ -4,6 +4,7 @@
 #include "sources/config/config_source.h"
 #include "sources/files/files_source.h"
 #include "sources/gcs_bucket/gcs_bucket_source.h"
+#include "sources/models/models_source.h"
 #include "sources/mongodb/mongodb_source.h"
 
 namespace lifeboat::sources {
@@ -22,12 +23,13 @@ const std::vector<const SourceKind*>& source_kinds() {
       &mongodb::mongodb_source_kind(),
       &gcs_bucket::gcs_bucket_source_kind(),
       &config::config_source_kind(),
+      &models::models_source_kind(),
   };
   return kinds;
 }
 
 const std::vector<std::string>& planned_source_kinds() {
-  static const std::vector<std::string> planned = {"firestore", "models"};
+  static const std::vector<std::string> planned = {"firestore"};
   return planned;
 }
 

@@ -41,9 +41,10 @@ struct CheckResult {
 std::vector<CheckResult> all_failed(const std::vector<std::string>& checks, const std::string& why);
 
 struct SourceBackup {
-  std::string snapshot_id;
+  std::string snapshot_id;  // the newest snapshot the backup made ("" when nothing changed)
   nlohmann::json summary;
   std::vector<std::string> warnings;
+  std::vector<std::string> more_snapshots;  // kinds that make several (one per model version): the others
 };
 
 // What a restore wrote and where: enough for the kind's validations to read the target back.
@@ -97,6 +98,10 @@ struct SourceKind {
   // Optional, with follow: the follower's command line (after `lifeboat`) for `emit`; "$VAR" words
   // stand for the environment variables the unit or pod provides.
   std::function<std::vector<std::string>(const std::string& name, const std::string& interval)> follow_args;
+
+  // Optional: retention judges each group on its own (models: each version is kept by the policy
+  // as if it were the only one); all of a source's snapshots form one group without it.
+  std::function<std::string(const repo::Snapshot&)> retention_group;
 
   // Optional: snapshots that extend another (MongoDB oplog slices extend a full backup). Retention
   // applies the policy to the others and keeps a dependent exactly as long as its base is kept.

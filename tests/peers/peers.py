@@ -553,3 +553,71 @@ TRANSFER_ADAPTERS:
 
     def lfs_url(self, org, repo):
         return f"http://_jwt:{self.token(org)}@127.0.0.1:{self.port}/{org}/{repo}.git/info/lfs"
+
+
+class MLflow(Peer):
+    """An MLflow tracking server with its model registry (mlflow 3.17.2 in .peers/mlflow), SQLite
+    backend, artifacts served by its proxy from a local folder; telemetry off. It forks workers, so it
+    runs in its own process group and is stopped as a group."""
+
+    PYTHON = ROOT / ".peers" / "mlflow" / "bin" / "python"
+    ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+
+    def __init__(self, workdir: Path):
+        self.port = free_port()
+        self.dir = Path(workdir).resolve()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.artifacts = self.dir / "artifacts"
+
+    def start(self):
+        import urllib.request
+        if not self.PYTHON.exists():
+            subprocess.run(["bash", str(ROOT / "scripts" / "setup")], check=True, env=dict(os.environ, LIFEBOAT_SKIP_PEERS="1"))
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen([str(self.PYTHON.parent / "mlflow"), "server", "--backend-store-uri",
+                                      f"sqlite:///{self.dir / 'mlflow.db'}", "--artifacts-destination", str(self.artifacts),
+                                      "--host", "127.0.0.1", "--port", str(self.port), "--workers", "2"],
+                                     env=dict(os.environ, **self.ENV), stdout=open(self.dir / "server.log", "wb"),
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mlflow server exited {self.proc.returncode}: see {self.dir / 'server.log'}")
+            try:
+                with urllib.request.urlopen(self.url + "/health", timeout=2) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.5)
+        raise RuntimeError("mlflow server did not answer /health within 180 s")
+
+    def stop(self):
+        import signal
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None
+
+    def python(self, script, *args, timeout=600):
+        """Runs a Python script with mlflow and scikit-learn against this server; returns its stdout."""
+        p = subprocess.run([str(self.PYTHON), "-c", script, *map(str, args)], capture_output=True, text=True, timeout=timeout,
+                           env=dict(os.environ, MLFLOW_TRACKING_URI=self.url, **self.ENV))
+        if p.returncode != 0:
+            raise RuntimeError(f"mlflow script failed: {p.stderr[-2000:]}")
+        return p.stdout
+
+    def api(self, method, path, body=None):
+        import json
+        import urllib.request
+        req = urllib.request.Request(f"{self.url}/api/2.0/mlflow/{path}", method=method,
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return r.status, json.loads(r.read() or b"{}")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"{}")

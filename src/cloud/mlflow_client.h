@@ -1,0 +1,51 @@
+// An MLflow tracking server's REST API (2.0): registered models, model versions and aliases, the
+// experiments and runs a restore needs, and artifacts through the server's artifact proxy
+// (`mlflow-artifacts:` URIs, /api/2.0/mlflow-artifacts/artifacts).
+#pragma once
+
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "cloud/http.h"
+#include "core/bytes.h"
+#include "core/status.h"
+
+namespace lifeboat::cloud {
+
+struct ArtifactFile {
+  std::string path;  // relative to the listed root
+  uint64_t size = 0;
+};
+
+class MlflowClient {
+ public:
+  explicit MlflowClient(std::string url);  // http://HOST:PORT (a trailing / is dropped)
+  const std::string& url() const { return url_; }
+
+  // GET/POST on /api/2.0/mlflow/<method>; an error answer becomes kNotFound (RESOURCE_DOES_NOT_EXIST),
+  // kAlreadyExists (RESOURCE_ALREADY_EXISTS) or kIo, with the server's error code and message.
+  Result<nlohmann::json> get(const std::string& method, const std::vector<std::pair<std::string, std::string>>& query) const;
+  Result<nlohmann::json> post(const std::string& method, const nlohmann::json& body) const;
+
+  Status registered_models(const std::function<Status(const nlohmann::json&)>& fn) const;
+  Result<nlohmann::json> registered_model(const std::string& name) const;
+  // Every version of `name` (newest first, as the server lists them).
+  Status model_versions(const std::string& name, const std::function<Status(const nlohmann::json&)>& fn) const;
+  // The artifact proxy path (no scheme) of a version's artifacts: "0/models/m-…/artifacts".
+  Result<std::string> artifact_root(const std::string& name, const std::string& version) const;
+  // Every file below `root` (recursively), paths relative to it.
+  Result<std::vector<ArtifactFile>> list_artifacts(const std::string& root) const;
+  Result<Bytes> download(const std::string& path) const;
+  Status upload(const std::string& path, ByteView data) const;
+
+ private:
+  Result<nlohmann::json> answer(const Result<HttpResponse>& r, const std::string& what) const;
+  std::string url_;
+};
+
+// "mlflow-artifacts:/0/x" or "mlflow-artifacts://host/0/x" → "0/x"; kInvalidArgument for other schemes.
+Result<std::string> artifact_proxy_path(const std::string& uri);
+
+}  // namespace lifeboat::cloud

@@ -1,0 +1,402 @@
+// Model version backups: registry metadata and artifacts into one snapshot per version, a SHA-256
+// manifest, the plan's validation command on a copy read back from the repository, pins for the
+// versions holding the production alias.
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "cloud/gcs_client.h"
+#include "cloud/mlflow_client.h"
+#include "core/platform_user.h"
+#include "core/subprocess.h"
+#include "core/time.h"
+#include "crypto/crypto.h"
+#include "repo/snapshot_select.h"
+#include "repo/write_session.h"
+#include "sources/files/files_restore.h"
+#include "sources/models/models.h"
+
+namespace lifeboat::sources::models {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct DirBuild {
+  std::map<std::string, DirBuild> dirs;
+  std::map<std::string, repo::Node> files;
+};
+
+Result<repo::BlobId> store_dir(repo::WriteSession& session, const DirBuild& d) {
+  repo::Tree t;
+  for (const auto& [name, sub] : d.dirs) {
+    LB_ASSIGN_OR_RETURN(auto id, store_dir(session, sub));
+    repo::Node n;
+    n.kind = repo::NodeKind::kDir;
+    n.name = name;
+    n.mode = 0755;
+    n.subtree = id;
+    t.nodes.push_back(std::move(n));
+  }
+  for (const auto& [name, node] : d.files) t.nodes.push_back(node);
+  t.sort();
+  return session.store_tree(t);
+}
+
+Result<repo::Node> file_node(repo::WriteSession& session, const std::string& name, ByteView data, int64_t mtime_ns) {
+  repo::MemorySource src(data);
+  LB_ASSIGN_OR_RETURN(auto stored, session.store_stream(src));
+  repo::Node n;
+  n.kind = repo::NodeKind::kFile;
+  n.name = name;
+  n.mode = 0644;
+  n.mtime_ns = n.ctime_ns = n.atime_ns = mtime_ns;
+  n.links = 1;
+  n.size = stored.size_bytes;
+  n.content = stored.content;
+  return n;
+}
+
+std::string hex_sha256(ByteView data) {
+  auto d = crypto::sha256(data);
+  return hex_encode({d.data(), d.size()});
+}
+
+// One version to back up, wherever it comes from.
+struct VersionSource {
+  std::string model, version;
+  nlohmann::json registered_model = nlohmann::json::object(), model_version = nlohmann::json::object();
+  std::vector<std::string> aliases;
+  std::vector<cloud::ArtifactFile> files;
+  std::function<Result<Bytes>(const std::string& path)> read;
+  int64_t mtime_ns = 0;
+  std::string fingerprint() const {
+    nlohmann::json listing = nlohmann::json::array();
+    for (const auto& f : files) listing.push_back({f.path, f.size});
+    nlohmann::json j = {{"rm", registered_model}, {"mv", model_version}, {"aliases", aliases}, {"files", listing}};
+    return hex_sha256(as_bytes(j.dump()));
+  }
+  nlohmann::json listing() const {
+    nlohmann::json l = nlohmann::json::array();
+    for (const auto& f : files) l.push_back({f.path, f.size});
+    return l;
+  }
+};
+
+std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+std::string substitute(std::string run, const std::string& key, const std::string& value) {
+  for (size_t p = run.find(key); p != std::string::npos; p = run.find(key, p + value.size())) run.replace(p, key.size(), value);
+  return run;
+}
+
+// The artifacts read back from the repository into a temporary directory, the command run on them.
+Result<std::pair<bool, std::string>> run_validation(repo::Repository& repo, const repo::BlobId& artifacts, const std::string& version,
+                                                    const ValidateCommand& v, ProgressCounters& progress) {
+  char tmpl[] = "/tmp/lifeboat-model-XXXXXX";
+  if (!mkdtemp(tmpl)) return Error(Code::kIo, "cannot create a temporary directory for the validation");
+  std::string dir = tmpl;
+  repo::Snapshot part;
+  part.tree = artifacts;
+  files::FilesRestoreOptions ro;
+  ro.target = dir;
+  auto restored = files::restore_files(repo, part, ro, progress);
+  std::pair<bool, std::string> out{false, ""};
+  if (!restored || !restored->errors.empty())
+    out.second = "the artifacts could not be read back from the repository: " +
+                 (!restored ? restored.status().message() : restored->errors[0]);
+  else
+    out = run_validate_command(v, dir, version);
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  return out;
+}
+
+Result<VersionBackup> backup_version(repo::Repository& repo, const ModelsBackupOptions& o, const VersionSource& v,
+                                     const std::vector<repo::SnapshotRef>& all, ProgressCounters& progress) {
+  VersionBackup out;
+  out.model = v.model;
+  out.version = v.version;
+  out.aliases = v.aliases;
+  std::string fingerprint = v.fingerprint();
+  auto previous = pick_model_versions(all, o.tags, std::nullopt, v.model, v.version);
+  const repo::SnapshotRef* prev = previous.empty() ? nullptr : &previous[0];
+  bool holds_production = std::find(v.aliases.begin(), v.aliases.end(), o.production_alias) != v.aliases.end();
+  if (prev && prev->snapshot.metadata.value("fingerprint", "") == fingerprint) {
+    out.unchanged = true;
+    out.snapshot_id = prev->id;
+    out.files = v.files.size();
+    out.bytes = prev->snapshot.metadata.value("bytes", uint64_t{0});
+    const auto& val = prev->snapshot.metadata.value("validation", nlohmann::json::object());
+    if (val.contains("ok")) out.validated = val["ok"].get<bool>(), out.validation_detail = val.value("detail", "");
+    if (holds_production) {
+      LB_RETURN_IF_ERROR(repo.pin(prev->id, fmt::format("model {} version {} holds alias {}", v.model, v.version, o.production_alias)));
+      out.pinned = true;
+    }
+    return out;
+  }
+  int64_t start_mono = monotonic_ns();
+  int64_t start_ns = now_unix_ns();
+  repo::WriteSession session(repo);
+  nlohmann::json manifest = nlohmann::json::object();
+  std::optional<repo::BlobId> artifacts;
+  // Same files as the previous snapshot of this version (only metadata or aliases changed): reused.
+  if (prev && prev->snapshot.metadata.value("listing", nlohmann::json()) == v.listing()) {
+    if (auto root = repo.load_tree(prev->snapshot.tree))
+      if (const auto* n = root->find("artifacts"); n && n->subtree) {
+        artifacts = *n->subtree;
+        manifest = prev->snapshot.metadata.value("manifest", nlohmann::json::object());
+      }
+  }
+  if (!artifacts) {
+    DirBuild tree;
+    for (const auto& f : v.files) {
+      auto data = v.read(f.path);
+      if (!data) {
+        (void)session.flush();
+        return data.status().with_context(fmt::format("model {} version {}: artifact {}", v.model, v.version, f.path));
+      }
+      if (data->size() != f.size && f.size != 0) {
+        (void)session.flush();
+        return Error(Code::kUnavailable, fmt::format("model {} version {}: artifact {} is {} bytes, the listing said {} "
+                                                     "(changed while being read: back up again)", v.model, v.version, f.path,
+                                                     data->size(), f.size));
+      }
+      manifest[f.path] = hex_sha256(*data);
+      out.downloaded_bytes += data->size();
+      progress.bytes_done += data->size();
+      progress.files_done++;
+      DirBuild* d = &tree;
+      fs::path p(f.path);
+      std::vector<std::string> parts;
+      for (const auto& c : p) parts.push_back(c.string());
+      for (size_t i = 0; i + 1 < parts.size(); ++i) d = &d->dirs[parts[i]];
+      LB_ASSIGN_OR_RETURN(auto node, file_node(session, parts.back(), *data, v.mtime_ns));
+      d->files[parts.back()] = std::move(node);
+    }
+    LB_ASSIGN_OR_RETURN(artifacts, store_dir(session, tree));
+  }
+  for (const auto& f : v.files) out.bytes += f.size;
+  out.files = v.files.size();
+  DirBuild root;
+  std::string rm = v.registered_model.dump(2), mv = v.model_version.dump(2);
+  LB_ASSIGN_OR_RETURN(root.files["registered_model.json"], file_node(session, "registered_model.json", as_bytes(rm), v.mtime_ns));
+  LB_ASSIGN_OR_RETURN(root.files["model_version.json"], file_node(session, "model_version.json", as_bytes(mv), v.mtime_ns));
+  repo::Tree t;
+  for (auto& [name, n] : root.files) t.nodes.push_back(n);
+  repo::Node an;
+  an.kind = repo::NodeKind::kDir;
+  an.name = "artifacts";
+  an.mode = 0755;
+  an.subtree = *artifacts;
+  t.nodes.push_back(an);
+  t.sort();
+  LB_ASSIGN_OR_RETURN(auto root_id, session.store_tree(t));
+
+  nlohmann::json validation = nlohmann::json::object();
+  if (o.validate) {
+    LB_RETURN_IF_ERROR(session.flush());
+    LB_ASSIGN_OR_RETURN(auto result, run_validation(repo, *artifacts, v.version, *o.validate, progress));
+    out.validated = result.first;
+    out.validation_detail = result.second;
+    validation = {{"ok", result.first}, {"detail", result.second}};
+  }
+  repo::Snapshot snap;
+  snap.time_ns = start_ns;
+  snap.hostname = o.hostname.empty() ? platform::hostname() : o.hostname;
+  snap.username = platform::username();
+  snap.source = kSource;
+  snap.paths = {v.model + "/" + v.version};
+  snap.tags = {"model:" + v.model, "version:" + v.version};
+  for (const auto& a : v.aliases) snap.tags.push_back("alias:" + a);
+  for (const auto& tg : o.tags) snap.tags.push_back(tg);
+  if (prev) snap.parent = prev->id;
+  snap.tree = root_id;
+  snap.metadata = {{"model", v.model},      {"version", v.version},   {"registry", o.mlflow.empty() ? o.path : o.mlflow},
+                   {"aliases", v.aliases},  {"manifest", manifest},   {"listing", v.listing()},
+                   {"bytes", out.bytes},    {"files", out.files},     {"fingerprint", fingerprint},
+                   {"validation", validation}, {"finished_ns", now_unix_ns()}};
+  snap.summary = repo::session_summary(session, start_mono);
+  snap.summary["files"] = out.files;
+  snap.summary["total_bytes"] = out.bytes;
+  snap.summary["downloaded_bytes"] = out.downloaded_bytes;
+  if (out.validated)
+    snap.summary["checks"] = nlohmann::json::array({{{"check", "validate"}, {"ok", *out.validated}, {"detail", out.validation_detail}}});
+  LB_ASSIGN_OR_RETURN(out.snapshot_id, session.commit(snap));
+  if (holds_production) {
+    LB_RETURN_IF_ERROR(repo.pin(out.snapshot_id, fmt::format("model {} version {} holds alias {}", v.model, v.version, o.production_alias)));
+    out.pinned = true;
+  }
+  return out;
+}
+
+// Every selected version of a registry, oldest first per model.
+Result<std::vector<VersionSource>> registry_versions(const ModelsBackupOptions& o) {
+  auto client = std::make_shared<cloud::MlflowClient>(o.mlflow);
+  std::vector<nlohmann::json> models;
+  if (o.models.empty()) {
+    LB_RETURN_IF_ERROR(client->registered_models([&](const nlohmann::json& m) {
+      models.push_back(m);
+      return Status::ok();
+    }));
+  } else {
+    for (const auto& name : o.models) {
+      auto m = client->registered_model(name);
+      if (!m) return m.status().with_context(fmt::format("registered model {}", name));
+      models.push_back(*m);
+    }
+  }
+  std::vector<VersionSource> out;
+  for (const auto& m : models) {
+    std::string name = m.value("name", "");
+    nlohmann::json rm = m;
+    rm.erase("latest_versions");  // changes with every new version; each version has its own snapshot
+    std::vector<nlohmann::json> versions;
+    LB_RETURN_IF_ERROR(client->model_versions(name, [&](const nlohmann::json& v) {
+      if (o.version.empty() || v.value("version", "") == o.version) versions.push_back(v);
+      return Status::ok();
+    }));
+    if (!o.version.empty() && versions.empty())
+      return Error(Code::kNotFound, fmt::format("model {} has no version {}", name, o.version));
+    std::sort(versions.begin(), versions.end(), [](const nlohmann::json& a, const nlohmann::json& b) {
+      return std::stoll(a.value("version", "0")) < std::stoll(b.value("version", "0"));
+    });
+    for (auto& v : versions) {
+      VersionSource s;
+      s.model = name;
+      s.version = v.value("version", "");
+      for (const auto& a : m.value("aliases", nlohmann::json::array()))
+        if (a.value("version", "") == s.version) s.aliases.push_back(a.value("alias", ""));
+      std::sort(s.aliases.begin(), s.aliases.end());
+      v.erase("aliases");
+      s.registered_model = rm;
+      s.model_version = v;
+      s.mtime_ns = v.value("last_updated_timestamp", int64_t{0}) * 1000000;
+      auto root = client->artifact_root(name, s.version);
+      if (!root) return root.status().with_context(fmt::format("model {} version {}", name, s.version));
+      auto files = client->list_artifacts(*root);
+      if (!files) return files.status().with_context(fmt::format("model {} version {}", name, s.version));
+      if (files->empty())
+        return Error(Code::kNotFound, fmt::format("model {} version {}: no artifacts at {} (deleted on the server?)", name, s.version, *root));
+      s.files = std::move(*files);
+      std::string r = *root;
+      s.read = [client, r](const std::string& path) { return client->download(r + "/" + path); };
+      out.push_back(std::move(s));
+    }
+  }
+  return out;
+}
+
+// One version kept outside a registry: a directory, or a GCS prefix.
+Result<VersionSource> path_version(const ModelsBackupOptions& o) {
+  if (o.models.size() != 1 || o.version.empty())
+    return Error(Code::kInvalidArgument, "--path needs one --model NAME and --version V");
+  VersionSource s;
+  s.model = o.models[0];
+  s.version = o.version;
+  s.mtime_ns = now_unix_ns();
+  s.model_version = {{"name", s.model}, {"version", s.version}, {"source", o.path}};
+  s.registered_model = {{"name", s.model}};
+  if (o.path.rfind("gs://", 0) == 0) {
+    LB_ASSIGN_OR_RETURN(auto loc, cloud::parse_gs_url(o.path));
+    std::string prefix = loc.second.empty() || loc.second.back() == '/' ? loc.second : loc.second + "/";
+    LB_ASSIGN_OR_RETURN(auto client, cloud::GcsClient::from_environment("https://www.googleapis.com/auth/devstorage.read_only"));
+    std::map<std::string, cloud::GcsObject> objects;
+    LB_RETURN_IF_ERROR(client->list_objects(loc.first, prefix, false, [&](const cloud::GcsObject& obj) {
+      if (obj.name.size() > prefix.size() && obj.name.back() != '/') {
+        s.files.push_back({obj.name.substr(prefix.size()), obj.size_bytes});
+        objects[obj.name.substr(prefix.size())] = obj;
+      }
+      return Status::ok();
+    }));
+    std::string bucket = loc.first;
+    s.read = [client, bucket, objects](const std::string& path) -> Result<Bytes> {
+      const auto& obj = objects.at(path);
+      return client->read_range(bucket, obj.name, obj.generation, 0, obj.size_bytes, obj.size_bytes);
+    };
+  } else {
+    std::error_code ec;
+    if (!fs::is_directory(o.path, ec)) return Error(Code::kInvalidArgument, fmt::format("--path {}: not a directory", o.path));
+    for (auto it = fs::recursive_directory_iterator(o.path, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
+      if (it->is_regular_file(ec) && !it->is_symlink(ec))
+        s.files.push_back({fs::relative(it->path(), o.path).string(), static_cast<uint64_t>(it->file_size(ec))});
+    if (ec) return Error(Code::kIo, fmt::format("--path {}: {}", o.path, ec.message()));
+    std::string base = o.path;
+    s.read = [base](const std::string& path) -> Result<Bytes> {
+      std::ifstream in(base + "/" + path, std::ios::binary);
+      if (!in) return Error(Code::kIo, fmt::format("cannot read {}/{}", base, path));
+      std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      return Bytes(data.begin(), data.end());
+    };
+  }
+  std::sort(s.files.begin(), s.files.end(), [](const auto& a, const auto& b) { return a.path < b.path; });
+  if (s.files.empty()) return Error(Code::kNotFound, fmt::format("--path {}: no files", o.path));
+  return s;
+}
+
+}  // namespace
+
+std::pair<bool, std::string> run_validate_command(const ValidateCommand& v, const std::string& model_dir, const std::string& version) {
+  std::string cmd = substitute(substitute(v.run, "{model_dir}", shell_quote(model_dir)), "{version}", shell_quote(version));
+  auto r = run_command({"/bin/sh", "-c", cmd}, v.timeout_s, 2000);
+  if (!r) return {false, r.status().message()};
+  std::string tail = r->output_tail;
+  while (!tail.empty() && (tail.back() == '\n' || tail.back() == ' ')) tail.pop_back();
+  if (tail.size() > 600) tail = "…" + tail.substr(tail.size() - 600);
+  std::string how = r->timed_out ? fmt::format("ran past its {} s limit and was killed", v.timeout_s) : r->describe();
+  return {r->ok(), fmt::format("`{}` {}{}", v.run, how, tail.empty() ? "" : "; output: " + tail)};
+}
+
+bool ModelsBackupResult::all_validated() const {
+  for (const auto& v : versions)
+    if (v.validated && !*v.validated) return false;
+  return true;
+}
+
+Result<ModelsBackupResult> backup_models(repo::Repository& repo, const ModelsBackupOptions& o, ProgressCounters& progress) {
+  if (o.mlflow.empty() == o.path.empty()) return Error(Code::kInvalidArgument, "give --mlflow URL or --path DIR|gs://BUCKET/PREFIX");
+  std::vector<VersionSource> versions;
+  if (!o.mlflow.empty()) {
+    LB_ASSIGN_OR_RETURN(versions, registry_versions(o));
+  } else {
+    LB_ASSIGN_OR_RETURN(auto one, path_version(o));
+    versions.push_back(std::move(one));
+  }
+  LB_RETURN_IF_ERROR(repo.load_index());
+  LB_RETURN_IF_ERROR(repo.adopt_unindexed_packs().status());
+  LB_ASSIGN_OR_RETURN(auto all, repo.list_snapshots());
+  ModelsBackupResult result;
+  for (const auto& v : versions) {
+    LB_ASSIGN_OR_RETURN(auto b, backup_version(repo, o, v, all, progress));
+    result.versions.push_back(std::move(b));
+  }
+  return result;
+}
+
+std::vector<repo::SnapshotRef> pick_model_versions(const std::vector<repo::SnapshotRef>& all, const std::vector<std::string>& tags,
+                                                   std::optional<int64_t> at_ns, const std::string& model,
+                                                   const std::string& version) {
+  std::map<std::pair<std::string, int64_t>, repo::SnapshotRef> newest;
+  for (const auto& s : all) {
+    if (s.snapshot.source != kSource) continue;
+    if (at_ns && s.snapshot.time_ns > *at_ns) continue;
+    bool ok = true;
+    for (const auto& t : tags) ok = ok && s.snapshot.has_tag(t);
+    std::string m = s.snapshot.metadata.value("model", ""), v = s.snapshot.metadata.value("version", "");
+    if (!ok || (!model.empty() && m != model) || (!version.empty() && v != version)) continue;
+    int64_t vn = std::strtoll(v.c_str(), nullptr, 10);
+    auto key = std::make_pair(m, vn);
+    auto it = newest.find(key);
+    if (it == newest.end() || it->second.snapshot.time_ns < s.snapshot.time_ns) newest[key] = s;
+  }
+  std::vector<repo::SnapshotRef> out;
+  for (auto& [k, s] : newest) out.push_back(std::move(s));
+  return out;
+}
+
+}  // namespace lifeboat::sources::models

@@ -1,0 +1,259 @@
+// Model version restores: into a directory (DIR/NAME/VERSION, loadable as it was logged) or into an
+// MLflow registry, where each version's artifacts are uploaded into a run of the experiment
+// "lifeboat-restore" and the version created from them (MLflow accepts a proxy source only inside a
+// run's artifacts), then the aliases set on the new version numbers.
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "cloud/mlflow_client.h"
+#include "core/atomic_file.h"
+#include "crypto/crypto.h"
+#include "core/time.h"
+#include "repo/tree_walk.h"
+#include "sources/files/files_restore.h"
+#include "sources/models/models.h"
+
+namespace lifeboat::sources::models {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct StoredVersion {
+  const repo::SnapshotRef* ref;
+  nlohmann::json registered_model, model_version;
+  repo::BlobId artifacts{};
+};
+
+Result<Bytes> content_of(repo::Repository& repo, const repo::Node& n) {
+  Bytes out;
+  for (const auto& b : n.content) {
+    LB_ASSIGN_OR_RETURN(auto d, repo.read_blob(b));
+    out.insert(out.end(), d.begin(), d.end());
+  }
+  return out;
+}
+
+Result<StoredVersion> load_version(repo::Repository& repo, const repo::SnapshotRef& ref) {
+  StoredVersion v{&ref, {}, {}, {}};
+  LB_ASSIGN_OR_RETURN(auto root, repo.load_tree(ref.snapshot.tree));
+  const auto* rm = root.find("registered_model.json");
+  const auto* mv = root.find("model_version.json");
+  const auto* art = root.find("artifacts");
+  if (!rm || !mv || !art || !art->subtree) return Error(Code::kCorrupt, fmt::format("snapshot {} is not a model version", ref.short_id()));
+  LB_ASSIGN_OR_RETURN(auto rmb, content_of(repo, *rm));
+  LB_ASSIGN_OR_RETURN(auto mvb, content_of(repo, *mv));
+  try {
+    v.registered_model = nlohmann::json::parse(rmb.begin(), rmb.end());
+    v.model_version = nlohmann::json::parse(mvb.begin(), mvb.end());
+  } catch (const std::exception&) {
+    return Error(Code::kCorrupt, fmt::format("snapshot {}: stored registry metadata is not JSON", ref.short_id()));
+  }
+  v.artifacts = *art->subtree;
+  return v;
+}
+
+nlohmann::json tags_of(const nlohmann::json& resource) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& t : resource.value("tags", nlohmann::json::array())) out.push_back({{"key", t.value("key", "")}, {"value", t.value("value", "")}});
+  return out;
+}
+
+Result<std::string> restore_experiment(const cloud::MlflowClient& c) {
+  auto e = c.get("experiments/get-by-name", {{"experiment_name", "lifeboat-restore"}});
+  if (e) return e->value("experiment", nlohmann::json::object()).value("experiment_id", "");
+  if (e.status().code() != Code::kNotFound) return e.status();
+  LB_ASSIGN_OR_RETURN(auto created, c.post("experiments/create", {{"name", "lifeboat-restore"}}));
+  return created.value("experiment_id", "");
+}
+
+}  // namespace
+
+Result<std::vector<VersionRestored>> restore_models(repo::Repository& repo, const std::vector<repo::SnapshotRef>& refs,
+                                                    const ModelsRestoreOptions& o, ProgressCounters& progress) {
+  if (o.mlflow.empty() == o.to_dir.empty()) return Error(Code::kInvalidArgument, "restore models needs --mlflow URL or --to-dir DIR");
+  if (refs.empty()) return Error(Code::kNotFound, "no model version backup matches");
+  std::vector<StoredVersion> versions;
+  for (const auto& r : refs) {
+    LB_ASSIGN_OR_RETURN(auto v, load_version(repo, r));
+    versions.push_back(std::move(v));
+  }
+  std::sort(versions.begin(), versions.end(), [](const StoredVersion& a, const StoredVersion& b) {
+    std::string ma = a.ref->snapshot.metadata.value("model", ""), mb = b.ref->snapshot.metadata.value("model", "");
+    if (ma != mb) return ma < mb;
+    return std::stoll(a.ref->snapshot.metadata.value("version", "0")) < std::stoll(b.ref->snapshot.metadata.value("version", "0"));
+  });
+  std::vector<VersionRestored> out;
+  if (!o.to_dir.empty()) {
+    for (const auto& v : versions) {
+      VersionRestored r{v.ref->snapshot.metadata.value("model", ""), v.ref->snapshot.metadata.value("version", ""), "", "", 0, 0};
+      r.new_version = r.old_version;
+      r.where = fmt::format("{}/{}/{}", o.to_dir, r.model, r.old_version);
+      std::error_code ec;
+      if (fs::exists(r.where, ec) && !fs::is_empty(r.where, ec))
+        return Error(Code::kAlreadyExists, fmt::format("{} exists and is not empty: restore elsewhere", r.where));
+      if (!o.dry_run) {
+        fs::create_directories(r.where, ec);
+        repo::Snapshot part;
+        part.tree = v.artifacts;
+        files::FilesRestoreOptions fo;
+        fo.target = r.where;
+        LB_ASSIGN_OR_RETURN(auto res, files::restore_files(repo, part, fo, progress));
+        if (!res.errors.empty()) return Error(Code::kFatal, fmt::format("{}: {}", r.where, res.errors[0]));
+        r.files = res.files;
+        r.bytes = res.bytes;
+        nlohmann::json meta = {{"registered_model", v.registered_model}, {"model_version", v.model_version}};
+        LB_RETURN_IF_ERROR(write_file_atomic(r.where + ".mlflow.json", meta.dump(2) + "\n"));
+      }
+      out.push_back(std::move(r));
+    }
+    return out;
+  }
+
+  cloud::MlflowClient c(o.mlflow);
+  std::string experiment;
+  std::map<std::string, std::map<std::string, std::string>> renumber;  // model → old → new
+  std::map<std::string, const StoredVersion*> newest_of;               // model → its newest snapshot
+  for (const auto& v : versions) {
+    std::string model = v.ref->snapshot.metadata.value("model", ""), old = v.ref->snapshot.metadata.value("version", "");
+    VersionRestored r{model, old, "", o.mlflow, 0, 0};
+    auto& nw = newest_of[model];
+    if (!nw || nw->ref->snapshot.time_ns < v.ref->snapshot.time_ns) nw = &v;
+    if (!renumber.count(model)) {
+      auto existing = c.registered_model(model);
+      if (!existing && existing.status().code() != Code::kNotFound) return existing.status();
+      if (!existing && !o.dry_run)
+        LB_RETURN_IF_ERROR(c.post("registered-models/create", {{"name", model}, {"tags", tags_of(v.registered_model)},
+                                                               {"description", v.registered_model.value("description", "")}})
+                               .status());
+      renumber[model];
+    }
+    if (o.dry_run) {
+      r.new_version = "(new)";
+      out.push_back(std::move(r));
+      continue;
+    }
+    if (experiment.empty()) {
+      LB_ASSIGN_OR_RETURN(experiment, restore_experiment(c));
+    }
+    LB_ASSIGN_OR_RETURN(auto run, c.post("runs/create", {{"experiment_id", experiment},
+                                                         {"run_name", fmt::format("restore {} v{}", model, old)},
+                                                         {"start_time", now_unix_ns() / 1000000},
+                                                         {"tags", nlohmann::json::array({{{"key", "lifeboat.snapshot"}, {"value", v.ref->id}}})}}));
+    const auto& info = run["run"]["info"];
+    std::string run_id = info.value("run_id", ""), artifact_uri = info.value("artifact_uri", "");
+    LB_ASSIGN_OR_RETURN(auto root, cloud::artifact_proxy_path(artifact_uri));
+    LB_RETURN_IF_ERROR(repo::walk_tree(repo, v.artifacts, [&](const std::string& path, const repo::Node& n) -> Status {
+      if (n.kind != repo::NodeKind::kFile) return Status::ok();
+      LB_ASSIGN_OR_RETURN(auto data, content_of(repo, n));
+      LB_RETURN_IF_ERROR(c.upload(root + "/model/" + path, data));
+      r.files++;
+      r.bytes += data.size();
+      progress.bytes_done += data.size();
+      progress.files_done++;
+      return Status::ok();
+    }));
+    LB_ASSIGN_OR_RETURN(auto created, c.post("model-versions/create", {{"name", model}, {"source", artifact_uri + "/model"}, {"run_id", run_id},
+                                                                      {"tags", tags_of(v.model_version)},
+                                                                      {"description", v.model_version.value("description", "")}}));
+    (void)c.post("runs/update", {{"run_id", run_id}, {"status", "FINISHED"}, {"end_time", now_unix_ns() / 1000000}});
+    r.new_version = created["model_version"].value("version", "");
+    renumber[model][old] = r.new_version;
+    out.push_back(std::move(r));
+  }
+  if (o.dry_run) return out;
+  // Aliases as the newest backup of each model recorded them, on the new numbers.
+  for (const auto& [model, v] : newest_of) {
+    for (const auto& a : v->registered_model.value("aliases", nlohmann::json::array())) {
+      auto it = renumber[model].find(a.value("version", ""));
+      if (it == renumber[model].end()) continue;
+      LB_RETURN_IF_ERROR(c.post("registered-models/alias", {{"name", model}, {"alias", a.value("alias", "")}, {"version", it->second}}).status());
+    }
+  }
+  return out;
+}
+
+}  // namespace lifeboat::sources::models
+
+namespace lifeboat::sources::models {
+
+std::vector<ModelsCheck> check_models_target(const std::vector<repo::SnapshotRef>& versions,
+                                             const ModelsRestoreOptions& where, const std::vector<VersionRestored>& restored,
+                                             const std::optional<ValidateCommand>& validate, const std::vector<std::string>& checks) {
+  std::vector<std::string> manifest_problems, validate_problems;
+  uint64_t files = 0;
+  cloud::MlflowClient client(where.mlflow);
+  for (const auto& ref : versions) {
+    std::string model = ref.snapshot.metadata.value("model", ""), old = ref.snapshot.metadata.value("version", "");
+    auto r = std::find_if(restored.begin(), restored.end(), [&](const VersionRestored& x) { return x.model == model && x.old_version == old; });
+    if (r == restored.end()) {
+      manifest_problems.push_back(fmt::format("{} v{}: not restored", model, old));
+      continue;
+    }
+    // The restored copy as a directory: the target itself, or the registry's artifacts downloaded.
+    std::string dir = where.to_dir.empty() ? "" : fmt::format("{}/{}/{}", where.to_dir, model, old);
+    std::string temp;
+    if (dir.empty()) {
+      char tmpl[] = "/tmp/lifeboat-check-XXXXXX";
+      if (!mkdtemp(tmpl)) {
+        manifest_problems.push_back("cannot create a temporary directory");
+        continue;
+      }
+      temp = dir = tmpl;
+      auto root = client.artifact_root(model, r->new_version);
+      auto listed = root ? client.list_artifacts(*root) : Result<std::vector<cloud::ArtifactFile>>(root.status());
+      if (!listed) manifest_problems.push_back(fmt::format("{} v{}: {}", model, r->new_version, listed.status().message()));
+      for (const auto& f : listed ? *listed : std::vector<cloud::ArtifactFile>{}) {
+        auto data = client.download(*root + "/" + f.path);
+        std::error_code ec;
+        fs::create_directories(fs::path(dir + "/" + f.path).parent_path(), ec);
+        if (!data || !write_file_atomic(dir + "/" + f.path, std::string_view(reinterpret_cast<const char*>(data->data()), data->size())))
+          manifest_problems.push_back(fmt::format("{} v{}: {} could not be downloaded", model, r->new_version, f.path));
+      }
+    }
+    const auto manifest = ref.snapshot.metadata.value("manifest", nlohmann::json::object());
+    for (const auto& [path, sha] : manifest.items()) {
+      ++files;
+      std::ifstream in(dir + "/" + path, std::ios::binary);
+      if (!in) {
+        manifest_problems.push_back(fmt::format("{} v{}: {} is missing", model, r->new_version, path));
+        continue;
+      }
+      std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      auto d = crypto::sha256(as_bytes(data));
+      if (hex_encode({d.data(), d.size()}) != sha.get<std::string>())
+        manifest_problems.push_back(fmt::format("{} v{}: {} differs from the backup (SHA-256)", model, r->new_version, path));
+    }
+    if (validate && std::find(checks.begin(), checks.end(), "validate") != checks.end()) {
+      auto [ok, detail] = run_validate_command(*validate, dir, r->new_version);
+      if (!ok) validate_problems.push_back(fmt::format("{} v{}: {}", model, r->new_version, detail));
+    }
+    if (!temp.empty()) {
+      std::error_code ec;
+      fs::remove_all(temp, ec);
+    }
+  }
+  std::vector<ModelsCheck> out;
+  std::string target = where.to_dir.empty() ? where.mlflow : where.to_dir;
+  for (const auto& c : checks) {
+    if (c == "manifest")
+      out.push_back({c, manifest_problems.empty(),
+                     manifest_problems.empty()
+                         ? fmt::format("{} artifact(s) of {} version(s) read back from {} match the backup's SHA-256 manifest", files,
+                                       versions.size(), target)
+                         : fmt::format("{} problem(s): {}", manifest_problems.size(), manifest_problems[0])});
+    else if (c == "validate")
+      out.push_back({c, validate && validate_problems.empty(),
+                     !validate ? "no validation command in the plan (validate:)"
+                     : validate_problems.empty()
+                         ? fmt::format("the validation command passed on each of {} restored version(s) in {}", versions.size(), target)
+                         : fmt::format("{} version(s) failed: {}", validate_problems.size(), validate_problems[0])});
+    else
+      out.push_back({c, false, "unknown check"});
+  }
+  return out;
+}
+
+}  // namespace lifeboat::sources::models

@@ -1,0 +1,168 @@
+// The models source kind: plan settings (mlflow or path, models, version, production_alias,
+// validate; for restores mlflow as the target registry or to_dir), backups of every version with
+// pins for the production alias, retention per version, restores of the versions as of T, and checks
+// that read the restored versions back.
+#include "sources/models/models_source.h"
+
+#include <fmt/format.h>
+
+#include "core/platform_user.h"
+#include "core/time.h"
+#include "sources/models/models.h"
+#include "sources/settings_reader.h"
+
+namespace lifeboat::sources::models {
+
+namespace {
+
+struct ModelsSettings : SourceSettings {
+  std::string mlflow, path, version, to_dir;
+  std::vector<std::string> models;
+  std::string production_alias = "production";
+  std::optional<ValidateCommand> validate;
+};
+
+SettingsPtr parse(const nlohmann::json& section, std::vector<SettingsProblem>& problems) {
+  SettingsReader r(section, problems);
+  auto s = std::make_shared<ModelsSettings>();
+  s->mlflow = r.string("mlflow");
+  s->path = r.string("path");
+  s->models = r.strings("models");
+  s->version = r.string("version");
+  s->to_dir = r.string("to_dir");
+  std::string alias = r.string("production_alias");
+  if (!alias.empty()) s->production_alias = alias;
+  if (section.is_object() && section.contains("validate")) {
+    const auto& v = section["validate"];
+    if (v.is_string()) s->validate = ValidateCommand{v.get<std::string>(), 300};
+    else if (v.is_object() && v.contains("run") && v["run"].is_string()) {
+      s->validate = ValidateCommand{v["run"].get<std::string>(), 300};
+      if (v.contains("timeout")) {
+        if (v["timeout"].is_number_integer() && v["timeout"].get<int64_t>() > 0) s->validate->timeout_s = v["timeout"];
+        else problems.push_back({"validate.timeout", "expected a number of seconds"});
+      }
+    } else {
+      problems.push_back({"validate", "expected a command, or {run: COMMAND, timeout: SECONDS}"});
+    }
+  }
+  r.only({"mlflow", "path", "models", "version", "to_dir", "production_alias", "validate"});
+  if (s->mlflow.empty() == s->path.empty()) problems.push_back({"mlflow", "give mlflow: URL (a registry) or path: DIR|gs://BUCKET/PREFIX"});
+  if (!s->path.empty() && (s->models.size() != 1 || s->version.empty()))
+    problems.push_back({"path", "a path holds one version: name it with models: [NAME] and version: V"});
+  return r.ok() && problems.empty() ? s : nullptr;
+}
+
+std::vector<repo::SnapshotRef> versions_at(const std::vector<repo::SnapshotRef>& all, const std::string& name, std::optional<int64_t> at_ns) {
+  return pick_model_versions(all, {source_tag(name)}, at_ns, "", "");
+}
+
+Result<SourceBackup> backup(SourceContext& ctx, const SourceSettings& base) {
+  const auto& s = static_cast<const ModelsSettings&>(base);
+  ModelsBackupOptions o;
+  o.mlflow = s.mlflow;
+  o.path = s.path;
+  o.models = s.models;
+  o.version = s.version;
+  o.production_alias = s.production_alias;
+  o.validate = s.validate;
+  o.tags = {source_tag(ctx.name)};
+  o.hostname = platform::hostname();
+  LB_ASSIGN_OR_RETURN(auto r, backup_models(ctx.repo, o, ctx.progress));
+  SourceBackup out;
+  uint64_t made = 0, unchanged = 0, pinned = 0;
+  std::vector<std::string> failed;
+  for (const auto& v : r.versions) {
+    if (v.unchanged) ++unchanged;
+    else {
+      ++made;
+      if (!out.snapshot_id.empty()) out.more_snapshots.push_back(out.snapshot_id);
+      out.snapshot_id = v.snapshot_id;
+    }
+    pinned += v.pinned;
+    if (v.validated && !*v.validated) failed.push_back(fmt::format("{} v{}: {}", v.model, v.version, v.validation_detail));
+  }
+  out.summary = {{"versions", r.versions.size()}, {"new_snapshots", made}, {"unchanged", unchanged}, {"pinned", pinned}};
+  if (s.validate) {
+    nlohmann::json checks = nlohmann::json::array();
+    checks.push_back({{"check", "validate"},
+                      {"ok", failed.empty()},
+                      {"detail", failed.empty() ? fmt::format("{} version(s) validated", r.versions.size())
+                                                : fmt::format("{} version(s) failed: {}", failed.size(), failed[0])}});
+    out.summary["checks"] = checks;
+  }
+  if (!failed.empty())
+    return Error(Code::kFatal, fmt::format("source {}: {} model version(s) failed validation (stored, marked not validated); first: {}",
+                                           ctx.name, failed.size(), failed[0]));
+  return out;
+}
+
+ModelsRestoreOptions where_of(const ModelsSettings& s) {
+  ModelsRestoreOptions o;
+  o.mlflow = s.to_dir.empty() ? s.mlflow : "";
+  o.to_dir = s.to_dir;
+  return o;
+}
+
+Result<SourceRestore> restore(SourceContext& ctx, const SourceSettings& base, std::optional<int64_t> at_ns) {
+  const auto& s = static_cast<const ModelsSettings&>(base);
+  LB_ASSIGN_OR_RETURN(auto all, ctx.repo.list_snapshots());
+  auto picked = versions_at(all, ctx.name, at_ns);
+  if (picked.empty())
+    return Error(Code::kNotFound, fmt::format("source {}: no backup{}", ctx.name, at_ns ? " at or before " + format_rfc3339(*at_ns) : ""));
+  auto where = where_of(s);
+  if (where.mlflow.empty() && where.to_dir.empty())
+    return Error(Code::kInvalidArgument, fmt::format("source {}: the environment needs mlflow: URL or to_dir: DIR", ctx.name));
+  LB_ASSIGN_OR_RETURN(auto r, restore_models(ctx.repo, picked, where, ctx.progress));
+  SourceRestore out;
+  const repo::SnapshotRef* newest = &picked[0];
+  for (const auto& p : picked)
+    if (p.snapshot.time_ns > newest->snapshot.time_ns) newest = &p;
+  out.point_ns = newest->snapshot.time_ns;
+  out.snapshot_id = newest->id;
+  nlohmann::json versions = nlohmann::json::array();
+  for (const auto& v : r)
+    versions.push_back({{"model", v.model}, {"from", v.old_version}, {"to", v.new_version}, {"files", v.files}, {"bytes", v.bytes}});
+  out.details = {{"target", where.to_dir.empty() ? where.mlflow : where.to_dir}, {"versions", versions}};
+  return out;
+}
+
+std::vector<CheckResult> validate(SourceContext& ctx, const SourceSettings& base, const SourceRestore& restored,
+                                  const std::vector<std::string>& checks) {
+  const auto& s = static_cast<const ModelsSettings&>(base);
+  auto all = ctx.repo.list_snapshots();
+  if (!all) return all_failed(checks, all.status().message());
+  auto picked = versions_at(*all, ctx.name, restored.point_ns);
+  std::vector<VersionRestored> done;
+  for (const auto& v : restored.details.value("versions", nlohmann::json::array()))
+    done.push_back({v.value("model", ""), v.value("from", ""), v.value("to", ""), "", 0, 0});
+  std::vector<CheckResult> out;
+  for (auto& c : check_models_target(picked, where_of(s), done, s.validate, checks)) out.push_back({c.name, c.ok, c.detail});
+  return out;
+}
+
+std::optional<int64_t> newest_point(const std::vector<repo::SnapshotRef>& all, const std::string& name) {
+  std::optional<int64_t> newest;
+  for (const auto& s : versions_at(all, name, std::nullopt))
+    if (!newest || s.snapshot.time_ns > *newest) newest = s.snapshot.time_ns;
+  return newest;
+}
+
+}  // namespace
+
+const SourceKind& models_source_kind() {
+  static const SourceKind kind{
+      .name = "models",
+      .summary = "ML model versions: an MLflow registry (metadata, aliases, artifacts) or model directories",
+      .validations = {"manifest", "validate"},
+      .parse = parse,
+      .backup = backup,
+      .restore = restore,
+      .validate = validate,
+      .newest_point = newest_point,
+      .retention_group = [](const repo::Snapshot& s) {
+        return s.metadata.value("model", "") + "/" + s.metadata.value("version", "");
+      }};
+  return kind;
+}
+
+}  // namespace lifeboat::sources::models

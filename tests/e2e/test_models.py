@@ -1,0 +1,198 @@
+"""Models source against a real MLflow tracking server with its registry (PyPI mlflow 3.17.2): a
+scikit-learn model trained here, three versions registered, one holding the production alias; backup
+with a validation command that loads each version read back from the repository and predicts on its
+stored input example; the registry deleted and restored; the restored production model predicting
+the same outputs; a corrupted artifact failing validation; the plan's retention keeping the
+production version forever; drills whose checks fail on a tampered target; bad input."""
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+import peers
+from conftest import LIFEBOAT, Lifeboat
+
+TRAIN = r'''
+import json, sys, mlflow, numpy as np
+from sklearn.linear_model import LogisticRegression
+from mlflow import MlflowClient
+out = {}
+X = np.random.RandomState(0).rand(60, 3); y = (X[:, 0] + X[:, 1] > 1).astype(int)
+for i in range(3):
+    m = LogisticRegression(C=0.01 * 10 ** i).fit(X, y)
+    with mlflow.start_run():
+        mlflow.sklearn.log_model(m, name="model", registered_model_name="face-shape", input_example=X[:5])
+    out[str(i + 1)] = m.predict_proba(X[:5]).tolist()
+c = MlflowClient()
+c.set_registered_model_alias("face-shape", "production", "2")
+c.set_registered_model_tag("face-shape", "team", "ml")
+c.set_model_version_tag("face-shape", "1", "stage", "retired")
+json.dump(out, open(sys.argv[1], "w"))
+'''
+
+# The plan's validation: load the model from the directory and predict on its stored input example.
+VALIDATE = r'''
+import json, sys, mlflow, numpy as np
+model_dir = sys.argv[1]
+m = mlflow.sklearn.load_model(model_dir)
+example = json.load(open(model_dir + "/input_example.json"))
+X = np.array(example["data"] if isinstance(example, dict) else example)
+print(json.dumps(m.predict_proba(X).tolist()))
+'''
+
+PREDICT = r'''
+import json, sys, mlflow, numpy as np
+m = mlflow.sklearn.load_model(sys.argv[1])
+X = np.random.RandomState(0).rand(60, 3)[:5]
+print(json.dumps(m.predict_proba(X).tolist()))
+'''
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    d = tmp_path_factory.mktemp("mlflow")
+    with peers.MLflow(d / "server") as server:
+        expected = d / "expected.json"
+        server.python(TRAIN, expected)
+        validate = d / "validate.py"
+        validate.write_text(VALIDATE)
+        server.expected = json.loads(expected.read_text())
+        server.validate_cmd = f"{peers.MLflow.PYTHON} {validate} {{model_dir}}"
+        yield server
+
+
+def close(a, b):
+    return all(abs(x - y) < 1e-9 for ra, rb in zip(a, b) for x, y in zip(ra, rb)) and len(a) == len(b)
+
+
+def test_backup_validate_delete_registry_restore_predicts_the_same(lb, registry, tmp_path):
+    r = lb.json("backup", "models", "--mlflow", registry.url, "--model", "face-shape", "--validate", registry.validate_cmd,
+                "--name", "models")
+    versions = {v["version"]: v for v in r["versions"]}
+    assert set(versions) >= {"1", "2", "3"}
+    assert versions["2"]["aliases"] == ["production"] and versions["2"]["pinned"] is True
+    assert not versions["1"]["pinned"]
+    for v in ("1", "2", "3"):
+        assert versions[v]["validation"]["ok"], versions[v]
+        # The validation's output (its predictions, from the copy read back from the repository) is recorded.
+        printed = json.loads(versions[v]["validation"]["detail"].split("output: ", 1)[1])
+        assert close(printed, registry.expected[v])
+    snaps = lb.json("snapshots")
+    assert {tuple(sorted(t for t in s["tags"] if t.startswith(("model:", "version:", "alias:")))) for s in snaps} >= {
+        ("model:face-shape", "version:1"), ("alias:production", "model:face-shape", "version:2"), ("model:face-shape", "version:3")}
+    # Unchanged versions are not downloaded again.
+    again = lb.json("backup", "models", "--mlflow", registry.url, "--model", "face-shape", "--name", "models")
+    assert all(v["unchanged"] and v["downloaded_bytes"] == 0 for v in again["versions"])
+    # Into a directory: each version loadable as logged.
+    lb.run("restore", "models", "--to-dir", tmp_path / "out", "--name", "models")
+    out = registry.python(PREDICT, tmp_path / "out" / "face-shape" / "2")
+    assert close(json.loads(out), registry.expected["2"])
+    # The registry is lost: the registered model deleted (versions, aliases, tags gone).
+    assert registry.api("DELETE", "registered-models/delete", {"name": "face-shape"})[0] == 200
+    assert registry.api("GET", "registered-models/get?name=face-shape")[0] == 404
+    p = lb.run("restore", "models", "--mlflow", registry.url, "--name", "models")
+    assert "face-shape v1 → " in p.stdout and "face-shape v3 → " in p.stdout
+    st, rm = registry.api("GET", "registered-models/get?name=face-shape")
+    assert st == 200
+    rm = rm["registered_model"]
+    assert {"key": "team", "value": "ml"} in rm["tags"]
+    prod = [a for a in rm["aliases"] if a["alias"] == "production"]
+    assert len(prod) == 1
+    st, mv = registry.api("GET", "model-versions/get?name=face-shape&version=1")
+    assert {"key": "stage", "value": "retired"} in mv["model_version"].get("tags", [])
+    out = registry.python(PREDICT, "models:/face-shape@production")
+    assert close(json.loads(out), registry.expected["2"])
+
+
+def test_corrupted_artifact_fails_validation_and_exits_non_zero(lb, registry, tmp_path):
+    # A new version whose stored weights are damaged on the server.
+    registry.python(r'''
+import mlflow, numpy as np
+from sklearn.linear_model import LogisticRegression
+X = np.random.RandomState(1).rand(40, 3); y = (X[:, 0] > .5).astype(int)
+with mlflow.start_run():
+    mlflow.sklearn.log_model(LogisticRegression().fit(X, y), name="model", registered_model_name="broken-model", input_example=X[:3])
+''')
+    newest = max(registry.artifacts.rglob("model.skops"), key=lambda p: p.stat().st_mtime)
+    newest.write_bytes(b"not a model" * 100)
+    p = lb.run("--json", "backup", "models", "--mlflow", registry.url, "--model", "broken-model", "--validate",
+               registry.validate_cmd, check=False)
+    assert p.returncode == 1, p.stderr
+    v = json.JSONDecoder().raw_decode(p.stdout)[0]["versions"][0]
+    assert v["validation"]["ok"] is False and "exited" in v["validation"]["detail"]
+    assert v["snapshot_id"]  # the data stays stored, marked not validated
+    assert v["snapshot_id"] in {s["id"] for s in lb.json("snapshots")}
+    assert "failed its validation" in p.stdout
+
+
+def test_validation_that_hangs_is_killed_at_its_limit(lb, registry):
+    start = time.time()
+    p = lb.run("--json", "backup", "models", "--mlflow", registry.url, "--model", "face-shape", "--version", "3",
+               "--validate", "sleep 60", "--validate-timeout", "2", "--tag", "hang", check=False)
+    assert time.time() - start < 30
+    v = json.JSONDecoder().raw_decode(p.stdout)[0]["versions"][0]
+    assert p.returncode == 1 and v["validation"]["ok"] is False and "limit" in v["validation"]["detail"], p.stdout
+
+
+def test_unreachable_server_and_missing_model(lb, registry):
+    p = lb.run("backup", "models", "--mlflow", "http://127.0.0.1:9", check=False)
+    assert p.returncode == 1 and "127.0.0.1:9" in p.stderr
+    p = lb.run("backup", "models", "--mlflow", registry.url, "--model", "no-such-model", check=False)
+    assert p.returncode == 1 and "no-such-model" in p.stderr
+    assert lb.json("snapshots") == []
+
+
+def test_plan_retention_keeps_production_forever_and_drill_checks_fail_when_tampered(lb, registry, tmp_path):
+    plan = tmp_path / "lifeboat.yaml"
+    target = tmp_path / "drill"
+    plan.write_text(f"""
+repositories:
+  main: {{url: {lb.repo}}}
+sources:
+  models:
+    kind: models
+    repository: main
+    mlflow: {registry.url}
+    models: [face-shape]
+    validate: {{run: "{registry.validate_cmd}", timeout: 120}}
+    retention: {{last: 1}}
+    validation: [manifest, validate]
+    environments:
+      test: {{to_dir: {target}}}
+drills:
+  after_restore: "true"
+""")
+    env = {"LIFEBOAT_PLAN": str(plan)}
+    lb.run("backup", env=env)
+    first = {s["id"]: s for s in lb.json("snapshots")}
+    prod = [i for i, s in first.items() if "alias:production" in s["tags"]]
+    assert len(prod) == 1 and first[prod[0]]["pinned"]
+    # The alias moves to another version: both versions get new snapshots; `last: 1` per version would
+    # forget the old one, but the old production snapshot keeps its pin.
+    st, rm = registry.api("GET", "registered-models/get?name=face-shape")
+    versions = sorted(int(v["version"]) for v in [*rm["registered_model"].get("latest_versions", [])])
+    other = str(max(versions))
+    registry.api("POST", "registered-models/alias", {"name": "face-shape", "alias": "production", "version": other})
+    r = lb.run("--json", "backup", env=env)
+    explain = json.dumps(json.JSONDecoder().raw_decode(r.stdout)[0])
+    now = {s["id"]: s for s in lb.json("snapshots")}
+    assert prod[0] in now and now[prod[0]]["pinned"], "the old production version was forgotten"
+    assert "pinned" in explain
+    # Drill into a directory: checks read the restored versions; a tampered artifact fails both.
+    d = lb.run("--json", "drill", env=env)
+    res = json.JSONDecoder().raw_decode(d.stdout)[0]
+    checks = {c["check"]: c for s in res["sources"] for c in s["result"]["checks"]}
+    assert checks["manifest"]["ok"] and checks["validate"]["ok"], checks
+    shutil.rmtree(target)
+    plan.write_text(plan.read_text().replace('after_restore: "true"',
+                                             f'after_restore: "find {target} -name model.skops | head -1 | xargs truncate -s 10"'))
+    d = lb.run("--json", "drill", env=env, check=False)
+    res = json.JSONDecoder().raw_decode(d.stdout)[0]
+    checks = {c["check"]: c for s in res["sources"] for c in s["result"]["checks"]}
+    assert d.returncode != 0 and res["passed"] is False
+    assert checks["manifest"]["ok"] is False and "model.skops" in checks["manifest"]["detail"], checks
+    assert checks["validate"]["ok"] is False, checks
