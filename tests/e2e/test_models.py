@@ -158,7 +158,7 @@ sources:
     repository: main
     mlflow: {registry.url}
     models: [face-shape]
-    validate: {{run: "{registry.validate_cmd}", timeout: 120}}
+    validate: {{run: "python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1] + \\"/model.skops\\").testzip()' {{model_dir}}", timeout: 120}}
     retention: {{last: 1}}
     validation: [manifest, validate]
     environments:
