@@ -6,7 +6,8 @@ database, an assets directory, the assets bucket and the application config (fil
 secrets) are backed up by the plan (the bucket also synced to a secondary bucket), MongoDB changes are captured
 continuously, the data is destroyed, a drill restores everything into the test environment and
 measures RTO and RPO, production is restored as of one instant, and the plan's runbook commands
-(mongorestore's layout, `gsutil -m cp -r`) work on Lifeboat's output.
+(mongorestore's layout, `gsutil -m cp -r`) work on Lifeboat's output. The MLflow server comes from
+.peers/mlflow (scripts/setup installs it).
 """
 import datetime
 import os
@@ -15,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -46,13 +48,16 @@ DEMO.mkdir()
 mongo = peers.FerretDB(DEMO / "ferretdb")
 gcs = peers.FakeGCS(DEMO / "gcs", https=True)
 sm = peers.SecretManagerFake()
+mlflow = peers.MLflow(DEMO / "mlflow")
 step("0. Peers on loopback: FerretDB (MongoDB wire protocol + oplog), fake-gcs-server (buckets, second region), "
-     "the Secret Manager fake")
+     "the Secret Manager fake, an MLflow tracking server with its model registry")
+mlflow_up = threading.Thread(target=mlflow.start)  # it takes ~30 s to answer; the others seed meanwhile
+mlflow_up.start()
 mongo.start()
 gcs.start()
 sm.start()
-print(f"   FerretDB {mongo.uri}   fake-gcs-server {gcs.endpoint}   Secret Manager fake {sm.endpoint}")
-ENV = dict(os.environ, LIFEBOAT_PASSWORD="demo password", MONGO_URI=mongo.uri, ASSETS_DIR=str(DEMO / "assets"),
+print(f"   FerretDB {mongo.uri}   fake-gcs-server {gcs.endpoint}   Secret Manager fake {sm.endpoint}   MLflow {mlflow.url}")
+ENV = dict(os.environ, LIFEBOAT_PASSWORD="demo password", MONGO_URI=mongo.uri, ASSETS_DIR=str(DEMO / "assets"), MLFLOW_URL=mlflow.url,
            DEMO=str(DEMO), LIFEBOAT_PLAN=str(DEMO / "lifeboat.yaml"), XDG_CACHE_HOME=str(DEMO / "cache"), **gcs.env(),
            **sm.env())
 
@@ -61,6 +66,31 @@ def git(*args, cwd):
     e = dict(os.environ, GIT_AUTHOR_NAME="ops", GIT_AUTHOR_EMAIL="ops@eyewear.example", GIT_COMMITTER_NAME="ops",
              GIT_COMMITTER_EMAIL="ops@eyewear.example", GIT_CONFIG_NOSYSTEM="1", HOME=str(DEMO))
     return subprocess.run(["git", *args], cwd=cwd, env=e, check=True, capture_output=True, text=True).stdout
+
+
+def register_model_version(name, weights, n):
+    """A model version logged as MLflow does it, through its REST API: a run, its artifacts, the version."""
+    import hashlib
+    import json as js
+    import urllib.request
+    if mlflow.api("GET", f"registered-models/get?name={name}")[0] != 200:
+        mlflow.api("POST", "registered-models/create", {"name": name, "tags": [{"key": "team", "value": "face-analysis"}]})
+    run = mlflow.api("POST", "runs/create", {"experiment_id": "0", "run_name": f"train {name} {n}"})[1]["run"]["info"]
+    root = run["artifact_uri"].split("mlflow-artifacts:/", 1)[1]
+    files = {"model.onnx": weights, "MLmodel": f"flavors: {{onnx: {{}}}}\nweights_sha256: {hashlib.sha256(weights).hexdigest()}\n".encode(),
+             "input_example.json": js.dumps({"data": [[0.1, 0.2, 0.3]]}).encode()}
+    for path, data in files.items():
+        urllib.request.urlopen(urllib.request.Request(f"{mlflow.url}/api/2.0/mlflow-artifacts/artifacts/{root}/model/{path}",
+                                                      data=data, method="PUT"), timeout=60).read()
+    mlflow.api("POST", "model-versions/create", {"name": name, "source": run["artifact_uri"] + "/model", "run_id": run["run_id"]})
+
+
+def model_weights(name, version):
+    import urllib.request
+    uri = mlflow.api("GET", f"model-versions/get-download-uri?name={name}&version={version}")[1]["artifact_uri"]
+    root = uri.split("mlflow-artifacts:/", 1)[1]
+    with urllib.request.urlopen(f"{mlflow.url}/api/2.0/mlflow-artifacts/artifacts/{root}/model.onnx", timeout=60) as r:
+        return r.read()
 
 
 def config_files():
@@ -122,8 +152,29 @@ try:
     mongo_password = sm.call("GET", "projects/eyewear/secrets/mongo-password/versions/current:access")[1]["payload"]["data"]
     print("   config: 4 files (YAML, JSON, TOML, .env); a git repository (2 branches, a tag, a note, an LFS model);")
     print("   Secret Manager projects/eyewear: 3 secrets x 3 versions (one disabled, one destroyed, an alias)")
+    mlflow_up.join()
+    if not mlflow.proc:
+        sys.exit("demo: the MLflow server did not start")
+    weights = rnd.randbytes(6 << 20)
+    for v in (1, 2, 3):
+        w = weights[: (4 << 20)] + rnd.randbytes(2 << 20)  # fine-tuned: the first 4 MiB shared, deduplicated
+        register_model_version("face-shape", w, v)
+    mlflow.api("POST", "registered-models/alias", {"name": "face-shape", "alias": "production", "version": "2"})
+    production_weights = model_weights("face-shape", "2")
+    print("   MLflow registry: face-shape v1..v3 (6 MiB ONNX weights each, 4 MiB shared), v2 holds the production alias")
 
-    step("2. The plan (lifeboat.yaml): local repository + GCS copy, MongoDB with continuous oplog, assets, config")
+    step("2. The plan (lifeboat.yaml): local repository + GCS copy, MongoDB with continuous oplog, assets, models, config")
+    (DEMO / "validate_model.py").write_text("""#!/usr/bin/env python3
+# The plan's model validation: the weights must be the ones the model's MLmodel names, the input example readable.
+import hashlib, json, sys
+d = sys.argv[1]
+want = [l.split(": ", 1)[1].strip() for l in open(d + "/MLmodel") if l.startswith("weights_sha256:")][0]
+got = hashlib.sha256(open(d + "/model.onnx", "rb").read()).hexdigest()
+json.load(open(d + "/input_example.json"))
+print("weights", got[:12], "ok" if got == want else "DIFFER from " + want[:12])
+sys.exit(0 if got == want else 1)
+""")
+    (DEMO / "validate_model.py").chmod(0o755)
     (DEMO / "lifeboat.yaml").write_text("""version: 1
 objectives: {rpo: 1h, rto: 4h}
 repositories:
@@ -160,6 +211,16 @@ sources:
     environments:
       test: {target: "${DEMO}/drill", secrets: projects/eyewear-dr-test}
       production: {target: /, git_dir: "${DEMO}/git-restored", secrets: projects/eyewear}
+  models-registry:
+    kind: models
+    mlflow: ${MLFLOW_URL}
+    validate: {run: "${DEMO}/validate_model.py {model_dir}", timeout: 60}
+    schedule: {full: "45 2 * * *"}
+    retention: {last: 3}
+    validation: [manifest, validate]
+    environments:
+      test: {to_dir: "${DEMO}/drill-models"}
+      production: {mlflow: "${MLFLOW_URL}"}
   assets-bucket:
     kind: gcs_bucket
     bucket: gs://eyewear-assets
@@ -200,11 +261,12 @@ sources:
     time.sleep(1.5)
 
     step("5. Disaster: a bad migration drops eyewear_ml.frames, deletes the assets and config directories, "
-         "a secret and wipes the bucket")
+         "a secret and the face-shape model from the registry, and wipes the bucket")
     db.frames.drop()
     shutil.rmtree(assets)
     shutil.rmtree(cfg)
     sm.call("DELETE", "projects/eyewear/secrets/mongo-password")
+    mlflow.api("DELETE", "registered-models/delete", {"name": "face-shape"})
     for name in list(bucket)[::2] + ["models/face-shape/v3/model.onnx"]:
         gcs.delete("eyewear-assets", name)
     gcs.put("eyewear-assets", "site/index.html", b"<html>defaced</html>")
@@ -240,6 +302,13 @@ sources:
           f"mongo-password recreated with its alias — {'equal to the backup' if ok else 'NOT equal to the backup'}")
     if not ok:
         sys.exit("demo: the config restore did not bring back files, mirror and secrets")
+    rm = mlflow.api("GET", "registered-models/get?name=face-shape")[1].get("registered_model", {})
+    prod = [a["version"] for a in rm.get("aliases", []) if a["alias"] == "production"]
+    ok = bool(prod) and model_weights("face-shape", prod[0]) == production_weights
+    print(f"   MLflow: face-shape back in the registry, production → v{prod[0] if prod else '?'} "
+          f"— {'the same weights as before the disaster' if ok else 'NOT the same weights'}")
+    if not ok:
+        sys.exit("demo: the model registry restore did not bring back the production model")
 
     step("8. The runbook still works: --to-dir writes a mongodump layout for `mongorestore --db eyewear_ml --drop`")
     lb("restore", "mongodb", "-r", DEMO / "repo", "--at", at.strftime("%Y-%m-%dT%H:%M:%SZ"), "--to-dir",
@@ -270,3 +339,4 @@ finally:
     mongo.stop()
     gcs.stop()
     sm.stop()
+    mlflow.stop()
