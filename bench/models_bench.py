@@ -1,0 +1,141 @@
+"""Models benchmark: an MLflow registry (mlflow 3.17.2, SQLite, artifact proxy on loopback) holding 20
+versions of a 50 MB model whose versions share 40 MB of weights (a fine-tuned head changes the rest),
+registered as MLflow logs them (a run, its artifacts, the version). In the same run, alternating:
+Lifeboat (`backup models` into a new repository, `restore models --to-dir`, and into the registry
+after the model is deleted) against restic on the server's artifact folder (what a user would back up
+otherwise; it misses the registry itself) and against `mlflow artifacts download` per version (what a
+user would script to restore). Prints times, bytes stored and ratios, and appends them to
+bench/RESULTS.md."""
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "peers"))
+sys.path.insert(0, str(ROOT / "bench"))
+import peers  # noqa: E402
+from benchlib import machine_line, publish, timed  # noqa: E402
+from files_bench import LIFEBOAT, RESTIC, WORK, median  # noqa: E402
+
+
+def register(server, name, files):
+    run = server.api("POST", "runs/create", {"experiment_id": "0", "run_name": "train"})[1]["run"]["info"]
+    root = run["artifact_uri"].split("mlflow-artifacts:/", 1)[1]
+    for path, data in files.items():
+        urllib.request.urlopen(urllib.request.Request(f"{server.url}/api/2.0/mlflow-artifacts/artifacts/{root}/model/{path}",
+                                                      data=data, method="PUT"), timeout=600).read()
+    st, body = server.api("POST", "model-versions/create", {"name": name, "source": run["artifact_uri"] + "/model",
+                                                             "run_id": run["run_id"]})
+    assert st == 200, body
+
+
+def du(path):
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--versions", type=int, default=20)
+    ap.add_argument("--size-mb", type=int, default=50)
+    ap.add_argument("--shared-mb", type=int, default=40)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--no-record", action="store_true")
+    args = ap.parse_args()
+    scratch = WORK / "models-bench"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    rnd = random.Random(11)
+    shared = rnd.randbytes(args.shared_mb << 20)
+    with peers.MLflow(scratch / "server") as server:
+        t0 = time.monotonic()
+        server.api("POST", "registered-models/create", {"name": "face-shape"})
+        for v in range(args.versions):
+            weights = shared + rnd.randbytes((args.size_mb - args.shared_mb) << 20)
+            register(server, "face-shape", {"model.onnx": weights, "MLmodel": b"flavors: {onnx: {}}\n",
+                                            "input_example.json": json.dumps({"data": [[v, 0.5]]}).encode()})
+        server.api("POST", "registered-models/alias", {"name": "face-shape", "alias": "production", "version": "7"})
+        setup_s = time.monotonic() - t0
+        total = args.versions * (args.size_mb << 20)
+        env = dict(os.environ, LIFEBOAT_PASSWORD="bench", RESTIC_PASSWORD="bench", MLFLOW_TRACKING_URI=server.url, **peers.MLflow.ENV)
+        rows = {k: [] for k in ("lb_backup", "lb_rebackup", "lb_restore_dir", "lb_restore_registry", "restic_backup", "restic_restore")}
+        sizes = {}
+        for r in range(args.repeat):
+            for tool in (("lifeboat", "restic") if r % 2 == 0 else ("restic", "lifeboat")):
+                repo = scratch / f"{tool}-repo-{r}"
+                out = scratch / f"{tool}-out-{r}"
+                if tool == "lifeboat":
+                    subprocess.run([LIFEBOAT, "-r", repo, "init", "--kdf-memory-kib", "65536"], env=env, check=True, capture_output=True)
+                    dt, _, _ = timed([LIFEBOAT, "-r", repo, "--no-progress", "backup", "models", "--mlflow", server.url], env)
+                    rows["lb_backup"].append(dt)
+                    sizes["lifeboat"] = du(repo)
+                    dt, _, _ = timed([LIFEBOAT, "-r", repo, "--no-progress", "backup", "models", "--mlflow", server.url], env)
+                    rows["lb_rebackup"].append(dt)
+                    dt, _, _ = timed([LIFEBOAT, "-r", repo, "--no-progress", "restore", "models", "--to-dir", out], env)
+                    rows["lb_restore_dir"].append(dt)
+                    if r == 0:  # into the registry, after the model was deleted; once (it renumbers)
+                        server.api("DELETE", "registered-models/delete", {"name": "face-shape"})
+                        dt, _, _ = timed([LIFEBOAT, "-r", repo, "--no-progress", "restore", "models", "--mlflow", server.url], env)
+                        rows["lb_restore_registry"].append(dt)
+                else:
+                    subprocess.run([RESTIC, "-r", repo, "init"], env=env, check=True, capture_output=True)
+                    dt, _, _ = timed([RESTIC, "-r", repo, "backup", "-q", server.artifacts], env)
+                    rows["restic_backup"].append(dt)
+                    sizes["restic"] = du(repo)
+                    dt, _, _ = timed([RESTIC, "-r", repo, "restore", "latest", "--target", out], env)
+                    rows["restic_restore"].append(dt)
+                shutil.rmtree(out, ignore_errors=True)
+                shutil.rmtree(repo, ignore_errors=True)
+        # What a user scripts to restore without a backup tool: one `mlflow artifacts download` per version.
+        dl = scratch / "mlflow-download"
+        t0 = time.monotonic()
+        for v in range(1, args.versions + 1):
+            subprocess.run([str(peers.MLflow.PYTHON.parent / "mlflow"), "artifacts", "download", "--artifact-uri",
+                            f"models:/face-shape/{v}", "--dst-path", str(dl / str(v))], env=env, check=True, capture_output=True)
+        mlflow_dl = time.monotonic() - t0
+        shutil.rmtree(dl, ignore_errors=True)
+    versions = subprocess.run([RESTIC, "version"], capture_output=True, text=True).stdout.strip()
+    m = {k: median(v) for k, v in rows.items() if v}
+    mib = total / 2**20
+
+    def rate(s):
+        return f"{mib / s:.0f}"
+
+    lines = [
+        f"### {datetime.date.today()} — ML models: MLflow registry, {args.versions} versions of a {args.size_mb} MB model "
+        f"({args.shared_mb} MB of weights shared between versions)",
+        "",
+        machine_line(f"Lifeboat 0.1.0 (zstd level 3, packs of 16 MiB); {versions} (compression auto, pack size default); "
+                     "mlflow 3.17.2 (SQLite backend, artifact proxy)",
+                     f"Median of {args.repeat} rounds, tools alternating; fresh repository each round; all on loopback. "
+                     f"Registering the versions took {setup_s:.0f} s."),
+        "",
+        "| phase | lifeboat s | other s | lifeboat MiB/s | other MiB/s | speed ratio |",
+        "|---|---|---|---|---|---|",
+        f"| backup (registry → new repository; restic: the artifact folder) | {m['lb_backup']:.2f} | {m['restic_backup']:.2f} | "
+        f"{rate(m['lb_backup'])} | {rate(m['restic_backup'])} | {m['restic_backup'] / m['lb_backup']:.2f}x |",
+        f"| unchanged re-backup (listing only) | {m['lb_rebackup']:.2f} | — | — | — | — |",
+        f"| restore to a directory (restic: the artifact folder) | {m['lb_restore_dir']:.2f} | {m['restic_restore']:.2f} | "
+        f"{rate(m['lb_restore_dir'])} | {rate(m['restic_restore'])} | {m['restic_restore'] / m['lb_restore_dir']:.2f}x |",
+        f"| restore into the registry (vs `mlflow artifacts download` per version) | {m['lb_restore_registry']:.2f} | {mlflow_dl:.2f} | "
+        f"{rate(m['lb_restore_registry'])} | {rate(mlflow_dl)} | {mlflow_dl / m['lb_restore_registry']:.2f}x |",
+        "",
+        f"Stored: Lifeboat {sizes['lifeboat'] / 2**20:.0f} MiB, restic {sizes['restic'] / 2**20:.0f} MiB for {mib:.0f} MiB of "
+        f"artifacts ({args.versions} x {args.size_mb} MB; the shared {args.shared_mb} MB deduplicate: "
+        f"{sizes['lifeboat'] / total:.2f} of the data). restic's copy has the artifacts only: no registered model, versions, "
+        f"aliases or tags (mlflow#24652); `mlflow artifacts download` writes files, not a registry.",
+        "",
+    ]
+    publish("\n".join(lines), ROOT / "bench" / "RESULTS.md", record=not args.no_record)
+
+
+if __name__ == "__main__":
+    main()
