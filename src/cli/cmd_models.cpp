@@ -5,6 +5,7 @@
 #include "cli/context.h"
 #include "core/progress.h"
 #include "core/time.h"
+#include "plan/plan.h"
 #include "repo/lock.h"
 #include "sources/models/models.h"
 #include "sources/source_kind.h"
@@ -76,7 +77,7 @@ void register_backup_models(CommandSet c, CLI::App* backup) {
 
 struct ModelsRestoreFlags {
   mdl::ModelsRestoreOptions o;
-  std::string at, date, model, version, name;
+  std::string at, date, model, version, name, environment;
 };
 
 void register_restore_models(CommandSet c, CLI::App* restore) {
@@ -90,9 +91,19 @@ void register_restore_models(CommandSet c, CLI::App* restore) {
   cmd->add_option("--version", f->version, "only this version");
   cmd->add_option("--name", f->name, "the source name the backups were made with");
   cmd->add_flag("--dry-run", f->o.dry_run, "list what would be restored; write nothing");
+  cmd->add_option("--environment", f->environment, "plan mode: restore every models source (or --name's) into this environment");
   cmd->callback([c, f] {
     c.action = [c, f]() -> Status {
       LB_ASSIGN_OR_RETURN(auto at, requested_instant(f->at, f->date));
+      if (auto file = plan_mode(c.global)) {
+        if (f->environment.empty()) return Error(Code::kInvalidArgument, "plan mode: --environment ENV is required");
+        LB_ASSIGN_OR_RETURN(auto p, plan::load_plan(*file));
+        std::vector<std::string> names;
+        for (const auto& s : p.sources)
+          if (s.kind == mdl::kSource && (f->name.empty() || s.name == f->name)) names.push_back(s.name);
+        if (names.empty()) return Error(Code::kNotFound, "the plan has no models source" + (f->name.empty() ? "" : " " + f->name));
+        return plan_restore(c.global, *file, names, f->environment, at);
+      }
       LB_ASSIGN_OR_RETURN(auto repo, open_repository(c.global));
       LB_ASSIGN_OR_RETURN(auto lock, repo::RepoLock::acquire(*repo, repo::LockKind::kShared));
       LB_ASSIGN_OR_RETURN(auto all, repo->list_snapshots());

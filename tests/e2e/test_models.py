@@ -196,3 +196,34 @@ drills:
     assert d.returncode != 0 and res["passed"] is False
     assert checks["manifest"]["ok"] is False and "model.skops" in checks["manifest"]["detail"], checks
     assert checks["validate"]["ok"] is False, checks
+    # The runbook's `restore_models.py --date D --environment ENV`.
+    shutil.rmtree(target)
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    r = lb.run("restore", "models", "--date", day, "--environment", "test", env=env)
+    assert "manifest ok" in r.stdout and "validate ok" in r.stdout, r.stdout
+    assert (target / "face-shape" / "2" / "MLmodel").exists()
+
+
+def test_models_kept_outside_a_registry(lb, tmp_path):
+    """--path: a directory, and a GCS prefix (fake-gcs-server), each one version; no MLflow involved."""
+    model = tmp_path / "model"
+    (model / "sub").mkdir(parents=True)
+    (model / "weights.bin").write_bytes(os.urandom(300_000))
+    (model / "sub" / "config.json").write_text('{"layers": 4}')
+    r = lb.json("backup", "models", "--path", model, "--model", "ranker", "--version", "7",
+                "--validate", "test -s {model_dir}/weights.bin && test {version} = 7")
+    v = r["versions"][0]
+    assert v["validation"]["ok"] and v["files"] == 2, v
+    with peers.FakeGCS() as gcs:
+        gcs.create_bucket("models")
+        gcs.put("models", "ranker/v8/weights.bin", (model / "weights.bin").read_bytes())
+        gcs.put("models", "ranker/v8/sub/config.json", b'{"layers": 5}')
+        r = lb.json("backup", "models", "--path", "gs://models/ranker/v8", "--model", "ranker", "--version", "8", env=gcs.env())
+        assert r["versions"][0]["files"] == 2
+        assert r["versions"][0]["bytes"] == 300_000 + len(b'{"layers": 5}')
+    lb.run("restore", "models", "--to-dir", tmp_path / "out")
+    assert (tmp_path / "out" / "ranker" / "7" / "weights.bin").read_bytes() == (model / "weights.bin").read_bytes()
+    assert (tmp_path / "out" / "ranker" / "8" / "sub" / "config.json").read_text() == '{"layers": 5}'
+    assert json.loads((tmp_path / "out" / "ranker" / "7.mlflow.json").read_text())["model_version"]["version"] == "7"
+    p = lb.run("restore", "models", "--to-dir", tmp_path / "out", check=False)
+    assert p.returncode == 1 and "not empty" in p.stderr
