@@ -7,6 +7,7 @@
 #include "cloud/secret_manager.h"
 #include "core/platform_user.h"
 #include "core/time.h"
+#include "repo/node_io.h"
 #include "repo/snapshot_select.h"
 #include "repo/write_session.h"
 #include "sources/config/config.h"
@@ -30,17 +31,7 @@ repo::Node dir_node(const std::string& name, const repo::BlobId& subtree) {
 }
 
 Result<repo::Node> data_node(repo::WriteSession& session, const std::string& name, ByteView data, int64_t mtime_ns) {
-  repo::MemorySource src(data);
-  LB_ASSIGN_OR_RETURN(auto stored, session.store_stream(src));
-  repo::Node n;
-  n.kind = repo::NodeKind::kFile;
-  n.name = name;
-  n.mode = 0600;
-  n.mtime_ns = n.ctime_ns = n.atime_ns = mtime_ns;
-  n.links = 1;
-  n.size = stored.size_bytes;
-  n.content = stored.content;
-  return n;
+  return repo::store_bytes_node(session, name, data, 0600, mtime_ns);  // secrets and their metadata: owner only
 }
 
 Result<repo::BlobId> store_nodes(repo::WriteSession& session, std::vector<repo::Node> nodes) {

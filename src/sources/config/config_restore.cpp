@@ -10,6 +10,7 @@
 
 #include "cloud/secret_manager.h"
 #include "crypto/crypto.h"
+#include "repo/node_io.h"
 #include "repo/tree_walk.h"
 #include "sources/config/config.h"
 #include "sources/config/git_mirror.h"
@@ -31,17 +32,8 @@ std::optional<repo::BlobId> part_tree(repo::Repository& repo, const repo::Snapsh
   return *n->subtree;
 }
 
-Result<Bytes> read_content(repo::Repository& repo, const repo::Node& n) {
-  Bytes out;
-  for (const auto& b : n.content) {
-    LB_ASSIGN_OR_RETURN(auto data, repo.read_blob(b));
-    out.insert(out.end(), data.begin(), data.end());
-  }
-  return out;
-}
-
 Result<nlohmann::json> read_json(repo::Repository& repo, const repo::Node& n) {
-  LB_ASSIGN_OR_RETURN(auto data, read_content(repo, n));
+  LB_ASSIGN_OR_RETURN(auto data, repo::read_node_bytes(repo, n));
   try {
     return nlohmann::json::parse(data.begin(), data.end());
   } catch (const std::exception& e) {
@@ -129,7 +121,7 @@ Status restore_secrets(repo::Repository& repo, const repo::BlobId& tree, const C
       // numbers after it line up with the backup's.
       if (state != "DESTROYED") {
         if (!v.payload) return Error(Code::kCorrupt, fmt::format("stored secret {} version {} has no payload", s.id, v.number));
-        LB_ASSIGN_OR_RETURN(payload, read_content(repo, *v.payload));
+        LB_ASSIGN_OR_RETURN(payload, repo::read_node_bytes(repo, *v.payload));
       }
       LB_ASSIGN_OR_RETURN(auto added, client->add_version(r.secret, payload));
       std::string vname = added.value("name", "");
@@ -371,7 +363,7 @@ std::vector<ConfigCheck> check_config_target(repo::Repository& repo, const repo:
             }
             if (want != "ENABLED") continue;  // the API serves no payload of a disabled or destroyed version
             auto got = (*client)->access(vname);
-            auto stored_payload = v.payload ? read_content(repo, *v.payload) : Result<Bytes>(Error(Code::kCorrupt, "no payload stored"));
+            auto stored_payload = v.payload ? repo::read_node_bytes(repo, *v.payload) : Result<Bytes>(Error(Code::kCorrupt, "no payload stored"));
             if (!got || !stored_payload) problems.push_back(fmt::format("{} version {}: {}", s.id, v.number,
                                                                         !got ? got.status().message() : stored_payload.status().message()));
             else if (*got != *stored_payload) problems.push_back(fmt::format("{} version {}: the payload differs from the backup", s.id, v.number));

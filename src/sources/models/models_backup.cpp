@@ -3,7 +3,10 @@
 // versions holding the production alias.
 #include <fmt/format.h>
 
+#include <atomic>
 #include <filesystem>
+#include <mutex>
+#include <thread>
 #include <fstream>
 
 #include "cloud/gcs_client.h"
@@ -12,6 +15,7 @@
 #include "core/subprocess.h"
 #include "core/time.h"
 #include "crypto/crypto.h"
+#include "repo/node_io.h"
 #include "repo/snapshot_select.h"
 #include "repo/write_session.h"
 #include "sources/files/files_restore.h"
@@ -22,41 +26,6 @@ namespace lifeboat::sources::models {
 namespace fs = std::filesystem;
 
 namespace {
-
-struct DirBuild {
-  std::map<std::string, DirBuild> dirs;
-  std::map<std::string, repo::Node> files;
-};
-
-Result<repo::BlobId> store_dir(repo::WriteSession& session, const DirBuild& d) {
-  repo::Tree t;
-  for (const auto& [name, sub] : d.dirs) {
-    LB_ASSIGN_OR_RETURN(auto id, store_dir(session, sub));
-    repo::Node n;
-    n.kind = repo::NodeKind::kDir;
-    n.name = name;
-    n.mode = 0755;
-    n.subtree = id;
-    t.nodes.push_back(std::move(n));
-  }
-  for (const auto& [name, node] : d.files) t.nodes.push_back(node);
-  t.sort();
-  return session.store_tree(t);
-}
-
-Result<repo::Node> file_node(repo::WriteSession& session, const std::string& name, ByteView data, int64_t mtime_ns) {
-  repo::MemorySource src(data);
-  LB_ASSIGN_OR_RETURN(auto stored, session.store_stream(src));
-  repo::Node n;
-  n.kind = repo::NodeKind::kFile;
-  n.name = name;
-  n.mode = 0644;
-  n.mtime_ns = n.ctime_ns = n.atime_ns = mtime_ns;
-  n.links = 1;
-  n.size = stored.size_bytes;
-  n.content = stored.content;
-  return n;
-}
 
 std::string hex_sha256(ByteView data) {
   auto d = crypto::sha256(data);
@@ -154,41 +123,61 @@ Result<VersionBackup> backup_version(repo::Repository& repo, const ModelsBackupO
       }
   }
   if (!artifacts) {
-    DirBuild tree;
-    for (const auto& f : v.files) {
-      auto data = v.read(f.path);
-      if (!data) {
-        (void)session.flush();
-        return data.status().with_context(fmt::format("model {} version {}: artifact {}", v.model, v.version, f.path));
+    repo::DirBuilder tree;
+    // Downloads in parallel (the server's proxy serves one file per request), each stored as it arrives.
+    std::vector<std::optional<repo::Node>> nodes(v.files.size());
+    std::vector<std::string> hashes(v.files.size());
+    std::atomic<size_t> next{0};
+    std::mutex mu;
+    Status failed;
+    auto worker = [&] {
+      for (size_t i = next++; i < v.files.size(); i = next++) {
+        const auto& f = v.files[i];
+        auto data = v.read(f.path);
+        Status s;
+        if (!data) {
+          s = data.status().with_context(fmt::format("model {} version {}: artifact {}", v.model, v.version, f.path));
+        } else if (data->size() != f.size && f.size != 0) {
+          s = Error(Code::kUnavailable, fmt::format("model {} version {}: artifact {} is {} bytes, the listing said {} "
+                                                    "(changed while being read: back up again)", v.model, v.version, f.path,
+                                                    data->size(), f.size));
+        } else {
+          hashes[i] = hex_sha256(*data);
+          auto node = repo::store_bytes_node(session, "", *data, 0644, v.mtime_ns);
+          if (node) nodes[i] = std::move(*node);
+          else s = node.status();
+          progress.bytes_done += data->size();
+          progress.files_done++;
+        }
+        if (!s) {
+          std::lock_guard l(mu);
+          if (failed) failed = s;
+          next = v.files.size();
+        }
       }
-      if (data->size() != f.size && f.size != 0) {
-        (void)session.flush();
-        return Error(Code::kUnavailable, fmt::format("model {} version {}: artifact {} is {} bytes, the listing said {} "
-                                                     "(changed while being read: back up again)", v.model, v.version, f.path,
-                                                     data->size(), f.size));
-      }
-      manifest[f.path] = hex_sha256(*data);
-      out.downloaded_bytes += data->size();
-      progress.bytes_done += data->size();
-      progress.files_done++;
-      DirBuild* d = &tree;
-      fs::path p(f.path);
-      std::vector<std::string> parts;
-      for (const auto& c : p) parts.push_back(c.string());
-      for (size_t i = 0; i + 1 < parts.size(); ++i) d = &d->dirs[parts[i]];
-      LB_ASSIGN_OR_RETURN(auto node, file_node(session, parts.back(), *data, v.mtime_ns));
-      d->files[parts.back()] = std::move(node);
+    };
+    std::vector<std::thread> threads;
+    for (size_t t = 0; t < std::min<size_t>(4, v.files.size()); ++t) threads.emplace_back(worker);
+    for (auto& t : threads) t.join();
+    if (!failed) {
+      (void)session.flush();
+      return failed;
     }
-    LB_ASSIGN_OR_RETURN(artifacts, store_dir(session, tree));
+    for (size_t i = 0; i < v.files.size(); ++i) {
+      manifest[v.files[i].path] = hashes[i];
+      out.downloaded_bytes += nodes[i]->size;
+      tree.place(v.files[i].path, std::move(*nodes[i]));
+    }
+    LB_ASSIGN_OR_RETURN(artifacts, tree.store(session));
   }
   for (const auto& f : v.files) out.bytes += f.size;
   out.files = v.files.size();
-  DirBuild root;
   std::string rm = v.registered_model.dump(2), mv = v.model_version.dump(2);
-  LB_ASSIGN_OR_RETURN(root.files["registered_model.json"], file_node(session, "registered_model.json", as_bytes(rm), v.mtime_ns));
-  LB_ASSIGN_OR_RETURN(root.files["model_version.json"], file_node(session, "model_version.json", as_bytes(mv), v.mtime_ns));
   repo::Tree t;
-  for (auto& [name, n] : root.files) t.nodes.push_back(n);
+  LB_ASSIGN_OR_RETURN(auto rm_node, repo::store_bytes_node(session, "registered_model.json", as_bytes(rm), 0644, v.mtime_ns));
+  LB_ASSIGN_OR_RETURN(auto mv_node, repo::store_bytes_node(session, "model_version.json", as_bytes(mv), 0644, v.mtime_ns));
+  t.nodes.push_back(std::move(rm_node));
+  t.nodes.push_back(std::move(mv_node));
   repo::Node an;
   an.kind = repo::NodeKind::kDir;
   an.name = "artifacts";

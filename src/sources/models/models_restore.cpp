@@ -11,6 +11,7 @@
 #include "core/atomic_file.h"
 #include "crypto/crypto.h"
 #include "core/time.h"
+#include "repo/node_io.h"
 #include "repo/tree_walk.h"
 #include "sources/files/files_restore.h"
 #include "sources/models/models.h"
@@ -27,15 +28,6 @@ struct StoredVersion {
   repo::BlobId artifacts{};
 };
 
-Result<Bytes> content_of(repo::Repository& repo, const repo::Node& n) {
-  Bytes out;
-  for (const auto& b : n.content) {
-    LB_ASSIGN_OR_RETURN(auto d, repo.read_blob(b));
-    out.insert(out.end(), d.begin(), d.end());
-  }
-  return out;
-}
-
 Result<StoredVersion> load_version(repo::Repository& repo, const repo::SnapshotRef& ref) {
   StoredVersion v{&ref, {}, {}, {}};
   LB_ASSIGN_OR_RETURN(auto root, repo.load_tree(ref.snapshot.tree));
@@ -43,8 +35,8 @@ Result<StoredVersion> load_version(repo::Repository& repo, const repo::SnapshotR
   const auto* mv = root.find("model_version.json");
   const auto* art = root.find("artifacts");
   if (!rm || !mv || !art || !art->subtree) return Error(Code::kCorrupt, fmt::format("snapshot {} is not a model version", ref.short_id()));
-  LB_ASSIGN_OR_RETURN(auto rmb, content_of(repo, *rm));
-  LB_ASSIGN_OR_RETURN(auto mvb, content_of(repo, *mv));
+  LB_ASSIGN_OR_RETURN(auto rmb, repo::read_node_bytes(repo, *rm));
+  LB_ASSIGN_OR_RETURN(auto mvb, repo::read_node_bytes(repo, *mv));
   try {
     v.registered_model = nlohmann::json::parse(rmb.begin(), rmb.end());
     v.model_version = nlohmann::json::parse(mvb.begin(), mvb.end());
@@ -147,7 +139,7 @@ Result<std::vector<VersionRestored>> restore_models(repo::Repository& repo, cons
     LB_ASSIGN_OR_RETURN(auto root, cloud::artifact_proxy_path(artifact_uri));
     LB_RETURN_IF_ERROR(repo::walk_tree(repo, v.artifacts, [&](const std::string& path, const repo::Node& n) -> Status {
       if (n.kind != repo::NodeKind::kFile) return Status::ok();
-      LB_ASSIGN_OR_RETURN(auto data, content_of(repo, n));
+      LB_ASSIGN_OR_RETURN(auto data, repo::read_node_bytes(repo, n));
       LB_RETURN_IF_ERROR(c.upload(root + "/model/" + path, data));
       r.files++;
       r.bytes += data.size();

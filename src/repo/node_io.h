@@ -1,0 +1,30 @@
+// Files that sources build in memory rather than read from disk (registry metadata, secret payloads,
+// downloaded artifacts): storing bytes as a file node, reading a node's bytes back, and a tree of
+// such nodes stored bottom-up.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "repo/repository.h"
+#include "repo/write_session.h"
+
+namespace lifeboat::repo {
+
+// `data` stored through `session` (chunked, deduplicated) as a file node named `name`.
+Result<Node> store_bytes_node(WriteSession& session, const std::string& name, ByteView data, uint32_t mode, int64_t mtime_ns);
+
+// A file node's whole content, read (and authenticated) from the repository.
+Result<Bytes> read_node_bytes(Repository& repo, const Node& node);
+
+// A directory being built: subdirectories by name, file nodes by name.
+struct DirBuilder {
+  std::map<std::string, DirBuilder> dirs;
+  std::map<std::string, Node> files;
+  // Places a node at a '/'-separated relative path (its last component is the node's name).
+  void place(const std::string& relative_path, Node node);
+  // Stores every directory bottom-up (mode 0755); returns the root tree's ID.
+  Result<BlobId> store(WriteSession& session) const;
+};
+
+}  // namespace lifeboat::repo
