@@ -62,7 +62,7 @@ SettingsPtr parse(const nlohmann::json& section, std::vector<SettingsProblem>& p
   if (s->paths.empty() && s->git.empty() && s->secrets.empty())
     problems.push_back({"paths", "give paths, git repositories or secrets (projects/P) to back up"});
   if (!s->secrets.empty() && s->secrets.rfind("projects/", 0) != 0) problems.push_back({"secrets", "expected projects/PROJECT"});
-  return r.ok() && problems.empty() ? s : nullptr;
+  return r.ok() ? s : nullptr;  // every problem above went into the same list r counts
 }
 
 std::optional<repo::SnapshotRef> newest(const std::vector<repo::SnapshotRef>& all, const std::string& name, std::optional<int64_t> at_ns) {

@@ -49,7 +49,7 @@ SettingsPtr parse(const nlohmann::json& section, std::vector<SettingsProblem>& p
   if (s->mlflow.empty() == s->path.empty()) problems.push_back({"mlflow", "give mlflow: URL (a registry) or path: DIR|gs://BUCKET/PREFIX"});
   if (!s->path.empty() && (s->models.size() != 1 || s->version.empty()))
     problems.push_back({"path", "a path holds one version: name it with models: [NAME] and version: V"});
-  return r.ok() && problems.empty() ? s : nullptr;
+  return r.ok() ? s : nullptr;  // every problem above went into the same list r counts
 }
 
 std::vector<repo::SnapshotRef> versions_at(const std::vector<repo::SnapshotRef>& all, const std::string& name, std::optional<int64_t> at_ns) {
