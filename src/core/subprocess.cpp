@@ -20,6 +20,16 @@ std::string CommandResult::describe() const {
   return fmt::format("exited {}", exit_code);
 }
 
+std::string fill_command(std::string run, const std::vector<std::pair<std::string, std::string>>& values) {
+  for (const auto& [key, value] : values) {
+    std::string quoted = "'";
+    for (char c : value) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    quoted += "'";
+    for (size_t p = run.find(key); p != std::string::npos; p = run.find(key, p + quoted.size())) run.replace(p, key.size(), quoted);
+  }
+  return run;
+}
+
 Result<CommandResult> run_command(const std::vector<std::string>& argv, int64_t timeout_s, size_t tail_bytes) {
   if (argv.empty()) return Error(Code::kInvalidArgument, "no command to run");
   int pipefd[2];

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/status.h"
@@ -18,6 +19,10 @@ struct CommandResult {
   bool ok() const { return exit_code == 0; }
   std::string describe() const;  // "exited 2", "killed by signal 9", "ran past its 60 s limit and was killed"
 };
+
+// A command template from a plan ("check {file}") with each placeholder replaced by its value quoted
+// for /bin/sh, so a path with spaces or quotes stays one word and runs nothing.
+std::string fill_command(std::string run, const std::vector<std::pair<std::string, std::string>>& values);
 
 // argv[0] is looked up in PATH. kIo when it cannot be started at all.
 Result<CommandResult> run_command(const std::vector<std::string>& argv, int64_t timeout_s, size_t tail_bytes = 4096);

@@ -117,6 +117,14 @@ TEST(Subprocess, ExitStatusOutputAndTimeLimit) {
   EXPECT_EQ(tail->output_tail, "98\n99999\n100000\n");
 }
 
+TEST(Subprocess, FillCommandQuotesEachValue) {
+  EXPECT_EQ(fill_command("check {file} --v {version}", {{"{file}", "/a b/it's.yaml"}, {"{version}", "3"}}),
+            "check '/a b/it'\\''s.yaml' --v '3'");
+  auto r = run_command({"/bin/sh", "-c", fill_command("printf %s {x}", {{"{x}", "$(echo no); `x` 'q'"}})}, 10);
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r->output_tail, "$(echo no); `x` 'q'");
+}
+
 TEST(ConfigSource, GitSourceNames) {
   EXPECT_EQ(parse_git_source("/srv/repos/app.git").name, "app");
   EXPECT_EQ(parse_git_source("/srv/work/app/").name, "app");

@@ -196,16 +196,6 @@ bool matches(const std::string& pattern, const std::string& path) {
          fnmatch(pattern.c_str(), fs::path(path).filename().c_str(), 0) == 0;
 }
 
-std::string substitute_file(const std::string& run, const std::string& file) {
-  std::string out = run;
-  std::string quoted = "'";
-  for (char c : file) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  quoted += "'";
-  for (size_t p = out.find("{file}"); p != std::string::npos; p = out.find("{file}", p + quoted.size()))
-    out.replace(p, 6, quoted);
-  return out;
-}
-
 }  // namespace
 
 ConfigCheckReport check_tree(const std::vector<std::string>& paths, const std::vector<std::string>& excludes,
@@ -252,7 +242,7 @@ ConfigCheckReport check_tree(const std::vector<std::string>& paths, const std::v
     }
     for (const auto& c : commands) {
       if (!matches(c.match, f)) continue;
-      auto r = run_command({"/bin/sh", "-c", substitute_file(c.run, f)}, c.timeout_s, 0);
+      auto r = run_command({"/bin/sh", "-c", fill_command(c.run, {{"{file}", f}})}, c.timeout_s, 0);
       if (!r) report.problems.push_back({f, 0, fmt::format("check '{}' could not run: {}", c.run, r.status().message())});
       else if (!r->ok())
         // Its output is not repeated: a validator may echo the values it read.

@@ -40,29 +40,16 @@ struct VersionSource {
   std::vector<cloud::ArtifactFile> files;
   std::function<Result<Bytes>(const std::string& path)> read;
   int64_t mtime_ns = 0;
-  std::string fingerprint() const {
-    nlohmann::json listing = nlohmann::json::array();
-    for (const auto& f : files) listing.push_back({f.path, f.size});
-    nlohmann::json j = {{"rm", registered_model}, {"mv", model_version}, {"aliases", aliases}, {"files", listing}};
-    return hex_sha256(as_bytes(j.dump()));
-  }
   nlohmann::json listing() const {
     nlohmann::json l = nlohmann::json::array();
     for (const auto& f : files) l.push_back({f.path, f.size});
     return l;
   }
+  std::string fingerprint() const {
+    nlohmann::json j = {{"rm", registered_model}, {"mv", model_version}, {"aliases", aliases}, {"files", listing()}};
+    return hex_sha256(as_bytes(j.dump()));
+  }
 };
-
-std::string shell_quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-std::string substitute(std::string run, const std::string& key, const std::string& value) {
-  for (size_t p = run.find(key); p != std::string::npos; p = run.find(key, p + value.size())) run.replace(p, key.size(), value);
-  return run;
-}
 
 // The artifacts read back from the repository into a temporary directory, the command run on them.
 Result<std::pair<bool, std::string>> run_validation(repo::Repository& repo, const repo::BlobId& artifacts, const std::string& version,
@@ -331,7 +318,7 @@ Result<VersionSource> path_version(const ModelsBackupOptions& o) {
 }  // namespace
 
 std::pair<bool, std::string> run_validate_command(const ValidateCommand& v, const std::string& model_dir, const std::string& version) {
-  std::string cmd = substitute(substitute(v.run, "{model_dir}", shell_quote(model_dir)), "{version}", shell_quote(version));
+  std::string cmd = fill_command(v.run, {{"{model_dir}", model_dir}, {"{version}", version}});
   auto r = run_command({"/bin/sh", "-c", cmd}, v.timeout_s, 2000);
   if (!r) return {false, r.status().message()};
   std::string tail = r->output_tail;
