@@ -3,6 +3,7 @@
 
 #include "sources/config/config_source.h"
 #include "sources/files/files_source.h"
+#include "sources/firestore/firestore_source.h"
 #include "sources/gcs_bucket/gcs_bucket_source.h"
 #include "sources/models/models_source.h"
 #include "sources/mongodb/mongodb_source.h"
@@ -24,12 +25,13 @@ const std::vector<const SourceKind*>& source_kinds() {
       &gcs_bucket::gcs_bucket_source_kind(),
       &config::config_source_kind(),
       &models::models_source_kind(),
+      &firestore::firestore_source_kind(),
   };
   return kinds;
 }
 
 const std::vector<std::string>& planned_source_kinds() {
-  static const std::vector<std::string> planned = {"firestore"};
+  static const std::vector<std::string> planned = {};
   return planned;
 }
 

@@ -1,0 +1,261 @@
+// Firestore backups: pick the server's read time, split the database into ranges of document
+// names, read them with several readers at that read time, store one node per document in name
+// order, read every stored document back to check counts and hashes, commit (see firestore.h).
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+
+#include "cloud/firestore_client.h"
+#include "core/interrupt.h"
+#include "core/platform_user.h"
+#include "core/time.h"
+#include "core/worker_pool.h"
+#include "repo/node_io.h"
+#include "repo/write_session.h"
+#include "sources/firestore/firestore.h"
+#include "sources/firestore/firestore_internal.h"
+
+namespace lifeboat::sources::firestore {
+
+namespace {
+
+constexpr size_t kPage = 1000;
+
+struct ReadDoc {
+  std::string relative;
+  repo::Node node;
+  nlohmann::json stored;  // kept only until the stats are added
+};
+
+}  // namespace
+
+bool firestore_name_less(const std::string& a, const std::string& b) {
+  // Segment by segment: "users/alice" < "users/alice/orders/o1" < "users/alicf".
+  size_t n = std::min(a.size(), b.size());
+  for (size_t i = 0; i < n; ++i) {
+    unsigned char x = a[i] == '/' ? 0 : static_cast<unsigned char>(a[i]) + 1;
+    unsigned char y = b[i] == '/' ? 0 : static_cast<unsigned char>(b[i]) + 1;
+    if (x != y) return x < y;
+  }
+  return a.size() < b.size();
+}
+
+std::vector<cloud::FirestoreRange> collection_ranges(const std::string& root, const std::vector<std::string>& collections) {
+  std::vector<cloud::FirestoreRange> out;
+  if (collections.empty()) return {cloud::FirestoreRange{}};
+  // Everything below collection C lies between "C/\0" and "C\0/\0" in name order.
+  for (const auto& c : collections)
+    out.push_back({fmt::format("{}/{}/{}", root, c, std::string(1, '\0')), fmt::format("{}/{}{}/{}", root, c, std::string(1, '\0'), std::string(1, '\0'))});
+  return out;
+}
+
+Result<std::vector<cloud::FirestoreRange>> split_ranges(const cloud::FirestoreClient& client, const std::string& root,
+                                                        const std::vector<std::string>& collections, size_t parts,
+                                                        const std::string& read_time) {
+  auto base = collection_ranges(root, collections);
+  if (parts <= 1) return base;
+  if (collections.empty()) {
+    LB_ASSIGN_OR_RETURN(auto cuts, client.partition(root, parts, read_time));
+    if (cuts) {
+      std::vector<cloud::FirestoreRange> out;
+      std::string start;
+      for (const auto& c : *cuts) {
+        out.push_back({start, c});
+        start = c;
+      }
+      out.push_back({start, ""});
+      return out;
+    }
+  }
+  // No partitionQuery (the emulator): count each range and cut it at evenly spaced offsets.
+  std::vector<cloud::FirestoreRange> out;
+  for (const auto& r : base) {
+    LB_ASSIGN_OR_RETURN(int64_t n, client.count(root, r, read_time));
+    size_t k = std::min<size_t>(parts, static_cast<size_t>(n / static_cast<int64_t>(kPage)) + 1);
+    std::string start = r.start;
+    for (size_t i = 1; i < k; ++i) {
+      LB_ASSIGN_OR_RETURN(auto cut, client.name_at(root, r, n * static_cast<int64_t>(i) / static_cast<int64_t>(k), read_time));
+      if (!cut || *cut == start) continue;
+      out.push_back({start, *cut});
+      start = *cut;
+    }
+    out.push_back({start, r.end});
+  }
+  return out;
+}
+
+Result<FirestoreBackupResult> backup_firestore(repo::Repository& repo, const FirestoreBackupOptions& options,
+                                               ProgressCounters& progress) {
+  if (options.project.empty()) return Error(Code::kInvalidArgument, "backup firestore needs --project");
+  const int64_t start_mono = monotonic_ns();
+  LB_ASSIGN_OR_RETURN(auto client, cloud::FirestoreClient::from_environment());
+  const std::string root = cloud::firestore_documents_root(options.project, options.database);
+  const std::string db = root.substr(0, root.size() - std::string("/documents").size());
+
+  // The read time is the server's: whatever it answers "now" with.
+  LB_ASSIGN_OR_RETURN(auto first, client->query(root, {}, "", 1, "", true));
+  if (first.read_time.empty()) return Error(Code::kUnavailable, fmt::format("{}: the server gave no read time", db));
+  const std::string read_time = first.read_time;
+  LB_ASSIGN_OR_RETURN(int64_t read_ns, parse_time(read_time));
+  auto window_check = [&]() -> Status {
+    int64_t age = now_unix_ns() - read_ns;
+    if (age + options.read_window_ns / 20 > options.read_window_ns)
+      return Error(Code::kFatal,
+                   fmt::format("{}: the backup could not finish inside the read window ({} since the read time {}, the server keeps "
+                               "{}); nothing was committed. Enable point-in-time recovery on the database (7 days, then "
+                               "--read-window 7d) or back up fewer collections at a time (--collection)",
+                               db, format_duration_ms(age / 1000000), read_time, format_duration_ms(options.read_window_ns / 1000000)));
+    return Status::ok();
+  };
+
+  const size_t readers = std::max<size_t>(1, options.readers);
+  LB_ASSIGN_OR_RETURN(auto ranges, split_ranges(*client, root, options.collections, readers * 4, read_time));
+
+  repo::WriteSession session(repo);
+  std::mutex mu;
+  std::vector<ReadDoc> docs;
+  Status failed;
+  std::atomic<bool> stop{false};
+  uint64_t total_bytes = 0;
+  {
+    WorkerPool pool(readers, ranges.size() + 1);
+    for (const auto& range : ranges) {
+      pool.submit([&, range] {
+        std::string after;
+        std::vector<ReadDoc> mine;
+        uint64_t bytes = 0;
+        Status st;
+        while (!stop && st.is_ok()) {
+          if (interrupted()) {
+            st = Error(Code::kInterrupted, "interrupted");
+            break;
+          }
+          auto page = client->query(root, range, after, kPage, read_time);
+          if (!page) {
+            st = cloud::firestore_read_time_too_old(page.status())
+                     ? page.status().with_context(fmt::format("the server no longer keeps the read time {} (without "
+                                                              "point-in-time recovery it keeps an hour); nothing was committed",
+                                                              read_time))
+                     : page.status();
+            break;
+          }
+          for (auto& d : page->documents) {
+            std::string rel = relative_name(d.value("name", ""), root);
+            if (rel.empty()) continue;
+            nlohmann::json stored = stored_document(d, root);
+            std::string text = stored.dump();
+            int64_t mtime = 0;
+            if (auto t = parse_time(stored.value("updateTime", "")); t) mtime = *t;
+            auto node = repo::store_bytes_node(session, escape_name(rel), as_bytes(text), 0644, mtime);
+            if (!node) {
+              st = node.status();
+              break;
+            }
+            bytes += text.size();
+            progress.files_done++;
+            progress.bytes_done += text.size();
+            mine.push_back({rel, std::move(*node), std::move(stored)});
+          }
+          if (!st.is_ok() || page->documents.size() < kPage) break;
+          after = page->documents.back().value("name", "");
+          st = window_check();
+        }
+        std::lock_guard<std::mutex> g(mu);
+        if (!st.is_ok()) {
+          if (failed.is_ok()) failed = st;
+          stop = true;
+          return;
+        }
+        total_bytes += bytes;
+        for (auto& d : mine) docs.push_back(std::move(d));
+      });
+    }
+    pool.wait_idle();
+  }
+  if (failed.is_ok()) failed = window_check();
+  if (!failed.is_ok()) {
+    (void)session.flush();  // stored documents help the next attempt; no snapshot
+    return failed;
+  }
+  progress.totals_final = true;
+
+  std::sort(docs.begin(), docs.end(), [](const ReadDoc& a, const ReadDoc& b) { return firestore_name_less(a.relative, b.relative); });
+  StatsMap stats;
+  for (auto& d : docs) {
+    stats[top_collection(d.relative)].add(d.stored);
+    d.stored = nullptr;
+  }
+  for (const auto& c : options.collections) stats[c];  // an empty collection asked for is recorded as empty
+  LB_ASSIGN_OR_RETURN(auto root_id, store_document_tree(session, docs.size(), [&](size_t i) -> std::pair<std::string, repo::Node> {
+                        return {docs[i].relative, docs[i].node};
+                      }));
+  LB_RETURN_IF_ERROR(session.flush());
+
+  // Read every document back from the repository (not the stream just stored) and recount.
+  std::vector<repo::Node> nodes;
+  nodes.reserve(docs.size());
+  for (const auto& d : docs) nodes.push_back(d.node);
+  LB_ASSIGN_OR_RETURN(StatsMap reread, stats_of_nodes(repo, nodes, readers));
+  for (const auto& c : options.collections) reread[c];
+  nlohmann::json checks = nlohmann::json::array();
+  bool same = reread.size() == stats.size() &&
+              std::equal(stats.begin(), stats.end(), reread.begin(), [](const auto& a, const auto& b) {
+                return a.first == b.first && a.second.documents == b.second.documents && a.second.hash() == b.second.hash();
+              });
+  checks.push_back({{"check", "hashes"},
+                    {"ok", same},
+                    {"detail", same ? fmt::format("{} documents in {} collections read back from the repository match their counts and hashes",
+                                                  docs.size(), stats.size())
+                                    : "documents read back from the repository differ from what was read"}});
+  if (!same) return Error(Code::kCorrupt, fmt::format("{}: documents read back from the repository differ from what the server sent; nothing was committed", db));
+
+  repo::Snapshot snap;
+  snap.time_ns = read_ns;
+  snap.hostname = options.hostname.empty() ? platform::hostname() : options.hostname;
+  snap.username = platform::username();
+  snap.source = kSource;
+  snap.paths = {db};
+  snap.tags = options.tags;
+  snap.tree = root_id;
+  snap.metadata = {{"project", options.project},
+                   {"database", options.database.empty() ? "(default)" : options.database},
+                   {"name", options.name.empty() ? db : options.name},
+                   {"read_time", read_time},
+                   {"documents", docs.size()},
+                   {"bytes", total_bytes},
+                   {"collections", stats_json(stats)},
+                   {"only", options.collections},
+                   {"readers", readers},
+                   {"ranges", ranges.size()},
+                   {"finished_ns", now_unix_ns()}};
+  snap.summary = repo::session_summary(session, start_mono);
+  snap.summary["documents"] = docs.size();
+  snap.summary["total_bytes"] = total_bytes;
+  snap.summary["collections"] = stats.size();
+  snap.summary["checks"] = checks;
+  FirestoreBackupResult result;
+  LB_ASSIGN_OR_RETURN(result.snapshot_id, session.commit(snap));
+  result.snapshot = std::move(snap);
+  return result;
+}
+
+Result<repo::SnapshotRef> pick_firestore_snapshot(const std::vector<repo::SnapshotRef>& all, const std::string& project,
+                                                  const std::string& database, const std::vector<std::string>& tags,
+                                                  std::optional<int64_t> at_ns) {
+  std::string db = fmt::format("projects/{}/databases/{}", project, database.empty() ? "(default)" : database);
+  const repo::SnapshotRef* best = nullptr;
+  for (const auto& s : all) {
+    if (s.snapshot.source != kSource || s.snapshot.paths.empty() || (!project.empty() && s.snapshot.paths[0] != db)) continue;
+    if (at_ns && s.snapshot.time_ns > *at_ns) continue;
+    if (!std::all_of(tags.begin(), tags.end(), [&](const std::string& t) { return s.snapshot.has_tag(t); })) continue;
+    if (!best || s.snapshot.time_ns > best->snapshot.time_ns) best = &s;
+  }
+  if (!best)
+    return Error(Code::kNotFound, fmt::format("no Firestore backup of {}{}", project.empty() ? "any database" : db,
+                                              at_ns ? " at or before " + format_rfc3339(*at_ns) : ""));
+  return *best;
+}
+
+}  // namespace lifeboat::sources::firestore

@@ -1,0 +1,37 @@
+// Pieces the Firestore backup, restore and checks share (not part of the source's interface).
+#pragma once
+
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cloud/firestore_client.h"
+#include "repo/write_session.h"
+#include "sources/firestore/firestore.h"
+
+namespace lifeboat::sources::firestore {
+
+// Firestore's name order on relative names: segment by segment.
+bool firestore_name_less(const std::string& a, const std::string& b);
+// One range per top-level collection (everything below it), or the whole database.
+std::vector<cloud::FirestoreRange> collection_ranges(const std::string& root, const std::vector<std::string>& collections);
+// Those ranges cut into about `parts` pieces: the server's partitions, else cuts at counted offsets.
+Result<std::vector<cloud::FirestoreRange>> split_ranges(const cloud::FirestoreClient& client, const std::string& root,
+                                                        const std::vector<std::string>& collections, size_t parts,
+                                                        const std::string& read_time);
+
+// Stores documents (given in name order by `at(i)` → relative name, file node) as the snapshot tree
+// "documents/GROUP/BUCKET/NAME"; returns the root tree.
+Result<repo::BlobId> store_document_tree(repo::WriteSession& session, size_t count,
+                                         const std::function<std::pair<std::string, repo::Node>(size_t)>& at);
+// Every document node of a snapshot's tree (relative name, node), in tree order.
+Result<std::vector<std::pair<std::string, repo::Node>>> document_nodes(repo::Repository& repo, const repo::BlobId& tree);
+// Reads the nodes' documents from the repository with `threads` readers, calling fn with each (from
+// several threads at once); the first error stops the rest.
+Status for_each_stored(repo::Repository& repo, const std::vector<repo::Node>& nodes, size_t threads,
+                       const std::function<Status(nlohmann::json&&)>& fn);
+// Counts and hashes of the nodes' documents, read back from the repository.
+Result<StatsMap> stats_of_nodes(repo::Repository& repo, const std::vector<repo::Node>& nodes, size_t threads);
+
+}  // namespace lifeboat::sources::firestore

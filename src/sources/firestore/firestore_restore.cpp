@@ -1,0 +1,327 @@
+// Firestore restores: documents from a snapshot (or from the live database as of an instant) written
+// with parallel batch writes, each failed write retried; then, with --replace, documents of the
+// restored collections that the source state lacks are deleted. And the checks that read the target
+// back (see firestore.h).
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cmath>
+#include <mutex>
+#include <thread>
+
+#include "cloud/firestore_client.h"
+#include "core/interrupt.h"
+#include "core/time.h"
+#include "core/worker_pool.h"
+#include "repo/node_io.h"
+#include "sources/firestore/firestore_internal.h"
+
+namespace lifeboat::sources::firestore {
+
+namespace {
+
+constexpr size_t kBatch = 500;  // batchWrite's limit
+
+// Firestore's guidance for a new write load: 500 writes/s, then 50% more every 5 minutes.
+class Ramp {
+ public:
+  explicit Ramp(bool on) : on_(on), start_(monotonic_ns()), next_(start_) {}
+  void acquire(size_t writes) {
+    if (!on_) return;
+    std::unique_lock<std::mutex> g(mu_);
+    int64_t now = monotonic_ns();
+    double rate = 500.0 * std::pow(1.5, static_cast<double>((now - start_) / (300LL * 1000000000LL)));
+    int64_t at = std::max(next_, now);
+    next_ = at + static_cast<int64_t>(1e9 * static_cast<double>(writes) / rate);
+    g.unlock();
+    if (at > now) std::this_thread::sleep_for(std::chrono::nanoseconds(at - now));
+  }
+
+ private:
+  bool on_;
+  int64_t start_;
+  std::mutex mu_;
+  int64_t next_;
+};
+
+bool retryable_code(int code) { return code == 4 || code == 8 || code == 10 || code == 13 || code == 14; }
+
+// Writes `writes` (names in `names`, for messages), retrying the writes whose status is retryable.
+Status write_batch(const cloud::FirestoreClient& client, const std::string& database, nlohmann::json writes,
+                   std::vector<std::string> names, Ramp& ramp) {
+  for (int attempt = 1; !writes.empty(); ++attempt) {
+    if (interrupted()) return Error(Code::kInterrupted, "interrupted");
+    ramp.acquire(writes.size());
+    LB_ASSIGN_OR_RETURN(auto statuses, client.batch_write(database, writes));
+    nlohmann::json again = nlohmann::json::array();
+    std::vector<std::string> again_names;
+    for (size_t i = 0; i < statuses.size(); ++i) {
+      int code = statuses[i].value("code", 0);
+      if (code == 0) continue;
+      std::string msg = statuses[i].value("message", "");
+      if (!retryable_code(code) || attempt >= 6)
+        return Error(Code::kIo, fmt::format("document {}: the server refused the write (code {}): {}{}", names[i], code, msg,
+                                            attempt >= 6 && retryable_code(code) ? " (after 6 attempts)" : ""));
+      again.push_back(writes[i]);
+      again_names.push_back(names[i]);
+    }
+    if (!again.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100 << std::min(attempt, 6)));
+    writes = std::move(again);
+    names = std::move(again_names);
+  }
+  return Status::ok();
+}
+
+struct Shared {
+  std::mutex mu;
+  Status failed;
+  std::atomic<bool> stop{false};
+  FirestoreRestoreResult result;
+  StatsMap repo_stats;  // snapshot sources: recomputed from what the repository gave
+
+  void fail(const Status& s) {
+    std::lock_guard<std::mutex> g(mu);
+    if (failed.is_ok()) failed = s;
+    stop = true;
+  }
+};
+
+bool wanted(const std::vector<std::string>& collections, const std::string& rel) {
+  return collections.empty() || std::find(collections.begin(), collections.end(), top_collection(rel)) != collections.end();
+}
+
+// Writes a list of stored documents into the target, recording what the target must now hold.
+Status write_documents(const cloud::FirestoreClient& client, const std::string& target_db, const std::string& target_root,
+                       std::vector<nlohmann::json> docs, const FirestoreRestoreOptions& o, Ramp& ramp, Shared& shared,
+                       ProgressCounters& progress) {
+  StatsMap local;
+  std::vector<std::string> names;
+  uint64_t bytes = 0;
+  nlohmann::json writes = nlohmann::json::array();
+  std::vector<std::string> batch_names;
+  for (auto& d : docs) {
+    std::string rel = d.value("name", "");
+    local[top_collection(rel)].add(d);
+    names.push_back(rel);
+    if (o.dry_run) continue;
+    nlohmann::json w = {{"update", {{"name", target_root + "/" + rel}, {"fields", api_fields(d, target_root)}}}};
+    bytes += w.dump().size();
+    writes.push_back(std::move(w));
+    batch_names.push_back(rel);
+    if (writes.size() == kBatch) {
+      LB_RETURN_IF_ERROR(write_batch(client, target_db, std::move(writes), std::move(batch_names), ramp));
+      writes = nlohmann::json::array();
+      batch_names.clear();
+    }
+  }
+  if (!writes.empty()) LB_RETURN_IF_ERROR(write_batch(client, target_db, std::move(writes), std::move(batch_names), ramp));
+  progress.files_done += docs.size();
+  progress.bytes_done += bytes;
+  std::lock_guard<std::mutex> g(shared.mu);
+  for (auto& [c, s] : local) {
+    auto& e = shared.result.expected[c];
+    e.documents += s.documents;
+    for (size_t i = 0; i < 4; ++i) e.sum[i] += s.sum[i];
+  }
+  shared.result.names.insert(names.begin(), names.end());
+  shared.result.written += o.dry_run ? 0 : docs.size();
+  shared.result.bytes += bytes;
+  return Status::ok();
+}
+
+Result<std::vector<std::string>> target_names(const cloud::FirestoreClient& client, const std::string& root,
+                                              const std::vector<std::string>& collections) {
+  std::vector<std::string> out;
+  for (const auto& range : collection_ranges(root, collections)) {
+    std::string after;
+    while (true) {
+      LB_ASSIGN_OR_RETURN(auto page, client.query(root, range, after, 5000, "", true));
+      for (const auto& d : page.documents) out.push_back(relative_name(d.value("name", ""), root));
+      if (page.documents.size() < 5000) break;
+      after = page.documents.back().value("name", "");
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::string> live_read_time(const std::string& project, const std::string& database, int64_t at_ns) {
+  LB_ASSIGN_OR_RETURN(auto client, cloud::FirestoreClient::from_environment());
+  int64_t now = now_unix_ns();
+  if (at_ns > now) return Error(Code::kInvalidArgument, fmt::format("{} lies in the future", format_rfc3339(at_ns)));
+  const int64_t minute = 60LL * 1000000000LL;
+  if (now - at_ns > 60 * minute) at_ns -= at_ns % minute;  // beyond the last hour the server keeps whole minutes
+  at_ns -= at_ns % 1000;                                   // microseconds
+  std::string rt = format_rfc3339(at_ns);
+  auto probe = client->query(cloud::firestore_documents_root(project, database), {}, "", 1, rt, true);
+  if (!probe) {
+    if (cloud::firestore_read_time_too_old(probe.status()) || probe.status().code() == Code::kIo) return std::string();
+    return probe.status();
+  }
+  return rt;
+}
+
+Result<FirestoreRestoreResult> restore_firestore(repo::Repository& repo, const FirestoreSourceState& from,
+                                                 const FirestoreRestoreOptions& o, ProgressCounters& progress) {
+  if (o.to_project.empty()) return Error(Code::kInvalidArgument, "restore firestore needs a target project");
+  LB_ASSIGN_OR_RETURN(auto client, cloud::FirestoreClient::from_environment());
+  const std::string target_root = cloud::firestore_documents_root(o.to_project, o.to_database);
+  const std::string target_db = target_root.substr(0, target_root.size() - std::string("/documents").size());
+  Ramp ramp(o.ramp && !client->emulator());
+  Shared shared;
+  const size_t writers = std::max<size_t>(1, o.writers);
+  std::vector<std::string> restored_collections = o.collections;
+
+  if (from.snapshot) {
+    const auto& snap = from.snapshot->snapshot;
+    shared.result.read_time = snap.metadata.value("read_time", "");
+    LB_ASSIGN_OR_RETURN(auto all, document_nodes(repo, snap.tree));
+    std::vector<repo::Node> nodes;
+    for (auto& [rel, node] : all)
+      if (wanted(o.collections, rel)) nodes.push_back(std::move(node));
+    progress.files_total = nodes.size();
+    progress.totals_final = true;
+    if (restored_collections.empty())
+      for (auto it = snap.metadata["collections"].begin(); it != snap.metadata["collections"].end(); ++it)
+        restored_collections.push_back(it.key());
+    WorkerPool pool(writers, writers * 2);
+    const size_t per_task = kBatch;
+    for (size_t begin = 0; begin < nodes.size(); begin += per_task) {
+      size_t end = std::min(nodes.size(), begin + per_task);
+      pool.submit([&, begin, end] {
+        if (shared.stop) return;
+        std::vector<nlohmann::json> docs;
+        for (size_t i = begin; i < end; ++i) {
+          auto bytes = repo::read_node_bytes(repo, nodes[i]);
+          if (!bytes) return shared.fail(bytes.status().with_context("reading document " + unescape_name(nodes[i].name)));
+          auto j = nlohmann::json::parse(bytes->begin(), bytes->end(), nullptr, false);
+          if (j.is_discarded() || !j.is_object())
+            return shared.fail(Error(Code::kCorrupt, "document " + unescape_name(nodes[i].name) + " in the repository is not JSON"));
+          docs.push_back(std::move(j));
+        }
+        Status st = write_documents(*client, target_db, target_root, std::move(docs), o, ramp, shared, progress);
+        if (!st.is_ok()) shared.fail(st);
+      });
+    }
+    pool.wait_idle();
+    if (!shared.failed.is_ok()) return shared.failed;
+    // What the repository gave must be what the backup recorded (whole collections only).
+    const auto& recorded = snap.metadata.value("collections", nlohmann::json::object());
+    for (const auto& [c, s] : shared.result.expected) {
+      if (!recorded.contains(c)) continue;
+      if (recorded[c].value("documents", uint64_t{0}) != s.documents || recorded[c].value("hash", "") != s.hash())
+        return Error(Code::kCorrupt, fmt::format("collection {}: the documents read from the repository ({}) do not match the "
+                                                 "backup's record ({} documents, hash {}); the repository is damaged (run check)",
+                                                 c, s.documents, recorded[c].value("documents", uint64_t{0}),
+                                                 recorded[c].value("hash", "").substr(0, 16)));
+    }
+  } else {
+    const std::string src_root = cloud::firestore_documents_root(from.project, from.database);
+    shared.result.read_time = from.read_time;
+    LB_ASSIGN_OR_RETURN(auto ranges, split_ranges(*client, src_root, o.collections, writers * 4, from.read_time));
+    WorkerPool pool(writers, ranges.size() + 1);
+    for (const auto& range : ranges) {
+      pool.submit([&, range] {
+        std::string after;
+        while (!shared.stop) {
+          auto page = client->query(src_root, range, after, kBatch, from.read_time);
+          if (!page) return shared.fail(page.status());
+          std::vector<nlohmann::json> docs;
+          for (const auto& d : page->documents) docs.push_back(stored_document(d, src_root));
+          bool last = page->documents.size() < kBatch;
+          if (!last) after = page->documents.back().value("name", "");
+          Status st = write_documents(*client, target_db, target_root, std::move(docs), o, ramp, shared, progress);
+          if (!st.is_ok()) return shared.fail(st);
+          if (last) return;
+        }
+      });
+    }
+    pool.wait_idle();
+    if (!shared.failed.is_ok()) return shared.failed;
+    if (restored_collections.empty())
+      for (const auto& [c, s] : shared.result.expected) restored_collections.push_back(c);
+  }
+  for (const auto& c : restored_collections) shared.result.expected[c];  // an empty collection stays empty
+
+  // Documents of the restored collections the source state lacks: deleted with --replace.
+  if (!restored_collections.empty()) {
+    LB_ASSIGN_OR_RETURN(auto present, target_names(*client, target_root, restored_collections));
+    std::vector<std::string> extra;
+    for (auto& n : present)
+      if (!shared.result.names.count(n)) extra.push_back(std::move(n));
+    if (o.replace && !o.dry_run) {
+      for (size_t begin = 0; begin < extra.size(); begin += kBatch) {
+        nlohmann::json writes = nlohmann::json::array();
+        std::vector<std::string> names;
+        for (size_t i = begin; i < std::min(extra.size(), begin + kBatch); ++i) {
+          writes.push_back({{"delete", target_root + "/" + extra[i]}});
+          names.push_back(extra[i]);
+        }
+        LB_RETURN_IF_ERROR(write_batch(*client, target_db, std::move(writes), std::move(names), ramp));
+      }
+      shared.result.deleted = extra.size();
+    } else {
+      shared.result.would_delete = std::move(extra);
+    }
+  }
+  return std::move(shared.result);
+}
+
+std::vector<FirestoreCheck> check_firestore_target(const FirestoreRestoreOptions& where, const StatsMap& expected,
+                                                   const std::set<std::string>& names, const std::vector<std::string>& checks) {
+  std::vector<FirestoreCheck> out;
+  auto fail_all = [&](const std::string& why) {
+    for (const auto& c : checks) out.push_back({c, false, why});
+    return out;
+  };
+  auto client = cloud::FirestoreClient::from_environment();
+  if (!client) return fail_all(client.status().message());
+  const std::string root = cloud::firestore_documents_root(where.to_project, where.to_database);
+  std::vector<std::string> collections;
+  for (const auto& [c, s] : expected) collections.push_back(c);
+  StatsMap got;
+  std::map<std::string, uint64_t> extra;
+  for (const auto& range : collection_ranges(root, collections)) {
+    std::string after;
+    while (true) {
+      auto page = (*client)->query(root, range, after, 1000, "");
+      if (!page) return fail_all("reading the target back: " + page.status().message());
+      for (const auto& d : page->documents) {
+        auto stored = stored_document(d, root);
+        std::string rel = stored.value("name", "");
+        if (names.count(rel)) got[top_collection(rel)].add(stored);
+        else ++extra[top_collection(rel)];
+      }
+      if (page->documents.size() < 1000) break;
+      after = page->documents.back().value("name", "");
+    }
+  }
+  for (const auto& name : checks) {
+    std::vector<std::string> bad;
+    uint64_t total = 0;
+    for (const auto& [c, want] : expected) {
+      const CollectionStats& have = got.count(c) ? got.at(c) : CollectionStats{};
+      total += want.documents;
+      if (name == "counts") {
+        if (have.documents != want.documents)
+          bad.push_back(fmt::format("{}: {} of {} documents", c, have.documents, want.documents));
+        else if (where.replace && extra.count(c))
+          bad.push_back(fmt::format("{}: {} documents the source state lacks", c, extra.at(c)));
+      } else if (name == "hashes") {
+        if (have.hash() != want.hash() || have.documents != want.documents)
+          bad.push_back(fmt::format("{}: hash {} where the source state's is {}", c, have.hash().substr(0, 16), want.hash().substr(0, 16)));
+      }
+    }
+    if (name != "counts" && name != "hashes") {
+      out.push_back({name, false, "not a Firestore check (counts, hashes)"});
+      continue;
+    }
+    out.push_back({name, bad.empty(),
+                   bad.empty() ? fmt::format("{} documents in {} collections read back from {} match", total, expected.size(), root)
+                               : fmt::format("{} collection(s) differ: {}", bad.size(), fmt::join(bad, "; "))});
+  }
+  return out;
+}
+
+}  // namespace lifeboat::sources::firestore

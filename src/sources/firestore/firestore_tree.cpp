@@ -1,0 +1,88 @@
+// The snapshot tree of a Firestore backup: documents grouped by name-hash boundaries, and reading
+// them back (see firestore.h).
+#include <fmt/format.h>
+
+#include <mutex>
+
+#include "core/worker_pool.h"
+#include "repo/node_io.h"
+#include "repo/tree_walk.h"
+#include "sources/firestore/firestore_internal.h"
+
+namespace lifeboat::sources::firestore {
+
+Result<repo::BlobId> store_document_tree(repo::WriteSession& session, size_t count,
+                                         const std::function<std::pair<std::string, repo::Node>(size_t)>& at) {
+  repo::DirBuilder root;
+  repo::DirBuilder& docs = root.dirs["documents"];
+  std::string group, bucket;
+  for (size_t i = 0; i < count; ++i) {
+    auto [rel, node] = at(i);
+    std::string name = escape_name(rel);
+    if (group.empty()) group = name;
+    if (bucket.empty()) bucket = name;
+    docs.place(group + "/" + bucket + "/" + name, std::move(node));
+    uint64_t h = name_hash(rel);
+    if (h % 16 == 0) bucket.clear();
+    if (h % 1024 == 0) group.clear(), bucket.clear();
+  }
+  return root.store(session);
+}
+
+Result<std::vector<std::pair<std::string, repo::Node>>> document_nodes(repo::Repository& repo, const repo::BlobId& tree) {
+  std::vector<std::pair<std::string, repo::Node>> out;
+  LB_RETURN_IF_ERROR(repo::walk_tree(repo, tree, [&](const std::string& path, const repo::Node& node) -> Status {
+    if (node.kind != repo::NodeKind::kFile) return Status::ok();
+    if (!path.starts_with("documents/"))
+      return Error(Code::kCorrupt, fmt::format("the snapshot holds {}, which is not a document", path));
+    out.emplace_back(unescape_name(node.name), node);
+    return Status::ok();
+  }));
+  return out;
+}
+
+Status for_each_stored(repo::Repository& repo, const std::vector<repo::Node>& nodes, size_t threads,
+                       const std::function<Status(nlohmann::json&&)>& fn) {
+  std::mutex mu;
+  Status failed;
+  std::atomic<bool> stop{false};
+  const size_t per_task = 256;
+  WorkerPool pool(std::max<size_t>(1, threads), 64);
+  for (size_t begin = 0; begin < nodes.size(); begin += per_task) {
+    size_t end = std::min(nodes.size(), begin + per_task);
+    pool.submit([&, begin, end] {
+      for (size_t i = begin; i < end && !stop; ++i) {
+        auto bytes = repo::read_node_bytes(repo, nodes[i]);
+        Status st = bytes.status();
+        if (st.is_ok()) {
+          auto j = nlohmann::json::parse(bytes->begin(), bytes->end(), nullptr, false);
+          if (j.is_discarded() || !j.is_object() || !j.contains("name"))
+            st = Error(Code::kCorrupt, fmt::format("document {} in the repository is not a document", unescape_name(nodes[i].name)));
+          else
+            st = fn(std::move(j));
+        }
+        if (!st.is_ok()) {
+          std::lock_guard<std::mutex> g(mu);
+          if (failed.is_ok()) failed = st;
+          stop = true;
+        }
+      }
+    });
+  }
+  pool.wait_idle();
+  return failed;
+}
+
+Result<StatsMap> stats_of_nodes(repo::Repository& repo, const std::vector<repo::Node>& nodes, size_t threads) {
+  std::mutex mu;
+  StatsMap stats;
+  LB_RETURN_IF_ERROR(for_each_stored(repo, nodes, threads, [&](nlohmann::json&& d) -> Status {
+    std::string rel = d.value("name", "");
+    std::lock_guard<std::mutex> g(mu);
+    stats[top_collection(rel)].add(d);
+    return Status::ok();
+  }));
+  return stats;
+}
+
+}  // namespace lifeboat::sources::firestore
