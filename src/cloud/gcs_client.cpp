@@ -34,7 +34,8 @@ Result<nlohmann::json> parse_body(const HttpResponse& r, const std::string& what
   return j;
 }
 
-bool retryable(long status) { return status == 408 || status == 429 || status >= 500; }
+// 501 (not implemented) will not change by asking again.
+bool retryable(long status) { return status == 408 || status == 429 || (status >= 500 && status != 501); }
 
 }  // namespace
 

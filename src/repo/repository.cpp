@@ -281,6 +281,8 @@ IndexState resolve_index_state(std::vector<std::pair<std::string, IndexFile>> fi
 
 Status Repository::load_index() {
   if (index_loaded_) return Status::ok();
+  std::lock_guard g(load_index_mu_);
+  if (index_loaded_) return Status::ok();
   LB_ASSIGN_OR_RETURN(IndexState state, read_index_state(/*tolerant=*/true));
   use_index_state(std::move(state));
   return Status::ok();

@@ -4,6 +4,7 @@
 #include <future>
 #include <list>
 #include <map>
+#include <atomic>
 #include <mutex>
 #include <memory>
 #include <optional>
@@ -157,7 +158,8 @@ class Repository {
   MasterIndex index_;
   MasterIndex tombstoned_;
   std::map<PackId, IndexFile::Tombstone> tombstoned_packs_;
-  bool index_loaded_ = false;
+  std::atomic<bool> index_loaded_{false};
+  std::mutex load_index_mu_;  // readers on several threads may be the first to need the index
   std::vector<std::string> index_warnings_;
 
   // Remote backends: one request per blob would make restores latency-bound, so a miss fetches up to

@@ -146,11 +146,11 @@ def test_plan_backup_drill_status_and_restore_all(lb, tmp_path):
 
 def test_plan_check_reports_every_problem_with_line_and_key(lb, tmp_path):
     plan = tmp_path / "bad.yaml"
-    plan.write_text("repositories:\n  main: {url: /tmp/x}\nsources:\n  fs:\n    kind: firestore\n"
+    plan.write_text("repositories:\n  main: {url: /tmp/x}\nsources:\n  fs:\n    kind: firestorm\n"
                     "  db:\n    kind: mongodb\n    uri: ${UNSET_FOR_TEST}\n    schedule: {full: 'every day'}\n")
     p = lb.run("plan", "check", "--plan", plan, check=False)
     assert p.returncode == 1
-    assert f"{plan}:5: sources.fs.kind: source kind firestore is not built yet" in p.stderr
+    assert f"{plan}:5: sources.fs.kind: unknown source kind firestorm (known: files, mongodb" in p.stderr
     assert f"{plan}:8: sources.db.uri: environment variable UNSET_FOR_TEST is not set" in p.stderr
     assert f"{plan}:9: sources.db.schedule.full" in p.stderr
     ok = lb.run("plan", "check", "--plan", peers.ROOT / "examples" / "lifeboat.yaml")

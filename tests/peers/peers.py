@@ -621,3 +621,111 @@ class MLflow(Peer):
                 return r.status, json.loads(r.read() or b"{}")
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read() or b"{}")
+
+
+def firestore_emulator_launcher():
+    """The Cloud CLI package's launcher of Google's Cloud Firestore emulator (the real peer; no fake)."""
+    out = subprocess.run(["dpkg", "-L", "google-cloud-cli-firestore-emulator"], capture_output=True, text=True)
+    for line in out.stdout.splitlines():
+        if line.endswith("/cloud_firestore_emulator"):
+            return line
+    raise RuntimeError("Google's Cloud Firestore emulator is missing: install the Debian package "
+                       "google-cloud-cli-firestore-emulator (Google Cloud CLI's apt repository); scripts/setup checks for it")
+
+
+class FirestoreEmulator(Peer):
+    """Google's Cloud Firestore emulator on loopback; Lifeboat finds it through FIRESTORE_EMULATOR_HOST.
+
+    It runs in its own process group (the launcher starts Java) and is stopped as a group."""
+
+    def __init__(self, workdir: Path = None):
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.workdir = workdir
+
+    def start(self):
+        import signal  # noqa: F401
+        env = dict(os.environ, JAVA_TOOL_OPTIONS="-Xmx1g", CLOUDSDK_CORE_DISABLE_PROMPTS="1",
+                   CLOUDSDK_CORE_DISABLE_USAGE_REPORTING="true")
+        log = open(self.workdir / "firestore-emulator.log", "wb") if self.workdir else subprocess.DEVNULL
+        self.proc = subprocess.Popen([firestore_emulator_launcher(), "start", "--host=127.0.0.1", f"--port={self.port}"],
+                                     stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        import urllib.request
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the Firestore emulator exited with {self.proc.returncode}")
+            try:
+                with urllib.request.urlopen(f"http://{self.host}/", timeout=1) as r:
+                    if r.read().strip() == b"Ok":
+                        return self
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("the Firestore emulator did not answer within 60 s")
+
+    def stop(self):
+        import signal
+        if self.proc and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(10)
+            except (subprocess.TimeoutExpired, ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None
+
+    def env(self):
+        return {"FIRESTORE_EMULATOR_HOST": self.host, "LIFEBOAT_RETRY_BASE_MS": "20"}
+
+    @staticmethod
+    def root(project="p", database="(default)"):
+        return f"projects/{project}/databases/{database}/documents"
+
+    def call(self, method, path, body=None):
+        """One REST call (path after /v1/); returns (status, parsed JSON)."""
+        import http.client
+        import json
+        from urllib.parse import quote
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        data = json.dumps(body).encode() if body is not None else None
+        url = quote(path, safe="/:?=&.()~") if path.startswith("/") else "/v1/" + quote(path, safe="/:?=&.()~")
+        conn.request(method, url, body=data,
+                     headers={"Authorization": "Bearer owner", "Content-Type": "application/json"})
+        r = conn.getresponse()
+        out = r.read()
+        conn.close()
+        return r.status, json.loads(out) if out else None
+
+    def commit(self, writes, project="p", database="(default)"):
+        """Writes (each {"update": {...}} or {"delete": name}) in commits of 500; returns the last commit time."""
+        t = None
+        for i in range(0, len(writes), 500):
+            st, body = self.call("POST", f"projects/{project}/databases/{database}/documents:commit",
+                                 {"writes": writes[i:i + 500]})
+            assert st == 200, body
+            t = body["commitTime"]
+        return t
+
+    def put(self, docs, project="p", database="(default)"):
+        """docs: {relative name: fields (REST Value JSON)}; returns the commit time."""
+        root = self.root(project, database)
+        return self.commit([{"update": {"name": f"{root}/{n}", "fields": f}} for n, f in docs.items()], project, database)
+
+    def delete(self, names, project="p", database="(default)"):
+        root = self.root(project, database)
+        return self.commit([{"delete": f"{root}/{n}"} for n in names], project, database)
+
+    def documents(self, project="p", database="(default)", read_time=None):
+        """Every document of the database: {relative name: fields}, read with one query."""
+        root = self.root(project, database)
+        body = {"structuredQuery": {"from": [{"allDescendants": True}],
+                                    "orderBy": [{"field": {"fieldPath": "__name__"}}]}}
+        if read_time:
+            body["readTime"] = read_time
+        st, out = self.call("POST", f"{root}:runQuery", body)
+        assert st == 200, out
+        return {d["document"]["name"][len(root) + 1:]: d["document"].get("fields", {}) for d in out if "document" in d}
+
+    def clear(self, project="p", database="(default)"):
+        st, out = self.call("DELETE", f"/emulator/v1/projects/{project}/databases/{database}/documents")
+        return st

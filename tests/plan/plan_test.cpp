@@ -51,8 +51,7 @@ TEST(Plan, ErrorsNameFileLineAndKey) {
   EXPECT_NE(m.find("plan.yaml:7: sources.db.schedule.full: cron minute"), std::string::npos) << m;
   EXPECT_NE(m.find("plan.yaml:4: sources.db.uri: required"), std::string::npos) << m;
   EXPECT_NE(m.find("plan.yaml:8: sources.db.retention.daily: expected a count"), std::string::npos) << m;
-  EXPECT_NE(m.find("plan.yaml:10: sources.fs.kind"), std::string::npos) << m;
-  EXPECT_NE(m.find("firestore is not built yet"), std::string::npos) << m;
+  EXPECT_NE(m.find("plan.yaml:9: sources.fs.project: required"), std::string::npos) << m;
   EXPECT_NE(m.find("plan.yaml:13: sources.x.repository: no repository named other"), std::string::npos) << m;
   EXPECT_NE(m.find("plan.yaml:15: sources.x.colour: unknown setting"), std::string::npos) << m;
   auto bad = parse_plan("sources: [unclosed", "bad.yaml");

@@ -21,7 +21,9 @@ namespace lifeboat::sources::firestore {
 
 namespace {
 
-constexpr size_t kPage = 1000;
+// Documents a query asks for at once. Large: the emulator scans its whole database for every query,
+// so fewer, longer queries are much faster there; a page of this size stays a few tens of MB.
+constexpr size_t kPage = 20000;
 
 struct ReadDoc {
   std::string relative;
@@ -69,11 +71,12 @@ Result<std::vector<cloud::FirestoreRange>> split_ranges(const cloud::FirestoreCl
       return out;
     }
   }
-  // No partitionQuery (the emulator): count each range and cut it at evenly spaced offsets.
+  // No partitionQuery (the emulator): count each range and cut it at evenly spaced offsets, into
+  // about one range per reader (every query costs the emulator a scan of the database).
   std::vector<cloud::FirestoreRange> out;
   for (const auto& r : base) {
     LB_ASSIGN_OR_RETURN(int64_t n, client.count(root, r, read_time));
-    size_t k = std::min<size_t>(parts, static_cast<size_t>(n / static_cast<int64_t>(kPage)) + 1);
+    size_t k = std::min<size_t>(std::max<size_t>(1, parts), static_cast<size_t>(n / 1000) + 1);
     std::string start = r.start;
     for (size_t i = 1; i < k; ++i) {
       LB_ASSIGN_OR_RETURN(auto cut, client.name_at(root, r, n * static_cast<int64_t>(i) / static_cast<int64_t>(k), read_time));
@@ -111,8 +114,9 @@ Result<FirestoreBackupResult> backup_firestore(repo::Repository& repo, const Fir
   };
 
   const size_t readers = std::max<size_t>(1, options.readers);
-  LB_ASSIGN_OR_RETURN(auto ranges, split_ranges(*client, root, options.collections, readers * 4, read_time));
+  LB_ASSIGN_OR_RETURN(auto ranges, split_ranges(*client, root, options.collections, client->emulator() ? readers : readers * 4, read_time));
 
+  LB_RETURN_IF_ERROR(repo.load_index());  // what earlier backups stored is not stored again
   repo::WriteSession session(repo);
   std::mutex mu;
   std::vector<ReadDoc> docs;
@@ -153,6 +157,7 @@ Result<FirestoreBackupResult> backup_firestore(repo::Repository& repo, const Fir
               st = node.status();
               break;
             }
+            node->atime_ns = node->ctime_ns = 0;  // one time per document keeps the daily trees small
             bytes += text.size();
             progress.files_done++;
             progress.bytes_done += text.size();

@@ -112,8 +112,8 @@ std::string escape_name(const std::string& relative) {
 std::string unescape_name(const std::string& tree_name) {
   std::string out;
   for (size_t i = 0; i < tree_name.size(); ++i) {
-    if (tree_name[i] == '%' && i + 2 < tree_name.size() + 0 && tree_name.compare(i, 3, "%25") == 0) out += '%', i += 2;
-    else if (tree_name[i] == '%' && tree_name.compare(i, 3, "%2F") == 0) out += '/', i += 2;
+    if (tree_name.compare(i, 3, "%25") == 0) out += '%', i += 2;
+    else if (tree_name.compare(i, 3, "%2F") == 0) out += '/', i += 2;
     else out += tree_name[i];
   }
   return out;

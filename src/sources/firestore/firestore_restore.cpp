@@ -135,9 +135,9 @@ Result<std::vector<std::string>> target_names(const cloud::FirestoreClient& clie
   for (const auto& range : collection_ranges(root, collections)) {
     std::string after;
     while (true) {
-      LB_ASSIGN_OR_RETURN(auto page, client.query(root, range, after, 5000, "", true));
+      LB_ASSIGN_OR_RETURN(auto page, client.query(root, range, after, 50000, "", true));
       for (const auto& d : page.documents) out.push_back(relative_name(d.value("name", ""), root));
-      if (page.documents.size() < 5000) break;
+      if (page.documents.size() < 50000) break;
       after = page.documents.back().value("name", "");
     }
   }
@@ -174,6 +174,7 @@ Result<FirestoreRestoreResult> restore_firestore(repo::Repository& repo, const F
   std::vector<std::string> restored_collections = o.collections;
 
   if (from.snapshot) {
+    LB_RETURN_IF_ERROR(repo.load_index());
     const auto& snap = from.snapshot->snapshot;
     shared.result.read_time = snap.metadata.value("read_time", "");
     LB_ASSIGN_OR_RETURN(auto all, document_nodes(repo, snap.tree));
@@ -219,17 +220,17 @@ Result<FirestoreRestoreResult> restore_firestore(repo::Repository& repo, const F
   } else {
     const std::string src_root = cloud::firestore_documents_root(from.project, from.database);
     shared.result.read_time = from.read_time;
-    LB_ASSIGN_OR_RETURN(auto ranges, split_ranges(*client, src_root, o.collections, writers * 4, from.read_time));
+    LB_ASSIGN_OR_RETURN(auto ranges, split_ranges(*client, src_root, o.collections, client->emulator() ? writers : writers * 4, from.read_time));
     WorkerPool pool(writers, ranges.size() + 1);
     for (const auto& range : ranges) {
       pool.submit([&, range] {
         std::string after;
         while (!shared.stop) {
-          auto page = client->query(src_root, range, after, kBatch, from.read_time);
+          auto page = client->query(src_root, range, after, 10 * kBatch, from.read_time);
           if (!page) return shared.fail(page.status());
           std::vector<nlohmann::json> docs;
           for (const auto& d : page->documents) docs.push_back(stored_document(d, src_root));
-          bool last = page->documents.size() < kBatch;
+          bool last = page->documents.size() < 10 * kBatch;
           if (!last) after = page->documents.back().value("name", "");
           Status st = write_documents(*client, target_db, target_root, std::move(docs), o, ramp, shared, progress);
           if (!st.is_ok()) return shared.fail(st);
@@ -285,7 +286,7 @@ std::vector<FirestoreCheck> check_firestore_target(const FirestoreRestoreOptions
   for (const auto& range : collection_ranges(root, collections)) {
     std::string after;
     while (true) {
-      auto page = (*client)->query(root, range, after, 1000, "");
+      auto page = (*client)->query(root, range, after, 20000, "");
       if (!page) return fail_all("reading the target back: " + page.status().message());
       for (const auto& d : page->documents) {
         auto stored = stored_document(d, root);
@@ -293,7 +294,7 @@ std::vector<FirestoreCheck> check_firestore_target(const FirestoreRestoreOptions
         if (names.count(rel)) got[top_collection(rel)].add(stored);
         else ++extra[top_collection(rel)];
       }
-      if (page->documents.size() < 1000) break;
+      if (page->documents.size() < 20000) break;
       after = page->documents.back().value("name", "");
     }
   }
