@@ -49,17 +49,20 @@ mongo = peers.FerretDB(DEMO / "ferretdb")
 gcs = peers.FakeGCS(DEMO / "gcs", https=True)
 sm = peers.SecretManagerFake()
 mlflow = peers.MLflow(DEMO / "mlflow")
+firestore = peers.FirestoreEmulator(DEMO)
 step("0. Peers on loopback: FerretDB (MongoDB wire protocol + oplog), fake-gcs-server (buckets, second region), "
-     "the Secret Manager fake, an MLflow tracking server with its model registry")
+     "Google's Firestore emulator, the Secret Manager fake, an MLflow tracking server with its model registry")
 mlflow_up = threading.Thread(target=mlflow.start)  # it takes ~30 s to answer; the others seed meanwhile
 mlflow_up.start()
 mongo.start()
 gcs.start()
 sm.start()
-print(f"   FerretDB {mongo.uri}   fake-gcs-server {gcs.endpoint}   Secret Manager fake {sm.endpoint}   MLflow {mlflow.url}")
+firestore.start()
+print(f"   FerretDB {mongo.uri}   fake-gcs-server {gcs.endpoint}   Firestore emulator {firestore.host}   "
+      f"Secret Manager fake {sm.endpoint}   MLflow {mlflow.url}")
 ENV = dict(os.environ, LIFEBOAT_PASSWORD="demo password", MONGO_URI=mongo.uri, ASSETS_DIR=str(DEMO / "assets"), MLFLOW_URL=mlflow.url,
-           DEMO=str(DEMO), LIFEBOAT_PLAN=str(DEMO / "lifeboat.yaml"), XDG_CACHE_HOME=str(DEMO / "cache"), **gcs.env(),
-           **sm.env())
+           DEMO=str(DEMO), LIFEBOAT_PLAN=str(DEMO / "lifeboat.yaml"), XDG_CACHE_HOME=str(DEMO / "cache"),
+           **{**gcs.env(), **sm.env(), **firestore.env()})
 
 
 def git(*args, cwd):
@@ -152,6 +155,20 @@ try:
     mongo_password = sm.call("GET", "projects/eyewear/secrets/mongo-password/versions/current:access")[1]["payload"]["data"]
     print("   config: 4 files (YAML, JSON, TOML, .env); a git repository (2 branches, a tag, a note, an LFS model);")
     print("   Secret Manager projects/eyewear: 3 secrets x 3 versions (one disabled, one destroyed, an alias)")
+    fs_docs = {}
+    for i in range(1500):
+        uid = f"u{rnd.randrange(16 ** 12):012x}"
+        fs_docs[f"users/{uid}"] = {"name": {"stringValue": f"user {i}"}, "face_shape": {"stringValue": rnd.choice(["oval", "round", "square"])},
+                                   "joined": {"timestampValue": f"2026-{1 + i % 12:02d}-{1 + i % 28:02d}T10:00:00Z"},
+                                   "prefs": {"mapValue": {"fields": {"frame": {"stringValue": "acetate"}, "size": {"integerValue": str(50 + i % 8)}}}}}
+        if i % 3 == 0:
+            fs_docs[f"users/{uid}/try_ons/t1"] = {"frame": {"referenceValue": f"projects/eyewear/databases/(default)/documents/frames/f{i % 50}"},
+                                                 "score": {"doubleValue": rnd.random()}}
+    for f in range(50):
+        fs_docs[f"frames/f{f}"] = {"price": {"integerValue": str(49 + f)}, "tags": {"arrayValue": {"values": [{"stringValue": "new"}]}}}
+    firestore.put(fs_docs, project="eyewear")
+    firestore_before = firestore.documents("eyewear")
+    print(f"   Firestore projects/eyewear: {len(fs_docs)} documents (users with try_ons subcollections, frames)")
     mlflow_up.join()
     if not mlflow.proc:
         sys.exit("demo: the MLflow server did not start")
@@ -163,7 +180,7 @@ try:
     production_weights = model_weights("face-shape", "2")
     print("   MLflow registry: face-shape v1..v3 (6 MiB ONNX weights each, 4 MiB shared), v2 holds the production alias")
 
-    step("2. The plan (lifeboat.yaml): local repository + GCS copy, MongoDB with continuous oplog, assets, models, config")
+    step("2. The plan (lifeboat.yaml): local repository + GCS copy, MongoDB with continuous oplog, Firestore, assets, models, config")
     (DEMO / "validate_model.py").write_text("""#!/usr/bin/env python3
 # The plan's model validation: the weights must be the ones the model's MLmodel names, the input example readable.
 import hashlib, json, sys
@@ -221,6 +238,15 @@ sources:
     environments:
       test: {to_dir: "${DEMO}/drill-models"}
       production: {mlflow: "${MLFLOW_URL}"}
+  eyewear-firestore:
+    kind: firestore
+    project: eyewear
+    schedule: {full: "30 2 * * *"}
+    retention: {daily: 30}
+    validation: [counts, hashes]
+    environments:
+      test: {to_project: eyewear-dr-test, replace: true}
+      production: {replace: true}
   assets-bucket:
     kind: gcs_bucket
     bucket: gs://eyewear-assets
@@ -261,12 +287,15 @@ sources:
     time.sleep(1.5)
 
     step("5. Disaster: a bad migration drops eyewear_ml.frames, deletes the assets and config directories, "
-         "a secret and the face-shape model from the registry, and wipes the bucket")
+         "a secret, the face-shape model, half the Firestore users (and adds spam), and wipes the bucket")
     db.frames.drop()
     shutil.rmtree(assets)
     shutil.rmtree(cfg)
     sm.call("DELETE", "projects/eyewear/secrets/mongo-password")
     mlflow.api("DELETE", "registered-models/delete", {"name": "face-shape"})
+    users = [n for n in firestore_before if n.count("/") == 1 and n.startswith("users/")]
+    firestore.delete(users[::2], project="eyewear")
+    firestore.put({"users/" + u.split("/")[1] + "x": {"name": {"stringValue": "spam"}} for u in users[:100]}, project="eyewear")
     for name in list(bucket)[::2] + ["models/face-shape/v3/model.onnx"]:
         gcs.delete("eyewear-assets", name)
     gcs.put("eyewear-assets", "site/index.html", b"<html>defaced</html>")
@@ -310,6 +339,12 @@ sources:
     if not ok:
         sys.exit("demo: the model registry restore did not bring back the production model")
 
+    fs_now = firestore.documents("eyewear")
+    ok = fs_now == firestore_before
+    print(f"   Firestore projects/eyewear: {len(fs_now)} documents — {'equal to the backup (spam removed)' if ok else 'NOT equal to the backup'}")
+    if not ok:
+        sys.exit("demo: the Firestore restore did not bring back the documents")
+
     step("8. The runbook still works: --to-dir writes a mongodump layout for `mongorestore --db eyewear_ml --drop`")
     lb("restore", "mongodb", "-r", DEMO / "repo", "--at", at.strftime("%Y-%m-%dT%H:%M:%SZ"), "--to-dir",
        DEMO / "backups" / at.strftime("%Y-%m-%d"), quiet=True)
@@ -340,3 +375,4 @@ finally:
     gcs.stop()
     sm.stop()
     mlflow.stop()
+    firestore.stop()
