@@ -115,7 +115,7 @@ def main():
     client_version = ensure_client()
     rnd = random.Random(19)
     ids = ["".join(rnd.choice(string.ascii_letters + string.digits) for _ in range(20)) for _ in range(args.documents)]
-    with peers.FirestoreEmulator(scratch) as emu:
+    with peers.FirestoreEmulator(scratch, heap="6g") as emu:
         t0 = time.monotonic()
         emu.put({f"users/{i}": profile(rnd, n) for n, i in enumerate(ids)}, project="bench")
         load_s = time.monotonic() - t0
@@ -163,7 +163,7 @@ def main():
         f"### {datetime.date.today()} — Firestore: {n:,} user-profile documents (~1 KB each) in Google's emulator",
         "",
         machine_line(f"Lifeboat 0.1.0 (REST, {args.readers} readers/writers); google-cloud-firestore {client_version} (gRPC); "
-                     "Cloud Firestore emulator 1.19.9 (google-cloud-cli-firestore-emulator 528.0.0, Java 17, -Xmx1g)",
+                     "Cloud Firestore emulator 1.19.9 (google-cloud-cli-firestore-emulator 528.0.0, Java 17, -Xmx6g)",
                      f"One round (loading the emulator takes {load_s:.0f} s); all on loopback; the emulator, the tools and "
                      "Lifeboat share the 2 cores."),
         "",

@@ -69,7 +69,7 @@ void register_backup_firestore(CommandSet c, CLI::App* backup) {
 struct FirestoreRestoreFlags {
   fs::FirestoreRestoreOptions o;
   std::string project, database = "(default)";
-  std::string at, date, snapshot;
+  std::string at, date, snapshot, to_dir;
   bool from_backup = false;
   std::vector<std::string> checks = {"counts", "hashes"};
 };
@@ -88,6 +88,9 @@ void register_restore_firestore(CommandSet c, CLI::App* restore) {
   cmd->add_option("--collection", f->o.collections, "only this top-level collection (repeatable)");
   cmd->add_option("--to-project", f->o.to_project, "restore into this project (default: the backed-up one)");
   cmd->add_option("--to-database", f->o.to_database, "restore into this database (default: the backed-up one)");
+  cmd->add_option("--to-dir", f->to_dir,
+                  "write a managed export into this new directory instead (DIR/NAME.overall_export_metadata, "
+                  "all_namespaces/all_kinds/output-N) for `gcloud firestore import`");
   cmd->add_flag("--replace", f->o.replace, "delete documents of the restored collections that the restored state lacks");
   cmd->add_flag("--dry-run", f->o.dry_run, "read and count what would be written and deleted; write nothing");
   cmd->add_flag("--ramp", f->o.ramp, "start at 500 writes/s and add 50% every 5 minutes (for a production database)");
@@ -127,6 +130,22 @@ void register_restore_firestore(CommandSet c, CLI::App* restore) {
         }
         used = fmt::format("backup {} read at {}{}", from.snapshot->short_id(), from.snapshot->snapshot.metadata.value("read_time", ""),
                            f->at.empty() ? "" : " (the newest backup at or before the requested time; the server no longer keeps it)");
+      }
+      if (!f->to_dir.empty()) {
+        if (text) fmt::print("exporting {} from {} into {}\n", f->project, used, f->to_dir);
+        ProgressCounters counters;
+        ProgressDisplay display("export", counters, progress_enabled(c.global));
+        auto r = fs::export_firestore(*repo, from, o.collections, f->to_dir, counters);
+        display.stop();
+        if (!r) return r.status();
+        if (c.global.json)
+          print_json({{"source", from.snapshot ? "backup" : "live"}, {"directory", r->directory}, {"metadata_file", r->metadata_file},
+                      {"files", r->files}, {"documents", r->documents}});
+        else if (text)
+          fmt::print("wrote {} documents in {} file(s); import with:\n  gcloud firestore import {}\n  (a bucket: copy {} there "
+                     "first; the emulator: POST /emulator/v1/projects/P:import with export_directory {})\n",
+                     r->documents, r->files.size(), r->directory, r->directory, r->metadata_file);
+        return Status::ok();
       }
       std::string target = cloud::firestore_documents_root(o.to_project, o.to_database);
       if (text) fmt::print("restoring {} from {} into {}{}\n", f->project, used, target, o.dry_run ? " (dry run)" : "");

@@ -638,14 +638,15 @@ class FirestoreEmulator(Peer):
 
     It runs in its own process group (the launcher starts Java) and is stopped as a group."""
 
-    def __init__(self, workdir: Path = None):
+    def __init__(self, workdir: Path = None, heap="1g"):
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
         self.workdir = workdir
+        self.heap = heap  # 1g holds tens of thousands of small documents; 100k of ~1 KB need several
 
     def start(self):
         import signal  # noqa: F401
-        env = dict(os.environ, JAVA_TOOL_OPTIONS="-Xmx1g", CLOUDSDK_CORE_DISABLE_PROMPTS="1",
+        env = dict(os.environ, JAVA_TOOL_OPTIONS=f"-Xmx{self.heap}", CLOUDSDK_CORE_DISABLE_PROMPTS="1",
                    CLOUDSDK_CORE_DISABLE_USAGE_REPORTING="true")
         log = open(self.workdir / "firestore-emulator.log", "wb") if self.workdir else subprocess.DEVNULL
         self.proc = subprocess.Popen([firestore_emulator_launcher(), "start", "--host=127.0.0.1", f"--port={self.port}"],

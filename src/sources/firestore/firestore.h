@@ -116,6 +116,24 @@ Result<FirestoreRestoreResult> restore_firestore(repo::Repository& repo, const F
 // server no longer keeps that instant). Beyond the last hour the instant is rounded down to a minute.
 Result<std::string> live_read_time(const std::string& project, const std::string& database, int64_t at_ns);
 
+// The managed-export layout that `gcloud firestore import` reads, written from stored documents
+// (relative name, stored JSON): DIR/NAME.overall_export_metadata (NAME = DIR's last component),
+// DIR/all_namespaces/all_kinds/all_namespaces_all_kinds.export_metadata and output-N, each a LevelDB
+// log of App Engine EntityProtos, 5,000 documents a file. DIR must be new or empty.
+struct ManagedExport {
+  std::string directory, metadata_file;  // metadata_file: what an import is pointed at
+  std::vector<std::string> files;
+  uint64_t documents = 0;
+};
+Result<ManagedExport> write_managed_export(const std::string& dir, const std::string& project,
+                                           std::vector<std::pair<std::string, nlohmann::json>> documents);
+
+// The source state (only `collections`, when named) written as a managed export into `dir`; the
+// documents must match the backup's recorded counts and hashes.
+Result<ManagedExport> export_firestore(repo::Repository& repo, const FirestoreSourceState& from,
+                                       const std::vector<std::string>& collections, const std::string& dir,
+                                       ProgressCounters& progress);
+
 struct FirestoreCheck {
   std::string name;
   bool ok = false;

@@ -8,7 +8,6 @@
 #include <mutex>
 
 #include "cloud/firestore_client.h"
-#include "core/interrupt.h"
 #include "core/platform_user.h"
 #include "core/time.h"
 #include "core/worker_pool.h"
@@ -127,46 +126,28 @@ Result<FirestoreBackupResult> backup_firestore(repo::Repository& repo, const Fir
     WorkerPool pool(readers, ranges.size() + 1);
     for (const auto& range : ranges) {
       pool.submit([&, range] {
-        std::string after;
         std::vector<ReadDoc> mine;
         uint64_t bytes = 0;
-        Status st;
-        while (!stop && st.is_ok()) {
-          if (interrupted()) {
-            st = Error(Code::kInterrupted, "interrupted");
-            break;
-          }
-          auto page = client->query(root, range, after, kPage, read_time);
-          if (!page) {
-            st = cloud::firestore_read_time_too_old(page.status())
-                     ? page.status().with_context(fmt::format("the server no longer keeps the read time {} (without "
-                                                              "point-in-time recovery it keeps an hour); nothing was committed",
-                                                              read_time))
-                     : page.status();
-            break;
-          }
-          for (auto& d : page->documents) {
+        Status st = read_range(*client, root, range, read_time, kPage, false, [&](std::vector<nlohmann::json>& page) -> Status {
+          for (auto& d : page) {
             std::string rel = relative_name(d.value("name", ""), root);
             if (rel.empty()) continue;
             nlohmann::json stored = stored_document(d, root);
             std::string text = stored.dump();
             int64_t mtime = 0;
             if (auto t = parse_time(stored.value("updateTime", "")); t) mtime = *t;
-            auto node = repo::store_bytes_node(session, escape_name(rel), as_bytes(text), 0644, mtime);
-            if (!node) {
-              st = node.status();
-              break;
-            }
-            node->atime_ns = node->ctime_ns = 0;  // one time per document keeps the daily trees small
+            LB_ASSIGN_OR_RETURN(auto node, repo::store_bytes_node(session, escape_name(rel), as_bytes(text), 0644, mtime));
+            node.atime_ns = node.ctime_ns = 0;  // one time per document keeps the daily trees small
             bytes += text.size();
             progress.files_done++;
             progress.bytes_done += text.size();
-            mine.push_back({rel, std::move(*node), std::move(stored)});
+            mine.push_back({rel, std::move(node), std::move(stored)});
           }
-          if (!st.is_ok() || page->documents.size() < kPage) break;
-          after = page->documents.back().value("name", "");
-          st = window_check();
-        }
+          return window_check();
+        }, &stop);
+        if (!st.is_ok() && cloud::firestore_read_time_too_old(st))
+          st = st.with_context(fmt::format("the server no longer keeps the read time {} (without point-in-time recovery it "
+                                           "keeps an hour); nothing was committed", read_time));
         std::lock_guard<std::mutex> g(mu);
         if (!st.is_ok()) {
           if (failed.is_ok()) failed = st;

@@ -1,6 +1,7 @@
 // Pieces the Firestore backup, restore and checks share (not part of the source's interface).
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <string>
 #include <utility>
@@ -20,6 +21,14 @@ std::vector<cloud::FirestoreRange> collection_ranges(const std::string& root, co
 Result<std::vector<cloud::FirestoreRange>> split_ranges(const cloud::FirestoreClient& client, const std::string& root,
                                                         const std::vector<std::string>& collections, size_t parts,
                                                         const std::string& read_time);
+
+// Reads every document of `range` at `read_time` ("" for now) in pages of `page_size`, calling
+// fn with each page (in name order) until the range ends, fn fails, `stop` turns true or the process
+// is interrupted.
+Status read_range(const cloud::FirestoreClient& client, const std::string& root, const cloud::FirestoreRange& range,
+                  const std::string& read_time, size_t page_size, bool keys_only,
+                  const std::function<Status(std::vector<nlohmann::json>& documents)>& fn,
+                  const std::atomic<bool>* stop = nullptr);
 
 // Stores documents (given in name order by `at(i)` → relative name, file node) as the snapshot tree
 // "documents/GROUP/BUCKET/NAME"; returns the root tree.

@@ -132,15 +132,11 @@ Status write_documents(const cloud::FirestoreClient& client, const std::string& 
 Result<std::vector<std::string>> target_names(const cloud::FirestoreClient& client, const std::string& root,
                                               const std::vector<std::string>& collections) {
   std::vector<std::string> out;
-  for (const auto& range : collection_ranges(root, collections)) {
-    std::string after;
-    while (true) {
-      LB_ASSIGN_OR_RETURN(auto page, client.query(root, range, after, 50000, "", true));
-      for (const auto& d : page.documents) out.push_back(relative_name(d.value("name", ""), root));
-      if (page.documents.size() < 50000) break;
-      after = page.documents.back().value("name", "");
-    }
-  }
+  for (const auto& range : collection_ranges(root, collections))
+    LB_RETURN_IF_ERROR(read_range(client, root, range, "", 50000, true, [&](std::vector<nlohmann::json>& page) -> Status {
+      for (const auto& d : page) out.push_back(relative_name(d.value("name", ""), root));
+      return Status::ok();
+    }));
   return out;
 }
 
@@ -224,18 +220,13 @@ Result<FirestoreRestoreResult> restore_firestore(repo::Repository& repo, const F
     WorkerPool pool(writers, ranges.size() + 1);
     for (const auto& range : ranges) {
       pool.submit([&, range] {
-        std::string after;
-        while (!shared.stop) {
-          auto page = client->query(src_root, range, after, 10 * kBatch, from.read_time);
-          if (!page) return shared.fail(page.status());
-          std::vector<nlohmann::json> docs;
-          for (const auto& d : page->documents) docs.push_back(stored_document(d, src_root));
-          bool last = page->documents.size() < 10 * kBatch;
-          if (!last) after = page->documents.back().value("name", "");
-          Status st = write_documents(*client, target_db, target_root, std::move(docs), o, ramp, shared, progress);
-          if (!st.is_ok()) return shared.fail(st);
-          if (last) return;
-        }
+        Status st = read_range(*client, src_root, range, from.read_time, 10 * kBatch, false,
+                               [&](std::vector<nlohmann::json>& page) -> Status {
+                                 std::vector<nlohmann::json> docs;
+                                 for (const auto& d : page) docs.push_back(stored_document(d, src_root));
+                                 return write_documents(*client, target_db, target_root, std::move(docs), o, ramp, shared, progress);
+                               }, &shared.stop);
+        if (!st.is_ok()) shared.fail(st);
       });
     }
     pool.wait_idle();
@@ -269,6 +260,48 @@ Result<FirestoreRestoreResult> restore_firestore(repo::Repository& repo, const F
   return std::move(shared.result);
 }
 
+Result<ManagedExport> export_firestore(repo::Repository& repo, const FirestoreSourceState& from,
+                                       const std::vector<std::string>& collections, const std::string& dir,
+                                       ProgressCounters& progress) {
+  std::mutex mu;
+  std::vector<std::pair<std::string, nlohmann::json>> docs;
+  StatsMap stats;
+  auto keep = [&](nlohmann::json&& d) -> Status {
+    std::string rel = d.value("name", "");
+    if (!wanted(collections, rel)) return Status::ok();
+    std::lock_guard<std::mutex> g(mu);
+    stats[top_collection(rel)].add(d);
+    progress.files_done++;
+    docs.emplace_back(std::move(rel), std::move(d));
+    return Status::ok();
+  };
+  std::string project = from.project;
+  if (from.snapshot) {
+    LB_RETURN_IF_ERROR(repo.load_index());
+    const auto& snap = from.snapshot->snapshot;
+    project = snap.metadata.value("project", "");
+    LB_ASSIGN_OR_RETURN(auto all, document_nodes(repo, snap.tree));
+    std::vector<repo::Node> nodes;
+    for (auto& [rel, node] : all)
+      if (wanted(collections, rel)) nodes.push_back(std::move(node));
+    LB_RETURN_IF_ERROR(for_each_stored(repo, nodes, 4, keep));
+    const auto& recorded = snap.metadata.value("collections", nlohmann::json::object());
+    for (const auto& [c, s] : stats)
+      if (recorded.contains(c) && (recorded[c].value("documents", uint64_t{0}) != s.documents || recorded[c].value("hash", "") != s.hash()))
+        return Error(Code::kCorrupt, fmt::format("collection {}: the documents read from the repository do not match the backup's "
+                                                 "record; the repository is damaged (run check)", c));
+  } else {
+    LB_ASSIGN_OR_RETURN(auto client, cloud::FirestoreClient::from_environment());
+    const std::string src_root = cloud::firestore_documents_root(from.project, from.database);
+    for (const auto& range : collection_ranges(src_root, collections))
+      LB_RETURN_IF_ERROR(read_range(*client, src_root, range, from.read_time, 10 * kBatch, false, [&](std::vector<nlohmann::json>& page) {
+        for (const auto& d : page) LB_RETURN_IF_ERROR(keep(stored_document(d, src_root)));
+        return Status::ok();
+      }));
+  }
+  return write_managed_export(dir, project, std::move(docs));
+}
+
 std::vector<FirestoreCheck> check_firestore_target(const FirestoreRestoreOptions& where, const StatsMap& expected,
                                                    const std::set<std::string>& names, const std::vector<std::string>& checks) {
   std::vector<FirestoreCheck> out;
@@ -284,19 +317,16 @@ std::vector<FirestoreCheck> check_firestore_target(const FirestoreRestoreOptions
   StatsMap got;
   std::map<std::string, uint64_t> extra;
   for (const auto& range : collection_ranges(root, collections)) {
-    std::string after;
-    while (true) {
-      auto page = (*client)->query(root, range, after, 20000, "");
-      if (!page) return fail_all("reading the target back: " + page.status().message());
-      for (const auto& d : page->documents) {
+    Status st = read_range(**client, root, range, "", 20000, false, [&](std::vector<nlohmann::json>& page) -> Status {
+      for (const auto& d : page) {
         auto stored = stored_document(d, root);
         std::string rel = stored.value("name", "");
         if (names.count(rel)) got[top_collection(rel)].add(stored);
         else ++extra[top_collection(rel)];
       }
-      if (page->documents.size() < 20000) break;
-      after = page->documents.back().value("name", "");
-    }
+      return Status::ok();
+    });
+    if (!st.is_ok()) return fail_all("reading the target back: " + st.message());
   }
   for (const auto& name : checks) {
     std::vector<std::string> bad;

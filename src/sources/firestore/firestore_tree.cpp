@@ -4,12 +4,28 @@
 
 #include <mutex>
 
+#include "core/interrupt.h"
 #include "core/worker_pool.h"
 #include "repo/node_io.h"
 #include "repo/tree_walk.h"
 #include "sources/firestore/firestore_internal.h"
 
 namespace lifeboat::sources::firestore {
+
+Status read_range(const cloud::FirestoreClient& client, const std::string& root, const cloud::FirestoreRange& range,
+                  const std::string& read_time, size_t page_size, bool keys_only,
+                  const std::function<Status(std::vector<nlohmann::json>& documents)>& fn, const std::atomic<bool>* stop) {
+  std::string after;
+  while (!stop || !*stop) {
+    if (interrupted()) return Error(Code::kInterrupted, "interrupted");
+    LB_ASSIGN_OR_RETURN(auto page, client.query(root, range, after, page_size, read_time, keys_only));
+    bool last = page.documents.size() < page_size;
+    if (!last) after = page.documents.back().value("name", "");
+    LB_RETURN_IF_ERROR(fn(page.documents));
+    if (last) break;
+  }
+  return Status::ok();
+}
 
 Result<repo::BlobId> store_document_tree(repo::WriteSession& session, size_t count,
                                          const std::function<std::pair<std::string, repo::Node>(size_t)>& at) {
