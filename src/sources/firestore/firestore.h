@@ -2,7 +2,8 @@
 // them) read at one server read time, in name order, by several readers over ranges of document
 // names; stored one document per file node so that a day's backup stores only what changed;
 // restored with batch writes into the same or another project and database, from a backup or —
-// inside the database's own version retention — from the live database as of an instant.
+// inside the database's own version retention — from the live database as of an instant — or
+// written as a managed export for `gcloud firestore import` (firestore_export.cpp).
 //
 // A snapshot (source "firestore", paths ["projects/P/databases/D"]) is a tree:
 //   documents/GROUP/BUCKET/NAME   one file node per document; NAME is its path below the documents
