@@ -59,6 +59,8 @@ struct CollectionStats {
 };
 using StatsMap = std::map<std::string, CollectionStats>;
 nlohmann::json stats_json(const StatsMap& stats);
+// Adds `from`'s counts and hashes into `into` (documents read by several threads).
+void merge_stats(StatsMap& into, const StatsMap& from);
 
 // ---- backup and restore ----
 

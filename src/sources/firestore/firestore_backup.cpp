@@ -27,8 +27,8 @@ constexpr size_t kPage = 20000;
 struct ReadDoc {
   std::string relative;
   repo::Node node;
-  nlohmann::json stored;  // kept only until the stats are added
 };
+
 
 }  // namespace
 
@@ -119,6 +119,7 @@ Result<FirestoreBackupResult> backup_firestore(repo::Repository& repo, const Fir
   repo::WriteSession session(repo);
   std::mutex mu;
   std::vector<ReadDoc> docs;
+  StatsMap stats;
   Status failed;
   std::atomic<bool> stop{false};
   uint64_t total_bytes = 0;
@@ -127,6 +128,7 @@ Result<FirestoreBackupResult> backup_firestore(repo::Repository& repo, const Fir
     for (const auto& range : ranges) {
       pool.submit([&, range] {
         std::vector<ReadDoc> mine;
+        StatsMap my_stats;
         uint64_t bytes = 0;
         Status st = read_range(*client, root, range, read_time, kPage, false, [&](std::vector<nlohmann::json>& page) -> Status {
           for (auto& d : page) {
@@ -141,7 +143,8 @@ Result<FirestoreBackupResult> backup_firestore(repo::Repository& repo, const Fir
             bytes += text.size();
             progress.files_done++;
             progress.bytes_done += text.size();
-            mine.push_back({rel, std::move(node), std::move(stored)});
+            my_stats[top_collection(rel)].add(stored);
+            mine.push_back({rel, std::move(node)});
           }
           return window_check();
         }, &stop);
@@ -155,6 +158,7 @@ Result<FirestoreBackupResult> backup_firestore(repo::Repository& repo, const Fir
           return;
         }
         total_bytes += bytes;
+        merge_stats(stats, my_stats);
         for (auto& d : mine) docs.push_back(std::move(d));
       });
     }
@@ -168,11 +172,6 @@ Result<FirestoreBackupResult> backup_firestore(repo::Repository& repo, const Fir
   progress.totals_final = true;
 
   std::sort(docs.begin(), docs.end(), [](const ReadDoc& a, const ReadDoc& b) { return firestore_name_less(a.relative, b.relative); });
-  StatsMap stats;
-  for (auto& d : docs) {
-    stats[top_collection(d.relative)].add(d.stored);
-    d.stored = nullptr;
-  }
   for (const auto& c : options.collections) stats[c];  // an empty collection asked for is recorded as empty
   LB_ASSIGN_OR_RETURN(auto root_id, store_document_tree(session, docs.size(), [&](size_t i) -> std::pair<std::string, repo::Node> {
                         return {docs[i].relative, docs[i].node};

@@ -143,6 +143,14 @@ std::string CollectionStats::hash() const {
   return hex_encode(ByteView(raw, 32));
 }
 
+void merge_stats(StatsMap& into, const StatsMap& from) {
+  for (const auto& [c, s] : from) {
+    auto& e = into[c];
+    e.documents += s.documents;
+    for (size_t i = 0; i < 4; ++i) e.sum[i] += s.sum[i];
+  }
+}
+
 nlohmann::json stats_json(const StatsMap& stats) {
   nlohmann::json out = nlohmann::json::object();
   for (const auto& [id, s] : stats) out[id] = {{"documents", s.documents}, {"hash", s.hash()}};

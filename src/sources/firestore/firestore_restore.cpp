@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <future>
 #include <cmath>
 #include <mutex>
 #include <thread>
@@ -118,11 +119,7 @@ Status write_documents(const cloud::FirestoreClient& client, const std::string& 
   progress.files_done += docs.size();
   progress.bytes_done += bytes;
   std::lock_guard<std::mutex> g(shared.mu);
-  for (auto& [c, s] : local) {
-    auto& e = shared.result.expected[c];
-    e.documents += s.documents;
-    for (size_t i = 0; i < 4; ++i) e.sum[i] += s.sum[i];
-  }
+  merge_stats(shared.result.expected, local);
   shared.result.names.insert(names.begin(), names.end());
   shared.result.written += o.dry_run ? 0 : docs.size();
   shared.result.bytes += bytes;
@@ -168,6 +165,7 @@ Result<FirestoreRestoreResult> restore_firestore(repo::Repository& repo, const F
   Shared shared;
   const size_t writers = std::max<size_t>(1, o.writers);
   std::vector<std::string> restored_collections = o.collections;
+  std::future<Result<std::vector<std::string>>> present;
 
   if (from.snapshot) {
     LB_RETURN_IF_ERROR(repo.load_index());
@@ -182,6 +180,10 @@ Result<FirestoreRestoreResult> restore_firestore(repo::Repository& repo, const F
     if (restored_collections.empty())
       for (auto it = snap.metadata["collections"].begin(); it != snap.metadata["collections"].end(); ++it)
         restored_collections.push_back(it.key());
+    // What the target holds beyond the source state can be listed while the writes go on: writing
+    // the source's documents adds none of it.
+    if (!restored_collections.empty())
+      present = std::async(std::launch::async, [&] { return target_names(*client, target_root, restored_collections); });
     WorkerPool pool(writers, writers * 2);
     const size_t per_task = kBatch;
     for (size_t begin = 0; begin < nodes.size(); begin += per_task) {
@@ -202,6 +204,7 @@ Result<FirestoreRestoreResult> restore_firestore(repo::Repository& repo, const F
       });
     }
     pool.wait_idle();
+    if (present.valid()) present.wait();
     if (!shared.failed.is_ok()) return shared.failed;
     // What the repository gave must be what the backup recorded (whole collections only).
     const auto& recorded = snap.metadata.value("collections", nlohmann::json::object());
@@ -238,9 +241,10 @@ Result<FirestoreRestoreResult> restore_firestore(repo::Repository& repo, const F
 
   // Documents of the restored collections the source state lacks: deleted with --replace.
   if (!restored_collections.empty()) {
-    LB_ASSIGN_OR_RETURN(auto present, target_names(*client, target_root, restored_collections));
+    if (!present.valid()) present = std::async(std::launch::deferred, [&] { return target_names(*client, target_root, restored_collections); });
+    LB_ASSIGN_OR_RETURN(auto listed, present.get());
     std::vector<std::string> extra;
-    for (auto& n : present)
+    for (auto& n : listed)
       if (!shared.result.names.count(n)) extra.push_back(std::move(n));
     if (o.replace && !o.dry_run) {
       for (size_t begin = 0; begin < extra.size(); begin += kBatch) {
@@ -314,20 +318,36 @@ std::vector<FirestoreCheck> check_firestore_target(const FirestoreRestoreOptions
   const std::string root = cloud::firestore_documents_root(where.to_project, where.to_database);
   std::vector<std::string> collections;
   for (const auto& [c, s] : expected) collections.push_back(c);
+  // Read back in parallel ranges (every restored document, whatever wrote it).
   StatsMap got;
   std::map<std::string, uint64_t> extra;
-  for (const auto& range : collection_ranges(root, collections)) {
-    Status st = read_range(**client, root, range, "", 20000, false, [&](std::vector<nlohmann::json>& page) -> Status {
-      for (const auto& d : page) {
-        auto stored = stored_document(d, root);
-        std::string rel = stored.value("name", "");
-        if (names.count(rel)) got[top_collection(rel)].add(stored);
-        else ++extra[top_collection(rel)];
-      }
-      return Status::ok();
-    });
-    if (!st.is_ok()) return fail_all("reading the target back: " + st.message());
+  auto ranges = split_ranges(**client, root, collections, std::max<size_t>(1, where.writers), "");
+  if (!ranges) return fail_all("reading the target back: " + ranges.status().message());
+  std::mutex mu;
+  Status failed;
+  {
+    WorkerPool pool(std::max<size_t>(1, where.writers), ranges->size() + 1);
+    for (const auto& range : *ranges)
+      pool.submit([&, range] {
+        StatsMap mine;
+        std::map<std::string, uint64_t> my_extra;
+        Status st = read_range(**client, root, range, "", 20000, false, [&](std::vector<nlohmann::json>& page) -> Status {
+          for (const auto& d : page) {
+            auto stored = stored_document(d, root);
+            std::string rel = stored.value("name", "");
+            if (names.count(rel)) mine[top_collection(rel)].add(stored);
+            else ++my_extra[top_collection(rel)];
+          }
+          return Status::ok();
+        });
+        std::lock_guard<std::mutex> g(mu);
+        if (!st.is_ok() && failed.is_ok()) failed = st;
+        merge_stats(got, mine);
+        for (const auto& [c, n] : my_extra) extra[c] += n;
+      });
+    pool.wait_idle();
   }
+  if (!failed.is_ok()) return fail_all("reading the target back: " + failed.message());
   for (const auto& name : checks) {
     std::vector<std::string> bad;
     uint64_t total = 0;
