@@ -129,7 +129,9 @@ void register_restore_firestore(CommandSet c, CLI::App* restore) {
           from.snapshot = ref;
         }
         used = fmt::format("backup {} read at {}{}", from.snapshot->short_id(), from.snapshot->snapshot.metadata.value("read_time", ""),
-                           f->at.empty() ? "" : " (the newest backup at or before the requested time; the server no longer keeps it)");
+                           f->at.empty() || f->from_backup ? ""
+                                           : " (the newest backup at or before the requested time; the server keeps no version of the "
+                                             "database that old)");
       }
       if (!f->to_dir.empty()) {
         if (text) fmt::print("exporting {} from {} into {}\n", f->project, used, f->to_dir);

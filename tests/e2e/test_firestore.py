@@ -343,3 +343,13 @@ def test_to_dir_writes_a_managed_export_that_the_emulators_import_loads(lb, emu,
     # A directory that is not empty is refused.
     r = run(lb, emu, "restore", "firestore", "--project", "x1", "--to-dir", out, check=False)
     assert r.returncode != 0 and "not empty" in r.stderr
+
+
+def test_an_instant_before_the_databases_history_is_never_restored_as_empty(lb, emu):
+    """The emulator answers reads before it started with an empty database; Lifeboat does not take that
+    for a state to restore (with --replace it would delete everything): it looks for a backup instead."""
+    emu.put({f"keep/{i}": {"i": {"integerValue": str(i)}} for i in range(5)}, project="h1")
+    two_days_ago = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 2 * 86400))
+    r = run(lb, emu, "restore", "firestore", "--project", "h1", "--at", two_days_ago, "--replace", check=False)
+    assert r.returncode != 0 and "no Firestore backup" in r.stderr, r.stdout + r.stderr
+    assert len(db_state(emu, "h1")) == 5

@@ -116,7 +116,8 @@ Result<FirestoreRestoreResult> restore_firestore(repo::Repository& repo, const F
                                                  const FirestoreRestoreOptions& options, ProgressCounters& progress);
 
 // Can the live database be read as of `at_ns`? Returns the server's read time to use ("" when the
-// server no longer keeps that instant). Beyond the last hour the instant is rounded down to a minute.
+// server no longer keeps that instant, or shows no document at all then). Beyond the last hour the
+// instant is rounded down to a minute.
 Result<std::string> live_read_time(const std::string& project, const std::string& database, int64_t at_ns);
 
 // The managed-export layout that `gcloud firestore import` reads, written from stored documents

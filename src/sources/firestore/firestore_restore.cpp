@@ -152,6 +152,9 @@ Result<std::string> live_read_time(const std::string& project, const std::string
     if (cloud::firestore_read_time_too_old(probe.status()) || probe.status().code() == Code::kIo) return std::string();
     return probe.status();
   }
+  // A database without a single document at that instant is taken as one whose versions do not reach
+  // back so far (the emulator answers so for times before it started), never as a state to restore.
+  if (probe->documents.empty()) return std::string();
   return rt;
 }
 
