@@ -353,3 +353,38 @@ def test_an_instant_before_the_databases_history_is_never_restored_as_empty(lb, 
     r = run(lb, emu, "restore", "firestore", "--project", "h1", "--at", two_days_ago, "--replace", check=False)
     assert r.returncode != 0 and "no Firestore backup" in r.stderr, r.stdout + r.stderr
     assert len(db_state(emu, "h1")) == 5
+
+
+def test_partitions_from_the_server_split_the_backup(lb, emu):
+    """The real service answers partitionQuery (the emulator does not): its cut points become the ranges."""
+    emu.put({f"users/{c}{i}": {"i": {"integerValue": str(i)}} for c in "agmt" for i in range(30)}, project="q1")
+    root = ROOT.format(p="q1", d="(default)")
+    cuts = {"partitions": [{"values": [{"referenceValue": f"{root}/users/g0"}]},
+                           {"values": [{"referenceValue": f"{root}/users/t0"}]}]}
+    proxy = peers.FaultyHttpProxy(emu.port, [("POST", ":partitionQuery", lambda: (200, cuts), None)])
+    try:
+        out = json.loads(run(lb, emu, "--json", "backup", "firestore", "--project", "q1",
+                             env={"FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{proxy.port}"}).stdout)
+    finally:
+        proxy.close()
+    assert [h for h in proxy.hits if ":partitionQuery" in h[1]]
+    assert out["metadata"]["ranges"] == 3 and out["metadata"]["documents"] == 120, out["metadata"]
+    run(lb, emu, "restore", "firestore", "--project", "q1", "--to-project", "q1r")
+    assert db_state(emu, "q1r") == db_state(emu, "q1")
+
+
+def test_a_write_the_server_refuses_names_its_document(lb, emu):
+    """The server refuses a whole batch for one document over 1 MiB; the restore names that document."""
+    emu.put({f"big/d{i:03d}": {"s": {"stringValue": "fits"}} for i in range(300)}, project="m1")
+    run(lb, emu, "backup", "firestore", "--project", "m1")
+    too_big = {"error": {"code": 400, "status": "INVALID_ARGUMENT",
+                         "message": 'The value of property "s" is longer than 1048487 bytes.'}}
+    proxy = peers.FaultyHttpProxy(emu.port, [("POST", ":batchWrite", lambda body: (400, too_big) if b"big/d123" in body else None,
+                                              None)])
+    try:
+        r = run(lb, emu, "restore", "firestore", "--project", "m1", "--to-project", "m1r", check=False,
+                env={"FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{proxy.port}"})
+    finally:
+        proxy.close()
+    assert r.returncode != 0
+    assert "document big/d123" in r.stderr and "longer than 1048487 bytes" in r.stderr, r.stderr

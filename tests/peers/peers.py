@@ -3,6 +3,7 @@
 Each peer binds 127.0.0.1 on a free port, keeps its data under a directory the caller owns, has
 telemetry off, and is killed (with its data left for inspection) when stopped.
 """
+import json
 import os
 import shutil
 import socket
@@ -324,9 +325,10 @@ default_project_id = p
 class FaultyHttpProxy:
     """A loopback HTTP proxy in front of an http:// peer that misbehaves on request: `rules` is a list of
     (method, path substring, action, count) with action a status such as "503", "429" or "403" (answer
-    it), "cut" (send half the body, then close), "flip" (change the body's first byte), "garble" (200 with a body that is not JSON) or a callable (run before
-    the request is forwarded); each rule fires `count`
-    times (None: always). Every other request is forwarded as it is."""
+    it), "cut" (send half the body, then close), "flip" (change the body's first byte), "garble" (200 with a
+    body that is not JSON) or a callable (run before the request is forwarded, given the request body if
+    it takes an argument; one that returns (status, JSON body) answers in the server's place); each rule fires `count` times (None: always). Every other
+    request is forwarded as it is."""
 
     def __init__(self, target_port, rules=()):
         import http.server
@@ -347,8 +349,16 @@ class FaultyHttpProxy:
                 body = self.rfile.read(n) if n else None
                 action = proxy._match(self.command, self.path)
                 if callable(action):  # something happens on the server first (an object vanishes, …)
-                    action()
+                    answer = action(body) if action.__code__.co_argcount else action()
                     action = None
+                    if isinstance(answer, tuple):  # or the callable answers itself: (status, JSON body)
+                        msg = json.dumps(answer[1]).encode()
+                        self.send_response(answer[0])
+                        self.send_header("Content-Length", str(len(msg)))
+                        self.send_header("Content-Type", "application/json")
+                        self.end_headers()
+                        self.wfile.write(msg)
+                        return
                 if action and action.isdigit():  # answer with that status, a body shaped like the API's errors
                     msg = b'{"error":{"code":%s,"message":"injected"}}' % action.encode()
                     self.send_response(int(action))

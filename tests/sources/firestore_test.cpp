@@ -107,5 +107,14 @@ TEST(Firestore, CollectionRangesCoverOneCollectionAndEverythingBelowIt) {
   EXPECT_EQ(collection_ranges(kRoot, {}).size(), 1u);
 }
 
+TEST(Firestore, RampStartsAt500WritesASecondAndGrowsHalfEveryFiveMinutes) {
+  const int64_t minute = 60LL * 1000000000LL;
+  EXPECT_DOUBLE_EQ(ramp_writes_per_second(0), 500);
+  EXPECT_DOUBLE_EQ(ramp_writes_per_second(5 * minute - 1), 500);
+  EXPECT_DOUBLE_EQ(ramp_writes_per_second(5 * minute), 750);
+  EXPECT_DOUBLE_EQ(ramp_writes_per_second(10 * minute), 1125);
+  EXPECT_DOUBLE_EQ(ramp_writes_per_second(-minute), 500);
+}
+
 }  // namespace
 }  // namespace lifeboat::sources::firestore

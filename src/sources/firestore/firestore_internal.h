@@ -30,6 +30,10 @@ Status read_range(const cloud::FirestoreClient& client, const std::string& root,
                   const std::function<Status(std::vector<nlohmann::json>& documents)>& fn,
                   const std::atomic<bool>* stop = nullptr);
 
+// Firestore's guidance for a new write load on a database: 500 writes/s, then 50% more every 5
+// minutes ("500/50/5"); the rate allowed `elapsed_ns` after the restore began.
+double ramp_writes_per_second(int64_t elapsed_ns);
+
 // Stores documents (given in name order by `at(i)` → relative name, file node) as the snapshot tree
 // "documents/GROUP/BUCKET/NAME"; returns the root tree.
 Result<repo::BlobId> store_document_tree(repo::WriteSession& session, size_t count,
