@@ -26,7 +26,7 @@ unit: build
 
 e2e: build
 	@mkdir -p $(LOGS)
-	python3 -m pytest -q tests/e2e 2>&1 | tee $(LOGS)/e2e.log; exit $${PIPESTATUS[0]}
+	python3 -m pytest -q -n $(JOBS) --dist loadfile tests/e2e 2>&1 | tee $(LOGS)/e2e.log; exit $${PIPESTATUS[0]}
 
 asan:
 	@mkdir -p $(LOGS)

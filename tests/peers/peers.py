@@ -349,7 +349,8 @@ class FaultyHttpProxy:
                 body = self.rfile.read(n) if n else None
                 action = proxy._match(self.command, self.path)
                 if callable(action):  # something happens on the server first (an object vanishes, …)
-                    answer = action(body) if action.__code__.co_argcount else action()
+                    import inspect
+                    answer = action(body) if inspect.signature(action).parameters else action()
                     action = None
                     if isinstance(answer, tuple):  # or the callable answers itself: (status, JSON body)
                         msg = json.dumps(answer[1]).encode()
