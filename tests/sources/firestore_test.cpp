@@ -107,6 +107,21 @@ TEST(Firestore, CollectionRangesCoverOneCollectionAndEverythingBelowIt) {
   EXPECT_EQ(collection_ranges(kRoot, {}).size(), 1u);
 }
 
+TEST(Firestore, RecordedStatsRoundTripAndADifferenceIsNamed) {
+  StatsMap got;
+  got["c"].add(stored_document(doc("c/a", {{"n", {{"integerValue", "1"}}}}), kRoot));
+  auto recorded = stats_json(got);
+  EXPECT_EQ(stats_from_json(recorded), got);
+  EXPECT_TRUE(match_record(got, recorded).is_ok());
+  EXPECT_TRUE(match_record(got, nlohmann::json::object()).is_ok());  // a collection the record lacks is not judged
+  StatsMap other = got;
+  other["c"].add(stored_document(doc("c/b", {{"n", {{"integerValue", "2"}}}}), kRoot));
+  auto st = match_record(other, recorded);
+  ASSERT_FALSE(st.is_ok());
+  EXPECT_EQ(st.code(), Code::kCorrupt);
+  EXPECT_NE(st.message().find("collection c"), std::string::npos) << st.message();
+}
+
 TEST(Firestore, RampStartsAt500WritesASecondAndGrowsHalfEveryFiveMinutes) {
   const int64_t minute = 60LL * 1000000000LL;
   EXPECT_DOUBLE_EQ(ramp_writes_per_second(0), 500);

@@ -56,9 +56,12 @@ struct CollectionStats {
   std::array<uint64_t, 4> sum{};  // SHA-256 of each document, added lane by lane
   void add(const nlohmann::json& stored);
   std::string hash() const;
+  bool operator==(const CollectionStats&) const = default;
 };
 using StatsMap = std::map<std::string, CollectionStats>;
 nlohmann::json stats_json(const StatsMap& stats);
+// The reverse: a snapshot's recorded "collections" as counts and hashes.
+StatsMap stats_from_json(const nlohmann::json& j);
 // Adds `from`'s counts and hashes into `into` (documents read by several threads).
 void merge_stats(StatsMap& into, const StatsMap& from);
 

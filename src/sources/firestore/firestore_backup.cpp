@@ -185,10 +185,7 @@ Result<FirestoreBackupResult> backup_firestore(repo::Repository& repo, const Fir
   LB_ASSIGN_OR_RETURN(StatsMap reread, stats_of_nodes(repo, nodes, readers));
   for (const auto& c : options.collections) reread[c];
   nlohmann::json checks = nlohmann::json::array();
-  bool same = reread.size() == stats.size() &&
-              std::equal(stats.begin(), stats.end(), reread.begin(), [](const auto& a, const auto& b) {
-                return a.first == b.first && a.second.documents == b.second.documents && a.second.hash() == b.second.hash();
-              });
+  bool same = reread == stats;
   checks.push_back({{"check", "hashes"},
                     {"ok", same},
                     {"detail", same ? fmt::format("{} documents in {} collections read back from the repository match their counts and hashes",

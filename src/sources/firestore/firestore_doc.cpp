@@ -151,6 +151,18 @@ void merge_stats(StatsMap& into, const StatsMap& from) {
   }
 }
 
+StatsMap stats_from_json(const nlohmann::json& j) {
+  StatsMap out;
+  if (!j.is_object()) return out;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    auto& e = out[it.key()];
+    e.documents = it.value().value("documents", uint64_t{0});
+    auto raw = hex_decode(it.value().value("hash", ""));
+    if (raw && raw->size() == 32) std::memcpy(e.sum.data(), raw->data(), 32);
+  }
+  return out;
+}
+
 nlohmann::json stats_json(const StatsMap& stats) {
   nlohmann::json out = nlohmann::json::object();
   for (const auto& [id, s] : stats) out[id] = {{"documents", s.documents}, {"hash", s.hash()}};

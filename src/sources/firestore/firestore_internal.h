@@ -13,6 +13,12 @@
 
 namespace lifeboat::sources::firestore {
 
+// Is the document in one of the top-level collections (all of them when none are named)?
+bool in_collections(const std::vector<std::string>& collections, const std::string& relative);
+// kCorrupt naming the first collection of `got` whose count or hash differs from the backup's record
+// (a snapshot's metadata "collections"); collections the record lacks are not judged.
+Status match_record(const StatsMap& got, const nlohmann::json& recorded);
+
 // Firestore's name order on relative names: segment by segment.
 bool firestore_name_less(const std::string& a, const std::string& b);
 // One range per top-level collection (everything below it), or the whole database.
@@ -40,10 +46,10 @@ Result<repo::BlobId> store_document_tree(repo::WriteSession& session, size_t cou
                                          const std::function<std::pair<std::string, repo::Node>(size_t)>& at);
 // Every document node of a snapshot's tree (relative name, node), in tree order.
 Result<std::vector<std::pair<std::string, repo::Node>>> document_nodes(repo::Repository& repo, const repo::BlobId& tree);
-// Reads the nodes' documents from the repository with `threads` readers, calling fn with each (from
-// several threads at once); the first error stops the rest.
-Status for_each_stored(repo::Repository& repo, const std::vector<repo::Node>& nodes, size_t threads,
-                       const std::function<Status(nlohmann::json&&)>& fn);
+// Reads the nodes' documents from the repository with `threads` readers, calling fn with each run of
+// up to `batch` of them (from several threads at once); the first error stops the rest.
+Status for_each_stored(repo::Repository& repo, const std::vector<repo::Node>& nodes, size_t threads, size_t batch,
+                       const std::function<Status(std::vector<nlohmann::json>&&)>& fn);
 // Counts and hashes of the nodes' documents, read back from the repository.
 Result<StatsMap> stats_of_nodes(repo::Repository& repo, const std::vector<repo::Node>& nodes, size_t threads);
 

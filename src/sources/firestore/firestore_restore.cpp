@@ -101,10 +101,6 @@ struct Shared {
   }
 };
 
-bool wanted(const std::vector<std::string>& collections, const std::string& rel) {
-  return collections.empty() || std::find(collections.begin(), collections.end(), top_collection(rel)) != collections.end();
-}
-
 // Writes a list of stored documents into the target, recording what the target must now hold.
 Status write_documents(const cloud::FirestoreClient& client, const std::string& target_db, const std::string& target_root,
                        std::vector<nlohmann::json> docs, const FirestoreRestoreOptions& o, Ramp& ramp, Shared& shared,
@@ -195,7 +191,7 @@ Result<FirestoreRestoreResult> restore_firestore(repo::Repository& repo, const F
     LB_ASSIGN_OR_RETURN(auto all, document_nodes(repo, snap.tree));
     std::vector<repo::Node> nodes;
     for (auto& [rel, node] : all)
-      if (wanted(o.collections, rel)) nodes.push_back(std::move(node));
+      if (in_collections(o.collections, rel)) nodes.push_back(std::move(node));
     progress.files_total = nodes.size();
     progress.totals_final = true;
     if (restored_collections.empty())
@@ -205,38 +201,13 @@ Result<FirestoreRestoreResult> restore_firestore(repo::Repository& repo, const F
     // the source's documents adds none of it.
     if (!restored_collections.empty())
       present = std::async(std::launch::async, [&] { return target_names(*client, target_root, restored_collections); });
-    WorkerPool pool(writers, writers * 2);
-    const size_t per_task = kBatch;
-    for (size_t begin = 0; begin < nodes.size(); begin += per_task) {
-      size_t end = std::min(nodes.size(), begin + per_task);
-      pool.submit([&, begin, end] {
-        if (shared.stop) return;
-        std::vector<nlohmann::json> docs;
-        for (size_t i = begin; i < end; ++i) {
-          auto bytes = repo::read_node_bytes(repo, nodes[i]);
-          if (!bytes) return shared.fail(bytes.status().with_context("reading document " + unescape_name(nodes[i].name)));
-          auto j = nlohmann::json::parse(bytes->begin(), bytes->end(), nullptr, false);
-          if (j.is_discarded() || !j.is_object())
-            return shared.fail(Error(Code::kCorrupt, "document " + unescape_name(nodes[i].name) + " in the repository is not JSON"));
-          docs.push_back(std::move(j));
-        }
-        Status st = write_documents(*client, target_db, target_root, std::move(docs), o, ramp, shared, progress);
-        if (!st.is_ok()) shared.fail(st);
-      });
-    }
-    pool.wait_idle();
+    Status written = for_each_stored(repo, nodes, writers, kBatch, [&](std::vector<nlohmann::json>&& docs) {
+      return write_documents(*client, target_db, target_root, std::move(docs), o, ramp, shared, progress);
+    });
     if (present.valid()) present.wait();
-    if (!shared.failed.is_ok()) return shared.failed;
+    LB_RETURN_IF_ERROR(written);
     // What the repository gave must be what the backup recorded (whole collections only).
-    const auto& recorded = snap.metadata.value("collections", nlohmann::json::object());
-    for (const auto& [c, s] : shared.result.expected) {
-      if (!recorded.contains(c)) continue;
-      if (recorded[c].value("documents", uint64_t{0}) != s.documents || recorded[c].value("hash", "") != s.hash())
-        return Error(Code::kCorrupt, fmt::format("collection {}: the documents read from the repository ({}) do not match the "
-                                                 "backup's record ({} documents, hash {}); the repository is damaged (run check)",
-                                                 c, s.documents, recorded[c].value("documents", uint64_t{0}),
-                                                 recorded[c].value("hash", "").substr(0, 16)));
-    }
+    LB_RETURN_IF_ERROR(match_record(shared.result.expected, snap.metadata.value("collections", nlohmann::json::object())));
   } else {
     const std::string src_root = cloud::firestore_documents_root(from.project, from.database);
     shared.result.read_time = from.read_time;
@@ -291,13 +262,15 @@ Result<ManagedExport> export_firestore(repo::Repository& repo, const FirestoreSo
   std::mutex mu;
   std::vector<std::pair<std::string, nlohmann::json>> docs;
   StatsMap stats;
-  auto keep = [&](nlohmann::json&& d) -> Status {
-    std::string rel = d.value("name", "");
-    if (!wanted(collections, rel)) return Status::ok();
+  auto keep = [&](std::vector<nlohmann::json>&& page) -> Status {
     std::lock_guard<std::mutex> g(mu);
-    stats[top_collection(rel)].add(d);
-    progress.files_done++;
-    docs.emplace_back(std::move(rel), std::move(d));
+    for (auto& d : page) {
+      std::string rel = d.value("name", "");
+      if (!in_collections(collections, rel)) continue;
+      stats[top_collection(rel)].add(d);
+      progress.files_done++;
+      docs.emplace_back(std::move(rel), std::move(d));
+    }
     return Status::ok();
   };
   std::string project = from.project;
@@ -308,20 +281,17 @@ Result<ManagedExport> export_firestore(repo::Repository& repo, const FirestoreSo
     LB_ASSIGN_OR_RETURN(auto all, document_nodes(repo, snap.tree));
     std::vector<repo::Node> nodes;
     for (auto& [rel, node] : all)
-      if (wanted(collections, rel)) nodes.push_back(std::move(node));
-    LB_RETURN_IF_ERROR(for_each_stored(repo, nodes, 4, keep));
-    const auto& recorded = snap.metadata.value("collections", nlohmann::json::object());
-    for (const auto& [c, s] : stats)
-      if (recorded.contains(c) && (recorded[c].value("documents", uint64_t{0}) != s.documents || recorded[c].value("hash", "") != s.hash()))
-        return Error(Code::kCorrupt, fmt::format("collection {}: the documents read from the repository do not match the backup's "
-                                                 "record; the repository is damaged (run check)", c));
+      if (in_collections(collections, rel)) nodes.push_back(std::move(node));
+    LB_RETURN_IF_ERROR(for_each_stored(repo, nodes, 4, 256, keep));
+    LB_RETURN_IF_ERROR(match_record(stats, snap.metadata.value("collections", nlohmann::json::object())));
   } else {
     LB_ASSIGN_OR_RETURN(auto client, cloud::FirestoreClient::from_environment());
     const std::string src_root = cloud::firestore_documents_root(from.project, from.database);
     for (const auto& range : collection_ranges(src_root, collections))
       LB_RETURN_IF_ERROR(read_range(*client, src_root, range, from.read_time, 10 * kBatch, false, [&](std::vector<nlohmann::json>& page) {
-        for (const auto& d : page) LB_RETURN_IF_ERROR(keep(stored_document(d, src_root)));
-        return Status::ok();
+        std::vector<nlohmann::json> stored;
+        for (const auto& d : page) stored.push_back(stored_document(d, src_root));
+        return keep(std::move(stored));
       }));
   }
   return write_managed_export(dir, project, std::move(docs));

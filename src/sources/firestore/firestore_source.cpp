@@ -113,17 +113,10 @@ std::vector<CheckResult> validate(SourceContext& ctx, const SourceSettings& base
   auto where = where_of(s);
   std::set<std::string> names;
   for (const auto& [rel, node] : *nodes)
-    if (where.collections.empty() || std::count(where.collections.begin(), where.collections.end(), top_collection(rel)))
-      names.insert(rel);
+    if (in_collections(where.collections, rel)) names.insert(rel);
   StatsMap expected;
-  const auto& recorded = snap->snapshot.metadata.value("collections", nlohmann::json::object());
-  for (auto it = recorded.begin(); it != recorded.end(); ++it) {
-    if (!where.collections.empty() && !std::count(where.collections.begin(), where.collections.end(), it.key())) continue;
-    auto& e = expected[it.key()];
-    e.documents = it.value().value("documents", uint64_t{0});
-    auto raw = hex_decode(it.value().value("hash", ""));
-    if (raw && raw->size() == 32) std::memcpy(e.sum.data(), raw->data(), 32);
-  }
+  for (auto& [c, st] : stats_from_json(snap->snapshot.metadata.value("collections", nlohmann::json::object())))
+    if (in_collections(where.collections, c)) expected[c] = st;
   std::vector<CheckResult> out;
   for (auto& c : check_firestore_target(where, expected, names, checks)) out.push_back({c.name, c.ok, c.detail});
   return out;

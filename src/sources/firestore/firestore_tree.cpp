@@ -27,6 +27,22 @@ Status read_range(const cloud::FirestoreClient& client, const std::string& root,
   return Status::ok();
 }
 
+bool in_collections(const std::vector<std::string>& collections, const std::string& relative) {
+  return collections.empty() || std::find(collections.begin(), collections.end(), top_collection(relative)) != collections.end();
+}
+
+Status match_record(const StatsMap& got, const nlohmann::json& recorded) {
+  const StatsMap want = stats_from_json(recorded);
+  for (const auto& [c, s] : got) {
+    auto it = want.find(c);
+    if (it != want.end() && !(it->second == s))
+      return Error(Code::kCorrupt, fmt::format("collection {}: the documents read from the repository ({}) do not match the "
+                                               "backup's record ({} documents, hash {}); the repository is damaged (run check)",
+                                               c, s.documents, it->second.documents, it->second.hash().substr(0, 16)));
+  }
+  return Status::ok();
+}
+
 Result<repo::BlobId> store_document_tree(repo::WriteSession& session, size_t count,
                                          const std::function<std::pair<std::string, repo::Node>(size_t)>& at) {
   repo::DirBuilder root;
@@ -57,32 +73,32 @@ Result<std::vector<std::pair<std::string, repo::Node>>> document_nodes(repo::Rep
   return out;
 }
 
-Status for_each_stored(repo::Repository& repo, const std::vector<repo::Node>& nodes, size_t threads,
-                       const std::function<Status(nlohmann::json&&)>& fn) {
+Status for_each_stored(repo::Repository& repo, const std::vector<repo::Node>& nodes, size_t threads, size_t batch,
+                       const std::function<Status(std::vector<nlohmann::json>&&)>& fn) {
   std::mutex mu;
   Status failed;
   std::atomic<bool> stop{false};
-  const size_t per_task = 256;
-  WorkerPool pool(std::max<size_t>(1, threads), 64);
-  for (size_t begin = 0; begin < nodes.size(); begin += per_task) {
-    size_t end = std::min(nodes.size(), begin + per_task);
+  auto fail = [&](const Status& st) {
+    std::lock_guard<std::mutex> g(mu);
+    if (failed.is_ok()) failed = st;
+    stop = true;
+  };
+  batch = std::max<size_t>(1, batch);
+  WorkerPool pool(std::max<size_t>(1, threads), 2 * std::max<size_t>(1, threads));
+  for (size_t begin = 0; begin < nodes.size() && !stop; begin += batch) {
+    size_t end = std::min(nodes.size(), begin + batch);
     pool.submit([&, begin, end] {
+      std::vector<nlohmann::json> docs;
       for (size_t i = begin; i < end && !stop; ++i) {
         auto bytes = repo::read_node_bytes(repo, nodes[i]);
-        Status st = bytes.status();
-        if (st.is_ok()) {
-          auto j = nlohmann::json::parse(bytes->begin(), bytes->end(), nullptr, false);
-          if (j.is_discarded() || !j.is_object() || !j.contains("name"))
-            st = Error(Code::kCorrupt, fmt::format("document {} in the repository is not a document", unescape_name(nodes[i].name)));
-          else
-            st = fn(std::move(j));
-        }
-        if (!st.is_ok()) {
-          std::lock_guard<std::mutex> g(mu);
-          if (failed.is_ok()) failed = st;
-          stop = true;
-        }
+        if (!bytes) return fail(bytes.status().with_context("reading document " + unescape_name(nodes[i].name)));
+        auto j = nlohmann::json::parse(bytes->begin(), bytes->end(), nullptr, false);
+        if (j.is_discarded() || !j.is_object() || !j.contains("name"))
+          return fail(Error(Code::kCorrupt, fmt::format("document {} in the repository is not a document", unescape_name(nodes[i].name))));
+        docs.push_back(std::move(j));
       }
+      if (stop) return;
+      if (Status st = fn(std::move(docs)); !st.is_ok()) fail(st);
     });
   }
   pool.wait_idle();
@@ -92,10 +108,11 @@ Status for_each_stored(repo::Repository& repo, const std::vector<repo::Node>& no
 Result<StatsMap> stats_of_nodes(repo::Repository& repo, const std::vector<repo::Node>& nodes, size_t threads) {
   std::mutex mu;
   StatsMap stats;
-  LB_RETURN_IF_ERROR(for_each_stored(repo, nodes, threads, [&](nlohmann::json&& d) -> Status {
-    std::string rel = d.value("name", "");
+  LB_RETURN_IF_ERROR(for_each_stored(repo, nodes, threads, 256, [&](std::vector<nlohmann::json>&& docs) -> Status {
+    StatsMap mine;
+    for (const auto& d : docs) mine[top_collection(d.value("name", ""))].add(d);
     std::lock_guard<std::mutex> g(mu);
-    stats[top_collection(rel)].add(d);
+    merge_stats(stats, mine);
     return Status::ok();
   }));
   return stats;
