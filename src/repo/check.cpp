@@ -50,8 +50,11 @@ std::vector<std::string> verify_pack(Repository& repo, const PackId& id, const s
       problems.push_back(fmt::format("pack {}: blob {} does not match its ID", name, short_hex(e.id)));
   }
   if (expected) {
-    auto key = [](const PackEntry& e) { return std::make_tuple(e.id, e.offset, e.stored_len, e.raw_len); };
-    std::vector<std::tuple<BlobId, uint32_t, uint32_t, uint32_t>> a, b;
+    // Every field restore relies on: where the blob is, how long, and how to decode it (type, compressed).
+    auto key = [](const PackEntry& e) {
+      return std::make_tuple(e.id, e.offset, e.stored_len, e.raw_len, static_cast<int>(e.type), e.compressed);
+    };
+    std::vector<decltype(key(PackEntry{}))> a, b;
     for (const auto& e : *entries) a.push_back(key(e));
     for (const auto& e : *expected) b.push_back(key(e));
     std::sort(a.begin(), a.end());
@@ -99,9 +102,17 @@ Result<CheckReport> check_repository(Repository& repo, const CheckOptions& optio
   }
   report.packs = stored.size();
 
-  // 3. Snapshots and trees: every blob a snapshot reaches must be indexed.
+  // 3. Snapshots and trees: every blob a snapshot reaches must be indexed. A blob found only in a
+  // pack prune has tombstoned is still restorable while that pack exists: such packs are collected,
+  // must exist (a prune killed between deleting packs and rewriting the index leaves them gone) and
+  // are read under --read-data like live ones.
   LB_ASSIGN_OR_RETURN(auto snapshot_names, repo.list_names(FileType::kSnapshot));
   std::unordered_set<BlobId, BlobIdHash> seen_trees;
+  std::map<PackId, std::string> needed_tombstoned;  // pack → the first snapshot that needs it
+  auto through_tombstone = [&](const BlobId& b, const std::string& snapshot) {
+    if (repo.index().contains(b)) return;
+    if (auto loc = repo.tombstoned().find(b)) needed_tombstoned.emplace(loc->pack, snapshot);
+  };
   for (const auto& name : snapshot_names) {
     if (interrupted()) return Error(Code::kInterrupted, "interrupted");
     auto ref = repo.load_snapshot(name);
@@ -115,6 +126,7 @@ Result<CheckReport> check_repository(Repository& repo, const CheckOptions& optio
       BlobId tid = stack.back();
       stack.pop_back();
       if (!seen_trees.insert(tid).second) continue;
+      through_tombstone(tid, name);
       auto tree = repo.load_tree(tid);
       if (!tree) {
         report.errors.push_back(fmt::format("snapshot {}: tree {}: {}", name.substr(0, 8), short_hex(tid),
@@ -124,12 +136,22 @@ Result<CheckReport> check_repository(Repository& repo, const CheckOptions& optio
       report.trees++;
       for (const auto& n : tree->nodes) {
         if (n.subtree) stack.push_back(*n.subtree);
-        for (const auto& c : n.content)
+        for (const auto& c : n.content) {
           if (!repo.index().contains(c) && !repo.tombstoned().contains(c))
             report.errors.push_back(fmt::format("snapshot {}: file {}: data blob {} is missing", name.substr(0, 8),
                                                 n.name, short_hex(c)));
+          through_tombstone(c, name);
+        }
       }
     }
+  }
+  for (const auto& [id, snapshot] : needed_tombstoned) {
+    std::string name = to_hex(id);
+    if (!stored.count(name))
+      report.errors.push_back(fmt::format(
+          "pack {}: missing, but snapshot {} needs blobs that only it holds (prune had marked it for deletion; "
+          "forget the snapshot or restore the pack)",
+          name, snapshot.substr(0, 8)));
   }
 
   // 4. Data: read packs (all or the chosen subset) and verify every byte.
@@ -139,6 +161,11 @@ Result<CheckReport> check_repository(Repository& repo, const CheckOptions& optio
       if (!stored.count(to_hex(id))) continue;
       if (options.subset_t && id[0] % options.subset_t != options.subset_n - 1) continue;
       todo.emplace_back(id, &entries);
+    }
+    for (const auto& [id, snapshot] : needed_tombstoned) {
+      if (!stored.count(to_hex(id))) continue;
+      if (options.subset_t && id[0] % options.subset_t != options.subset_n - 1) continue;
+      todo.emplace_back(id, &state.tombstones.at(id).entries);
     }
     if (progress) {
       progress->files_total = todo.size();

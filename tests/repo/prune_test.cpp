@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "repo/check.h"
 #include "repo/write_session.h"
 #include "test_repo.h"
@@ -94,6 +96,63 @@ TEST(Prune, WaitsForEarlierWritersAndResurrectsWhatTheirSnapshotsNeed) {
   EXPECT_GT(pack_count(dir.path), 0u);
   auto c2 = check_repository(*testing::open_repo(dir.path), {true, 0, 0}, nullptr);
   EXPECT_TRUE(c2->ok()) << (c2->errors.empty() ? "" : c2->errors[0]);
+}
+
+// A snapshot that deduplicated against packs prune had tombstoned is restorable only while those packs
+// exist. `check` must read them under --read-data and report them when they are damaged or gone (a
+// prune killed between deleting packs and rewriting the index leaves exactly that).
+TEST(Check, PacksReachedOnlyThroughTombstonesMustExistAndAreRead) {
+  TempDir dir;
+  auto repo = testing::init_repo(dir.path);
+  Bytes data = testing::pseudo_random(300000, 4);
+  auto [first, blobs] = commit_file(*repo, data, 1);
+  auto writer_repo = testing::open_repo(dir.path);
+  auto writer_lock = RepoLock::acquire(*writer_repo, LockKind::kShared);
+  ASSERT_TRUE(writer_repo->load_index().is_ok());
+  ASSERT_TRUE(repo->backend().remove({FileType::kSnapshot, first}));
+  {
+    auto lock = RepoLock::acquire(*repo, LockKind::kMaintenance);
+    auto r = prune_repository(*repo, {}, **lock);
+    ASSERT_TRUE(r.is_ok()) << r.status().message();
+    ASSERT_GE(r->packs_tombstoned, 1u);
+  }
+  commit_file(*writer_repo, data, 2);  // needs the tombstoned blobs
+  writer_lock = Error(Code::kFatal, "released");
+
+  auto fresh = testing::open_repo(dir.path);
+  ASSERT_TRUE(fresh->load_index().is_ok());
+  ASSERT_FALSE(fresh->index().contains(blobs[0]));
+  auto loc = fresh->tombstoned().find(blobs[0]);
+  ASSERT_TRUE(loc);
+  std::string name = to_hex(loc->pack);
+  std::filesystem::path pack = std::filesystem::path(dir.path) / "data" / name.substr(0, 2) / name;
+  ASSERT_TRUE(std::filesystem::exists(pack)) << pack;
+
+  // Sound: the tombstoned pack is read with the live ones.
+  auto sound = check_repository(*testing::open_repo(dir.path), {true, 0, 0}, nullptr);
+  ASSERT_TRUE(sound.is_ok());
+  EXPECT_TRUE(sound->ok()) << (sound->errors.empty() ? "" : sound->errors[0]);
+  EXPECT_EQ(sound->packs_read, sound->packs) << "every stored pack is live or needed: all are read";
+
+  // Damaged: --read-data reports it.
+  {
+    std::fstream f(pack, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(100);
+    f.put('\x5a');
+  }
+  auto damaged = check_repository(*testing::open_repo(dir.path), {true, 0, 0}, nullptr);
+  ASSERT_TRUE(damaged.is_ok());
+  bool named = false;
+  for (const auto& e : damaged->errors) named |= e.find(name) != std::string::npos;
+  EXPECT_TRUE(named) << "a damaged tombstoned pack a snapshot needs is an error";
+
+  // Gone: even without --read-data, the pack is missing.
+  std::filesystem::remove(pack);
+  auto gone = check_repository(*testing::open_repo(dir.path), {false, 0, 0}, nullptr);
+  ASSERT_TRUE(gone.is_ok());
+  ASSERT_FALSE(gone->ok()) << "a snapshot whose data is gone must not pass check";
+  EXPECT_NE(gone->errors[0].find(name), std::string::npos) << gone->errors[0];
+  EXPECT_NE(gone->errors[0].find("missing"), std::string::npos) << gone->errors[0];
 }
 
 }  // namespace lifeboat::repo

@@ -6,6 +6,10 @@
 #include <fstream>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
+#include "core/platform_user.h"
+#include "core/time.h"
 #include "repo/check.h"
 #include "repo/lock.h"
 #include "repo/write_session.h"
@@ -177,6 +181,38 @@ TEST(Repository, KeysCanBeAddedAndRemovedButNotTheLastOrCurrent) {
             Code::kWrongPassword);
 }
 
+TEST(Repository, CheckComparesEveryHeaderFieldWithTheIndex) {
+  // An index entry whose `compressed` flag (or type) disagrees with the pack header would make restore
+  // decode the blob wrongly; check --read-data must name the pack.
+  for (int field = 0; field < 2; ++field) {
+    TempDir dir;
+    auto repo = testing::init_repo(dir.path);
+    {
+      WriteSession s(*repo);
+      MemorySource src(testing::pseudo_random(50000, 9));
+      ASSERT_TRUE(s.store_stream(src).is_ok());
+      ASSERT_TRUE(s.flush().is_ok());
+    }
+    auto state = repo->read_index_state();
+    ASSERT_TRUE(state.is_ok());
+    ASSERT_EQ(state->live.size(), 1u);
+    IndexFile altered;
+    altered.supersedes = state->files;
+    auto& [id, entries] = *state->live.begin();
+    auto& e = entries.front();
+    if (field == 0) e.compressed = !e.compressed;
+    else e.type = e.type == BlobType::kData ? BlobType::kTree : BlobType::kData;
+    altered.packs.push_back({id, entries});
+    ASSERT_TRUE(repo->save_file(FileType::kIndex, altered.encode()).is_ok());
+
+    auto report = check_repository(*testing::open_repo(dir.path), {true, 0, 0}, nullptr);
+    ASSERT_TRUE(report.is_ok());
+    ASSERT_FALSE(report->ok()) << "field " << field;
+    EXPECT_NE(report->errors[0].find("header disagrees with the index"), std::string::npos) << report->errors[0];
+    EXPECT_NE(report->errors[0].find(to_hex(id)), std::string::npos);
+  }
+}
+
 TEST(Lock, ExclusiveConflictsWithSharedAndStaleLocksAreIgnored) {
   TempDir dir;
   auto repo = testing::init_repo(dir.path);
@@ -190,6 +226,41 @@ TEST(Lock, ExclusiveConflictsWithSharedAndStaleLocksAreIgnored) {
   shared1 = Error(Code::kFatal, "released");
   shared2 = Error(Code::kFatal, "released");
   EXPECT_TRUE(RepoLock::acquire(*repo, LockKind::kExclusive).is_ok());
+}
+
+TEST(Lock, StaleLocksAreIgnoredAndRemovedLiveOnesAreNot) {
+  TempDir dir;
+  auto repo = testing::init_repo(dir.path);
+  int64_t now = now_unix_ns();
+  auto lock_file = [&](int64_t time_ns, const std::string& host, int64_t pid) {
+    nlohmann::json j = {{"time_ns", time_ns}, {"started_ns", time_ns}, {"kind", "exclusive"},
+                        {"hostname", host},   {"username", "someone"},  {"pid", pid}};
+    auto name = repo->save_file(FileType::kLock, as_bytes(j.dump()));
+    EXPECT_TRUE(name.is_ok());
+    return name.is_ok() ? *name : std::string();
+  };
+  // Not refreshed for 31 minutes on another host; a dead process on this host (pid beyond pid_max).
+  lock_file(now - 31LL * 60 * 1000000000, "elsewhere.example", 1);
+  lock_file(now, platform::hostname(), 99999999);
+  auto locks = RepoLock::list(*repo);
+  ASSERT_TRUE(locks.is_ok());
+  ASSERT_EQ(locks->size(), 2u);
+  for (const auto& l : *locks) EXPECT_TRUE(l.stale) << l.hostname;
+  {
+    auto excl = RepoLock::acquire(*repo, LockKind::kExclusive);
+    EXPECT_TRUE(excl.is_ok()) << "stale locks must not block: " << excl.status().message();
+  }
+  // A live lock from another host, refreshed just now, does block.
+  std::string live = lock_file(now, "elsewhere.example", 1);
+  auto blocked = RepoLock::acquire(*repo, LockKind::kShared);
+  ASSERT_FALSE(blocked.is_ok());
+  EXPECT_EQ(blocked.status().code(), Code::kLockFailed);
+  auto removed = RepoLock::remove_locks(*repo, /*all=*/false);
+  ASSERT_TRUE(removed.is_ok());
+  EXPECT_EQ(*removed, 2);
+  auto left = RepoLock::list(*repo);
+  ASSERT_EQ(left->size(), 1u);
+  EXPECT_EQ((*left)[0].name, live);
 }
 
 }  // namespace lifeboat::repo
