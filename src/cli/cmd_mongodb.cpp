@@ -219,6 +219,11 @@ void register_follow(CommandSet c) {
         }
         std::fflush(stdout);
       };
+      if (c.global.json)
+        ev.on_held = [&](uint64_t entries, const mdb::OplogTime& through) {
+          print_json({{"event", "held"}, {"entries", entries}, {"through", mdb::oplog_time_json(through)}});
+          std::fflush(stdout);
+        };
       ev.on_warning = [&](const std::string& w) {
         if (w.starts_with("OPLOG GAP")) gap = true;
         fmt::print(stderr, "lifeboat: warning: {}\n", w);

@@ -114,6 +114,7 @@ class CuttingProxy:
         self.sock.listen(16)
         self.port = self.sock.getsockname()[1]
         self.closed = False
+        self.cuts = 0  # connections cut after `cut_after` bytes (proof the server went away mid-stream)
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -126,8 +127,7 @@ class CuttingProxy:
             threading.Thread(target=self._pipe, args=(client, upstream, None), daemon=True).start()
             threading.Thread(target=self._pipe, args=(upstream, client, self.cut_after), daemon=True).start()
 
-    @staticmethod
-    def _pipe(src, dst, limit):
+    def _pipe(self, src, dst, limit):
         sent = 0
         try:
             while True:
@@ -135,6 +135,7 @@ class CuttingProxy:
                 if not data:
                     break
                 if limit is not None and sent + len(data) > limit:
+                    self.cuts += 1
                     break
                 dst.sendall(data)
                 sent += len(data)

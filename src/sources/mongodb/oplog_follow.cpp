@@ -147,6 +147,7 @@ class Follower {
         buf_.insert(buf_.end(), bson_get_data(doc), bson_get_data(doc) + doc->len);
         pos_ = *ts;
         ++entries_;
+        if (entries_ == 1 && events_.on_held) events_.on_held(entries_, pos_);
       } else {
         bson_error_t error;
         if (mongoc_cursor_error(cursor, &error)) {

@@ -30,6 +30,8 @@ struct SliceCommitted {
 struct FollowEvents {
   std::function<void(const SliceCommitted&)> on_commit;
   std::function<void(const std::string&)> on_warning;  // gaps, reconnects
+  // The first entry read after a commit: a slice has begun and is held, not yet committed.
+  std::function<void(uint64_t entries, const OplogTime& through)> on_held;
 };
 
 // Where the follower for `name` resumes: the newest committed slice's end, else the newest full
