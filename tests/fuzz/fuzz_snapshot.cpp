@@ -1,6 +1,7 @@
-// libFuzzer: snapshot JSON parsing and re-serialization.
+// libFuzzer: snapshot JSON parsing and re-serialization; what parses must survive a round trip.
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <string_view>
 
 #include "repo/snapshot.h"
@@ -8,6 +9,10 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace lifeboat;
   auto s = repo::Snapshot::from_json(std::string_view(reinterpret_cast<const char*>(data), size));
-  if (s.is_ok()) (void)repo::Snapshot::from_json(s->to_json());
+  if (s.is_ok()) {
+    auto once = s->to_json();
+    auto again = repo::Snapshot::from_json(once);
+    if (!again.is_ok() || again->to_json() != once) abort();
+  }
   return 0;
 }
