@@ -46,7 +46,8 @@ def lb(tmp_path):
 
 
 def tree_digest(root: Path):
-    """Maps each relative path to what a restore must reproduce: type, mode, size, content, link target."""
+    """Maps each relative path to what a restore must reproduce: type, mode, size, content, link target,
+    modification times (directories' too) and every extended attribute."""
     out = {}
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
@@ -55,8 +56,10 @@ def tree_digest(root: Path):
             rel = str(p.relative_to(root))
             if p.is_symlink():
                 out[rel] = ("link", os.readlink(p))
-            elif p.is_dir():
-                out[rel] = ("dir", st.st_mode & 0o7777)
+                continue
+            xattrs = {a: os.getxattr(p, a, follow_symlinks=False) for a in os.listxattr(p, follow_symlinks=False)}
+            if p.is_dir():
+                out[rel] = ("dir", st.st_mode & 0o7777, st.st_mtime_ns, xattrs)
             else:
-                out[rel] = ("file", st.st_mode & 0o7777, st.st_size, p.read_bytes(), st.st_mtime_ns)
+                out[rel] = ("file", st.st_mode & 0o7777, st.st_size, p.read_bytes(), st.st_mtime_ns, xattrs)
     return out

@@ -182,5 +182,6 @@ notifications:
     assert len(reports) == 1 and "Lifeboat report" in reports[0]["text"] and "assets" in reports[0]["text"]
     plan.write_text(plan.read_text().replace("sources: [assets]", "sources: [nothing]").replace("0 4 1 * *", "0 4 1 * * *"))
     p = lb.run("--plan", plan, "plan", "check", check=False)
+    assert p.returncode == 1, (p.stdout, p.stderr)
     assert "drills.sources: no source named nothing" in p.stderr and "drills.schedule" in p.stderr
     web.shutdown()

@@ -25,6 +25,9 @@ def make_tree(root: Path):
         f.seek(20 << 20)
         f.write(b"end")
     os.setxattr(root / "a.txt", "user.purpose", b"demo")
+    os.setxattr(root / "sub" / "b.bin", "user.empty", b"")
+    os.setxattr(root / "sub", "user.on-a-directory", bytes(range(256)))
+    os.utime(root / "sub" / "deeper", ns=(1_500_000_000_123_456_789, 1_500_000_000_123_456_789))
     if os.geteuid() == 0:
         os.chown(root / "sub" / "b.bin", 1234, 5678)
 
@@ -34,11 +37,11 @@ def test_backup_restore_round_trip_keeps_everything(lb, tmp_path):
     src.mkdir()
     make_tree(src)
     out = lb.json("backup", src)
-    assert out["summary"]["files_new"] >= 8
+    assert out["summary"]["files_new"] == 9, out["summary"]
     target = tmp_path / "restore"
     r = lb.json("restore", "latest", "--target", target, "--verify")
     assert r["errors"] == []
-    assert r["files_verified"] >= 7
+    assert r["files_verified"] == 8  # every file written (the hard link shares a.txt's inode, checked below)
     restored = target / str(src).lstrip("/")
     assert tree_digest(restored) == tree_digest(src)
     a, hard = (restored / "a.txt").stat(), (restored / "hard-a").stat()
@@ -75,18 +78,30 @@ def test_restore_at_picks_the_snapshot_of_that_moment(lb, tmp_path):
     (src / "state.txt").write_text("version 1")
     lb.run("backup", src)
     time.sleep(1.2)
-    between = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    between = time.time()  # more than a second after the first backup and before the second
     time.sleep(1.2)
     (src / "state.txt").write_text("version 2")
     lb.run("backup", src)
-    lb.run("restore", "--at", between, "--target", tmp_path / "r1")
-    assert (tmp_path / "r1" / str(src).lstrip("/") / "state.txt").read_text() == "version 1"
-    local_between = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(time.time() + 5))
-    lb.run("restore", "--at", local_between, "--target", tmp_path / "r2")  # TZ=UTC in the fixture
-    assert (tmp_path / "r2" / str(src).lstrip("/") / "state.txt").read_text() == "version 2"
-    p = lb.run("restore", "--at", "2001-01-01", "--target", tmp_path / "r3", check=False)
+    state = lambda d: (tmp_path / d / str(src).lstrip("/") / "state.txt").read_text()
+    lb.run("restore", "--at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(between)), "--target", tmp_path / "r1")
+    assert state("r1") == "version 1"
+    # A time without zone is local time: under UTC+5:30 (a POSIX TZ string, no tzdata needed) the
+    # wall-clock string of `between` there names the same instant; read as UTC it is 5.5 h later.
+    local = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(between + 5.5 * 3600))
+    lb.run("restore", "--at", local, "--target", tmp_path / "r2", env={"TZ": "XST-5:30"})
+    assert state("r2") == "version 1"
+    lb.run("restore", "--at", local, "--target", tmp_path / "r3", env={"TZ": "UTC"})
+    assert state("r3") == "version 2"
+    # West of UTC too (UTC-7): a zone offset written out wins over TZ.
+    west = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(between - 7 * 3600))
+    lb.run("restore", "--at", west, "--target", tmp_path / "r4", env={"TZ": "XST+7"})
+    assert state("r4") == "version 1"
+    explicit = time.strftime("%Y-%m-%dT%H:%M:%S+05:30", time.gmtime(between + 5.5 * 3600))
+    lb.run("restore", "--at", explicit, "--target", tmp_path / "r5", env={"TZ": "XST+7"})
+    assert state("r5") == "version 1"
+    p = lb.run("restore", "--at", "2001-01-01", "--target", tmp_path / "r6", check=False)
     assert p.returncode == 1 and "no snapshot at or before" in p.stderr
-    p = lb.run("restore", "--at", "last tuesday", "--target", tmp_path / "r3", check=False)
+    p = lb.run("restore", "--at", "last tuesday", "--target", tmp_path / "r6", check=False)
     assert p.returncode == 1 and "RFC 3339" in p.stderr
 
 
