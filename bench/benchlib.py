@@ -1,9 +1,34 @@
-"""Shared helpers for the benchmarks: timing a command with its peak RSS."""
+"""Shared helpers for the benchmarks: timing a command with its peak RSS, medians, and the settings
+both tools run with."""
 import os
 import re
+import shutil
+import statistics
 import subprocess
 import sys
 import time
+
+# Both tools with the same compression and pack size, so ratios compare like with like: restic's
+# `auto` is zstd at its default level, Lifeboat's default is zstd level 3; both default to 16 MiB packs.
+RESTIC_SETTINGS = {"RESTIC_COMPRESSION": "auto", "RESTIC_PACK_SIZE": "16"}
+LIFEBOAT_INIT_SETTINGS = ["--compression-level", "3", "--pack-size-mib", "16"]
+SETTINGS = ("Settings pinned: restic compression auto (zstd, default level), pack size 16 MiB, its cache emptied "
+            "before every restore; Lifeboat zstd level 3, pack size 16 MiB (it keeps no local cache).")
+
+
+def median(runs):
+    """The true median (the mean of the two middle runs for an even count); benches use odd counts."""
+    return statistics.median(runs)
+
+
+def odd(n: int) -> int:
+    """Rounds a repeat count up to an odd number, so the median is a run that happened."""
+    return n if n % 2 else n + 1
+
+
+def cold_cache(path) -> None:
+    """Empties a restic cache directory (outside any timing): restores start as Lifeboat's do."""
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def timed(cmd, env):

@@ -94,13 +94,14 @@ class Tool:
     def set_repo(self, repo: Path):
         self.repo = repo
         self.env = dict(os.environ, **{self.repo_var: str(repo), self.password_var: "bench"},
-                        RESTIC_CACHE_DIR=str(repo) + "-cache")
+                        RESTIC_CACHE_DIR=str(repo) + "-cache", **benchlib.RESTIC_SETTINGS)
 
     def init(self, round_no):
         if self.repo.exists():
             self.junk += [self.repo, Path(str(self.repo) + "-cache")]
         self.set_repo(self.scratch / f"repo-{self.name}-{round_no}")
-        subprocess.run([self.bin, "init", "-q"], env=self.env, check=True, capture_output=True)
+        settings = benchlib.LIFEBOAT_INIT_SETTINGS if self.name == "lifeboat" else []
+        subprocess.run([self.bin, "init", "-q", *settings], env=self.env, check=True, capture_output=True)
 
     def backup(self):
         return timed([self.bin, "backup", "-q", self.tree], self.env)
@@ -108,6 +109,7 @@ class Tool:
     def restore(self, round_no):
         target = self.scratch / f"restore-{self.name}-{round_no}"
         self.junk.append(target)
+        benchlib.cold_cache(self.env["RESTIC_CACHE_DIR"])
         return timed([self.bin, "restore", "-q", "latest", "--target", target], self.env)
 
     def check(self):
@@ -120,9 +122,7 @@ class Tool:
         os.sync()
 
 
-def median(runs):
-    runs = sorted(runs)
-    return runs[len(runs) // 2]
+median = benchlib.median  # other benches import it from here
 
 
 def main():
@@ -133,6 +133,9 @@ def main():
     ap.add_argument("--scratch", default=str(WORK), help="where repositories and restore targets live")
     ap.add_argument("--no-record", action="store_true", help="do not append to bench/RESULTS.md")
     args = ap.parse_args()
+    if args.repeat != benchlib.odd(args.repeat):
+        print(f"--repeat {args.repeat} → {benchlib.odd(args.repeat)}: an odd count, so the median is a real run")
+        args.repeat = benchlib.odd(args.repeat)
     WORK.mkdir(parents=True, exist_ok=True)
     scratch = Path(args.scratch)
     scratch.mkdir(parents=True, exist_ok=True)
@@ -167,10 +170,13 @@ def main():
     for r, order in rounds():
         for t in order:
             record("no-change backup", t, t.backup())
-    change_one_percent(tree, seed=1)
+    # Each round changes another 1% (relative to both tools' latest backups, which saw the same tree),
+    # and the tools alternate which goes first, as in every other phase.
     (tree / ".complete").unlink(missing_ok=True)  # the changed tree must not pass for the pristine one
-    for t in tools:
-        record("backup after 1% changed", t, t.backup())
+    for r, order in rounds():
+        change_one_percent(tree, seed=1 + r)
+        for t in order:
+            record("backup after 1% changed", t, t.backup())
     for r, order in rounds():
         for t in order:
             record("restore", t, t.restore(r))
@@ -189,7 +195,8 @@ def main():
              f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
              f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, {platform.platform()}. "
              f"Lifeboat {lifeboat_version}; {restic_version}. Median of {args.repeat} runs, tools alternating "
-             f"and swapping order each round (the 1% change: one run); sync before each; warm page cache for the source tree.",
+             f"and swapping order each round (the 1% change: a new 1% each round); sync before each; warm page cache "
+             f"for the source tree. {benchlib.SETTINGS}",
              "",
              "| phase | lifeboat s | restic s | time ratio | goal | lifeboat peak RSS MiB | restic peak RSS MiB | RSS ratio |",
              "|---|---|---|---|---|---|---|---|"]

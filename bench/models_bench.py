@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "peers"))
 sys.path.insert(0, str(ROOT / "bench"))
 import peers  # noqa: E402
-from benchlib import machine_line, publish, timed  # noqa: E402
+from benchlib import LIFEBOAT_INIT_SETTINGS, RESTIC_SETTINGS, SETTINGS, cold_cache, machine_line, publish, timed  # noqa: E402
 from files_bench import LIFEBOAT, RESTIC, WORK, median  # noqa: E402
 
 
@@ -73,7 +73,8 @@ def main():
         t0 = time.monotonic()
         subprocess.run(["xargs", "-P", "4", "-n", "1", "curl", "-sf", "-o", "/dev/null"], input="\n".join(urls), text=True, check=True)
         curl_s = time.monotonic() - t0
-        env = dict(os.environ, LIFEBOAT_PASSWORD="bench", RESTIC_PASSWORD="bench", MLFLOW_TRACKING_URI=server.url, **peers.MLflow.ENV)
+        env = dict(os.environ, LIFEBOAT_PASSWORD="bench", RESTIC_PASSWORD="bench", MLFLOW_TRACKING_URI=server.url,
+                   RESTIC_CACHE_DIR=str(scratch / "restic-cache"), **RESTIC_SETTINGS, **peers.MLflow.ENV)
         rows = {k: [] for k in ("lb_backup", "lb_rebackup", "lb_restore_dir", "lb_restore_registry", "restic_backup", "restic_restore")}
         sizes = {}
         for r in range(args.repeat):
@@ -81,7 +82,8 @@ def main():
                 repo = scratch / f"{tool}-repo-{r}"
                 out = scratch / f"{tool}-out-{r}"
                 if tool == "lifeboat":
-                    subprocess.run([LIFEBOAT, "-r", repo, "init", "--kdf-memory-kib", "65536"], env=env, check=True, capture_output=True)
+                    subprocess.run([LIFEBOAT, "-r", repo, "init", "--kdf-memory-kib", "65536", *LIFEBOAT_INIT_SETTINGS], env=env,
+                                   check=True, capture_output=True)
                     dt, _, _ = timed([LIFEBOAT, "-r", repo, "--no-progress", "backup", "models", "--mlflow", server.url], env)
                     rows["lb_backup"].append(dt)
                     sizes["lifeboat"] = du(repo)
@@ -98,6 +100,7 @@ def main():
                     dt, _, _ = timed([RESTIC, "-r", repo, "backup", "-q", server.artifacts], env)
                     rows["restic_backup"].append(dt)
                     sizes["restic"] = du(repo)
+                    cold_cache(env["RESTIC_CACHE_DIR"])
                     dt, _, _ = timed([RESTIC, "-r", repo, "restore", "latest", "--target", out], env)
                     rows["restic_restore"].append(dt)
                 shutil.rmtree(out, ignore_errors=True)
@@ -121,7 +124,7 @@ def main():
         f"### {datetime.date.today()} — ML models: MLflow registry, {args.versions} versions of a {args.size_mb} MB model "
         f"({args.shared_mb} MB of weights shared between versions)",
         "",
-        machine_line(f"Lifeboat 0.1.0 (zstd level 3, packs of 16 MiB); {versions} (compression auto, pack size default); "
+        machine_line(f"Lifeboat 0.1.0; {versions}; {SETTINGS} "
                      "mlflow 3.17.2 (SQLite backend, artifact proxy)",
                      f"Median of {args.repeat} rounds, tools alternating; fresh repository each round; all on loopback. "
                      f"Registering the versions took {setup_s:.0f} s."),

@@ -54,12 +54,19 @@ def lifeboat_version():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--docs", type=int, default=1_000_000)
-    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=3, help="rounds per phase (odd: the median is a real run)")
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="lifeboat-mongo-bench-", dir=ROOT / "bench" / "work"
                                  if (ROOT / "bench" / "work").exists() else None))
-    env = dict(os.environ, LIFEBOAT_PASSWORD="bench", LIFEBOAT_REPOSITORY=str(work / "repo"))
+    env = dict(os.environ, LIFEBOAT_PASSWORD="bench")
+
+    def fresh_repository(r):
+        # Every backup round starts from an empty repository, as mongodump starts from an empty
+        # directory: otherwise every round after the first would be pure deduplication.
+        shutil.rmtree(work / f"repo-{r - 1}", ignore_errors=True)
+        env["LIFEBOAT_REPOSITORY"] = str(work / f"repo-{r}")
+        subprocess.run([LIFEBOAT, "init", "--kdf-memory-kib", "65536"], env=env, check=True, capture_output=True)
     mongodump, mongorestore = peers.mongo_tool("mongodump"), peers.mongo_tool("mongorestore")
     server = peers.FerretDB(work / "ferretdb", oplog_bytes=0).start()
     runs = {}
@@ -70,17 +77,17 @@ def main():
 
     try:
         seed(server, args.docs)
-        subprocess.run([LIFEBOAT, "init", "--kdf-memory-kib", "65536"], env=env, check=True, capture_output=True)
         for r in range(args.repeat):
             order = ["lifeboat", "mongodump"] if r % 2 == 0 else ["mongodump", "lifeboat"]
             for tool in order:
                 if tool == "lifeboat":
+                    fresh_repository(r)
                     dt, _, _ = timed([LIFEBOAT, "backup", "mongodb", "--uri", server.uri, "--db", "bench", "-q"], env)
                 else:
                     shutil.rmtree(work / "dump", ignore_errors=True)
                     dt, _, _ = timed([mongodump, "--uri", server.uri, "--db", "bench", "--out", work / "dump", "--quiet"], env)
                 record("backup", tool, dt)
-        repo_size = du(work / "repo")
+        repo_size = du(Path(env["LIFEBOAT_REPOSITORY"]))
         dump_size = du(work / "dump")
         timed([mongodump, "--uri", server.uri, "--db", "bench", "--gzip", "--out", work / "dumpgz", "--quiet"], env)
         gz_size = du(work / "dumpgz")
@@ -105,7 +112,7 @@ def main():
     ferret = "FerretDB v1.24.2 (SQLite)"
     lines = [f"### {datetime.date.today()} — MongoDB: {args.docs} small documents, one collection, {ferret}",
              "",
-             machine_line(f"Lifeboat {lifeboat_version()}; mongo-tools 100.18.0", f"Median of {args.repeat} runs, tools alternating; all on loopback."),
+             machine_line(f"Lifeboat {lifeboat_version()}; mongo-tools 100.18.0", f"Median of {args.repeat} runs, tools alternating; every backup into an empty repository (mongodump: an empty directory); all on loopback."),
              "",
              "| phase | lifeboat s | mongo-tools s | lifeboat docs/s | mongo-tools docs/s | speed ratio | goal |",
              "|---|---|---|---|---|---|---|"]

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "peers"))
 sys.path.insert(0, str(ROOT / "bench"))
 import peers  # noqa: E402
-from benchlib import machine_line, publish, timed  # noqa: E402
+from benchlib import LIFEBOAT_INIT_SETTINGS, RESTIC_SETTINGS, SETTINGS, cold_cache, machine_line, odd, publish, timed  # noqa: E402
 from files_bench import LIFEBOAT, RESTIC, WORK, generate_tree, median  # noqa: E402
 
 
@@ -26,9 +26,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--size-mb", type=int, default=300)
     ap.add_argument("--files", type=int, default=5000)
-    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args()
+    args.repeat = odd(args.repeat)
     WORK.mkdir(parents=True, exist_ok=True)
     tree = WORK / f"objtree-{args.size_mb}mb"
     generate_tree(tree, args.size_mb << 20, args.files)
@@ -39,7 +40,7 @@ def main():
     for kind in ("s3", "gcs"):
         server = (peers.VersityGW(scratch / "versitygw") if kind == "s3" else peers.FakeGCS()).start()
         try:
-            base = dict(os.environ, **server.env(), LIFEBOAT_PASSWORD="bench", RESTIC_PASSWORD="bench",
+            base = dict(os.environ, **server.env(), **RESTIC_SETTINGS, LIFEBOAT_PASSWORD="bench", RESTIC_PASSWORD="bench",
                         GOOGLE_ACCESS_TOKEN="unused", GOOGLE_PROJECT_ID="bench",
                         STORAGE_EMULATOR_HOST=f"127.0.0.1:{server.port}")
             runs = {}
@@ -49,7 +50,7 @@ def main():
                     if tool == "lifeboat":
                         url = f"s3:{server.endpoint}/{bucket}/repo" if kind == "s3" else f"gs:{bucket}/repo"
                         env = dict(base, LIFEBOAT_REPOSITORY=url)
-                        subprocess.run([LIFEBOAT, "init", "-q"], env=env, check=True, capture_output=True)
+                        subprocess.run([LIFEBOAT, "init", "-q", *LIFEBOAT_INIT_SETTINGS], env=env, check=True, capture_output=True)
                         exe = LIFEBOAT
                     else:
                         if kind == "gcs":
@@ -63,6 +64,8 @@ def main():
                     dt, rss, _ = timed([exe, "backup", "-q", tree], env)
                     runs.setdefault(("backup", tool), []).append(dt)
                     target = scratch / f"restore-{kind}-{tool}-{r}"
+                    if tool == "restic":
+                        cold_cache(env["RESTIC_CACHE_DIR"])
                     dt2, _, _ = timed([exe, "restore", "-q", "latest", "--target", target], env)
                     runs.setdefault(("restore", tool), []).append(dt2)
                     print(f"  {kind} {tool:<9} backup {dt:6.2f} s  restore {dt2:6.2f} s", flush=True)
@@ -77,7 +80,7 @@ def main():
     lines = [f"### {datetime.date.today()} — object storage: {args.size_mb} MB in {args.files} files, "
              f"versitygw v1.7.0 (S3) and fake-gcs-server v1.55.1 (GCS, memory backend) on loopback",
              "",
-             machine_line(f"Lifeboat {lifeboat_version()}; {restic_version}", f"Median of {args.repeat} runs, order swapped each round; the server shares the 2 cores."),
+             machine_line(f"Lifeboat {lifeboat_version()}; {restic_version}", f"Median of {args.repeat} runs, order swapped each round; the server shares the 2 cores. {SETTINGS}"),
              "",
              "| server | phase | lifeboat s | restic s | time ratio | goal |",
              "|---|---|---|---|---|---|"]

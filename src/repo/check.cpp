@@ -137,10 +137,13 @@ Result<CheckReport> check_repository(Repository& repo, const CheckOptions& optio
       for (const auto& n : tree->nodes) {
         if (n.subtree) stack.push_back(*n.subtree);
         for (const auto& c : n.content) {
-          if (!repo.index().contains(c) && !repo.tombstoned().contains(c))
-            report.errors.push_back(fmt::format("snapshot {}: file {}: data blob {} is missing", name.substr(0, 8),
-                                                n.name, short_hex(c)));
-          through_tombstone(c, name);
+          if (repo.index().contains(c)) continue;
+          if (auto loc = repo.tombstoned().find(c)) {
+            needed_tombstoned.emplace(loc->pack, name);
+            continue;
+          }
+          report.errors.push_back(fmt::format("snapshot {}: file {}: data blob {} is missing", name.substr(0, 8),
+                                              n.name, short_hex(c)));
         }
       }
     }
