@@ -84,7 +84,7 @@ void register_backup(CommandSet c) {
       o.hostname = f->host.empty() ? platform::hostname() : f->host;
       o.count_totals = progress_enabled(c.global);
       if (!f->force) {
-        LB_ASSIGN_OR_RETURN(auto all, repo->list_snapshots());
+        LB_ASSIGN_OR_RETURN(auto all, repo->list_readable_snapshots());
         repo::SnapshotFilter parent_filter;
         parent_filter.source = "files";
         if (f->parent.empty()) {

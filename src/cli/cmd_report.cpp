@@ -160,7 +160,7 @@ void register_report(CommandSet c) {
       ops::RepositorySet repos(p);
       LB_ASSIGN_OR_RETURN(auto r, ops::build_report(repos, now_unix_ns() - window));
       std::string fmt_name = c.global.json ? "json" : *format;
-      std::string text = fmt_name == "json" ? r.dump(2) + "\n" : fmt_name == "html" ? ops::report_html(r) : ops::report_text(r);
+      std::string text = fmt_name == "json" ? r.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n" : fmt_name == "html" ? ops::report_html(r) : ops::report_text(r);
       return write_or_print(*output, text);
     };
   });

@@ -282,7 +282,7 @@ class Daemon {
       if (job.rfind(kBackup, 0) == 0)
         j["sources"][job.substr(std::string(kBackup).size())] = {
             {"last_run_ns", st.last_run_ns}, {"last_ok_ns", st.last_ok_ns}, {"failures", st.failures}, {"last_error", st.last_error}};
-    Status s = write_file_atomic(o_.state_dir + "/state.json", j.dump(2));
+    Status s = write_file_atomic(o_.state_dir + "/state.json", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
     if (!s) log("cannot save the run history: " + s.message());
   }
 

@@ -17,7 +17,7 @@ namespace lifeboat::ops {
 namespace {
 
 Status post_json(const std::string& url, const nlohmann::json& body) {
-  std::string text = body.dump();
+  std::string text = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   cloud::HttpRequest req;
   req.method = "POST";
   req.url = url;
@@ -64,7 +64,7 @@ std::vector<std::string> notify(const plan::Plan& plan, const Event& e) {
       s = cloud::smtp_send(n["url"], n.value("user", ""), n.value("password", ""),
                            {n["from"], n["to"].is_array() ? n["to"].get<std::vector<std::string>>() : std::vector<std::string>{n["to"]},
                             "[lifeboat] " + e.title, e.text});
-    else if (type == "command") s = run_command(n["command"], payload.dump() + "\n");
+    else if (type == "command") s = run_command(n["command"], payload.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
     if (!s.is_ok()) failures.push_back(fmt::format("{} notification: {}", type, s.message()));
   }
   return failures;

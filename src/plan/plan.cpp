@@ -8,8 +8,10 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 
 #include "core/cron.h"
+#include "core/interrupt.h"
 #include "core/time.h"
 #include "sources/registry.h"
 
@@ -72,8 +74,21 @@ class Loader {
 
   void problem(const std::string& key, const std::string& msg) { problems.push_back(p_.where(key) + ": " + msg); }
 
+  // What a plan may expand to. Aliases are shared in the YAML document but copied here, so nine
+  // levels of ten aliases would be a billion nodes: the walk stops at these bounds instead.
+  static constexpr uint64_t kMaxNodes = 200'000;
+  static constexpr uint64_t kMaxBytes = 16ull << 20;
+  struct TooLarge : std::runtime_error {
+    using std::runtime_error::runtime_error;
+  };
+
   // YAML → JSON with ${ENV} expanded in scalars, recording each key's line.
   nlohmann::json convert(const YAML::Node& n, const std::string& key) {
+    if (++nodes_ > kMaxNodes || bytes_ > kMaxBytes || interrupted())
+      throw TooLarge(fmt::format(
+          "{}: the plan expands to more than {} nodes or {} MiB (aliases are copied where they are used: an alias "
+          "bomb?); stopped here",
+          p_.where(key.empty() ? std::string() : key), kMaxNodes, kMaxBytes >> 20));
     if (n.Mark().line >= 0 && !key.empty() && !p_.lines.count(key)) p_.lines[key] = n.Mark().line + 1;
     switch (n.Type()) {
       case YAML::NodeType::Map: {
@@ -81,6 +96,12 @@ class Loader {
         for (const auto& kv : n) {
           std::string k = kv.first.as<std::string>();
           std::string sub = key.empty() ? k : key + "." + k;
+          if (j.contains(k)) {
+            // Two sources (or settings) with one name: an error, not "the second wins".
+            problems.push_back(fmt::format("{}:{}: duplicate key {} (first on line {})", p_.file,
+                                           kv.first.Mark().line + 1, sub, p_.lines[sub]));
+            continue;
+          }
           p_.lines[sub] = kv.first.Mark().line + 1;
           j[k] = convert(kv.second, sub);
         }
@@ -98,6 +119,7 @@ class Loader {
           return n.Scalar();
         }
         const std::string& s = *expanded;
+        bytes_ += s.size();
         if (n.Tag() == "!") return s;  // quoted: always a string
         if (s == "true" || s == "yes") return true;
         if (s == "false" || s == "no") return false;
@@ -391,6 +413,7 @@ class Loader {
 
  private:
   Plan& p_;
+  uint64_t nodes_ = 0, bytes_ = 0;
 };
 
 }  // namespace
@@ -408,6 +431,8 @@ Result<Plan> parse_plan(const std::string& text, const std::string& file_name) {
   try {
     nlohmann::json j = l.convert(root, "");
     l.load(j);  // every problem at once, expansion errors included
+  } catch (const Loader::TooLarge& e) {
+    return Error(Code::kInvalidArgument, e.what());
   } catch (const std::exception& e) {  // a barrier: a plan is input, and input never ends a process
     l.problems.push_back(fmt::format("{}: cannot read the plan: {}", file_name, e.what()));
   }
@@ -418,9 +443,14 @@ Result<Plan> parse_plan(const std::string& text, const std::string& file_name) {
 Result<Plan> load_plan(const std::string& path) {
   std::ifstream in(path);
   if (!in) return Error(Code::kNotFound, fmt::format("plan {} not found (pass --plan FILE or set LIFEBOAT_PLAN)", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse_plan(ss.str(), path);
+  // A plan is a page or two; anything near this bound is not one.
+  constexpr std::streamsize kMaxPlanBytes = 4 << 20;
+  std::string text(static_cast<size_t>(kMaxPlanBytes) + 1, '\0');
+  in.read(text.data(), kMaxPlanBytes + 1);
+  if (in.gcount() > kMaxPlanBytes)
+    return Error(Code::kInvalidArgument, fmt::format("{}: larger than {} MiB: not a plan", path, kMaxPlanBytes >> 20));
+  text.resize(static_cast<size_t>(in.gcount()));
+  return parse_plan(text, path);
 }
 
 }  // namespace lifeboat::plan

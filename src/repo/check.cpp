@@ -170,6 +170,18 @@ Result<CheckReport> check_repository(Repository& repo, const CheckOptions& optio
       if (options.subset_t && id[0] % options.subset_t != options.subset_n - 1) continue;
       todo.emplace_back(id, &state.tombstones.at(id).entries);
     }
+    // Every other pack file too (leftovers, prune's tombstoned packs): a file whose name is not the
+    // SHA-256 of its content is damage wherever it is.
+    for (const auto& [name, size] : stored) {
+      PackId id;
+      if (!parse_id(name, id)) {
+        report.errors.push_back(fmt::format("pack file {}: the name is not a pack ID (not written by Lifeboat)", name));
+        continue;
+      }
+      if (expected.count(id) || needed_tombstoned.count(id)) continue;
+      if (options.subset_t && id[0] % options.subset_t != options.subset_n - 1) continue;
+      todo.emplace_back(id, nullptr);
+    }
     if (progress) {
       progress->files_total = todo.size();
       progress->totals_final = true;

@@ -167,6 +167,14 @@ void MasterIndex::clear() {
   pack_numbers_.clear();
 }
 
+void MasterIndex::replace_with(MasterIndex&& other) {
+  std::scoped_lock lock(mu_, other.mu_);
+  sorted_ = std::move(other.sorted_);
+  recent_ = std::move(other.recent_);
+  pack_ids_ = std::move(other.pack_ids_);
+  pack_numbers_ = std::move(other.pack_numbers_);
+}
+
 BlobLocation MasterIndex::location_of(const Entry& e) const {
   BlobLocation l;
   l.pack = pack_ids_[e.pack];

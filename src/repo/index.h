@@ -56,6 +56,9 @@ class MasterIndex {
   // Moves recent additions into the sorted array; call after loading many index files.
   void merge();
   void clear();
+  // Takes `other`'s content in one step: concurrent lookups see the old index or the new one, never
+  // an empty one in between.
+  void replace_with(MasterIndex&& other);
   std::optional<BlobLocation> find(const BlobId& id) const;
   bool contains(const BlobId& id) const { return find(id).has_value(); }
   size_t blob_count() const;

@@ -318,28 +318,95 @@ Result<std::vector<PackEntry>> Repository::load_pack_header(const PackId& id, ui
   return decode_pack_header(*plain, pack_size - 4 - header_len);
 }
 
-Result<size_t> Repository::adopt_unindexed_packs() {
+namespace {
+std::mutex warning_mu;
+std::function<void(const std::string&)> warning_handler;
+}  // namespace
+
+void Repository::set_warning_handler(std::function<void(const std::string&)> handler) {
+  std::lock_guard g(warning_mu);
+  warning_handler = std::move(handler);
+}
+
+void Repository::warn(const std::string& message) {
+  std::lock_guard g(warning_mu);
+  if (warning_handler) warning_handler(message);
+  else fmt::print(stderr, "lifeboat: warning: {}\n", message);
+}
+
+Status Repository::drop_packs(const std::vector<PackId>& missing) {
+  // Rare (a damaged repository): read the index again without the missing packs. A blob also held
+  // by a pack that exists stays known through that pack.
+  LB_ASSIGN_OR_RETURN(IndexState state, read_index_state(/*tolerant=*/true));
+  for (const auto& p : missing) {
+    state.live.erase(p);
+    state.tombstones.erase(p);
+    dropped_packs_.insert(p);
+  }
+  MasterIndex live, tomb;
+  live.bulk_load(state.live);
+  std::map<PackId, std::vector<PackEntry>> t;
+  for (const auto& [id, ts] : state.tombstones) t[id] = ts.entries;
+  tomb.bulk_load(t);
+  index_.replace_with(std::move(live));
+  tombstoned_.replace_with(std::move(tomb));
+  tombstoned_packs_ = std::move(state.tombstones);
+  return Status::ok();
+}
+
+Result<std::vector<PackId>> Repository::drop_missing_packs() {
+  std::lock_guard g(drop_missing_mu_);
+  std::set<PackId> stored;
+  LB_RETURN_IF_ERROR(backend_->list(FileType::kPack, [&](const storage::FileInfo& fi) {
+    PackId id;
+    if (parse_id(fi.name, id)) stored.insert(id);
+    return Status::ok();
+  }));
+  std::vector<PackId> missing;
+  for (const auto& p : index_.packs())
+    if (!stored.count(p)) missing.push_back(p);
+  for (const auto& [p, t] : tombstoned_packs_)
+    if (!stored.count(p)) missing.push_back(p);
+  if (!missing.empty()) LB_RETURN_IF_ERROR(drop_packs(missing));
+  return missing;
+}
+
+Result<Repository::PackReconciliation> Repository::reconcile_packs() {
   LB_RETURN_IF_ERROR(load_index());
-  std::vector<std::pair<PackId, uint64_t>> orphans;
+  std::map<PackId, uint64_t> stored;
+  LB_RETURN_IF_ERROR(backend_->list(FileType::kPack, [&](const storage::FileInfo& fi) {
+    PackId id;
+    if (parse_id(fi.name, id)) stored.emplace(id, fi.size_bytes);
+    return Status::ok();
+  }));
+  PackReconciliation out;
+  for (const auto& p : index_.packs())
+    if (!stored.count(p)) out.missing.push_back(p);
+  if (!out.missing.empty()) {
+    {
+      std::lock_guard g(drop_missing_mu_);
+      LB_RETURN_IF_ERROR(drop_packs(out.missing));
+    }
+    warn(fmt::format("the repository is damaged: {} pack file(s) the index names are missing (first: {}). This backup "
+                     "stores their data again, but older snapshots that need them cannot be fully restored: run "
+                     "`lifeboat check`",
+                     out.missing.size(), to_hex(out.missing.front())));
+  }
   std::unordered_set<PackId, BlobIdHash> known;
   for (const auto& p : index_.packs()) known.insert(p);
   for (const auto& [p, t] : tombstoned_packs_) known.insert(p);  // prune owns those
-  LB_RETURN_IF_ERROR(backend_->list(FileType::kPack, [&](const storage::FileInfo& fi) {
-    PackId id;
-    if (parse_id(fi.name, id) && !known.count(id)) orphans.emplace_back(id, fi.size_bytes);
-    return Status::ok();
-  }));
-  if (orphans.empty()) return size_t{0};
   IndexFile file;
-  for (const auto& [id, size] : orphans) {
+  for (const auto& [id, size] : stored) {
+    if (known.count(id)) continue;
     auto entries = load_pack_header(id, size);
     if (!entries) continue;
     index_.add_pack(id, *entries);
     file.packs.push_back({id, std::move(*entries)});
   }
-  if (file.packs.empty()) return size_t{0};
+  if (file.packs.empty()) return out;
   LB_RETURN_IF_ERROR(save_file(FileType::kIndex, file.encode()).status());
-  return file.packs.size();
+  out.adopted = file.packs.size();
+  return out;
 }
 
 Result<Bytes> Repository::read_blob(const BlobId& id) {
@@ -351,6 +418,20 @@ Result<Bytes> Repository::read_blob(const BlobId& id) {
                                              short_hex(id)));
   std::string pack_name = to_hex(loc->pack);
   auto sealed = read_sealed_range(*loc);
+  if (!sealed && sealed.status().code() == Code::kNotFound) {
+    // The pack is gone. A later backup may have stored the blob again elsewhere: take the missing
+    // packs out of the in-memory index once and look again.
+    bool known_gone;
+    {
+      std::lock_guard g(drop_missing_mu_);
+      known_gone = dropped_packs_.count(loc->pack) > 0;
+    }
+    if (!known_gone && drop_missing_packs().is_ok()) {
+      auto again = index_.find(id);
+      if (!again) again = tombstoned_.find(id);
+      if (again && again->pack != loc->pack) return read_blob(id);
+    }
+  }
   if (!sealed) return sealed.status().with_context(fmt::format("blob {} in pack {}", short_hex(id), pack_name));
   auto plain = aead_.open(*sealed);
   if (!plain) {  // a download garbled on the way fails authentication: fetch it once more
@@ -467,6 +548,24 @@ Result<std::vector<SnapshotRef>> Repository::list_snapshots() {
     if (!ref) {
       if (ref.status().code() == Code::kNotFound) continue;  // forgotten between listing and reading
       return ref.status();
+    }
+    out.push_back(std::move(*ref));
+  }
+  std::stable_sort(out.begin(), out.end(),
+                   [](const SnapshotRef& a, const SnapshotRef& b) { return a.snapshot.time_ns < b.snapshot.time_ns; });
+  return out;
+}
+
+Result<std::vector<SnapshotRef>> Repository::list_readable_snapshots() {
+  LB_ASSIGN_OR_RETURN(auto names, list_names(FileType::kSnapshot));
+  std::vector<SnapshotRef> out;
+  for (const auto& name : names) {
+    auto ref = load_snapshot(name);
+    if (!ref) {
+      if (ref.status().code() == Code::kNotFound) continue;
+      if (ref.status().code() != Code::kCorrupt) return ref.status();  // I/O errors are not damage
+      warn(fmt::format("skipping snapshot file {}: {} (run `lifeboat check`)", name.substr(0, 8), ref.status().message()));
+      continue;
     }
     out.push_back(std::move(*ref));
   }

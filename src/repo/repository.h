@@ -1,6 +1,7 @@
 // Repository: opens or creates one (config + key files), seals and reads objects, blobs, trees, snapshots.
 #pragma once
 
+#include <functional>
 #include <future>
 #include <list>
 #include <map>
@@ -120,10 +121,26 @@ class Repository {
   // Blobs of tombstoned packs: still readable (restore, check), never offered for dedup.
   MasterIndex& tombstoned() { return tombstoned_; }
   const std::map<PackId, IndexFile::Tombstone>& tombstoned_packs() const { return tombstoned_packs_; }
-  // Finds complete packs that no index names (left by a killed writer), reads their headers and
-  // writes an index file for them, so their blobs are reused instead of stored again. Returns how
-  // many packs were adopted. Packs whose header does not authenticate are left for check to report.
-  Result<size_t> adopt_unindexed_packs();
+  // What a backup does before it stores anything, with one listing of the packs:
+  // - packs the index names that are gone from storage are dropped from the in-memory index, so
+  //   nothing new deduplicates against them (their blobs are stored again) and a warning says the
+  //   repository is damaged and names `lifeboat check`;
+  // - complete packs that no index names (left by a killed writer) are adopted: their headers are
+  //   read and an index file written, so their blobs are reused instead of stored again. Packs
+  //   whose header does not authenticate are left for check to report.
+  struct PackReconciliation {
+    size_t adopted = 0;
+    std::vector<PackId> missing;
+  };
+  Result<PackReconciliation> reconcile_packs();
+  // Lists the packs and drops those the loaded index names but storage lacks from the in-memory
+  // index (live and tombstoned), so a blob also stored in a pack that exists is found there. Returns
+  // the missing packs. Readers call it when a pack turns out to be gone.
+  Result<std::vector<PackId>> drop_missing_packs();
+  // Where warnings of the repository layer go (a damaged repository found by a backup, a snapshot
+  // file that cannot be read): stderr as "lifeboat: warning: …" unless a handler is set.
+  static void set_warning_handler(std::function<void(const std::string&)> handler);
+  static void warn(const std::string& message);
   // Reads a pack's header with two ranged reads (length trailer, then header).
   Result<std::vector<PackEntry>> load_pack_header(const PackId& id, uint64_t pack_size);
   // Loads, decrypts, decompresses a blob and checks its content ID: wrong bytes are never returned.
@@ -131,6 +148,9 @@ class Repository {
   Result<Tree> load_tree(const BlobId& id);
 
   Result<std::vector<SnapshotRef>> list_snapshots();  // oldest first
+  // For choosing a backup's parent: a snapshot file that cannot be read or decoded (damaged, foreign)
+  // is skipped with a warning instead of failing the backup.
+  Result<std::vector<SnapshotRef>> list_readable_snapshots();
   Result<SnapshotRef> load_snapshot(const std::string& id);
 
   // Pins: a pinned snapshot is kept by every retention policy. Stored as pins/<snapshot id>, sealed.
@@ -158,6 +178,9 @@ class Repository {
   MasterIndex index_;
   MasterIndex tombstoned_;
   std::map<PackId, IndexFile::Tombstone> tombstoned_packs_;
+  Status drop_packs(const std::vector<PackId>& missing);  // with drop_missing_mu_ held
+  std::mutex drop_missing_mu_;
+  std::set<PackId> dropped_packs_;  // missing packs already taken out of the in-memory index
   std::atomic<bool> index_loaded_{false};
   std::mutex load_index_mu_;  // readers on several threads may be the first to need the index
   std::vector<std::string> index_warnings_;

@@ -149,6 +149,9 @@ def test_drills_with_no_point_unopenable_repository_or_missed_objectives_fail(lb
         assert "eyewear-mongo: no restorable backup" in d["failures"]
         by = {s["source"]: s for s in d["sources"]}
         assert by["eyewear-mongo"]["rpo_ms"] is None and by["assets"]["ok"]
+        stored = lambda: [s for s in lb.json("snapshots") if s["source"] == "drill"][-1]["metadata"]
+        rec = stored()  # the record kept in the repository says the same
+        assert (rec["passed"], rec["rpo_met"], rec["started_ns"]) == (False, False, d["started_ns"]), rec
 
         # Tiny objectives: RPO and RTO missed, each a deviation.
         lb.run("backup")
@@ -158,6 +161,8 @@ def test_drills_with_no_point_unopenable_repository_or_missed_objectives_fail(lb
         assert d["passed"] and not d["rpo_met"] and not d["rto_met"]
         assert any("RPO" in x and "exceeds the objective" in x for x in d["deviations"])
         assert any(x.startswith("total RTO") for x in d["deviations"])
+        rec = stored()
+        assert (rec["passed"], rec["rpo_met"], rec["rto_met"], rec["started_ns"]) == (True, False, False, d["started_ns"]), rec
 
         # A source without validation: a deviation, not a silent pass.
         plan.write_text(plan_text().replace("    validation: [hashes, counts]\n", ""))

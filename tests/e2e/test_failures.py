@@ -182,3 +182,85 @@ def test_progress_shows_on_a_terminal_only(lb, tmp_path):
     assert b"files" in seen and b"/s" in seen, seen[:500]
     q = lb.run("backup", src)  # stderr is a pipe here: no progress lines
     assert "\r" not in q.stderr
+
+
+def test_backup_never_builds_on_a_pack_that_is_gone(lb, tmp_path):
+    """A pack file deleted behind Lifeboat's back: the next backup (with its parent, and with --force)
+    must store that data again rather than reference it, warn that the repository is damaged, and
+    leave a snapshot that restores whole."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(6):
+        (src / f"f{i}").write_bytes(os.urandom(300_000))
+    lb.run("backup", src)
+    packs = sorted((p for p in (lb.repo / "data").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    gone = packs[-1]  # the largest: file data
+    gone.unlink()
+    for flags in ([], ["--force"]):
+        p = lb.run("backup", *flags, src)
+        assert p.returncode == 0, p.stderr
+        assert "repository is damaged" in p.stderr and gone.name[:8] in p.stderr and "lifeboat check" in p.stderr, p.stderr
+        out = tmp_path / f"out{len(flags)}"
+        lb.run("restore", "latest", "--target", out, "--verify")
+        for i in range(6):
+            assert (out / str(src).lstrip("/") / f"f{i}").read_bytes() == (src / f"f{i}").read_bytes()
+    # The older snapshot is still damaged, and check says so.
+    p = lb.run("check", check=False)
+    assert p.returncode == 1 and gone.name in p.stderr, p.stderr
+
+
+def test_a_foreign_or_damaged_snapshot_file_does_not_stop_backups(lb, tmp_path):
+    import hashlib
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a").write_text("a" * 1000)
+    lb.run("backup", src)
+    junk = b"not a lifeboat snapshot"
+    foreign = lb.repo / "snapshots" / hashlib.sha256(junk).hexdigest()  # well named, but not sealed by us
+    foreign.write_bytes(junk)
+    (src / "a").write_text("b" * 1000)
+    p = lb.run("backup", src)
+    assert p.returncode == 0, p.stderr
+    assert f"skipping snapshot file {foreign.name[:8]}" in p.stderr and "lifeboat check" in p.stderr, p.stderr
+    out = lb.json("backup", src)  # and the parent is still found among the readable ones
+    assert out["summary"]["files_unmodified"] == 1, out["summary"]
+
+
+def test_check_read_data_reads_every_pack_file_indexed_or_not(lb, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "doc").write_bytes(os.urandom(100_000))
+    lb.run("backup", src)
+    assert "no errors" in lb.run("check", "--read-data").stdout
+    pack = next(p for p in (lb.repo / "data").rglob("*") if p.is_file())
+    # An unindexed copy under another pack's name (its content does not hash to it), and a file whose
+    # name is no pack ID at all: neither is named by the index, both are damage.
+    wrong = pack.parent / ("0" * 62 + pack.name[-2:])
+    wrong = (lb.repo / "data" / wrong.name[:2]) / wrong.name
+    wrong.parent.mkdir(exist_ok=True)
+    wrong.write_bytes(pack.read_bytes())
+    stray = pack.parent / "not-a-pack"
+    stray.write_bytes(b"junk")
+    quick = lb.run("check", check=False)  # without --read-data these are leftovers, not damage
+    assert quick.returncode == 0, quick.stderr
+    p = lb.run("check", "--read-data", check=False)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert f"pack {wrong.name}: content does not match its name" in p.stderr, p.stderr
+    assert "pack file not-a-pack: the name is not a pack ID" in p.stderr, p.stderr
+
+
+def test_an_explicit_path_beyond_a_symlink_is_reported_not_dropped(lb, tmp_path):
+    a = tmp_path / "A"
+    (tmp_path / "elsewhere" / "sub").mkdir(parents=True)
+    (tmp_path / "elsewhere" / "sub" / "f").write_text("beyond the link")
+    a.mkdir()
+    (a / "plain").write_text("in A")
+    os.symlink(tmp_path / "elsewhere", a / "link")
+    p = lb.run("backup", a, a / "link" / "sub", check=False)
+    assert p.returncode == 3, (p.returncode, p.stderr)
+    assert str(a / "link" / "sub") in p.stderr and "symbolic link" in p.stderr, p.stderr
+    listed = lb.run("ls", "latest").stdout
+    assert str(a / "plain") in listed and str(a / "link") in listed  # the rest is backed up
+    # A path inside another without a link on the way is simply included.
+    (a / "real" / "deeper").mkdir(parents=True)
+    assert lb.run("backup", a, a / "real" / "deeper", check=False).returncode == 0

@@ -144,3 +144,23 @@ def test_stdin_from_command_stores_output_and_fails_with_the_command(lb, tmp_pat
     assert p.returncode == 1
     assert "exited with status 3" in p.stderr and "no snapshot" in p.stderr
     assert len(lb.json("snapshots")) == 1
+
+
+def test_json_output_is_valid_whatever_bytes_names_hold(lb, tmp_path):
+    base = bytes(tmp_path) + b"/caf\xe9-\xff\xfe"  # not UTF-8
+    os.makedirs(base + b"/sub\x80")
+    with open(base + b"/sub\x80/n\xe9e", "wb") as f:
+        f.write(b"x" * 100)
+    src = os.fsdecode(base)
+    for args in (["backup", src], ["snapshots"], ["ls", "latest"], ["stats"], ["check"]):
+        p = lb.run("--json", *args)
+        for line in p.stdout.splitlines():
+            json.loads(line)  # raises on invalid JSON
+        assert p.stdout.strip(), args
+    entries = [json.loads(l) for l in lb.run("--json", "ls", "latest").stdout.splitlines()]
+    assert any("\ufffd" in json.dumps(e, ensure_ascii=False) for e in entries)
+    out = tmp_path / "out"
+    lb.run("restore", "latest", "--target", out)
+    restored = bytes(out) + base + b"/sub\x80/n\xe9e"
+    with open(restored, "rb") as f:
+        assert f.read() == b"x" * 100, "the bytes of names are kept; only JSON output replaces them"

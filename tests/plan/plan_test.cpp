@@ -1,6 +1,9 @@
 // Plan loading: the example plan, ${ENV} expansion, errors with file:line: key, cron schedules.
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
+#include <chrono>
 #include <cstdlib>
 
 #include "core/cron.h"
@@ -167,6 +170,36 @@ TEST(Plan, SettingsAreParsedOnceIntoTheKindsStruct) {
   EXPECT_EQ(s->drill_schedule, "0 4 1 * *");
   ASSERT_EQ(p->notifications.size(), 1u);
   EXPECT_EQ(p->notifications[0].kinds, std::vector<std::string>{"mongodb"});
+}
+
+TEST(Plan, DuplicateKeysAreErrorsWithBothLines) {
+  std::string text =
+      "repositories: {main: {url: /tmp/r}}\n"
+      "sources:\n"
+      "  assets: {kind: files, paths: [/a]}\n"
+      "  assets: {kind: files, paths: [/b]}\n";
+  auto p = parse_plan(text, "dup.yaml");
+  ASSERT_FALSE(p) << "the second source of one name must not silently win";
+  EXPECT_NE(p.status().message().find("dup.yaml:4: duplicate key sources.assets (first on line 3)"), std::string::npos)
+      << p.status().message();
+}
+
+TEST(Plan, AnAliasBombFailsFastWithALine) {
+  // Nine levels of ten aliases: a billion nodes once expanded.
+  std::string text = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i <= 9; ++i) {
+    text += fmt::format("a{}: &a{} [", i, i);
+    for (int k = 0; k < 10; ++k) text += fmt::format("{}*a{}", k ? ", " : "", i - 1);
+    text += "]\n";
+  }
+  text += "sources: {s: {kind: files, paths: *a9}}\n";
+  auto start = std::chrono::steady_clock::now();
+  auto p = parse_plan(text, "bomb.yaml");
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_FALSE(p);
+  EXPECT_LT(ms, 1000) << "bounded: well under a second";
+  EXPECT_NE(p.status().message().find("bomb.yaml:"), std::string::npos) << p.status().message();
+  EXPECT_NE(p.status().message().find("alias bomb"), std::string::npos) << p.status().message();
 }
 
 TEST(Plan, GarbageNeverThrows) {

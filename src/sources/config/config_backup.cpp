@@ -195,7 +195,7 @@ Result<ConfigBackupResult> backup_config(repo::Repository& repo, const ConfigBac
     mirrors.push_back(std::move(m));
   }
 
-  LB_RETURN_IF_ERROR(repo.adopt_unindexed_packs().status());
+  LB_RETURN_IF_ERROR(repo.reconcile_packs().status());
   repo::WriteSession session(repo);
   std::vector<repo::Node> root;
   nlohmann::json summary = nlohmann::json::object();

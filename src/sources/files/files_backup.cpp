@@ -301,6 +301,22 @@ Result<BlobId> FilesBackup::run() {
     cur->is_target = true;
     cur->children.clear();  // a target includes everything below it
   }
+  // A path given inside another one is included by it, unless the way down passes a symbolic link:
+  // the outer path stores the link as a link, so what lies beyond it would be silently missing.
+  for (const auto& inner : options_.paths)
+    for (const auto& outer : options_.paths) {
+      if (inner.size() <= outer.size() + 1 || inner.compare(0, outer.size() + 1, outer + "/") != 0) continue;
+      for (size_t slash = inner.find('/', outer.size() + 1); slash != std::string::npos; slash = inner.find('/', slash + 1)) {
+        std::string step = inner.substr(0, slash);
+        struct stat st;
+        if (lstat(step.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+          note_unreadable(inner, fmt::format("not backed up: {} is a symbolic link, stored as a link inside {}; give "
+                                             "the path it points to instead",
+                                             step, outer));
+          break;
+        }
+      }
+    }
   std::optional<Tree> parent_root;
   std::optional<BlobId> parent_id = options_.parent_tree;
   if (!parent_id && options_.parent) parent_id = options_.parent->snapshot.tree;
@@ -362,8 +378,7 @@ std::string absolute_path(const std::string& path) {
 
 Result<FilesBackupResult> backup_files(repo::Repository& repo, const FilesBackupOptions& options,
                                        ProgressCounters& progress) {
-  LB_RETURN_IF_ERROR(repo.load_index());
-  LB_RETURN_IF_ERROR(repo.adopt_unindexed_packs().status());
+  LB_RETURN_IF_ERROR(repo.reconcile_packs().status());
   int64_t start = monotonic_ns();
   std::atomic<bool> stop_scan{false};
   std::thread scanner;

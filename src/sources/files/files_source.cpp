@@ -49,7 +49,7 @@ Result<SourceBackup> backup(SourceContext& ctx, const SourceSettings& base) {
   o.excludes = s.exclude;
   o.tags = {source_tag(ctx.name)};
   o.hostname = platform::hostname();
-  LB_ASSIGN_OR_RETURN(auto all, ctx.repo.list_snapshots());
+  LB_ASSIGN_OR_RETURN(auto all, ctx.repo.list_readable_snapshots());
   o.parent = newest(all, ctx.name, std::nullopt);
   LB_ASSIGN_OR_RETURN(auto r, backup_files(ctx.repo, o, ctx.progress));
   SourceBackup out{r.snapshot_id, r.snapshot.summary, {}};

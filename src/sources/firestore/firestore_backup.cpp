@@ -115,7 +115,7 @@ Result<FirestoreBackupResult> backup_firestore(repo::Repository& repo, const Fir
   const size_t readers = std::max<size_t>(1, options.readers);
   LB_ASSIGN_OR_RETURN(auto ranges, split_ranges(*client, root, options.collections, client->emulator() ? readers : readers * 4, read_time));
 
-  LB_RETURN_IF_ERROR(repo.load_index());  // what earlier backups stored is not stored again
+  LB_RETURN_IF_ERROR(repo.reconcile_packs().status());  // what earlier backups stored (and is there) is not stored again
   repo::WriteSession session(repo);
   std::mutex mu;
   std::vector<ReadDoc> docs;

@@ -2,6 +2,8 @@
 // already holds, download the rest in parallel as ranged reads checked against CRC32C and MD5, build
 // the escaped tree, re-hash the critical objects from the repository, commit.
 #include <fmt/format.h>
+
+#include <algorithm>
 #include <openssl/evp.h>
 
 #include <cstring>
@@ -152,7 +154,7 @@ Result<GcsBackupResult> backup_gcs(repo::Repository& repo, const GcsBackupOption
   LB_ASSIGN_OR_RETURN(auto loc, parse_location(options.url));
   LB_ASSIGN_OR_RETURN(auto client, cloud::GcsClient::from_environment(kReadScope));
   LB_RETURN_IF_ERROR(client->get_bucket(loc.bucket));
-  LB_RETURN_IF_ERROR(repo.load_index());
+  LB_RETURN_IF_ERROR(repo.reconcile_packs().status());
 
   // Content the parent already holds, by name and generation (a generation's bytes never change).
   std::unordered_map<std::string, repo::Node> known;
@@ -242,7 +244,10 @@ Result<GcsBackupResult> backup_gcs(repo::Repository& repo, const GcsBackupOption
       Entry& e = entries[i];
       e.object = std::move(listed[i]);
       auto k = known.find(key_of(e.object.name, e.object.generation));
-      if (k != known.end() && k->second.size == e.object.size_bytes) {
+      // Reused only while every blob is in a pack that exists (reconcile_packs dropped missing ones).
+      if (k != known.end() && k->second.size == e.object.size_bytes &&
+          std::all_of(k->second.content.begin(), k->second.content.end(),
+                      [&](const repo::BlobId& b) { return repo.index().contains(b); })) {
         e.content = k->second.content;
         e.reused = true;
         progress.files_done += 1;

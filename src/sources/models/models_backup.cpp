@@ -343,8 +343,7 @@ Result<ModelsBackupResult> backup_models(repo::Repository& repo, const ModelsBac
     LB_ASSIGN_OR_RETURN(auto one, path_version(o));
     versions.push_back(std::move(one));
   }
-  LB_RETURN_IF_ERROR(repo.load_index());
-  LB_RETURN_IF_ERROR(repo.adopt_unindexed_packs().status());
+  LB_RETURN_IF_ERROR(repo.reconcile_packs().status());
   LB_ASSIGN_OR_RETURN(auto all, repo.list_snapshots());
   ModelsBackupResult result;
   for (const auto& v : versions) {

@@ -191,7 +191,7 @@ Result<MongoBackupResult> backup_mongodb(repo::Repository& repo, const MongoBack
   int64_t start_mono = monotonic_ns();
   size_t threads = std::max<size_t>(1, options.threads);
   LB_ASSIGN_OR_RETURN(auto conn, MongoConnection::connect(options.uri, static_cast<int>(threads) + 2));
-  LB_RETURN_IF_ERROR(repo.load_index());
+  LB_RETURN_IF_ERROR(repo.reconcile_packs().status());
   LB_ASSIGN_OR_RETURN(bool has_oplog, conn->has_oplog());
   LB_ASSIGN_OR_RETURN(auto oplog_start, conn->oplog_edge(true));
   // An oplog with no entry yet still orders what comes: the chain starts at position zero.
