@@ -68,14 +68,17 @@ void register_restore(CommandSet c) {
       } else {
         for (const auto& e : r->errors) fmt::print(stderr, "error: {}\n", e);
         if (!c.global.quiet) {
-          fmt::print("restored {} files, {} dirs, {} in {}\n", r->files, r->dirs, format_bytes(r->bytes),
-                     format_duration_ms(ms));
-          if (opts->verify) fmt::print("verified {} files: contents match the backup\n", r->files_verified);
+          // Counts of what was written, worded as a success only when nothing failed.
+          fmt::print("{} {} files, {} dirs, {} in {}\n", r->errors.empty() ? "restored" : "wrote only", r->files, r->dirs,
+                     format_bytes(r->bytes), format_duration_ms(ms));
+          if (opts->verify && r->files_verified)
+            fmt::print("verified {} files: contents match the backup\n", r->files_verified);
         }
       }
       if (!r->errors.empty())
-        return Error(Code::kFatal, fmt::format("restore incomplete: {} error(s); damaged files were not written",
-                                               r->errors.size()));
+        return Error(Code::kFatal, fmt::format("restore incomplete: {} error(s), the first: {} (a file that failed is "
+                                               "not left in the target, whole or partial)",
+                                               r->errors.size(), r->errors.front()));
       return Status::ok();
     };
   });

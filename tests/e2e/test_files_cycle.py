@@ -164,3 +164,30 @@ def test_json_output_is_valid_whatever_bytes_names_hold(lb, tmp_path):
     restored = bytes(out) + base + b"/sub\x80/n\xe9e"
     with open(restored, "rb") as f:
         assert f.read() == b"x" * 100, "the bytes of names are kept; only JSON output replaces them"
+
+
+def test_restore_never_follows_a_symlink_it_did_not_create(lb, tmp_path):
+    """The target holds links planted where the snapshot's directories go: `T/tmp -> elsewhere` at the
+    top and one level deeper. Nothing outside the target may be written or changed, and the error
+    names the path in the way."""
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "f").write_text("data")
+    (src / "top").write_text("top")
+    os.chmod(src, 0o1777)
+    lb.run("backup", src)
+    rel = Path(str(src).lstrip("/"))
+    first = rel.parts[0]  # "tmp"
+    for depth, planted in (("top", Path(first)), ("deeper", rel / "sub")):
+        target = tmp_path / f"T-{depth}"
+        elsewhere = tmp_path / f"elsewhere-{depth}"
+        elsewhere.mkdir()
+        os.chmod(elsewhere, 0o755)
+        (target / planted).parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(elsewhere, target / planted)
+        p = lb.run("restore", "latest", "--target", target, check=False)
+        assert p.returncode != 0, p.stdout
+        assert "is in the way" in p.stderr and "never" in p.stderr, p.stderr
+        assert list(elsewhere.iterdir()) == [], f"restore wrote outside its target: {list(elsewhere.rglob('*'))}"
+        assert (elsewhere.stat().st_mode & 0o7777) == 0o755, "restore changed a directory outside its target"
+        assert (target / planted).is_symlink()

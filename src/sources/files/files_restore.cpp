@@ -4,13 +4,16 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <fnmatch.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
 
 #include "core/interrupt.h"
@@ -120,25 +123,117 @@ Status write_all(int fd, const uint8_t* p, size_t n, off_t off, const std::strin
   return Status::ok();
 }
 
-Status remove_existing(const std::string& path) {
+// `at` is where the entry is (see Beneath); `path` names it in messages.
+Status remove_existing(const std::string& at, const std::string& path) {
   struct stat st;
-  if (lstat(path.c_str(), &st) != 0) return Status::ok();
+  if (lstat(at.c_str(), &st) != 0) return Status::ok();
   if (S_ISDIR(st.st_mode)) {
-    if (rmdir(path.c_str()) != 0)
+    if (rmdir(at.c_str()) != 0)
       return Error(Code::kIo, fmt::format("{} exists as a non-empty directory; restore into an empty target", path));
-  } else if (unlink(path.c_str()) != 0) {
+  } else if (unlink(at.c_str()) != 0) {
     return Error(Code::kIo, fmt::format("remove {}: {}", path, strerror(errno)));
   }
   return Status::ok();
 }
+
+// Everything restore creates or changes lies beneath the target, reached without following a
+// symbolic link it did not create: the parent directory of each entry is opened with openat2
+// (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS; one component at a time with O_NOFOLLOW where the kernel
+// lacks openat2), and the entry is then named through that descriptor (/proc/self/fd/N/NAME), so
+// no later step resolves the path again.
+class Beneath {
+ public:
+  // The parent directory of a relative path, held open, and the entry's name in it.
+  struct Entry {
+    int dir = -1;
+    std::string name;
+    ~Entry() {
+      if (dir >= 0) close(dir);
+    }
+    std::string at() const { return fmt::format("/proc/self/fd/{}/{}", dir, name); }
+    std::string dir_at() const { return fmt::format("/proc/self/fd/{}", dir); }
+  };
+
+  static Result<std::unique_ptr<Beneath>> open(const std::string& target) {
+    int fd = ::open(target.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return Error(Code::kIo, fmt::format("open target {}: {}", target, strerror(errno)));
+    auto b = std::unique_ptr<Beneath>(new Beneath());
+    b->fd_ = fd;
+    b->target_ = target;
+    return b;
+  }
+  ~Beneath() {
+    if (fd_ >= 0) close(fd_);
+  }
+
+  Result<std::shared_ptr<Entry>> entry(const std::string& rel) const {
+    auto e = std::make_shared<Entry>();
+    size_t slash = rel.rfind('/');
+    e->name = slash == std::string::npos ? rel : rel.substr(slash + 1);
+    if (e->name.empty() || e->name == "." || e->name == "..")
+      return Error(Code::kCorrupt, fmt::format("the snapshot names an entry {:?}: refusing to restore it", rel));
+    std::string parent = slash == std::string::npos ? "." : rel.substr(0, slash);
+    LB_ASSIGN_OR_RETURN(e->dir, open_dir(parent, rel));
+    return e;
+  }
+
+ private:
+  Beneath() = default;
+
+  Result<int> open_dir(const std::string& parent, const std::string& rel) const {
+    struct open_how how = {};
+    how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    long fd = syscall(SYS_openat2, fd_, parent.c_str(), &how, sizeof how);
+    if (fd < 0 && errno == ENOSYS) return open_dir_stepwise(parent, rel);
+    if (fd < 0) return in_the_way(rel, errno);
+    return static_cast<int>(fd);
+  }
+
+  Result<int> open_dir_stepwise(const std::string& parent, const std::string& rel) const {
+    int cur = dup(fd_);
+    size_t pos = 0;
+    while (cur >= 0 && pos < parent.size()) {
+      size_t next = parent.find('/', pos);
+      if (next == std::string::npos) next = parent.size();
+      std::string part = parent.substr(pos, next - pos);
+      pos = next + 1;
+      if (part.empty() || part == ".") continue;
+      if (part == "..") {
+        close(cur);
+        return in_the_way(rel, EXDEV);
+      }
+      int nfd = openat(cur, part.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      int err = errno;
+      close(cur);
+      if (nfd < 0) return in_the_way(rel, err);
+      cur = nfd;
+    }
+    return cur;
+  }
+
+  Status in_the_way(const std::string& rel, int err) const {
+    std::string where = target_ + "/" + rel;
+    if (err == ELOOP || err == ENOTDIR || err == EXDEV)
+      return Error(Code::kIo, fmt::format("{}: a symbolic link or a file inside the target is in the way; restore never "
+                                          "follows links it did not create: remove it, or restore into an empty directory",
+                                          where));
+    return Error(Code::kIo, fmt::format("{}: {}", where, strerror(err)));
+  }
+
+  int fd_ = -1;
+  std::string target_;
+};
 
 class FileWriter {
  public:
   FileWriter(repo::Repository& repo, bool verify, ProgressCounters& progress)
       : repo_(repo), verify_(verify), progress_(progress) {}
 
-  Status write(const std::string& path, const Node& node, bool& verified) {
-    std::string dir = path.substr(0, path.rfind('/'));
+  // `path` names the file in messages; `at` is where it is created (a path through the parent's
+  // descriptor, see Beneath).
+  Status write(const std::string& path, const std::string& at, const Node& node, bool& verified) {
+    std::string dir = at.substr(0, at.rfind('/'));
     // An unnamed file (O_TMPFILE) is linked into place only when complete: atomic like temp+rename, but
     // the directory lock is taken once instead of twice. Filesystems without O_TMPFILE get a temp name.
     // Created with its final mode (the restore runs under umask 0); the descriptor stays writable.
@@ -149,7 +244,7 @@ class FileWriter {
       fd = open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, node.mode & 07777);
       if (fd < 0) return Error(Code::kIo, fmt::format("create {}: {}", tmp, strerror(errno)));
     }
-    std::string label = tmp.empty() ? path : tmp;
+    std::string label = path;
     Status s = fill(fd, label, node, path);
     if (s && verify_) {
       s = verify_file_content(repo_, fd, node, path);
@@ -158,7 +253,7 @@ class FileWriter {
     if (s) s = apply_metadata(label, fd, node, /*mode_is_set=*/true);
     if (s && tmp.empty()) {
       std::string proc = fmt::format("/proc/self/fd/{}", fd);
-      if (linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+      if (linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, at.c_str(), AT_SYMLINK_FOLLOW) != 0) {
         if (errno != EEXIST) {
           s = Error(Code::kIo, fmt::format("link {}: {}", path, strerror(errno)));
         } else {
@@ -171,10 +266,10 @@ class FileWriter {
     }
     close(fd);
     // rename() replaces an existing file atomically; only a directory in the way needs removing first.
-    if (s && !tmp.empty() && rename(tmp.c_str(), path.c_str()) != 0) {
-      if (errno == EISDIR || errno == ENOTEMPTY || errno == EEXIST) s = remove_existing(path);
+    if (s && !tmp.empty() && rename(tmp.c_str(), at.c_str()) != 0) {
+      if (errno == EISDIR || errno == ENOTEMPTY || errno == EEXIST) s = remove_existing(at, path);
       else s = Error(Code::kIo, fmt::format("rename into {}: {}", path, strerror(errno)));
-      if (s && rename(tmp.c_str(), path.c_str()) != 0)
+      if (s && rename(tmp.c_str(), at.c_str()) != 0)
         s = Error(Code::kIo, fmt::format("rename into {}: {}", path, strerror(errno)));
     }
     if (!s && !tmp.empty()) unlink(tmp.c_str());
@@ -258,6 +353,7 @@ Result<FilesRestoreResult> restore_files(repo::Repository& repo, const repo::Sna
   };
   if (mkdir(target.c_str(), 0700) != 0 && errno != EEXIST)
     return Error(Code::kIo, fmt::format("create target {}: {}", target, strerror(errno)));
+  LB_ASSIGN_OR_RETURN(auto beneath, Beneath::open(target));
 
   FileWriter writer(repo, options.verify, progress);
   // Files are created with their recorded mode; restore the caller's umask when done.
@@ -270,19 +366,31 @@ Result<FilesRestoreResult> restore_files(repo::Repository& repo, const repo::Sna
     for (const auto& a : actions) {
       if (interrupted()) break;
       std::string path = target + "/" + a.rel;
+      if (a.node.kind == NodeKind::kSocket || (a.node.kind == NodeKind::kFile && !a.link_to.empty())) continue;
+      auto entry = beneath->entry(a.rel);
+      if (!entry) {
+        fail(entry.status());
+        continue;
+      }
+      const std::string at = (*entry)->at();
       switch (a.node.kind) {
-        case NodeKind::kDir:
-          if (mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
+        case NodeKind::kDir: {
+          struct stat st;
+          if (mkdir(at.c_str(), 0700) != 0 && errno != EEXIST) {
             fail(Error(Code::kIo, fmt::format("mkdir {}: {}", path, strerror(errno))));
+          } else if (lstat(at.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+            fail(Error(Code::kIo, fmt::format("{}: something other than a directory is in the way (a symbolic link is "
+                                              "never followed); remove it, or restore into an empty directory",
+                                              path)));
           } else {
             result.dirs++;
           }
           break;
+        }
         case NodeKind::kFile:
-          if (!a.link_to.empty()) break;  // after all files exist
-          pool.submit([&, path, node = &a.node] {
+          pool.submit([&, path, entry = *entry, node = &a.node] {
             bool verified = false;
-            Status s = writer.write(path, *node, verified);
+            Status s = writer.write(path, entry->at(), *node, verified);
             std::lock_guard l(mu);
             if (!s) {
               result.errors.push_back(s.message());
@@ -296,10 +404,10 @@ Result<FilesRestoreResult> restore_files(repo::Repository& repo, const repo::Sna
           });
           break;
         case NodeKind::kSymlink: {
-          Status s = remove_existing(path);
-          if (s && symlink(a.node.link_target.c_str(), path.c_str()) != 0)
+          Status s = remove_existing(at, path);
+          if (s && symlink(a.node.link_target.c_str(), at.c_str()) != 0)
             s = Error(Code::kIo, fmt::format("symlink {}: {}", path, strerror(errno)));
-          if (s) s = apply_metadata(path, -1, a.node);
+          if (s) s = apply_metadata(at, -1, a.node);
           if (!s) fail(s);
           else result.others++;
           break;
@@ -308,10 +416,10 @@ Result<FilesRestoreResult> restore_files(repo::Repository& repo, const repo::Sna
         case NodeKind::kCharDev:
         case NodeKind::kBlockDev: {
           mode_t type = a.node.kind == NodeKind::kFifo ? S_IFIFO : a.node.kind == NodeKind::kCharDev ? S_IFCHR : S_IFBLK;
-          Status s = remove_existing(path);
-          if (s && mknod(path.c_str(), type | (a.node.mode & 07777), static_cast<dev_t>(a.node.rdev)) != 0)
+          Status s = remove_existing(at, path);
+          if (s && mknod(at.c_str(), type | (a.node.mode & 07777), static_cast<dev_t>(a.node.rdev)) != 0)
             s = Error(Code::kIo, fmt::format("mknod {}: {}", path, strerror(errno)));
-          if (s) s = apply_metadata(path, -1, a.node);
+          if (s) s = apply_metadata(at, -1, a.node);
           if (!s) fail(s);
           else result.others++;
           break;
@@ -326,16 +434,32 @@ Result<FilesRestoreResult> restore_files(repo::Repository& repo, const repo::Sna
   for (const auto& a : actions) {
     if (a.link_to.empty()) continue;
     std::string path = target + "/" + a.rel;
-    Status s = remove_existing(path);
-    if (s && link((target + "/" + a.link_to).c_str(), path.c_str()) != 0)
+    auto to = beneath->entry(a.rel);
+    auto from = to ? beneath->entry(a.link_to) : to;
+    Status s = from ? remove_existing((*to)->at(), path) : from.status();
+    if (s && linkat((*from)->dir, (*from)->name.c_str(), (*to)->dir, (*to)->name.c_str(), 0) != 0)
       s = Error(Code::kIo, fmt::format("hard link {}: {}", path, strerror(errno)));
     if (!s) fail(s);
     else result.files++;
   }
   // Directory metadata last and deepest first, so writing contents does not disturb their mtimes.
+  // Each directory is opened beneath the target without following links, and changed through its
+  // descriptor.
   for (auto it = actions.rbegin(); it != actions.rend(); ++it) {
     if (it->node.kind != NodeKind::kDir) continue;
-    Status s = apply_metadata(target + "/" + it->rel, -1, it->node);
+    std::string path = target + "/" + it->rel;
+    auto entry = beneath->entry(it->rel);
+    if (!entry) {
+      fail(entry.status());
+      continue;
+    }
+    int fd = openat((*entry)->dir, (*entry)->name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+      fail(Error(Code::kIo, fmt::format("{}: {}", path, strerror(errno))));
+      continue;
+    }
+    Status s = apply_metadata(path, fd, it->node);
+    close(fd);
     if (!s) fail(s);
   }
   return result;
