@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 # Release: -g costs a third of the build on two cores; the sanitizer build keeps line tables for its reports.
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE="-O2 -DNDEBUG"
 
-.PHONY: all setup build test unit e2e asan fuzz demo bench fmt clean
+.PHONY: all setup build test unit e2e asan fuzz demo bench fmt clean install package
 
 all: build
 
@@ -52,6 +52,15 @@ test: setup
 
 demo: setup build
 	bash scripts/demo
+
+# Installs the binary (stripped; debug info under lib/debug), man page, bash completion and docs.
+PREFIX ?= /usr/local
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+# A .deb for Debian 12 with its runtime dependencies declared: apt install ./$(BUILD)/lifeboat_*.deb
+package: build
+	cd $(BUILD) && cpack -G DEB
 
 bench: setup build
 	bash bench/run

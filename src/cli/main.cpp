@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "cli/context.h"
+#include "cli/docgen.h"
 #include "core/interrupt.h"
 
 #ifndef LIFEBOAT_VERSION
@@ -54,6 +55,14 @@ int main(int argc, char** argv) {
   register_drill(c);
   register_report(c);
   register_daemon(c);
+  // Build-time generation of the man page and the bash completion from this very command tree.
+  if (argc == 3 && std::string(argv[1]) == "__generate") {
+    std::string what = argv[2];
+    if (what == "man") std::cout << man_page(app, LIFEBOAT_VERSION);
+    else if (what == "bash") std::cout << bash_completion(app);
+    else return 2;
+    return 0;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
