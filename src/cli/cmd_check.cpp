@@ -69,8 +69,21 @@ void register_check(CommandSet c) {
                      report.trees, report.packs, report.packs_read, report.blobs,
                      report.ok() ? "no errors" : fmt::format("{} error(s)", report.errors.size()));
       }
-      if (!report.ok())
-        return Error(Code::kCorrupt, fmt::format("repository has {} error(s); see above", report.errors.size()));
+      if (!report.ok()) {
+        // Which repair fits: index trouble first (it may bring lost blobs back), then snapshots.
+        bool index_trouble = false, data_lost = false;
+        for (const auto& e : report.errors) {
+          if (e.find("index") != std::string::npos) index_trouble = true;
+          if (e.find("missing") != std::string::npos || e.find("is gone") != std::string::npos) data_lost = true;
+        }
+        std::string advice;
+        if (index_trouble) advice += " Run `lifeboat repair index` to rebuild the index from the packs that exist.";
+        if (data_lost)
+          advice += " Snapshots whose data is gone stay unrestorable in part: `lifeboat repair snapshots` rewrites them "
+                    "without the lost files (add --forget to drop the originals).";
+        if (advice.empty()) advice = " Damaged packs cannot be repaired: back up again, then forget and prune what needs them.";
+        return Error(Code::kCorrupt, fmt::format("repository has {} error(s); see above.{}", report.errors.size(), advice));
+      }
       return Status::ok();
     };
   });

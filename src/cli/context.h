@@ -66,6 +66,7 @@ void register_key(CommandSet c);
 void register_stats(CommandSet c);
 void register_diff(CommandSet c);
 void register_unlock(CommandSet c);
+void register_repair(CommandSet c);
 void register_forget(CommandSet c);
 // `backup mongodb`, `restore mongodb` and `mongodb follow`; after register_backup and register_restore.
 void register_mongodb(CommandSet c);

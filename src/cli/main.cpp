@@ -44,6 +44,7 @@ int main(int argc, char** argv) {
   register_stats(c);
   register_diff(c);
   register_unlock(c);
+  register_repair(c);
   register_forget(c);
   register_mongodb(c);
   register_gcs(c);

@@ -264,3 +264,55 @@ def test_an_explicit_path_beyond_a_symlink_is_reported_not_dropped(lb, tmp_path)
     # A path inside another without a link on the way is simply included.
     (a / "real" / "deeper").mkdir(parents=True)
     assert lb.run("backup", a, a / "real" / "deeper", check=False).returncode == 0
+
+
+def test_repair_index_rebuilds_it_from_the_packs(lb, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        (src / f"f{i}").write_bytes(os.urandom(200_000))
+    lb.run("backup", src)
+    (src / "f0").write_bytes(os.urandom(200_000))
+    lb.run("backup", src)
+    for f in (lb.repo / "index").iterdir():
+        f.unlink()
+    p = lb.run("check", check=False)
+    assert p.returncode == 1 and "lifeboat repair index" in p.stderr, p.stderr
+    assert lb.run("restore", "latest", "--target", tmp_path / "before", check=False).returncode != 0
+    out = lb.json("repair", "index")
+    assert out["packs"] >= 2 and out["blobs"] >= 8 and out["unreadable_packs"] == [], out
+    assert "no errors" in lb.run("check", "--read-data").stdout
+    lb.run("restore", "latest", "--target", tmp_path / "after", "--verify")
+    assert (tmp_path / "after" / str(src).lstrip("/") / "f0").read_bytes() == (src / "f0").read_bytes()
+
+
+def test_repair_snapshots_drops_what_is_gone_and_keeps_the_rest(tmp_path):
+    boat = Lifeboat(tmp_path / "repo")
+    boat.run("init", "--kdf-memory-kib", "1024", "--kdf-iterations", "1", "--pack-size-mib", "1")
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(8):
+        (src / f"f{i}").write_bytes(os.urandom(400_000))
+    boat.run("backup", src)
+    packs = sorted((p for p in (boat.repo / "data").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    assert len(packs) >= 3
+    packs[-1].unlink()  # a data pack: some files lose their data, others keep it
+    p = boat.run("check", check=False)
+    assert p.returncode == 1 and "repair snapshots" in p.stderr, p.stderr
+    dry = boat.json("repair", "snapshots", "--dry-run")
+    assert len(dry["rewritten"]) == 1 and dry["rewritten"][0]["repaired"] == "" and dry["rewritten"][0]["removed"]
+    assert len(boat.json("snapshots")) == 1, "a dry run writes nothing"
+    boat.run("repair", "index")  # the index no longer names the pack that is gone
+    out = boat.json("repair", "snapshots", "--forget")
+    (rewritten,) = out["rewritten"]
+    lost = {Path(x).name for x in rewritten["removed"]}
+    assert lost and len(lost) < 8, lost
+    snaps = boat.json("snapshots")
+    assert len(snaps) == 1 and "repaired" in snaps[0]["tags"] and snaps[0]["id"] == rewritten["repaired"]
+    assert "no errors" in boat.run("check", "--read-data").stdout
+    target = tmp_path / "out"
+    boat.run("restore", "latest", "--target", target, "--verify")
+    restored = {p.name for p in (target / str(src).lstrip("/")).iterdir()}
+    assert restored == {f"f{i}" for i in range(8)} - lost
+    for name in restored:
+        assert (target / str(src).lstrip("/") / name).read_bytes() == (src / name).read_bytes()
