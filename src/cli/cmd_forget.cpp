@@ -59,12 +59,10 @@ Result<nlohmann::json> run_prune(const CommandSet& c, repo::Repository& r, doubl
                rep.blobs_unused);
     fmt::print("{} packs taken out of service ({} repacked, {} left by interrupted writers), {} brought back\n",
                rep.packs_tombstoned, rep.packs_repacked, rep.orphans, rep.packs_resurrected);
-    if (!dry_run) {
-      fmt::print("deleted {} packs ({})\n", rep.packs_deleted, format_bytes(rep.bytes_deleted));
-      if (rep.tombstones_waiting)
-        fmt::print("{} packs wait for backups that started before this prune; the next prune deletes them\n",
-                   rep.tombstones_waiting);
-    }
+    fmt::print("{} {} packs ({})\n", dry_run ? "would delete" : "deleted", rep.packs_deleted, format_bytes(rep.bytes_deleted));
+    if (rep.tombstones_waiting)
+      fmt::print("{} packs wait for backups that started before this prune; {}\n", rep.tombstones_waiting,
+                 dry_run ? "they would be kept" : "the next prune deletes them");
   }
   return j;
 }

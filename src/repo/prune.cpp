@@ -150,7 +150,38 @@ Result<PruneReport> prune_repository(Repository& repo, const PruneOptions& optio
   report.orphans = orphans.size();
   report.packs_repacked = to_repack.size();
   report.packs_tombstoned = to_tombstone.size() + to_repack.size() + orphans.size();
-  if (options.dry_run) return report;
+  if (options.dry_run) {
+    // What the real run's sweep (step 7) would delete: every tombstone, earlier ones and those this
+    // run would add (marked now), that no other running writer started before, unless object lock
+    // keeps it. The real run re-reads snapshots before deleting and may bring a few back.
+    LB_ASSIGN_OR_RETURN(auto locks, RepoLock::list(repo));
+    int64_t now = now_unix_ns();
+    auto sweepable = [&](int64_t marked_ns) {
+      for (const auto& l : locks)
+        if (!l.stale && l.name != own.name() && l.started_ns < marked_ns + options.clock_skew_ns) return false;
+      return true;
+    };
+    std::vector<std::pair<PackId, int64_t>> candidates;
+    for (const auto& [id, t] : state.tombstones) candidates.emplace_back(id, t.marked_ns);
+    for (const auto& id : to_tombstone) candidates.emplace_back(id, now);
+    for (const auto& id : to_repack) candidates.emplace_back(id, now);
+    for (const auto& [id, size] : orphans) candidates.emplace_back(id, now);
+    for (const auto& [id, marked] : candidates) {
+      if (!sweepable(marked)) {
+        report.tombstones_waiting++;
+        continue;
+      }
+      LB_ASSIGN_OR_RETURN(int64_t locked, repo.retained_until({FileType::kPack, to_hex(id)}));
+      if (locked) {
+        report.packs_retained++;
+        continue;
+      }
+      auto info = repo.backend().stat({FileType::kPack, to_hex(id)});
+      if (info) report.bytes_deleted += info->size_bytes;
+      report.packs_deleted++;
+    }
+    return report;
+  }
 
   // 5. Repack: copy the used blobs of wasteful packs into new packs (indexed by the session). What to
   // copy is decided first: the session adds its packs to the live index while it runs.

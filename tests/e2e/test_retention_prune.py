@@ -186,3 +186,34 @@ def test_every_damaged_file_is_named_and_unaffected_snapshots_restore(lb, tmp_pa
                 assert restored >= 1, "damage to one pack must not stop the other snapshot's restore"
             f.write_bytes(saved)
     lb.run("check", "--read-data")
+
+
+def test_prune_dry_run_predicts_what_the_real_run_deletes(lb, tmp_path):
+    """Including packs an earlier prune marked while a backup was running: the next real run sweeps
+    them, and its dry run must say so (it used to report nothing to do)."""
+    lb.run("init", "--kdf-memory-kib", "1024", "--kdf-iterations", "1", "--pack-size-mib", "1",
+           env={"LIFEBOAT_REPOSITORY": str(tmp_path / "small")})
+    lb.env["LIFEBOAT_REPOSITORY"] = str(tmp_path / "small")
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        (src / f"f{i}").write_bytes(os.urandom(2_000_000))
+        lb.run("backup", src)
+        (src / f"f{i}").unlink()
+    lb.run("forget", "--keep-last", "1")
+    # A backup that started earlier holds its lock: prune marks, but may not delete yet.
+    slow = lb.popen("backup", "--stdin-from-command", "--", "sh", "-c", "sleep 3; echo late")
+    time.sleep(1)
+    first = lb.json("prune")
+    slow.wait(timeout=60)
+    assert slow.returncode == 0
+    assert first["packs_tombstoned"] >= 2 and first["packs_deleted"] == 0 and first["tombstones_waiting"] >= 2, first
+    packs = lambda: sorted(p.name for p in (tmp_path / "small" / "data").rglob("*") if p.is_file())
+    before = packs()
+    dry = lb.json("prune", "--dry-run")
+    assert packs() == before, "a dry run changes nothing"
+    assert dry["packs_deleted"] == first["tombstones_waiting"], (dry, first)
+    real = lb.json("prune")
+    for k in ("packs_deleted", "bytes_deleted", "packs_tombstoned", "blobs_unused"):
+        assert real[k] == dry[k], (k, dry, real)
+    assert len(packs()) == len(before) - real["packs_deleted"]
