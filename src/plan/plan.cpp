@@ -185,7 +185,7 @@ class Loader {
   void only(const nlohmann::json& j, const std::string& key, const std::vector<std::string>& known) {
     for (const auto& [k, v] : j.items())
       if (std::find(known.begin(), known.end(), k) == known.end())
-        problem(key + "." + k, fmt::format("unknown key (known: {})", fmt::join(known, ", ")));
+        problem(key.empty() ? k : key + "." + k, fmt::format("unknown key (known: {})", fmt::join(known, ", ")));
   }
 
   void load(const nlohmann::json& root) {

@@ -184,6 +184,13 @@ TEST(Plan, DuplicateKeysAreErrorsWithBothLines) {
       << p.status().message();
 }
 
+TEST(Plan, AnUnknownTopLevelKeyCarriesItsLine) {
+  auto p = parse_plan("repositories: {main: {url: /tmp/r}}\nsources:\n  a: {kind: files, paths: [/a]}\n\nnotifcations: []\n",
+                      "typo.yaml");
+  ASSERT_FALSE(p);
+  EXPECT_NE(p.status().message().find("typo.yaml:5: notifcations: unknown key"), std::string::npos) << p.status().message();
+}
+
 TEST(Plan, AnAliasBombFailsFastWithALine) {
   // Nine levels of ten aliases: a billion nodes once expanded.
   std::string text = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
