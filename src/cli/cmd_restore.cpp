@@ -19,6 +19,12 @@ void register_restore(CommandSet c) {
   cmd->add_option("-t,--target", opts->target, "directory to restore into (required)");
   cmd->add_option("-i,--include", opts->includes, "restore only paths (or names) matching this pattern (repeatable)");
   cmd->add_flag("--verify", opts->verify, "re-read each restored file and compare it with the backup");
+  auto overwrite = std::make_shared<std::string>();
+  cmd->add_option("--overwrite", *overwrite,
+                  "what to do with what a non-empty target holds: always | if-changed (size or mtime differ) | "
+                  "if-newer | never (without it, a non-empty target is refused)");
+  cmd->add_flag("--delete", opts->delete_extra, "remove what the snapshot's directories do not hold");
+  cmd->add_flag("--dry-run", opts->dry_run, "list what would be created (+), replaced (M), kept (=), deleted (-); write nothing");
   pick->add_flags(cmd);
   auto environment = std::make_shared<std::string>();
   auto date = std::make_shared<std::string>();
@@ -26,9 +32,9 @@ void register_restore(CommandSet c) {
   cmd->add_option("--environment", *environment, "plan mode: the environment to restore into (its settings: uri, target)");
   cmd->add_option("--date", *date, "plan mode: the state at the end of this day (YYYY-MM-DD, local time)");
   cmd->add_flag("--all", *all, "plan mode: every source, all as of the same instant (--at)");
-  cmd->callback([c, cmd, spec, pick, opts, environment, date, all] {
+  cmd->callback([c, cmd, spec, pick, opts, environment, date, all, overwrite] {
     if (!cmd->get_subcommands().empty()) return;  // `restore mongodb …` set its own action
-    c.action = [c, spec, pick, opts, environment, date, all]() -> Status {
+    c.action = [c, spec, pick, opts, environment, date, all, overwrite]() -> Status {
       if (auto plan = plan_mode(c.global)) {
         LB_ASSIGN_OR_RETURN(auto at, requested_instant(pick->at, *date));
         std::vector<std::string> names;
@@ -40,6 +46,13 @@ void register_restore(CommandSet c) {
         return plan_restore(c.global, *plan, names, *environment, at);
       }
       if (opts->target.empty()) return Error(Code::kInvalidArgument, "restore needs --target DIR");
+      if (overwrite->empty()) {
+        opts->refuse_non_empty = true;
+      } else {
+        auto mode = sources::files::parse_overwrite(*overwrite);
+        if (!mode) return Error(Code::kInvalidArgument, "--overwrite takes always, if-changed, if-newer or never");
+        opts->overwrite = *mode;
+      }
       LB_ASSIGN_OR_RETURN(auto repo, open_repository(c.global));
       // Shared: a prune running meanwhile keeps every pack this restore may still read.
       LB_ASSIGN_OR_RETURN(auto lock, repo::RepoLock::acquire(*repo, repo::LockKind::kShared));
@@ -63,11 +76,24 @@ void register_restore(CommandSet c) {
                     {"other", r->others},
                     {"bytes", r->bytes},
                     {"files_verified", r->files_verified},
+                    {"skipped", r->skipped},
+                    {"deleted", r->deleted},
+                    {"dry_run", opts->dry_run},
+                    {"changes", [&] {
+                       nlohmann::json list = nlohmann::json::array();
+                       for (const auto& [what, path] : r->changes) list.push_back({{"change", what}, {"path", path}});
+                       return list;
+                     }()},
                     {"duration_ms", ms},
                     {"errors", r->errors}});
+      } else if (opts->dry_run) {
+        for (const auto& [what, path] : r->changes) fmt::print("{} {}\n", what, path);
+        fmt::print("dry run: nothing was written\n");
       } else {
         for (const auto& e : r->errors) fmt::print(stderr, "error: {}\n", e);
         if (!c.global.quiet) {
+          if (r->skipped || r->deleted)
+            fmt::print("kept {} entries the target already had, deleted {}\n", r->skipped, r->deleted);
           // Counts of what was written, worded as a success only when nothing failed.
           fmt::print("{} {} files, {} dirs, {} in {}\n", r->errors.empty() ? "restored" : "wrote only", r->files, r->dirs,
                      format_bytes(r->bytes), format_duration_ms(ms));

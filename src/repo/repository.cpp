@@ -426,7 +426,8 @@ Result<Bytes> Repository::read_blob(const BlobId& id) {
       std::lock_guard g(drop_missing_mu_);
       known_gone = dropped_packs_.count(loc->pack) > 0;
     }
-    if (!known_gone && drop_missing_packs().is_ok()) {
+    // Another reader may have dropped it already (the index is then rebuilt): look again either way.
+    if (known_gone || drop_missing_packs().is_ok()) {
       auto again = index_.find(id);
       if (!again) again = tombstoned_.find(id);
       if (again && again->pack != loc->pack) return read_blob(id);

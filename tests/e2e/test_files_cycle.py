@@ -186,8 +186,55 @@ def test_restore_never_follows_a_symlink_it_did_not_create(lb, tmp_path):
         (target / planted).parent.mkdir(parents=True, exist_ok=True)
         os.symlink(elsewhere, target / planted)
         p = lb.run("restore", "latest", "--target", target, check=False)
+        assert p.returncode != 0 and "is not empty" in p.stderr, p.stderr  # refused without --overwrite
+        p = lb.run("restore", "latest", "--target", target, "--overwrite", "always", check=False)
         assert p.returncode != 0, p.stdout
-        assert "is in the way" in p.stderr and "never" in p.stderr, p.stderr
+        assert "is in the way" in p.stderr and "never" in p.stderr and "nothing was written" in p.stderr, p.stderr
         assert list(elsewhere.iterdir()) == [], f"restore wrote outside its target: {list(elsewhere.rglob('*'))}"
         assert (elsewhere.stat().st_mode & 0o7777) == 0o755, "restore changed a directory outside its target"
         assert (target / planted).is_symlink()
+
+
+def test_restore_into_a_non_empty_target_overwrite_modes_delete_and_dry_run(lb, tmp_path):
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    for name in ("a", "b", "sub/c"):
+        (src / name).write_text(f"backed-up {name}")
+    lb.run("backup", src)
+    target = tmp_path / "T"
+    lb.run("restore", "latest", "--target", target)
+    r = target / str(src).lstrip("/")
+    (r / "a").write_text("edited after the backup, and newer")
+    (r / "b").write_text("edited but older than the backup")
+    os.utime(r / "b", (946684800, 946684800))  # 2000-01-01
+    (r / "extra").write_text("not in the snapshot")
+    (r / "sub" / "extra2").write_text("not in the snapshot either")
+    state = lambda: {p.relative_to(r).as_posix(): p.read_text() for p in r.rglob("*") if p.is_file()}
+    edited = state()
+
+    p = lb.run("restore", "latest", "--target", target, check=False)
+    assert p.returncode == 1 and "is not empty" in p.stderr and "--overwrite" in p.stderr, p.stderr
+    assert state() == edited
+
+    dry = lb.json("restore", "latest", "--target", target, "--overwrite", "if-changed", "--delete", "--dry-run")
+    changes = {(c["change"], Path(c["path"]).relative_to(r).as_posix()) for c in dry["changes"]}
+    assert {("M", "a"), ("M", "b"), ("=", "sub/c"), ("-", "extra"), ("-", "sub/extra2")} <= changes, changes
+    assert state() == edited, "a dry run writes nothing"
+
+    lb.run("restore", "latest", "--target", target, "--overwrite", "never")
+    assert state() == edited
+    lb.run("restore", "latest", "--target", target, "--overwrite", "if-newer")
+    assert state() == {**edited, "b": "backed-up b"}, "only the file older than the backup is replaced"
+    out = lb.json("restore", "latest", "--target", target, "--overwrite", "if-changed", "--delete")
+    assert out["deleted"] == 2 and out["skipped"] >= 2, out
+    assert state() == {"a": "backed-up a", "b": "backed-up b", "sub/c": "backed-up sub/c"}
+    assert tree_digest(r) == tree_digest(src)
+
+    # A conflict is found before anything is written.
+    (r / "a").write_text("edited again")
+    (r / "sub" / "c").unlink()
+    (r / "sub").rmdir()
+    (r / "sub").write_text("a file where the snapshot has a directory")
+    p = lb.run("restore", "latest", "--target", target, "--overwrite", "always", check=False)
+    assert p.returncode == 1 and "conflict" in p.stderr and "nothing was written" in p.stderr, p.stderr
+    assert (r / "a").read_text() == "edited again"

@@ -12,9 +12,13 @@
 
 #include <cerrno>
 #include <cstring>
+#include <dirent.h>
+
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 
 #include "core/interrupt.h"
 #include "core/worker_pool.h"
@@ -325,6 +329,57 @@ class FileWriter {
 
 }  // namespace
 
+std::optional<Overwrite> parse_overwrite(const std::string& name) {
+  if (name == "always") return Overwrite::kAlways;
+  if (name == "if-changed") return Overwrite::kIfChanged;
+  if (name == "if-newer") return Overwrite::kIfNewer;
+  if (name == "never") return Overwrite::kNever;
+  return std::nullopt;
+}
+
+namespace {
+
+enum class Decision { kCreate, kReplace, kKeep };
+
+// What to do with one entry, from what the target holds there (nothing written yet).
+Decision decide(const Node& n, const struct stat& st, Overwrite mode, const std::string& at) {
+  if (n.kind == NodeKind::kDir) return mode == Overwrite::kNever ? Decision::kKeep : Decision::kReplace;
+  switch (mode) {
+    case Overwrite::kAlways: return Decision::kReplace;
+    case Overwrite::kNever: return Decision::kKeep;
+    case Overwrite::kIfNewer: {
+      int64_t have = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+      return n.mtime_ns > have ? Decision::kReplace : Decision::kKeep;
+    }
+    case Overwrite::kIfChanged: {
+      int64_t have = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+      if (n.kind == NodeKind::kSymlink) {
+        char buf[4096];
+        ssize_t len = S_ISLNK(st.st_mode) ? readlink(at.c_str(), buf, sizeof buf) : -1;
+        return len >= 0 && std::string(buf, static_cast<size_t>(len)) == n.link_target ? Decision::kKeep : Decision::kReplace;
+      }
+      bool same_type = n.kind == NodeKind::kFile ? S_ISREG(st.st_mode) : !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
+      return same_type && static_cast<uint64_t>(st.st_size) == n.size && have == n.mtime_ns ? Decision::kKeep : Decision::kReplace;
+    }
+  }
+  return Decision::kReplace;
+}
+
+bool dir_is_empty(const std::string& at) {
+  DIR* d = opendir(at.c_str());
+  if (!d) return true;
+  bool empty = true;
+  while (struct dirent* e = readdir(d))
+    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+      empty = false;
+      break;
+    }
+  closedir(d);
+  return empty;
+}
+
+}  // namespace
+
 Result<FilesRestoreResult> restore_files(repo::Repository& repo, const repo::Snapshot& snapshot,
                                          const FilesRestoreOptions& options, ProgressCounters& progress) {
   LB_RETURN_IF_ERROR(repo.load_index());
@@ -351,9 +406,88 @@ Result<FilesRestoreResult> restore_files(repo::Repository& repo, const repo::Sna
     result.errors.push_back(s.message());
     progress.errors++;
   };
-  if (mkdir(target.c_str(), 0700) != 0 && errno != EEXIST)
+  if (options.delete_extra && !options.includes.empty())
+    return Error(Code::kInvalidArgument, "--delete restores whole directories: it cannot be combined with --include");
+  struct stat target_st;
+  bool target_exists = lstat(target.c_str(), &target_st) == 0;
+  if (target_exists && options.refuse_non_empty && S_ISDIR(target_st.st_mode) && !dir_is_empty(target))
+    return Error(Code::kInvalidArgument,
+                 fmt::format("target {} is not empty: choose what happens to what it holds with --overwrite "
+                             "always|if-changed|if-newer|never (and --delete to remove what the snapshot lacks); "
+                             "--dry-run lists the changes first",
+                             target));
+  if (!options.dry_run && mkdir(target.c_str(), 0700) != 0 && errno != EEXIST)
     return Error(Code::kIo, fmt::format("create target {}: {}", target, strerror(errno)));
-  LB_ASSIGN_OR_RETURN(auto beneath, Beneath::open(target));
+
+  // Before anything is written: what each entry meets in the target, the conflicts, what --delete
+  // removes. A target that does not exist yet (dry run) meets nothing.
+  std::vector<Decision> decisions(actions.size(), Decision::kCreate);
+  std::vector<std::string> conflicts, doomed;
+  std::unique_ptr<Beneath> beneath;
+  if (target_exists || !options.dry_run) {
+    LB_ASSIGN_OR_RETURN(beneath, Beneath::open(target));
+    std::set<std::string> planned;
+    for (const auto& a : actions) planned.insert(a.rel);
+    for (size_t i = 0; i < actions.size(); ++i) {
+      const auto& a = actions[i];
+      if (a.node.kind == NodeKind::kSocket) continue;
+      std::string path = target + "/" + a.rel;
+      auto entry = beneath->entry(a.rel);
+      if (!entry) {
+        // Below a directory that does not exist yet there is nothing to meet; a link or file in the way is a conflict.
+        if (entry.status().message().find("in the way") != std::string::npos) conflicts.push_back(entry.status().message());
+        continue;
+      }
+      struct stat st;
+      if (lstat((*entry)->at().c_str(), &st) != 0) continue;  // nothing there: create
+      bool is_dir = S_ISDIR(st.st_mode);
+      if (a.node.kind == NodeKind::kDir && !is_dir) {
+        conflicts.push_back(S_ISLNK(st.st_mode)
+                                ? fmt::format("{}: a symbolic link is in the way where the snapshot has a directory; "
+                                              "restore never follows links it did not create: remove it, or restore "
+                                              "into an empty directory",
+                                              path)
+                                : fmt::format("{}: the snapshot has a directory here, the target something else", path));
+        continue;
+      }
+      if (a.node.kind != NodeKind::kDir && is_dir && !dir_is_empty((*entry)->at())) {
+        conflicts.push_back(fmt::format("{}: the snapshot has a file here, the target a non-empty directory", path));
+        continue;
+      }
+      decisions[i] = decide(a.node, st, options.overwrite, (*entry)->at());
+      if (options.delete_extra && a.node.kind == NodeKind::kDir && is_dir) {
+        DIR* d = opendir((*entry)->at().c_str());
+        while (d) {
+          struct dirent* e = readdir(d);
+          if (!e) break;
+          if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+          std::string rel = a.rel + "/" + e->d_name;
+          if (!planned.count(rel)) doomed.push_back(rel);
+        }
+        if (d) closedir(d);
+      }
+    }
+  }
+  if (!conflicts.empty())
+    return Error(Code::kInvalidArgument,
+                 fmt::format("{} conflict(s) in the target, nothing was written; the first: {}", conflicts.size(),
+                             conflicts.front()));
+  for (size_t i = 0; i < actions.size(); ++i) {
+    if (actions[i].node.kind == NodeKind::kSocket) continue;
+    const char* what = decisions[i] == Decision::kCreate ? "+" : decisions[i] == Decision::kReplace ? "M" : "=";
+    if (actions[i].node.kind == NodeKind::kDir && decisions[i] != Decision::kCreate) continue;  // not news
+    result.changes.emplace_back(what, target + "/" + actions[i].rel);
+    if (decisions[i] == Decision::kKeep) result.skipped++;
+  }
+  for (const auto& rel : doomed) result.changes.emplace_back("-", target + "/" + rel);
+  if (options.dry_run) return result;
+  for (const auto& rel : doomed) {
+    auto entry = beneath->entry(rel);
+    std::error_code ec;
+    if (entry) std::filesystem::remove_all((*entry)->at(), ec);  // never follows a link: removes the link
+    if (!entry || ec) fail(Error(Code::kIo, fmt::format("delete {}/{}: {}", target, rel, entry ? ec.message() : entry.status().message())));
+    else result.deleted++;
+  }
 
   FileWriter writer(repo, options.verify, progress);
   // Files are created with their recorded mode; restore the caller's umask when done.
@@ -367,6 +501,7 @@ Result<FilesRestoreResult> restore_files(repo::Repository& repo, const repo::Sna
       if (interrupted()) break;
       std::string path = target + "/" + a.rel;
       if (a.node.kind == NodeKind::kSocket || (a.node.kind == NodeKind::kFile && !a.link_to.empty())) continue;
+      if (decisions[&a - actions.data()] == Decision::kKeep && a.node.kind != NodeKind::kDir) continue;
       auto entry = beneath->entry(a.rel);
       if (!entry) {
         fail(entry.status());
@@ -432,7 +567,7 @@ Result<FilesRestoreResult> restore_files(repo::Repository& repo, const repo::Sna
   }
   if (interrupted()) return Error(Code::kInterrupted, "interrupted");
   for (const auto& a : actions) {
-    if (a.link_to.empty()) continue;
+    if (a.link_to.empty() || decisions[&a - actions.data()] == Decision::kKeep) continue;
     std::string path = target + "/" + a.rel;
     auto to = beneath->entry(a.rel);
     auto from = to ? beneath->entry(a.link_to) : to;
@@ -446,7 +581,7 @@ Result<FilesRestoreResult> restore_files(repo::Repository& repo, const repo::Sna
   // Each directory is opened beneath the target without following links, and changed through its
   // descriptor.
   for (auto it = actions.rbegin(); it != actions.rend(); ++it) {
-    if (it->node.kind != NodeKind::kDir) continue;
+    if (it->node.kind != NodeKind::kDir || decisions[&*it - actions.data()] == Decision::kKeep) continue;
     std::string path = target + "/" + it->rel;
     auto entry = beneath->entry(it->rel);
     if (!entry) {

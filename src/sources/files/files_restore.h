@@ -1,7 +1,9 @@
 // The files source, restore side: recreates a snapshot's tree under a target directory.
 #pragma once
 
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/progress.h"
@@ -9,16 +11,29 @@
 
 namespace lifeboat::sources::files {
 
+// What happens to an entry the target already holds (restic's modes): always replace it; replace it
+// only if it differs in size or modification time (if-changed) or is older than the backup's
+// (if-newer); never touch it. A directory of the snapshot where the target has something else, or a
+// non-empty directory where the snapshot has a file, is a conflict: found before anything is written.
+enum class Overwrite { kAlways, kIfChanged, kIfNewer, kNever };
+std::optional<Overwrite> parse_overwrite(const std::string& name);
+
 struct FilesRestoreOptions {
   std::string target;
   std::vector<std::string> includes;  // fnmatch patterns on the snapshot path; a matched dir brings all below
   bool verify = false;                // re-read every restored file and compare with the backed-up blobs
   size_t threads = 0;
+  Overwrite overwrite = Overwrite::kAlways;
+  bool refuse_non_empty = false;  // the CLI without --overwrite: a target holding anything is an error
+  bool delete_extra = false;      // remove what the snapshot's directories lack (not above them)
+  bool dry_run = false;           // decide everything, write nothing: `changes` lists it
 };
 
 struct FilesRestoreResult {
-  uint64_t files = 0, dirs = 0, others = 0, bytes = 0, files_verified = 0;
+  uint64_t files = 0, dirs = 0, others = 0, bytes = 0, files_verified = 0, skipped = 0, deleted = 0;
   std::vector<std::string> errors;
+  // For --dry-run (and reported after a real run): ("+" new, "M" replaced, "=" kept, "-" deleted, path).
+  std::vector<std::pair<std::string, std::string>> changes;
 };
 
 // Each file is written under a temporary name and renamed into place only when complete and
