@@ -43,6 +43,20 @@ Status copy_sealed(Repository& src, Repository& dst, WriteSession& session, cons
   });
 }
 
+// Stores a plaintext blob under the destination's keys, counting it as copied or already present.
+Result<BlobId> store_reencrypted(Repository& dst, WriteSession& session, BlobType type, const Bytes& plain,
+                                 CopyReport& report) {
+  BlobId nid = dst.blob_id(plain);
+  if (dst.index().contains(nid)) {
+    report.blobs_present++;
+  } else {
+    report.blobs_copied++;
+    report.bytes_sent += plain.size();
+  }
+  LB_RETURN_IF_ERROR(session.add_blob(type, nid, plain));
+  return nid;
+}
+
 // Different keys: every blob is decrypted and stored under the destination's keys; blob IDs
 // change, so trees are rebuilt bottom-up.
 Result<BlobId> copy_reencrypt(Repository& src, Repository& dst, WriteSession& session, const BlobId& tree_id,
@@ -60,28 +74,13 @@ Result<BlobId> copy_reencrypt(Repository& src, Repository& dst, WriteSession& se
         continue;
       }
       LB_ASSIGN_OR_RETURN(Bytes plain, src.read_blob(b));
-      BlobId nid = dst.blob_id(plain);
-      if (dst.index().contains(nid)) {
-        report.blobs_present++;
-      } else {
-        report.blobs_copied++;
-        report.bytes_sent += plain.size();
-      }
-      LB_RETURN_IF_ERROR(session.add_blob(BlobType::kData, nid, plain));
+      LB_ASSIGN_OR_RETURN(BlobId nid, store_reencrypted(dst, session, BlobType::kData, plain, report));
       blobs[b] = nid;
       b = nid;
     }
   }
   // Trees count like data blobs (as the sealed copy counts them), each distinct one once.
-  Bytes encoded = tree.encode();
-  BlobId nid = dst.blob_id(encoded);
-  if (dst.index().contains(nid)) {
-    report.blobs_present++;
-  } else {
-    report.blobs_copied++;
-    report.bytes_sent += encoded.size();
-  }
-  LB_RETURN_IF_ERROR(session.add_blob(BlobType::kTree, nid, encoded));
+  LB_ASSIGN_OR_RETURN(BlobId nid, store_reencrypted(dst, session, BlobType::kTree, tree.encode(), report));
   trees[tree_id] = nid;
   return nid;
 }

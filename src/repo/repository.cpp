@@ -541,30 +541,19 @@ Result<SnapshotRef> Repository::load_snapshot(const std::string& id) {
   return SnapshotRef{id, std::move(*s)};
 }
 
-Result<std::vector<SnapshotRef>> Repository::list_snapshots() {
+Result<std::vector<SnapshotRef>> Repository::list_snapshots() { return list_snapshots_from(/*skip_damaged=*/false); }
+
+Result<std::vector<SnapshotRef>> Repository::list_readable_snapshots() { return list_snapshots_from(/*skip_damaged=*/true); }
+
+Result<std::vector<SnapshotRef>> Repository::list_snapshots_from(bool skip_damaged) {
   LB_ASSIGN_OR_RETURN(auto names, list_names(FileType::kSnapshot));
   std::vector<SnapshotRef> out;
   for (const auto& name : names) {
     auto ref = load_snapshot(name);
     if (!ref) {
       if (ref.status().code() == Code::kNotFound) continue;  // forgotten between listing and reading
-      return ref.status();
-    }
-    out.push_back(std::move(*ref));
-  }
-  std::stable_sort(out.begin(), out.end(),
-                   [](const SnapshotRef& a, const SnapshotRef& b) { return a.snapshot.time_ns < b.snapshot.time_ns; });
-  return out;
-}
-
-Result<std::vector<SnapshotRef>> Repository::list_readable_snapshots() {
-  LB_ASSIGN_OR_RETURN(auto names, list_names(FileType::kSnapshot));
-  std::vector<SnapshotRef> out;
-  for (const auto& name : names) {
-    auto ref = load_snapshot(name);
-    if (!ref) {
-      if (ref.status().code() == Code::kNotFound) continue;
-      if (ref.status().code() != Code::kCorrupt) return ref.status();  // I/O errors are not damage
+      // I/O errors are not damage: they fail the listing either way.
+      if (!skip_damaged || ref.status().code() != Code::kCorrupt) return ref.status();
       warn(fmt::format("skipping snapshot file {}: {} (run `lifeboat check`)", name.substr(0, 8), ref.status().message()));
       continue;
     }

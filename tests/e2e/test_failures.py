@@ -184,6 +184,10 @@ def test_progress_shows_on_a_terminal_only(lb, tmp_path):
     assert "\r" not in q.stderr
 
 
+def packs_by_size(repo: Path):
+    return sorted((p for p in (repo / "data").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+
+
 def test_backup_never_builds_on_a_pack_that_is_gone(lb, tmp_path):
     """A pack file deleted behind Lifeboat's back: the next backup (with its parent, and with --force)
     must store that data again rather than reference it, warn that the repository is damaged, and
@@ -193,8 +197,7 @@ def test_backup_never_builds_on_a_pack_that_is_gone(lb, tmp_path):
     for i in range(6):
         (src / f"f{i}").write_bytes(os.urandom(300_000))
     lb.run("backup", src)
-    packs = sorted((p for p in (lb.repo / "data").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
-    gone = packs[-1]  # the largest: file data
+    gone = packs_by_size(lb.repo)[-1]  # the largest: file data
     gone.unlink()
     for flags in ([], ["--force"]):
         p = lb.run("backup", *flags, src)
@@ -294,7 +297,7 @@ def test_repair_snapshots_drops_what_is_gone_and_keeps_the_rest(tmp_path):
     for i in range(8):
         (src / f"f{i}").write_bytes(os.urandom(400_000))
     boat.run("backup", src)
-    packs = sorted((p for p in (boat.repo / "data").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    packs = packs_by_size(boat.repo)
     assert len(packs) >= 3
     packs[-1].unlink()  # a data pack: some files lose their data, others keep it
     p = boat.run("check", check=False)

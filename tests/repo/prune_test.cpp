@@ -39,6 +39,30 @@ size_t pack_count(const std::string& dir) {
   return n;
 }
 
+// A writer starts (lock) and reads the index while a file's blobs are live; meanwhile the only
+// snapshot naming them is forgotten and prune marks their packs (and may not delete them: the writer
+// started first); then the writer commits a snapshot that deduplicated against the tombstoned blobs,
+// and ends. Returns those blobs.
+std::vector<BlobId> late_snapshot_on_tombstones(const std::string& dir, Repository& repo, uint64_t seed) {
+  Bytes data = testing::pseudo_random(300000, seed);
+  auto [first, blobs] = commit_file(repo, data, 1);
+  auto writer_repo = testing::open_repo(dir);
+  auto writer_lock = RepoLock::acquire(*writer_repo, LockKind::kShared);
+  EXPECT_TRUE(writer_repo->load_index().is_ok());
+  EXPECT_TRUE(repo.backend().remove({FileType::kSnapshot, first}));
+  {
+    auto lock = RepoLock::acquire(repo, LockKind::kMaintenance);
+    auto r = prune_repository(repo, {}, **lock);
+    EXPECT_TRUE(r.is_ok()) << r.status().message();
+    if (!r) return {};
+    EXPECT_GE(r->packs_tombstoned, 1u);
+    EXPECT_EQ(r->packs_deleted, 0u) << "a writer that started before the mark may still need them";
+  }
+  auto [late, late_blobs] = commit_file(*writer_repo, data, 2);
+  EXPECT_EQ(late_blobs, blobs);
+  return blobs;
+}
+
 }  // namespace
 
 TEST(Prune, DeletesUnneededDataAndKeepsTheRest) {
@@ -61,25 +85,8 @@ TEST(Prune, DeletesUnneededDataAndKeepsTheRest) {
 TEST(Prune, WaitsForEarlierWritersAndResurrectsWhatTheirSnapshotsNeed) {
   TempDir dir;
   auto repo = testing::init_repo(dir.path);
-  Bytes data = testing::pseudo_random(300000, 3);
-  auto [first, blobs] = commit_file(*repo, data, 1);
-  // A writer starts (lock), reads the index while `blobs` are live, and will dedup against them.
-  auto writer_repo = testing::open_repo(dir.path);
-  auto writer_lock = RepoLock::acquire(*writer_repo, LockKind::kShared);
-  ASSERT_TRUE(writer_repo->load_index().is_ok());
-  // Meanwhile the only snapshot naming them is forgotten and prune marks their packs.
-  ASSERT_TRUE(repo->backend().remove({FileType::kSnapshot, first}));
-  {
-    auto lock = RepoLock::acquire(*repo, LockKind::kMaintenance);
-    auto r = prune_repository(*repo, {}, **lock);
-    ASSERT_TRUE(r.is_ok()) << r.status().message();
-    EXPECT_GE(r->packs_tombstoned, 1u);
-    EXPECT_EQ(r->packs_deleted, 0u) << "a writer that started before the mark may still need them";
-  }
-  // The writer commits a snapshot that deduplicated against the tombstoned blobs, then ends.
-  auto [late, late_blobs] = commit_file(*writer_repo, data, 2);
-  EXPECT_EQ(late_blobs, blobs);
-  writer_lock = Error(Code::kFatal, "released");
+  auto blobs = late_snapshot_on_tombstones(dir.path, *repo, 3);
+  ASSERT_FALSE(blobs.empty());
   // The next prune, with nobody writing, must bring those packs back rather than delete them.
   auto lock = RepoLock::acquire(*repo, LockKind::kMaintenance);
   auto r = prune_repository(*repo, {}, **lock);
@@ -104,20 +111,8 @@ TEST(Prune, WaitsForEarlierWritersAndResurrectsWhatTheirSnapshotsNeed) {
 TEST(Check, PacksReachedOnlyThroughTombstonesMustExistAndAreRead) {
   TempDir dir;
   auto repo = testing::init_repo(dir.path);
-  Bytes data = testing::pseudo_random(300000, 4);
-  auto [first, blobs] = commit_file(*repo, data, 1);
-  auto writer_repo = testing::open_repo(dir.path);
-  auto writer_lock = RepoLock::acquire(*writer_repo, LockKind::kShared);
-  ASSERT_TRUE(writer_repo->load_index().is_ok());
-  ASSERT_TRUE(repo->backend().remove({FileType::kSnapshot, first}));
-  {
-    auto lock = RepoLock::acquire(*repo, LockKind::kMaintenance);
-    auto r = prune_repository(*repo, {}, **lock);
-    ASSERT_TRUE(r.is_ok()) << r.status().message();
-    ASSERT_GE(r->packs_tombstoned, 1u);
-  }
-  commit_file(*writer_repo, data, 2);  // needs the tombstoned blobs
-  writer_lock = Error(Code::kFatal, "released");
+  auto blobs = late_snapshot_on_tombstones(dir.path, *repo, 4);
+  ASSERT_FALSE(blobs.empty());
 
   auto fresh = testing::open_repo(dir.path);
   ASSERT_TRUE(fresh->load_index().is_ok());
