@@ -76,8 +76,8 @@ class Loader {
 
   // What a plan may expand to. Aliases are shared in the YAML document but copied here, so nine
   // levels of ten aliases would be a billion nodes: the walk stops at these bounds instead.
-  static constexpr uint64_t kMaxNodes = 200'000;
-  static constexpr uint64_t kMaxBytes = 16ull << 20;
+  static constexpr uint64_t kMaxNodes = 50'000;  // a real plan has a few hundred
+  static constexpr uint64_t kMaxBytes = 4ull << 20;
   struct TooLarge : std::runtime_error {
     using std::runtime_error::runtime_error;
   };

@@ -189,7 +189,8 @@ TEST(Repository, CheckComparesEveryHeaderFieldWithTheIndex) {
     auto repo = testing::init_repo(dir.path);
     {
       WriteSession s(*repo);
-      MemorySource src(testing::pseudo_random(50000, 9));
+      Bytes data = testing::pseudo_random(50000, 9);  // MemorySource reads it in place: it must outlive the store
+      MemorySource src(data);
       ASSERT_TRUE(s.store_stream(src).is_ok());
       ASSERT_TRUE(s.flush().is_ok());
     }
