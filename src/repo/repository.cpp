@@ -318,21 +318,7 @@ Result<std::vector<PackEntry>> Repository::load_pack_header(const PackId& id, ui
   return decode_pack_header(*plain, pack_size - 4 - header_len);
 }
 
-namespace {
-std::mutex warning_mu;
-std::function<void(const std::string&)> warning_handler;
-}  // namespace
-
-void Repository::set_warning_handler(std::function<void(const std::string&)> handler) {
-  std::lock_guard g(warning_mu);
-  warning_handler = std::move(handler);
-}
-
-void Repository::warn(const std::string& message) {
-  std::lock_guard g(warning_mu);
-  if (warning_handler) warning_handler(message);
-  else fmt::print(stderr, "lifeboat: warning: {}\n", message);
-}
+void Repository::warn(const std::string& message) { fmt::print(stderr, "lifeboat: warning: {}\n", message); }
 
 Status Repository::drop_packs(const std::vector<PackId>& missing) {
   // Rare (a damaged repository): read the index again without the missing packs. A blob also held

@@ -137,9 +137,8 @@ class Repository {
   // index (live and tombstoned), so a blob also stored in a pack that exists is found there. Returns
   // the missing packs. Readers call it when a pack turns out to be gone.
   Result<std::vector<PackId>> drop_missing_packs();
-  // Where warnings of the repository layer go (a damaged repository found by a backup, a snapshot
-  // file that cannot be read): stderr as "lifeboat: warning: …" unless a handler is set.
-  static void set_warning_handler(std::function<void(const std::string&)> handler);
+  // Warnings of the repository layer (a damaged repository found by a backup, a snapshot file that
+  // cannot be read): stderr, as "lifeboat: warning: …".
   static void warn(const std::string& message);
   // Reads a pack's header with two ranged reads (length trailer, then header).
   Result<std::vector<PackEntry>> load_pack_header(const PackId& id, uint64_t pack_size);
