@@ -340,14 +340,19 @@ Status Repository::drop_packs(const std::vector<PackId>& missing) {
   return Status::ok();
 }
 
-Result<std::vector<PackId>> Repository::drop_missing_packs() {
-  std::lock_guard g(drop_missing_mu_);
-  std::set<PackId> stored;
+Result<std::map<PackId, uint64_t>> Repository::stored_packs() {
+  std::map<PackId, uint64_t> stored;
   LB_RETURN_IF_ERROR(backend_->list(FileType::kPack, [&](const storage::FileInfo& fi) {
     PackId id;
-    if (parse_id(fi.name, id)) stored.insert(id);
+    if (parse_id(fi.name, id)) stored.emplace(id, fi.size_bytes);
     return Status::ok();
   }));
+  return stored;
+}
+
+Result<std::vector<PackId>> Repository::drop_missing_packs() {
+  std::lock_guard g(drop_missing_mu_);
+  LB_ASSIGN_OR_RETURN(auto stored, stored_packs());
   std::vector<PackId> missing;
   for (const auto& p : index_.packs())
     if (!stored.count(p)) missing.push_back(p);
@@ -359,12 +364,7 @@ Result<std::vector<PackId>> Repository::drop_missing_packs() {
 
 Result<Repository::PackReconciliation> Repository::reconcile_packs() {
   LB_RETURN_IF_ERROR(load_index());
-  std::map<PackId, uint64_t> stored;
-  LB_RETURN_IF_ERROR(backend_->list(FileType::kPack, [&](const storage::FileInfo& fi) {
-    PackId id;
-    if (parse_id(fi.name, id)) stored.emplace(id, fi.size_bytes);
-    return Status::ok();
-  }));
+  LB_ASSIGN_OR_RETURN(auto stored, stored_packs());
   PackReconciliation out;
   for (const auto& p : index_.packs())
     if (!stored.count(p)) out.missing.push_back(p);

@@ -179,6 +179,7 @@ class Repository {
   std::map<PackId, IndexFile::Tombstone> tombstoned_packs_;
   Status drop_packs(const std::vector<PackId>& missing);  // with drop_missing_mu_ held
   Result<std::vector<SnapshotRef>> list_snapshots_from(bool skip_damaged);
+  Result<std::map<PackId, uint64_t>> stored_packs();  // one listing: every pack file and its size
   std::mutex drop_missing_mu_;
   std::set<PackId> dropped_packs_;  // missing packs already taken out of the in-memory index
   std::atomic<bool> index_loaded_{false};

@@ -218,8 +218,9 @@ class Beneath {
 
   Status in_the_way(const std::string& rel, int err) const {
     std::string where = target_ + "/" + rel;
+    // kAlreadyExists: something the restore did not create stands where it needs a directory.
     if (err == ELOOP || err == ENOTDIR || err == EXDEV)
-      return Error(Code::kIo, fmt::format("{}: a symbolic link or a file inside the target is in the way; restore never "
+      return Error(Code::kAlreadyExists, fmt::format("{}: a symbolic link or a file inside the target is in the way; restore never "
                                           "follows links it did not create: remove it, or restore into an empty directory",
                                           where));
     return Error(Code::kIo, fmt::format("{}: {}", where, strerror(err)));
@@ -435,7 +436,7 @@ Result<FilesRestoreResult> restore_files(repo::Repository& repo, const repo::Sna
       auto entry = beneath->entry(a.rel);
       if (!entry) {
         // Below a directory that does not exist yet there is nothing to meet; a link or file in the way is a conflict.
-        if (entry.status().message().find("in the way") != std::string::npos) conflicts.push_back(entry.status().message());
+        if (entry.status().code() == Code::kAlreadyExists) conflicts.push_back(entry.status().message());
         continue;
       }
       struct stat st;
