@@ -126,7 +126,7 @@ Result<HttpResponse> GoogleApiClient::send_retrying(const std::string& method, c
       return r;
     }
     int64_t cap = std::min<int64_t>(10000, base_ms << std::min(attempt, 16));
-    std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int64_t>(cap / 4, cap)(rng)));
+    if (!sleep_unless_interrupted(std::uniform_int_distribution<int64_t>(cap / 4, cap)(rng))) return r;
   }
 }
 

@@ -10,6 +10,8 @@
 #include <cctype>
 #include <mutex>
 
+#include "core/interrupt.h"
+
 namespace lifeboat::cloud {
 
 namespace {
@@ -76,6 +78,9 @@ size_t on_read(char* buf, size_t size, size_t n, void* user) {
   return take;
 }
 
+// Called by libcurl about once a second and on every transfer step: an interrupt ends the transfer.
+int on_progress(void*, curl_off_t, curl_off_t, curl_off_t, curl_off_t) { return interrupted() ? 1 : 0; }
+
 }  // namespace
 
 std::string HttpResponse::header(const std::string& lower_name) const {
@@ -101,6 +106,8 @@ Result<HttpResponse> http_send(const HttpRequest& req) {
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, &resp.headers);
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
   curl_easy_setopt(curl, CURLOPT_TIMEOUT, req.timeout_s);
   curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1024L);  // under 1 KiB/s for 30 s: stalled
@@ -123,6 +130,7 @@ Result<HttpResponse> http_send(const HttpRequest& req) {
   }
   CURLcode rc = curl_easy_perform(curl);
   curl_slist_free_all(headers);
+  if (rc == CURLE_ABORTED_BY_CALLBACK) return Error(Code::kInterrupted, fmt::format("{} {}: interrupted", req.method, req.url));
   if (rc != CURLE_OK)
     return Error(Code::kUnavailable, fmt::format("{} {}: {}", req.method, req.url, curl_easy_strerror(rc)));
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp.status);

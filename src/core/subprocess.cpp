@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "core/time.h"
+#include "core/interrupt.h"
 
 namespace lifeboat {
 
@@ -59,7 +60,14 @@ Result<CommandResult> run_command(const std::vector<std::string>& argv, int64_t 
   int64_t deadline = monotonic_ns() + timeout_s * 1000000000LL;
   char buf[4096];
   bool open_pipe = true;
+  bool passed_on = false;
   while (open_pipe) {
+    // The child has its own process group, so a terminal's Ctrl-C does not reach it: pass it on.
+    if (interrupted() && !passed_on) {
+      kill(-pid, SIGTERM);
+      passed_on = true;
+      deadline = std::min<int64_t>(deadline, monotonic_ns() + 5 * 1000000000LL);  // then SIGKILL, as at the limit
+    }
     int64_t left_ms = (deadline - monotonic_ns()) / 1000000;
     if (left_ms <= 0) {
       r.timed_out = true;
@@ -67,7 +75,7 @@ Result<CommandResult> run_command(const std::vector<std::string>& argv, int64_t 
       break;
     }
     pollfd p{pipefd[0], POLLIN, 0};
-    int n = poll(&p, 1, static_cast<int>(std::min<int64_t>(left_ms, 1000)));
+    int n = poll(&p, 1, static_cast<int>(std::min<int64_t>(left_ms, 200)));
     if (n < 0 && errno != EINTR) break;
     if (n <= 0) continue;
     ssize_t got = read(pipefd[0], buf, sizeof buf);

@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/json_int.h"
 #include "core/time.h"
 #include "core/platform_user.h"
 
@@ -47,12 +48,12 @@ Result<KeyFile> KeyFile::from_json(std::string_view text) {
   auto j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return Error(Code::kCorrupt, "key file is not valid JSON");
   try {
-    if (j.at("version").get<int>() != 1 || j.at("kdf").get<std::string>() != "argon2id")
+    if (json_int<int>(j.at("version")) != 1 || j.at("kdf").get<std::string>() != "argon2id")
       return Error(Code::kCorrupt, "key file has an unknown version or KDF");
     KeyFile kf;
-    kf.kdf.memory_kib = j.at("memory_kib").get<uint32_t>();
-    kf.kdf.iterations = j.at("iterations").get<uint32_t>();
-    kf.kdf.parallelism = j.at("parallelism").get<uint32_t>();
+    kf.kdf.memory_kib = json_int<uint32_t>(j.at("memory_kib"));
+    kf.kdf.iterations = json_int<uint32_t>(j.at("iterations"));
+    kf.kdf.parallelism = json_int<uint32_t>(j.at("parallelism"));
     if (kf.kdf.memory_kib < 8 || kf.kdf.memory_kib > (4u << 20) || kf.kdf.iterations < 1 || kf.kdf.iterations > 64 ||
         kf.kdf.parallelism < 1 || kf.kdf.parallelism > 64)
       return Error(Code::kCorrupt, "key file has out-of-range KDF parameters");

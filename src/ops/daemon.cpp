@@ -263,7 +263,8 @@ class Daemon {
       log("state.json is unreadable: starting without run history (no catch-up)");
       return out;
     }
-    for (const auto& [name, v] : j["sources"].items()) {
+    for (const auto& [name, value] : j["sources"].items()) {
+      const auto& v = value;  // clang before 16 cannot capture a structured binding
       if (!v.is_object()) continue;
       auto num = [&](const char* k) { return v.contains(k) && v[k].is_number_integer() ? v[k].get<int64_t>() : int64_t{0}; };
       out[name] = {num("last_run_ns"), num("last_ok_ns")};

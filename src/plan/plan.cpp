@@ -242,7 +242,8 @@ class Loader {
     if (d.contains("per_source") && mapping(d["per_source"], "drills.per_source", " of source name to {schedule: cron}")) {
       for (const auto& [name, v] : d["per_source"].items()) {
         std::string key = "drills.per_source." + name;
-        auto it = std::find_if(p_.sources.begin(), p_.sources.end(), [&](const SourceSpec& x) { return x.name == name; });
+        const std::string& wanted = name;  // clang before 16 cannot capture a structured binding
+        auto it = std::find_if(p_.sources.begin(), p_.sources.end(), [&](const SourceSpec& x) { return x.name == wanted; });
         SourceSpec* src = it == p_.sources.end() ? nullptr : &*it;
         if (!src) {
           problem(key, fmt::format("no source named {}", name));

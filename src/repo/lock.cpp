@@ -9,6 +9,7 @@
 #include <chrono>
 #include <nlohmann/json.hpp>
 
+#include "core/json_int.h"
 #include "core/platform_user.h"
 #include "core/time.h"
 
@@ -60,12 +61,16 @@ Result<std::vector<LockInfo>> RepoLock::list(Repository& repo) {
     if (j.is_discarded()) return Error(Code::kCorrupt, "locks/" + name + " is not valid JSON");
     LockInfo l;
     l.name = name;
-    l.time_ns = j.value("time_ns", int64_t{0});
-    l.kind = kind_from_name(j.value("kind", std::string(j.value("exclusive", false) ? "exclusive" : "shared")));
-    l.started_ns = j.value("started_ns", l.time_ns);
-    l.hostname = j.value("hostname", "");
-    l.username = j.value("username", "");
-    l.pid = j.value("pid", int64_t{0});
+    try {
+      l.time_ns = json_int(j, "time_ns", int64_t{0});
+      l.kind = kind_from_name(j.value("kind", std::string(j.value("exclusive", false) ? "exclusive" : "shared")));
+      l.started_ns = json_int(j, "started_ns", l.time_ns);
+      l.hostname = j.value("hostname", "");
+      l.username = j.value("username", "");
+      l.pid = json_int(j, "pid", int64_t{0});
+    } catch (const nlohmann::json::exception& e) {
+      return Error(Code::kCorrupt, fmt::format("locks/{} is damaged: {}", name, e.what()));
+    }
     l.stale = is_stale(l, now);
     out.push_back(l);
   }

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <unordered_set>
 
+#include "core/interrupt.h"
 #include "core/time.h"
 #include "repo/write_session.h"
 
@@ -37,6 +38,7 @@ Status mark_used(Repository& repo, const std::vector<SnapshotRef>& snapshots, st
   for (const auto& ref : snapshots) {
     std::vector<BlobId> stack{ref.snapshot.tree};
     while (!stack.empty()) {
+      if (interrupted()) return Error(Code::kInterrupted, "interrupted (nothing was changed yet)");
       BlobId tid = stack.back();
       stack.pop_back();
       if (!trees_seen.insert(tid).second) continue;

@@ -10,6 +10,7 @@
 #include <unordered_set>
 #include <nlohmann/json.hpp>
 
+#include "core/json_int.h"
 #include "core/time.h"
 #include "repo/compress.h"
 
@@ -36,17 +37,17 @@ Result<RepoConfig> RepoConfig::from_json(std::string_view text) {
   auto j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded()) return Error(Code::kCorrupt, "repository config is not valid JSON");
   try {
-    if (j.at("version").get<int>() != 1)
+    if (json_int<int>(j.at("version")) != 1)
       return Error(Code::kCorrupt, "repository format version is newer than this lifeboat; upgrade lifeboat");
     RepoConfig c;
     c.id = j.at("id").get<std::string>();
-    c.chunker.min_size = j.at("chunker").at("min_size").get<uint32_t>();
-    c.chunker.avg_size = j.at("chunker").at("avg_size").get<uint32_t>();
-    c.chunker.max_size = j.at("chunker").at("max_size").get<uint32_t>();
-    c.pack_size_bytes = j.at("pack_size_bytes").get<uint32_t>();
-    c.compression_level = j.at("compression_level").get<int>();
-    c.created_ns = j.value("created_ns", int64_t{0});
-    c.object_lock_ns = j.value("object_lock_seconds", int64_t{0}) * 1000000000LL;
+    c.chunker.min_size = json_int<uint32_t>(j.at("chunker").at("min_size"));
+    c.chunker.avg_size = json_int<uint32_t>(j.at("chunker").at("avg_size"));
+    c.chunker.max_size = json_int<uint32_t>(j.at("chunker").at("max_size"));
+    c.pack_size_bytes = json_int<uint32_t>(j.at("pack_size_bytes"));
+    c.compression_level = json_int<int>(j.at("compression_level"));
+    c.created_ns = json_int(j, "created_ns", int64_t{0});
+    c.object_lock_ns = json_int(j, "object_lock_seconds", int64_t{0}) * 1000000000LL;
     bool pow2 = c.chunker.avg_size && !(c.chunker.avg_size & (c.chunker.avg_size - 1));
     if (!pow2 || c.chunker.min_size >= c.chunker.avg_size || c.chunker.avg_size >= c.chunker.max_size ||
         c.chunker.max_size > 8 * 1024 * 1024 || c.chunker.min_size < 64)

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "core/json_int.h"
 #include "core/time.h"
 
 namespace lifeboat::repo {
@@ -27,9 +28,9 @@ Result<Snapshot> Snapshot::from_json(std::string_view text) {
   auto j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return Error(Code::kCorrupt, "snapshot is not valid JSON");
   try {
-    if (j.at("version").get<int>() != 1) return Error(Code::kCorrupt, "snapshot has an unknown version");
+    if (json_int<int>(j.at("version")) != 1) return Error(Code::kCorrupt, "snapshot has an unknown version");
     Snapshot s;
-    s.time_ns = j.at("time_ns").get<int64_t>();
+    s.time_ns = json_int<int64_t>(j.at("time_ns"));
     s.hostname = j.value("hostname", "");
     s.username = j.value("username", "");
     s.source = j.value("source", "files");

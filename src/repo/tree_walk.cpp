@@ -1,10 +1,13 @@
 // Tree walks and diffs.
 #include "repo/tree_walk.h"
 
+#include "core/interrupt.h"
+
 namespace lifeboat::repo {
 
 static Status walk(Repository& repo, const BlobId& id, const std::string& prefix,
                    const std::function<Status(const std::string&, const Node&)>& fn) {
+  if (interrupted()) return Error(Code::kInterrupted, "interrupted");
   LB_ASSIGN_OR_RETURN(Tree tree, repo.load_tree(id));
   for (const auto& n : tree.nodes) {
     std::string path = prefix.empty() ? n.name : prefix + "/" + n.name;

@@ -89,7 +89,7 @@ class RetryBackend final : public Backend {
         std::lock_guard lk(mu_);
         sleep_ms = std::uniform_int_distribution<int64_t>(cap / 4, cap)(rng_);
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
+      if (!sleep_unless_interrupted(sleep_ms)) return r;
     }
   }
   static const Status& status_of(const Status& s) { return s; }

@@ -3,6 +3,8 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <fmt/format.h>
 #include <fnmatch.h>
 #include <sys/wait.h>
@@ -31,9 +33,15 @@ namespace {
 
 class FdSource final : public repo::ByteSource {
  public:
-  FdSource(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  // `waits`: the fd is a pipe that may stay silent; an interrupt must not wait for its next byte.
+  FdSource(int fd, std::string path, bool waits = false) : fd_(fd), path_(std::move(path)), waits_(waits) {}
   Result<size_t> read(uint8_t* buf, size_t n) override {
     for (;;) {
+      if (waits_) {
+        pollfd p{fd_, POLLIN, 0};
+        if (interrupted()) return Error(Code::kInterrupted, "interrupted");
+        if (::poll(&p, 1, 200) <= 0) continue;  // nothing yet, or a signal (EINTR): look at the flag again
+      }
       ssize_t r = ::read(fd_, buf, n);
       if (r >= 0) return static_cast<size_t>(r);
       if (errno != EINTR) return Error(Code::kIo, fmt::format("read {}: {}", path_, strerror(errno)));
@@ -43,6 +51,7 @@ class FdSource final : public repo::ByteSource {
  private:
   int fd_;
   std::string path_;
+  bool waits_;
 };
 
 std::string join(const std::string& dir, const std::string& name) { return dir == "/" ? "/" + name : dir + "/" + name; }
@@ -446,9 +455,10 @@ Result<FilesBackupResult> backup_command_output(repo::Repository& repo, const Co
   }
   close(pipefd[1]);
   repo::WriteSession session(repo);
-  FdSource src(pipefd[0], "output of " + options.argv[0]);
+  FdSource src(pipefd[0], "output of " + options.argv[0], true);
   auto stored = session.store_stream(src, &progress);
   close(pipefd[0]);
+  if (interrupted()) kill(pid, SIGTERM);
   int wstatus = 0;
   while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
   }

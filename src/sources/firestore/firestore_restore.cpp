@@ -35,7 +35,7 @@ class Ramp {
     int64_t at = std::max(next_, now);
     next_ = at + static_cast<int64_t>(1e9 * static_cast<double>(writes) / rate);
     g.unlock();
-    if (at > now) std::this_thread::sleep_for(std::chrono::nanoseconds(at - now));
+    if (at > now) sleep_unless_interrupted((at - now) / 1000000);
   }
 
  private:
@@ -80,7 +80,7 @@ Status write_batch(const cloud::FirestoreClient& client, const std::string& data
       again.push_back(writes[i]);
       again_names.push_back(names[i]);
     }
-    if (!again.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100 << std::min(attempt, 6)));
+    if (!again.empty() && !sleep_unless_interrupted(100 << std::min(attempt, 6))) return Error(Code::kInterrupted, "interrupted");
     writes = std::move(again);
     names = std::move(again_names);
   }

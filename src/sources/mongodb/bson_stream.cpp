@@ -52,16 +52,31 @@ Status StoredDocReader::fill(size_t need) {
   return Status::ok();
 }
 
+Result<size_t> bson_frame_length(ByteView head, const std::string& what) {
+  if (head.size() < 4) return Error(Code::kCorrupt, fmt::format("{}: stream ends inside a document", what));
+  int32_t len;
+  std::memcpy(&len, head.data(), 4);  // BSON lengths are little-endian, as is this machine
+  if (len < 5 || len > 48 * 1024 * 1024)
+    return Error(Code::kCorrupt, fmt::format("{}: bad BSON document length {}", what, len));
+  return static_cast<size_t>(len);
+}
+
+bool bson_framed(ByteView doc) {
+  if (doc.size() < 5) return false;
+  int32_t len;
+  std::memcpy(&len, doc.data(), 4);
+  return len >= 5 && static_cast<size_t>(len) == doc.size() && doc[doc.size() - 1] == 0;
+}
+
 Result<bool> StoredDocReader::next(ByteView& doc) {
   if (buf_.size() == pos_ && next_blob_ >= content_.size()) return false;
   LB_RETURN_IF_ERROR(fill(4));
-  int32_t len;
-  std::memcpy(&len, buf_.data() + pos_, 4);  // BSON lengths are little-endian, as is this machine
-  if (len < 5 || len > 48 * 1024 * 1024)
-    return Error(Code::kCorrupt, fmt::format("{}: bad BSON document length {}", what_, len));
-  LB_RETURN_IF_ERROR(fill(static_cast<size_t>(len)));
-  doc = ByteView(buf_.data() + pos_, static_cast<size_t>(len));
-  pos_ += static_cast<size_t>(len);
+  LB_ASSIGN_OR_RETURN(size_t len, bson_frame_length(ByteView(buf_.data() + pos_, 4), what_));
+  LB_RETURN_IF_ERROR(fill(len));
+  doc = ByteView(buf_.data() + pos_, len);
+  if (!bson_framed(doc))
+    return Error(Code::kCorrupt, fmt::format("{}: a document of {} bytes does not end where its length says", what_, len));
+  pos_ += len;
   return true;
 }
 

@@ -27,6 +27,13 @@ class CollectionDigest {
   unsigned __int128 sum_ = 0;
 };
 
+// A BSON document's frame: `head` starts with its 4-byte length, which must be at least 5 and at most
+// 48 MiB (the server's limit is 16 MiB). Documents read back from storage or a dump directory pass
+// through these before libbson iterates them; libbson's iterators then keep inside the frame.
+Result<size_t> bson_frame_length(ByteView head, const std::string& what);
+// `doc` is exactly one framed document: its length field equals its size and it ends in a zero byte.
+bool bson_framed(ByteView doc);
+
 // Yields the documents of a stored stream one by one; a document may span blobs.
 class StoredDocReader {
  public:

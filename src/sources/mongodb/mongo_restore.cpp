@@ -162,23 +162,6 @@ Result<MongoRestorePlan> plan_mongodb_restore(const std::vector<repo::SnapshotRe
 
 namespace {
 
-// Rewrites ns for --to-db and drops entries for unselected databases.
-std::optional<BsonDoc> map_op(const bson_t* op, const NsFilter& filter) {
-  std::string ns = bson_string(op, "ns");
-  size_t dot = ns.find('.');
-  if (dot == std::string::npos) return std::nullopt;
-  std::string db = ns.substr(0, dot), rest = ns.substr(dot);
-  if (!filter.selected(db) || rest.starts_with(".system.")) return std::nullopt;
-  std::string target = filter.target(db) + rest;
-  BsonDoc out;
-  bson_iter_t it;
-  bson_iter_init(&it, op);
-  while (bson_iter_next(&it)) {
-    if (std::string(bson_iter_key(&it)) == "ns") bson_append_utf8(out.get(), "ns", 2, target.c_str(), -1);
-    else bson_append_iter(out.get(), nullptr, 0, &it);
-  }
-  return out;
-}
 
 // Calls `apply` with every entry of the snapshot's oplog that the plan replays, mapped to the target.
 Status replay_stream(repo::Repository& repo, const repo::SnapshotRef& snap, const MongoRestorePlan& plan,
@@ -198,7 +181,7 @@ Status replay_stream(repo::Repository& repo, const repo::SnapshotRef& snap, cons
     if (!ts || *ts <= applied) continue;
     if (plan.replay_until_s && ts->t > *plan.replay_until_s) return Status::ok();
     applied = *ts;
-    auto mapped = map_op(&view, filter);
+    auto mapped = filter.map_op(&view);
     if (!mapped) continue;
     LB_RETURN_IF_ERROR(apply(*mapped));
   }

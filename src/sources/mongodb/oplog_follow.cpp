@@ -77,7 +77,7 @@ class Follower {
             LB_RETURN_IF_ERROR(commit_slice());
             return s;
           }
-          std::this_thread::sleep_for(std::chrono::seconds(1));
+          sleep_unless_interrupted(1000);
         }
       } else if (!stop) {
         if (failing_since != 0) {
@@ -122,7 +122,7 @@ class Follower {
       if (!proof.is_ok() || proof->unread) return;
       keep_stronger(proof_, std::move(*proof));
       if (proof_.through_s >= pos_.t) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+      if (!sleep_unless_interrupted(250)) return;
     }
   }
 

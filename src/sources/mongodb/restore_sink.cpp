@@ -35,6 +35,23 @@ std::string NsFilter::target(const std::string& db) const {
   return db;
 }
 
+std::optional<BsonDoc> NsFilter::map_op(const bson_t* op) const {
+  std::string ns = bson_string(op, "ns");
+  size_t dot = ns.find('.');
+  if (dot == std::string::npos) return std::nullopt;
+  std::string db = ns.substr(0, dot), rest = ns.substr(dot);
+  if (!selected(db) || rest.starts_with(".system.")) return std::nullopt;
+  std::string to = target(db) + rest;
+  BsonDoc out;
+  bson_iter_t it;
+  bson_iter_init(&it, op);
+  while (bson_iter_next(&it)) {
+    if (std::string(bson_iter_key(&it)) == "ns") bson_append_utf8(out.get(), "ns", 2, to.c_str(), -1);
+    else bson_append_iter(out.get(), nullptr, 0, &it);
+  }
+  return out;
+}
+
 namespace {
 
 // A non-owning view of BSON bytes as a bson_t.
@@ -50,7 +67,9 @@ std::optional<BsonDoc> sub_document(const bson_t* doc, const char* field) {
   uint32_t len;
   const uint8_t* data;
   bson_iter_document(&it, &len, &data);
-  return BsonDoc(bson_new_from_data(data, len));
+  bson_t* sub = bson_new_from_data(data, len);  // null when the embedded document is not well framed
+  if (!sub) return std::nullopt;
+  return BsonDoc(sub);
 }
 
 // {_id: <value>} taken from `doc`; its bytes also serve as the document's key in directory replay.
@@ -142,7 +161,7 @@ Result<ParsedMetadata> parse_metadata(const CollectionSpec& spec) {
       uint32_t len;
       const uint8_t* data;
       bson_iter_document(&arr, &len, &data);
-      m.indexes.emplace_back(bson_new_from_data(data, len));
+      if (bson_t* spec_doc = bson_new_from_data(data, len)) m.indexes.emplace_back(spec_doc);
     }
   }
   return m;
@@ -655,15 +674,14 @@ class DirSink final : public RestoreSink {
       auto existing = read_whole(base + ".bson");
       if (existing) {
         size_t off = 0;
-        while (off + 4 <= existing->size()) {
-          int32_t len;
-          std::memcpy(&len, existing->data() + off, 4);
-          if (len < 5 || off + static_cast<size_t>(len) > existing->size())
-            return Error(Code::kCorrupt, fmt::format("{}.bson: truncated document", base));
-          BsonView v(ByteView(existing->data() + off, static_cast<size_t>(len)));
-          docs[id_key(v.get())] = Bytes(existing->begin() + static_cast<ptrdiff_t>(off),
-                                        existing->begin() + static_cast<ptrdiff_t>(off + static_cast<size_t>(len)));
-          off += static_cast<size_t>(len);
+        while (off < existing->size()) {
+          ByteView rest(existing->data() + off, existing->size() - off);
+          LB_ASSIGN_OR_RETURN(size_t len, bson_frame_length(rest, base + ".bson"));
+          if (len > rest.size() || !bson_framed(rest.first(len)))
+            return Error(Code::kCorrupt, fmt::format("{}.bson: damaged document at offset {}", base, off));
+          BsonView v(rest.first(len));
+          docs[id_key(v.get())] = Bytes(rest.begin(), rest.begin() + static_cast<ptrdiff_t>(len));
+          off += len;
         }
       } else {
         LB_RETURN_IF_ERROR(make_dir(dir_ + "/" + db));
@@ -772,12 +790,12 @@ Result<CollectionDigest> digest_dir_collection(const std::string& dir, const std
       if (in.gcount() == 0) break;
       return Error(Code::kCorrupt, fmt::format("{}: truncated document", path));
     }
-    int32_t len;
-    std::memcpy(&len, len_bytes, 4);
-    if (len < 5 || len > 64 * 1024 * 1024) return Error(Code::kCorrupt, fmt::format("{}: bad document length {}", path, len));
-    doc.resize(static_cast<size_t>(len));
+    LB_ASSIGN_OR_RETURN(size_t len, bson_frame_length(ByteView(len_bytes, 4), path));
+    doc.resize(len);
     std::memcpy(doc.data(), len_bytes, 4);
-    if (!in.read(reinterpret_cast<char*>(doc.data()) + 4, len - 4)) return Error(Code::kCorrupt, fmt::format("{}: truncated document", path));
+    if (!in.read(reinterpret_cast<char*>(doc.data()) + 4, static_cast<std::streamsize>(len - 4)))
+      return Error(Code::kCorrupt, fmt::format("{}: truncated document", path));
+    if (!bson_framed(doc)) return Error(Code::kCorrupt, fmt::format("{}: damaged document", path));
     d.add(doc);
   }
   return d;
