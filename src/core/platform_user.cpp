@@ -13,8 +13,11 @@ std::string hostname() {
 }
 
 std::string username() {
-  struct passwd* pw = getpwuid(getuid());
-  return pw ? pw->pw_name : std::to_string(getuid());
+  // getpwuid_r: locks and backups on several threads ask at once (getpwuid's buffer is shared).
+  struct passwd pw, *res = nullptr;
+  char buf[4096];
+  if (getpwuid_r(getuid(), &pw, buf, sizeof buf, &res) == 0 && res) return res->pw_name;
+  return std::to_string(getuid());
 }
 
 }  // namespace lifeboat::platform
