@@ -122,14 +122,26 @@ def test_counts_and_hashes_read_the_target_back_and_fail_when_it_is_tampered_wit
     run(lb, emu, "backup", "firestore", "--project", "t1")
 
     def tamper_after_the_writes(change):
-        """A proxy that changes the target once the restore's writes are done (before the checks read it)."""
-        wrote, done = threading.Event(), threading.Event()
+        """A proxy that changes the target once the restore's writes are done (the emulator has answered
+        all 50), before the checks read it. The restore lists the target while it writes, so a query
+        alone does not mean the writes are done."""
+        wrote, done, changing = threading.Event(), threading.Event(), threading.Lock()
+        written = []
+
+        def on_written(body):
+            written.extend(json.loads(body)["writes"])
+            if len(written) >= 50:
+                wrote.set()
 
         def on_query():
-            if wrote.is_set() and not done.is_set():
-                done.set()
-                change()
-        return peers.FaultyHttpProxy(emu.port, [("POST", ":batchWrite", wrote.set, None), ("POST", ":runQuery", on_query, None)])
+            # The checks read in parallel: every query waits until the change is made, or one
+            # forwarded meanwhile could read the target as it was.
+            with changing:
+                if wrote.is_set() and not done.is_set():
+                    change()
+                    done.set()
+        return peers.FaultyHttpProxy(emu.port, [("POST", ":runQuery", on_query, None)],
+                                     after=[("POST", ":batchWrite", on_written)])
 
     for change, failing in ((lambda: emu.put({"items/i7": {"n": {"integerValue": "700"}}}, project="t1r"), {"hashes"}),
                             (lambda: emu.delete(["items/i3"], project="t1r"), {"counts", "hashes"})):
@@ -139,7 +151,7 @@ def test_counts_and_hashes_read_the_target_back_and_fail_when_it_is_tampered_wit
                     env={"FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{proxy.port}"})
         finally:
             proxy.close()
-        assert r.returncode == 1, r.stderr
+        assert r.returncode == 1, (failing, r.stdout, r.stderr)
         checks = {c["check"]: c for c in json.loads(r.stdout.splitlines()[0])["checks"]}
         assert {n for n, c in checks.items() if not c["ok"]} == failing, checks
         assert "items" in checks["hashes"]["detail"]

@@ -329,12 +329,14 @@ class FaultyHttpProxy:
     it), "cut" (send half the body, then close), "flip" (change the body's first byte), "garble" (200 with a
     body that is not JSON) or a callable (run before the request is forwarded, given the request body if
     it takes an argument; one that returns (status, JSON body) answers in the server's place); each rule fires `count` times (None: always). Every other
-    request is forwarded as it is."""
+    request is forwarded as it is. `after` is a list of (method, path substring, callable): each runs with
+    the request body once the server has answered a matching request, before the answer is passed on."""
 
-    def __init__(self, target_port, rules=()):
+    def __init__(self, target_port, rules=(), after=()):
         import http.server
         import socketserver
         self.rules = [list(r) for r in rules]
+        self.after = list(after)
         self.hits = []
         proxy = self
 
@@ -382,6 +384,10 @@ class FaultyHttpProxy:
                 r = up.getresponse()
                 data = r.read()
                 up.close()
+                from urllib.parse import unquote
+                for m, sub, fn in proxy.after:
+                    if m == self.command and sub in unquote(self.path):
+                        fn(body)
                 self.send_response(r.status)
                 for k, v in r.getheaders():
                     if k.lower() not in ("content-length", "transfer-encoding", "connection"):
