@@ -3,6 +3,11 @@
 
 Phases: initial backup, no-change backup, backup after 1% of files changed, restore, check --read-data.
 Prints Lifeboat/restic ratios and appends the figures to bench/RESULTS.md.
+
+--tree DIR (BENCH_TREE=DIR make bench) runs on a real directory instead of the generated one: the 1%
+change is skipped (the tree is only read), and two floors are timed on the same tree in the same
+rounds: `tar -x` of an uncompressed archive of it followed by `sync` (what a restore cannot beat),
+and `tar -c | zstd -T0 -3` (what a compressing backup cannot beat).
 """
 import argparse
 import datetime
@@ -11,6 +16,7 @@ import platform
 import random
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -122,6 +128,36 @@ class Tool:
         os.sync()
 
 
+class Floors:
+    """What the disk and the CPU allow on the same tree: `tar -x` of an uncompressed archive (made once,
+    untimed) and then `sync`, and `tar -c | zstd -T0 -3` of the tree."""
+
+    name = "floor"
+
+    def __init__(self, scratch: Path, tree: Path):
+        self.scratch, self.tree = scratch, tree
+        self.archive = scratch / "floor-tree.tar"
+        subprocess.run(["tar", "-cf", self.archive, "-C", tree.parent, tree.name], check=True)
+        self.junk = []
+
+    def untar(self, round_no):
+        target = self.scratch / f"restore-floor-{round_no}"
+        target.mkdir()
+        self.junk.append(target)
+        return timed(["sh", "-c", f"tar -xf '{self.archive}' -C '{target}' && sync"], dict(os.environ))
+
+    def compress(self, round_no):
+        out = self.scratch / f"floor-{round_no}.tar.zst"
+        self.junk.append(out)
+        return timed(["sh", "-c", f"tar -cf - -C '{self.tree.parent}' '{self.tree.name}' | zstd -T0 -3 -q -c > '{out}'"],
+                     dict(os.environ))
+
+    def clean(self):
+        for p in self.junk + [self.archive]:
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        self.junk = []
+
+
 median = benchlib.median  # other benches import it from here
 
 
@@ -132,6 +168,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=3, help="runs per phase and tool (median reported)")
     ap.add_argument("--scratch", default=str(WORK), help="where repositories and restore targets live")
     ap.add_argument("--no-record", action="store_true", help="do not append to bench/RESULTS.md")
+    ap.add_argument("--tree", help="a real directory to back up instead of the generated tree (only read)")
     args = ap.parse_args()
     if args.repeat != benchlib.odd(args.repeat):
         print(f"--repeat {args.repeat} → {benchlib.odd(args.repeat)}: an odd count, so the median is a real run")
@@ -139,10 +176,18 @@ def main():
     WORK.mkdir(parents=True, exist_ok=True)
     scratch = Path(args.scratch)
     scratch.mkdir(parents=True, exist_ok=True)
-    tree = WORK / f"tree-{args.size_mb}mb-{args.files}"
-    print(f"generating {args.size_mb} MB in {args.files} files under {tree} (cached between runs)…", flush=True)
-    generate_tree(tree, args.size_mb << 20, args.files)
+    if args.tree:
+        tree = Path(args.tree).resolve()
+        if not tree.is_dir():
+            sys.exit(f"BENCH_TREE={args.tree}: not a directory")
+        nfiles = sum(len(f) for _, _, f in os.walk(tree))
+        print(f"real tree {tree}: {nfiles} files, {du(tree) / 2**20:.0f} MB (only read)", flush=True)
+    else:
+        tree = WORK / f"tree-{args.size_mb}mb-{args.files}"
+        print(f"generating {args.size_mb} MB in {args.files} files under {tree} (cached between runs)…", flush=True)
+        generate_tree(tree, args.size_mb << 20, args.files)
     tools = [Tool("lifeboat", scratch, tree), Tool("restic", scratch, tree)]
+    floors = Floors(scratch, tree) if args.tree else None
     runs = {}
 
     def record(phase, tool, result):
@@ -171,31 +216,42 @@ def main():
         for t in order:
             record("no-change backup", t, t.backup())
     # Each round changes another 1% (relative to both tools' latest backups, which saw the same tree),
-    # and the tools alternate which goes first, as in every other phase.
-    (tree / ".complete").unlink(missing_ok=True)  # the changed tree must not pass for the pristine one
-    for r, order in rounds():
-        change_one_percent(tree, seed=1 + r)
-        for t in order:
-            record("backup after 1% changed", t, t.backup())
+    # and the tools alternate which goes first, as in every other phase. A real tree is never changed.
+    if not args.tree:
+        (tree / ".complete").unlink(missing_ok=True)  # the changed tree must not pass for the pristine one
+        for r, order in rounds():
+            change_one_percent(tree, seed=1 + r)
+            for t in order:
+                record("backup after 1% changed", t, t.backup())
     for r, order in rounds():
         for t in order:
             record("restore", t, t.restore(r))
+        if floors:
+            record("restore", floors, floors.untar(r))
     settle()
+    if floors:
+        for r, _ in rounds():
+            record("initial backup", floors, floors.compress(r))
+        floors.clean()
     for r, order in rounds():
         for t in order:
             record("check --read-data", t, t.check())
     phases = ["initial backup", "no-change backup", "backup after 1% changed", "restore", "check --read-data"]
+    if args.tree:
+        phases.remove("backup after 1% changed")
     results = {k: (median([r[0] for r in v]), max(r[1] for r in v)) for k, v in runs.items()}
 
     restic_version = subprocess.run([RESTIC, "version"], capture_output=True, text=True).stdout.strip()
     lifeboat_version = subprocess.run([LIFEBOAT, "--version"], capture_output=True, text=True).stdout.strip()
     fs = subprocess.run(["df", "--output=fstype", str(scratch)], capture_output=True, text=True).stdout.split()[-1]
-    lines = [f"### {datetime.date.today()} — {args.size_mb} MB in {args.files} files, repositories on {fs} ({scratch})",
+    what = (f"real tree {tree} ({nfiles} files, {du(tree) / 2**20:.0f} MB)" if args.tree
+            else f"{args.size_mb} MB in {args.files} files")
+    lines = [f"### {datetime.date.today()} — {what}, repositories on {fs} ({scratch})",
              "",
              f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
              f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, {platform.platform()}. "
              f"Lifeboat {lifeboat_version}; {restic_version}. Median of {args.repeat} runs, tools alternating "
-             f"and swapping order each round (the 1% change: a new 1% each round); sync before each; warm page cache "
+             f"and swapping order each round ({'the tree only read, no 1% change' if args.tree else 'the 1% change: a new 1% each round'}); sync before each; warm page cache "
              f"for the source tree. {benchlib.SETTINGS}",
              "",
              "| phase | lifeboat s | restic s | time ratio | goal | lifeboat peak RSS MiB | restic peak RSS MiB | RSS ratio |",
@@ -205,6 +261,12 @@ def main():
         goal = GOALS.get(phase)
         mark = "" if goal is None else (f"≤ {goal}x ✅" if lt / rt <= goal else f"≤ {goal}x ❌")
         lines.append(f"| {phase} | {lt:.2f} | {rt:.2f} | {lt / rt:.2f}x | {mark} | {lr / 2**20:.0f} | {rr / 2**20:.0f} | {lr / rr:.2f}x |")
+    if floors:
+        lines += ["", "Floors on the same tree, same rounds: "
+                      f"restore vs `tar -x` + `sync` of an uncompressed archive: {results[('restore', 'lifeboat')][0]:.2f} s vs "
+                      f"{results[('restore', 'floor')][0]:.2f} s (**{results[('restore', 'lifeboat')][0] / results[('restore', 'floor')][0]:.2f}x**, goal ≤ 1.5x); "
+                      f"initial backup vs `tar -c | zstd -T0 -3`: {results[('initial backup', 'lifeboat')][0]:.2f} s vs "
+                      f"{results[('initial backup', 'floor')][0]:.2f} s (**{results[('initial backup', 'lifeboat')][0] / results[('initial backup', 'floor')][0]:.2f}x**, goal ≤ 1.5x)."]
     lines += ["", f"Repository after the initial backup: lifeboat {sizes['lifeboat'] / 2**20:.1f} MiB, "
                   f"restic {sizes['restic'] / 2**20:.1f} MiB ({sizes['lifeboat'] / sizes['restic']:.3f}x).", ""]
     report = "\n".join(lines)
