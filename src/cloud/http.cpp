@@ -11,6 +11,7 @@
 #include <mutex>
 
 #include "core/interrupt.h"
+#include "core/time.h"
 
 namespace lifeboat::cloud {
 
@@ -78,8 +79,25 @@ size_t on_read(char* buf, size_t size, size_t n, void* user) {
   return take;
 }
 
-// Called by libcurl about once a second and on every transfer step: an interrupt ends the transfer.
-int on_progress(void*, curl_off_t, curl_off_t, curl_off_t, curl_off_t) { return interrupted() ? 1 : 0; }
+// Called by libcurl on every transfer step and about once a second while idle. After an interrupt a
+// transfer that moves on runs to its end (the index and lock updates a stopping command still makes,
+// an upload already under way), and one that has moved nothing for a second is ended: a server that
+// stopped answering no longer holds the command for the stall limit and the retries.
+struct TransferWatch {
+  curl_off_t moved = -1;
+  int64_t still_since_ns = 0;
+};
+
+int on_progress(void* user, curl_off_t, curl_off_t dlnow, curl_off_t, curl_off_t ulnow) {
+  auto* w = static_cast<TransferWatch*>(user);
+  int64_t now = monotonic_ns();
+  if (dlnow + ulnow != w->moved) {
+    w->moved = dlnow + ulnow;
+    w->still_since_ns = now;
+    return 0;
+  }
+  return interrupted() && now - w->still_since_ns > 1000000000LL ? 1 : 0;
+}
 
 }  // namespace
 
@@ -106,7 +124,10 @@ Result<HttpResponse> http_send(const HttpRequest& req) {
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, &resp.headers);
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  TransferWatch watch;
+  watch.still_since_ns = monotonic_ns();
   curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &watch);
   curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
   curl_easy_setopt(curl, CURLOPT_TIMEOUT, req.timeout_s);

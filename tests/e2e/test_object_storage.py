@@ -6,6 +6,8 @@ import calendar
 import http.server
 import json
 import os
+import random
+import signal
 import threading
 import time
 import urllib.parse
@@ -354,3 +356,33 @@ def test_object_lock_is_extended_by_prune_and_ends(s3, tmp_path):
     time.sleep(max(0, max(retain("snapshots").values()) - time.time()) + 1.5)
     b.run("forget", first)  # the lock has ended: forgetting works again
     assert b.json("snapshots") == []
+
+
+def test_an_interrupted_backup_on_s3_still_indexes_its_packs_and_removes_its_lock(s3, tmp_path):
+    """After SIGINT the transfers a stopping backup still makes (the index of the packs it finished, the
+    lock's removal) go through; only a transfer that has stalled is cut."""
+    b = boat(f"s3:{s3.endpoint}/interrupted/repo", tmp_path, s3.env())
+    b.init()
+    src = tmp_path / "src"
+    src.mkdir()
+    rnd = random.Random(3)
+    for i in range(40):
+        (src / f"f{i:02}").write_bytes(rnd.randbytes(4 << 20))
+    stored = s3.dir / "data" / "interrupted" / "repo"  # versitygw's posix backend: one file per object
+
+    def objects(kind):
+        return [f for f in (stored / kind).rglob("*") if f.is_file()] if (stored / kind).exists() else []
+
+    p = b.popen("backup", src)
+    deadline = time.monotonic() + 60
+    while len(objects("data")) < 2:
+        assert p.poll() is None, "the backup ended before two packs were stored"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert objects("index"), "the packs finished before the interrupt are indexed"
+    assert objects("locks") == [], "the lock is removed"
+    assert b.json("snapshots") == []
+    b.run("check", "--read-data")
