@@ -238,32 +238,6 @@ class FileWriter {
   // `path` names the file in messages; `at` is where it is created (a path through the parent's
   // descriptor, see Beneath).
   Status write(const std::string& path, const std::string& at, const Node& node, bool& verified) {
-    if (node.content.size() <= 1) {
-      // Most files of a real tree are empty or one blob. The blob is read and authenticated first, so a
-      // damaged blob still leaves no file; then the file is created under its own name and written in
-      // one call: no unnamed inode to link into place (on ext4 each O_TMPFILE inode passes through the
-      // orphan list). A write that fails removes the file. Something in the way (EEXIST) takes the
-      // general path below.
-      Result<Bytes> data = Bytes{};
-      if (!node.content.empty()) data = repo_.read_blob(node.content[0]);
-      if (!data) return data.status().with_context("restoring " + path);
-      int fd = open(at.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, node.mode & 07777);
-      if (fd >= 0) {
-        off_t written_end = 0;
-        Status s = write_blob(fd, *data, 0, written_end, path);
-        if (s) s = finish_size(fd, static_cast<off_t>(data->size()), written_end, node, path);
-        if (s && verify_) {
-          s = verify_file_content(repo_, fd, node, path);
-          verified = s.is_ok();
-        }
-        if (s) s = apply_metadata(path, fd, node, /*mode_is_set=*/true);
-        close(fd);
-        if (!s) unlink(at.c_str());
-        else progress_.bytes_done += data->size();
-        return s;
-      }
-      if (errno != EEXIST) return Error(Code::kIo, fmt::format("create {}: {}", path, strerror(errno)));
-    }
     std::string dir = at.substr(0, at.rfind('/'));
     // An unnamed file (O_TMPFILE) is linked into place only when complete: atomic like temp+rename, but
     // the directory lock is taken once instead of twice. Filesystems without O_TMPFILE get a temp name.
@@ -311,51 +285,41 @@ class FileWriter {
   Status fill(int fd, const std::string& tmp, const Node& node, const std::string& path) {
     off_t off = 0;
     off_t written_end = 0;  // where the last data write ended; past it the file is a hole
+    constexpr size_t kBlock = 4096;
     for (const auto& id : node.content) {
       if (interrupted()) return Error(Code::kInterrupted, "interrupted");
       auto data = repo_.read_blob(id);
       if (!data) return data.status().with_context("restoring " + path);
-      LB_RETURN_IF_ERROR(write_blob(fd, *data, off, written_end, tmp));
+      // Zero blocks are skipped, leaving holes: sparse files stay sparse. Runs of data are written at once.
+      size_t run_start = 0;
+      for (size_t pos = 0; pos <= data->size(); pos += kBlock) {
+        size_t n = std::min(kBlock, data->size() - std::min(pos, data->size()));
+        bool zero = n == 0 || all_zero(data->data() + pos, n);
+        if (zero) {
+          if (pos > run_start) {
+            LB_RETURN_IF_ERROR(write_all(fd, data->data() + run_start, pos - run_start, off + static_cast<off_t>(run_start), tmp));
+            written_end = off + static_cast<off_t>(pos);
+          }
+          run_start = pos + kBlock;
+        }
+        if (n < kBlock) {
+          size_t end = pos + n;
+          if (!zero && end > run_start) {
+            LB_RETURN_IF_ERROR(write_all(fd, data->data() + run_start, end - run_start, off + static_cast<off_t>(run_start), tmp));
+            written_end = off + static_cast<off_t>(end);
+          }
+          break;
+        }
+      }
       off += static_cast<off_t>(data->size());
       progress_.bytes_done += data->size();
     }
-    return finish_size(fd, off, written_end, node, tmp);
-  }
-
-  // Writes one blob at `off`. Zero blocks are skipped, leaving holes: sparse files stay sparse. Runs of
-  // data are written at once; `written_end` is where the last write ended.
-  static Status write_blob(int fd, const Bytes& data, off_t off, off_t& written_end, const std::string& name) {
-    constexpr size_t kBlock = 4096;
-    size_t run_start = 0;
-    for (size_t pos = 0; pos <= data.size(); pos += kBlock) {
-      size_t n = std::min(kBlock, data.size() - std::min(pos, data.size()));
-      bool zero = n == 0 || all_zero(data.data() + pos, n);
-      if (zero) {
-        if (pos > run_start) {
-          LB_RETURN_IF_ERROR(write_all(fd, data.data() + run_start, pos - run_start, off + static_cast<off_t>(run_start), name));
-          written_end = off + static_cast<off_t>(pos);
-        }
-        run_start = pos + kBlock;
-      }
-      if (n < kBlock) {
-        size_t end = pos + n;
-        if (!zero && end > run_start) {
-          LB_RETURN_IF_ERROR(write_all(fd, data.data() + run_start, end - run_start, off + static_cast<off_t>(run_start), name));
-          written_end = off + static_cast<off_t>(end);
-        }
-        break;
-      }
-    }
-    return Status::ok();
-  }
-
-  // The content must add up to the node's size; a trailing hole was never written: extend the file.
-  static Status finish_size(int fd, off_t end, off_t written_end, const Node& node, const std::string& name) {
-    if (static_cast<uint64_t>(end) != node.size)
-      return Error(Code::kCorrupt, fmt::format("restoring {}: content adds up to {} bytes, the snapshot says {}", name,
-                                               end, node.size));
-    if (written_end != end && ftruncate(fd, end) != 0)
-      return Error(Code::kIo, fmt::format("truncate {}: {}", name, strerror(errno)));
+    if (static_cast<uint64_t>(off) != node.size)
+      return Error(Code::kCorrupt, fmt::format("restoring {}: content adds up to {} bytes, the snapshot says {}", path,
+                                               off, node.size));
+    // A trailing hole was never written: extend the file to its size.
+    if (written_end != off && ftruncate(fd, off) != 0)
+      return Error(Code::kIo, fmt::format("truncate {}: {}", tmp, strerror(errno)));
     return Status::ok();
   }
 

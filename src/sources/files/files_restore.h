@@ -36,10 +36,8 @@ struct FilesRestoreResult {
   std::vector<std::pair<std::string, std::string>> changes;
 };
 
-// A file appears under its name only with authenticated content: a file of one blob is created once
-// that blob was read and authenticated, a larger one is written unnamed (O_TMPFILE, or a temporary
-// name) and linked into place when complete. A damaged blob leaves no partial file and makes the
-// restore fail; a failed write removes its file.
+// Each file is written under a temporary name and renamed into place only when complete and
+// authenticated: a damaged blob leaves no partial file and makes the restore fail.
 Result<FilesRestoreResult> restore_files(repo::Repository& repo, const repo::Snapshot& snapshot,
                                          const FilesRestoreOptions& options, ProgressCounters& progress);
 
