@@ -1,6 +1,7 @@
 """What users see when things go wrong: exit codes, messages, and a repository that stays sound."""
 import os
 import random
+import resource
 import shutil
 import signal
 import subprocess
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Lifeboat
+from conftest import LIFEBOAT, Lifeboat
 
 
 def test_missing_repository_exits_10(tmp_path):
@@ -319,3 +320,24 @@ def test_repair_snapshots_drops_what_is_gone_and_keeps_the_rest(tmp_path):
     assert restored == {f"f{i}" for i in range(8)} - lost
     for name in restored:
         assert (target / str(src).lstrip("/") / name).read_bytes() == (src / name).read_bytes()
+
+
+def test_a_write_that_fails_removes_its_file_and_names_the_cause(lb, tmp_path):
+    """A file that cannot be written whole (here: a file-size limit, as a full disk would) is removed,
+    the restore names the file and the cause and fails; files written whole stay."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "small.txt").write_bytes(b"x" * 1000)
+    (src / "big.bin").write_bytes(os.urandom(300_000))
+    lb.run("backup", src)
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of a signal
+
+    target = tmp_path / "r"
+    p = subprocess.run([str(LIFEBOAT), "restore", "latest", "--target", str(target)], env=lb.env, preexec_fn=limit,
+                       capture_output=True, text=True)
+    assert p.returncode == 1, p.stderr
+    assert "big.bin" in p.stderr and "File too large" in p.stderr, p.stderr
+    assert sorted(f.name for f in target.rglob("*") if f.is_file()) == ["small.txt"]
