@@ -29,9 +29,8 @@ repo::RetentionPolicy policy_of(const plan::RetentionSpec& r) {
   return p;
 }
 
-// After a backup: every tree of the new snapshot loads, and every blob it needs is indexed in a pack
-// that exists in storage and is long enough to hold it — read from the storage listing, not from the
-// index the backup itself just wrote.
+}  // namespace
+
 Result<nlohmann::json> verify_snapshot(repo::Repository& repo, const std::string& id) {
   LB_RETURN_IF_ERROR(repo.reload_index());
   std::map<std::string, uint64_t> pack_sizes;
@@ -42,15 +41,31 @@ Result<nlohmann::json> verify_snapshot(repo::Repository& repo, const std::string
   LB_ASSIGN_OR_RETURN(auto ref, repo.load_snapshot(id));
   uint64_t nodes = 0, blobs = 0;
   std::set<std::string> packs;
-  auto check_blob = [&](const std::string& path, const repo::BlobId& b) -> Status {
+  bool dropped_missing = false;
+  auto locate = [&](const repo::BlobId& b) {
     auto loc = repo.index().find(b);
-    if (!loc) loc = repo.tombstoned().find(b);
+    return loc ? loc : repo.tombstoned().find(b);
+  };
+  auto check_blob = [&](const std::string& path, const repo::BlobId& b) -> Status {
+    auto loc = locate(b);
     if (!loc) return Error(Code::kCorrupt, fmt::format("{}: blob {} is in no index", path, repo::short_hex(b)));
     std::string pack = repo::to_hex(loc->pack);
     auto it = pack_sizes.find(pack);
-    if (it == pack_sizes.end())
-      return Error(Code::kCorrupt, fmt::format("{}: pack {} holding blob {} is missing from storage (run `lifeboat check`)", path,
-                                               pack.substr(0, 8), repo::short_hex(b)));
+    if (it == pack_sizes.end() && !dropped_missing) {
+      // The index files may name the blob in a pack that is gone and in the one this backup stored it
+      // in again (the backup found the first missing): the copy that exists counts.
+      LB_RETURN_IF_ERROR(repo.drop_missing_packs().status());
+      dropped_missing = true;
+    }
+    if (it == pack_sizes.end()) {
+      auto again = locate(b);
+      if (again) it = pack_sizes.find(repo::to_hex(again->pack));
+      if (!again || it == pack_sizes.end())
+        return Error(Code::kCorrupt, fmt::format("{}: pack {} holding blob {} is missing from storage (run `lifeboat check`)",
+                                                 path, pack.substr(0, 8), repo::short_hex(b)));
+      loc = again;
+      pack = it->first;
+    }
     if (it->second < static_cast<uint64_t>(loc->offset) + loc->stored_len)
       return Error(Code::kCorrupt, fmt::format("{}: pack {} is {} bytes, too short for blob {} (run `lifeboat check`)", path,
                                                pack.substr(0, 8), it->second, repo::short_hex(b)));
@@ -68,6 +83,8 @@ Result<nlohmann::json> verify_snapshot(repo::Repository& repo, const std::string
   LB_RETURN_IF_ERROR(s);
   return nlohmann::json{{"nodes", nodes}, {"blobs", blobs}, {"packs", packs.size()}};
 }
+
+namespace {
 
 // Copies (second regions): every snapshot of the source the copy lacks, dependents such as oplog
 // slices included (they carry the source tag), so a point-in-time restore works from the copy too. A

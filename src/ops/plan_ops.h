@@ -47,6 +47,11 @@ SourceOutcome timed_outcome(const plan::SourceSpec& s, const std::function<Statu
 // source does not stop the others.
 std::vector<SourceOutcome> run_backups(RepositorySet& repos, const std::vector<const plan::SourceSpec*>& sources);
 
+// After a backup: every tree of snapshot `id` loads, and every blob it needs is in a pack that exists in
+// storage and is long enough to hold it — read from the storage listing, not from the index the backup
+// itself just wrote. A blob indexed in a missing pack and in an existing one counts as present.
+Result<nlohmann::json> verify_snapshot(repo::Repository& repo, const std::string& id);
+
 // Retention for one source's snapshots, with the reason for every decision ("explain").
 Result<nlohmann::json> apply_source_retention(repo::Repository& repo, const plan::SourceSpec& s);
 
