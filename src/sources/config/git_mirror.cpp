@@ -16,6 +16,7 @@
 #include "cloud/http.h"
 #include "core/bytes.h"
 #include "core/atomic_file.h"
+#include "core/interrupt.h"
 #include "crypto/crypto.h"
 
 namespace lifeboat::sources::config {
@@ -413,8 +414,13 @@ Result<MirrorState> update_mirror(const std::string& source, const std::string& 
     git_fetch_options fo = GIT_FETCH_OPTIONS_INIT;
     fo.prune = GIT_FETCH_PRUNE;
     fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;  // refs/* already brings every tag
-    if (git_remote_fetch(remote.get(), nullptr, &fo, "lifeboat backup") != 0)
+    // An interrupt cancels the fetch at its next progress report (the mirror keeps what it had).
+    fo.callbacks.transfer_progress = [](const git_indexer_progress*, void*) { return interrupted() ? -1 : 0; };
+    fo.callbacks.sideband_progress = [](const char*, int, void*) { return interrupted() ? -1 : 0; };
+    if (git_remote_fetch(remote.get(), nullptr, &fo, "lifeboat backup") != 0) {
+      if (interrupted()) return Error(Code::kInterrupted, "interrupted while fetching " + redact_url(source));
       return Error(Code::kUnavailable, lg2_error("fetching " + redact_url(source)));
+    }
     if (!default_head.empty()) git_repository_set_head(mirror.get(), default_head.c_str());
   }
   git_error_clear();
