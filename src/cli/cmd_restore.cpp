@@ -25,6 +25,7 @@ void register_restore(CommandSet c) {
                   "if-newer | never (without it, a non-empty target is refused)");
   cmd->add_flag("--delete", opts->delete_extra, "remove what the snapshot's directories do not hold");
   cmd->add_flag("--dry-run", opts->dry_run, "list what would be created (+), replaced (M), kept (=), deleted (-); write nothing");
+  cmd->add_option("--threads", opts->threads, "packs read at once (default: two per core; at least 8 on object storage)");
   pick->add_flags(cmd);
   auto environment = std::make_shared<std::string>();
   auto date = std::make_shared<std::string>();

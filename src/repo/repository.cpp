@@ -421,23 +421,29 @@ Result<Bytes> Repository::read_blob(const BlobId& id) {
     }
   }
   if (!sealed) return sealed.status().with_context(fmt::format("blob {} in pack {}", short_hex(id), pack_name));
-  auto plain = aead_.open(*sealed);
-  if (!plain) {  // a download garbled on the way fails authentication: fetch it once more
+  auto data = open_blob(id, *loc, *sealed);
+  if (!data) {  // a download garbled on the way fails authentication: fetch it once more
     sealed = backend_->load({FileType::kPack, pack_name}, loc->offset, loc->stored_len);
     if (!sealed) return sealed.status().with_context(fmt::format("blob {} in pack {}", short_hex(id), pack_name));
-    plain = aead_.open(*sealed);
+    data = open_blob(id, *loc, *sealed);
   }
-  if (!plain) return plain.status().with_context(fmt::format("blob {} in pack {}", short_hex(id), pack_name));
+  return data;
+}
+
+Result<Bytes> Repository::open_blob(const BlobId& id, const BlobLocation& loc, ByteView sealed) const {
+  auto context = [&] { return fmt::format("blob {} in pack {}", short_hex(id), to_hex(loc.pack)); };
+  auto plain = aead_.open(sealed);
+  if (!plain) return plain.status().with_context(context());
   Bytes data;
-  if (loc->compressed) {
-    auto d = decompress_blob(*plain, loc->raw_len);
-    if (!d) return d.status().with_context(fmt::format("blob {} in pack {}", short_hex(id), pack_name));
+  if (loc.compressed) {
+    auto d = decompress_blob(*plain, loc.raw_len);
+    if (!d) return d.status().with_context(context());
     data = std::move(*d);
   } else {
     data = std::move(*plain);
   }
-  if (data.size() != loc->raw_len || blob_id(data) != id)
-    return Error(Code::kCorrupt, fmt::format("blob {} in pack {} does not match its ID", short_hex(id), pack_name));
+  if (data.size() != loc.raw_len || blob_id(data) != id)
+    return Error(Code::kCorrupt, fmt::format("blob {} in pack {} does not match its ID", short_hex(id), to_hex(loc.pack)));
   return data;
 }
 

@@ -144,6 +144,9 @@ class Repository {
   Result<std::vector<PackEntry>> load_pack_header(const PackId& id, uint64_t pack_size);
   // Loads, decrypts, decompresses a blob and checks its content ID: wrong bytes are never returned.
   Result<Bytes> read_blob(const BlobId& id);
+  // The decoding half of read_blob, for readers that fetched the sealed bytes themselves (read in
+  // pack order): authenticates, decompresses and checks the content ID.
+  Result<Bytes> open_blob(const BlobId& id, const BlobLocation& loc, ByteView sealed) const;
   Result<Tree> load_tree(const BlobId& id);
 
   Result<std::vector<SnapshotRef>> list_snapshots();  // oldest first

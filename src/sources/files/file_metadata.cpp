@@ -121,7 +121,9 @@ Status apply_metadata(const std::string& path, int fd, const repo::Node& n, bool
   // A file we just created is already ours: skip the syscall when that is the recorded owner.
   int rc = 0;
   bool chowned = false;
-  if (fd < 0 || n.uid != geteuid() || n.gid != getegid()) {
+  static const uid_t euid = geteuid();  // a restore never changes who it runs as: ask once
+  static const gid_t egid = getegid();
+  if (fd < 0 || n.uid != euid || n.gid != egid) {
     rc = fd >= 0 ? fchown(fd, n.uid, n.gid) : lchown(path.c_str(), n.uid, n.gid);
     chowned = rc == 0;
   }

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <fnmatch.h>
 #include <linux/openat2.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -14,14 +15,17 @@
 #include <cstring>
 #include <dirent.h>
 
+#include <atomic>
+#include <deque>
 #include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <set>
+#include <unordered_map>
 
 #include "core/interrupt.h"
-#include "core/worker_pool.h"
+#include "repo/pack_reader.h"
 #include "crypto/crypto.h"
 #include "sources/files/file_metadata.h"
 
@@ -150,9 +154,10 @@ class Beneath {
   // The parent directory of a relative path, held open, and the entry's name in it.
   struct Entry {
     int dir = -1;
+    bool owned = true;  // false: a descriptor DirHandles keeps open
     std::string name;
     ~Entry() {
-      if (dir >= 0) close(dir);
+      if (owned && dir >= 0) close(dir);
     }
     std::string at() const { return fmt::format("/proc/self/fd/{}/{}", dir, name); }
     std::string dir_at() const { return fmt::format("/proc/self/fd/{}", dir); }
@@ -172,14 +177,24 @@ class Beneath {
 
   Result<std::shared_ptr<Entry>> entry(const std::string& rel) const {
     auto e = std::make_shared<Entry>();
-    size_t slash = rel.rfind('/');
-    e->name = slash == std::string::npos ? rel : rel.substr(slash + 1);
-    if (e->name.empty() || e->name == "." || e->name == "..")
-      return Error(Code::kCorrupt, fmt::format("the snapshot names an entry {:?}: refusing to restore it", rel));
-    std::string parent = slash == std::string::npos ? "." : rel.substr(0, slash);
-    LB_ASSIGN_OR_RETURN(e->dir, open_dir(parent, rel));
+    std::string parent;
+    LB_RETURN_IF_ERROR(split(rel, parent, e->name));
+    LB_ASSIGN_OR_RETURN(e->dir, open_dir(parent.empty() ? "." : parent, rel));
     return e;
   }
+
+  // `rel` as parent ("" at the top) and a name that is never "", "." or "..".
+  static Status split(const std::string& rel, std::string& parent, std::string& name) {
+    size_t slash = rel.rfind('/');
+    name = slash == std::string::npos ? rel : rel.substr(slash + 1);
+    if (name.empty() || name == "." || name == "..")
+      return Error(Code::kCorrupt, fmt::format("the snapshot names an entry {:?}: refusing to restore it", rel));
+    parent = slash == std::string::npos ? "" : rel.substr(0, slash);
+    return Status::ok();
+  }
+
+  int fd() const { return fd_; }
+  const std::string& target() const { return target_; }
 
  private:
   Beneath() = default;
@@ -230,103 +245,237 @@ class Beneath {
   std::string target_;
 };
 
-class FileWriter {
+// The directories of the snapshot, each created through its parent's descriptor and then held open
+// (O_PATH, reached with O_NOFOLLOW from a parent already held): files, links and metadata are
+// written through them without resolving a path again, and nothing below the target is followed.
+// Past `capacity` directories (descriptors are finite) entries are reached through Beneath instead.
+class DirHandles {
  public:
-  FileWriter(repo::Repository& repo, bool verify, ProgressCounters& progress)
-      : repo_(repo), verify_(verify), progress_(progress) {}
+  DirHandles(const Beneath& beneath, size_t capacity) : beneath_(beneath), capacity_(capacity) {}
+  ~DirHandles() {
+    for (auto& [rel, fd] : fds_) close(fd);
+  }
 
-  // `path` names the file in messages; `at` is where it is created (a path through the parent's
-  // descriptor, see Beneath).
-  Status write(const std::string& path, const std::string& at, const Node& node, bool& verified) {
-    std::string dir = at.substr(0, at.rfind('/'));
-    // An unnamed file (O_TMPFILE) is linked into place only when complete: atomic like temp+rename, but
-    // the directory lock is taken once instead of twice. Filesystems without O_TMPFILE get a temp name.
-    // Created with its final mode (the restore runs under umask 0); the descriptor stays writable.
-    std::string tmp;
-    int fd = open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, node.mode & 07777);
+  // Creates the directory `rel` (it may exist) and holds it open; fails naming it when something
+  // other than a directory is there.
+  Status make(const std::string& rel) {
+    LB_ASSIGN_OR_RETURN(auto e, entry(rel));
+    std::string path = beneath_.target() + "/" + rel;
+    if (mkdirat(e->dir, e->name.c_str(), 0700) != 0 && errno != EEXIST)
+      return Error(Code::kIo, fmt::format("mkdir {}: {}", path, strerror(errno)));
+    int fd = openat(e->dir, e->name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
-      tmp = dir + "/.lifeboat-tmp-" + hex_encode(crypto::random_bytes(8));
-      fd = open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, node.mode & 07777);
-      if (fd < 0) return Error(Code::kIo, fmt::format("create {}: {}", tmp, strerror(errno)));
+      if (errno == ELOOP || errno == ENOTDIR)
+        return Error(Code::kIo, fmt::format("{}: something other than a directory is in the way (a symbolic link is "
+                                            "never followed); remove it, or restore into an empty directory",
+                                            path));
+      return Error(Code::kIo, fmt::format("{}: {}", path, strerror(errno)));
     }
-    std::string label = path;
-    Status s = fill(fd, label, node, path);
-    if (s && verify_) {
-      s = verify_file_content(repo_, fd, node, path);
-      verified = s.is_ok();
+    if (fds_.size() < capacity_) fds_.emplace(rel, fd);
+    else close(fd);
+    return Status::ok();
+  }
+
+  // Where `rel` goes: its parent's descriptor (borrowed when held here) and its name.
+  Result<std::shared_ptr<Beneath::Entry>> entry(const std::string& rel) const {
+    std::string parent, name;
+    LB_RETURN_IF_ERROR(Beneath::split(rel, parent, name));
+    int dir = parent.empty() ? beneath_.fd() : -1;
+    if (dir < 0) {
+      auto it = fds_.find(parent);
+      if (it == fds_.end()) return beneath_.entry(rel);
+      dir = it->second;
     }
-    if (s) s = apply_metadata(label, fd, node, /*mode_is_set=*/true);
-    if (s && tmp.empty()) {
-      std::string proc = fmt::format("/proc/self/fd/{}", fd);
-      if (linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, at.c_str(), AT_SYMLINK_FOLLOW) != 0) {
-        if (errno != EEXIST) {
-          s = Error(Code::kIo, fmt::format("link {}: {}", path, strerror(errno)));
-        } else {
-          // Something is in the way: give the file a temporary name and rename it over.
-          tmp = dir + "/.lifeboat-tmp-" + hex_encode(crypto::random_bytes(8));
-          if (linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, tmp.c_str(), AT_SYMLINK_FOLLOW) != 0)
-            s = Error(Code::kIo, fmt::format("link {}: {}", tmp, strerror(errno)));
-        }
-      }
-    }
-    close(fd);
-    // rename() replaces an existing file atomically; only a directory in the way needs removing first.
-    if (s && !tmp.empty() && rename(tmp.c_str(), at.c_str()) != 0) {
-      if (errno == EISDIR || errno == ENOTEMPTY || errno == EEXIST) s = remove_existing(at, path);
-      else s = Error(Code::kIo, fmt::format("rename into {}: {}", path, strerror(errno)));
-      if (s && rename(tmp.c_str(), at.c_str()) != 0)
-        s = Error(Code::kIo, fmt::format("rename into {}: {}", path, strerror(errno)));
-    }
-    if (!s && !tmp.empty()) unlink(tmp.c_str());
-    return s;
+    auto e = std::make_shared<Beneath::Entry>();
+    e->dir = dir;
+    e->owned = false;
+    e->name = std::move(name);
+    return e;
   }
 
  private:
-  Status fill(int fd, const std::string& tmp, const Node& node, const std::string& path) {
-    off_t off = 0;
-    off_t written_end = 0;  // where the last data write ended; past it the file is a hole
-    constexpr size_t kBlock = 4096;
-    for (const auto& id : node.content) {
-      if (interrupted()) return Error(Code::kInterrupted, "interrupted");
-      auto data = repo_.read_blob(id);
-      if (!data) return data.status().with_context("restoring " + path);
-      // Zero blocks are skipped, leaving holes: sparse files stay sparse. Runs of data are written at once.
-      size_t run_start = 0;
-      for (size_t pos = 0; pos <= data->size(); pos += kBlock) {
-        size_t n = std::min(kBlock, data->size() - std::min(pos, data->size()));
-        bool zero = n == 0 || all_zero(data->data() + pos, n);
-        if (zero) {
-          if (pos > run_start) {
-            LB_RETURN_IF_ERROR(write_all(fd, data->data() + run_start, pos - run_start, off + static_cast<off_t>(run_start), tmp));
-            written_end = off + static_cast<off_t>(pos);
-          }
-          run_start = pos + kBlock;
-        }
-        if (n < kBlock) {
-          size_t end = pos + n;
-          if (!zero && end > run_start) {
-            LB_RETURN_IF_ERROR(write_all(fd, data->data() + run_start, end - run_start, off + static_cast<off_t>(run_start), tmp));
-            written_end = off + static_cast<off_t>(end);
-          }
-          break;
-        }
-      }
-      off += static_cast<off_t>(data->size());
-      progress_.bytes_done += data->size();
+  const Beneath& beneath_;
+  size_t capacity_;
+  std::unordered_map<std::string, int> fds_;  // filled before any reader runs, only read after
+};
+
+// A file being restored. Its blobs arrive in pack order, from several threads, in any order: the
+// first opens an unnamed file (O_TMPFILE) in the parent directory, each is written at its offset,
+// and the last one to arrive links the complete, authenticated file into place (atomic like
+// temp+rename). Filesystems without O_TMPFILE get a temporary name instead.
+struct FileJob {
+  FileJob(const Action& a, std::string path, size_t blobs) : action(a), path(std::move(path)), pending(blobs) {}
+  const Action& action;
+  std::string path;            // for messages
+  std::mutex mu;               // opening, the first error
+  int fd = -1;
+  std::shared_ptr<Beneath::Entry> place;
+  std::string tmp;             // the temporary name, when O_TMPFILE is not supported
+  std::string error;           // the first failure; the file is then never linked
+  std::atomic<bool> failed{false};
+  std::atomic<size_t> pending;              // blobs still to write
+  std::atomic<uint64_t> data_end{0};        // where the furthest data write ended; past it, a hole
+};
+
+class FileAssembler {
+ public:
+  FileAssembler(repo::Repository& repo, const DirHandles& dirs, bool verify, ProgressCounters& progress)
+      : repo_(repo), dirs_(dirs), verify_(verify), progress_(progress) {}
+
+  // One blob's bytes for the file at `offset` (or the reason they cannot be had). Thread-safe.
+  void put(FileJob& job, uint64_t offset, const Result<Bytes>& data) {
+    if (!job.failed) {
+      Status s = data ? open(job) : data.status().with_context("restoring " + job.path);
+      if (s) s = write_sparse(job, *data, offset);
+      if (!s) fail(job, s);
     }
-    if (static_cast<uint64_t>(off) != node.size)
-      return Error(Code::kCorrupt, fmt::format("restoring {}: content adds up to {} bytes, the snapshot says {}", path,
-                                               off, node.size));
-    // A trailing hole was never written: extend the file to its size.
-    if (written_end != off && ftruncate(fd, off) != 0)
-      return Error(Code::kIo, fmt::format("truncate {}: {}", tmp, strerror(errno)));
+    if (data) progress_.bytes_done += data->size();
+    if (job.pending.fetch_sub(1) == 1) finish(job);
+  }
+
+  // Called once all blobs were put (or at once for an empty file): links the file or reports why not.
+  void finish(FileJob& job) {
+    Status s = job.failed ? Error(Code::kIo, job.error) : open(job);
+    const Node& node = job.action.node;
+    if (s && job.data_end != node.size && ftruncate(job.fd, static_cast<off_t>(node.size)) != 0)
+      s = Error(Code::kIo, fmt::format("truncate {}: {}", job.path, strerror(errno)));  // a trailing hole
+    bool verified = false;
+    if (s && verify_) {
+      s = verify_file_content(repo_, job.fd, node, job.path);
+      verified = s.is_ok();
+    }
+    if (s) s = apply_metadata(job.path, job.fd, node, /*mode_is_set=*/true);
+    if (s) s = link_into_place(job);
+    if (job.fd >= 0) close(job.fd);
+    job.fd = -1;
+    if (!s && !job.tmp.empty()) unlinkat(job.place->dir, job.tmp.c_str(), 0);
+    job.place.reset();
+    std::lock_guard l(mu_);
+    if (!s) {
+      errors_.push_back(s.message());
+      progress_.errors++;
+      return;
+    }
+    files_++;
+    bytes_ += node.size;
+    if (verified) verified_++;
+    progress_.files_done++;
+  }
+
+  // An interrupted restore: a file still waiting for blobs is dropped (an unnamed file vanishes on
+  // close; a temporary name is removed), so nothing partial is left behind.
+  void abandon(FileJob& job) {
+    if (job.pending == 0 || job.fd < 0) return;
+    close(job.fd);
+    job.fd = -1;
+    if (!job.tmp.empty()) unlinkat(job.place->dir, job.tmp.c_str(), 0);
+  }
+
+  void add_to(FilesRestoreResult& result) {
+    std::lock_guard l(mu_);
+    result.files += files_;
+    result.bytes += bytes_;
+    result.files_verified += verified_;
+    for (auto& e : errors_) result.errors.push_back(std::move(e));
+  }
+
+ private:
+  Status open(FileJob& job) {
+    std::lock_guard l(job.mu);
+    if (job.fd >= 0) return Status::ok();
+    if (job.failed) return Error(Code::kIo, job.error);
+    auto place = dirs_.entry(job.action.rel);
+    if (!place) return place.status();
+    job.place = *place;
+    // Created with its final mode (the restore runs under umask 0); the descriptor stays writable.
+    mode_t mode = job.action.node.mode & 07777;
+    job.fd = openat(job.place->dir, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
+    if (job.fd < 0) {
+      job.tmp = ".lifeboat-tmp-" + hex_encode(crypto::random_bytes(8));
+      job.fd = openat(job.place->dir, job.tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+      if (job.fd < 0) {
+        job.tmp.clear();
+        return Error(Code::kIo, fmt::format("create {}: {}", job.path, strerror(errno)));
+      }
+    }
+    return Status::ok();
+  }
+
+  void fail(FileJob& job, const Status& s) {
+    std::lock_guard l(job.mu);
+    if (job.failed.exchange(true)) return;
+    job.error = s.message();
+  }
+
+  // Zero blocks are skipped, leaving holes: sparse files stay sparse. Runs of data are written at once.
+  Status write_sparse(FileJob& job, const Bytes& data, uint64_t offset) {
+    constexpr size_t kBlock = 4096;
+    auto write_run = [&](size_t from, size_t to) -> Status {
+      LB_RETURN_IF_ERROR(write_all(job.fd, data.data() + from, to - from, static_cast<off_t>(offset + from), job.path));
+      uint64_t end = offset + to, seen = job.data_end;
+      while (end > seen && !job.data_end.compare_exchange_weak(seen, end)) {
+      }
+      return Status::ok();
+    };
+    size_t run_start = 0;
+    for (size_t pos = 0; pos < data.size(); pos += kBlock) {
+      size_t n = std::min(kBlock, data.size() - pos);
+      if (!all_zero(data.data() + pos, n)) continue;
+      if (pos > run_start) LB_RETURN_IF_ERROR(write_run(run_start, pos));
+      run_start = pos + n;
+    }
+    if (data.size() > run_start) LB_RETURN_IF_ERROR(write_run(run_start, data.size()));
+    return Status::ok();
+  }
+
+  Status link_into_place(FileJob& job) {
+    int dir = job.place->dir;
+    const std::string& name = job.place->name;
+    if (job.tmp.empty()) {
+      std::string proc = fmt::format("/proc/self/fd/{}", job.fd);
+      if (linkat(AT_FDCWD, proc.c_str(), dir, name.c_str(), AT_SYMLINK_FOLLOW) == 0) return Status::ok();
+      if (errno != EEXIST) return Error(Code::kIo, fmt::format("link {}: {}", job.path, strerror(errno)));
+      // Something is in the way: give the file a temporary name and rename it over.
+      job.tmp = ".lifeboat-tmp-" + hex_encode(crypto::random_bytes(8));
+      if (linkat(AT_FDCWD, proc.c_str(), dir, job.tmp.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+        job.tmp.clear();
+        return Error(Code::kIo, fmt::format("link {}: {}", job.path, strerror(errno)));
+      }
+    }
+    // rename() replaces an existing file atomically; only a directory in the way needs removing first.
+    if (renameat(dir, job.tmp.c_str(), dir, name.c_str()) != 0) {
+      if (errno != EISDIR && errno != ENOTEMPTY && errno != EEXIST)
+        return Error(Code::kIo, fmt::format("rename into {}: {}", job.path, strerror(errno)));
+      LB_RETURN_IF_ERROR(remove_existing(job.place->at(), job.path));
+      if (renameat(dir, job.tmp.c_str(), dir, name.c_str()) != 0)
+        return Error(Code::kIo, fmt::format("rename into {}: {}", job.path, strerror(errno)));
+    }
+    job.tmp.clear();
     return Status::ok();
   }
 
   repo::Repository& repo_;
+  const DirHandles& dirs_;
   bool verify_;
   ProgressCounters& progress_;
+  std::mutex mu_;
+  uint64_t files_ = 0, bytes_ = 0, verified_ = 0;
+  std::vector<std::string> errors_;
 };
+
+// Descriptors for the held directories and the files in flight: raise the soft limit to the hard one
+// (as Go programs do at start) and keep a margin for packs, sockets and files being written.
+size_t directory_capacity() {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    (void)setrlimit(RLIMIT_NOFILE, &rl);
+    (void)getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  uint64_t limit = rl.rlim_cur == RLIM_INFINITY ? 1 << 20 : rl.rlim_cur;
+  return limit > 2048 ? static_cast<size_t>(limit / 2) : 0;
+}
 
 }  // namespace
 
@@ -425,8 +574,14 @@ Result<FilesRestoreResult> restore_files(repo::Repository& repo, const repo::Sna
   std::vector<Decision> decisions(actions.size(), Decision::kCreate);
   std::vector<std::string> conflicts, doomed;
   std::unique_ptr<Beneath> beneath;
-  if (target_exists || !options.dry_run) {
+  if (!options.dry_run) {
     LB_ASSIGN_OR_RETURN(beneath, Beneath::open(target));
+  }
+  // An empty target meets nothing: each entry would only be looked up to find it absent.
+  if (target_exists && !(S_ISDIR(target_st.st_mode) && dir_is_empty(target))) {
+    if (!beneath) {
+      LB_ASSIGN_OR_RETURN(beneath, Beneath::open(target));
+    }
     std::set<std::string> planned;
     for (const auto& a : actions) planned.insert(a.rel);
     for (size_t i = 0; i < actions.size(); ++i) {
@@ -490,88 +645,96 @@ Result<FilesRestoreResult> restore_files(repo::Repository& repo, const repo::Sna
     else result.deleted++;
   }
 
-  FileWriter writer(repo, options.verify, progress);
   // Files are created with their recorded mode; restore the caller's umask when done.
   struct UmaskScope {
     mode_t old = umask(0);
     ~UmaskScope() { umask(old); }
   } umask_scope;
-  {
-    WorkerPool pool(options.threads ? options.threads : WorkerPool::default_threads() * 2, 64);
-    for (const auto& a : actions) {
-      if (interrupted()) break;
-      std::string path = target + "/" + a.rel;
-      if (a.node.kind == NodeKind::kSocket || (a.node.kind == NodeKind::kFile && !a.link_to.empty())) continue;
-      if (decisions[&a - actions.data()] == Decision::kKeep && a.node.kind != NodeKind::kDir) continue;
-      auto entry = beneath->entry(a.rel);
-      if (!entry) {
-        fail(entry.status());
-        continue;
-      }
-      const std::string at = (*entry)->at();
-      switch (a.node.kind) {
-        case NodeKind::kDir: {
-          struct stat st;
-          if (mkdir(at.c_str(), 0700) != 0 && errno != EEXIST) {
-            fail(Error(Code::kIo, fmt::format("mkdir {}: {}", path, strerror(errno))));
-          } else if (lstat(at.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-            fail(Error(Code::kIo, fmt::format("{}: something other than a directory is in the way (a symbolic link is "
-                                              "never followed); remove it, or restore into an empty directory",
-                                              path)));
-          } else {
-            result.dirs++;
-          }
-          break;
-        }
-        case NodeKind::kFile:
-          pool.submit([&, path, entry = *entry, node = &a.node] {
-            bool verified = false;
-            Status s = writer.write(path, entry->at(), *node, verified);
-            std::lock_guard l(mu);
-            if (!s) {
-              result.errors.push_back(s.message());
-              progress.errors++;
-              return;
-            }
-            result.files++;
-            result.bytes += node->size;
-            if (verified) result.files_verified++;
-            progress.files_done++;
-          });
-          break;
-        case NodeKind::kSymlink: {
-          Status s = remove_existing(at, path);
-          if (s && symlink(a.node.link_target.c_str(), at.c_str()) != 0)
-            s = Error(Code::kIo, fmt::format("symlink {}: {}", path, strerror(errno)));
-          if (s) s = apply_metadata(at, -1, a.node);
-          if (!s) fail(s);
-          else result.others++;
-          break;
-        }
-        case NodeKind::kFifo:
-        case NodeKind::kCharDev:
-        case NodeKind::kBlockDev: {
-          mode_t type = a.node.kind == NodeKind::kFifo ? S_IFIFO : a.node.kind == NodeKind::kCharDev ? S_IFCHR : S_IFBLK;
-          Status s = remove_existing(at, path);
-          if (s && mknod(at.c_str(), type | (a.node.mode & 07777), static_cast<dev_t>(a.node.rdev)) != 0)
-            s = Error(Code::kIo, fmt::format("mknod {}: {}", path, strerror(errno)));
-          if (s) s = apply_metadata(at, -1, a.node);
-          if (!s) fail(s);
-          else result.others++;
-          break;
-        }
-        case NodeKind::kSocket:
-          break;  // sockets belong to a running process; nothing to restore
-      }
+
+  // Directories first, in tree order (each through its parent), then links and special files, then
+  // the files' data pack by pack; hard links, and directory metadata deepest first, last.
+  DirHandles dirs(*beneath, directory_capacity());
+  FileAssembler assembler(repo, dirs, options.verify, progress);
+  std::deque<FileJob> jobs;
+  std::vector<repo::BlobId> blobs;  // every blob of every file, in tree order
+  struct Use {
+    FileJob* job;
+    uint64_t offset;
+    size_t next_same;  // the next use of the same blob, or kNone
+  };
+  constexpr size_t kNone = SIZE_MAX;
+  std::vector<Use> uses;
+  for (const auto& a : actions) {
+    if (interrupted()) break;
+    size_t i = &a - actions.data();
+    if (a.node.kind == NodeKind::kSocket || (a.node.kind == NodeKind::kFile && !a.link_to.empty())) continue;
+    if (decisions[i] == Decision::kKeep && a.node.kind != NodeKind::kDir) continue;
+    std::string path = target + "/" + a.rel;
+    if (a.node.kind == NodeKind::kDir) {
+      if (Status s = dirs.make(a.rel); !s) fail(s);
+      else result.dirs++;
+      continue;
     }
-    pool.wait_idle();
+    if (a.node.kind == NodeKind::kFile) {
+      FileJob& job = jobs.emplace_back(a, path, a.node.content.size());
+      uint64_t offset = 0;
+      for (const auto& id : a.node.content) {
+        auto loc = repo.index().find(id);
+        if (!loc) loc = repo.tombstoned().find(id);
+        blobs.push_back(id);
+        uses.push_back({&job, offset, kNone});
+        offset += loc ? loc->raw_len : 0;  // an unknown blob fails the file before its offset matters
+      }
+      if (offset != a.node.size && !a.node.content.empty())
+        job.failed = true, job.error = fmt::format("restoring {}: content adds up to {} bytes, the snapshot says {}",
+                                                    path, offset, a.node.size);
+      continue;
+    }
+    auto entry = dirs.entry(a.rel);
+    if (!entry) {
+      fail(entry.status());
+      continue;
+    }
+    const std::string at = (*entry)->at();
+    // In a target that held nothing there, nothing can be in the way: no need to look.
+    Status s = decisions[i] == Decision::kCreate ? Status::ok() : remove_existing(at, path);
+    if (a.node.kind == NodeKind::kSymlink) {
+      if (s && symlinkat(a.node.link_target.c_str(), (*entry)->dir, (*entry)->name.c_str()) != 0)
+        s = Error(Code::kIo, fmt::format("symlink {}: {}", path, strerror(errno)));
+    } else {
+      mode_t type = a.node.kind == NodeKind::kFifo ? S_IFIFO : a.node.kind == NodeKind::kCharDev ? S_IFCHR : S_IFBLK;
+      if (s && mknodat((*entry)->dir, (*entry)->name.c_str(), type | (a.node.mode & 07777), static_cast<dev_t>(a.node.rdev)) != 0)
+        s = Error(Code::kIo, fmt::format("mknod {}: {}", path, strerror(errno)));
+    }
+    if (s) s = apply_metadata(at, -1, a.node);
+    if (!s) fail(s);
+    else result.others++;
   }
   if (interrupted()) return Error(Code::kInterrupted, "interrupted");
+  {
+    std::unordered_map<repo::BlobId, size_t, repo::BlobIdHash> last_use;
+    for (size_t k = 0; k < blobs.size(); ++k) {
+      auto [it, first] = last_use.emplace(blobs[k], k);
+      if (!first) uses[it->second].next_same = k, it->second = k;
+    }
+  }
+  for (auto& job : jobs)
+    if (job.action.node.content.empty()) assembler.finish(job);
+  repo::PackOrderOptions read_options;
+  read_options.threads = options.threads;
+  Status read = repo::read_in_pack_order(repo, blobs, read_options, [&](size_t k, Result<Bytes> data) {
+    for (; k != kNone; k = uses[k].next_same) assembler.put(*uses[k].job, uses[k].offset, data);
+  });
+  assembler.add_to(result);
+  if (!read || interrupted()) {
+    for (auto& job : jobs) assembler.abandon(job);
+    return Error(Code::kInterrupted, "interrupted");
+  }
   for (const auto& a : actions) {
     if (a.link_to.empty() || decisions[&a - actions.data()] == Decision::kKeep) continue;
     std::string path = target + "/" + a.rel;
-    auto to = beneath->entry(a.rel);
-    auto from = to ? beneath->entry(a.link_to) : to;
+    auto to = dirs.entry(a.rel);
+    auto from = to ? dirs.entry(a.link_to) : to;
     Status s = from ? remove_existing((*to)->at(), path) : from.status();
     if (s && linkat((*from)->dir, (*from)->name.c_str(), (*to)->dir, (*to)->name.c_str(), 0) != 0)
       s = Error(Code::kIo, fmt::format("hard link {}: {}", path, strerror(errno)));
@@ -579,12 +742,12 @@ Result<FilesRestoreResult> restore_files(repo::Repository& repo, const repo::Sna
     else result.files++;
   }
   // Directory metadata last and deepest first, so writing contents does not disturb their mtimes.
-  // Each directory is opened beneath the target without following links, and changed through its
+  // Each directory is opened through its parent without following links, and changed through its
   // descriptor.
   for (auto it = actions.rbegin(); it != actions.rend(); ++it) {
     if (it->node.kind != NodeKind::kDir || decisions[&*it - actions.data()] == Decision::kKeep) continue;
     std::string path = target + "/" + it->rel;
-    auto entry = beneath->entry(it->rel);
+    auto entry = dirs.entry(it->rel);
     if (!entry) {
       fail(entry.status());
       continue;
