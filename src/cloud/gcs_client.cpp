@@ -69,9 +69,9 @@ std::pair<std::string, Bytes> gcs_multipart_upload(const std::string& metadata_j
   std::string tail = fmt::format("\r\n--{}--\r\n", boundary);
   Bytes body;
   body.reserve(head.size() + data.size() + tail.size());
-  body.insert(body.end(), head.begin(), head.end());
-  body.insert(body.end(), data.begin(), data.end());
-  body.insert(body.end(), tail.begin(), tail.end());
+  append_bytes(body, as_bytes(head));
+  append_bytes(body, data);
+  append_bytes(body, as_bytes(tail));
   return {"multipart/related; boundary=" + boundary, std::move(body)};
 }
 

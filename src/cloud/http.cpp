@@ -46,7 +46,7 @@ size_t on_body(char* ptr, size_t size, size_t n, void* user) {
     auto cl = sink->headers->find("content-length");
     if (cl != sink->headers->end()) out->reserve(std::strtoull(cl->second.c_str(), nullptr, 10));
   }
-  out->insert(out->end(), reinterpret_cast<uint8_t*>(ptr), reinterpret_cast<uint8_t*>(ptr) + size * n);
+  append_bytes(*out, ByteView(reinterpret_cast<const uint8_t*>(ptr), size * n));
   return size * n;
 }
 

@@ -35,6 +35,15 @@ struct DefaultInitAllocator : std::allocator<T> {
 using Bytes = std::vector<uint8_t, DefaultInitAllocator<uint8_t>>;
 using ByteView = std::span<const uint8_t>;
 
+// Appends with one memcpy. vector::insert on Bytes constructs element by element (the allocator's
+// construct() keeps the library from using memmove): 7% of a restore from object storage.
+inline void append_bytes(Bytes& out, ByteView in) {
+  if (in.empty()) return;
+  size_t at = out.size();
+  out.resize(at + in.size());
+  std::memcpy(out.data() + at, in.data(), in.size());
+}
+
 inline ByteView as_bytes(std::string_view s) { return {reinterpret_cast<const uint8_t*>(s.data()), s.size()}; }
 inline std::string to_string(ByteView b) { return {reinterpret_cast<const char*>(b.data()), b.size()}; }
 
@@ -63,7 +72,7 @@ class ByteWriter {
     out_.push_back(static_cast<uint8_t>(v));
   }
   void svarint(int64_t v) { varint((static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63)); }
-  void raw(ByteView b) { out_.insert(out_.end(), b.begin(), b.end()); }
+  void raw(ByteView b) { append_bytes(out_, b); }
   // Length-prefixed byte string.
   void str(std::string_view s) {
     varint(s.size());

@@ -30,7 +30,9 @@ Bytes hkdf_sha256(ByteView secret, std::string_view salt, std::string_view info,
 struct KdfParams {
   uint32_t memory_kib = 64 * 1024;
   uint32_t iterations = 3;
-  uint32_t parallelism = 1;
+  // RFC 9106's second recommended setting (64 MiB, t = 3, p = 4): four lanes take half the time of
+  // one on two cores (0.16 s against 0.28 s, paid by every command) for the same memory hardness.
+  uint32_t parallelism = 4;
 };
 Result<Key> argon2id(std::string_view password, ByteView salt, const KdfParams& params);
 

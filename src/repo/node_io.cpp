@@ -21,7 +21,7 @@ Result<Bytes> read_node_bytes(Repository& repo, const Node& node) {
   out.reserve(node.size);
   for (const auto& b : node.content) {
     LB_ASSIGN_OR_RETURN(auto data, repo.read_blob(b));
-    out.insert(out.end(), data.begin(), data.end());
+    append_bytes(out, data);
   }
   return out;
 }

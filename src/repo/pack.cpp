@@ -16,7 +16,7 @@ void PackBuilder::append(const PackEntry& e, ByteView sealed_blob) {
   entry.offset = static_cast<uint32_t>(data_.size());
   entry.stored_len = static_cast<uint32_t>(sealed_blob.size());
   entries_.push_back(entry);
-  data_.insert(data_.end(), sealed_blob.begin(), sealed_blob.end());
+  append_bytes(data_, sealed_blob);
 }
 
 Bytes encode_pack_header(const std::vector<PackEntry>& entries) {
