@@ -1,4 +1,4 @@
-// Files restore: plan in one pass over the tree, write files in parallel, then links and directory metadata.
+// Files restore: plan the tree, create directories, write the files' data pack by pack, then links and metadata.
 #include "sources/files/files_restore.h"
 
 #include <fcntl.h>

@@ -36,7 +36,8 @@ struct FilesRestoreResult {
   std::vector<std::pair<std::string, std::string>> changes;
 };
 
-// Each file is written under a temporary name and renamed into place only when complete and
+// The files' data is read pack by pack (repo/pack_reader.h); each file stays unnamed (or under a
+// temporary name) until its last blob is written, and is linked into place only when complete and
 // authenticated: a damaged blob leaves no partial file and makes the restore fail.
 Result<FilesRestoreResult> restore_files(repo::Repository& repo, const repo::Snapshot& snapshot,
                                          const FilesRestoreOptions& options, ProgressCounters& progress);
