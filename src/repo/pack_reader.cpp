@@ -58,12 +58,8 @@ void read_pack(Repository& repo, PackGroup& group, const RunShape& shape,
       const Wanted& w = blobs[i];
       Result<Bytes> data = Error(Code::kIo, "unread");
       if (run) {
-        BlobLocation loc;
-        loc.pack = group.pack;
-        loc.compressed = w.compressed;
-        loc.offset = w.offset;
-        loc.stored_len = w.stored_len;
-        loc.raw_len = w.raw_len;
+        const BlobLocation loc{.pack = group.pack, .compressed = w.compressed, .offset = w.offset,
+                               .stored_len = w.stored_len, .raw_len = w.raw_len};
         data = repo.open_blob(w.id, loc, ByteView(run->data() + (w.offset - start), w.stored_len));
       }
       // The run could not be read or this blob did not decode: the one-blob path fetches it again

@@ -160,7 +160,6 @@ class Beneath {
       if (owned && dir >= 0) close(dir);
     }
     std::string at() const { return fmt::format("/proc/self/fd/{}/{}", dir, name); }
-    std::string dir_at() const { return fmt::format("/proc/self/fd/{}", dir); }
   };
 
   static Result<std::unique_ptr<Beneath>> open(const std::string& target) {
