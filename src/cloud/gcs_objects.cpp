@@ -13,7 +13,7 @@ namespace lifeboat::cloud {
 
 namespace {
 
-constexpr const char* kScope = "https://www.googleapis.com/auth/devstorage.read_write";
+constexpr const char* kStorageScope = "https://www.googleapis.com/auth/devstorage.read_write";
 
 class GcsStore final : public ObjectStore {
  public:
@@ -162,7 +162,7 @@ class GcsStore final : public ObjectStore {
 }  // namespace
 
 Result<std::unique_ptr<ObjectStore>> open_gcs(const std::string& bucket) {
-  LB_ASSIGN_OR_RETURN(auto client, GcsClient::from_environment(kScope));
+  LB_ASSIGN_OR_RETURN(auto client, GcsClient::from_environment(kStorageScope));
   return std::unique_ptr<ObjectStore>(new GcsStore(std::move(client), bucket));
 }
 

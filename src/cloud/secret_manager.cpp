@@ -9,7 +9,7 @@
 namespace lifeboat::cloud {
 
 namespace {
-constexpr const char* kScope = "https://www.googleapis.com/auth/cloud-platform";
+constexpr const char* kCloudPlatformScope = "https://www.googleapis.com/auth/cloud-platform";
 
 // The API's error body: {"error": {"code", "message", "status"}} → "STATUS: message".
 std::string api_error(const HttpResponse& r) {
@@ -25,7 +25,7 @@ std::string api_error(const HttpResponse& r) {
 
 Result<std::shared_ptr<SecretManagerClient>> SecretManagerClient::from_environment() {
   const char* ep = std::getenv("LIFEBOAT_SECRETMANAGER_ENDPOINT");
-  LB_ASSIGN_OR_RETURN(auto auth, GcpAuth::from_environment(kScope));
+  LB_ASSIGN_OR_RETURN(auto auth, GcpAuth::from_environment(kCloudPlatformScope));
   return std::make_shared<SecretManagerClient>(ep && *ep ? ep : "https://secretmanager.googleapis.com", auth);
 }
 

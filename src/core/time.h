@@ -9,6 +9,9 @@
 
 namespace lifeboat {
 
+inline constexpr int64_t kNsPerSecond = 1'000'000'000;
+inline constexpr int64_t kNsPerMs = 1'000'000;
+
 int64_t now_unix_ns();
 int64_t monotonic_ns();
 

@@ -26,7 +26,6 @@ namespace lifeboat::ops {
 
 namespace {
 
-constexpr int64_t kS = 1000000000LL;
 constexpr const char* kBackup = "backup:";
 constexpr const char* kDrill = "drill:";   // a source's own drill cadence
 constexpr const char* kPlanDrill = "drill";
@@ -171,7 +170,7 @@ class Daemon {
           }
         };
         try {
-          st = s.entry->follow(**repo, s.name, *s.parsed, interval ? *interval : 60 * kS, hooks);
+          st = s.entry->follow(**repo, s.name, *s.parsed, interval ? *interval : 60 * kNsPerSecond, hooks);
         } catch (const std::exception& e) {
           st = Error(Code::kFatal, fmt::format("internal error: {}", e.what()));
         }
@@ -214,7 +213,7 @@ class Daemon {
     int port = std::atoi(o_.listen.c_str() + colon + 1);
     server = std::make_unique<httplib::Server>();
     server->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-      auto r = build_report(repos_, clock() - 86400 * kS);
+      auto r = build_report(repos_, clock() - 86400 * kNsPerSecond);
       if (!r) {
         res.status = 500;
         res.set_content(r.status().message(), "text/plain");
@@ -230,7 +229,7 @@ class Daemon {
     });
     server->Get("/healthz", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok\n", "text/plain"); });
     server->Get("/", [this](const httplib::Request&, httplib::Response& res) {
-      auto r = build_report(repos_, clock() - 86400 * kS);
+      auto r = build_report(repos_, clock() - 86400 * kNsPerSecond);
       std::string html = r ? report_html(*r) : "<p>" + r.status().message() + "</p>";
       std::string sched = "<h2>Schedule</h2><table><tr><th>Job</th><th>Next run</th><th>Running</th><th>Last error</th></tr>";
       {
@@ -298,7 +297,7 @@ class Daemon {
 }  // namespace
 
 void send_report(RepositorySet& repos, const std::function<void(const std::string&)>& log) {
-  auto r = build_report(repos, now_unix_ns() - 86400 * kS);
+  auto r = build_report(repos, now_unix_ns() - 86400 * kNsPerSecond);
   if (!r) {
     if (log) log("report: " + r.status().message());
     return;

@@ -18,7 +18,6 @@ namespace lifeboat::ops {
 
 namespace {
 
-constexpr int64_t kMs = 1000000;
 
 // drills.after_restore: a command run with LIFEBOAT_SOURCE, LIFEBOAT_KIND and LIFEBOAT_ENVIRONMENT set
 // (e.g. starting the application on the restored data); a non-zero exit fails that source. What it
@@ -147,8 +146,8 @@ Result<DrillRecord> run_drill(RepositorySet& repos, const std::vector<const plan
   d.environment = environment;
   d.host = platform::hostname();
   d.started_ns = now_unix_ns();
-  d.rpo_objective_ms = plan.rpo_ns / kMs;
-  d.rto_objective_ms = plan.rto_ns / kMs;
+  d.rpo_objective_ms = plan.rpo_ns / kNsPerMs;
+  d.rto_objective_ms = plan.rto_ns / kNsPerMs;
   int64_t start_mono = monotonic_ns();
   bool all_points = true, all_ok = true;
   std::function<Status(const plan::SourceSpec&)> hook;
@@ -178,16 +177,16 @@ Result<DrillRecord> run_drill(RepositorySet& repos, const std::vector<const plan
       r.ok = false;
       all_points = false;
     } else {
-      int64_t rpo = std::max<int64_t>(0, (d.started_ns - *np.point_ns) / kMs);
+      int64_t rpo = std::max<int64_t>(0, (d.started_ns - *np.point_ns) / kNsPerMs);
       r.rpo_ms = rpo;
       d.worst_rpo_ms = std::max(d.worst_rpo_ms, rpo);
-      if (rpo * kMs > plan.rpo_ns)
+      if (rpo * kNsPerMs > plan.rpo_ns)
         d.deviations.push_back(fmt::format("{}: RPO {} exceeds the objective {}", s->name, format_duration_ms(rpo),
-                                           format_duration_ms(plan.rpo_ns / kMs)));
+                                           format_duration_ms(plan.rpo_ns / kNsPerMs)));
     }
-    if (r.rto_ms * kMs > plan.rto_ns)
+    if (r.rto_ms * kNsPerMs > plan.rto_ns)
       d.deviations.push_back(fmt::format("{}: RTO {} exceeds the objective {}", s->name, format_duration_ms(r.rto_ms),
-                                         format_duration_ms(plan.rto_ns / kMs)));
+                                         format_duration_ms(plan.rto_ns / kNsPerMs)));
     if (run.outcome.ok && s->validation.empty())
       d.deviations.push_back(fmt::format("{}: no validation ran (the plan lists none for it): the restore is unproven", s->name));
     for (const auto& c : r.checks)
@@ -197,13 +196,13 @@ Result<DrillRecord> run_drill(RepositorySet& repos, const std::vector<const plan
     all_ok = all_ok && r.ok;
     d.sources.push_back(std::move(r));
   }
-  d.total_rto_ms = (monotonic_ns() - start_mono) / kMs;
-  if (d.total_rto_ms * kMs > plan.rto_ns)
+  d.total_rto_ms = (monotonic_ns() - start_mono) / kNsPerMs;
+  if (d.total_rto_ms * kNsPerMs > plan.rto_ns)
     d.deviations.push_back(fmt::format("total RTO {} exceeds the objective {}", format_duration_ms(d.total_rto_ms),
-                                       format_duration_ms(plan.rto_ns / kMs)));
+                                       format_duration_ms(plan.rto_ns / kNsPerMs)));
   d.passed = all_ok;
-  d.rpo_met = all_points && d.worst_rpo_ms * kMs <= plan.rpo_ns;
-  d.rto_met = d.total_rto_ms * kMs <= plan.rto_ns;
+  d.rpo_met = all_points && d.worst_rpo_ms * kNsPerMs <= plan.rpo_ns;
+  d.rto_met = d.total_rto_ms * kNsPerMs <= plan.rto_ns;
   // The record lives with the backups it proves: a `drill` snapshot in the first source's repository.
   // When that cannot be written (the repository does not open), the drill has failed and says so.
   Status stored = store_record(repos, list[0]->repository, list, d);

@@ -7,7 +7,6 @@
 namespace lifeboat::ops {
 
 namespace {
-constexpr int64_t kMs = 1000000;
 }  // namespace
 
 nlohmann::json SourceOutcome::to_json() const {
@@ -27,7 +26,7 @@ SourceOutcome timed_outcome(const plan::SourceSpec& s, const std::function<Statu
   }
   o.ok = st.is_ok();
   o.error = st.message();
-  o.duration_ms = (monotonic_ns() - start) / kMs;
+  o.duration_ms = (monotonic_ns() - start) / kNsPerMs;
   return o;
 }
 

@@ -14,7 +14,6 @@ namespace lifeboat::ops {
 
 namespace {
 
-constexpr int64_t kMs = 1000000;
 
 std::string esc(const std::string& s) {
   std::string o;
@@ -89,7 +88,7 @@ Result<nlohmann::json> build_report(RepositorySet& repos, int64_t since_ns) {
   return nlohmann::json{{"plan", plan.file},
                         {"generated", format_rfc3339(now)},
                         {"since", format_rfc3339(since_ns)},
-                        {"objectives", {{"rpo_ms", plan.rpo_ns / kMs}, {"rto_ms", plan.rto_ns / kMs}}},
+                        {"objectives", {{"rpo_ms", plan.rpo_ns / kNsPerMs}, {"rto_ms", plan.rto_ns / kNsPerMs}}},
                         {"sources", sources},
                         {"drills", drills},
                         {"warnings", warnings},

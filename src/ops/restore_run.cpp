@@ -8,7 +8,6 @@
 namespace lifeboat::ops {
 
 namespace {
-constexpr int64_t kMs = 1000000;
 }  // namespace
 
 RestoreRun restore_source(RepositorySet& repos, const plan::SourceSpec& s, const std::string& environment,
@@ -25,7 +24,7 @@ RestoreRun restore_source(RepositorySet& repos, const plan::SourceSpec& s, const
     run.point_ns = r.point_ns;
     o.result = {{"snapshot", r.snapshot_id}, {"point", format_rfc3339(r.point_ns)}, {"point_ns", r.point_ns},
                 {"details", r.details}};
-    if (at_ns) o.result["behind_ms"] = std::max<int64_t>(0, (*at_ns - r.point_ns + kMs - 1) / kMs);  // 1 ns short is short
+    if (at_ns) o.result["behind_ms"] = std::max<int64_t>(0, (*at_ns - r.point_ns + kNsPerMs - 1) / kNsPerMs);  // 1 ns short is short
     if (!r.limit.empty()) o.result["limit"] = r.limit;
     if (after_restore) LB_RETURN_IF_ERROR(after_restore(s));
     if (!s.validation.empty()) {

@@ -3,10 +3,11 @@
 
 #include <climits>
 
+#include "core/time.h"
+
 namespace lifeboat::ops {
 
 namespace {
-constexpr int64_t kS = 1000000000LL;
 }  // namespace
 
 Result<int64_t> Scheduler::add(const std::string& job, const std::vector<std::string>& crons, int64_t now_ns,
@@ -71,10 +72,10 @@ int64_t Scheduler::next_run(const std::string& job, int64_t after_ns) const {
   auto it = crons_.find(job);
   if (it == crons_.end()) return INT64_MAX;
   for (const auto& c : it->second) {
-    int64_t t = c.next_after(after_ns / kS);
+    int64_t t = c.next_after(after_ns / kNsPerSecond);
     if (t >= 0 && (best < 0 || t < best)) best = t;
   }
-  return best < 0 ? INT64_MAX : best * kS;
+  return best < 0 ? INT64_MAX : best * kNsPerSecond;
 }
 
 }  // namespace lifeboat::ops

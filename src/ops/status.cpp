@@ -10,7 +10,6 @@
 namespace lifeboat::ops {
 
 namespace {
-constexpr int64_t kMs = 1000000;
 }  // namespace
 
 NewestPoint newest_point(RepositorySet& repos, const plan::SourceSpec& s) {
@@ -50,12 +49,12 @@ Result<nlohmann::json> plan_status(RepositorySet& repos, SnapshotListings* listi
     j["snapshots"] = mine.size();
     if (!mine.empty()) {
       j["last_backup"] = format_rfc3339(mine.back().snapshot.time_ns / 1000000000 * 1000000000);
-      j["last_backup_age_ms"] = (now - mine.back().snapshot.time_ns) / kMs;
+      j["last_backup_age_ms"] = (now - mine.back().snapshot.time_ns) / kNsPerMs;
     }
     if (s.entry && s.entry->newest_point) {
       if (auto p = s.entry->newest_point(all, s.name)) {
         j["newest_point"] = format_rfc3339(*p / 1000000000 * 1000000000);
-        j["rpo_ms"] = std::max<int64_t>(0, (now - *p) / kMs);
+        j["rpo_ms"] = std::max<int64_t>(0, (now - *p) / kNsPerMs);
         j["rpo_met"] = now - *p <= plan.rpo_ns;
       }
     }

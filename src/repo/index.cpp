@@ -8,13 +8,12 @@ namespace lifeboat::repo {
 namespace {
 constexpr char kIndexMagic[4] = {'L', 'B', 'I', 'X'};
 constexpr uint8_t kIndexVersion = 1;
-constexpr uint8_t kFlagCompressed = 0x80;
 }  // namespace
 
 static void encode_entries(ByteWriter& w, const std::vector<PackEntry>& entries) {
   w.varint(entries.size());
   for (const auto& e : entries) {
-    w.u8(static_cast<uint8_t>(e.type) | (e.compressed ? kFlagCompressed : 0));
+    w.u8(encode_type_byte(e));
     w.raw({e.id.data(), e.id.size()});
     w.varint(e.offset);
     w.varint(e.stored_len);
@@ -48,10 +47,7 @@ static Status decode_entries(ByteReader& r, std::vector<PackEntry>& entries) {
   if (r.failed() || n > r.remaining() / 36) return Error(Code::kCorrupt, "index file is truncated");
   entries.resize(n);
   for (auto& e : entries) {
-    uint8_t tf = r.u8();
-    if ((tf & 0x0f) > 1 || (tf & 0x70)) return Error(Code::kCorrupt, "index file has an unknown blob type");
-    e.type = static_cast<BlobType>(tf & 0x0f);
-    e.compressed = tf & kFlagCompressed;
+    if (!decode_type_byte(r.u8(), e)) return Error(Code::kCorrupt, "index file has an unknown blob type");
     ByteView bid = r.raw(32);
     uint64_t off = r.varint(), stored = r.varint(), raw = r.varint();
     if (r.failed()) return Error(Code::kCorrupt, "index file is truncated");

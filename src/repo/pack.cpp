@@ -11,6 +11,18 @@ constexpr uint8_t kPackVersion = 1;
 constexpr uint8_t kFlagCompressed = 0x80;
 }  // namespace
 
+uint8_t encode_type_byte(const PackEntry& e) {
+  return static_cast<uint8_t>(static_cast<uint8_t>(e.type) | (e.compressed ? kFlagCompressed : 0));
+}
+
+bool decode_type_byte(uint8_t byte, PackEntry& e) {
+  uint8_t type = byte & 0x0f;
+  if (type > 1 || (byte & 0x70)) return false;
+  e.type = static_cast<BlobType>(type);
+  e.compressed = byte & kFlagCompressed;
+  return true;
+}
+
 void PackBuilder::append(const PackEntry& e, ByteView sealed_blob) {
   PackEntry entry = e;
   entry.offset = static_cast<uint32_t>(data_.size());
@@ -26,7 +38,7 @@ Bytes encode_pack_header(const std::vector<PackEntry>& entries) {
   w.u8(kPackVersion);
   w.varint(entries.size());
   for (const auto& e : entries) {
-    w.u8(static_cast<uint8_t>(e.type) | (e.compressed ? kFlagCompressed : 0));
+    w.u8(encode_type_byte(e));
     w.raw({e.id.data(), e.id.size()});
     w.varint(e.stored_len);
     w.varint(e.raw_len);
@@ -57,11 +69,7 @@ Result<std::vector<PackEntry>> decode_pack_header(ByteView plain, uint64_t blobs
   uint64_t offset = 0;
   for (uint64_t i = 0; i < count; ++i) {
     PackEntry e;
-    uint8_t tf = r.u8();
-    e.compressed = tf & kFlagCompressed;
-    uint8_t type = tf & 0x0f;
-    if (type > 1 || (tf & 0x70)) return Error(Code::kCorrupt, "pack header has an unknown blob type");
-    e.type = static_cast<BlobType>(type);
+    if (!decode_type_byte(r.u8(), e)) return Error(Code::kCorrupt, "pack header has an unknown blob type");
     ByteView id = r.raw(32);
     if (!r.failed()) std::memcpy(e.id.data(), id.data(), 32);
     uint64_t stored = r.varint(), raw = r.varint();

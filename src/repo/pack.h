@@ -19,6 +19,11 @@ struct PackEntry {
   uint32_t raw_len = 0;     // plaintext length
 };
 
+// The byte packs and index files store before each blob ID: its type in the low nibble, 0x80 when compressed.
+uint8_t encode_type_byte(const PackEntry& e);
+// Sets `e`'s type and compression; false for an unknown type or a reserved bit set.
+bool decode_type_byte(uint8_t byte, PackEntry& e);
+
 constexpr uint32_t kMaxBlobStoredLen = (1u << 24) - 1;  // fits the index's 24-bit length field
 
 // Builds one pack in memory. Not thread-safe; the session serializes appends.

@@ -5,6 +5,7 @@
 
 #include "../repo/test_repo.h"
 #include "repo/write_session.h"
+#include "core/time.h"
 #include "sources/mongodb/bson_stream.h"
 #include "sources/mongodb/mongo_backup.h"
 #include "sources/mongodb/mongo_restore.h"
@@ -13,7 +14,6 @@
 namespace lifeboat::sources::mongodb {
 namespace {
 
-constexpr int64_t kS = 1000000000LL;
 constexpr uint32_t kT0 = 472222u * 3600u;  // on an hour
 constexpr uint32_t kStep = 1200;           // a slice every 20 minutes
 constexpr int kSlices = 180;               // 2.5 days
@@ -60,7 +60,7 @@ void full(repo::Repository& repo, int at_slice) {
   nlohmann::json m = {{"kind", "full"}, {"oplog_start", oplog_time_json(pos(at_slice))},
                       {"oplog_end", oplog_time_json(pos(at_slice))}, {"collections", nlohmann::json::array()},
                       {"databases", nlohmann::json::array()}};
-  commit(repo, kFullSource, m, {}, int64_t{pos(at_slice).t} * kS);
+  commit(repo, kFullSource, m, {}, int64_t{pos(at_slice).t} * kNsPerSecond);
 }
 
 // Slice i holds the entries at pos(i).t + 600 and pos(i + 1).t.
@@ -75,7 +75,7 @@ void slices(repo::Repository& repo) {
     nlohmann::json m = {{"kind", "oplog-slice"}, {"from", oplog_time_json(pos(i))}, {"to", oplog_time_json(pos(i + 1))},
                         {"entries", 2}, {"gap", false}, {"proved_through_s", pos(i + 1).t + 30},
                         {"proof", "server clock"}};
-    commit(repo, kSliceSource, m, slice_entries(i), int64_t{pos(i + 1).t} * kS);
+    commit(repo, kSliceSource, m, slice_entries(i), int64_t{pos(i + 1).t} * kNsPerSecond);
   }
 }
 
@@ -116,15 +116,15 @@ TEST(MongoSliceTidy, CompactsSlicesOlderThanADayIntoHourlyOnesWithTheSameEntries
   ASSERT_TRUE(repo);
   full(*repo, 0);
   slices(*repo);
-  std::vector<int64_t> instants = {int64_t{pos(5).t + 700} * kS, int64_t{pos(50).t + 600} * kS,
-                                   int64_t{pos(106).t} * kS, int64_t{pos(150).t + 1} * kS};
+  std::vector<int64_t> instants = {int64_t{pos(5).t + 700} * kNsPerSecond, int64_t{pos(50).t + 600} * kNsPerSecond,
+                                   int64_t{pos(106).t} * kNsPerSecond, int64_t{pos(150).t + 1} * kNsPerSecond};
   std::vector<std::vector<uint32_t>> before;
   for (auto at : instants) before.push_back(replayed(*repo, at));
   auto newest_before = replayed(*repo, std::nullopt);
 
   TidyOptions o;
   o.name = "db1";
-  o.now_ns = int64_t{pos(kSlices).t} * kS;  // 2.5 days after the first entry
+  o.now_ns = int64_t{pos(kSlices).t} * kNsPerSecond;  // 2.5 days after the first entry
   auto r = tidy_slices(*repo, o);
   ASSERT_TRUE(r.is_ok()) << r.status().message();
   // Slices ending more than a day ago: 107 (ends 1..107 steps after kT0), three an hour (two in
@@ -155,19 +155,19 @@ TEST(MongoSliceTidy, ForgetsSlicesNoRestoreInsideTheWindowNeeds) {
   slices(*repo);
   TidyOptions o;
   o.name = "db1";
-  o.now_ns = int64_t{pos(kSlices).t} * kS;
-  o.window_ns = 86400 * kS;      // its start (1.5 days in) has the second full backup before it
+  o.now_ns = int64_t{pos(kSlices).t} * kNsPerSecond;
+  o.window_ns = 86400 * kNsPerSecond;      // its start (1.5 days in) has the second full backup before it
   o.compact_after_ns = 0;
   auto r = tidy_slices(*repo, o);
   ASSERT_TRUE(r.is_ok());
   EXPECT_EQ(r->forgotten, 72u);  // the slices before the second full backup's end
   EXPECT_EQ(count_slices(*repo), size_t{kSlices - 72});
   MongoRestorePlan plan;
-  auto inside = replayed(*repo, int64_t{pos(120).t} * kS, &plan);
+  auto inside = replayed(*repo, int64_t{pos(120).t} * kNsPerSecond, &plan);
   EXPECT_TRUE(plan.proved);
   EXPECT_EQ(inside.size(), size_t{2 * (120 - 72)});
   // Before the window: the first full backup alone, and the restore says so.
-  replayed(*repo, int64_t{pos(30).t} * kS, &plan);
+  replayed(*repo, int64_t{pos(30).t} * kNsPerSecond, &plan);
   EXPECT_FALSE(plan.proved);
   EXPECT_NE(plan.limit.find("missing"), std::string::npos) << plan.limit;
 }

@@ -17,14 +17,13 @@ namespace lifeboat::sources::mongodb {
 
 namespace {
 
-constexpr int64_t kSecond = 1000000000LL;
 
 std::optional<OplogTime> meta_time(const repo::Snapshot& s, const char* key) {
   return oplog_time_from_json(s.metadata.value(key, nlohmann::json()));
 }
 
 // The last instant of a whole second: a state proved through second s holds at every instant in it.
-int64_t end_of_second(uint32_t s) { return (static_cast<int64_t>(s) + 1) * kSecond - 1; }
+int64_t end_of_second(uint32_t s) { return (static_cast<int64_t>(s) + 1) * kNsPerSecond - 1; }
 
 // What a full backup or slice proves (docs/format.md): its recorded server evidence, at least the
 // seconds before its end position. Slices written before the evidence was recorded carried a claim
@@ -41,7 +40,7 @@ OplogProof recorded_proof(const repo::Snapshot& s, const char* end_key) {
 // it serves any instant in or after that position's second. Without an oplog no server evidence
 // exists: the time the dump finished is all there is.
 int64_t full_first_usable_ns(const repo::Snapshot& s) {
-  if (auto end = meta_time(s, "oplog_end")) return static_cast<int64_t>(end->t) * kSecond;
+  if (auto end = meta_time(s, "oplog_end")) return static_cast<int64_t>(end->t) * kNsPerSecond;
   return s.metadata.value("finished_ns", s.time_ns);
 }
 
@@ -97,12 +96,12 @@ Result<MongoRestorePlan> plan_mongodb_restore(const std::vector<repo::SnapshotRe
     plan.point_ns = std::min(at, full_first_usable_ns(best->snapshot));
     plan.proof = "none: the server had no oplog";
     if (at_ns && plan.point_ns < at) plan.limit = "the server had no oplog: only full backups are restorable";
-    if (at_ns) plan.replay_until_s = static_cast<uint32_t>(*at_ns / kSecond);
+    if (at_ns) plan.replay_until_s = static_cast<uint32_t>(*at_ns / kNsPerSecond);
     return plan;
   }
   // Every slice that can hold entries at or before `at` is replayed: one starting after `at`'s
   // second holds none. How far the result is proved is the best evidence along the unbroken chain.
-  uint32_t at_s = at_ns ? static_cast<uint32_t>(std::min<int64_t>(*at_ns / kSecond, UINT32_MAX)) : UINT32_MAX;
+  uint32_t at_s = at_ns ? static_cast<uint32_t>(std::min<int64_t>(*at_ns / kNsPerSecond, UINT32_MAX)) : UINT32_MAX;
   std::sort(slices.begin(), slices.end(), [](const auto* a, const auto* b) {
     auto fa = *meta_time(a->snapshot, "from"), fb = *meta_time(b->snapshot, "from");
     if (fa != fb) return fa < fb;

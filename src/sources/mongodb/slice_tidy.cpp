@@ -13,7 +13,6 @@ namespace lifeboat::sources::mongodb {
 
 namespace {
 
-constexpr int64_t kSecond = 1000000000LL;
 
 struct SliceInfo {
   const repo::SnapshotRef* ref;
@@ -117,7 +116,7 @@ Result<TidyResult> tidy_slices(repo::Repository& repo, const TidyOptions& o) {
   std::vector<SliceInfo> kept;
   std::optional<OplogTime> anchor;
   if (o.window_ns > 0) {
-    uint32_t window_start_s = static_cast<uint32_t>(std::max<int64_t>(0, (o.now_ns - o.window_ns) / kSecond));
+    uint32_t window_start_s = static_cast<uint32_t>(std::max<int64_t>(0, (o.now_ns - o.window_ns) / kNsPerSecond));
     for (const auto& e : full_ends)
       if (e.t <= window_start_s && (!anchor || e > *anchor)) anchor = e;
   }
@@ -134,7 +133,7 @@ Result<TidyResult> tidy_slices(repo::Repository& repo, const TidyOptions& o) {
   // Compaction: runs of contiguous slices, all older than compact_after, whose ends fall in the
   // same hour become one slice.
   if (o.compact_after_ns <= 0) return out;
-  uint32_t cutoff_s = static_cast<uint32_t>(std::max<int64_t>(0, (o.now_ns - o.compact_after_ns) / kSecond));
+  uint32_t cutoff_s = static_cast<uint32_t>(std::max<int64_t>(0, (o.now_ns - o.compact_after_ns) / kNsPerSecond));
   std::vector<SliceInfo> run;
   auto flush = [&]() -> Status {
     if (run.size() >= 2) LB_RETURN_IF_ERROR(merge(repo, run, out));
