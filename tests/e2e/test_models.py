@@ -25,7 +25,8 @@ X = np.random.RandomState(0).rand(60, 3); y = (X[:, 0] + X[:, 1] > 1).astype(int
 for i in range(3):
     m = LogisticRegression(C=0.01 * 10 ** i).fit(X, y)
     with mlflow.start_run():
-        mlflow.sklearn.log_model(m, name="model", registered_model_name="face-shape", input_example=X[:5])
+        mlflow.sklearn.log_model(m, name="model", registered_model_name="face-shape", input_example=X[:5],
+                                 pip_requirements=["scikit-learn"])  # not inferred: that takes 5 s a model
     out[str(i + 1)] = m.predict_proba(X[:5]).tolist()
 c = MlflowClient()
 c.set_registered_model_alias("face-shape", "production", "2")
@@ -115,7 +116,8 @@ import mlflow, numpy as np
 from sklearn.linear_model import LogisticRegression
 X = np.random.RandomState(1).rand(40, 3); y = (X[:, 0] > .5).astype(int)
 with mlflow.start_run():
-    mlflow.sklearn.log_model(LogisticRegression().fit(X, y), name="model", registered_model_name="broken-model", input_example=X[:3])
+    mlflow.sklearn.log_model(LogisticRegression().fit(X, y), name="model", registered_model_name="broken-model", input_example=X[:3],
+                             pip_requirements=["scikit-learn"])
 ''')
     newest = max(registry.artifacts.rglob("model.skops"), key=lambda p: p.stat().st_mtime)
     newest.write_bytes(b"not a model" * 100)
