@@ -236,28 +236,46 @@ Result<std::vector<std::string>> Repository::list_names(FileType type) {
 }
 
 Result<IndexState> Repository::read_index_state(bool tolerant) {
-  IndexState state;
-  LB_ASSIGN_OR_RETURN(state.files, list_names(FileType::kIndex));
+  // A file listed but gone when read was removed by a prune, after it wrote the file that supersedes it:
+  // that successor may postdate our listing, so list again and read what is new. Each round follows a
+  // deletion that came after its successor was written, so a quiet repository ends this at once.
+  constexpr int kMaxListings = 20;
+  std::vector<std::string> listed;
+  std::set<std::string> seen;
   std::vector<std::pair<std::string, IndexFile>> files;
-  for (const auto& name : state.files) {
-    auto plain = load_file(FileType::kIndex, name);
-    if (!plain) {
-      // Removed between listing and reading: a prune replaced it; its successor is in the listing.
-      if (plain.status().code() == Code::kNotFound) continue;
-      if (!tolerant) return plain.status();
-      index_warnings_.push_back(plain.status().message() + " (skipped)");
-      continue;
+  for (int listing = 1;; ++listing) {
+    LB_ASSIGN_OR_RETURN(auto names, list_names(FileType::kIndex));
+    bool vanished = false;
+    for (const auto& name : names) {
+      if (!seen.insert(name).second) continue;
+      auto plain = load_file(FileType::kIndex, name);
+      if (!plain) {
+        if (plain.status().code() == Code::kNotFound) {
+          vanished = true;
+          continue;
+        }
+        listed.push_back(name);
+        if (!tolerant) return plain.status();
+        index_warnings_.push_back(plain.status().message() + " (skipped)");
+        continue;
+      }
+      listed.push_back(name);
+      auto file = IndexFile::decode(*plain);
+      if (!file) {
+        if (!tolerant) return file.status().with_context("index/" + name);
+        index_warnings_.push_back("index/" + name + ": " + file.status().message() + " (skipped)");
+        continue;
+      }
+      files.emplace_back(name, std::move(*file));
     }
-    auto file = IndexFile::decode(*plain);
-    if (!file) {
-      if (!tolerant) return file.status().with_context("index/" + name);
-      index_warnings_.push_back("index/" + name + ": " + file.status().message() + " (skipped)");
-      continue;
-    }
-    files.emplace_back(name, std::move(*file));
+    if (!vanished) break;
+    if (listing == kMaxListings)
+      return Error(Code::kUnavailable, fmt::format("index files kept vanishing while being read ({} listings): is a "
+                                                   "prune looping? Try again when it has finished",
+                                                   kMaxListings));
   }
   IndexState resolved = resolve_index_state(std::move(files));
-  resolved.files = std::move(state.files);
+  resolved.files = std::move(listed);
   return resolved;
 }
 

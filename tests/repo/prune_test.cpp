@@ -150,4 +150,64 @@ TEST(Check, PacksReachedOnlyThroughTombstonesMustExistAndAreRead) {
   EXPECT_NE(gone->errors[0].find("missing"), std::string::npos) << gone->errors[0];
 }
 
+// A reader lists the index files, then a prune supersedes and deletes them all before the reader gets to
+// read them: the files that replace them came after the reader's listing. The reader must list again, not
+// carry on without them (a restore found whole packs unknown, and the files they held failed).
+TEST(Prune, AReaderWhoseListedIndexFilesVanishListsAgain) {
+  TempDir dir;
+  auto repo = testing::init_repo(dir.path);
+  auto [s1, blobs1] = commit_file(*repo, testing::pseudo_random(200000, 41), 1);
+  auto [s2, blobs2] = commit_file(*repo, testing::pseudo_random(200000, 42), 2);
+  size_t index_files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path + "/index")) index_files += e.is_regular_file();
+  ASSERT_GE(index_files, 2u);
+
+  // The reader's backend runs a prune (in another handle) just before the reader's first index read.
+  class PruneBeforeFirstIndexRead : public storage::Backend {
+   public:
+    explicit PruneBeforeFirstIndexRead(const std::string& d) : inner_(d), dir_(d) {}
+    std::string location() const override { return inner_.location(); }
+    Status create_layout(bool object_lock) override { return inner_.create_layout(object_lock); }
+    Status save(const storage::Handle& h, ByteView data, const storage::SaveOptions& o) override {
+      return inner_.save(h, data, o);
+    }
+    Result<storage::FileInfo> stat(const storage::Handle& h) override { return inner_.stat(h); }
+    Status list(FileType t, const std::function<Status(const storage::FileInfo&)>& fn) override { return inner_.list(t, fn); }
+    Status remove(const storage::Handle& h) override { return inner_.remove(h); }
+    Result<Bytes> load(const storage::Handle& h, uint64_t offset, uint64_t length) override {
+      if (h.type == FileType::kIndex && !pruned_) {
+        pruned_ = true;
+        auto other = testing::open_repo(dir_);
+        auto lock = RepoLock::acquire(*other, LockKind::kMaintenance);
+        EXPECT_TRUE(lock.is_ok());
+        PruneOptions o;
+        o.max_unused = 0;
+        auto r = prune_repository(*other, o, **lock);
+        EXPECT_TRUE(r.is_ok()) << r.status().message();
+      }
+      return inner_.load(h, offset, length);
+    }
+    bool pruned_ = false;
+
+   private:
+    storage::LocalBackend inner_;
+    std::string dir_;
+  };
+  auto backend = std::make_unique<PruneBeforeFirstIndexRead>(dir.path);
+  auto* probe = backend.get();
+  auto reader = Repository::open(std::move(backend), "pw");
+  ASSERT_TRUE(reader.is_ok()) << reader.status().message();
+  ASSERT_TRUE((*reader)->load_index().is_ok());
+  ASSERT_TRUE(probe->pruned_);
+  for (const auto& ids : {blobs1, blobs2})
+    for (const auto& id : ids) {
+      EXPECT_TRUE((*reader)->index().contains(id)) << "a blob of a kept snapshot is unknown after the prune";
+      auto data = (*reader)->read_blob(id);
+      EXPECT_TRUE(data.is_ok()) << data.status().message();
+    }
+  size_t remaining = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path + "/index")) remaining += e.is_regular_file();
+  EXPECT_EQ(remaining, 1u) << "the prune replaced every index file the reader listed";
+}
+
 }  // namespace lifeboat::repo

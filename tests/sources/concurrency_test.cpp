@@ -61,6 +61,7 @@ void restore_and_compare(repo::Repository& repo, const repo::SnapshotRef& snap, 
     errors.push_back(fmt::format("restore of {} (round {}): {}", snap.short_id(), k, r.status().message()));
     return;
   }
+  for (const auto& e : r->errors) errors.push_back(fmt::format("restore of {} (round {}): {}", snap.short_id(), k, e));
   for (const auto& [name, content] : round_files(k)) {
     fs::path p = fs::path(target) / fs::path(src).relative_path() / name;
     if (read_file(p) != content) errors.push_back(fmt::format("{}: restored content differs", p.string()));
