@@ -11,6 +11,7 @@ and `tar -c | zstd -T0 -3` (what a compressing backup cannot beat).
 """
 import argparse
 import datetime
+import functools
 import os
 import platform
 import random
@@ -82,12 +83,13 @@ def timed(cmd, env):
     return seconds, rss
 
 
+@functools.lru_cache(maxsize=None)
 def fstype(path: Path) -> str:
     return subprocess.run(["df", "--output=fstype", str(path)], capture_output=True, text=True).stdout.split()[-1]
 
 
 def forget_restore(target: Path, junk: list):
-    """Where a timed restore goes when timed. On tmpfs it is deleted at once (and the machine given a moment),
+    """What becomes of a restore once timed. On tmpfs it is deleted at once (and the machine given a moment),
     so every restore, either tool's or tar's, starts from the same state: kept until the phase ended, each
     restore wrote into a tmpfs fuller than the last and this VM slowed with it (the same `tar -x` took
     1.05 s, then 5.96 s), so the round order, not the tools, set the medians. On a disk it is kept until
@@ -213,7 +215,6 @@ def main():
         print(f"generating {args.size_mb} MB in {args.files} files under {tree} (cached between runs)…", flush=True)
         generate_tree(tree, args.size_mb << 20, args.files)
     tools = [Tool("lifeboat", scratch, tree), Tool("restic", scratch, tree)]
-    floors = None  # made before the restores, from the tree they restore (after the 1% changes)
     runs = {}
 
     def record(phase, tool, result):

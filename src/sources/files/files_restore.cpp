@@ -432,13 +432,17 @@ class FileAssembler {
   // through /proc/self/fd: a path lookup in procfs, where 6% of a restore's CPU samples on tmpfs went (perf).
   static int link_unnamed(int fd, int dir, const char* name) {
     static std::atomic<bool> empty_path_refused{false};
-    if (!empty_path_refused.load(std::memory_order_relaxed)) {
+    const bool tried = !empty_path_refused.load(std::memory_order_relaxed);
+    if (tried) {
       if (linkat(fd, "", dir, name, AT_EMPTY_PATH) == 0) return 0;
       if (errno != ENOENT && errno != EPERM && errno != EINVAL) return -1;
-      empty_path_refused = true;
     }
     std::string proc = fmt::format("/proc/self/fd/{}", fd);
-    return linkat(AT_FDCWD, proc.c_str(), dir, name, AT_SYMLINK_FOLLOW);
+    int rc = linkat(AT_FDCWD, proc.c_str(), dir, name, AT_SYMLINK_FOLLOW);
+    // The fast path is turned off only when the /proc path then works: an ENOENT because the directory
+    // itself is gone must not turn it off for the rest of the process (the daemon).
+    if (rc == 0 && tried) empty_path_refused = true;
+    return rc;
   }
 
   Status link_into_place(FileJob& job) {
