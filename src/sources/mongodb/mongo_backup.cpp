@@ -32,9 +32,9 @@ Result<size_t> CursorSource::read(uint8_t* buf, size_t n) {
       if (done_) break;
       if (interrupted()) return Error(Code::kInterrupted, "interrupted");
       const bson_t* doc;
-      if (!mongoc_cursor_next(cursor_, &doc)) {
+      if (!MONGOC(mongoc_cursor_next)(cursor_, &doc)) {
         bson_error_t error;
-        if (mongoc_cursor_error(cursor_, &error)) return mongo_error(error, what_);
+        if (MONGOC(mongoc_cursor_error)(cursor_, &error)) return mongo_error(error, what_);
         done_ = true;
         break;
       }
@@ -83,11 +83,11 @@ repo::Node dir_node(std::string name, const repo::BlobId& subtree, int64_t mtime
 
 Result<std::vector<std::unique_ptr<CollectionJob>>> list_collections(MongoConnection& conn, const std::string& db_name) {
   auto lease = conn.lease();
-  mongoc_database_t* db = mongoc_client_get_database(lease.get(), db_name.c_str());
-  mongoc_cursor_t* cursor = mongoc_database_find_collections_with_opts(db, nullptr);
+  mongoc_database_t* db = MONGOC(mongoc_client_get_database)(lease.get(), db_name.c_str());
+  mongoc_cursor_t* cursor = MONGOC(mongoc_database_find_collections_with_opts)(db, nullptr);
   std::vector<std::unique_ptr<CollectionJob>> out;
   const bson_t* doc;
-  while (mongoc_cursor_next(cursor, &doc)) {
+  while (MONGOC(mongoc_cursor_next)(cursor, &doc)) {
     std::string name = bson_string(doc, "name");
     std::string type = bson_string(doc, "type");
     if (name.empty() || name.starts_with("system.")) continue;
@@ -105,9 +105,9 @@ Result<std::vector<std::unique_ptr<CollectionJob>>> list_collections(MongoConnec
     out.push_back(std::move(job));
   }
   bson_error_t error;
-  bool failed = mongoc_cursor_error(cursor, &error);
-  mongoc_cursor_destroy(cursor);
-  mongoc_database_destroy(db);
+  bool failed = MONGOC(mongoc_cursor_error)(cursor, &error);
+  MONGOC(mongoc_cursor_destroy)(cursor);
+  MONGOC(mongoc_database_destroy)(db);
   if (failed) return mongo_error(error, fmt::format("listing collections of {}", db_name));
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a->name < b->name; });
   return out;
@@ -115,14 +115,14 @@ Result<std::vector<std::unique_ptr<CollectionJob>>> list_collections(MongoConnec
 
 // mongodump's <coll>.metadata.json: options, index specs, name and type, in canonical extended JSON.
 Result<std::string> collection_metadata_json(mongoc_client_t* client, const CollectionJob& job) {
-  mongoc_collection_t* coll = mongoc_client_get_collection(client, job.db.c_str(), job.name.c_str());
-  mongoc_cursor_t* cursor = mongoc_collection_find_indexes_with_opts(coll, nullptr);
+  mongoc_collection_t* coll = MONGOC(mongoc_client_get_collection)(client, job.db.c_str(), job.name.c_str());
+  mongoc_cursor_t* cursor = MONGOC(mongoc_collection_find_indexes_with_opts)(coll, nullptr);
   bson_t meta = BSON_INITIALIZER, indexes;
   bson_append_document(&meta, "options", -1, job.options.get());
   bson_append_array_begin(&meta, "indexes", -1, &indexes);
   const bson_t* doc;
   uint32_t n = 0;
-  while (mongoc_cursor_next(cursor, &doc)) {
+  while (MONGOC(mongoc_cursor_next)(cursor, &doc)) {
     char key[16];
     const char* k;
     bson_uint32_to_string(n++, &k, key, sizeof key);
@@ -132,9 +132,9 @@ Result<std::string> collection_metadata_json(mongoc_client_t* client, const Coll
   bson_append_utf8(&meta, "collectionName", -1, job.name.c_str(), -1);
   bson_append_utf8(&meta, "type", -1, "collection", -1);
   bson_error_t error;
-  bool failed = mongoc_cursor_error(cursor, &error);
-  mongoc_cursor_destroy(cursor);
-  mongoc_collection_destroy(coll);
+  bool failed = MONGOC(mongoc_cursor_error)(cursor, &error);
+  MONGOC(mongoc_cursor_destroy)(cursor);
+  MONGOC(mongoc_collection_destroy)(coll);
   if (failed) {
     bson_destroy(&meta);
     return mongo_error(error, fmt::format("listing indexes of {}.{}", job.db, job.name));
@@ -154,13 +154,13 @@ Status dump_collection(MongoConnection& conn, repo::WriteSession& session, Colle
   LB_ASSIGN_OR_RETURN(std::string meta, collection_metadata_json(lease.get(), job));
   repo::MemorySource meta_src(as_bytes(meta));
   LB_ASSIGN_OR_RETURN(job.metadata, session.store_stream(meta_src));
-  mongoc_collection_t* coll = mongoc_client_get_collection(lease.get(), job.db.c_str(), job.name.c_str());
+  mongoc_collection_t* coll = MONGOC(mongoc_client_get_collection)(lease.get(), job.db.c_str(), job.name.c_str());
   bson_t filter = BSON_INITIALIZER;
-  mongoc_cursor_t* cursor = mongoc_collection_find_with_opts(coll, &filter, nullptr, nullptr);
+  mongoc_cursor_t* cursor = MONGOC(mongoc_collection_find_with_opts)(coll, &filter, nullptr, nullptr);
   CursorSource src(cursor, what, &job.digest);
   auto stored = session.store_stream(src, &progress);
-  mongoc_cursor_destroy(cursor);
-  mongoc_collection_destroy(coll);
+  MONGOC(mongoc_cursor_destroy)(cursor);
+  MONGOC(mongoc_collection_destroy)(coll);
   if (!stored) return stored.status();
   job.data = std::move(*stored);
   progress.files_done += 1;
@@ -171,15 +171,15 @@ Status dump_collection(MongoConnection& conn, repo::WriteSession& session, Colle
 Result<std::pair<repo::StoredStream, uint64_t>> store_oplog_range(MongoConnection& conn, repo::WriteSession& session,
                                                                    OplogTime from, OplogTime to) {
   auto lease = conn.lease();
-  mongoc_collection_t* coll = mongoc_client_get_collection(lease.get(), "local", "oplog.rs");
+  mongoc_collection_t* coll = MONGOC(mongoc_client_get_collection)(lease.get(), "local", "oplog.rs");
   bson_t* filter = BCON_NEW("ts", "{", "$gt", BCON_TIMESTAMP(from.t, from.i), "$lte", BCON_TIMESTAMP(to.t, to.i), "}");
-  mongoc_cursor_t* cursor = mongoc_collection_find_with_opts(coll, filter, nullptr, nullptr);
+  mongoc_cursor_t* cursor = MONGOC(mongoc_collection_find_with_opts)(coll, filter, nullptr, nullptr);
   CollectionDigest digest;
   CursorSource src(cursor, "reading local.oplog.rs", &digest);
   auto stored = session.store_stream(src);
-  mongoc_cursor_destroy(cursor);
+  MONGOC(mongoc_cursor_destroy)(cursor);
   bson_destroy(filter);
-  mongoc_collection_destroy(coll);
+  MONGOC(mongoc_collection_destroy)(coll);
   if (!stored) return stored.status();
   return std::make_pair(std::move(*stored), digest.count());
 }

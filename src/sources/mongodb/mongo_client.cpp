@@ -1,26 +1,11 @@
-// libmongoc wrapper: one-time init, pooled clients, error translation, oplog edges.
+// libmongoc wrapper: pooled clients, error translation, oplog edges (the library loads on first connect).
 #include "sources/mongodb/mongo_client.h"
 
 #include <fmt/format.h>
 
-#include <mutex>
-
 #include "core/time.h"
 
 namespace lifeboat::sources::mongodb {
-
-namespace {
-
-void init_driver_once() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    mongoc_init();
-    // The driver logs to stderr by default; errors reach the user through Status instead.
-    mongoc_log_set_handler([](mongoc_log_level_t, const char*, const char*, void*) {}, nullptr);
-  });
-}
-
-}  // namespace
 
 std::string OplogTime::to_string() const { return fmt::format("{}:{}", t, i); }
 
@@ -76,42 +61,42 @@ std::string redact_uri(const std::string& uri) {
 }
 
 Result<std::unique_ptr<MongoConnection>> MongoConnection::connect(const std::string& uri, int max_clients) {
-  init_driver_once();
+  LB_RETURN_IF_ERROR(load_mongoc());
   std::unique_ptr<MongoConnection> c(new MongoConnection());
   bson_error_t error;
-  c->uri_ = mongoc_uri_new_with_error(uri.c_str(), &error);
+  c->uri_ = MONGOC(mongoc_uri_new_with_error)(uri.c_str(), &error);
   if (!c->uri_) return Error(Code::kInvalidArgument, fmt::format("invalid MongoDB URI: {}", error.message));
-  if (!mongoc_uri_has_option(c->uri_, MONGOC_URI_SERVERSELECTIONTIMEOUTMS))
-    mongoc_uri_set_option_as_int32(c->uri_, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 5000);
-  if (!mongoc_uri_has_option(c->uri_, MONGOC_URI_CONNECTTIMEOUTMS))
-    mongoc_uri_set_option_as_int32(c->uri_, MONGOC_URI_CONNECTTIMEOUTMS, 5000);
+  if (!MONGOC(mongoc_uri_has_option)(c->uri_, MONGOC_URI_SERVERSELECTIONTIMEOUTMS))
+    MONGOC(mongoc_uri_set_option_as_int32)(c->uri_, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 5000);
+  if (!MONGOC(mongoc_uri_has_option)(c->uri_, MONGOC_URI_CONNECTTIMEOUTMS))
+    MONGOC(mongoc_uri_set_option_as_int32)(c->uri_, MONGOC_URI_CONNECTTIMEOUTMS, 5000);
   // A dropped connection must fail the read instead of waiting forever; tailing cursors use their
   // own await time well below this.
-  if (!mongoc_uri_has_option(c->uri_, MONGOC_URI_SOCKETTIMEOUTMS))
-    mongoc_uri_set_option_as_int32(c->uri_, MONGOC_URI_SOCKETTIMEOUTMS, 120000);
-  c->pool_ = mongoc_client_pool_new(c->uri_);
+  if (!MONGOC(mongoc_uri_has_option)(c->uri_, MONGOC_URI_SOCKETTIMEOUTMS))
+    MONGOC(mongoc_uri_set_option_as_int32)(c->uri_, MONGOC_URI_SOCKETTIMEOUTMS, 120000);
+  c->pool_ = MONGOC(mongoc_client_pool_new)(c->uri_);
   if (!c->pool_) return Error(Code::kInvalidArgument, "MongoDB URI not usable (TLS options without TLS support?)");
-  mongoc_client_pool_set_error_api(c->pool_, MONGOC_ERROR_API_VERSION_2);
-  mongoc_client_pool_max_size(c->pool_, static_cast<uint32_t>(max_clients));
-  mongoc_client_pool_set_appname(c->pool_, "lifeboat");
+  MONGOC(mongoc_client_pool_set_error_api)(c->pool_, MONGOC_ERROR_API_VERSION_2);
+  MONGOC(mongoc_client_pool_max_size)(c->pool_, static_cast<uint32_t>(max_clients));
+  MONGOC(mongoc_client_pool_set_appname)(c->pool_, "lifeboat");
   c->display_ = redact_uri(uri);
   auto lease = c->lease();
   bson_t* ping = BCON_NEW("ping", BCON_INT32(1));
-  bool ok = mongoc_client_command_simple(lease.get(), "admin", ping, nullptr, nullptr, &error);
+  bool ok = MONGOC(mongoc_client_command_simple)(lease.get(), "admin", ping, nullptr, nullptr, &error);
   bson_destroy(ping);
   if (!ok) return mongo_error(error, fmt::format("connecting to {}", c->display_));
   return c;
 }
 
 MongoConnection::~MongoConnection() {
-  if (pool_) mongoc_client_pool_destroy(pool_);
-  if (uri_) mongoc_uri_destroy(uri_);
+  if (pool_) MONGOC(mongoc_client_pool_destroy)(pool_);
+  if (uri_) MONGOC(mongoc_uri_destroy)(uri_);
 }
 
 Result<std::vector<std::string>> MongoConnection::database_names() {
   auto lease = this->lease();
   bson_error_t error;
-  char** names = mongoc_client_get_database_names_with_opts(lease.get(), nullptr, &error);
+  char** names = MONGOC(mongoc_client_get_database_names_with_opts)(lease.get(), nullptr, &error);
   if (!names) return mongo_error(error, "listing databases");
   std::vector<std::string> out;
   for (char** p = names; *p; ++p) out.emplace_back(*p);
@@ -121,10 +106,10 @@ Result<std::vector<std::string>> MongoConnection::database_names() {
 
 Result<bool> MongoConnection::has_oplog() {
   auto lease = this->lease();
-  mongoc_database_t* db = mongoc_client_get_database(lease.get(), "local");
+  mongoc_database_t* db = MONGOC(mongoc_client_get_database)(lease.get(), "local");
   bson_error_t error;
-  bool found = mongoc_database_has_collection(db, "oplog.rs", &error);
-  mongoc_database_destroy(db);
+  bool found = MONGOC(mongoc_database_has_collection)(db, "oplog.rs", &error);
+  MONGOC(mongoc_database_destroy)(db);
   if (!found && error.code != 0) return mongo_error(error, "looking for local.oplog.rs");
   return found;
 }
@@ -133,19 +118,19 @@ Result<std::optional<OplogTime>> MongoConnection::oplog_edge(bool newest) {
   LB_ASSIGN_OR_RETURN(bool exists, has_oplog());
   if (!exists) return std::optional<OplogTime>();
   auto lease = this->lease();
-  mongoc_collection_t* coll = mongoc_client_get_collection(lease.get(), "local", "oplog.rs");
+  mongoc_collection_t* coll = MONGOC(mongoc_client_get_collection)(lease.get(), "local", "oplog.rs");
   bson_t filter = BSON_INITIALIZER;
   bson_t* opts = BCON_NEW("sort", "{", "$natural", BCON_INT32(newest ? -1 : 1), "}", "limit", BCON_INT64(1),
                           "projection", "{", "ts", BCON_INT32(1), "}");
-  mongoc_cursor_t* cursor = mongoc_collection_find_with_opts(coll, &filter, opts, nullptr);
+  mongoc_cursor_t* cursor = MONGOC(mongoc_collection_find_with_opts)(coll, &filter, opts, nullptr);
   const bson_t* doc;
   std::optional<OplogTime> ts;
-  if (mongoc_cursor_next(cursor, &doc)) ts = bson_timestamp(doc, "ts");
+  if (MONGOC(mongoc_cursor_next)(cursor, &doc)) ts = bson_timestamp(doc, "ts");
   bson_error_t error;
-  bool failed = mongoc_cursor_error(cursor, &error);
-  mongoc_cursor_destroy(cursor);
+  bool failed = MONGOC(mongoc_cursor_error)(cursor, &error);
+  MONGOC(mongoc_cursor_destroy)(cursor);
   bson_destroy(opts);
-  mongoc_collection_destroy(coll);
+  MONGOC(mongoc_collection_destroy)(coll);
   if (failed) return mongo_error(error, "reading local.oplog.rs");
   return ts;
 }
@@ -155,7 +140,7 @@ bool MongoConnection::is_ferretdb() {
   bson_t* cmd = BCON_NEW("buildInfo", BCON_INT32(1));
   bson_t reply;
   bson_error_t error;
-  bool ok = mongoc_client_command_simple(lease.get(), "admin", cmd, nullptr, &reply, &error);
+  bool ok = MONGOC(mongoc_client_command_simple)(lease.get(), "admin", cmd, nullptr, &reply, &error);
   bool ferret = ok && bson_has_field(&reply, "ferretdbVersion");
   bson_destroy(&reply);
   bson_destroy(cmd);
@@ -188,7 +173,7 @@ Result<OplogProof> MongoConnection::prove_read_through(OplogTime read) {
     bson_t* cmd = BCON_NEW("hello", BCON_INT32(1));
     bson_t reply;
     bson_error_t error;
-    bool ok = mongoc_client_command_simple(lease.get(), "admin", cmd, nullptr, &reply, &error);
+    bool ok = MONGOC(mongoc_client_command_simple)(lease.get(), "admin", cmd, nullptr, &reply, &error);
     bson_destroy(cmd);
     if (!ok) {
       bson_destroy(&reply);

@@ -2,7 +2,6 @@
 #pragma once
 
 #include <bson/bson.h>
-#include <mongoc/mongoc.h>
 
 #include <memory>
 #include <optional>
@@ -11,6 +10,7 @@
 
 #include "core/bytes.h"
 #include "core/status.h"
+#include "sources/mongodb/mongoc_loader.h"
 
 namespace lifeboat::sources::mongodb {
 
@@ -68,10 +68,10 @@ class MongoConnection;
 // A client borrowed from the pool, returned when it goes out of scope.
 class ClientLease {
  public:
-  ClientLease(mongoc_client_pool_t* pool) : pool_(pool), client_(mongoc_client_pool_pop(pool)) {}
+  ClientLease(mongoc_client_pool_t* pool) : pool_(pool), client_(MONGOC(mongoc_client_pool_pop)(pool)) {}
   ClientLease(ClientLease&& o) noexcept : pool_(o.pool_), client_(o.client_) { o.client_ = nullptr; }
   ~ClientLease() {
-    if (client_) mongoc_client_pool_push(pool_, client_);
+    if (client_) MONGOC(mongoc_client_pool_push)(pool_, client_);
   }
   ClientLease(const ClientLease&) = delete;
   ClientLease& operator=(const ClientLease&) = delete;

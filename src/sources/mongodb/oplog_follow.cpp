@@ -130,18 +130,18 @@ class Follower {
   // Reads what the tailing cursor has until it waits with nothing new (or the commit interval passes).
   Status tail_once() {
     auto lease = conn_->lease();
-    mongoc_collection_t* coll = mongoc_client_get_collection(lease.get(), "local", "oplog.rs");
+    mongoc_collection_t* coll = MONGOC(mongoc_client_get_collection)(lease.get(), "local", "oplog.rs");
     bson_t* filter = BCON_NEW("ts", "{", "$gt", BCON_TIMESTAMP(pos_.t, pos_.i), "}");
     // A large first batch: FerretDB may answer the awaited getMores after it with empty batches
     // while a big oplog is rescanned, so a fresh cursor's first batch is where catching up happens.
     bson_t* opts = BCON_NEW("tailable", BCON_BOOL(true), "awaitData", BCON_BOOL(true), "maxAwaitTimeMS",
                             BCON_INT64(1000), "batchSize", BCON_INT32(5000), "sort", "{", "$natural", BCON_INT32(1), "}");
-    mongoc_cursor_t* cursor = mongoc_collection_find_with_opts(coll, filter, opts, nullptr);
+    mongoc_cursor_t* cursor = MONGOC(mongoc_collection_find_with_opts)(coll, filter, opts, nullptr);
     Status result;
     int64_t deadline = last_commit_mono_ + o_.interval_ns;
     while (true) {
       const bson_t* doc;
-      bool got = mongoc_cursor_next(cursor, &doc);
+      bool got = MONGOC(mongoc_cursor_next)(cursor, &doc);
       if (got) {
         auto ts = bson_timestamp(doc, "ts");
         if (!ts) continue;
@@ -151,7 +151,7 @@ class Follower {
         if (entries_ == 1 && events_.on_held) events_.on_held(entries_, pos_);
       } else {
         bson_error_t error;
-        if (mongoc_cursor_error(cursor, &error)) {
+        if (MONGOC(mongoc_cursor_error)(cursor, &error)) {
           result = mongo_error(error, "tailing local.oplog.rs");
           break;
         }
@@ -165,17 +165,17 @@ class Follower {
         }
         if (proof->unread) break;
         keep_stronger(proof_, std::move(*proof));
-        if (!mongoc_cursor_more(cursor)) break;  // cursor closed (empty collection): open a new one
+        if (!MONGOC(mongoc_cursor_more)(cursor)) break;  // cursor closed (empty collection): open a new one
       }
       if (interrupted() || (o_.should_stop && o_.should_stop())) break;
       if (monotonic_ns() >= deadline || (!got && entries_ == 0 &&
                                          monotonic_ns() - last_commit_mono_ >= o_.interval_ns))
         break;
     }
-    mongoc_cursor_destroy(cursor);
+    MONGOC(mongoc_cursor_destroy)(cursor);
     bson_destroy(opts);
     bson_destroy(filter);
-    mongoc_collection_destroy(coll);
+    MONGOC(mongoc_collection_destroy)(coll);
     return result;
   }
 

@@ -190,16 +190,16 @@ class ServerSink final : public RestoreSink {
     auto lease = conn_->lease();
     bson_error_t error;
     if (o_.drop) {
-      mongoc_collection_t* c = mongoc_client_get_collection(lease.get(), spec.db.c_str(), spec.name.c_str());
-      bool ok = mongoc_collection_drop_with_opts(c, nullptr, &error);
-      mongoc_collection_destroy(c);
+      mongoc_collection_t* c = MONGOC(mongoc_client_get_collection)(lease.get(), spec.db.c_str(), spec.name.c_str());
+      bool ok = MONGOC(mongoc_collection_drop_with_opts)(c, nullptr, &error);
+      MONGOC(mongoc_collection_destroy)(c);
       if (!ok && error.code != kNamespaceNotFound && std::string(error.message).find("not found") == std::string::npos)
         return mongo_error(error, fmt::format("dropping {}.{}", spec.db, spec.name));
     }
-    mongoc_database_t* db = mongoc_client_get_database(lease.get(), spec.db.c_str());
-    mongoc_collection_t* c = mongoc_database_create_collection(db, spec.name.c_str(), meta_.options.get(), &error);
-    if (c) mongoc_collection_destroy(c);
-    mongoc_database_destroy(db);
+    mongoc_database_t* db = MONGOC(mongoc_client_get_database)(lease.get(), spec.db.c_str());
+    mongoc_collection_t* c = MONGOC(mongoc_database_create_collection)(db, spec.name.c_str(), meta_.options.get(), &error);
+    if (c) MONGOC(mongoc_collection_destroy)(c);
+    MONGOC(mongoc_database_destroy)(db);
     if (!c && error.code != kNamespaceExists && std::string(error.message).find("already exists") == std::string::npos)
       return mongo_error(error, fmt::format("creating {}.{}", spec.db, spec.name));
     duplicates_ = 0;
@@ -211,7 +211,7 @@ class ServerSink final : public RestoreSink {
     auto batch = std::make_shared<std::vector<Bytes>>(std::move(docs));
     pool_.submit([this, batch, db = spec_.db, name = spec_.name] {
       auto lease = conn_->lease();
-      mongoc_collection_t* c = mongoc_client_get_collection(lease.get(), db.c_str(), name.c_str());
+      mongoc_collection_t* c = MONGOC(mongoc_client_get_collection)(lease.get(), db.c_str(), name.c_str());
       std::vector<bson_t> views(batch->size());
       std::vector<const bson_t*> ptrs;
       for (size_t i = 0; i < batch->size(); ++i) {
@@ -221,12 +221,12 @@ class ServerSink final : public RestoreSink {
       bson_t* opts = BCON_NEW("ordered", BCON_BOOL(false));
       bson_t reply;
       bson_error_t err;
-      bool ok = mongoc_collection_insert_many(c, ptrs.data(), ptrs.size(), opts, &reply, &err);
+      bool ok = MONGOC(mongoc_collection_insert_many)(c, ptrs.data(), ptrs.size(), opts, &reply, &err);
       Status s;
       if (!ok) s = classify_insert_failure(&reply, err, db + "." + name);
       bson_destroy(&reply);
       bson_destroy(opts);
-      mongoc_collection_destroy(c);
+      MONGOC(mongoc_collection_destroy)(c);
       if (!s.is_ok()) {
         std::lock_guard lk(mu_);
         if (error_.is_ok()) error_ = s;
@@ -250,7 +250,7 @@ class ServerSink final : public RestoreSink {
       bson_append_array_end(&cmd, &arr);
       auto lease = conn_->lease();
       bson_error_t err;
-      bool ok = mongoc_client_command_simple(lease.get(), spec_.db.c_str(), &cmd, nullptr, nullptr, &err);
+      bool ok = MONGOC(mongoc_client_command_simple)(lease.get(), spec_.db.c_str(), &cmd, nullptr, nullptr, &err);
       bson_destroy(&cmd);
       if (!ok) return mongo_error(err, fmt::format("creating indexes on {}.{}", spec_.db, spec_.name));
     }
@@ -285,7 +285,7 @@ class ServerSink final : public RestoreSink {
       auto sel = id_selector(op.o->get());
       if (!sel) return Error(Code::kCorrupt, "insert entry without _id");
       bson_t* upsert = BCON_NEW("upsert", BCON_BOOL(true));
-      ok = mongoc_bulk_operation_replace_one_with_opts(bulk_, sel->get(), op.o->get(), upsert, &err);
+      ok = MONGOC(mongoc_bulk_operation_replace_one_with_opts)(bulk_, sel->get(), op.o->get(), upsert, &err);
       bson_destroy(upsert);
     } else if (op.op == "u") {
       if (!op.o2) return Error(Code::kCorrupt, "update entry without o2");
@@ -293,22 +293,22 @@ class ServerSink final : public RestoreSink {
       if (!sel) return Error(Code::kCorrupt, "update entry without o2._id");
       bson_t* upsert = BCON_NEW("upsert", BCON_BOOL(true));
       if (auto whole = whole_document_set(op.o->get())) {
-        ok = mongoc_bulk_operation_replace_one_with_opts(bulk_, sel->get(), whole->get(), upsert, &err);
+        ok = MONGOC(mongoc_bulk_operation_replace_one_with_opts)(bulk_, sel->get(), whole->get(), upsert, &err);
       } else if (first_key_is_operator(op.o->get())) {
         BsonDoc update;
         bson_iter_t it;
         bson_iter_init(&it, op.o->get());
         while (bson_iter_next(&it))
           if (std::string(bson_iter_key(&it)) != "$v") bson_append_iter(update.get(), nullptr, 0, &it);
-        ok = mongoc_bulk_operation_update_one_with_opts(bulk_, sel->get(), update.get(), nullptr, &err);
+        ok = MONGOC(mongoc_bulk_operation_update_one_with_opts)(bulk_, sel->get(), update.get(), nullptr, &err);
       } else {
-        ok = mongoc_bulk_operation_replace_one_with_opts(bulk_, sel->get(), op.o->get(), upsert, &err);
+        ok = MONGOC(mongoc_bulk_operation_replace_one_with_opts)(bulk_, sel->get(), op.o->get(), upsert, &err);
       }
       bson_destroy(upsert);
     } else if (op.op == "d") {
       auto sel = id_selector(op.o->get());
       if (!sel) return Error(Code::kCorrupt, "delete entry without _id");
-      ok = mongoc_bulk_operation_remove_one_with_opts(bulk_, sel->get(), nullptr, &err);
+      ok = MONGOC(mongoc_bulk_operation_remove_one_with_opts)(bulk_, sel->get(), nullptr, &err);
     } else {
       ++warnings_;
       return Status::ok();
@@ -352,17 +352,17 @@ class ServerSink final : public RestoreSink {
 
   void start_bulk(const std::string& db, const std::string& coll) {
     op_lease_ = std::make_unique<ClientLease>(conn_->lease());
-    bulk_coll_ = mongoc_client_get_collection(op_lease_->get(), db.c_str(), coll.c_str());
+    bulk_coll_ = MONGOC(mongoc_client_get_collection)(op_lease_->get(), db.c_str(), coll.c_str());
     bson_t* opts = BCON_NEW("ordered", BCON_BOOL(true));
-    bulk_ = mongoc_collection_create_bulk_operation_with_opts(bulk_coll_, opts);
+    bulk_ = MONGOC(mongoc_collection_create_bulk_operation_with_opts)(bulk_coll_, opts);
     bson_destroy(opts);
     bulk_ns_ = db + "." + coll;
     bulk_ops_ = 0;
   }
 
   void reset_bulk() {
-    if (bulk_) mongoc_bulk_operation_destroy(bulk_);
-    if (bulk_coll_) mongoc_collection_destroy(bulk_coll_);
+    if (bulk_) MONGOC(mongoc_bulk_operation_destroy)(bulk_);
+    if (bulk_coll_) MONGOC(mongoc_collection_destroy)(bulk_coll_);
     bulk_ = nullptr;
     bulk_coll_ = nullptr;
     op_lease_.reset();
@@ -408,7 +408,7 @@ class ServerSink final : public RestoreSink {
   Status flush_pending() {
     if (pending_order_.empty()) return Status::ok();
     auto lease = conn_->lease();
-    mongoc_collection_t* c = mongoc_client_get_collection(lease.get(), pending_db_.c_str(), pending_coll_.c_str());
+    mongoc_collection_t* c = MONGOC(mongoc_client_get_collection)(lease.get(), pending_db_.c_str(), pending_coll_.c_str());
     bson_t filter = BSON_INITIALIZER, id_doc, in;
     bson_append_document_begin(&filter, "_id", 3, &id_doc);
     bson_append_array_begin(&id_doc, "$in", 3, &in);
@@ -425,16 +425,16 @@ class ServerSink final : public RestoreSink {
     bson_append_document_end(&filter, &id_doc);
     bson_error_t err;
     Status s;
-    if (!mongoc_collection_delete_many(c, &filter, nullptr, nullptr, &err))
+    if (!MONGOC(mongoc_collection_delete_many)(c, &filter, nullptr, nullptr, &err))
       s = mongo_error(err, fmt::format("replaying oplog on {}", pending_ns_));
     if (s.is_ok() && !docs.empty()) {
       bson_t* opts = BCON_NEW("ordered", BCON_BOOL(false));
-      if (!mongoc_collection_insert_many(c, docs.data(), docs.size(), opts, nullptr, &err))
+      if (!MONGOC(mongoc_collection_insert_many)(c, docs.data(), docs.size(), opts, nullptr, &err))
         s = mongo_error(err, fmt::format("replaying oplog on {}", pending_ns_));
       bson_destroy(opts);
     }
     bson_destroy(&filter);
-    mongoc_collection_destroy(c);
+    MONGOC(mongoc_collection_destroy)(c);
     pending_.clear();
     pending_order_.clear();
     pending_ns_.clear();
@@ -447,7 +447,7 @@ class ServerSink final : public RestoreSink {
     if (bulk_ops_ > 0) {
       bson_t reply;
       bson_error_t err;
-      if (!mongoc_bulk_operation_execute(bulk_, &reply, &err)) s = mongo_error(err, fmt::format("replaying oplog on {}", bulk_ns_));
+      if (!MONGOC(mongoc_bulk_operation_execute)(bulk_, &reply, &err)) s = mongo_error(err, fmt::format("replaying oplog on {}", bulk_ns_));
       bson_destroy(&reply);
     }
     reset_bulk();
@@ -461,7 +461,7 @@ class ServerSink final : public RestoreSink {
     bson_append_array_end(&cmd, &arr);
     auto lease = conn_->lease();
     bson_error_t err;
-    bool ok = mongoc_client_command_simple(lease.get(), "admin", &cmd, nullptr, nullptr, &err);
+    bool ok = MONGOC(mongoc_client_command_simple)(lease.get(), "admin", &cmd, nullptr, nullptr, &err);
     bson_destroy(&cmd);
     if (!ok) return mongo_error(err, "replaying a delta update with applyOps");
     return Status::ok();
@@ -478,16 +478,16 @@ class ServerSink final : public RestoreSink {
     bson_error_t err;
     if (cmd == "drop" || cmd == "create") {
       bson_t* c = cmd == "drop" ? BCON_NEW("drop", BCON_UTF8(arg.c_str())) : BCON_NEW("create", BCON_UTF8(arg.c_str()));
-      bool ok = mongoc_client_command_simple(lease.get(), op.db.c_str(), c, nullptr, nullptr, &err);
+      bool ok = MONGOC(mongoc_client_command_simple)(lease.get(), op.db.c_str(), c, nullptr, nullptr, &err);
       bson_destroy(c);
       if (!ok && err.code != kNamespaceNotFound && err.code != kNamespaceExists)
         return mongo_error(err, fmt::format("replaying {} of {}.{}", cmd, op.db, arg));
       return Status::ok();
     }
     if (cmd == "dropDatabase") {
-      mongoc_database_t* db = mongoc_client_get_database(lease.get(), op.db.c_str());
-      bool ok = mongoc_database_drop_with_opts(db, nullptr, &err);
-      mongoc_database_destroy(db);
+      mongoc_database_t* db = MONGOC(mongoc_client_get_database)(lease.get(), op.db.c_str());
+      bool ok = MONGOC(mongoc_database_drop_with_opts)(db, nullptr, &err);
+      MONGOC(mongoc_database_destroy)(db);
       if (!ok) return mongo_error(err, fmt::format("replaying dropDatabase of {}", op.db));
       return Status::ok();
     }
@@ -764,16 +764,16 @@ std::map<std::string, ExpectedState::Collection> ExpectedState::finish() const {
 
 Result<CollectionDigest> digest_server_collection(MongoConnection& conn, const std::string& db, const std::string& coll) {
   auto lease = conn.lease();
-  mongoc_collection_t* c = mongoc_client_get_collection(lease.get(), db.c_str(), coll.c_str());
+  mongoc_collection_t* c = MONGOC(mongoc_client_get_collection)(lease.get(), db.c_str(), coll.c_str());
   BsonDoc filter;
-  mongoc_cursor_t* cur = mongoc_collection_find_with_opts(c, filter.get(), nullptr, nullptr);
+  mongoc_cursor_t* cur = MONGOC(mongoc_collection_find_with_opts)(c, filter.get(), nullptr, nullptr);
   CollectionDigest d;
   const bson_t* doc;
-  while (mongoc_cursor_next(cur, &doc)) d.add(ByteView(bson_get_data(doc), doc->len));
+  while (MONGOC(mongoc_cursor_next)(cur, &doc)) d.add(ByteView(bson_get_data(doc), doc->len));
   bson_error_t err;
-  Status s = mongoc_cursor_error(cur, &err) ? mongo_error(err, "reading " + db + "." + coll + " back") : Status::ok();
-  mongoc_cursor_destroy(cur);
-  mongoc_collection_destroy(c);
+  Status s = MONGOC(mongoc_cursor_error)(cur, &err) ? mongo_error(err, "reading " + db + "." + coll + " back") : Status::ok();
+  MONGOC(mongoc_cursor_destroy)(cur);
+  MONGOC(mongoc_collection_destroy)(c);
   if (!s) return s;
   return d;
 }
