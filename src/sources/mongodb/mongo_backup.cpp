@@ -86,6 +86,7 @@ Result<std::vector<std::unique_ptr<CollectionJob>>> list_collections(MongoConnec
   mongoc_database_t* db = MONGOC(mongoc_client_get_database)(lease.get(), db_name.c_str());
   mongoc_cursor_t* cursor = MONGOC(mongoc_database_find_collections_with_opts)(db, nullptr);
   std::vector<std::unique_ptr<CollectionJob>> out;
+  std::string malformed;  // a collection whose options could not be read
   const bson_t* doc;
   while (MONGOC(mongoc_cursor_next)(cursor, &doc)) {
     std::string name = bson_string(doc, "name");
@@ -100,14 +101,22 @@ Result<std::vector<std::unique_ptr<CollectionJob>>> list_collections(MongoConnec
       uint32_t len;
       const uint8_t* data;
       bson_iter_document(&it, &len, &data);
-      job->options = BsonDoc(bson_new_from_data(data, len));
+      bson_t* options = bson_new_from_data(data, len);  // null when the embedded document is not well framed
+      if (!options) {
+        malformed = name;
+        break;
+      }
+      job->options = BsonDoc(options);
     }
     out.push_back(std::move(job));
   }
   bson_error_t error;
-  bool failed = MONGOC(mongoc_cursor_error)(cursor, &error);
+  bool failed = malformed.empty() && MONGOC(mongoc_cursor_error)(cursor, &error);
   MONGOC(mongoc_cursor_destroy)(cursor);
   MONGOC(mongoc_database_destroy)(db);
+  if (!malformed.empty())
+    return Error(Code::kIo, fmt::format("listing collections of {}: the server sent malformed options for {}; nothing "
+                                        "was stored", db_name, malformed));
   if (failed) return mongo_error(error, fmt::format("listing collections of {}", db_name));
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a->name < b->name; });
   return out;
