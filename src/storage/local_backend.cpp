@@ -115,6 +115,52 @@ Status LocalBackend::create_layout(bool) {
   return fsync_dir(root_);
 }
 
+namespace {
+
+// Writes the whole pages of a large file (a pack) with O_DIRECT, around the page cache: on ext4 the
+// buffered write of a 16 MiB pack cost ~40 ms of system time in page allocation and copying, and an
+// initial backup is CPU-bound (sys time 4.2 s -> 2.4 s, wall 5.4 s -> 4.8 s for the generated 1 GiB
+// tree). O_DIRECT needs page-aligned memory, so the pages go through one reused aligned buffer per
+// thread (a 16 MiB copy costs ~3 ms). Returns how many bytes it wrote; the caller writes the rest
+// buffered, so a filesystem that refuses O_DIRECT (EINVAL) costs only the try. The caller's fsync
+// still makes the file durable (metadata, the device's cache).
+size_t write_direct_prefix(int fd, ByteView data) {
+  constexpr size_t kPage = 4096;
+  constexpr size_t kDirectFrom = size_t{1} << 20;
+  const size_t aligned = data.size() & ~(kPage - 1);
+  if (data.size() < kDirectFrom) return 0;
+  struct Free {
+    void operator()(uint8_t* p) const { std::free(p); }
+  };
+  thread_local std::unique_ptr<uint8_t, Free> buffer;
+  thread_local size_t capacity = 0;
+  if (capacity < aligned) {
+    void* p = nullptr;
+    if (posix_memalign(&p, kPage, aligned) != 0) return 0;
+    buffer.reset(static_cast<uint8_t*>(p));
+    capacity = aligned;
+  }
+  const int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_DIRECT) != 0) return 0;
+  std::memcpy(buffer.get(), data.data(), aligned);
+  size_t off = 0;
+  while (off < aligned) {
+    ssize_t n = ::write(fd, buffer.get() + off, aligned - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0 || n % kPage != 0) {
+      // Refused, or a short write that leaves the file offset unaligned: finish buffered from where
+      // the file is (a short write's bytes are in the file; the loop after us continues at off).
+      if (n > 0) off += static_cast<size_t>(n);
+      break;
+    }
+    off += static_cast<size_t>(n);
+  }
+  fcntl(fd, F_SETFL, flags);
+  return off;
+}
+
+}  // namespace
+
 Status LocalBackend::save(const Handle& h, ByteView data, const SaveOptions& options) {
   std::string path = path_of(h);
   std::string dir = path.substr(0, path.rfind('/'));
@@ -126,7 +172,7 @@ Status LocalBackend::save(const Handle& h, ByteView data, const SaveOptions& opt
     fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   }
   if (fd < 0) return errno_status("create", tmp);
-  size_t off = 0;
+  size_t off = write_direct_prefix(fd, data);
   while (off < data.size()) {
     ssize_t n = ::write(fd, data.data() + off, data.size() - off);
     if (n < 0) {
