@@ -1,6 +1,7 @@
 """Shared helpers for the benchmarks: timing a command with its peak RSS, medians, and the settings
 both tools run with."""
 import os
+from pathlib import Path
 import re
 import shutil
 import statistics
@@ -29,6 +30,19 @@ def odd(n: int) -> int:
 def cold_cache(path) -> None:
     """Empties a restic cache directory (outside any timing): restores start as Lifeboat's do."""
     shutil.rmtree(path, ignore_errors=True)
+
+
+def drop_page_cache() -> bool:
+    """Writes back and drops the page cache (needs root; False without it). Before a restore or a check:
+    the repository is then read from the disk, as after a disaster, whether a tool wrote it through the
+    page cache (restic) or around it (Lifeboat's packs: O_DIRECT), and the `tar -x` floor reads its
+    archive from the disk too. tmpfs keeps its pages."""
+    os.sync()
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+        return True
+    except OSError:
+        return False
 
 
 def timed(cmd, env):

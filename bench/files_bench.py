@@ -8,7 +8,8 @@ Prints Lifeboat/restic ratios and appends the figures to bench/RESULTS.md.
 change is skipped (the tree is only read). On either tree two floors are timed on the same tree in the
 same rounds: `tar -x` of an uncompressed archive of it followed by `sync` (what a restore cannot beat),
 and `tar -c | zstd -T0 -3` (what a compressing backup cannot beat), also followed by `sync` (what a
-backup that is on disk when it reports, as both tools' are, cannot beat).
+backup that is on disk when it reports, as both tools' are, cannot beat). Restores, checks and the
+`tar -x` floor start with the page cache dropped when the bench runs as root (benchlib.drop_page_cache).
 """
 import argparse
 import datetime
@@ -108,6 +109,10 @@ def du(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
+COLD_READS = ("; page cache dropped before every restore, check and `tar -x` (the repository and the archive "
+              "are read from the disk)")
+
+
 class Tool:
     def __init__(self, name, scratch: Path, tree: Path):
         self.name, self.tree, self.scratch = name, tree, scratch
@@ -137,6 +142,7 @@ class Tool:
     def restore(self, round_no):
         target = self.scratch / f"restore-{self.name}-{round_no}"
         benchlib.cold_cache(self.env["RESTIC_CACHE_DIR"])
+        benchlib.drop_page_cache()
         seconds, rss = timed([self.bin, "restore", "-q", "latest", "--target", target], self.env)
         # Until written back, a restore is not on the disk: the floor (tar -x) is timed with its sync,
         # so this is too (neither tool syncs by itself).
@@ -147,6 +153,7 @@ class Tool:
         return seconds, rss
 
     def check(self):
+        benchlib.drop_page_cache()
         return timed([self.bin, "check", "-q", "--read-data"], self.env)
 
     def clean(self, everything=False):
@@ -171,6 +178,7 @@ class Floors:
     def untar(self, round_no):
         target = self.scratch / f"restore-floor-{round_no}"
         target.mkdir()
+        benchlib.drop_page_cache()
         result = timed(["sh", "-c", f"tar -xf '{self.archive}' -C '{target}' && sync"], dict(os.environ))
         forget_restore(target, self.junk)
         return result
@@ -286,7 +294,7 @@ def main():
              f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, {platform.platform()}. "
              f"Lifeboat {lifeboat_version}; {restic_version}. Median of {args.repeat} runs, tools alternating "
              f"and swapping order each round ({'the tree only read, no 1% change' if args.tree else 'the 1% change: a new 1% each round'}); sync before each; warm page cache "
-             f"for the source tree. {benchlib.SETTINGS}",
+             f"for the source tree{COLD_READS if benchlib.drop_page_cache() else ''}. {benchlib.SETTINGS}",
              "",
              "| phase | lifeboat s | restic s | time ratio | goal | lifeboat peak RSS MiB | restic peak RSS MiB | RSS ratio |",
              "|---|---|---|---|---|---|---|---|"]

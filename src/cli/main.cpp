@@ -18,11 +18,6 @@ int main(int argc, char** argv) {
   using namespace lifeboat;
   using namespace lifeboat::cli;
   install_interrupt_handlers();
-  // libmongoc initialises itself when the library loads, before main, and maps performance counters
-  // from /dev/shm/mongoc-PID. A process that is killed (or ends on a second signal) would leave that
-  // file behind, and a later process given the same pid would print "Falling back to malloc for
-  // counters". The mapping stays valid without its name, and nothing outside reads the counters.
-  unlink(fmt::format("/dev/shm/mongoc-{}", getpid()).c_str());
   // A fixed threshold: buffers of 4 MiB and more (packs, chunk buffers) are mapped and given back
   // to the system when freed, instead of glibc raising the threshold and keeping them in the heap.
   mallopt(M_MMAP_THRESHOLD, 4 << 20);

@@ -2,6 +2,7 @@
 #include "sources/mongodb/mongoc_loader.h"
 
 #include <dlfcn.h>
+#include <unistd.h>
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -37,6 +38,11 @@ const Loaded& loaded() {
       return l;
     }
     init();
+    // The driver has mapped performance counters from /dev/shm/mongoc-PID. A process that is killed
+    // (or ends on a second signal) would leave that file behind, and a later process given the same
+    // pid would print "Falling back to malloc for counters". The mapping stays valid without its
+    // name, and nothing outside reads the counters.
+    unlink(fmt::format("/dev/shm/mongoc-{}", getpid()).c_str());
     // The driver logs to stderr by default; errors reach the user through Status instead.
     set_log([](mongoc_log_level_t, const char*, const char*, void*) {}, nullptr);
     return l;
