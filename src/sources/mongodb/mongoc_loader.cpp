@@ -7,7 +7,6 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <mutex>
 
 namespace lifeboat::sources::mongodb {
 
