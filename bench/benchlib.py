@@ -32,6 +32,9 @@ def cold_cache(path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+DROP_CACHES = Path("/proc/sys/vm/drop_caches")
+
+
 def drop_page_cache() -> bool:
     """Writes back and drops the page cache (needs root; False without it). Before a restore or a check:
     the repository is then read from the disk, as after a disaster, whether a tool wrote it through the
@@ -39,10 +42,15 @@ def drop_page_cache() -> bool:
     archive from the disk too. tmpfs keeps its pages."""
     os.sync()
     try:
-        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+        DROP_CACHES.write_text("3\n")
         return True
     except OSError:
         return False
+
+
+def can_drop_page_cache() -> bool:
+    """Whether drop_page_cache works here, asked without dropping anything (for a report's method line)."""
+    return os.access(DROP_CACHES, os.W_OK)
 
 
 def timed(cmd, env):

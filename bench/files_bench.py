@@ -294,7 +294,7 @@ def main():
              f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, {platform.platform()}. "
              f"Lifeboat {lifeboat_version}; {restic_version}. Median of {args.repeat} runs, tools alternating "
              f"and swapping order each round ({'the tree only read, no 1% change' if args.tree else 'the 1% change: a new 1% each round'}); sync before each; warm page cache "
-             f"for the source tree{COLD_READS if benchlib.drop_page_cache() else ''}. {benchlib.SETTINGS}",
+             f"for the source tree{COLD_READS if benchlib.can_drop_page_cache() else ''}. {benchlib.SETTINGS}",
              "",
              "| phase | lifeboat s | restic s | time ratio | goal | lifeboat peak RSS MiB | restic peak RSS MiB | RSS ratio |",
              "|---|---|---|---|---|---|---|---|"]

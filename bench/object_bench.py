@@ -50,19 +50,19 @@ def measure(server, kind, tool, r, tree, scratch):
         subprocess.run([RESTIC, "init", "-q"], env=env, check=True, capture_output=True)
         exe = RESTIC
     dt, _, _ = timed([exe, "backup", "-q", tree], env)
-    target = scratch / f"restore-{kind}-{tool}-{r}"
-    if tool == "restic":
-        cold_cache(env["RESTIC_CACHE_DIR"])
-    dt2, _, _ = timed([exe, "restore", "-q", "latest", "--target", target], env)
+
+    def restore(into: Path) -> float:
+        if tool == "restic":
+            cold_cache(env["RESTIC_CACHE_DIR"])
+        return timed([exe, "restore", "-q", "latest", "--target", into / f"restore-{kind}-{tool}-{r}"], env)[0]
+
+    dt2 = restore(scratch)
     dt3 = None
     if RAM_SCRATCH:
         # The same restore into tmpfs: what the object store path costs without this VM's ext4 writes
         # (the files benchmark measures those), deleted at once (a fuller tmpfs slows this VM).
-        if tool == "restic":
-            cold_cache(env["RESTIC_CACHE_DIR"])
-        ram_target = RAM_SCRATCH / f"restore-{kind}-{tool}-{r}"
-        dt3, _, _ = timed([exe, "restore", "-q", "latest", "--target", ram_target], env)
-        shutil.rmtree(ram_target, ignore_errors=True)
+        dt3 = restore(RAM_SCRATCH)
+        shutil.rmtree(RAM_SCRATCH / f"restore-{kind}-{tool}-{r}", ignore_errors=True)
     return dt, dt2, dt3
 
 
