@@ -13,6 +13,10 @@ namespace lifeboat::repo {
 
 namespace {
 constexpr size_t kMaxQueuedPacks = 1;  // with the one being uploaded and the one filling: three packs in memory
+// A saved data pack's buffer is kept for the next pack: reused pages cost no faults (a fresh 16 MiB buffer
+// costs 4096 faults and as many zeroed pages: 0.4 CPU-s of a 1 GiB backup). One is enough in steady state,
+// as the uploader hands it back before the next pack starts; keeping two added 17 MiB of peak RSS.
+constexpr size_t kMaxSparePacks = 1;
 constexpr size_t kIndexEveryPacks = 8;
 constexpr int64_t kIndexEveryNs = 60LL * 1000000000;
 }  // namespace
@@ -96,7 +100,13 @@ Status WriteSession::append_sealed(const PackEntry& e, ByteView sealed) {
   {
     std::lock_guard lock(mu_);
     PackBuilder& p = packers_[static_cast<int>(type)];
-    if (p.count() == 0 && type == BlobType::kData) p.reserve(repo_.config().pack_size_bytes + repo_.chunker().params().max_size + 65536);
+    if (p.count() == 0 && type == BlobType::kData) {
+      if (!spare_.empty()) {
+        p.reuse(std::move(spare_.back()));
+        spare_.pop_back();
+      }
+      p.reserve(data_pack_capacity());
+    }
     p.append(e, sealed);
     if (p.size_bytes() >= repo_.config().pack_size_bytes) {
       full = std::move(p);
@@ -106,6 +116,10 @@ Status WriteSession::append_sealed(const PackEntry& e, ByteView sealed) {
   }
   if (have_full) queue_pack(std::move(full));
   return Status::ok();
+}
+
+size_t WriteSession::data_pack_capacity() const {
+  return repo_.config().pack_size_bytes + repo_.chunker().params().max_size + 65536;
 }
 
 void WriteSession::queue_pack(PackBuilder&& pack) {
@@ -127,6 +141,7 @@ void WriteSession::upload_loop() {
     lock.unlock();
 
     std::vector<PackEntry> entries = pack.entries();
+    const bool data_pack = !entries.empty() && entries.front().type == BlobType::kData;
     Bytes bytes = pack.finish(repo_.aead());
     PackId id = crypto::sha256(bytes);
     Status s = repo_.backend().save({FileType::kPack, to_hex(id)}, bytes, repo_.save_options(FileType::kPack));
@@ -136,6 +151,10 @@ void WriteSession::upload_loop() {
       repo_.index().add_pack(id, entries);
       std::lock_guard g(mu_);
       for (const auto& e : entries) in_flight_.erase(e.id);
+    }
+    if (data_pack && bytes.capacity() >= data_pack_capacity()) {
+      std::lock_guard g(mu_);
+      if (spare_.size() < kMaxSparePacks) spare_.push_back(std::move(bytes));  // PackBuilder::reuse clears it
     }
     stats_.packs_written++;
 

@@ -76,6 +76,7 @@ class WriteSession {
   Status store_sealed(BlobType type, const BlobId& id, ByteView plaintext);
   Status append_sealed(const PackEntry& entry, ByteView sealed);
   void queue_pack(PackBuilder&& pack);
+  size_t data_pack_capacity() const;  // a data pack's buffer: the pack size, one more chunk, the header
   void upload_loop();
   Status write_index_locked();
   Status error() const;
@@ -84,8 +85,9 @@ class WriteSession {
   bool dedup_against_index_;
   SessionStats stats_;
 
-  std::mutex mu_;  // guards packers_ and in_flight_
+  std::mutex mu_;  // guards packers_, in_flight_ and spare_
   PackBuilder packers_[2];
+  std::vector<Bytes> spare_;  // saved data packs' buffers, reused by the next packs (at most kMaxSparePacks)
   std::unordered_set<BlobId, BlobIdHash> in_flight_;
 
   std::mutex upload_mu_;  // guards the queue, pending index and error

@@ -76,6 +76,40 @@ TEST(Repository, StreamsAreDedupedAndReadBackExactly) {
   EXPECT_EQ(back, data);
 }
 
+// A finished data pack's buffer is handed to the next pack: nothing of the earlier pack may remain in it.
+TEST(Repository, PacksThatReuseABufferHoldOnlyTheirOwnBlobs) {
+  TempDir dir;
+  auto repo = testing::init_repo(dir.path);  // 1 MiB packs
+  Bytes data = testing::pseudo_random(6 << 20, 23);
+  StoredStream stored;
+  {
+    WriteSession s(*repo);
+    MemorySource src(data);
+    auto r = s.store_stream(src);
+    ASSERT_TRUE(r.is_ok());
+    stored = *r;
+    ASSERT_TRUE(s.flush().is_ok());
+    EXPECT_GE(s.stats().packs_written, 5u);
+  }
+  // Every pack is no bigger than one pack plus its last chunk and header, and reads back whole.
+  uint64_t max_pack = (1u << 20) + 65536 + 65536;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir.path + "/data")) {
+    if (!e.is_regular_file()) continue;
+    EXPECT_LE(e.file_size(), max_pack) << e.path();
+  }
+  auto again = testing::open_repo(dir.path);
+  auto report = check_repository(*again, {true, 0, 0}, nullptr);
+  ASSERT_TRUE(report.is_ok());
+  EXPECT_TRUE(report->errors.empty()) << report->errors.front();
+  Bytes back;
+  for (const auto& id : stored.content) {
+    auto b = again->read_blob(id);
+    ASSERT_TRUE(b.is_ok()) << b.status().message();
+    append_bytes(back, *b);
+  }
+  EXPECT_EQ(back, data);
+}
+
 TEST(Repository, CompressibleDataIsStoredSmaller) {
   TempDir dir;
   auto repo = testing::init_repo(dir.path);
