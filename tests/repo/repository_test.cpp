@@ -198,6 +198,11 @@ TEST(Repository, FlippedPackByteIsCaughtByReadAndCheck) {
   EXPECT_FALSE(report->ok());
   ASSERT_FALSE(report->errors.empty());
   EXPECT_NE(report->errors[0].find(std::filesystem::path(pack).filename().string()), std::string::npos);
+  // Both the file's hash and the blob's tag catch the flip, and the report says so for each.
+  std::string all;
+  for (const auto& e : report->errors) all += e + "\n";
+  EXPECT_NE(all.find("content does not match its name"), std::string::npos) << all;
+  EXPECT_NE(all.find("blob "), std::string::npos) << all;
   // Without --read-data the structure is still fine.
   auto quick = check_repository(*testing::open_repo(dir.path), {}, nullptr);
   EXPECT_TRUE(quick->ok());
