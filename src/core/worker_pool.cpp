@@ -3,7 +3,8 @@
 
 namespace lifeboat {
 
-WorkerPool::WorkerPool(size_t threads, size_t max_queued) : max_queued_(max_queued ? max_queued : 1) {
+WorkerPool::WorkerPool(size_t threads, size_t max_queued)
+    : max_queued_(max_queued ? max_queued : 1), low_water_(max_queued_ / 2) {
   if (threads == 0) threads = 1;
   for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
 }
@@ -24,7 +25,11 @@ size_t WorkerPool::default_threads() {
 
 void WorkerPool::submit(std::function<void()> task) {
   std::unique_lock lock(mu_);
-  has_room_.wait(lock, [&] { return queue_.size() < max_queued_; });
+  if (queue_.size() >= max_queued_) {
+    ++waiting_submitters_;
+    has_room_.wait(lock, [&] { return queue_.size() <= low_water_; });
+    --waiting_submitters_;
+  }
   queue_.push_back(std::move(task));
   has_work_.notify_one();
 }
@@ -44,7 +49,7 @@ void WorkerPool::run() {
       task = std::move(queue_.front());
       queue_.pop_front();
       ++active_;
-      has_room_.notify_one();
+      if (waiting_submitters_ && queue_.size() <= low_water_) has_room_.notify_all();
     }
     task();
     {
