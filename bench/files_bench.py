@@ -215,6 +215,10 @@ def main():
     WORK.mkdir(parents=True, exist_ok=True)
     scratch = Path(args.scratch)
     scratch.mkdir(parents=True, exist_ok=True)
+    # What an interrupted run left behind (its repositories would make `init` fail, its trees take room).
+    for left in [*scratch.glob("repo-lifeboat*"), *scratch.glob("repo-restic*"), *scratch.glob("restore-*"),
+                 *scratch.glob("floor-*")]:
+        shutil.rmtree(left, ignore_errors=True) if left.is_dir() else left.unlink(missing_ok=True)
     if args.tree:
         tree = Path(args.tree).resolve()
         if not tree.is_dir():
