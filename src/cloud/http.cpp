@@ -164,6 +164,11 @@ Result<HttpResponse> http_send(const HttpRequest& req) {
   return resp;
 }
 
+bool is_unresolved_host(const Status& s) {
+  return !s.is_ok() && s.code() == Code::kUnavailable &&
+         s.message().find(curl_easy_strerror(CURLE_COULDNT_RESOLVE_HOST)) != std::string::npos;
+}
+
 Status http_status_error(const HttpResponse& r, const std::string& what) {
   std::string body(reinterpret_cast<const char*>(r.body.data()), std::min<size_t>(r.body.size(), 400));
   std::string msg = fmt::format("{}: HTTP {} {}", what, r.status, body);

@@ -31,6 +31,10 @@ struct HttpResponse {
 // Content-Length) is kUnavailable; any HTTP status is returned as a response, not an error.
 Result<HttpResponse> http_send(const HttpRequest& request);
 
+// Whether http_send failed because the host name does not resolve (kUnavailable like any transport failure;
+// a caller for which that means "not on this network", such as the GCE metadata server, fails at once).
+bool is_unresolved_host(const Status& s);
+
 // The error for a response that is not a success: kUnavailable for 408/429/5xx, kNotFound for 404,
 // kAlreadyExists for 412 (a create-only write found the name taken), kWrongPassword-free kIo else.
 Status http_status_error(const HttpResponse& r, const std::string& what);
