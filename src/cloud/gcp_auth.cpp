@@ -110,12 +110,13 @@ Result<std::pair<std::string, int64_t>> GcpAuth::fetch_token() {
   // No metadata server by that name: not a Google Cloud machine, and retrying will not make one (Google's
   // own libraries give up as fast). Say which credentials to set instead of retrying for seconds.
   if (!r && kind_ == Kind::kMetadata && is_unresolved_host(r.status()))
-    return Error(Code::kInvalidArgument,
-                 fmt::format("no Google credentials: GOOGLE_OAUTH_ACCESS_TOKEN and GOOGLE_APPLICATION_CREDENTIALS are "
-                             "not set, and the metadata server {} does not resolve (not a Google Cloud machine); set "
-                             "GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, or GOOGLE_OAUTH_ACCESS_TOKEN "
-                             "to an access token",
-                             metadata_host_));
+    return Error(
+        Code::kInvalidArgument,
+        fmt::format("no Google credentials: GOOGLE_OAUTH_ACCESS_TOKEN and GOOGLE_APPLICATION_CREDENTIALS are "
+                    "not set, and the metadata server {} does not resolve (not a Google Cloud machine); set "
+                    "GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, or GOOGLE_OAUTH_ACCESS_TOKEN "
+                    "to an access token",
+                    metadata_host_));
   if (!r) return r.status().with_context("getting a Google access token");
   if (r->status != 200) return http_status_error(*r, fmt::format("getting a Google access token from {}", req.url));
   auto j = nlohmann::json::parse(r->body.begin(), r->body.end(), nullptr, false);
