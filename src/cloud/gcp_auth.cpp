@@ -107,8 +107,8 @@ Result<std::pair<std::string, int64_t>> GcpAuth::fetch_token() {
     req.body = as_bytes(form);
   }
   auto r = http_send(req);
-  // No metadata server by that name: not a Google Cloud machine, and retrying will not make one (Google's
-  // own libraries give up as fast). Say which credentials to set instead of retrying for seconds.
+  // No metadata server by that name: not a Google Cloud machine, and retrying will not make one. Say which
+  // credentials to set instead of retrying for seconds.
   if (!r && kind_ == Kind::kMetadata && is_unresolved_host(r.status()))
     return Error(
         Code::kInvalidArgument,

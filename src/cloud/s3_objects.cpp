@@ -65,13 +65,22 @@ std::string md5_base64(ByteView data) {
 
 // S3 says what went wrong in <Code>; a 404 is "not found" only for NoSuchKey/NoSuchBucket (versitygw
 // answers an unknown access key with 404 XAdminUserNotFound, which must not read as "no repository").
+constexpr const char* kBucketNameRule =
+    " (S3 bucket names are 3-63 characters of lowercase letters, digits, dots and hyphens, starting and ending "
+    "with a letter or digit: check the name in the repository URL)";
+
 Status s3_error(const HttpResponse& r, const std::string& what) {
   std::string xml(r.body.begin(), r.body.end());
   std::string code = xml_first(xml, "Code");
   if (r.status == 404 && !code.empty() && code != "NoSuchKey" && code != "NoSuchBucket" && code != "NoSuchUpload")
     return Error(Code::kIo, fmt::format("{}: HTTP 404 {} ({}) (check the credentials and that they may use this bucket)",
                                         what, code, xml_first(xml, "Message")));
-  return http_status_error(r, what);
+  Status s = http_status_error(r, what);
+  if (code.empty()) return s;
+  // S3's XML error, said in one line (its code keeps the status's meaning: retryable, not found, …).
+  std::string msg = fmt::format("{}: HTTP {} {}: {}", what, r.status, code, xml_first(xml, "Message"));
+  if (code == "InvalidBucketName") msg += kBucketNameRule;
+  return Error(s.code(), msg);
 }
 
 class S3Store final : public ObjectStore {
@@ -91,6 +100,12 @@ class S3Store final : public ObjectStore {
   Status ensure_bucket(bool create, bool object_lock) override {
     LB_ASSIGN_OR_RETURN(auto r, send("HEAD", "", {}, {}, {}));
     if (r.status == 200) return Status::ok();
+    // A HEAD reply has no body, so the server cannot say why it refuses; 400 is what S3 answers for a
+    // name it does not accept.
+    if (r.status == 400)
+      return Error(Code::kInvalidArgument,
+                   fmt::format("bucket {:?}: {} answered HTTP 400 (bad request) without a reason{}", bucket_, endpoint_,
+                               kBucketNameRule));
     if (r.status != 404 || !create) return s3_error(r, fmt::format("bucket {}", bucket_));
     std::vector<std::pair<std::string, std::string>> h;
     if (object_lock) h.emplace_back("x-amz-bucket-object-lock-enabled", "true");

@@ -98,6 +98,12 @@ def test_create_only_and_clear_errors(s3, gcs, tmp_path):
     assert from_file.json("snapshots") == []  # opened with the profile's keys
     p = boat(f"s3:{s3.endpoint}/nothing-here", tmp_path, s3.env()).run("snapshots", check=False)
     assert p.returncode == 10
+    # A bucket name the server refuses ("b" is too short): the rule for names, not a bare "HTTP 400" (a HEAD
+    # reply has no body) or a page of XML.
+    bad = boat(f"s3:{s3.endpoint}/b/repo", tmp_path, s3.env())
+    for cmd in ("init", "snapshots"):
+        p = bad.run(cmd, check=False)
+        assert p.returncode == 1 and "S3 bucket names are 3-63 characters" in p.stderr and "<Error>" not in p.stderr, p.stderr
     dead = boat(f"s3:http://127.0.0.1:{peers.free_port()}/b", tmp_path, {**s3.env(), "LIFEBOAT_RETRY_BASE_MS": "1"})
     p = dead.run("snapshots", check=False)
     assert p.returncode == 1 and "after 8 attempts" in p.stderr
