@@ -165,7 +165,7 @@ Result<HttpResponse> http_send(const HttpRequest& req) {
 }
 
 bool is_unresolved_host(const Status& s) {
-  return !s.is_ok() && s.code() == Code::kUnavailable &&
+  return s.code() == Code::kUnavailable &&
          s.message().find(curl_easy_strerror(CURLE_COULDNT_RESOLVE_HOST)) != std::string::npos;
 }
 

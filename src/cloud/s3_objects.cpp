@@ -63,12 +63,12 @@ std::string md5_base64(ByteView data) {
   return base64_encode(ByteView(md, len));
 }
 
-// S3 says what went wrong in <Code>; a 404 is "not found" only for NoSuchKey/NoSuchBucket (versitygw
-// answers an unknown access key with 404 XAdminUserNotFound, which must not read as "no repository").
 constexpr const char* kBucketNameRule =
     " (S3 bucket names are 3-63 characters of lowercase letters, digits, dots and hyphens, starting and ending "
     "with a letter or digit: check the name in the repository URL)";
 
+// S3 says what went wrong in <Code>; a 404 is "not found" only for NoSuchKey/NoSuchBucket (versitygw
+// answers an unknown access key with 404 XAdminUserNotFound, which must not read as "no repository").
 Status s3_error(const HttpResponse& r, const std::string& what) {
   std::string xml(r.body.begin(), r.body.end());
   std::string code = xml_first(xml, "Code");

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <cstring>
+#include <utility>
 
 #include "core/interrupt.h"
 #include "core/time.h"
@@ -13,11 +14,6 @@ namespace lifeboat::repo {
 
 namespace {
 constexpr size_t kMaxQueuedPacks = 1;  // with the one being uploaded and the one filling: three packs in memory
-// A saved data pack's buffer is kept for the next pack: reused pages cost no faults (a fresh 16 MiB buffer
-// costs 4096 faults and as many zeroed pages: 0.4 CPU-s of a 1 GiB backup). One is enough in steady state,
-// as the uploader hands it back before the next pack starts; two saved no more faults and cost 17 MiB more
-// peak RSS than one.
-constexpr size_t kMaxSparePacks = 1;
 constexpr size_t kIndexEveryPacks = 8;
 constexpr int64_t kIndexEveryNs = 60LL * 1000000000;
 }  // namespace
@@ -102,10 +98,7 @@ Status WriteSession::append_sealed(const PackEntry& e, ByteView sealed) {
     std::lock_guard lock(mu_);
     PackBuilder& p = packers_[static_cast<int>(type)];
     if (p.count() == 0 && type == BlobType::kData) {
-      if (!spare_.empty()) {
-        p.reuse(std::move(spare_.back()));
-        spare_.pop_back();
-      }
+      if (spare_.capacity()) p.reuse(std::exchange(spare_, Bytes()));
       p.reserve(data_pack_capacity());
     }
     p.append(e, sealed);
@@ -142,7 +135,6 @@ void WriteSession::upload_loop() {
     lock.unlock();
 
     std::vector<PackEntry> entries = pack.entries();
-    const bool data_pack = !entries.empty() && entries.front().type == BlobType::kData;
     Bytes bytes = pack.finish(repo_.aead());
     PackId id = crypto::sha256(bytes);
     Status s = repo_.backend().save({FileType::kPack, to_hex(id)}, bytes, repo_.save_options(FileType::kPack));
@@ -153,9 +145,9 @@ void WriteSession::upload_loop() {
       std::lock_guard g(mu_);
       for (const auto& e : entries) in_flight_.erase(e.id);
     }
-    if (data_pack && bytes.capacity() >= data_pack_capacity()) {
+    if (bytes.capacity() >= data_pack_capacity()) {
       std::lock_guard g(mu_);
-      if (spare_.size() < kMaxSparePacks) spare_.push_back(std::move(bytes));  // PackBuilder::reuse clears it
+      if (!spare_.capacity()) spare_ = std::move(bytes);  // PackBuilder::reuse clears it
     }
     stats_.packs_written++;
 

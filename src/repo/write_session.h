@@ -87,7 +87,11 @@ class WriteSession {
 
   std::mutex mu_;  // guards packers_, in_flight_ and spare_
   PackBuilder packers_[2];
-  std::vector<Bytes> spare_;  // saved data packs' buffers, reused by the next packs (at most kMaxSparePacks)
+  // A saved pack's buffer, kept for the next data pack (none: no capacity). Reused pages cost no faults, where
+  // a fresh 16 MiB buffer costs 4096 faults and as many zeroed pages (0.4 CPU-s of a 1 GiB backup). One is
+  // enough in steady state, as the uploader hands it back before the next pack starts; two saved no more
+  // faults and cost 17 MiB more peak RSS than one.
+  Bytes spare_;
   std::unordered_set<BlobId, BlobIdHash> in_flight_;
 
   std::mutex upload_mu_;  // guards the queue, pending index and error
