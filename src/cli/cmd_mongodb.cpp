@@ -78,7 +78,7 @@ void register_backup_mongodb(CommandSet c, CLI::App* backup) {
 struct MongoRestoreFlags {
   mdb::MongoRestoreOptions o;
   std::string name, at;
-  std::vector<std::string> to_db;
+  std::vector<std::string> to_db, checks;
   bool dry_run = false;
 };
 
@@ -113,6 +113,12 @@ void register_restore_mongodb(CommandSet c, CLI::App* restore) {
   cmd->add_option("--name", f->name, "deployment to restore (needed when the repository holds several)");
   cmd->add_option("--threads", f->o.threads, "insert batches in flight")->capture_default_str();
   cmd->add_flag("--dry-run", f->dry_run, "print which backup and slices would be used, and the restored point");
+  cmd->add_flag("--skip-unknown", f->o.skip_unknown,
+                "go on past oplog entries this version does not understand (each is counted and named; without it the "
+                "replay stops before the first, exit 3)");
+  cmd->add_option("--check", f->checks, "read the restored target back and compare it with the predicted state: counts, "
+                                        "hashes (repeatable)")
+      ->check(CLI::IsMember({"counts", "hashes"}));
   cmd->callback([c, f] {
     c.action = [c, f]() -> Status {
       for (const auto& r : f->to_db) {
@@ -133,19 +139,23 @@ void register_restore_mongodb(CommandSet c, CLI::App* restore) {
       LB_ASSIGN_OR_RETURN(auto snaps, repo->list_snapshots());
       LB_ASSIGN_OR_RETURN(auto plan, mdb::plan_mongodb_restore(snaps, f->name, at));
       bool text = !c.global.json && !c.global.quiet;
-      if (text) {
+      // The point is printed from the plan as restored: the replay may end inside the requested second
+      // or stop short of it at an entry it does not understand.
+      auto print_point = [&](const mdb::MongoRestorePlan& p) {
+        fmt::print("restored point: {}", format_local(p.point_ns));
+        if (p.proved)
+          fmt::print(" (exactly the requested instant)");
+        else if (at && *at > p.point_ns)
+          fmt::print(" ({} before the requested {})", format_duration_ms((*at - p.point_ns + 999999) / 1000000),
+                     format_local(*at));
+        fmt::print("\n  proved by: {}\n", p.proof);
+        if (!p.limit.empty()) fmt::print("  limited by: {}\n", p.limit);
+      };
+      if (text)
         fmt::print("MongoDB {}: full backup {} ({}) + {} oplog slice(s)\n", plan.name, plan.full.short_id(),
                    format_local(plan.full.snapshot.time_ns), plan.slices.size());
-        fmt::print("restored point: {}", format_local(plan.point_ns));
-        if (plan.proved)
-          fmt::print(" (exactly the requested instant)");
-        else if (at && *at > plan.point_ns)
-          fmt::print(" ({} before the requested {})", format_duration_ms((*at - plan.point_ns + 999999) / 1000000),
-                     format_local(*at));
-        fmt::print("\n  proved by: {}\n", plan.proof);
-        if (!plan.limit.empty()) fmt::print("  limited by: {}\n", plan.limit);
-      }
       if (f->dry_run) {
+        if (text) print_point(plan);
         if (c.global.json) print_json({{"plan", plan_json(plan)}});
         return Status::ok();
       }
@@ -163,21 +173,46 @@ void register_restore_mongodb(CommandSet c, CLI::App* restore) {
         cols.push_back({{"db", col.db}, {"name", col.name}, {"count", col.count}, {"hash_ok", col.hash_ok},
                         {"duplicates", col.duplicates}});
       }
+      std::vector<sources::CheckResult> checks;
+      if (!f->checks.empty()) checks = mdb::check_restored(f->o.uri, f->o.to_dir, mdb::expected_json(r->expected), f->checks);
+      bool checks_ok = std::all_of(checks.begin(), checks.end(), [](const sources::CheckResult& k) { return k.ok; });
       if (c.global.json) {
-        print_json({{"plan", plan_json(plan)},
-                    {"target", f->o.uri.empty() ? f->o.to_dir : sources::mongodb::redact_uri(f->o.uri)},
-                    {"collections", cols},
-                    {"documents", r->documents},
-                    {"oplog_entries_applied", r->ops_applied},
-                    {"warnings", r->warnings},
-                    {"duration_ms", ms}});
+        nlohmann::json j = {{"plan", plan_json(r->plan)},
+                            {"target", f->o.uri.empty() ? f->o.to_dir : sources::mongodb::redact_uri(f->o.uri)},
+                            {"collections", cols},
+                            {"documents", r->documents},
+                            {"oplog_entries_read", r->entries_read},
+                            {"oplog_entries_applied", r->ops_applied},
+                            {"warnings", r->warnings},
+                            {"skip_unknown", f->o.skip_unknown},
+                            {"duration_ms", ms}};
+        if (!r->skipped.empty()) j["skipped"] = r->skipped;
+        if (r->stopped_before) j["stopped_before"] = *r->stopped_before;
+        if (!checks.empty()) {
+          j["checks"] = nlohmann::json::array();
+          for (const auto& k : checks) j["checks"].push_back({{"name", k.name}, {"ok", k.ok}, {"detail", k.detail}});
+        }
+        print_json(j);
       } else if (!c.global.quiet) {
-        fmt::print("restored {} collections, {} documents, replayed {} oplog entries in {}\n", r->collections.size(),
-                   r->documents, r->ops_applied, format_duration_ms(ms));
-        fmt::print("every collection's document count and content hash match the backup\n");
+        print_point(r->plan);
+        fmt::print("restored {} collections, {} documents; replayed {} oplog entries as {} changes in {}\n",
+                   r->collections.size(), r->documents, r->entries_read, r->ops_applied, format_duration_ms(ms));
+        fmt::print("every collection read from the repository matched the count and hash recorded at backup\n");
         if (dups) fmt::print("{} documents already present in the target were left as they were (use --drop)\n", dups);
-        if (r->warnings) fmt::print("{} oplog commands were not data changes and were skipped\n", r->warnings);
+        if (r->warnings) {
+          fmt::print("--skip-unknown: {} oplog entries this version does not understand were skipped:\n", r->warnings);
+          for (const auto& w : r->skipped) fmt::print("  {}\n", w);
+        }
+        if (r->stopped_before)
+          fmt::print("stopped: the replay ended before an oplog entry it does not understand: {}\n"
+                     "  the target holds the state before it; --skip-unknown goes on past such entries\n",
+                     *r->stopped_before);
+        for (const auto& k : checks) fmt::print("check {}: {} — {}\n", k.name, k.ok ? "ok" : "FAILED", k.detail);
       }
+      if (r->stopped_before)
+        return Error(Code::kPartial, fmt::format("restore stopped before an oplog entry it does not understand ({})",
+                                                 *r->stopped_before));
+      if (!checks_ok) return Error(Code::kFatal, "a check of the restored target failed");
       return Status::ok();
     };
   });

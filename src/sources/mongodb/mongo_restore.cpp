@@ -11,7 +11,12 @@
 #include "core/time.h"
 #include "sources/mongodb/bson_stream.h"
 #include "sources/mongodb/mongo_backup.h"
+#include "sources/mongodb/oplog_replay.h"
 #include "sources/mongodb/restore_sink.h"
+
+// bson_t is declared aligned(128); GCC warns that a std::function over it drops the attribute, which is
+// harmless for the views passed here.
+#pragma GCC diagnostic ignored "-Wignored-attributes"
 
 namespace lifeboat::sources::mongodb {
 
@@ -162,12 +167,15 @@ Result<MongoRestorePlan> plan_mongodb_restore(const std::vector<repo::SnapshotRe
 namespace {
 
 
-// Calls `apply` with every entry of the snapshot's oplog that the plan replays, mapped to the target.
-Status replay_stream(repo::Repository& repo, const repo::SnapshotRef& snap, const MongoRestorePlan& plan,
-                     const NsFilter& filter, OplogTime& applied, const std::function<Status(const BsonDoc&)>& apply) {
+// Calls `each` with every stored entry of the snapshot's oplog that the plan replays, in order, up to
+// (not including) `stop_before`; `each` returns false to stop.
+using EachEntry = std::function<Result<bool>(const bson_t* entry, OplogTime ts)>;
+
+Result<bool> replay_stream(repo::Repository& repo, const repo::SnapshotRef& snap, const MongoRestorePlan& plan,
+                           std::optional<OplogTime> stop_before, OplogTime& applied, const EachEntry& each) {
   LB_ASSIGN_OR_RETURN(auto tree, repo.load_tree(snap.snapshot.tree));
   const repo::Node* n = tree.find(kOplogFile);
-  if (!n) return Status::ok();
+  if (!n) return true;
   StoredDocReader reader(repo, n->content, fmt::format("oplog of snapshot {}", snap.short_id()));
   ByteView doc;
   while (true) {
@@ -178,23 +186,53 @@ Status replay_stream(repo::Repository& repo, const repo::SnapshotRef& snap, cons
     bson_init_static(&view, doc.data(), doc.size());
     auto ts = bson_timestamp(&view, "ts");
     if (!ts || *ts <= applied) continue;
-    if (plan.replay_until_s && ts->t > *plan.replay_until_s) return Status::ok();
+    if (plan.replay_until_s && ts->t > *plan.replay_until_s) return false;
+    if (stop_before && *ts >= *stop_before) return false;
     applied = *ts;
-    auto mapped = filter.map_op(&view);
-    if (!mapped) continue;
-    LB_RETURN_IF_ERROR(apply(*mapped));
+    LB_ASSIGN_OR_RETURN(bool go_on, each(&view, *ts));
+    if (!go_on) return false;
+  }
+  return true;
+}
+
+// Every entry the plan replays, in order: the full backup's own oplog, then the slices.
+Status replay_all(repo::Repository& repo, const MongoRestorePlan& plan, std::optional<OplogTime> stop_before,
+                  const EachEntry& each) {
+  OplogTime applied = plan.replay_from;
+  LB_ASSIGN_OR_RETURN(bool go_on, replay_stream(repo, plan.full, plan, stop_before, applied, each));
+  for (const auto& s : plan.slices) {
+    if (!go_on) break;
+    LB_ASSIGN_OR_RETURN(go_on, replay_stream(repo, s, plan, stop_before, applied, each));
   }
   return Status::ok();
 }
 
-// Every entry the plan replays, in order: the full backup's own oplog, then the slices.
-Status replay_all(repo::Repository& repo, const MongoRestorePlan& plan, const NsFilter& filter,
-                  const std::function<Status(const BsonDoc&)>& apply) {
-  OplogTime applied = plan.replay_from;
-  LB_RETURN_IF_ERROR(replay_stream(repo, plan.full, plan, filter, applied, apply));
-  for (const auto& s : plan.slices) LB_RETURN_IF_ERROR(replay_stream(repo, s, plan, filter, applied, apply));
-  return Status::ok();
-}
+// Where inside the requested second the replay ends. The oplog's ts has whole seconds; MongoDB 4.2+
+// (and FerretDB) also write each entry's wall time in milliseconds. When every entry of that second
+// carries one, the replay stops at the first entry whose millisecond does not end by `at`; when one
+// lacks it, the second cannot be split and the replay ends with the second before.
+struct SecondCut {
+  uint32_t second = 0;
+  int64_t at_ns = 0;
+  bool active = false, all_walled = true;
+  std::optional<OplogTime> first, cut;
+  int64_t cut_wall_ms = 0;
+
+  void observe(const bson_t* entry, OplogTime ts) {
+    if (!active || ts.t != second) return;
+    if (!first) first = ts;
+    bson_iter_t it;
+    if (!bson_iter_init_find(&it, entry, "wall") || !BSON_ITER_HOLDS_DATE_TIME(&it)) {
+      all_walled = false;
+      return;
+    }
+    int64_t wall_ms = bson_iter_date_time(&it);
+    if (!cut && wall_ms * kNsPerMs + (kNsPerMs - 1) > at_ns) {
+      cut = ts;
+      cut_wall_ms = wall_ms;
+    }
+  }
+};
 
 }  // namespace
 
@@ -220,13 +258,64 @@ Result<MongoRestoreResult> restore_mongodb(repo::Repository& repo, const MongoRe
 
   MongoRestoreResult result;
   result.plan = plan;
-  // The state the target must end in, predicted from the repository for the validations: the entries
-  // to replay are read once first to learn which documents they touch.
+  // The entries to replay are read once first: to learn which documents they touch (the state the
+  // target must end in is predicted for the validations), whether an entry we do not know stops the
+  // replay, and where inside the requested second it ends.
   ExpectedState expected;
-  LB_RETURN_IF_ERROR(replay_all(repo, plan, filter, [&](const BsonDoc& op) {
-    expected.note_op(op.get());
-    return Status::ok();
-  }));
+  std::optional<UnknownEntry> unknown;
+  SecondCut second;
+  if (plan.at_ns && plan.replay_until_s && plan.proved) {
+    second.second = static_cast<uint32_t>(*plan.at_ns / kNsPerSecond);
+    second.at_ns = *plan.at_ns;
+    auto full_end = meta_time(plan.full.snapshot, "oplog_end");
+    second.active = *plan.at_ns % kNsPerSecond != kNsPerSecond - 1 && second.second == *plan.replay_until_s &&
+                    (!full_end || full_end->t < second.second);
+  }
+  {
+    OplogUnpacker scan(filter, options.skip_unknown);
+    LB_RETURN_IF_ERROR(replay_all(repo, plan, std::nullopt, [&](const bson_t* entry, OplogTime ts) -> Result<bool> {
+      second.observe(entry, ts);
+      LB_RETURN_IF_ERROR(scan.feed(entry, [&](const BsonDoc& change) {
+        expected.note_op(change.get());
+        return Status::ok();
+      }, unknown));
+      return !unknown;
+    }));
+  }
+  std::optional<OplogTime> stop_before;
+  MongoRestorePlan& p = result.plan;
+  if (second.active && second.first) {
+    if (!second.all_walled) {
+      stop_before = second.first;
+      p.point_ns = end_of_second(second.second - 1);
+      p.proved = false;
+      p.limit = fmt::format("entries of second {} carry no wall time, so that second cannot be split: restored to the "
+                            "end of the second before", format_rfc3339(int64_t{second.second} * kNsPerSecond));
+    } else if (second.cut) {
+      stop_before = second.cut;
+      if (second.cut_wall_ms * kNsPerMs <= *plan.at_ns) {
+        // An entry in the very millisecond of `at`: it may be before or after it.
+        p.point_ns = second.cut_wall_ms * kNsPerMs - 1;
+        p.proved = false;
+        p.limit = fmt::format("an entry was written in the millisecond of the requested instant ({}): restored to the "
+                              "millisecond before", format_rfc3339(second.cut_wall_ms * kNsPerMs));
+      }
+    }
+    if (stop_before) p.proof += fmt::format("; cut inside the second at oplog position {} by the entries' wall times",
+                                            stop_before->to_string());
+  }
+  if (unknown) {
+    if (!stop_before || unknown->ts < *stop_before) {
+      stop_before = unknown->ts;
+      result.stopped_before = unknown->describe();
+      p.point_ns = std::min(p.point_ns, end_of_second(unknown->ts.t - 1));
+      p.proved = false;
+      std::string why = fmt::format("replay stopped before an oplog entry it does not understand ({}); entries of "
+                                    "that second before it were applied; --skip-unknown goes on past it",
+                                    *result.stopped_before);
+      p.limit = p.limit.empty() ? why : p.limit + "; " + why;
+    }
+  }
   LB_ASSIGN_OR_RETURN(auto root, repo.load_tree(plan.full.snapshot.tree));
   for (const auto& rec : meta.value("collections", nlohmann::json::array())) {
     std::string db = rec.value("db", ""), name = rec.value("name", "");
@@ -280,15 +369,76 @@ Result<MongoRestoreResult> restore_mongodb(repo::Repository& repo, const MongoRe
     progress.files_done += 1;
   }
 
-  LB_RETURN_IF_ERROR(replay_all(repo, plan, filter, [&](const BsonDoc& op) {
-    expected.apply_op(op.get());
-    ++result.ops_applied;
-    return sink->apply_op(op.get());
+  OplogUnpacker unpacker(filter, options.skip_unknown);
+  std::optional<UnknownEntry> unexpected;
+  LB_RETURN_IF_ERROR(replay_all(repo, plan, stop_before, [&](const bson_t* entry, OplogTime) -> Result<bool> {
+    ++result.entries_read;
+    LB_RETURN_IF_ERROR(unpacker.feed(entry, [&](const BsonDoc& change) {
+      expected.apply_op(change.get());
+      ++result.ops_applied;
+      return sink->apply_op(change.get());
+    }, unexpected));
+    return true;
   }));
+  if (unexpected) return Error(Code::kFatal, "internal error: the replay met an entry its first pass let through: " + unexpected->describe());
   LB_RETURN_IF_ERROR(sink->finish());
-  result.warnings = sink->warnings();
+  result.skipped = unpacker.skipped();
+  result.warnings = unpacker.skipped_count();
   result.expected = expected.finish();
   return result;
+}
+
+nlohmann::json expected_json(const std::map<std::string, ExpectedState::Collection>& expected) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [ns, c] : expected)
+    out[ns] = {{"count", c.count}, {"hash", c.hash}, {"predictable", c.predictable}, {"why", c.why}};
+  return out;
+}
+
+std::vector<CheckResult> check_restored(const std::string& uri, const std::string& to_dir, const nlohmann::json& expected,
+                                        const std::vector<std::string>& checks) {
+  std::vector<CheckResult> out;
+  auto fail_all = [&](const std::string& why) { return all_failed(checks, why); };
+  std::unique_ptr<MongoConnection> conn;
+  if (!uri.empty()) {
+    auto c = MongoConnection::connect(uri, 2);
+    if (!c) return fail_all("cannot read the target back: " + c.status().message());
+    conn = std::move(*c);
+  }
+  uint64_t collections = 0, documents = 0;
+  std::vector<std::string> wrong_counts, wrong_hashes;
+  for (const auto& [ns, want] : expected.items()) {
+    size_t dot = ns.find('.');
+    std::string db = ns.substr(0, dot), coll = ns.substr(dot + 1);
+    auto got = conn ? digest_server_collection(*conn, db, coll) : digest_dir_collection(to_dir, db, coll);
+    if (!got) return fail_all(got.status().message());
+    ++collections;
+    documents += got->count();
+    uint64_t want_count = want.value("count", uint64_t{0});
+    if (got->count() != want_count)
+      wrong_counts.push_back(fmt::format("{} holds {} documents, {} expected", ns, got->count(), want_count));
+    if (!want.value("predictable", true))
+      wrong_hashes.push_back(fmt::format("{}: content cannot be predicted ({})", ns, want.value("why", "")));
+    else if (got->hash_hex() != want.value("hash", ""))
+      wrong_hashes.push_back(fmt::format("{}: content hash {} differs from the expected {}", ns, got->hash_hex(), want.value("hash", "")));
+  }
+  std::string where = conn ? conn->display_name() : to_dir;
+  auto differ = [&](const std::vector<std::string>& wrong) {
+    return fmt::format("{} of {} collections read back from {} differ: {}", wrong.size(), collections, where, fmt::join(wrong, "; "));
+  };
+  for (const auto& check : checks) {
+    if (check == "counts")
+      out.push_back(wrong_counts.empty()
+                        ? CheckResult{check, true, fmt::format("{} documents in {} collections read back from {}, as expected",
+                                                               documents, collections, where)}
+                        : CheckResult{check, false, differ(wrong_counts)});
+    else
+      out.push_back(wrong_hashes.empty()
+                        ? CheckResult{check, true, fmt::format("every collection read back from {} has the expected content "
+                                                               "hash ({} collections)", where, collections)}
+                        : CheckResult{check, false, differ(wrong_hashes)});
+  }
+  return out;
 }
 
 }  // namespace lifeboat::sources::mongodb

@@ -11,6 +11,7 @@
 #include "repo/repository.h"
 #include "sources/mongodb/mongo_client.h"
 #include "sources/mongodb/restore_sink.h"
+#include "sources/source_kind.h"
 
 namespace lifeboat::sources::mongodb {
 
@@ -41,6 +42,7 @@ struct MongoRestoreOptions {
   std::vector<std::string> databases;
   std::vector<std::pair<std::string, std::string>> rename;  // --to-db OLD=NEW
   size_t threads = 4;
+  bool skip_unknown = false;  // go on past oplog entries we do not understand (counted and named)
 };
 
 struct CollectionCheck {
@@ -50,16 +52,28 @@ struct CollectionCheck {
 };
 
 struct MongoRestoreResult {
-  MongoRestorePlan plan;
   std::vector<CollectionCheck> collections;
-  uint64_t documents = 0, ops_applied = 0, warnings = 0;
+  MongoRestorePlan plan;  // as restored: the point can end inside the requested second, or stop short
+  uint64_t documents = 0, entries_read = 0, ops_applied = 0;
+  uint64_t warnings = 0;              // unknown entries skipped (--skip-unknown)
+  std::vector<std::string> skipped;   // the first of them, described
+  std::optional<std::string> stopped_before;  // the unknown entry the replay stopped before
   // Target "db.coll" -> what it must hold now (for validations that read the target back).
   std::map<std::string, ExpectedState::Collection> expected;
 };
 
 // Every collection's count and hash are checked against the backup as it streams; a mismatch fails
-// the restore (kCorrupt).
+// the restore (kCorrupt). The oplog is replayed as OplogUnpacker reads it; an entry it does not know
+// ends the replay before it (result.stopped_before, the plan no longer proved) unless skip_unknown.
 Result<MongoRestoreResult> restore_mongodb(repo::Repository& repo, const MongoRestorePlan& plan,
                                            const MongoRestoreOptions& options, ProgressCounters& progress);
+
+// The prediction as JSON ("db.coll" -> count, hash, predictable, why), as restores hand it to checks.
+nlohmann::json expected_json(const std::map<std::string, ExpectedState::Collection>& expected);
+
+// The checks `counts` and `hashes`: every collection `expected` names is read back from the target
+// (server `uri`, or the directory `to_dir`) once for all checks and compared with the prediction.
+std::vector<CheckResult> check_restored(const std::string& uri, const std::string& to_dir, const nlohmann::json& expected,
+                                        const std::vector<std::string>& checks);
 
 }  // namespace lifeboat::sources::mongodb

@@ -21,6 +21,7 @@ struct MongoSettings : SourceSettings {
   std::optional<int64_t> pitr_window_ns;  // unset: as long as the daily backups are kept
   std::vector<std::string> databases;
   std::vector<std::pair<std::string, std::string>> rename;
+  bool skip_unknown = false;
 };
 
 SettingsPtr parse(const nlohmann::json& section, std::vector<SettingsProblem>& problems) {
@@ -30,11 +31,12 @@ SettingsPtr parse(const nlohmann::json& section, std::vector<SettingsProblem>& p
   s->databases = r.strings("databases");
   s->rename = r.string_map("rename");
   s->to_dir = r.string("to_dir");
+  s->skip_unknown = r.boolean("skip_unknown", false);
   if (std::string w = r.string("pitr_window"); !w.empty()) {
     if (auto d = parse_duration(w); d && *d > 0) s->pitr_window_ns = *d;
     else problems.push_back({"pitr_window", fmt::format("expected a duration such as 30d or 72h, not {}", w)});
   }
-  r.only({"uri", "databases", "rename", "to_dir", "pitr_window"});
+  r.only({"uri", "databases", "rename", "to_dir", "pitr_window", "skip_unknown"});
   return r.ok() ? s : nullptr;
 }
 
@@ -59,16 +61,24 @@ Result<SourceRestore> restore(SourceContext& ctx, const SourceSettings& base, st
   o.drop = true;  // a restore into an environment replaces what is there
   o.databases = s.databases;
   o.rename = s.rename;
+  o.skip_unknown = s.skip_unknown;
   LB_ASSIGN_OR_RETURN(auto r, restore_mongodb(ctx.repo, plan, o, ctx.progress));
+  if (r.stopped_before)
+    return Error(Code::kPartial, fmt::format("MongoDB {}: {}", plan.name, r.plan.limit));
   SourceRestore out;
-  out.point_ns = plan.point_ns;
+  out.point_ns = r.plan.point_ns;
   out.snapshot_id = plan.full.id;
-  out.limit = plan.limit;
+  out.limit = r.plan.limit;
   out.details = {{"target", o.to_dir.empty() ? redact_uri(o.uri) : o.to_dir}, {"collections", r.collections.size()},
                  {"documents", r.documents}, {"oplog_entries_applied", r.ops_applied}, {"slices", plan.slices.size()},
-                 {"proof", plan.proof}};
-  for (const auto& [ns, c] : r.expected)
-    out.expected[ns] = {{"count", c.count}, {"hash", c.hash}, {"predictable", c.predictable}, {"why", c.why}};
+                 {"proof", r.plan.proof}};
+  if (s.skip_unknown) {
+    // Named in the drill record: what this restore went past.
+    out.details["skip_unknown"] = true;
+    out.details["unknown_entries_skipped"] = r.warnings;
+    if (!r.skipped.empty()) out.details["skipped"] = r.skipped;
+  }
+  out.expected = expected_json(r.expected);
   return out;
 }
 
@@ -77,48 +87,7 @@ Result<SourceRestore> restore(SourceContext& ctx, const SourceSettings& base, st
 std::vector<CheckResult> validate(SourceContext&, const SourceSettings& base, const SourceRestore& restored,
                                   const std::vector<std::string>& checks) {
   const auto& s = static_cast<const MongoSettings&>(base);
-  std::vector<CheckResult> out;
-  auto fail_all = [&](const std::string& why) { return all_failed(checks, why); };
-  std::unique_ptr<MongoConnection> conn;
-  if (s.to_dir.empty()) {
-    auto c = MongoConnection::connect(s.uri, 2);
-    if (!c) return fail_all("cannot read the target back: " + c.status().message());
-    conn = std::move(*c);
-  }
-  uint64_t collections = 0, documents = 0;
-  std::vector<std::string> wrong_counts, wrong_hashes;
-  for (const auto& [ns, want] : restored.expected.items()) {
-    size_t dot = ns.find('.');
-    std::string db = ns.substr(0, dot), coll = ns.substr(dot + 1);
-    auto got = conn ? digest_server_collection(*conn, db, coll) : digest_dir_collection(s.to_dir, db, coll);
-    if (!got) return fail_all(got.status().message());
-    ++collections;
-    documents += got->count();
-    uint64_t want_count = want.value("count", uint64_t{0});
-    if (got->count() != want_count)
-      wrong_counts.push_back(fmt::format("{} holds {} documents, {} expected", ns, got->count(), want_count));
-    if (!want.value("predictable", true))
-      wrong_hashes.push_back(fmt::format("{}: content cannot be predicted ({})", ns, want.value("why", "")));
-    else if (got->hash_hex() != want.value("hash", ""))
-      wrong_hashes.push_back(fmt::format("{}: content hash {} differs from the expected {}", ns, got->hash_hex(), want.value("hash", "")));
-  }
-  std::string where = conn ? conn->display_name() : s.to_dir;
-  auto differ = [&](const std::vector<std::string>& wrong) {
-    return fmt::format("{} of {} collections read back from {} differ: {}", wrong.size(), collections, where, fmt::join(wrong, "; "));
-  };
-  for (const auto& check : checks) {
-    if (check == "counts")
-      out.push_back(wrong_counts.empty()
-                        ? CheckResult{check, true, fmt::format("{} documents in {} collections read back from {}, as expected",
-                                                               documents, collections, where)}
-                        : CheckResult{check, false, differ(wrong_counts)});
-    else
-      out.push_back(wrong_hashes.empty()
-                        ? CheckResult{check, true, fmt::format("every collection read back from {} has the expected content "
-                                                               "hash ({} collections)", where, collections)}
-                        : CheckResult{check, false, differ(wrong_hashes)});
-  }
-  return out;
+  return check_restored(s.to_dir.empty() ? s.uri : "", s.to_dir, restored.expected, checks);
 }
 
 std::optional<int64_t> newest_point(const std::vector<repo::SnapshotRef>& all, const std::string& name) {

@@ -15,8 +15,12 @@
 #include <mutex>
 #include <unordered_map>
 
+#include <nlohmann/json.hpp>
+
 #include "core/atomic_file.h"
 #include "core/worker_pool.h"
+#include "sources/mongodb/oplog_delta.h"
+#include "sources/mongodb/oplog_replay.h"
 
 // bson_t is declared aligned(128); GCC warns that containers of it drop the attribute, which is
 // harmless for the stack-free views built here.
@@ -143,6 +147,40 @@ BsonDoc clean_index_spec(const bson_t* spec) {
   return out;
 }
 
+std::string first_key_of(const bson_t* doc) {
+  bson_iter_t it;
+  if (bson_iter_init(&it, doc) && bson_iter_next(&it)) return bson_iter_key(&it);
+  return "";
+}
+
+BsonDoc without_fields(const bson_t* doc, std::initializer_list<const char*> drop) {
+  BsonDoc out;
+  bson_iter_t it;
+  bson_iter_init(&it, doc);
+  while (bson_iter_next(&it)) {
+    const char* k = bson_iter_key(&it);
+    if (std::none_of(drop.begin(), drop.end(), [&](const char* d) { return std::strcmp(d, k) == 0; }))
+      bson_append_iter(out.get(), k, -1, &it);
+  }
+  return out;
+}
+
+// The index specifications of a startIndexBuild/commitIndexBuild entry (o.indexes), cleaned.
+std::vector<BsonDoc> index_specs(const bson_t* o) {
+  std::vector<BsonDoc> specs;
+  bson_iter_t it, arr;
+  if (!bson_iter_init_find(&it, o, "indexes") || !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &arr)) return specs;
+  while (bson_iter_next(&arr)) {
+    if (!BSON_ITER_HOLDS_DOCUMENT(&arr)) continue;
+    uint32_t len;
+    const uint8_t* data;
+    bson_iter_document(&arr, &len, &data);
+    bson_t view;
+    if (bson_init_static(&view, data, len)) specs.push_back(clean_index_spec(&view));
+  }
+  return specs;
+}
+
 struct ParsedMetadata {
   BsonDoc options;
   std::vector<BsonDoc> indexes;
@@ -168,7 +206,8 @@ Result<ParsedMetadata> parse_metadata(const CollectionSpec& spec) {
 }
 
 // Server errors that mean "already as wanted" during restore.
-constexpr uint32_t kNamespaceNotFound = 26, kNamespaceExists = 48, kDuplicateKey = 11000;
+constexpr uint32_t kNamespaceNotFound = 26, kIndexNotFound = 27, kNamespaceExists = 48, kIndexExists = 68,
+                   kDuplicateKey = 11000;
 
 class ServerSink final : public RestoreSink {
  public:
@@ -271,12 +310,13 @@ class ServerSink final : public RestoreSink {
       LB_RETURN_IF_ERROR(flush_bulk());
       return pend(op, ns, std::move(*id));
     }
-    LB_RETURN_IF_ERROR(flush_pending());
-    if (op.op == "u" && op.o && has_field(op.o->get(), "diff")) {
-      // MongoDB 5+ delta format: the server applies it exactly as written.
+    if (op.op == "u" && op.o2 && has_field(op.o->get(), "diff")) {
+      // MongoDB 5+ delta format, applied by our own code to the document as the target holds it,
+      // which is then written whole: any server takes that, FerretDB included.
       LB_RETURN_IF_ERROR(flush_bulk());
-      return apply_ops_command(raw);
+      return pend_delta(op, ns);
     }
+    LB_RETURN_IF_ERROR(flush_pending());
     if (ns != bulk_ns_ || bulk_ops_ >= max_bulk_ops_) LB_RETURN_IF_ERROR(flush_bulk());
     if (!bulk_) start_bulk(op.db, op.coll);
     bson_error_t err{};
@@ -310,8 +350,7 @@ class ServerSink final : public RestoreSink {
       if (!sel) return Error(Code::kCorrupt, "delete entry without _id");
       ok = MONGOC(mongoc_bulk_operation_remove_one_with_opts)(bulk_, sel->get(), nullptr, &err);
     } else {
-      ++warnings_;
-      return Status::ok();
+      return Error(Code::kInvalidArgument, fmt::format("oplog entry of type '{}' reached the restore unchecked", op.op));
     }
     if (!ok) return mongo_error(err, fmt::format("replaying oplog on {}", ns));
     ++bulk_ops_;
@@ -322,7 +361,6 @@ class ServerSink final : public RestoreSink {
     LB_RETURN_IF_ERROR(flush_pending());
     return flush_bulk();
   }
-  uint64_t warnings() const override { return warnings_; }
 
  private:
   Status error() {
@@ -382,13 +420,63 @@ class ServerSink final : public RestoreSink {
     return std::nullopt;
   }
 
-  Status pend(const ParsedOp& op, const std::string& ns, BsonDoc id) {
+  Status pend_for(const ParsedOp& op, const std::string& ns) {
     if (ns != pending_ns_ || pending_order_.size() >= kMaxPending) {
       LB_RETURN_IF_ERROR(flush_pending());
       pending_ns_ = ns;
       pending_db_ = op.db;
       pending_coll_ = op.coll;
     }
+    return Status::ok();
+  }
+
+  // A delta update: the document's newest state is the pending one, else the target's; an update of
+  // a document that is not there changes nothing (a later delete already ran in the dump).
+  Status pend_delta(const ParsedOp& op, const std::string& ns) {
+    auto id = id_selector(op.o2->get());
+    auto diff = sub_document(op.o->get(), "diff");
+    if (!id || !diff) return Error(Code::kCorrupt, "delta update without o2._id or o.diff");
+    LB_RETURN_IF_ERROR(pend_for(op, ns));
+    std::string key = to_string(id->bytes());
+    auto it = pending_.find(key);
+    std::optional<BsonDoc> fetched;
+    const bson_t* current = nullptr;
+    if (it != pending_.end()) {
+      if (!it->second.doc) return Status::ok();
+      current = it->second.doc->get();
+    } else {
+      LB_ASSIGN_OR_RETURN(fetched, find_by_id(op.db, op.coll, id->get()));
+      if (!fetched) return Status::ok();
+      current = fetched->get();
+    }
+    LB_ASSIGN_OR_RETURN(auto next, apply_delta(current, diff->get()));
+    auto [slot, fresh] = pending_.try_emplace(key);
+    if (fresh) pending_order_.push_back(key);
+    slot->second.id = std::move(*id);
+    slot->second.doc = std::move(next);
+    return Status::ok();
+  }
+
+  Result<std::optional<BsonDoc>> find_by_id(const std::string& db, const std::string& coll, const bson_t* selector) {
+    auto lease = conn_->lease();
+    mongoc_collection_t* c = MONGOC(mongoc_client_get_collection)(lease.get(), db.c_str(), coll.c_str());
+    bson_t* opts = BCON_NEW("limit", BCON_INT64(1));
+    mongoc_cursor_t* cur = MONGOC(mongoc_collection_find_with_opts)(c, selector, opts, nullptr);
+    const bson_t* doc;
+    std::optional<BsonDoc> out;
+    if (MONGOC(mongoc_cursor_next)(cur, &doc)) out = BsonDoc(bson_copy(doc));
+    bson_error_t err;
+    Status s = MONGOC(mongoc_cursor_error)(cur, &err) ? mongo_error(err, fmt::format("reading {}.{} to apply a delta update", db, coll))
+                                                       : Status::ok();
+    MONGOC(mongoc_cursor_destroy)(cur);
+    bson_destroy(opts);
+    MONGOC(mongoc_collection_destroy)(c);
+    if (!s) return s;
+    return out;
+  }
+
+  Status pend(const ParsedOp& op, const std::string& ns, BsonDoc id) {
+    LB_RETURN_IF_ERROR(pend_for(op, ns));
     std::string key = to_string(id.bytes());
     auto [it, fresh] = pending_.try_emplace(key);
     if (fresh) pending_order_.push_back(key);
@@ -454,45 +542,90 @@ class ServerSink final : public RestoreSink {
     return s;
   }
 
-  Status apply_ops_command(const bson_t* raw) {
-    bson_t cmd = BSON_INITIALIZER, arr;
-    bson_append_array_begin(&cmd, "applyOps", -1, &arr);
-    bson_append_document(&arr, "0", -1, raw);
-    bson_append_array_end(&cmd, &arr);
+  // Runs `cmd` on database `db`; errors whose codes are in `done` mean "already as wanted" (replay is
+  // idempotent: the full backup may already hold the command's effect).
+  Status run_command(const std::string& db, const bson_t* cmd, const std::string& what, std::initializer_list<uint32_t> done) {
     auto lease = conn_->lease();
     bson_error_t err;
-    bool ok = MONGOC(mongoc_client_command_simple)(lease.get(), "admin", &cmd, nullptr, nullptr, &err);
-    bson_destroy(&cmd);
-    if (!ok) return mongo_error(err, "replaying a delta update with applyOps");
-    return Status::ok();
+    if (MONGOC(mongoc_client_command_simple)(lease.get(), db.c_str(), cmd, nullptr, nullptr, &err)) return Status::ok();
+    for (uint32_t code : done)
+      if (err.code == code) return Status::ok();
+    return mongo_error(err, what);
   }
 
+  Status create_indexes(const std::string& db, const std::string& coll, const std::vector<BsonDoc>& specs) {
+    if (specs.empty()) return Status::ok();
+    bson_t cmd = BSON_INITIALIZER, arr;
+    bson_append_utf8(&cmd, "createIndexes", -1, coll.c_str(), -1);
+    bson_append_array_begin(&cmd, "indexes", -1, &arr);
+    for (size_t i = 0; i < specs.size(); ++i) bson_append_document(&arr, std::to_string(i).c_str(), -1, specs[i].get());
+    bson_append_array_end(&cmd, &arr);
+    Status s = run_command(db, &cmd, fmt::format("replaying an index build on {}.{}", db, coll), {kIndexExists});
+    bson_destroy(&cmd);
+    return s;
+  }
+
+  // The commands the unpacker passes on (oplog_replay.h), as the target server runs them.
   Status apply_command(const ParsedOp& op, const bson_t* raw) {
     (void)raw;
-    if (!op.o) return Status::ok();
-    bson_iter_t it;
-    if (!bson_iter_init(&it, op.o->get()) || !bson_iter_next(&it)) return Status::ok();
-    std::string cmd = bson_iter_key(&it);
-    std::string arg = BSON_ITER_HOLDS_UTF8(&it) ? bson_iter_utf8(&it, nullptr) : "";
-    auto lease = conn_->lease();
-    bson_error_t err;
-    if (cmd == "drop" || cmd == "create") {
-      bson_t* c = cmd == "drop" ? BCON_NEW("drop", BCON_UTF8(arg.c_str())) : BCON_NEW("create", BCON_UTF8(arg.c_str()));
-      bool ok = MONGOC(mongoc_client_command_simple)(lease.get(), op.db.c_str(), c, nullptr, nullptr, &err);
+    if (!op.o) return Error(Code::kCorrupt, "command entry without o");
+    std::string cmd = first_key_of(op.o->get());
+    std::string arg = bson_string(op.o->get(), cmd.c_str());
+    std::string what = fmt::format("replaying {} of {}.{}", cmd, op.db, arg);
+    if (cmd == "create") {
+      BsonDoc c = without_fields(op.o->get(), {"idIndex"});
+      return run_command(op.db, c.get(), what, {kNamespaceExists});
+    }
+    if (cmd == "drop") {
+      bson_t* c = BCON_NEW("drop", BCON_UTF8(arg.c_str()));
+      Status s = run_command(op.db, c, what, {kNamespaceNotFound});
       bson_destroy(c);
-      if (!ok && err.code != kNamespaceNotFound && err.code != kNamespaceExists)
-        return mongo_error(err, fmt::format("replaying {} of {}.{}", cmd, op.db, arg));
-      return Status::ok();
+      return s;
     }
     if (cmd == "dropDatabase") {
-      mongoc_database_t* db = MONGOC(mongoc_client_get_database)(lease.get(), op.db.c_str());
-      bool ok = MONGOC(mongoc_database_drop_with_opts)(db, nullptr, &err);
-      MONGOC(mongoc_database_destroy)(db);
-      if (!ok) return mongo_error(err, fmt::format("replaying dropDatabase of {}", op.db));
-      return Status::ok();
+      bson_t* c = BCON_NEW("dropDatabase", BCON_INT32(1));
+      Status s = run_command(op.db, c, fmt::format("replaying dropDatabase of {}", op.db), {});
+      bson_destroy(c);
+      return s;
     }
-    ++warnings_;  // index builds, renames, collMod: not data; the restore keeps the dumped indexes
-    return Status::ok();
+    if (cmd == "renameCollection") {
+      std::string to = bson_string(op.o->get(), "to");
+      bson_iter_t it;
+      bool drop_target = bson_iter_init_find(&it, op.o->get(), "dropTarget") &&
+                         (BSON_ITER_HOLDS_BINARY(&it) || bson_iter_as_bool(&it));  // 4.4+: the dropped UUID
+      bson_t* c = BCON_NEW("renameCollection", BCON_UTF8(arg.c_str()), "to", BCON_UTF8(to.c_str()), "dropTarget",
+                           BCON_BOOL(drop_target));
+      Status s = run_command("admin", c, fmt::format("replaying renameCollection of {} to {}", arg, to), {kNamespaceNotFound});
+      bson_destroy(c);
+      return s;
+    }
+    if (cmd == "createIndexes") {
+      BsonDoc spec = without_fields(op.o->get(), {"createIndexes"});
+      std::vector<BsonDoc> specs;
+      specs.push_back(clean_index_spec(spec.get()));
+      return create_indexes(op.db, arg, specs);
+    }
+    if (cmd == "commitIndexBuild") return create_indexes(op.db, arg, index_specs(op.o->get()));
+    if (cmd == "startIndexBuild" || cmd == "abortIndexBuild") return Status::ok();  // the commit builds it
+    if (cmd == "dropIndexes" || cmd == "deleteIndexes") {
+      std::string index = bson_string(op.o->get(), "index");
+      bson_t* c = BCON_NEW("dropIndexes", BCON_UTF8(arg.c_str()), "index", BCON_UTF8(index.c_str()));
+      Status s = run_command(op.db, c, what, {kNamespaceNotFound, kIndexNotFound});
+      bson_destroy(c);
+      return s;
+    }
+    if (cmd == "emptycapped") {
+      // Removed from the server in 7.0; its effect is every document gone.
+      auto lease = conn_->lease();
+      mongoc_collection_t* c = MONGOC(mongoc_client_get_collection)(lease.get(), op.db.c_str(), arg.c_str());
+      BsonDoc all;
+      bson_error_t err;
+      bool ok = MONGOC(mongoc_collection_delete_many)(c, all.get(), nullptr, nullptr, &err);
+      MONGOC(mongoc_collection_destroy)(c);
+      return ok ? Status::ok() : mongo_error(err, what);
+    }
+    if (cmd == "collMod" || cmd == "convertToCapped") return run_command(op.db, op.o->get(), what, {});
+    return Error(Code::kInvalidArgument, fmt::format("{}: not a command the restore replays", what));
   }
 
   std::unique_ptr<MongoConnection> conn_;
@@ -502,7 +635,6 @@ class ServerSink final : public RestoreSink {
   std::atomic<uint64_t> duplicates_{0};
   std::mutex mu_;
   Status error_;
-  uint64_t warnings_ = 0;
   std::unique_ptr<ClientLease> op_lease_;
   mongoc_collection_t* bulk_coll_ = nullptr;
   mongoc_bulk_operation_t* bulk_ = nullptr;
@@ -603,10 +735,13 @@ Status apply_to_docs(std::map<std::string, Bytes>& docs, const bson_t* raw) {
   } else if (op.op == "u") {
     if (!op.o2) return Status::ok();
     std::string key = id_key(op.o2->get());
-    if (has_field(op.o->get(), "diff"))
-      return Error(Code::kInvalidArgument, "replaying MongoDB delta updates ($v:2) into a directory is not "
-                                           "supported; restore into a server with --uri");
-    if (auto whole = whole_document_set(op.o->get())) {
+    if (auto diff = has_field(op.o->get(), "diff") ? sub_document(op.o->get(), "diff") : std::nullopt) {
+      auto it = docs.find(key);
+      if (it == docs.end()) return Status::ok();
+      BsonView cur(it->second);
+      LB_ASSIGN_OR_RETURN(auto next, apply_delta(cur.get(), diff->get()));
+      it->second = Bytes(next.bytes().begin(), next.bytes().end());
+    } else if (auto whole = whole_document_set(op.o->get())) {
       put(whole->get());
     } else if (first_key_is_operator(op.o->get())) {
       auto it = docs.find(key);
@@ -621,6 +756,35 @@ Status apply_to_docs(std::map<std::string, Bytes>& docs, const bson_t* raw) {
   return Status::ok();
 }
 
+nlohmann::json json_of(const bson_t* doc) {
+  char* text = bson_as_canonical_extended_json(doc, nullptr);
+  nlohmann::json out = nlohmann::json::parse(text, nullptr, false);
+  bson_free(text);
+  return out;
+}
+
+// A collection's <coll>.metadata.json as mongodump writes it, for a collection the oplog created.
+nlohmann::json default_metadata(const std::string& coll) {
+  return {{"options", nlohmann::json::object()},
+          {"indexes", {{{"v", {{"$numberInt", "2"}}}, {"key", {{"_id", {{"$numberInt", "1"}}}}}, {"name", "_id_"}}}},
+          {"collectionName", coll},
+          {"type", "collection"}};
+}
+
+// Adds an index specification to a metadata document, replacing one of the same name.
+void put_index(nlohmann::json& metadata, nlohmann::json spec) {
+  auto& indexes = metadata["indexes"];
+  if (!indexes.is_array()) indexes = nlohmann::json::array();
+  for (auto& ix : indexes)
+    if (ix.value("name", "") == spec.value("name", "")) {
+      ix = std::move(spec);
+      return;
+    }
+  indexes.push_back(std::move(spec));
+}
+
+// The mongodump-layout directory: collections stream to files; the collections the oplog touches
+// are then held in memory, changed entry by entry (documents, options, indexes) and written back.
 class DirSink final : public RestoreSink {
  public:
   explicit DirSink(std::string dir) : dir_(std::move(dir)) {}
@@ -652,80 +816,200 @@ class DirSink final : public RestoreSink {
 
   Status apply_op(const bson_t* raw) override {
     ParsedOp op = parse_op(raw);
-    if (op.op == "n" || op.op.empty() || op.coll.empty()) return Status::ok();
-    if (op.op == "c") {
-      ++warnings_;
-      return Status::ok();
-    }
-    std::string ns = op.db + "\n" + op.coll;
-    if (ops_.find(ns) == ops_.end()) order_.push_back(ns);
-    auto& v = ops_[ns];
-    v.emplace_back(bson_get_data(raw), bson_get_data(raw) + raw->len);
-    return Status::ok();
+    if (op.op == "n" || op.op.empty()) return Status::ok();
+    if (op.op == "c") return apply_command(op);
+    if (op.coll.empty()) return Status::ok();
+    LB_ASSIGN_OR_RETURN(Coll * c, load(op.db, op.coll));
+    c->exists = true;  // an insert creates the collection
+    return apply_to_docs(c->docs, raw);
   }
 
-  // Each collection the oplog touched is loaded, changed in memory and written back.
   Status finish() override {
-    for (const auto& ns : order_) {
-      size_t nl = ns.find('\n');
-      std::string db = ns.substr(0, nl), coll = ns.substr(nl + 1);
-      std::string base = dir_ + "/" + db + "/" + coll;
-      std::map<std::string, Bytes> docs;
-      auto existing = read_whole(base + ".bson");
-      if (existing) {
-        size_t off = 0;
-        while (off < existing->size()) {
-          ByteView rest(existing->data() + off, existing->size() - off);
-          LB_ASSIGN_OR_RETURN(size_t len, bson_frame_length(rest, base + ".bson"));
-          if (len > rest.size() || !bson_framed(rest.first(len)))
-            return Error(Code::kCorrupt, fmt::format("{}.bson: damaged document at offset {}", base, off));
-          BsonView v(rest.first(len));
-          docs[id_key(v.get())] = Bytes(rest.begin(), rest.begin() + static_cast<ptrdiff_t>(len));
-          off += len;
-        }
-      } else {
-        LB_RETURN_IF_ERROR(make_dir(dir_ + "/" + db));
-        std::string meta = fmt::format(
-            R"({{"options":{{}},"indexes":[{{"v":{{"$numberInt":"2"}},"key":{{"_id":{{"$numberInt":"1"}}}},"name":"_id_"}}],"collectionName":"{}","type":"collection"}})",
-            coll);
-        LB_RETURN_IF_ERROR(write_file_atomic(base + ".metadata.json", as_bytes(meta)));
+    for (auto& [key, c] : colls_) {
+      std::string base = dir_ + "/" + c.db + "/" + c.name;
+      if (!c.exists) {
+        for (const char* ext : {".bson", ".metadata.json"})
+          if (::unlink((base + ext).c_str()) != 0 && errno != ENOENT)
+            return Error(Code::kIo, fmt::format("removing {}{}: {}", base, ext, strerror(errno)));
+        continue;
       }
-      for (const auto& raw : ops_[ns]) {
-        BsonView view(raw);
-        LB_RETURN_IF_ERROR(apply_to_docs(docs, view.get()));
-      }
+      LB_RETURN_IF_ERROR(make_dir(dir_ + "/" + c.db));
+      LB_RETURN_IF_ERROR(write_file_atomic(base + ".metadata.json", as_bytes(c.metadata.dump())));
       Bytes out;
-      for (const auto& [k, d] : docs) out.insert(out.end(), d.begin(), d.end());
+      for (const auto& [k, d] : c.docs) out.insert(out.end(), d.begin(), d.end());
       LB_RETURN_IF_ERROR(write_file_atomic(base + ".bson", out));
     }
     return Status::ok();
   }
 
-  uint64_t warnings() const override { return warnings_; }
-
  private:
+  struct Coll {
+    std::string db, name;
+    std::map<std::string, Bytes> docs;  // by _id key
+    nlohmann::json metadata;
+    bool exists = false;
+  };
+
+  // The collection as the directory holds it now (read once, then kept in memory).
+  Result<Coll*> load(const std::string& db, const std::string& coll) {
+    auto [it, fresh] = colls_.try_emplace(db + "\n" + coll);
+    Coll& c = it->second;
+    if (!fresh) return &c;
+    c.db = db;
+    c.name = coll;
+    std::string base = dir_ + "/" + db + "/" + coll;
+    if (auto meta = read_whole(base + ".metadata.json")) {
+      c.metadata = nlohmann::json::parse(to_string(*meta), nullptr, false);
+      if (!c.metadata.is_object()) return Error(Code::kCorrupt, fmt::format("{}.metadata.json is not a JSON object", base));
+      c.exists = true;
+    } else {
+      c.metadata = default_metadata(coll);
+    }
+    if (auto existing = read_whole(base + ".bson")) {
+      c.exists = true;
+      size_t off = 0;
+      while (off < existing->size()) {
+        ByteView rest(existing->data() + off, existing->size() - off);
+        LB_ASSIGN_OR_RETURN(size_t len, bson_frame_length(rest, base + ".bson"));
+        if (len > rest.size() || !bson_framed(rest.first(len)))
+          return Error(Code::kCorrupt, fmt::format("{}.bson: damaged document at offset {}", base, off));
+        BsonView v(rest.first(len));
+        c.docs[id_key(v.get())] = Bytes(rest.begin(), rest.begin() + static_cast<ptrdiff_t>(len));
+        off += len;
+      }
+    }
+    return &c;
+  }
+
+  void drop(Coll& c) {
+    c.exists = false;
+    c.docs.clear();
+    c.metadata = default_metadata(c.name);
+  }
+
+  Status apply_command(const ParsedOp& op) {
+    if (!op.o) return Error(Code::kCorrupt, "command entry without o");
+    std::string cmd = first_key_of(op.o->get());
+    std::string arg = bson_string(op.o->get(), cmd.c_str());
+    if (cmd == "dropDatabase") {
+      std::error_code ec;
+      for (const auto& entry : std::filesystem::directory_iterator(dir_ + "/" + op.db, ec)) {
+        std::string file = entry.path().filename();
+        for (const char* ext : {".metadata.json", ".bson"})
+          if (file.ends_with(ext)) LB_RETURN_IF_ERROR(load(op.db, file.substr(0, file.size() - strlen(ext))).status());
+      }
+      for (auto& [key, c] : colls_)
+        if (c.db == op.db) drop(c);
+      return Status::ok();
+    }
+    if (cmd == "renameCollection") {
+      auto [from_db, from_coll] = split_full_ns(arg);
+      auto [to_db, to_coll] = split_full_ns(bson_string(op.o->get(), "to"));
+      LB_ASSIGN_OR_RETURN(Coll * from, load(from_db, from_coll));
+      if (!from->exists) return Status::ok();  // already renamed when the dump read it
+      LB_ASSIGN_OR_RETURN(Coll * to, load(to_db, to_coll));
+      to->docs = std::move(from->docs);
+      to->metadata = std::move(from->metadata);
+      to->metadata["collectionName"] = to_coll;
+      to->exists = true;
+      drop(*from);
+      return Status::ok();
+    }
+    LB_ASSIGN_OR_RETURN(Coll * c, load(op.db, arg));
+    if (cmd == "create") {
+      if (c->exists) return Status::ok();
+      c->exists = true;
+      c->docs.clear();
+      c->metadata = default_metadata(arg);
+      c->metadata["options"] = json_of(without_fields(op.o->get(), {"create", "idIndex"}).get());
+      if (auto id_index = sub_document(op.o->get(), "idIndex")) c->metadata["indexes"] = {json_of(id_index->get())};
+    } else if (cmd == "drop") {
+      drop(*c);
+    } else if (cmd == "createIndexes") {
+      put_index(c->metadata, json_of(clean_index_spec(without_fields(op.o->get(), {"createIndexes"}).get()).get()));
+    } else if (cmd == "commitIndexBuild") {
+      for (const auto& spec : index_specs(op.o->get())) put_index(c->metadata, json_of(spec.get()));
+    } else if (cmd == "dropIndexes" || cmd == "deleteIndexes") {
+      std::string name = bson_string(op.o->get(), "index");
+      auto& indexes = c->metadata["indexes"];
+      if (indexes.is_array())
+        indexes.erase(std::remove_if(indexes.begin(), indexes.end(),
+                                     [&](const nlohmann::json& ix) { return ix.value("name", "") == name; }),
+                      indexes.end());
+    } else if (cmd == "collMod") {
+      nlohmann::json change = json_of(op.o->get());
+      for (auto& [k, v] : change.items()) {
+        if (k == "collMod") continue;
+        if (k != "index") {
+          c->metadata["options"][k] = v;
+          continue;
+        }
+        // An index's TTL or visibility, named by its name or its key pattern.
+        for (auto& ix : c->metadata["indexes"]) {
+          if ((v.contains("name") && ix.value("name", "") == v["name"]) ||
+              (v.contains("keyPattern") && ix.value("key", nlohmann::json()) == v["keyPattern"]))
+            for (auto& [field, value] : v.items())
+              if (field != "name" && field != "keyPattern") ix[field] = value;
+        }
+      }
+    } else if (cmd == "convertToCapped") {
+      c->metadata["options"]["capped"] = true;
+      c->metadata["options"]["size"] = json_of(without_fields(op.o->get(), {"convertToCapped"}).get()).value("size", nlohmann::json());
+    } else if (cmd == "emptycapped") {
+      c->docs.clear();
+    } else if (cmd != "startIndexBuild" && cmd != "abortIndexBuild") {
+      return Error(Code::kInvalidArgument, fmt::format("replaying {} into a directory: not a command the restore replays", cmd));
+    }
+    return Status::ok();
+  }
+
+  static std::pair<std::string, std::string> split_full_ns(const std::string& ns) {
+    size_t dot = ns.find('.');
+    if (dot == std::string::npos) return {ns, ""};
+    return {ns.substr(0, dot), ns.substr(dot + 1)};
+  }
+
   std::string dir_;
   CollectionSpec spec_;
   std::string tmp_path_;
   int fd_ = -1;
-  std::map<std::string, std::vector<Bytes>> ops_;
-  std::vector<std::string> order_;
-  uint64_t warnings_ = 0;
+  std::map<std::string, Coll> colls_;  // "db\ncoll" -> the collections the oplog touched
 };
 
 }  // namespace
 
+std::string ExpectedState::origin(const std::string& ns) {
+  if (auto it = origin_.find(ns); it != origin_.end()) return it->second;
+  if (dropped_dbs_.count(ns.substr(0, ns.find('.')))) return origin_[ns] = fresh_origin();
+  return ns;
+}
+
+std::string ExpectedState::fresh_origin() { return fmt::format("\x01new {}", ++fresh_); }
+
 void ExpectedState::note_op(const bson_t* op) {
   ParsedOp p = parse_op(op);
-  if (p.coll.empty() || p.op == "n") return;
-  auto& c = colls_[p.db + "." + p.coll];
+  if (p.op == "n" || !p.o) return;
   if (p.op == "c") {
-    c.predictable = false;
-    c.why = "a command entry (create/drop/rename) was replayed";
+    // Which backed-up collection each name holds from here on: a rename carries it along; a drop
+    // leaves the name with a new, empty collection whose documents come from the oplog alone.
+    std::string cmd = first_key_of(p.o->get());
+    std::string arg = bson_string(p.o->get(), cmd.c_str());
+    if (cmd == "renameCollection") {
+      std::string to = bson_string(p.o->get(), "to");
+      origin_[to] = origin(arg);
+      origin_[arg] = fresh_origin();
+    } else if (cmd == "drop" || cmd == "emptycapped") {
+      origin_[p.db + "." + arg] = fresh_origin();
+    } else if (cmd == "dropDatabase") {
+      for (auto& [ns, from] : origin_)
+        if (ns.starts_with(p.db + ".")) from = fresh_origin();
+      dropped_dbs_.insert(p.db);
+    }
     return;
   }
+  if (p.coll.empty()) return;
   const auto& id_doc = p.op == "u" ? p.o2 : p.o;
-  if (id_doc) c.touched.insert(id_key(id_doc->get()));
+  if (id_doc) colls_[origin(p.db + "." + p.coll)].touched.insert(id_key(id_doc->get()));
 }
 
 void ExpectedState::add_document(const std::string& ns, ByteView doc) {
@@ -741,7 +1025,27 @@ void ExpectedState::add_document(const std::string& ns, ByteView doc) {
 
 void ExpectedState::apply_op(const bson_t* op) {
   ParsedOp p = parse_op(op);
-  if (p.coll.empty() || p.op == "n" || p.op == "c") return;
+  if (p.op == "n" || !p.o) return;
+  if (p.op == "c") {
+    std::string cmd = first_key_of(p.o->get());
+    std::string arg = bson_string(p.o->get(), cmd.c_str());
+    if (cmd == "renameCollection") {
+      State moved = std::move(colls_[arg]);
+      colls_[arg] = State{};
+      colls_[bson_string(p.o->get(), "to")] = std::move(moved);
+    } else if (cmd == "drop" || cmd == "emptycapped") {
+      colls_[p.db + "." + arg] = State{};
+    } else if (cmd == "dropDatabase") {
+      for (auto& [ns, c] : colls_)
+        if (ns.starts_with(p.db + ".")) c = State{};
+    } else if (cmd == "convertToCapped") {
+      auto& c = colls_[p.db + "." + arg];
+      c.predictable = false;
+      c.why = "convertToCapped may have removed the oldest documents";
+    }
+    return;
+  }
+  if (p.coll.empty()) return;
   auto& c = colls_[p.db + "." + p.coll];
   if (!c.predictable) return;
   Status s = apply_to_docs(c.docs, op);
@@ -754,6 +1058,7 @@ void ExpectedState::apply_op(const bson_t* op) {
 std::map<std::string, ExpectedState::Collection> ExpectedState::finish() const {
   std::map<std::string, Collection> out;
   for (const auto& [ns, c] : colls_) {
+    if (ns.starts_with('\x01')) continue;  // a state no name holds any more
     CollectionDigest d = c.all;
     d.subtract(c.before);
     for (const auto& [k, doc] : c.docs) d.add(doc);

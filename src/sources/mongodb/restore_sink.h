@@ -26,10 +26,10 @@ class RestoreSink {
   virtual Status begin_collection(const CollectionSpec& spec) = 0;
   virtual Status insert_batch(std::vector<Bytes> docs) = 0;
   virtual Result<uint64_t> end_collection() = 0;  // returns duplicates skipped
-  // One oplog entry whose ns has already been mapped to the target database.
+  // One change in oplog shape, as OplogUnpacker yields it: ns mapped to the target, commands only
+  // those it lets through.
   virtual Status apply_op(const bson_t* op) = 0;
   virtual Status finish() = 0;
-  virtual uint64_t warnings() const { return 0; }
 };
 
 struct ServerSinkOptions {
@@ -60,6 +60,10 @@ class ExpectedState {
   std::map<std::string, Collection> finish() const;
 
  private:
+  // First pass: the state (by the backed-up ns, or a token for a collection made after the backup)
+  // whose documents a name holds from here on, through renames and drops.
+  std::string origin(const std::string& ns);
+  std::string fresh_origin();
   struct State {
     CollectionDigest all, before;  // every document restored; the touched ones among them
     std::set<std::string> touched;
@@ -68,6 +72,9 @@ class ExpectedState {
     std::string why;
   };
   std::map<std::string, State> colls_;
+  std::map<std::string, std::string> origin_;
+  std::set<std::string> dropped_dbs_;
+  uint64_t fresh_ = 0;
 };
 
 // Count and hash of what a target holds now, read back from it.
