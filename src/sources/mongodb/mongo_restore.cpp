@@ -268,7 +268,9 @@ Result<MongoRestoreResult> restore_mongodb(repo::Repository& repo, const MongoRe
     second.second = static_cast<uint32_t>(*plan.at_ns / kNsPerSecond);
     second.at_ns = *plan.at_ns;
     auto full_end = meta_time(plan.full.snapshot, "oplog_end");
-    second.active = *plan.at_ns % kNsPerSecond != kNsPerSecond - 1 && second.second == *plan.replay_until_s &&
+    // A time given to the second (no fraction) names that whole second, as it always has.
+    int64_t fraction = *plan.at_ns % kNsPerSecond;
+    second.active = fraction != 0 && fraction != kNsPerSecond - 1 && second.second == *plan.replay_until_s &&
                     (!full_end || full_end->t < second.second);
   }
   {
