@@ -39,23 +39,6 @@ std::string NsFilter::target(const std::string& db) const {
   return db;
 }
 
-std::optional<BsonDoc> NsFilter::map_op(const bson_t* op) const {
-  std::string ns = bson_string(op, "ns");
-  size_t dot = ns.find('.');
-  if (dot == std::string::npos) return std::nullopt;
-  std::string db = ns.substr(0, dot), rest = ns.substr(dot);
-  if (!selected(db) || rest.starts_with(".system.")) return std::nullopt;
-  std::string to = target(db) + rest;
-  BsonDoc out;
-  bson_iter_t it;
-  bson_iter_init(&it, op);
-  while (bson_iter_next(&it)) {
-    if (std::string(bson_iter_key(&it)) == "ns") bson_append_utf8(out.get(), "ns", 2, to.c_str(), -1);
-    else bson_append_iter(out.get(), nullptr, 0, &it);
-  }
-  return out;
-}
-
 namespace {
 
 // A non-owning view of BSON bytes as a bson_t.

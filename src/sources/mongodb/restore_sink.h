@@ -81,14 +81,12 @@ class ExpectedState {
 Result<CollectionDigest> digest_server_collection(MongoConnection& conn, const std::string& db, const std::string& coll);
 Result<CollectionDigest> digest_dir_collection(const std::string& dir, const std::string& db, const std::string& coll);
 
-// Which databases a restore takes and under which names. map_op rewrites an oplog entry's ns for
-// --to-db renames; empty when the entry is not for a selected database or is a system collection's.
+// Which databases a restore takes and under which names (OplogUnpacker maps entries with it).
 struct NsFilter {
   std::vector<std::string> databases;              // empty: all
   std::vector<std::pair<std::string, std::string>> rename;  // OLD -> NEW
   bool selected(const std::string& db) const;
   std::string target(const std::string& db) const;
-  std::optional<BsonDoc> map_op(const bson_t* op) const;
 };
 
 }  // namespace lifeboat::sources::mongodb
