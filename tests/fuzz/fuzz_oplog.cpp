@@ -58,7 +58,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       ByteView doc = docs[n];
       bson_t view;
       bson_init_static(&view, doc.data(), doc.size());
-      if (!scan.feed(&view, [&](const BsonDoc& c) { expected.note_op(c.get()); return Status::ok(); }, unknown).is_ok())
+      if (!scan.feed(
+                   &view,
+                   [&](const BsonDoc& c) {
+                     expected.note_op(c.get());
+                     return Status::ok();
+                   },
+                   unknown)
+               .is_ok())
         abort();  // the unpacker itself never fails: what it does not know comes back as `unknown`
       if (unknown) {
         replayed = n;
@@ -74,10 +81,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (size_t n = 0; n < replayed && ok; ++n) {
     bson_t view;
     bson_init_static(&view, docs[n].data(), docs[n].size());
-    ok = replay.feed(&view, [&](const BsonDoc& c) {
-      expected.apply_op(c.get());
-      return sink->apply_op(c.get());
-    }, again).is_ok();
+    ok = replay
+             .feed(
+                 &view,
+                 [&](const BsonDoc& c) {
+                   expected.apply_op(c.get());
+                   return sink->apply_op(c.get());
+                 },
+                 again)
+             .is_ok();
     if (again) break;
   }
   // A sink error (a diff the applier refuses, a damaged file) ends the comparison: the restore

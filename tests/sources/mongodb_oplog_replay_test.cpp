@@ -2,13 +2,11 @@
 // whole at their commit, the command list, skip rules, unknown entries refused by name; and the
 // mongodump directory sink replaying commands. Every expectation is written out here by hand.
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-
 #include <nlohmann/json.hpp>
 
 #include "sources/mongodb/bson_stream.h"
@@ -24,10 +22,14 @@ BsonDoc doc(const std::string& json) {
   return d.is_ok() ? std::move(*d) : BsonDoc();
 }
 
-std::string ts(uint32_t t, uint32_t i) { return R"({"$timestamp":{"t":)" + std::to_string(t) + R"(,"i":)" + std::to_string(i) + "}}"; }
+std::string ts(uint32_t t, uint32_t i) {
+  return R"({"$timestamp":{"t":)" + std::to_string(t) + R"(,"i":)" + std::to_string(i) + "}}";
+}
 
-const char* kLsid = R"("lsid":{"id":{"$binary":{"base64":"AAAAAAAAAAAAAAAAAAAAAA==","subType":"04"}}},"txnNumber":{"$numberLong":"1"})";
-const char* kLsid2 = R"("lsid":{"id":{"$binary":{"base64":"AQAAAAAAAAAAAAAAAAAAAA==","subType":"04"}}},"txnNumber":{"$numberLong":"4"})";
+const char* kLsid =
+    R"("lsid":{"id":{"$binary":{"base64":"AAAAAAAAAAAAAAAAAAAAAA==","subType":"04"}}},"txnNumber":{"$numberLong":"1"})";
+const char* kLsid2 =
+    R"("lsid":{"id":{"$binary":{"base64":"AQAAAAAAAAAAAAAAAAAAAA==","subType":"04"}}},"txnNumber":{"$numberLong":"4"})";
 
 // Feeds entries and records each change as "op ns o-first-key-or-_id @t:i".
 struct Fed {
@@ -42,8 +44,10 @@ std::string describe(const bson_t* c) {
   std::string what;
   if (bson_iter_init_find(&it, c, op == "u" ? "o2" : "o") && bson_iter_recurse(&it, &sub) && bson_iter_next(&sub)) {
     what = bson_iter_key(&sub);
-    if (what == "_id" && BSON_ITER_HOLDS_INT32(&sub)) what = "_id " + std::to_string(bson_iter_int32(&sub));
-    else if (BSON_ITER_HOLDS_UTF8(&sub)) what += " " + std::string(bson_iter_utf8(&sub, nullptr));
+    if (what == "_id" && BSON_ITER_HOLDS_INT32(&sub))
+      what = "_id " + std::to_string(bson_iter_int32(&sub));
+    else if (BSON_ITER_HOLDS_UTF8(&sub))
+      what += " " + std::string(bson_iter_utf8(&sub, nullptr));
   }
   return op + " " + ns + " " + what + " @" + t.to_string();
 }
@@ -58,10 +62,13 @@ Fed feed_all(const std::vector<std::string>& entries, NsFilter filter = {}, bool
   Fed fed;
   for (const auto& e : entries) {
     BsonDoc entry = doc(e);
-    Status s = last->feed(entry.get(), [&](const BsonDoc& c) {
-      fed.changes.push_back(describe(c.get()));
-      return Status::ok();
-    }, fed.unknown);
+    Status s = last->feed(
+        entry.get(),
+        [&](const BsonDoc& c) {
+          fed.changes.push_back(describe(c.get()));
+          return Status::ok();
+        },
+        fed.unknown);
     EXPECT_TRUE(s.is_ok()) << s.message();
     if (fed.unknown) break;
   }
@@ -71,25 +78,29 @@ Fed feed_all(const std::vector<std::string>& entries, NsFilter filter = {}, bool
 using Changes = std::vector<std::string>;
 
 TEST(OplogUnpacker, PlainEntriesPassWithTheirPosition) {
-  auto fed = feed_all({R"({"op":"i","ns":"shop.orders","o":{"_id":1},"ts":)" + ts(10, 1) + "}",
-                       R"({"op":"u","ns":"shop.orders","o":{"$v":2,"diff":{"u":{"a":1}}},"o2":{"_id":1},"ts":)" + ts(10, 2) + "}",
-                       R"({"op":"d","ns":"shop.orders","o":{"_id":1},"ts":)" + ts(11, 1) + "}",
-                       R"({"op":"n","ns":"","o":{"msg":"periodic noop"},"ts":)" + ts(12, 1) + "}"});
+  auto fed = feed_all(
+      {R"({"op":"i","ns":"shop.orders","o":{"_id":1},"ts":)" + ts(10, 1) + "}",
+       R"({"op":"u","ns":"shop.orders","o":{"$v":2,"diff":{"u":{"a":1}}},"o2":{"_id":1},"ts":)" + ts(10, 2) + "}",
+       R"({"op":"d","ns":"shop.orders","o":{"_id":1},"ts":)" + ts(11, 1) + "}",
+       R"({"op":"n","ns":"","o":{"msg":"periodic noop"},"ts":)" + ts(12, 1) + "}"});
   EXPECT_FALSE(fed.unknown);
-  EXPECT_EQ(fed.changes, (Changes{"i shop.orders _id 1 @10:1", "u shop.orders _id 1 @10:2", "d shop.orders _id 1 @11:1"}));
+  EXPECT_EQ(fed.changes,
+            (Changes{"i shop.orders _id 1 @10:1", "u shop.orders _id 1 @10:2", "d shop.orders _id 1 @11:1"}));
 }
 
 TEST(OplogUnpacker, ATransactionIsAppliedWholeAtItsCommitWithInnerNamespacesMapped) {
   NsFilter filter{{}, {{"shop", "shop_r"}}};
-  auto fed = feed_all({std::string(R"({"op":"c","ns":"admin.$cmd",)") + kLsid +
-                           R"(,"prevOpTime":{"ts":{"$timestamp":{"t":0,"i":0}},"t":{"$numberLong":"-1"}},"o":{"applyOps":[)"
-                           R"({"op":"i","ns":"shop.orders","ui":{"$binary":{"base64":"AAAAAAAAAAAAAAAAAAAAAA==","subType":"04"}},"o":{"_id":100}},)"
-                           R"({"op":"d","ns":"shop.orders","o":{"_id":2}},)"
-                           R"({"op":"u","ns":"shop.items","o":{"$v":2,"diff":{"u":{"n":1}}},"o2":{"_id":7}}]},"ts":)" +
-                           ts(20, 3) + "}"},
-                      filter);
+  auto fed = feed_all(
+      {std::string(R"({"op":"c","ns":"admin.$cmd",)") + kLsid +
+       R"(,"prevOpTime":{"ts":{"$timestamp":{"t":0,"i":0}},"t":{"$numberLong":"-1"}},"o":{"applyOps":[)"
+       R"({"op":"i","ns":"shop.orders","ui":{"$binary":{"base64":"AAAAAAAAAAAAAAAAAAAAAA==","subType":"04"}},"o":{"_id":100}},)"
+       R"({"op":"d","ns":"shop.orders","o":{"_id":2}},)"
+       R"({"op":"u","ns":"shop.items","o":{"$v":2,"diff":{"u":{"n":1}}},"o2":{"_id":7}}]},"ts":)" +
+       ts(20, 3) + "}"},
+      filter);
   EXPECT_FALSE(fed.unknown);
-  EXPECT_EQ(fed.changes, (Changes{"i shop_r.orders _id 100 @20:3", "d shop_r.orders _id 2 @20:3", "u shop_r.items _id 7 @20:3"}));
+  EXPECT_EQ(fed.changes,
+            (Changes{"i shop_r.orders _id 100 @20:3", "d shop_r.orders _id 2 @20:3", "u shop_r.items _id 7 @20:3"}));
 }
 
 TEST(OplogUnpacker, APartialTxnChainWaitsForTheEntryThatEndsIt) {
@@ -99,24 +110,30 @@ TEST(OplogUnpacker, APartialTxnChainWaitsForTheEntryThatEndsIt) {
            std::to_string(id) + R"(}}],"partialTxn":true},"ts":)" + ts(t, 1) + "}";
   };
   std::string other = R"({"op":"i","ns":"shop.orders","o":{"_id":50},"ts":)" + ts(31, 2) + "}";
-  std::string last = R"({"op":"c","ns":"admin.$cmd",)" + l +
-                     R"(,"o":{"applyOps":[{"op":"i","ns":"shop.orders","o":{"_id":3}}],"count":{"$numberLong":"3"}},"ts":)" + ts(32, 1) + "}";
+  std::string last =
+      R"({"op":"c","ns":"admin.$cmd",)" + l +
+      R"(,"o":{"applyOps":[{"op":"i","ns":"shop.orders","o":{"_id":3}}],"count":{"$numberLong":"3"}},"ts":)" +
+      ts(32, 1) + "}";
   // Cut before the end: nothing of the transaction.
   auto before = feed_all({part(1, 30), part(2, 31), other});
   EXPECT_EQ(before.changes, (Changes{"i shop.orders _id 50 @31:2"}));
   auto all = feed_all({part(1, 30), part(2, 31), other, last});
-  EXPECT_EQ(all.changes, (Changes{"i shop.orders _id 50 @31:2", "i shop.orders _id 1 @32:1", "i shop.orders _id 2 @32:1",
-                                  "i shop.orders _id 3 @32:1"}));
+  EXPECT_EQ(all.changes, (Changes{"i shop.orders _id 50 @31:2", "i shop.orders _id 1 @32:1",
+                                  "i shop.orders _id 2 @32:1", "i shop.orders _id 3 @32:1"}));
 }
 
 TEST(OplogUnpacker, PreparedTransactionsApplyAtTheirCommitAndAbortedOnesNever) {
   std::string prepare1 = std::string(R"({"op":"c","ns":"admin.$cmd",)") + kLsid +
-                         R"(,"o":{"applyOps":[{"op":"i","ns":"shop.orders","o":{"_id":200}}],"prepare":true},"ts":)" + ts(40, 1) + "}";
+                         R"(,"o":{"applyOps":[{"op":"i","ns":"shop.orders","o":{"_id":200}}],"prepare":true},"ts":)" +
+                         ts(40, 1) + "}";
   std::string prepare2 = std::string(R"({"op":"c","ns":"admin.$cmd",)") + kLsid2 +
-                         R"(,"o":{"applyOps":[{"op":"i","ns":"shop.orders","o":{"_id":300}}],"prepare":true},"ts":)" + ts(40, 2) + "}";
+                         R"(,"o":{"applyOps":[{"op":"i","ns":"shop.orders","o":{"_id":300}}],"prepare":true},"ts":)" +
+                         ts(40, 2) + "}";
   std::string commit1 = std::string(R"({"op":"c","ns":"admin.$cmd",)") + kLsid +
-                        R"(,"o":{"commitTransaction":1,"commitTimestamp":{"$timestamp":{"t":40,"i":5}}},"ts":)" + ts(41, 1) + "}";
-  std::string abort2 = std::string(R"({"op":"c","ns":"admin.$cmd",)") + kLsid2 + R"(,"o":{"abortTransaction":1},"ts":)" + ts(41, 2) + "}";
+                        R"(,"o":{"commitTransaction":1,"commitTimestamp":{"$timestamp":{"t":40,"i":5}}},"ts":)" +
+                        ts(41, 1) + "}";
+  std::string abort2 = std::string(R"({"op":"c","ns":"admin.$cmd",)") + kLsid2 +
+                       R"(,"o":{"abortTransaction":1},"ts":)" + ts(41, 2) + "}";
   EXPECT_EQ(feed_all({prepare1, prepare2}).changes, Changes{});
   EXPECT_EQ(feed_all({prepare1, prepare2, commit1, abort2}).changes, (Changes{"i shop.orders _id 200 @41:1"}));
   // A commit whose prepare lies before what the backup holds cannot be replayed: refused, named.
@@ -128,10 +145,14 @@ TEST(OplogUnpacker, PreparedTransactionsApplyAtTheirCommitAndAbortedOnesNever) {
 TEST(OplogUnpacker, CommandsAreMappedAndSystemNamespacesSkippedByRule) {
   NsFilter filter{{"shop", "logs"}, {{"shop", "shop_r"}}};
   auto fed = feed_all(
-      {R"({"op":"c","ns":"shop.$cmd","o":{"create":"audit","capped":true,"size":{"$numberLong":"4096"}},"ts":)" + ts(50, 1) + "}",
-       R"({"op":"c","ns":"shop.$cmd","o":{"createIndexes":"orders","v":2,"key":{"sku":1},"name":"sku_1"},"ts":)" + ts(50, 2) + "}",
-       R"({"op":"c","ns":"shop.$cmd","o":{"renameCollection":"shop.orders","to":"shop.orders_v2","stayTemp":false,"dropTarget":false},"ts":)" + ts(50, 3) + "}",
-       R"({"op":"c","ns":"shop.$cmd","o":{"renameCollection":"shop.tmp","to":"archive.tmp","dropTarget":false},"ts":)" + ts(50, 4) + "}",
+      {R"({"op":"c","ns":"shop.$cmd","o":{"create":"audit","capped":true,"size":{"$numberLong":"4096"}},"ts":)" +
+           ts(50, 1) + "}",
+       R"({"op":"c","ns":"shop.$cmd","o":{"createIndexes":"orders","v":2,"key":{"sku":1},"name":"sku_1"},"ts":)" +
+           ts(50, 2) + "}",
+       R"({"op":"c","ns":"shop.$cmd","o":{"renameCollection":"shop.orders","to":"shop.orders_v2","stayTemp":false,"dropTarget":false},"ts":)" +
+           ts(50, 3) + "}",
+       R"({"op":"c","ns":"shop.$cmd","o":{"renameCollection":"shop.tmp","to":"archive.tmp","dropTarget":false},"ts":)" +
+           ts(50, 4) + "}",
        R"({"op":"i","ns":"config.transactions","o":{"_id":1},"ts":)" + ts(50, 5) + "}",
        R"({"op":"i","ns":"shop.system.views","o":{"_id":"shop.v"},"ts":)" + ts(50, 6) + "}",
        R"({"op":"i","ns":"other.c","o":{"_id":1},"ts":)" + ts(50, 7) + "}",
@@ -169,7 +190,8 @@ TEST(OplogUnpacker, UnknownEntriesStopBeforeThemNamedOrAreSkippedWhenAsked) {
       {R"({"op":"u","ns":"shop.orders","o":{"$v":2,"diff":{"u":{"a":1}}},"ts":)" + ts(61, 3) + "}", "o2._id"},
       {R"({"op":"u","ns":"shop.orders","o":{"$v":3,"x":{}},"o2":{"_id":1},"ts":)" + ts(61, 4) + "}", "$v:3"},
       {R"({"op":"c","ns":"admin.$cmd","o":{"applyOps":{"op":"i"}},"ts":)" + ts(61, 5) + "}", "not an array"},
-      {R"({"op":"c","ns":"admin.$cmd","o":{"applyOps":[{"op":"c","ns":"shop.$cmd","o":{"newThing":"x"}}]},"ts":)" + ts(61, 6) + "}",
+      {R"({"op":"c","ns":"admin.$cmd","o":{"applyOps":[{"op":"c","ns":"shop.$cmd","o":{"newThing":"x"}}]},"ts":)" +
+           ts(61, 6) + "}",
        "o.newThing"},
       {R"({"op":"c","ns":"shop.$cmd","o":{"renameCollection":"other.x","to":"shop.x"},"ts":)" + ts(61, 7) + "}",
        "does not hold"},
@@ -185,7 +207,8 @@ TEST(OplogUnpacker, UnknownEntriesStopBeforeThemNamedOrAreSkippedWhenAsked) {
 
 TEST(OplogUnpacker, AnUnknownOperationInsideATransactionKeepsAllOfItOut) {
   auto fed = feed_all({R"({"op":"c","ns":"admin.$cmd","o":{"applyOps":[{"op":"i","ns":"shop.orders","o":{"_id":1}},)"
-                       R"({"op":"z","ns":"shop.orders","o":{"_id":2}}]},"ts":)" + ts(70, 1) + "}"});
+                       R"({"op":"z","ns":"shop.orders","o":{"_id":2}}]},"ts":)" +
+                       ts(70, 1) + "}"});
   ASSERT_TRUE(fed.unknown);
   EXPECT_TRUE(fed.changes.empty());
 }
@@ -200,7 +223,9 @@ class DirSinkCommands : public ::testing::Test {
     auto s = make_dir_sink(dir_);
     ASSERT_TRUE(s.is_ok());
     sink_ = std::move(*s);
-    CollectionSpec spec{"shop", "orders", R"({"options":{},"indexes":[{"v":{"$numberInt":"2"},"key":{"_id":{"$numberInt":"1"}},"name":"_id_"}],"collectionName":"orders","type":"collection"})"};
+    CollectionSpec spec{
+        "shop", "orders",
+        R"({"options":{},"indexes":[{"v":{"$numberInt":"2"},"key":{"_id":{"$numberInt":"1"}},"name":"_id_"}],"collectionName":"orders","type":"collection"})"};
     ASSERT_TRUE(sink_->begin_collection(spec).is_ok());
     std::vector<Bytes> docs;
     for (int i = 1; i <= 3; ++i) {
@@ -243,15 +268,19 @@ class DirSinkCommands : public ::testing::Test {
 TEST_F(DirSinkCommands, RenameCreateIndexesAndDeltaUpdatesLandInTheDumpLayout) {
   apply(R"({"op":"u","ns":"shop.orders","o":{"$v":2,"diff":{"u":{"n":5},"i":{"tag":"x"}}},"o2":{"_id":2}})");
   apply(R"({"op":"c","ns":"shop.$cmd","o":{"createIndexes":"orders","v":2,"key":{"sku":1},"name":"sku_1"}})");
-  apply(R"({"op":"c","ns":"shop.$cmd","o":{"commitIndexBuild":"orders","indexBuildUUID":{"$binary":{"base64":"AAAAAAAAAAAAAAAAAAAAAA==","subType":"04"}},"indexes":[{"v":2,"key":{"when":-1},"name":"when_-1"}]}})");
+  apply(
+      R"({"op":"c","ns":"shop.$cmd","o":{"commitIndexBuild":"orders","indexBuildUUID":{"$binary":{"base64":"AAAAAAAAAAAAAAAAAAAAAA==","subType":"04"}},"indexes":[{"v":2,"key":{"when":-1},"name":"when_-1"}]}})");
   apply(R"({"op":"c","ns":"shop.$cmd","o":{"dropIndexes":"orders","index":"sku_1"}})");
-  apply(R"({"op":"c","ns":"shop.$cmd","o":{"renameCollection":"shop.orders","to":"shop.orders_v2","dropTarget":false}})");
+  apply(
+      R"({"op":"c","ns":"shop.$cmd","o":{"renameCollection":"shop.orders","to":"shop.orders_v2","dropTarget":false}})");
   apply(R"({"op":"i","ns":"shop.orders","o":{"_id":9}})");  // a new collection under the old name
-  apply(R"({"op":"c","ns":"shop.$cmd","o":{"create":"audit","capped":true,"size":4096,"idIndex":{"v":2,"key":{"_id":1},"name":"_id_"}}})");
+  apply(
+      R"({"op":"c","ns":"shop.$cmd","o":{"create":"audit","capped":true,"size":4096,"idIndex":{"v":2,"key":{"_id":1},"name":"_id_"}}})");
   apply(R"({"op":"c","ns":"shop.$cmd","o":{"collMod":"orders_v2","validationLevel":"moderate"}})");
   ASSERT_TRUE(sink_->finish().is_ok());
   EXPECT_EQ(ids("shop", "orders_v2"),
-            (std::vector<std::string>{R"({ "_id" : 1, "n" : 0 })", R"({ "_id" : 2, "n" : 5, "tag" : "x" })", R"({ "_id" : 3, "n" : 0 })"}));
+            (std::vector<std::string>{R"({ "_id" : 1, "n" : 0 })", R"({ "_id" : 2, "n" : 5, "tag" : "x" })",
+                                      R"({ "_id" : 3, "n" : 0 })"}));
   EXPECT_EQ(ids("shop", "orders"), (std::vector<std::string>{R"({ "_id" : 9 })"}));
   auto v2 = metadata("shop", "orders_v2");
   EXPECT_EQ(v2["collectionName"], "orders_v2");

@@ -16,7 +16,8 @@ namespace {
 constexpr int kMaxDeltaDepth = 200;
 
 Status delta_error(const std::string& path, const std::string& what) {
-  return Error(Code::kCorrupt, fmt::format("delta update ($v:2) at {}: {}", path.empty() ? "the document" : path, what));
+  return Error(Code::kCorrupt,
+               fmt::format("delta update ($v:2) at {}: {}", path.empty() ? "the document" : path, what));
 }
 
 std::string join_path(const std::string& path, std::string_view field) {
@@ -33,9 +34,12 @@ bool is_array_delta(const bson_t* diff) {
 bool view_of(const bson_iter_t* it, bson_t* out) {
   uint32_t len = 0;
   const uint8_t* data = nullptr;
-  if (BSON_ITER_HOLDS_DOCUMENT(it)) bson_iter_document(it, &len, &data);
-  else if (BSON_ITER_HOLDS_ARRAY(it)) bson_iter_array(it, &len, &data);
-  else return false;
+  if (BSON_ITER_HOLDS_DOCUMENT(it))
+    bson_iter_document(it, &len, &data);
+  else if (BSON_ITER_HOLDS_ARRAY(it))
+    bson_iter_array(it, &len, &data);
+  else
+    return false;
   return bson_init_static(out, data, len);
 }
 
@@ -47,7 +51,8 @@ Status apply_array_delta(const bson_t* pre, const bson_t* diff, bson_t* out, con
 Status append_sub_delta(const bson_iter_t* pre, const bson_iter_t* sub, bson_t* out, const char* key,
                         const std::string& path, int depth) {
   bson_t sub_diff;
-  if (!BSON_ITER_HOLDS_DOCUMENT(sub) || !view_of(sub, &sub_diff)) return delta_error(path, "a sub-diff is not a document");
+  if (!BSON_ITER_HOLDS_DOCUMENT(sub) || !view_of(sub, &sub_diff))
+    return delta_error(path, "a sub-diff is not a document");
   if (bson_empty(&sub_diff)) return delta_error(path, "an empty sub-diff");
   bool array_diff = is_array_delta(&sub_diff);
   bson_t pre_value;
@@ -89,8 +94,9 @@ Status apply_object_delta(const bson_t* pre, const bson_t* diff, bson_t* out, co
     if (key.empty()) return delta_error(path, "a section with an empty name");
     int order = key[0] == 'd' ? 1 : key[0] == 'u' ? 2 : key[0] == 'i' ? 3 : key[0] == 'b' ? 4 : key[0] == 's' ? 5 : 0;
     if (order == 4)
-      return delta_error(path, "binary section 'b' (bit-level diffs of binData, written by servers newer than 8.0) "
-                               "is not supported");
+      return delta_error(path,
+                         "binary section 'b' (bit-level diffs of binData, written by servers newer than 8.0) "
+                         "is not supported");
     if (order == 0 || (order != 5 && (key.size() != 1 || order <= previous)) || order < previous)
       return delta_error(path, fmt::format("unexpected section '{}'", key));
     previous = order;
@@ -213,7 +219,8 @@ Status apply_array_delta(const bson_t* pre, const bson_t* diff, bson_t* out, con
   }
   for (; (resize && out_index < *resize) || next < changes.size(); ++out_index) {
     if (resize && out_index >= *resize)
-      return delta_error(path, fmt::format("a change at index {} lies past the resize to {}", changes[next].index, *resize));
+      return delta_error(path,
+                         fmt::format("a change at index {} lies past the resize to {}", changes[next].index, *resize));
     if (next < changes.size() && changes[next].index == out_index) {
       LB_RETURN_IF_ERROR(append_change(changes[next], nullptr));
       ++next;

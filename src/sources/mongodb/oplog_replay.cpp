@@ -13,10 +13,13 @@ namespace {
 
 // The commands the sinks replay (first key of o). applyOps, commitTransaction and abortTransaction
 // are the unpacker's own.
-constexpr std::array<const char*, 13> kReplayedCommands = {
-    "create",          "drop",           "dropDatabase",   "renameCollection", "createIndexes",
-    "startIndexBuild", "commitIndexBuild", "abortIndexBuild", "dropIndexes",   "deleteIndexes",
-    "collMod",         "convertToCapped", "emptycapped"};
+constexpr std::array<const char*, 13> kReplayedCommands = {"create",           "drop",
+                                                           "dropDatabase",     "renameCollection",
+                                                           "createIndexes",    "startIndexBuild",
+                                                           "commitIndexBuild", "abortIndexBuild",
+                                                           "dropIndexes",      "deleteIndexes",
+                                                           "collMod",          "convertToCapped",
+                                                           "emptycapped"};
 
 // Commands that change no data and no collection: skipped by rule, never refused.
 constexpr std::array<const char*, 1> kNoDataCommands = {"dbCheck"};
@@ -75,9 +78,12 @@ BsonDoc rewrite(const bson_t* op, const std::string& ns, const bson_t* o, OplogT
   while (bson_iter_next(&it)) {
     std::string k = bson_iter_key(&it);
     if (k == "ts") continue;
-    if (k == "ns") bson_append_utf8(out.get(), "ns", 2, ns.c_str(), -1);
-    else if (k == "o" && o) bson_append_document(out.get(), "o", 1, o);
-    else bson_append_iter(out.get(), k.c_str(), static_cast<int>(k.size()), &it);
+    if (k == "ns")
+      bson_append_utf8(out.get(), "ns", 2, ns.c_str(), -1);
+    else if (k == "o" && o)
+      bson_append_document(out.get(), "o", 1, o);
+    else
+      bson_append_iter(out.get(), k.c_str(), static_cast<int>(k.size()), &it);
   }
   bson_append_timestamp(out.get(), "ts", 2, ts.t, ts.i);
   return out;
@@ -91,8 +97,10 @@ BsonDoc with_strings(const bson_t* o, const std::map<std::string, std::string>& 
   while (bson_iter_next(&it)) {
     std::string k = bson_iter_key(&it);
     auto v = values.find(k);
-    if (v != values.end()) bson_append_utf8(out.get(), k.c_str(), static_cast<int>(k.size()), v->second.c_str(), -1);
-    else bson_append_iter(out.get(), k.c_str(), static_cast<int>(k.size()), &it);
+    if (v != values.end())
+      bson_append_utf8(out.get(), k.c_str(), static_cast<int>(k.size()), v->second.c_str(), -1);
+    else
+      bson_append_iter(out.get(), k.c_str(), static_cast<int>(k.size()), &it);
   }
   return out;
 }
@@ -103,11 +111,15 @@ std::pair<std::string, std::string> split_ns(const std::string& ns) {
   return {ns.substr(0, dot), ns.substr(dot + 1)};
 }
 
-bool system_collection(const std::string& coll) { return coll.starts_with("system."); }
+bool system_collection(const std::string& coll) {
+  return coll.starts_with("system.");
+}
 
 }  // namespace
 
-bool is_replayed_command(const std::string& name) { return listed(kReplayedCommands, name); }
+bool is_replayed_command(const std::string& name) {
+  return listed(kReplayedCommands, name);
+}
 
 std::string UnknownEntry::describe() const {
   return fmt::format("ts {}, op {}{}: {}", ts.to_string(), op.empty() ? "(none)" : op,
@@ -124,7 +136,8 @@ Status OplogUnpacker::refuse(UnknownEntry e, std::optional<UnknownEntry>& unknow
   return Status::ok();
 }
 
-Result<std::optional<BsonDoc>> OplogUnpacker::map_change(const bson_t* op, OplogTime ts, std::optional<UnknownEntry>& bad) {
+Result<std::optional<BsonDoc>> OplogUnpacker::map_change(const bson_t* op, OplogTime ts,
+                                                         std::optional<UnknownEntry>& bad) {
   std::string name = bson_string(op, "op");
   auto [db, coll] = split_ns(bson_string(op, "ns"));
   auto o = replay_sub_document(op, "o");
@@ -133,7 +146,8 @@ Result<std::optional<BsonDoc>> OplogUnpacker::map_change(const bson_t* op, Oplog
     return std::optional<BsonDoc>();
   };
   if (name == "n") return std::optional<BsonDoc>();
-  if (name != "i" && name != "u" && name != "d" && name != "c") return unknown("an operation type this version does not know");
+  if (name != "i" && name != "u" && name != "d" && name != "c")
+    return unknown("an operation type this version does not know");
   if (!o) return unknown("the entry has no o document");
   if (name != "c") {
     if (coll.empty()) return unknown("a data change without a collection in ns");
@@ -145,7 +159,8 @@ Result<std::optional<BsonDoc>> OplogUnpacker::map_change(const bson_t* op, Oplog
       if (bson_iter_init_find(&v, o->get(), "$v")) {
         int64_t version = bson_iter_as_int64(&v);
         if (version == 2 && !holds(o->get(), "diff")) return unknown("a $v:2 update without diff");
-        if (version != 1 && version != 2) return unknown(fmt::format("an update format $v:{} this version does not know", version));
+        if (version != 1 && version != 2)
+          return unknown(fmt::format("an update format $v:{} this version does not know", version));
       }
     } else if (!holds(o->get(), "_id")) {
       return unknown(name == "i" ? "an insert without _id" : "a delete without _id");
@@ -210,7 +225,8 @@ Status OplogUnpacker::unpack_apply_ops(const bson_t* o, OplogTime ts, std::vecto
       auto io = replay_sub_document(inner->get(), "o");
       std::string cmd = io ? first_key(io->get()) : "";
       if (cmd == "applyOps" || cmd == "commitTransaction" || cmd == "abortTransaction") {
-        LB_RETURN_IF_ERROR(refuse(UnknownEntry{ts, "c", "applyOps", fmt::format("{} nested inside applyOps", cmd)}, bad));
+        LB_RETURN_IF_ERROR(
+            refuse(UnknownEntry{ts, "c", "applyOps", fmt::format("{} nested inside applyOps", cmd)}, bad));
         if (bad) return Status::ok();
         continue;
       }
@@ -265,8 +281,9 @@ Status OplogUnpacker::feed(const bson_t* entry, const Apply& apply, std::optiona
         if (open != open_.end()) open_.erase(open);  // an unprepared chain abandoned
         return Status::ok();
       }
-      return refuse(UnknownEntry{ts, name, cmd, "a commit of a prepared transaction whose prepare entry this replay "
-                                                "has not read (prepared before the oplog the backup holds)"},
+      return refuse(UnknownEntry{ts, name, cmd,
+                                 "a commit of a prepared transaction whose prepare entry this replay "
+                                 "has not read (prepared before the oplog the backup holds)"},
                     unknown);
     }
     std::vector<BsonDoc> ops = std::move(open->second.ops);

@@ -739,10 +739,14 @@ Status apply_to_docs(std::map<std::string, Bytes>& docs, const bson_t* raw) {
   return Status::ok();
 }
 
-nlohmann::json json_of(const bson_t* doc) {
+// A document as mongodump's metadata.json holds it (canonical extended JSON); libbson refuses
+// strings that are not UTF-8, which no server writes.
+Result<nlohmann::json> json_of(const bson_t* doc) {
   char* text = bson_as_canonical_extended_json(doc, nullptr);
+  if (!text) return Error(Code::kCorrupt, "an oplog command holds a string that is not UTF-8");
   nlohmann::json out = nlohmann::json::parse(text, nullptr, false);
   bson_free(text);
+  if (out.is_discarded()) return Error(Code::kCorrupt, "an oplog command could not be read as JSON");
   return out;
 }
 
@@ -817,7 +821,9 @@ class DirSink final : public RestoreSink {
         continue;
       }
       LB_RETURN_IF_ERROR(make_dir(dir_ + "/" + c.db));
-      LB_RETURN_IF_ERROR(write_file_atomic(base + ".metadata.json", as_bytes(c.metadata.dump())));
+      // Names come from the oplog: one that is not UTF-8 is written with replacement characters.
+      LB_RETURN_IF_ERROR(write_file_atomic(
+          base + ".metadata.json", as_bytes(c.metadata.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))));
       Bytes out;
       for (const auto& [k, d] : c.docs) out.insert(out.end(), d.begin(), d.end());
       LB_RETURN_IF_ERROR(write_file_atomic(base + ".bson", out));
@@ -904,14 +910,21 @@ class DirSink final : public RestoreSink {
       c->exists = true;
       c->docs.clear();
       c->metadata = default_metadata(arg);
-      c->metadata["options"] = json_of(without_fields(op.o->get(), {"create", "idIndex"}).get());
-      if (auto id_index = sub_document(op.o->get(), "idIndex")) c->metadata["indexes"] = {json_of(id_index->get())};
+      LB_ASSIGN_OR_RETURN(c->metadata["options"], json_of(without_fields(op.o->get(), {"create", "idIndex"}).get()));
+      if (auto id_index = sub_document(op.o->get(), "idIndex")) {
+        LB_ASSIGN_OR_RETURN(auto spec, json_of(id_index->get()));
+        c->metadata["indexes"] = nlohmann::json::array({std::move(spec)});
+      }
     } else if (cmd == "drop") {
       drop(*c);
     } else if (cmd == "createIndexes") {
-      put_index(c->metadata, json_of(clean_index_spec(without_fields(op.o->get(), {"createIndexes"}).get()).get()));
+      LB_ASSIGN_OR_RETURN(auto spec, json_of(clean_index_spec(without_fields(op.o->get(), {"createIndexes"}).get()).get()));
+      put_index(c->metadata, std::move(spec));
     } else if (cmd == "commitIndexBuild") {
-      for (const auto& spec : index_specs(op.o->get())) put_index(c->metadata, json_of(spec.get()));
+      for (const auto& spec : index_specs(op.o->get())) {
+        LB_ASSIGN_OR_RETURN(auto j, json_of(spec.get()));
+        put_index(c->metadata, std::move(j));
+      }
     } else if (cmd == "dropIndexes" || cmd == "deleteIndexes") {
       std::string name = bson_string(op.o->get(), "index");
       auto& indexes = c->metadata["indexes"];
@@ -920,7 +933,7 @@ class DirSink final : public RestoreSink {
                                      [&](const nlohmann::json& ix) { return ix.value("name", "") == name; }),
                       indexes.end());
     } else if (cmd == "collMod") {
-      nlohmann::json change = json_of(op.o->get());
+      LB_ASSIGN_OR_RETURN(nlohmann::json change, json_of(op.o->get()));
       for (auto& [k, v] : change.items()) {
         if (k == "collMod") continue;
         if (k != "index") {
@@ -937,7 +950,8 @@ class DirSink final : public RestoreSink {
       }
     } else if (cmd == "convertToCapped") {
       c->metadata["options"]["capped"] = true;
-      c->metadata["options"]["size"] = json_of(without_fields(op.o->get(), {"convertToCapped"}).get()).value("size", nlohmann::json());
+      LB_ASSIGN_OR_RETURN(auto change, json_of(op.o->get()));
+      c->metadata["options"]["size"] = change.value("size", nlohmann::json());
     } else if (cmd == "emptycapped") {
       c->docs.clear();
     } else if (cmd != "startIndexBuild" && cmd != "abortIndexBuild") {
