@@ -13,30 +13,13 @@ import time
 import uuid
 
 import bson
-import pytest
 from bson import Binary, Timestamp
 
 import peers
-from test_mongodb_pitr import Follower, settle_to_next_second
+from test_mongodb_pitr import Follower, mongo, settle_to_next_second, target, utc  # noqa: F401 (fixtures)
 
 BASE = {i: {"_id": i, "qty": i} for i in range(1, 11)}
 LOGS = {i: {"_id": i, "line": f"l{i}"} for i in range(1, 4)}
-
-
-@pytest.fixture
-def mongo(tmp_path):
-    with peers.FerretDB(tmp_path / "ferretdb") as server:
-        yield server
-
-
-@pytest.fixture
-def target(tmp_path):
-    with peers.FerretDB(tmp_path / "target", oplog_bytes=0) as server:
-        yield server
-
-
-def utc(t):
-    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def lsid(n):

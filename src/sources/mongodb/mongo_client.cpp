@@ -216,4 +216,15 @@ std::string bson_string(const bson_t* doc, const char* name) {
   return std::string(s, len);
 }
 
+std::optional<BsonDoc> bson_sub_document(const bson_t* doc, const char* name) {
+  bson_iter_t it;
+  if (!bson_iter_init_find(&it, doc, name) || !BSON_ITER_HOLDS_DOCUMENT(&it)) return std::nullopt;
+  uint32_t len;
+  const uint8_t* data;
+  bson_iter_document(&it, &len, &data);
+  bson_t* sub = bson_new_from_data(data, len);  // null when the embedded document is not well framed
+  if (!sub) return std::nullopt;
+  return BsonDoc(sub);
+}
+
 }  // namespace lifeboat::sources::mongodb

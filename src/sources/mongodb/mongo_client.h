@@ -116,5 +116,7 @@ std::string redact_uri(const std::string& uri);
 // Reads field `name` of a document as a timestamp, if present.
 std::optional<OplogTime> bson_timestamp(const bson_t* doc, const char* name);
 std::string bson_string(const bson_t* doc, const char* name);
+// A copy of embedded document `name`; nullopt when absent, not a document, or not well framed.
+std::optional<BsonDoc> bson_sub_document(const bson_t* doc, const char* name);
 
 }  // namespace lifeboat::sources::mongodb

@@ -29,17 +29,6 @@ bool listed(const std::array<const char*, N>& list, const std::string& name) {
   return std::any_of(list.begin(), list.end(), [&](const char* c) { return name == c; });
 }
 
-std::optional<BsonDoc> replay_sub_document(const bson_t* doc, const char* field) {
-  bson_iter_t it;
-  if (!bson_iter_init_find(&it, doc, field) || !BSON_ITER_HOLDS_DOCUMENT(&it)) return std::nullopt;
-  uint32_t len;
-  const uint8_t* data;
-  bson_iter_document(&it, &len, &data);
-  bson_t* sub = bson_new_from_data(data, len);
-  if (!sub) return std::nullopt;
-  return BsonDoc(sub);
-}
-
 std::string first_key(const bson_t* doc) {
   bson_iter_t it;
   if (doc && bson_iter_init(&it, doc) && bson_iter_next(&it)) return bson_iter_key(&it);
@@ -140,7 +129,7 @@ Result<std::optional<BsonDoc>> OplogUnpacker::map_change(const bson_t* op, Oplog
                                                          std::optional<UnknownEntry>& bad) {
   std::string name = bson_string(op, "op");
   auto [db, coll] = split_ns(bson_string(op, "ns"));
-  auto o = replay_sub_document(op, "o");
+  auto o = bson_sub_document(op, "o");
   auto unknown = [&](std::string why) -> Result<std::optional<BsonDoc>> {
     LB_RETURN_IF_ERROR(refuse(UnknownEntry{ts, name, o ? first_key(o->get()) : "", std::move(why)}, bad));
     return std::optional<BsonDoc>();
@@ -153,7 +142,7 @@ Result<std::optional<BsonDoc>> OplogUnpacker::map_change(const bson_t* op, Oplog
     if (coll.empty()) return unknown("a data change without a collection in ns");
     if (!filter_.selected(db) || system_collection(coll)) return std::optional<BsonDoc>();
     if (name == "u") {
-      auto o2 = replay_sub_document(op, "o2");
+      auto o2 = bson_sub_document(op, "o2");
       if (!o2 || !holds(o2->get(), "_id")) return unknown("an update without o2._id");
       bson_iter_t v;
       if (bson_iter_init_find(&v, o->get(), "$v")) {
@@ -222,7 +211,7 @@ Status OplogUnpacker::unpack_apply_ops(const bson_t* o, OplogTime ts, std::vecto
     }
     std::string name = bson_string(inner->get(), "op");
     if (name == "c") {
-      auto io = replay_sub_document(inner->get(), "o");
+      auto io = bson_sub_document(inner->get(), "o");
       std::string cmd = io ? first_key(io->get()) : "";
       if (cmd == "applyOps" || cmd == "commitTransaction" || cmd == "abortTransaction") {
         LB_RETURN_IF_ERROR(
@@ -239,7 +228,7 @@ Status OplogUnpacker::unpack_apply_ops(const bson_t* o, OplogTime ts, std::vecto
 Status OplogUnpacker::feed(const bson_t* entry, const Apply& apply, std::optional<UnknownEntry>& unknown) {
   auto ts = bson_timestamp(entry, "ts").value_or(OplogTime{});
   std::string name = bson_string(entry, "op");
-  auto o = replay_sub_document(entry, "o");
+  auto o = bson_sub_document(entry, "o");
   std::string cmd = name == "c" && o ? first_key(o->get()) : "";
   // Applies `ops` (as logged) at `at`, each checked and mapped; an unknown one stops all of them
   // before anything is applied, so a transaction is applied whole or not at all.

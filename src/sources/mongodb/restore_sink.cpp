@@ -48,17 +48,6 @@ struct BsonView {
   const bson_t* get() const { return &b; }
 };
 
-std::optional<BsonDoc> sub_document(const bson_t* doc, const char* field) {
-  bson_iter_t it;
-  if (!bson_iter_init_find(&it, doc, field) || !BSON_ITER_HOLDS_DOCUMENT(&it)) return std::nullopt;
-  uint32_t len;
-  const uint8_t* data;
-  bson_iter_document(&it, &len, &data);
-  bson_t* sub = bson_new_from_data(data, len);  // null when the embedded document is not well framed
-  if (!sub) return std::nullopt;
-  return BsonDoc(sub);
-}
-
 // {_id: <value>} taken from `doc`; its bytes also serve as the document's key in directory replay.
 std::optional<BsonDoc> id_selector(const bson_t* doc) {
   bson_iter_t it;
@@ -81,7 +70,7 @@ bool first_key_is_operator(const bson_t* doc) {
 // FerretDB logs updates as {$v:1, $set:<whole new document>}; MongoDB never puts _id in a $set
 // (it is immutable), so a $set holding _id is a full replacement.
 std::optional<BsonDoc> whole_document_set(const bson_t* o) {
-  auto set = sub_document(o, "$set");
+  auto set = bson_sub_document(o, "$set");
   if (!set) return std::nullopt;
   bson_iter_t it;
   if (!bson_iter_init_find(&it, set->get(), "_id")) return std::nullopt;
@@ -111,8 +100,8 @@ ParsedOp parse_op(const bson_t* op) {
   size_t dot = ns.find('.');
   p.db = ns.substr(0, dot);
   p.coll = dot == std::string::npos ? "" : ns.substr(dot + 1);
-  p.o = sub_document(op, "o");
-  p.o2 = sub_document(op, "o2");
+  p.o = bson_sub_document(op, "o");
+  p.o2 = bson_sub_document(op, "o2");
   return p;
 }
 
@@ -174,7 +163,7 @@ Result<ParsedMetadata> parse_metadata(const CollectionSpec& spec) {
   if (spec.metadata_json.empty()) return m;
   auto doc = BsonDoc::from_json(spec.metadata_json);
   if (!doc) return doc.status().with_context(fmt::format("{}.{}.metadata.json", spec.db, spec.name));
-  if (auto o = sub_document(doc->get(), "options")) m.options = std::move(*o);
+  if (auto o = bson_sub_document(doc->get(), "options")) m.options = std::move(*o);
   bson_iter_t it, arr;
   if (bson_iter_init_find(&it, doc->get(), "indexes") && BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &arr)) {
     while (bson_iter_next(&arr)) {
@@ -417,7 +406,7 @@ class ServerSink final : public RestoreSink {
   // a document that is not there changes nothing (a later delete already ran in the dump).
   Status pend_delta(const ParsedOp& op, const std::string& ns) {
     auto id = id_selector(op.o2->get());
-    auto diff = sub_document(op.o->get(), "diff");
+    auto diff = bson_sub_document(op.o->get(), "diff");
     if (!id || !diff) return Error(Code::kCorrupt, "delta update without o2._id or o.diff");
     LB_RETURN_IF_ERROR(pend_for(op, ns));
     std::string key = to_string(id->bytes());
@@ -669,8 +658,8 @@ Result<Bytes> read_whole(const std::string& path) {
 
 // $set/$unset of top-level fields applied to a document, for directory replay.
 Result<BsonDoc> apply_set_unset(const bson_t* doc, const bson_t* update) {
-  auto set = sub_document(update, "$set");
-  auto unset = sub_document(update, "$unset");
+  auto set = bson_sub_document(update, "$set");
+  auto unset = bson_sub_document(update, "$unset");
   bson_iter_t it;
   bson_iter_init(&it, update);
   while (bson_iter_next(&it)) {
@@ -718,7 +707,7 @@ Status apply_to_docs(std::map<std::string, Bytes>& docs, const bson_t* raw) {
   } else if (op.op == "u") {
     if (!op.o2) return Status::ok();
     std::string key = id_key(op.o2->get());
-    if (auto diff = has_field(op.o->get(), "diff") ? sub_document(op.o->get(), "diff") : std::nullopt) {
+    if (auto diff = has_field(op.o->get(), "diff") ? bson_sub_document(op.o->get(), "diff") : std::nullopt) {
       auto it = docs.find(key);
       if (it == docs.end()) return Status::ok();
       BsonView cur(it->second);
@@ -911,7 +900,7 @@ class DirSink final : public RestoreSink {
       c->docs.clear();
       c->metadata = default_metadata(arg);
       LB_ASSIGN_OR_RETURN(c->metadata["options"], json_of(without_fields(op.o->get(), {"create", "idIndex"}).get()));
-      if (auto id_index = sub_document(op.o->get(), "idIndex")) {
+      if (auto id_index = bson_sub_document(op.o->get(), "idIndex")) {
         LB_ASSIGN_OR_RETURN(auto spec, json_of(id_index->get()));
         c->metadata["indexes"] = nlohmann::json::array({std::move(spec)});
       }
