@@ -1,6 +1,7 @@
-// $v:2 delta updates: a table of (document, diff, result) cases in the shapes MongoDB's own applier
-// tests and jstests/.../v2_delta_oplog_entries.js exercise, each result written out by hand from the
-// format's rules (field order included), and the diffs we must refuse.
+// The oplog's update formats: $v:2 delta updates as a table of (document, diff, result) cases in the
+// shapes MongoDB's own applier tests and jstests/.../v2_delta_oplog_entries.js exercise, and $v:1
+// $set/$unset with dotted paths as 4.4 logs them; each result written out by hand from the format's
+// rules (field order included), and the inputs we must refuse.
 #include <gtest/gtest.h>
 
 #include "sources/mongodb/oplog_delta.h"
@@ -173,6 +174,67 @@ TEST(DeltaUpdate, RefusesWhatItDoesNotKnowNamingIt) {
     ASSERT_FALSE(got.is_ok());
     EXPECT_NE(got.status().message().find(why), std::string::npos) << got.status().message();
     EXPECT_NE(got.status().message().find("$v:2"), std::string::npos) << got.status().message();
+  }
+}
+
+// $v:1 (MongoDB 4.4): {$v:1, $set:{path:value}, $unset:{path:true}}.
+const DeltaCase kModifierCases[] = {
+    {"set top level in place", R"({"_id":1,"a":1,"b":2})", R"({"$v":1,"$set":{"a":5}})", R"({"_id":1,"a":5,"b":2})"},
+    {"set new fields in the server's order", R"({"_id":1})", R"({"$v":1,"$set":{"z":1,"b":2,"a":3}})",
+     R"({"_id":1,"a":3,"b":2,"z":1})"},
+    {"numeric names by number", R"({"_id":1})", R"({"$set":{"10":1,"9":2,"a":3}})", R"({"_id":1,"9":2,"10":1,"a":3})"},
+    {"unset top level", R"({"_id":1,"a":1,"b":2})", R"({"$v":1,"$unset":{"a":true}})", R"({"_id":1,"b":2})"},
+    {"unset absent", R"({"_id":1})", R"({"$unset":{"a":true,"b.c":true}})", R"({"_id":1})"},
+    {"set nested in place", R"({"_id":1,"a":{"b":1,"c":2}})", R"({"$set":{"a.b":9}})",
+     R"({"_id":1,"a":{"b":9,"c":2}})"},
+    {"set nested creates the way", R"({"_id":1})", R"({"$set":{"a.b.c":1}})", R"({"_id":1,"a":{"b":{"c":1}}})"},
+    {"set nested new field appended", R"({"a":{"x":1}})", R"({"$set":{"a.y":2}})", R"({"a":{"x":1,"y":2}})"},
+    {"unset nested", R"({"a":{"x":1,"y":2}})", R"({"$unset":{"a.x":1}})", R"({"a":{"y":2}})"},
+    {"set array element", R"({"arr":[1,2,3]})", R"({"$set":{"arr.1":20}})", R"({"arr":[1,20,3]})"},
+    {"set past the end pads with null", R"({"arr":[1]})", R"({"$set":{"arr.3":4}})", R"({"arr":[1,null,null,4]})"},
+    {"unset array element leaves null", R"({"arr":[1,2,3]})", R"({"$unset":{"arr.1":true}})", R"({"arr":[1,null,3]})"},
+    {"unset past the end changes nothing", R"({"arr":[1]})", R"({"$unset":{"arr.5":true}})", R"({"arr":[1]})"},
+    {"set inside an array element document", R"({"arr":[{"a":1},{"b":1}]})", R"({"$set":{"arr.1.b":2,"arr.1.c":3}})",
+     R"({"arr":[{"a":1},{"b":2,"c":3}]})"},
+    {"set through padding creates a document", R"({"arr":[]})", R"({"$set":{"arr.1.x":1}})",
+     R"({"arr":[null,{"x":1}]})"},
+    {"numeric component of a document is a field", R"({"a":{"0":{"b":1}}})", R"({"$set":{"a.0.b":2}})",
+     R"({"a":{"0":{"b":2}}})"},
+    {"numeric component of a missing field makes a document", R"({"_id":1})", R"({"$set":{"a.0":1}})",
+     R"({"_id":1,"a":{"0":1}})"},
+    {"set and unset together", R"({"_id":1,"a":1,"b":{"c":1,"d":2}})",
+     R"({"$v":1,"$set":{"e":1,"b.c":5},"$unset":{"a":true,"b.d":true}})", R"({"_id":1,"b":{"c":5},"e":1})"},
+    {"nested arrays", R"({"m":[[1,2],[3]]})", R"({"$set":{"m.1.1":4}})", R"({"m":[[1,2],[3,4]]})"},
+    {"unset below a scalar changes nothing", R"({"a":1})", R"({"$unset":{"a.b":true}})", R"({"a":1})"},
+    {"set a whole subdocument", R"({"a":{"x":1}})", R"({"$set":{"a":{"y":2}}})", R"({"a":{"y":2}})"},
+};
+
+TEST(ModifierUpdate, TableOfServerShapes) {
+  for (const auto& c : kModifierCases) {
+    SCOPED_TRACE(c.name);
+    BsonDoc pre = parse(c.pre), update = parse(c.diff), want = parse(c.want);
+    auto got = apply_modifiers(pre.get(), update.get());
+    ASSERT_TRUE(got.is_ok()) << got.status().message();
+    EXPECT_EQ(canonical(got->get()), canonical(want.get()));
+  }
+}
+
+TEST(ModifierUpdate, RefusesWhatTheServerWouldNotHaveLogged) {
+  const std::pair<const char*, const char*> bad[] = {
+      {R"({"$inc":{"a":1}})", "operator $inc"},
+      {R"({"$set":{"a.b":1}})", "neither document nor array"},
+      {R"({"$set":{"arr.x":1}})", "names a field of an array"},
+      {R"({"$set":{"o.p":1,"o":2}})", "paths conflict"},
+      {R"({"$set":{"a..b":1}})", "empty component"},
+      {R"({"$set":1})", "not a document"},
+  };
+  BsonDoc pre = parse(R"({"_id":1,"a":1,"arr":[1],"o":{"p":0}})");
+  for (const auto& [update_json, why] : bad) {
+    SCOPED_TRACE(update_json);
+    BsonDoc update = parse(update_json);
+    auto got = apply_modifiers(pre.get(), update.get());
+    ASSERT_FALSE(got.is_ok());
+    EXPECT_NE(got.status().message().find(why), std::string::npos) << got.status().message();
   }
 }
 

@@ -1,8 +1,9 @@
-// $v:2 delta updates applied to a document in our own code (format notes in oplog_delta.h).
+// The oplog's update formats applied to a document in our own code (format notes in oplog_delta.h).
 #include "sources/mongodb/oplog_delta.h"
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <string>
@@ -238,6 +239,208 @@ Status apply_array_delta(const bson_t* pre, const bson_t* diff, bson_t* out, con
 Result<BsonDoc> apply_delta(const bson_t* pre, const bson_t* diff) {
   BsonDoc out;
   LB_RETURN_IF_ERROR(apply_object_delta(pre, diff, out.get(), "", 0));
+  return out;
+}
+
+namespace {
+
+// One $set or $unset, with the path still to walk below the current level.
+struct PathChange {
+  std::vector<std::string> path;
+  size_t depth = 0;  // components already walked
+  bool unset = false;
+  bson_iter_t value;
+  const std::string& head() const { return path[depth]; }
+  bool leaf() const { return depth + 1 == path.size(); }
+  std::string full() const {
+    std::string out;
+    for (const auto& p : path) out += (out.empty() ? "" : ".") + p;
+    return out;
+  }
+};
+
+Status modifier_error(const std::string& what) {
+  return Error(Code::kCorrupt, fmt::format("$v:1 update: {}", what));
+}
+
+// The order the server's update system creates fields in (pathsupport::cmpPathsAndArrayIndexes):
+// names that are numbers without leading zeros by number, the rest as strings.
+bool server_field_order(const std::string& a, const std::string& b) {
+  auto number = [](const std::string& s) {
+    return !s.empty() && s[0] >= '0' && s[0] <= '9' && !(s[0] == '0' && s.size() > 1);
+  };
+  if (!number(a) || !number(b)) return a < b;
+  if (a.size() != b.size()) return a.size() < b.size();
+  return a < b;
+}
+
+std::optional<uint32_t> index_of(const std::string& s) {
+  if (s.empty() || s.size() > 9 || !std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return std::nullopt;
+  return static_cast<uint32_t>(std::stoul(s));
+}
+
+// Groups changes by their next path component; a leaf and a deeper change of one name conflict.
+Result<std::map<std::string, std::vector<PathChange*>, decltype(&server_field_order)>> group(
+    std::vector<PathChange*>& changes) {
+  std::map<std::string, std::vector<PathChange*>, decltype(&server_field_order)> out(&server_field_order);
+  for (auto* c : changes) out[c->head()].push_back(c);
+  for (auto& [name, list] : out)
+    if (list.size() > 1 && std::any_of(list.begin(), list.end(), [](PathChange* c) { return c->leaf(); }))
+      return modifier_error(fmt::format("paths conflict at '{}'", list.front()->full()));
+  return out;
+}
+
+Status modify_array(const bson_t* pre, std::vector<PathChange*>& changes, bson_t* out);
+Status modify_document(const bson_t* pre, std::vector<PathChange*>& changes, bson_t* out);
+
+// Appends under `key` what `changes` (all with this name as their next component) make of `value`
+// (absent: nullptr).
+Status modify_value(const bson_iter_t* value, std::vector<PathChange*>& changes, bson_t* out, const char* key) {
+  if (changes.front()->leaf()) {
+    PathChange* c = changes.front();
+    if (!c->unset) bson_append_iter(out, key, -1, &c->value);  // an unset leaf is its caller's: it appends nothing
+    return Status::ok();
+  }
+  bool only_unsets = std::all_of(changes.begin(), changes.end(), [](PathChange* c) { return c->unset; });
+  if (value && only_unsets && !BSON_ITER_HOLDS_DOCUMENT(value) && !BSON_ITER_HOLDS_ARRAY(value)) {
+    bson_append_iter(out, key, -1, value);  // nothing below a scalar to unset
+    return Status::ok();
+  }
+  for (auto* c : changes) ++c->depth;
+  Status s;
+  bson_t child, pre_value;
+  bool array = value && BSON_ITER_HOLDS_ARRAY(value);
+  if (value && !BSON_ITER_HOLDS_DOCUMENT(value) && !array) {
+    s = modifier_error(
+        fmt::format("'{}' goes through a value that is neither document nor array", changes.front()->full()));
+  } else if (array) {
+    uint32_t len;
+    const uint8_t* data;
+    bson_iter_array(value, &len, &data);
+    bson_init_static(&pre_value, data, len);
+    bson_append_array_begin(out, key, -1, &child);
+    s = modify_array(&pre_value, changes, &child);
+    bson_append_array_end(out, &child);
+  } else {
+    bson_append_document_begin(out, key, -1, &child);
+    if (value) {
+      uint32_t len;
+      const uint8_t* data;
+      bson_iter_document(value, &len, &data);
+      bson_init_static(&pre_value, data, len);
+    } else {
+      bson_init(&pre_value);
+    }
+    s = modify_document(&pre_value, changes, &child);
+    bson_append_document_end(out, &child);
+  }
+  for (auto* c : changes) --c->depth;
+  return s;
+}
+
+Status modify_array(const bson_t* pre, std::vector<PathChange*>& changes, bson_t* out) {
+  std::map<uint32_t, std::vector<PathChange*>> by_index;
+  for (auto* c : changes) {
+    auto index = index_of(c->head());
+    if (!index) return modifier_error(fmt::format("'{}' names a field of an array", c->full()));
+    by_index[*index].push_back(c);
+  }
+  for (auto& [index, list] : by_index)
+    if (list.size() > 1 && std::any_of(list.begin(), list.end(), [](PathChange* c) { return c->leaf(); }))
+      return modifier_error(fmt::format("paths conflict at '{}'", list.front()->full()));
+  uint32_t length = 0;
+  bson_iter_t it;
+  bson_iter_init(&it, pre);
+  while (bson_iter_next(&it)) ++length;
+  uint32_t end = length;
+  for (auto& [index, list] : by_index)
+    if (!std::all_of(list.begin(), list.end(), [](PathChange* c) { return c->unset; })) end = std::max(end, index + 1);
+  char key_buf[16];
+  bson_iter_init(&it, pre);
+  for (uint32_t i = 0; i < end; ++i) {
+    bool present = i < length && bson_iter_next(&it);
+    const char* key;
+    bson_uint32_to_string(i, &key, key_buf, sizeof key_buf);
+    auto change = by_index.find(i);
+    if (change == by_index.end()) {
+      if (present)
+        bson_append_iter(out, key, -1, &it);
+      else
+        bson_append_null(out, key, -1);
+      continue;
+    }
+    PathChange* first = change->second.front();
+    if (first->leaf() && first->unset) {
+      bson_append_null(out, key, -1);  // an unset array element stays, as null
+      continue;
+    }
+    LB_RETURN_IF_ERROR(modify_value(present ? &it : nullptr, change->second, out, key));
+  }
+  return Status::ok();
+}
+
+Status modify_document(const bson_t* pre, std::vector<PathChange*>& changes, bson_t* out) {
+  LB_ASSIGN_OR_RETURN(auto groups, group(changes));
+  bson_iter_t it;
+  bson_iter_init(&it, pre);
+  while (bson_iter_next(&it)) {
+    const char* name = bson_iter_key(&it);
+    auto change = groups.find(name);
+    if (change == groups.end()) {
+      bson_append_iter(out, name, -1, &it);
+      continue;
+    }
+    PathChange* first = change->second.front();
+    if (!(first->leaf() && first->unset)) LB_RETURN_IF_ERROR(modify_value(&it, change->second, out, name));
+    groups.erase(change);
+  }
+  for (auto& [name, list] : groups) {
+    PathChange* first = list.front();
+    if (first->leaf() && first->unset) continue;  // nothing to unset
+    bool only_unsets = std::all_of(list.begin(), list.end(), [](PathChange* c) { return c->unset; });
+    if (only_unsets) continue;
+    std::vector<PathChange*> sets;
+    for (auto* c : list)
+      if (!c->unset) sets.push_back(c);
+    LB_RETURN_IF_ERROR(modify_value(nullptr, sets, out, name.c_str()));
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Result<BsonDoc> apply_modifiers(const bson_t* pre, const bson_t* update) {
+  std::vector<PathChange> changes;
+  bson_iter_t it;
+  bson_iter_init(&it, update);
+  while (bson_iter_next(&it)) {
+    std::string op = bson_iter_key(&it);
+    if (op == "$v") continue;
+    if (op != "$set" && op != "$unset")
+      return modifier_error(fmt::format("operator {} is not one the oplog writes", op));
+    bson_iter_t field;
+    if (!BSON_ITER_HOLDS_DOCUMENT(&it) || !bson_iter_recurse(&it, &field))
+      return modifier_error(op + " is not a document");
+    while (bson_iter_next(&field)) {
+      PathChange c;
+      std::string path = bson_iter_key(&field);
+      for (size_t start = 0;;) {
+        size_t dot = path.find('.', start);
+        c.path.push_back(path.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
+        if (c.path.back().empty()) return modifier_error(fmt::format("path '{}' has an empty component", path));
+        if (dot == std::string::npos) break;
+        start = dot + 1;
+      }
+      c.unset = op == "$unset";
+      c.value = field;
+      changes.push_back(std::move(c));
+    }
+  }
+  std::vector<PathChange*> all;
+  for (auto& c : changes) all.push_back(&c);
+  BsonDoc out;
+  LB_RETURN_IF_ERROR(modify_document(pre, all, out.get()));
   return out;
 }
 

@@ -656,45 +656,6 @@ Result<Bytes> read_whole(const std::string& path) {
   return out;
 }
 
-// $set/$unset of top-level fields applied to a document, for directory replay.
-Result<BsonDoc> apply_set_unset(const bson_t* doc, const bson_t* update) {
-  auto set = bson_sub_document(update, "$set");
-  auto unset = bson_sub_document(update, "$unset");
-  bson_iter_t it;
-  bson_iter_init(&it, update);
-  while (bson_iter_next(&it)) {
-    std::string k = bson_iter_key(&it);
-    if (k != "$set" && k != "$unset" && k != "$v")
-      return Error(Code::kInvalidArgument, fmt::format("replaying {} into a directory is not supported; restore into a "
-                                                       "server with --uri", k));
-  }
-  for (const auto* d : {set ? set->get() : nullptr, unset ? unset->get() : nullptr}) {
-    if (!d) continue;
-    bson_iter_init(&it, d);
-    while (bson_iter_next(&it))
-      if (std::strchr(bson_iter_key(&it), '.'))
-        return Error(Code::kInvalidArgument, "replaying nested-field updates into a directory is not supported; "
-                                             "restore into a server with --uri");
-  }
-  BsonDoc out;
-  bson_iter_init(&it, doc);
-  while (bson_iter_next(&it)) {
-    const char* k = bson_iter_key(&it);
-    bson_iter_t x;
-    if (unset && bson_iter_init_find(&x, unset->get(), k)) continue;
-    if (set && bson_iter_init_find(&x, set->get(), k)) bson_append_iter(out.get(), k, -1, &x);
-    else bson_append_iter(out.get(), k, -1, &it);
-  }
-  if (set) {
-    bson_iter_init(&it, set->get());
-    while (bson_iter_next(&it)) {
-      bson_iter_t x;
-      if (!bson_iter_init_find(&x, doc, bson_iter_key(&it))) bson_append_iter(out.get(), nullptr, 0, &it);
-    }
-  }
-  return out;
-}
-
 // Applies one data entry to documents held by their _id key, as a server would.
 Status apply_to_docs(std::map<std::string, Bytes>& docs, const bson_t* raw) {
   ParsedOp op = parse_op(raw);
@@ -719,7 +680,7 @@ Status apply_to_docs(std::map<std::string, Bytes>& docs, const bson_t* raw) {
       auto it = docs.find(key);
       if (it == docs.end()) return Status::ok();
       BsonView cur(it->second);
-      LB_ASSIGN_OR_RETURN(auto next, apply_set_unset(cur.get(), op.o->get()));
+      LB_ASSIGN_OR_RETURN(auto next, apply_modifiers(cur.get(), op.o->get()));
       it->second = Bytes(next.bytes().begin(), next.bytes().end());
     } else {
       put(op.o->get());
