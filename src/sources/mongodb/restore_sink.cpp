@@ -393,7 +393,7 @@ class ServerSink final : public RestoreSink {
   }
 
   Status pend_for(const ParsedOp& op, const std::string& ns) {
-    if (ns != pending_ns_ || pending_order_.size() >= kMaxPending) {
+    if (ns != pending_ns_ || pending_order_.size() >= kMaxPending || pending_bytes_ >= kMaxPendingBytes) {
       LB_RETURN_IF_ERROR(flush_pending());
       pending_ns_ = ns;
       pending_db_ = op.db;
@@ -402,49 +402,72 @@ class ServerSink final : public RestoreSink {
     return Status::ok();
   }
 
-  // A delta update: the document's newest state is the pending one, else the target's; an update of
-  // a document that is not there changes nothing (a later delete already ran in the dump).
+  // A delta update: applied at once to the pending document when there is one; else held, and applied
+  // at the flush to the document the target holds (an update of a document that is not there changes
+  // nothing: a later delete already ran in the dump).
   Status pend_delta(const ParsedOp& op, const std::string& ns) {
     auto id = id_selector(op.o2->get());
     auto diff = bson_sub_document(op.o->get(), "diff");
     if (!id || !diff) return Error(Code::kCorrupt, "delta update without o2._id or o.diff");
     LB_RETURN_IF_ERROR(pend_for(op, ns));
     std::string key = to_string(id->bytes());
-    auto it = pending_.find(key);
-    std::optional<BsonDoc> fetched;
-    const bson_t* current = nullptr;
-    if (it != pending_.end()) {
-      if (!it->second.doc) return Status::ok();
-      current = it->second.doc->get();
-    } else {
-      LB_ASSIGN_OR_RETURN(fetched, find_by_id(op.db, op.coll, id->get()));
-      if (!fetched) return Status::ok();
-      current = fetched->get();
+    auto [it, fresh] = pending_.try_emplace(key);
+    if (fresh) {
+      pending_order_.push_back(key);
+      it->second.id = std::move(*id);
+      it->second.resolved = false;
     }
-    LB_ASSIGN_OR_RETURN(auto next, apply_delta(current, diff->get()));
-    auto [slot, fresh] = pending_.try_emplace(key);
-    if (fresh) pending_order_.push_back(key);
-    slot->second.id = std::move(*id);
-    slot->second.doc = std::move(next);
+    Pending& p = it->second;
+    pending_bytes_ += diff->get()->len;
+    if (!p.resolved) {
+      p.diffs.push_back(std::move(*diff));
+      return Status::ok();
+    }
+    if (!p.doc) return Status::ok();
+    LB_ASSIGN_OR_RETURN(p.doc, apply_delta(p.doc->get(), diff->get()));
     return Status::ok();
   }
 
-  Result<std::optional<BsonDoc>> find_by_id(const std::string& db, const std::string& coll, const bson_t* selector) {
-    auto lease = conn_->lease();
-    mongoc_collection_t* c = MONGOC(mongoc_client_get_collection)(lease.get(), db.c_str(), coll.c_str());
-    bson_t* opts = BCON_NEW("limit", BCON_INT64(1));
-    mongoc_cursor_t* cur = MONGOC(mongoc_collection_find_with_opts)(c, selector, opts, nullptr);
-    const bson_t* doc;
-    std::optional<BsonDoc> out;
-    if (MONGOC(mongoc_cursor_next)(cur, &doc)) out = BsonDoc(bson_copy(doc));
-    bson_error_t err;
-    Status s = MONGOC(mongoc_cursor_error)(cur, &err) ? mongo_error(err, fmt::format("reading {}.{} to apply a delta update", db, coll))
-                                                       : Status::ok();
-    MONGOC(mongoc_cursor_destroy)(cur);
-    bson_destroy(opts);
-    MONGOC(mongoc_collection_destroy)(c);
-    if (!s) return s;
-    return out;
+  // Reads the target's documents that held delta updates wait for, in one query, and applies them.
+  Status resolve_pending(mongoc_collection_t* c) {
+    bson_t filter = BSON_INITIALIZER, id_doc, in;
+    bson_append_document_begin(&filter, "_id", 3, &id_doc);
+    bson_append_array_begin(&id_doc, "$in", 3, &in);
+    size_t n = 0;
+    for (const auto& key : pending_order_) {
+      const auto& p = pending_[key];
+      bson_iter_t it;
+      if (!p.resolved && bson_iter_init_find(&it, p.id->get(), "_id")) bson_append_iter(&in, std::to_string(n++).c_str(), -1, &it);
+    }
+    bson_append_array_end(&id_doc, &in);
+    bson_append_document_end(&filter, &id_doc);
+    Status s;
+    if (n > 0) {
+      mongoc_cursor_t* cur = MONGOC(mongoc_collection_find_with_opts)(c, &filter, nullptr, nullptr);
+      const bson_t* doc;
+      while (s.is_ok() && MONGOC(mongoc_cursor_next)(cur, &doc)) {
+        auto p = pending_.find(id_key(doc));
+        if (p == pending_.end() || p->second.resolved) continue;
+        BsonDoc current(bson_copy(doc));
+        for (const auto& diff : p->second.diffs) {
+          auto next = apply_delta(current.get(), diff.get());
+          if (!next) {
+            s = next.status();
+            break;
+          }
+          current = std::move(*next);
+        }
+        p->second.doc = std::move(current);
+        p->second.resolved = true;
+        p->second.diffs.clear();
+      }
+      bson_error_t err;
+      if (s.is_ok() && MONGOC(mongoc_cursor_error)(cur, &err))
+        s = mongo_error(err, fmt::format("reading {} to apply delta updates", pending_ns_));
+      MONGOC(mongoc_cursor_destroy)(cur);
+    }
+    bson_destroy(&filter);
+    return s;
   }
 
   Status pend(const ParsedOp& op, const std::string& ns, BsonDoc id) {
@@ -453,6 +476,9 @@ class ServerSink final : public RestoreSink {
     auto [it, fresh] = pending_.try_emplace(key);
     if (fresh) pending_order_.push_back(key);
     it->second.id = std::move(id);
+    it->second.resolved = true;  // the whole document from here on: held delta updates are overtaken
+    it->second.diffs.clear();
+    pending_bytes_ += op.o ? op.o->get()->len : 0;
     if (op.op == "d") {
       it->second.doc.reset();
     } else if (op.op == "i") {
@@ -469,6 +495,10 @@ class ServerSink final : public RestoreSink {
     if (pending_order_.empty()) return Status::ok();
     auto lease = conn_->lease();
     mongoc_collection_t* c = MONGOC(mongoc_client_get_collection)(lease.get(), pending_db_.c_str(), pending_coll_.c_str());
+    if (Status r = resolve_pending(c); !r) {
+      MONGOC(mongoc_collection_destroy)(c);
+      return r;
+    }
     bson_t filter = BSON_INITIALIZER, id_doc, in;
     bson_append_document_begin(&filter, "_id", 3, &id_doc);
     bson_append_array_begin(&id_doc, "$in", 3, &in);
@@ -498,6 +528,7 @@ class ServerSink final : public RestoreSink {
     pending_.clear();
     pending_order_.clear();
     pending_ns_.clear();
+    pending_bytes_ = 0;
     return s;
   }
 
@@ -614,8 +645,16 @@ class ServerSink final : public RestoreSink {
   size_t max_bulk_ops_ = 1000;
   struct Pending {
     std::optional<BsonDoc> id, doc;  // doc unset: deleted
+    // Delta updates of a document not read yet: applied to the target's document at the flush,
+    // which reads every such document of the run in one query.
+    bool resolved = true;
+    std::vector<BsonDoc> diffs;
   };
-  static constexpr size_t kMaxPending = 1000;
+  // A run is flushed with one read (held delta updates), one delete and one insert. Each of them
+  // scans the whole collection on FerretDB (no index use for $in), so long runs cost fewer scans:
+  // 10,000 documents, or 64 MiB of documents and held diffs, whichever comes first.
+  static constexpr size_t kMaxPending = 10000, kMaxPendingBytes = 64 << 20;
+  size_t pending_bytes_ = 0;
   std::string pending_ns_, pending_db_, pending_coll_;
   std::unordered_map<std::string, Pending> pending_;
   std::vector<std::string> pending_order_;
