@@ -3,7 +3,7 @@
 FerretDB never logs transactions, renames or index builds, but its local.oplog.rs is an ordinary capped
 collection: entries in MongoDB's own shape (applyOps with lsid/txnNumber/prevOpTime, partialTxn
 chains, prepared transactions with commitTransaction/abortTransaction, renameCollection,
-createIndexes, a command no version knows) are inserted into it while a follower runs, and the
+createIndexes, dropIndexes, a command no version knows) are inserted into it while a follower runs, and the
 follower captures them like any other. Every expected state is written here from the entries this
 test wrote, never computed by Lifeboat's replay code."""
 import datetime
@@ -70,6 +70,7 @@ def test_transactions_renames_and_index_builds_replay_exactly_and_unknown_entrie
     c = mongo.client()
     c.shop.orders.insert_many(list(BASE.values()))
     c.shop.logs.insert_many(list(LOGS.values()))
+    c.shop.orders.create_index("qty", name="qty_1")  # in the full backup; dropped by an entry below
     lb.run("backup", "mongodb", "--uri", mongo.uri)
     w = OplogWriter(c)
     f = Follower(lb, mongo.uri, interval="2s")
@@ -94,6 +95,8 @@ def test_transactions_renames_and_index_builds_replay_exactly_and_unknown_entrie
                                                       "stayTemp": False, "dropTarget": False}})
         w.write({"op": "c", "ns": "shop.$cmd", "o": {"createIndexes": "orders", "v": 2, "key": {"sku": 1},
                                                       "name": "sku_1"}})
+        w.write({"op": "c", "ns": "shop.$cmd", "o": {"dropIndexes": "orders", "index": "qty_1"},
+                 "o2": {"v": 2, "key": {"qty": 1}, "name": "qty_1"}})
         settle_to_next_second()
         s_unknown = w.write({"op": "c", "ns": "shop.$cmd", "o": {"futureCommand": "orders", "level": 3}}).time
         settle_to_next_second()
@@ -105,7 +108,7 @@ def test_transactions_renames_and_index_builds_replay_exactly_and_unknown_entrie
         rc, events, err = f.stop()
     assert rc == 0, err
     captured = sum(e["entries"] for e in events if e["event"] == "slice")
-    assert captured >= 12, events
+    assert captured >= 13, events
 
     # Each state written out from the entries above.
     after_txn = {k: v for k, v in BASE.items() if k != 2}
@@ -133,13 +136,13 @@ def test_transactions_renames_and_index_builds_replay_exactly_and_unknown_entrie
         if logs_before_rename:
             assert docs_of(t, into, "logs") == LOGS and "logs_v2" not in t[into].list_collection_names()
             assert dir_docs(dump / "shop" / "logs.bson") == LOGS and not (dump / "shop" / "logs_v2.bson").exists()
-            assert "sku_1" not in index_names
-            assert "sku_1" not in t[into].orders.index_information()
+            assert "sku_1" not in index_names and "qty_1" in index_names
+            assert "sku_1" not in t[into].orders.index_information() and "qty_1" in t[into].orders.index_information()
         else:
             assert docs_of(t, into, "logs_v2") == LOGS and "logs" not in t[into].list_collection_names()
             assert dir_docs(dump / "shop" / "logs_v2.bson") == LOGS and not (dump / "shop" / "logs.bson").exists()
-            assert "sku_1" in index_names
-            assert "sku_1" in t[into].orders.index_information()
+            assert "sku_1" in index_names and "qty_1" not in index_names
+            assert "sku_1" in t[into].orders.index_information() and "qty_1" not in t[into].orders.index_information()
 
     # After the unknown command: the restore stops before it, says which entry and why, and never
     # claims the requested instant; the target holds the state just before it.

@@ -191,11 +191,10 @@ Result<std::optional<BsonDoc>> OplogUnpacker::map_change(const bson_t* op, Oplog
 }
 
 Status OplogUnpacker::unpack_apply_ops(const bson_t* o, OplogTime ts, std::vector<BsonDoc>& into,
-                                       std::optional<UnknownEntry>& bad, const bson_t* entry) {
+                                       std::optional<UnknownEntry>& bad) {
   bson_iter_t it, arr;
   if (!bson_iter_init_find(&it, o, "applyOps") || !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &arr))
     return refuse(UnknownEntry{ts, "c", "applyOps", "applyOps is not an array of operations"}, bad);
-  (void)entry;
   while (bson_iter_next(&arr)) {
     auto inner = BSON_ITER_HOLDS_DOCUMENT(&arr) ? [&] {
       uint32_t len;
@@ -244,7 +243,7 @@ Status OplogUnpacker::feed(const bson_t* entry, const Apply& apply, std::optiona
   };
   if (cmd == "applyOps") {
     std::vector<BsonDoc> ops;
-    LB_RETURN_IF_ERROR(unpack_apply_ops(o->get(), ts, ops, unknown, entry));
+    LB_RETURN_IF_ERROR(unpack_apply_ops(o->get(), ts, ops, unknown));
     if (unknown) return Status::ok();
     std::string key = session_key(entry);
     if (bool_field(o->get(), "partialTxn") || bool_field(o->get(), "prepare")) {

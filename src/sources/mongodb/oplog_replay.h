@@ -47,17 +47,13 @@ class OplogUnpacker {
   // Unknown entries skipped because the caller asked to, in order (at most the first 20 described).
   const std::vector<std::string>& skipped() const { return skipped_; }
   uint64_t skipped_count() const { return skipped_count_; }
-  // Transactions still open (prepared without a decision, or a partialTxn chain without its end):
-  // nothing of them was applied.
-  size_t open_transactions() const { return open_.size(); }
 
  private:
   struct OpenTxn {
     std::vector<BsonDoc> ops;  // inner operations, as logged
     bool prepared = false;
   };
-  Status unpack_apply_ops(const bson_t* o, OplogTime ts, std::vector<BsonDoc>& into, std::optional<UnknownEntry>& bad,
-                          const bson_t* entry);
+  Status unpack_apply_ops(const bson_t* o, OplogTime ts, std::vector<BsonDoc>& into, std::optional<UnknownEntry>& bad);
   // One operation (top-level or inside applyOps) checked and mapped; nullopt: skipped by rule.
   Result<std::optional<BsonDoc>> map_change(const bson_t* op, OplogTime ts, std::optional<UnknownEntry>& bad);
   Status refuse(UnknownEntry e, std::optional<UnknownEntry>& unknown);
