@@ -240,20 +240,31 @@ def test_drill_hashes_predict_transactions_and_fail_on_one_changed_field(lb, mon
         settle_to_next_second()
         w.txn(1, 1, [ins({"_id": 100, "qty": 100}), dele(2), ins({"_id": 101, "qty": 101})])
         settle_to_next_second()
+        w.write({"op": "c", "ns": "shop.$cmd", "o": {"futureCommand": "orders"}})
+        settle_to_next_second()
         time.sleep(2.5)
     finally:
         follower.terminate()
         _, err = follower.communicate(timeout=30)
     assert follower.returncode == 0, err
+    # The unknown entry fails the drill, named; skip_unknown in the plan goes past it and the drill
+    # record says so.
+    p = lb.run("--json", "drill", check=False)
+    assert p.returncode != 0 and "futureCommand" in p.stdout + p.stderr, p.stdout + p.stderr
+    plan.write_text(PLAN.replace("databases: [shop]", "databases: [shop]\n    skip_unknown: true"))
     good = lb.json("drill")
     assert good["passed"], good
+    details = good["sources"][0]["result"]["details"]
+    assert details["skip_unknown"] is True and details["unknown_entries_skipped"] == 1, details
+    assert "futureCommand" in details["skipped"][0]
     checks = {ch["check"]: ch for s in good["sources"] for ch in s["result"]["checks"]}
     assert checks["hashes"]["ok"] and "read back from" in checks["hashes"]["detail"], checks
     assert mongo.client().shop_drill.orders.find_one({"_id": 100}) == {"_id": 100, "qty": 100}
 
     hook = tmp_path / "tamper.py"
     hook.write_text(TAMPER)
-    plan.write_text(PLAN + f'drills: {{after_restore: "{sys.executable} {hook} {mongo.uri}"}}\n')
+    plan.write_text(PLAN.replace("databases: [shop]", "databases: [shop]\n    skip_unknown: true") +
+                    f'drills: {{after_restore: "{sys.executable} {hook} {mongo.uri}"}}\n')
     p = lb.run("--json", "drill", check=False)
     assert p.returncode == 1
     bad = json.loads(p.stdout.splitlines()[0])
