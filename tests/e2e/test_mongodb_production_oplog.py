@@ -185,10 +185,22 @@ def test_an_instant_inside_a_second_is_cut_by_the_entries_wall_times(lb, mongo, 
         c.shop.orders.delete_one({"_id": 1})  # the accidental delete, in the same second
         assert int(time.time()) == int(at), "the writes must share one second"
         settle_to_next_second()
+        # A second with an entry that carries no wall time (as servers before 4.2 wrote them): it
+        # cannot be split.
+        no_wall = time.time()
+        c.local["oplog.rs"].insert_one({"op": "i", "ns": "shop.orders", "o": {"_id": "B"}, "t": 1, "v": 2,
+                                        "ts": Timestamp(int(no_wall), 1000)})
+        settle_to_next_second()
         time.sleep(2.5)
     finally:
         rc, _, err = f.stop()
     assert rc == 0, err
+    r = lb.json("restore", "mongodb", "--at", datetime.datetime.fromtimestamp(
+        int(no_wall) + 0.5, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "--to-dir", tmp_path / "nowall",
+        "--db", "shop")
+    assert r["plan"]["proved"] is False and "carry no wall time" in r["plan"]["limit"], r["plan"]
+    assert r["plan"]["point_ns"] == int(no_wall) * 1_000_000_000 - 1
+    assert "B" not in dir_docs(tmp_path / "nowall" / "shop" / "orders.bson")
     stamp = datetime.datetime.fromtimestamp(at, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     want = {i: {"_id": i} for i in range(5)}
     want["A"] = {"_id": "A"}

@@ -295,6 +295,8 @@ Result<MongoRestoreResult> restore_mongodb(repo::Repository& repo, const MongoRe
                             "end of the second before", format_rfc3339(int64_t{second.second} * kNsPerSecond));
     } else if (second.cut) {
       stop_before = second.cut;
+      p.proof += fmt::format("; cut inside the second at oplog position {} by the entries' wall times",
+                             second.cut->to_string());
       if (second.cut_wall_ms * kNsPerMs <= *plan.at_ns) {
         // An entry in the very millisecond of `at`: it may be before or after it.
         p.point_ns = second.cut_wall_ms * kNsPerMs - 1;
@@ -303,8 +305,6 @@ Result<MongoRestoreResult> restore_mongodb(repo::Repository& repo, const MongoRe
                               "millisecond before", format_rfc3339(second.cut_wall_ms * kNsPerMs));
       }
     }
-    if (stop_before) p.proof += fmt::format("; cut inside the second at oplog position {} by the entries' wall times",
-                                            stop_before->to_string());
   }
   if (unknown) {
     if (!stop_before || unknown->ts < *stop_before) {
