@@ -274,7 +274,7 @@ class ServerSink final : public RestoreSink {
     if (op.op == "c") {
       LB_RETURN_IF_ERROR(flush_pending());
       LB_RETURN_IF_ERROR(flush_bulk());
-      return apply_command(op, raw);
+      return apply_command(op);
     }
     if (!op.o) return Error(Code::kCorrupt, "oplog entry without o");
     std::string ns = op.db + "." + op.coll;
@@ -569,8 +569,7 @@ class ServerSink final : public RestoreSink {
   }
 
   // The commands the unpacker passes on (oplog_replay.h), as the target server runs them.
-  Status apply_command(const ParsedOp& op, const bson_t* raw) {
-    (void)raw;
+  Status apply_command(const ParsedOp& op) {
     if (!op.o) return Error(Code::kCorrupt, "command entry without o");
     std::string cmd = first_key_of(op.o->get());
     std::string arg = bson_string(op.o->get(), cmd.c_str());
