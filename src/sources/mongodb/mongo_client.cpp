@@ -216,6 +216,18 @@ std::string bson_string(const bson_t* doc, const char* name) {
   return std::string(s, len);
 }
 
+std::string bson_first_key(const bson_t* doc) {
+  bson_iter_t it;
+  if (doc && bson_iter_init(&it, doc) && bson_iter_next(&it)) return bson_iter_key(&it);
+  return "";
+}
+
+std::pair<std::string, std::string> split_namespace(const std::string& ns) {
+  size_t dot = ns.find('.');
+  if (dot == std::string::npos) return {ns, ""};
+  return {ns.substr(0, dot), ns.substr(dot + 1)};
+}
+
 std::optional<BsonDoc> bson_sub_document(const bson_t* doc, const char* name) {
   bson_iter_t it;
   if (!bson_iter_init_find(&it, doc, name) || !BSON_ITER_HOLDS_DOCUMENT(&it)) return std::nullopt;

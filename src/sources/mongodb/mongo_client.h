@@ -116,6 +116,10 @@ std::string redact_uri(const std::string& uri);
 // Reads field `name` of a document as a timestamp, if present.
 std::optional<OplogTime> bson_timestamp(const bson_t* doc, const char* name);
 std::string bson_string(const bson_t* doc, const char* name);
+// The name of a document's first field ("" when empty): an oplog command's name.
+std::string bson_first_key(const bson_t* doc);
+// A namespace "db.coll" split at its first dot; coll is empty when there is none ("db.$cmd" -> "$cmd").
+std::pair<std::string, std::string> split_namespace(const std::string& ns);
 // A copy of embedded document `name`; nullopt when absent, not a document, or not well framed.
 std::optional<BsonDoc> bson_sub_document(const bson_t* doc, const char* name);
 

@@ -29,20 +29,9 @@ bool listed(const std::array<const char*, N>& list, const std::string& name) {
   return std::any_of(list.begin(), list.end(), [&](const char* c) { return name == c; });
 }
 
-std::string first_key(const bson_t* doc) {
-  bson_iter_t it;
-  if (doc && bson_iter_init(&it, doc) && bson_iter_next(&it)) return bson_iter_key(&it);
-  return "";
-}
-
 bool bool_field(const bson_t* doc, const char* field) {
   bson_iter_t it;
   return bson_iter_init_find(&it, doc, field) && bson_iter_as_bool(&it);
-}
-
-bool holds(const bson_t* doc, const char* field) {
-  bson_iter_t it;
-  return bson_iter_init_find(&it, doc, field);
 }
 
 // A transaction's session: lsid and txnNumber, as bytes.
@@ -78,7 +67,7 @@ BsonDoc rewrite(const bson_t* op, const std::string& ns, const bson_t* o, OplogT
   return out;
 }
 
-// `o` with string fields `fields` rewritten by `map` (full namespaces of a rename).
+// `o` with the string fields named in `values` replaced by theirs (the full namespaces of a rename).
 BsonDoc with_strings(const bson_t* o, const std::map<std::string, std::string>& values) {
   BsonDoc out;
   bson_iter_t it;
@@ -92,12 +81,6 @@ BsonDoc with_strings(const bson_t* o, const std::map<std::string, std::string>& 
       bson_append_iter(out.get(), k.c_str(), static_cast<int>(k.size()), &it);
   }
   return out;
-}
-
-std::pair<std::string, std::string> split_ns(const std::string& ns) {
-  size_t dot = ns.find('.');
-  if (dot == std::string::npos) return {ns, ""};
-  return {ns.substr(0, dot), ns.substr(dot + 1)};
 }
 
 bool system_collection(const std::string& coll) {
@@ -115,83 +98,80 @@ std::string UnknownEntry::describe() const {
                      first_key.empty() ? "" : ", o." + first_key, why);
 }
 
-Status OplogUnpacker::refuse(UnknownEntry e, std::optional<UnknownEntry>& unknown) {
+void OplogUnpacker::refuse(UnknownEntry e, std::optional<UnknownEntry>& unknown) {
   if (!skip_unknown_) {
     if (!unknown) unknown = std::move(e);
-    return Status::ok();
+    return;
   }
   ++skipped_count_;
   if (skipped_.size() < 20) skipped_.push_back(e.describe());
-  return Status::ok();
 }
 
-Result<std::optional<BsonDoc>> OplogUnpacker::map_change(const bson_t* op, OplogTime ts,
-                                                         std::optional<UnknownEntry>& bad) {
+std::optional<BsonDoc> OplogUnpacker::map_change(const bson_t* op, OplogTime ts, std::optional<UnknownEntry>& bad) {
   std::string name = bson_string(op, "op");
-  auto [db, coll] = split_ns(bson_string(op, "ns"));
+  auto [db, coll] = split_namespace(bson_string(op, "ns"));
   auto o = bson_sub_document(op, "o");
-  auto unknown = [&](std::string why) -> Result<std::optional<BsonDoc>> {
-    LB_RETURN_IF_ERROR(refuse(UnknownEntry{ts, name, o ? first_key(o->get()) : "", std::move(why)}, bad));
-    return std::optional<BsonDoc>();
+  auto unknown = [&](std::string why) -> std::optional<BsonDoc> {
+    refuse(UnknownEntry{ts, name, o ? bson_first_key(o->get()) : "", std::move(why)}, bad);
+    return std::nullopt;
   };
-  if (name == "n") return std::optional<BsonDoc>();
+  if (name == "n") return std::nullopt;
   if (name != "i" && name != "u" && name != "d" && name != "c")
     return unknown("an operation type this version does not know");
   if (!o) return unknown("the entry has no o document");
   if (name != "c") {
     if (coll.empty()) return unknown("a data change without a collection in ns");
-    if (!filter_.selected(db) || system_collection(coll)) return std::optional<BsonDoc>();
+    if (!filter_.selected(db) || system_collection(coll)) return std::nullopt;
     if (name == "u") {
       auto o2 = bson_sub_document(op, "o2");
-      if (!o2 || !holds(o2->get(), "_id")) return unknown("an update without o2._id");
+      if (!o2 || !bson_has_field(o2->get(), "_id")) return unknown("an update without o2._id");
       bson_iter_t v;
       if (bson_iter_init_find(&v, o->get(), "$v")) {
         int64_t version = bson_iter_as_int64(&v);
-        if (version == 2 && !holds(o->get(), "diff")) return unknown("a $v:2 update without diff");
+        if (version == 2 && !bson_has_field(o->get(), "diff")) return unknown("a $v:2 update without diff");
         if (version != 1 && version != 2)
           return unknown(fmt::format("an update format $v:{} this version does not know", version));
       }
-    } else if (!holds(o->get(), "_id")) {
+    } else if (!bson_has_field(o->get(), "_id")) {
       return unknown(name == "i" ? "an insert without _id" : "a delete without _id");
     }
-    return std::optional<BsonDoc>(rewrite(op, filter_.target(db) + "." + coll, nullptr, ts));
+    return rewrite(op, filter_.target(db) + "." + coll, nullptr, ts);
   }
-  std::string cmd = first_key(o->get());
-  if (listed(kNoDataCommands, cmd)) return std::optional<BsonDoc>();
+  std::string cmd = bson_first_key(o->get());
+  if (listed(kNoDataCommands, cmd)) return std::nullopt;
   if (!is_replayed_command(cmd)) return unknown("a command this version does not know");
   if (cmd == "renameCollection") {
     std::string from = bson_string(o->get(), "renameCollection"), to = bson_string(o->get(), "to");
-    auto [from_db, from_coll] = split_ns(from);
-    auto [to_db, to_coll] = split_ns(to);
+    auto [from_db, from_coll] = split_namespace(from);
+    auto [to_db, to_coll] = split_namespace(to);
     if (from_coll.empty() || to_coll.empty()) return unknown("a rename without full source and target names");
     bool from_kept = filter_.selected(from_db) && !system_collection(from_coll);
     bool to_kept = filter_.selected(to_db) && !system_collection(to_coll);
-    if (!from_kept && !to_kept) return std::optional<BsonDoc>();
+    if (!from_kept && !to_kept) return std::nullopt;
     if (!from_kept)
       return unknown(fmt::format("a rename into {} from {}, whose documents this restore does not hold", to, from));
     if (!to_kept) {
       // The collection leaves what is restored: for the target, a drop.
       BsonDoc drop;
       bson_append_utf8(drop.get(), "drop", 4, from_coll.c_str(), -1);
-      BsonDoc cmd_op = rewrite(op, filter_.target(from_db) + ".$cmd", drop.get(), ts);
-      return std::optional<BsonDoc>(std::move(cmd_op));
+      return rewrite(op, filter_.target(from_db) + ".$cmd", drop.get(), ts);
     }
     BsonDoc mapped = with_strings(o->get(), {{"renameCollection", filter_.target(from_db) + "." + from_coll},
                                              {"to", filter_.target(to_db) + "." + to_coll}});
-    return std::optional<BsonDoc>(rewrite(op, filter_.target(from_db) + ".$cmd", mapped.get(), ts));
+    return rewrite(op, filter_.target(from_db) + ".$cmd", mapped.get(), ts);
   }
-  if (!filter_.selected(db)) return std::optional<BsonDoc>();
+  if (!filter_.selected(db)) return std::nullopt;
   if (cmd != "dropDatabase") {
     bson_iter_t target;
     if (!bson_iter_init_find(&target, o->get(), cmd.c_str()) || !BSON_ITER_HOLDS_UTF8(&target))
       return unknown(fmt::format("{} without a collection name", cmd));
-    if (system_collection(bson_iter_utf8(&target, nullptr))) return std::optional<BsonDoc>();
+    if (system_collection(bson_iter_utf8(&target, nullptr))) return std::nullopt;
   }
-  return std::optional<BsonDoc>(rewrite(op, filter_.target(db) + ".$cmd", nullptr, ts));
+  return rewrite(op, filter_.target(db) + ".$cmd", nullptr, ts);
 }
 
-Status OplogUnpacker::unpack_apply_ops(const bson_t* o, OplogTime ts, std::vector<BsonDoc>& into,
-                                       std::optional<UnknownEntry>& bad) {
+void OplogUnpacker::unpack_apply_ops(const bson_t* o, OplogTime ts, std::vector<BsonDoc>& into,
+                                     std::optional<UnknownEntry>& bad) {
   bson_iter_t it, arr;
   if (!bson_iter_init_find(&it, o, "applyOps") || !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &arr))
     return refuse(UnknownEntry{ts, "c", "applyOps", "applyOps is not an array of operations"}, bad);
@@ -204,37 +184,35 @@ Status OplogUnpacker::unpack_apply_ops(const bson_t* o, OplogTime ts, std::vecto
       return d ? std::optional<BsonDoc>(BsonDoc(d)) : std::optional<BsonDoc>();
     }() : std::optional<BsonDoc>();
     if (!inner) {
-      LB_RETURN_IF_ERROR(refuse(UnknownEntry{ts, "c", "applyOps", "an element of applyOps is not a document"}, bad));
-      if (bad) return Status::ok();
+      refuse(UnknownEntry{ts, "c", "applyOps", "an element of applyOps is not a document"}, bad);
+      if (bad) return;
       continue;
     }
     std::string name = bson_string(inner->get(), "op");
     if (name == "c") {
       auto io = bson_sub_document(inner->get(), "o");
-      std::string cmd = io ? first_key(io->get()) : "";
+      std::string cmd = io ? bson_first_key(io->get()) : "";
       if (cmd == "applyOps" || cmd == "commitTransaction" || cmd == "abortTransaction") {
-        LB_RETURN_IF_ERROR(
-            refuse(UnknownEntry{ts, "c", "applyOps", fmt::format("{} nested inside applyOps", cmd)}, bad));
-        if (bad) return Status::ok();
+        refuse(UnknownEntry{ts, "c", "applyOps", fmt::format("{} nested inside applyOps", cmd)}, bad);
+        if (bad) return;
         continue;
       }
     }
     into.push_back(std::move(*inner));
   }
-  return Status::ok();
 }
 
 Status OplogUnpacker::feed(const bson_t* entry, const Apply& apply, std::optional<UnknownEntry>& unknown) {
   auto ts = bson_timestamp(entry, "ts").value_or(OplogTime{});
   std::string name = bson_string(entry, "op");
   auto o = bson_sub_document(entry, "o");
-  std::string cmd = name == "c" && o ? first_key(o->get()) : "";
+  std::string cmd = name == "c" && o ? bson_first_key(o->get()) : "";
   // Applies `ops` (as logged) at `at`, each checked and mapped; an unknown one stops all of them
   // before anything is applied, so a transaction is applied whole or not at all.
   auto apply_all = [&](const std::vector<BsonDoc>& ops, OplogTime at) -> Status {
     std::vector<BsonDoc> mapped;
     for (const auto& op : ops) {
-      LB_ASSIGN_OR_RETURN(auto m, map_change(op.get(), at, unknown));
+      auto m = map_change(op.get(), at, unknown);
       if (unknown) return Status::ok();
       if (m) mapped.push_back(std::move(*m));
     }
@@ -243,7 +221,7 @@ Status OplogUnpacker::feed(const bson_t* entry, const Apply& apply, std::optiona
   };
   if (cmd == "applyOps") {
     std::vector<BsonDoc> ops;
-    LB_RETURN_IF_ERROR(unpack_apply_ops(o->get(), ts, ops, unknown));
+    unpack_apply_ops(o->get(), ts, ops, unknown);
     if (unknown) return Status::ok();
     std::string key = session_key(entry);
     if (bool_field(o->get(), "partialTxn") || bool_field(o->get(), "prepare")) {
@@ -269,10 +247,11 @@ Status OplogUnpacker::feed(const bson_t* entry, const Apply& apply, std::optiona
         if (open != open_.end()) open_.erase(open);  // an unprepared chain abandoned
         return Status::ok();
       }
-      return refuse(UnknownEntry{ts, name, cmd,
-                                 "a commit of a prepared transaction whose prepare entry this replay "
-                                 "has not read (prepared before the oplog the backup holds)"},
-                    unknown);
+      refuse(UnknownEntry{ts, name, cmd,
+                          "a commit of a prepared transaction whose prepare entry this replay has not read "
+                          "(prepared before the oplog the backup holds)"},
+             unknown);
+      return Status::ok();
     }
     std::vector<BsonDoc> ops = std::move(open->second.ops);
     open_.erase(open);

@@ -53,10 +53,13 @@ class OplogUnpacker {
     std::vector<BsonDoc> ops;  // inner operations, as logged
     bool prepared = false;
   };
-  Status unpack_apply_ops(const bson_t* o, OplogTime ts, std::vector<BsonDoc>& into, std::optional<UnknownEntry>& bad);
-  // One operation (top-level or inside applyOps) checked and mapped; nullopt: skipped by rule.
-  Result<std::optional<BsonDoc>> map_change(const bson_t* op, OplogTime ts, std::optional<UnknownEntry>& bad);
-  Status refuse(UnknownEntry e, std::optional<UnknownEntry>& unknown);
+  // The operations of an applyOps, as logged; a malformed one sets `bad` (or is skipped and counted).
+  void unpack_apply_ops(const bson_t* o, OplogTime ts, std::vector<BsonDoc>& into, std::optional<UnknownEntry>& bad);
+  // One operation (top-level or inside applyOps) checked and mapped; nullopt: skipped by rule, or
+  // unknown (then `bad` is set unless skipping them).
+  std::optional<BsonDoc> map_change(const bson_t* op, OplogTime ts, std::optional<UnknownEntry>& bad);
+  // Records an unknown entry: the first one in `unknown`, or counted and named when skipping them.
+  void refuse(UnknownEntry e, std::optional<UnknownEntry>& unknown);
 
   const NsFilter& filter_;
   bool skip_unknown_;

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <tuple>
 #include <unordered_map>
 
 #include <nlohmann/json.hpp>
@@ -83,11 +84,6 @@ std::optional<BsonDoc> whole_document_set(const bson_t* o) {
   return set;
 }
 
-bool has_field(const bson_t* doc, const char* field) {
-  bson_iter_t it;
-  return bson_iter_init_find(&it, doc, field);
-}
-
 struct ParsedOp {
   std::string op, db, coll;
   std::optional<BsonDoc> o, o2;
@@ -96,10 +92,7 @@ struct ParsedOp {
 ParsedOp parse_op(const bson_t* op) {
   ParsedOp p;
   p.op = bson_string(op, "op");
-  std::string ns = bson_string(op, "ns");
-  size_t dot = ns.find('.');
-  p.db = ns.substr(0, dot);
-  p.coll = dot == std::string::npos ? "" : ns.substr(dot + 1);
+  std::tie(p.db, p.coll) = split_namespace(bson_string(op, "ns"));
   p.o = bson_sub_document(op, "o");
   p.o2 = bson_sub_document(op, "o2");
   return p;
@@ -117,12 +110,6 @@ BsonDoc clean_index_spec(const bson_t* spec) {
     bson_append_iter(out.get(), k.c_str(), static_cast<int>(k.size()), &it);
   }
   return out;
-}
-
-std::string first_key_of(const bson_t* doc) {
-  bson_iter_t it;
-  if (bson_iter_init(&it, doc) && bson_iter_next(&it)) return bson_iter_key(&it);
-  return "";
 }
 
 BsonDoc without_fields(const bson_t* doc, std::initializer_list<const char*> drop) {
@@ -282,7 +269,7 @@ class ServerSink final : public RestoreSink {
       LB_RETURN_IF_ERROR(flush_bulk());
       return pend(op, ns, std::move(*id));
     }
-    if (op.op == "u" && op.o2 && has_field(op.o->get(), "diff")) {
+    if (op.op == "u" && op.o2 && bson_has_field(op.o->get(), "diff")) {
       // MongoDB 5+ delta format, applied by our own code to the document as the target holds it,
       // which is then written whole: any server takes that, FerretDB included.
       LB_RETURN_IF_ERROR(flush_bulk());
@@ -353,7 +340,7 @@ class ServerSink final : public RestoreSink {
         else ++others;
       }
     }
-    if (dups > 0 && others == 0 && !has_field(reply, "writeConcernErrors")) {
+    if (dups > 0 && others == 0 && !bson_has_field(reply, "writeConcernErrors")) {
       duplicates_ += dups;
       return Status::ok();
     }
@@ -388,7 +375,7 @@ class ServerSink final : public RestoreSink {
     if (op.op == "i" || op.op == "d") return id_selector(op.o->get());
     if (op.op != "u" || !op.o2) return std::nullopt;
     if (whole_document_set(op.o->get())) return id_selector(op.o2->get());
-    if (!first_key_is_operator(op.o->get()) && has_field(op.o->get(), "_id")) return id_selector(op.o2->get());
+    if (!first_key_is_operator(op.o->get()) && bson_has_field(op.o->get(), "_id")) return id_selector(op.o2->get());
     return std::nullopt;
   }
 
@@ -571,7 +558,7 @@ class ServerSink final : public RestoreSink {
   // The commands the unpacker passes on (oplog_replay.h), as the target server runs them.
   Status apply_command(const ParsedOp& op) {
     if (!op.o) return Error(Code::kCorrupt, "command entry without o");
-    std::string cmd = first_key_of(op.o->get());
+    std::string cmd = bson_first_key(op.o->get());
     std::string arg = bson_string(op.o->get(), cmd.c_str());
     std::string what = fmt::format("replaying {} of {}.{}", cmd, op.db, arg);
     if (cmd == "create") {
@@ -706,7 +693,7 @@ Status apply_to_docs(std::map<std::string, Bytes>& docs, const bson_t* raw) {
   } else if (op.op == "u") {
     if (!op.o2) return Status::ok();
     std::string key = id_key(op.o2->get());
-    if (auto diff = has_field(op.o->get(), "diff") ? bson_sub_document(op.o->get(), "diff") : std::nullopt) {
+    if (auto diff = bson_sub_document(op.o->get(), "diff")) {
       auto it = docs.find(key);
       if (it == docs.end()) return Status::ok();
       BsonView cur(it->second);
@@ -866,7 +853,7 @@ class DirSink final : public RestoreSink {
 
   Status apply_command(const ParsedOp& op) {
     if (!op.o) return Error(Code::kCorrupt, "command entry without o");
-    std::string cmd = first_key_of(op.o->get());
+    std::string cmd = bson_first_key(op.o->get());
     std::string arg = bson_string(op.o->get(), cmd.c_str());
     if (cmd == "dropDatabase") {
       std::error_code ec;
@@ -880,8 +867,8 @@ class DirSink final : public RestoreSink {
       return Status::ok();
     }
     if (cmd == "renameCollection") {
-      auto [from_db, from_coll] = split_full_ns(arg);
-      auto [to_db, to_coll] = split_full_ns(bson_string(op.o->get(), "to"));
+      auto [from_db, from_coll] = split_namespace(arg);
+      auto [to_db, to_coll] = split_namespace(bson_string(op.o->get(), "to"));
       LB_ASSIGN_OR_RETURN(Coll * from, load(from_db, from_coll));
       if (!from->exists) return Status::ok();  // already renamed when the dump read it
       LB_ASSIGN_OR_RETURN(Coll * to, load(to_db, to_coll));
@@ -948,12 +935,6 @@ class DirSink final : public RestoreSink {
     return Status::ok();
   }
 
-  static std::pair<std::string, std::string> split_full_ns(const std::string& ns) {
-    size_t dot = ns.find('.');
-    if (dot == std::string::npos) return {ns, ""};
-    return {ns.substr(0, dot), ns.substr(dot + 1)};
-  }
-
   std::string dir_;
   CollectionSpec spec_;
   std::string tmp_path_;
@@ -977,7 +958,7 @@ void ExpectedState::note_op(const bson_t* op) {
   if (p.op == "c") {
     // Which backed-up collection each name holds from here on: a rename carries it along; a drop
     // leaves the name with a new, empty collection whose documents come from the oplog alone.
-    std::string cmd = first_key_of(p.o->get());
+    std::string cmd = bson_first_key(p.o->get());
     std::string arg = bson_string(p.o->get(), cmd.c_str());
     if (cmd == "renameCollection") {
       std::string to = bson_string(p.o->get(), "to");
@@ -1012,7 +993,7 @@ void ExpectedState::apply_op(const bson_t* op) {
   ParsedOp p = parse_op(op);
   if (p.op == "n" || !p.o) return;
   if (p.op == "c") {
-    std::string cmd = first_key_of(p.o->get());
+    std::string cmd = bson_first_key(p.o->get());
     std::string arg = bson_string(p.o->get(), cmd.c_str());
     if (cmd == "renameCollection") {
       State moved = std::move(colls_[arg]);
