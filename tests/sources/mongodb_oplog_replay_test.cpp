@@ -189,6 +189,7 @@ TEST(OplogUnpacker, UnknownEntriesStopBeforeThemNamedOrAreSkippedWhenAsked) {
       {R"({"op":"i","ns":"shop.orders","o":{"a":1},"ts":)" + ts(61, 2) + "}", "insert without _id"},
       {R"({"op":"u","ns":"shop.orders","o":{"$v":2,"diff":{"u":{"a":1}}},"ts":)" + ts(61, 3) + "}", "o2._id"},
       {R"({"op":"u","ns":"shop.orders","o":{"$v":3,"x":{}},"o2":{"_id":1},"ts":)" + ts(61, 4) + "}", "$v:3"},
+      {R"({"op":"u","ns":"shop.orders","o":{"$v":2,"diff":5},"o2":{"_id":1},"ts":)" + ts(61, 8) + "}", "diff document"},
       {R"({"op":"c","ns":"admin.$cmd","o":{"applyOps":{"op":"i"}},"ts":)" + ts(61, 5) + "}", "not an array"},
       {R"({"op":"c","ns":"admin.$cmd","o":{"applyOps":[{"op":"c","ns":"shop.$cmd","o":{"newThing":"x"}}]},"ts":)" +
            ts(61, 6) + "}",

@@ -128,7 +128,8 @@ std::optional<BsonDoc> OplogUnpacker::map_change(const bson_t* op, OplogTime ts,
       bson_iter_t v;
       if (bson_iter_init_find(&v, o->get(), "$v")) {
         int64_t version = bson_iter_as_int64(&v);
-        if (version == 2 && !bson_has_field(o->get(), "diff")) return unknown("a $v:2 update without diff");
+        if (version == 2 && !bson_sub_document(o->get(), "diff"))
+          return unknown("a $v:2 update without a diff document");
         if (version != 1 && version != 2)
           return unknown(fmt::format("an update format $v:{} this version does not know", version));
       }
