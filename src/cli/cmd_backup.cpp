@@ -6,6 +6,7 @@
 #include "core/progress.h"
 #include "core/time.h"
 #include "repo/lock.h"
+#include "repo/archiver/archiver.h"
 #include "sources/files/files_backup.h"
 
 namespace lifeboat::cli {
@@ -78,7 +79,7 @@ void register_backup(CommandSet c) {
         return Status::ok();
       }
       sources::files::FilesBackupOptions o;
-      for (const auto& p : f->args) o.paths.push_back(sources::files::absolute_path(p));
+      for (const auto& p : f->args) o.paths.push_back(repo::absolute_path(p));
       o.tags = f->tags;
       o.excludes = f->excludes;
       o.hostname = f->host.empty() ? platform::hostname() : f->host;

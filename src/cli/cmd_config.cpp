@@ -11,7 +11,7 @@
 #include "repo/lock.h"
 #include "sources/config/config.h"
 #include "sources/config/config_source.h"
-#include "sources/files/files_backup.h"
+#include "repo/archiver/archiver.h"
 #include "sources/source_kind.h"
 
 namespace lifeboat::cli {
@@ -73,7 +73,7 @@ void register_backup_config(CommandSet c, CLI::App* backup) {
   cmd->add_flag("--force", f->force, "read every file, ignoring the previous backup");
   cmd->callback([c, f] {
     c.action = [c, f]() -> Status {
-      for (const auto& p : f->paths) f->o.paths.push_back(sources::files::absolute_path(p));
+      for (const auto& p : f->paths) f->o.paths.push_back(repo::absolute_path(p));
       for (const auto& g : f->git) f->o.git.push_back(cfg::parse_git_source(g));
       for (const auto& ch : f->checks) {
         size_t eq = ch.find('=');

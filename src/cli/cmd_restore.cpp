@@ -5,15 +5,35 @@
 #include "core/progress.h"
 #include "core/time.h"
 #include "repo/lock.h"
-#include "sources/files/files_restore.h"
+#include "repo/restorer/restorer.h"
 
 namespace lifeboat::cli {
+
+namespace {
+
+// The restorer's refusals, worded with the flags that answer them.
+std::string flag_advice(repo::RestoreRefusal why, const std::string& target) {
+  switch (why) {
+    case repo::RestoreRefusal::kNoTarget: return "restore needs --target DIR";
+    case repo::RestoreRefusal::kNoIncludeMatch: return "no path in the snapshot matches the --include patterns";
+    case repo::RestoreRefusal::kDeleteWithIncludes:
+      return "--delete restores whole directories: it cannot be combined with --include";
+    case repo::RestoreRefusal::kTargetNotEmpty:
+      return fmt::format("target {} is not empty: choose what happens to what it holds with --overwrite "
+                         "always|if-changed|if-newer|never (and --delete to remove what the snapshot lacks); "
+                         "--dry-run lists the changes first",
+                         target);
+  }
+  return repo::default_refusal_message(why, target);
+}
+
+}  // namespace
 
 void register_restore(CommandSet c) {
   auto* cmd = c.app.add_subcommand("restore", "restore a snapshot into a directory");
   auto spec = std::make_shared<std::string>("latest");
   auto pick = std::make_shared<SnapshotPick>();
-  auto opts = std::make_shared<sources::files::FilesRestoreOptions>();
+  auto opts = std::make_shared<repo::TreeRestoreOptions>();
   cmd->add_option("snapshot", *spec, "snapshot ID or 'latest' (with --at: the newest at or before that time)")
       ->capture_default_str();
   cmd->add_option("-t,--target", opts->target, "directory to restore into (required)");
@@ -47,10 +67,11 @@ void register_restore(CommandSet c) {
         return plan_restore(c.global, *plan, names, *environment, at);
       }
       if (opts->target.empty()) return Error(Code::kInvalidArgument, "restore needs --target DIR");
+      opts->explain = flag_advice;
       if (overwrite->empty()) {
         opts->refuse_non_empty = true;
       } else {
-        auto mode = sources::files::parse_overwrite(*overwrite);
+        auto mode = repo::parse_overwrite(*overwrite);
         if (!mode) return Error(Code::kInvalidArgument, "--overwrite takes always, if-changed, if-newer or never");
         opts->overwrite = *mode;
       }
@@ -64,7 +85,7 @@ void register_restore(CommandSet c) {
       ProgressCounters counters;
       int64_t start = monotonic_ns();
       ProgressDisplay display("restore", counters, progress_enabled(c.global));
-      auto r = sources::files::restore_files(*repo, ref.snapshot, *opts, counters);
+      auto r = repo::restore_tree(*repo, ref.snapshot.tree, *opts, counters);
       display.stop();
       for (const auto& w : repo->index_warnings()) fmt::print(stderr, "warning: {}\n", w);
       if (!r) return r.status();

@@ -17,7 +17,8 @@
 #include "repo/lock.h"
 #include "repo/prune.h"
 #include "sources/files/files_backup.h"
-#include "sources/files/files_restore.h"
+#include "repo/archiver/archiver.h"
+#include "repo/restorer/restorer.h"
 
 namespace lifeboat::sources::files {
 
@@ -52,11 +53,11 @@ std::string read_file(const fs::path& p) {
 // Restores `snap` into `target` and compares every file with what round `k` wrote.
 void restore_and_compare(repo::Repository& repo, const repo::SnapshotRef& snap, int k, const std::string& src,
                          const std::string& target, std::vector<std::string>& errors) {
-  FilesRestoreOptions o;
+  repo::TreeRestoreOptions o;
   o.target = target;
   o.threads = 2;
   ProgressCounters progress;
-  auto r = restore_files(repo, snap.snapshot, o, progress);
+  auto r = repo::restore_tree(repo, snap.snapshot.tree, o, progress);
   if (!r) {
     errors.push_back(fmt::format("restore of {} (round {}): {}", snap.short_id(), k, r.status().message()));
     return;

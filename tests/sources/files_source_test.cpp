@@ -10,7 +10,8 @@
 
 #include "../repo/test_repo.h"
 #include "sources/files/files_backup.h"
-#include "sources/files/files_restore.h"
+#include "repo/archiver/archiver.h"
+#include "repo/restorer/restorer.h"
 
 namespace lifeboat::sources::files {
 
@@ -53,11 +54,11 @@ TEST(FilesSource, RoundTripKeepsContentsAndMetadata) {
   ASSERT_TRUE(r.is_ok()) << r.status().message();
   EXPECT_TRUE(r->unreadable.empty());
 
-  FilesRestoreOptions ro;
+  repo::TreeRestoreOptions ro;
   ro.target = out.path;
   ro.verify = true;
   ProgressCounters rp;
-  auto rr = restore_files(*testing::open_repo(repo_dir.path), r->snapshot, ro, rp);
+  auto rr = repo::restore_tree(*testing::open_repo(repo_dir.path), r->snapshot.tree, ro, rp);
   ASSERT_TRUE(rr.is_ok()) << rr.status().message();
   EXPECT_TRUE(rr->errors.empty());
   std::string back = out.path + data;
@@ -104,9 +105,9 @@ TEST(FilesSource, IncrementalBackupReadsOnlyChangedFiles) {
 }
 
 TEST(FilesSource, AbsolutePathNormalizes) {
-  EXPECT_EQ(absolute_path("/a/./b//c/../d/"), "/a/b/d");
-  EXPECT_EQ(absolute_path("/"), "/");
-  EXPECT_EQ(absolute_path("/.."), "/");
+  EXPECT_EQ(repo::absolute_path("/a/./b//c/../d/"), "/a/b/d");
+  EXPECT_EQ(repo::absolute_path("/"), "/");
+  EXPECT_EQ(repo::absolute_path("/.."), "/");
 }
 
 }  // namespace lifeboat::sources::files

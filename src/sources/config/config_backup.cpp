@@ -12,8 +12,8 @@
 #include "repo/write_session.h"
 #include "sources/config/config.h"
 #include "sources/config/git_mirror.h"
-#include "sources/files/files_backup.h"
-#include "sources/files/files_restore.h"
+#include "repo/archiver/archiver.h"
+#include "repo/restorer/restorer.h"
 
 namespace lifeboat::sources::config {
 
@@ -182,11 +182,9 @@ Result<ConfigBackupResult> backup_config(repo::Repository& repo, const ConfigBac
       std::string tmp = dir + ".seeding";
       fs::remove_all(tmp, ec);
       fs::create_directories(tmp, ec);
-      repo::Snapshot part = options.parent->snapshot;
-      part.tree = *previous->subtree;
-      files::FilesRestoreOptions ro;
+      repo::TreeRestoreOptions ro;
       ro.target = tmp;
-      auto seeded = files::restore_files(repo, part, ro, progress);
+      auto seeded = repo::restore_tree(repo, *previous->subtree, ro, progress);
       if (seeded && seeded->errors.empty()) fs::rename(tmp, dir, ec);
       else fs::remove_all(tmp, ec);  // only a cost: the fetch brings everything
     }
@@ -202,14 +200,14 @@ Result<ConfigBackupResult> backup_config(repo::Repository& repo, const ConfigBac
 
   // 3. Files.
   if (!options.paths.empty()) {
-    files::FilesBackupOptions fo;
+    repo::ArchiveOptions fo;
     fo.paths = options.paths;
     fo.excludes = options.excludes;
     if (options.parent) {
       LB_ASSIGN_OR_RETURN(auto ptree, repo.load_tree(options.parent->snapshot.tree));
       if (const auto* n = ptree.find("files"); n && n->subtree) fo.parent_tree = *n->subtree;
     }
-    auto stored = files::store_paths(repo, session, fo, progress);
+    auto stored = repo::archive_paths(repo, session, fo, progress);
     if (!stored) {
       (void)session.flush();
       return stored.status();
@@ -224,9 +222,9 @@ Result<ConfigBackupResult> backup_config(repo::Repository& repo, const ConfigBac
   if (!mirrors.empty()) {
     std::vector<repo::Node> repos;
     for (size_t i = 0; i < mirrors.size(); ++i) {
-      files::FilesBackupOptions fo;
+      repo::ArchiveOptions fo;
       fo.paths = {mirrors[i].dir};
-      auto stored = files::store_paths(repo, session, fo, progress);
+      auto stored = repo::archive_paths(repo, session, fo, progress);
       if (!stored) {
         (void)session.flush();
         return stored.status();

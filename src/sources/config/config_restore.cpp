@@ -14,7 +14,8 @@
 #include "repo/tree_walk.h"
 #include "sources/config/config.h"
 #include "sources/config/git_mirror.h"
-#include "sources/files/files_restore.h"
+#include "repo/restorer/restorer.h"
+#include "repo/restorer/verify.h"
 
 namespace lifeboat::sources::config {
 
@@ -205,11 +206,9 @@ Result<ConfigRestoreResult> restore_config(repo::Repository& repo, const repo::S
         return Status::ok();
       }));
     } else {
-      repo::Snapshot part = snap;
-      part.tree = *files_tree;
-      files::FilesRestoreOptions fo;
+      repo::TreeRestoreOptions fo;
       fo.target = o.target;
-      LB_ASSIGN_OR_RETURN(auto r, files::restore_files(repo, part, fo, progress));
+      LB_ASSIGN_OR_RETURN(auto r, repo::restore_tree(repo, *files_tree, fo, progress));
       if (!r.errors.empty()) return Error(Code::kFatal, fmt::format("{} file(s) failed: {}", r.errors.size(), r.errors[0]));
       result.files = r.files;
       result.bytes = r.bytes;
@@ -233,11 +232,9 @@ Result<ConfigRestoreResult> restore_config(repo::Repository& repo, const repo::S
         return Error(Code::kAlreadyExists, fmt::format("git {}: {} exists and is not empty: remove it or restore elsewhere", n.name, dir));
       fs::create_directories(dir, ec);
       if (ec) return Error(Code::kIo, fmt::format("git {}: cannot create {}: {}", n.name, dir, ec.message()));
-      repo::Snapshot part = snap;
-      part.tree = *n.subtree;
-      files::FilesRestoreOptions fo;
+      repo::TreeRestoreOptions fo;
       fo.target = dir;
-      LB_ASSIGN_OR_RETURN(auto r, files::restore_files(repo, part, fo, progress));
+      LB_ASSIGN_OR_RETURN(auto r, repo::restore_tree(repo, *n.subtree, fo, progress));
       if (!r.errors.empty()) return Error(Code::kFatal, fmt::format("git {}: {}", n.name, r.errors[0]));
       if (push != o.push.end()) {
         Status s = push_mirror(dir, push->second);
@@ -263,9 +260,7 @@ std::vector<ConfigCheck> check_config_target(repo::Repository& repo, const repo:
         c.ok = true;
         c.detail = "no files restored";
       } else if (check == "files") {
-        repo::Snapshot part = snap;
-        part.tree = *tree;
-        auto v = files::verify_restored_tree(repo, part, o.target);
+        auto v = repo::verify_restored_tree(repo, *tree, o.target);
         if (!v) c.detail = v.status().message();
         else {
           c.ok = v->files_verified == v->files_expected && v->files_found == v->files_expected;

@@ -8,7 +8,7 @@
 #include "core/platform_user.h"
 #include "core/time.h"
 #include "sources/config/config.h"
-#include "sources/files/files_backup.h"
+#include "repo/archiver/archiver.h"
 #include "sources/settings_reader.h"
 
 namespace lifeboat::sources::config {
@@ -84,7 +84,7 @@ ConfigRestoreOptions where_of(const ConfigSettings& s) {
 Result<SourceBackup> backup(SourceContext& ctx, const SourceSettings& base) {
   const auto& s = static_cast<const ConfigSettings&>(base);
   ConfigBackupOptions o;
-  for (const auto& p : s.paths) o.paths.push_back(files::absolute_path(p));
+  for (const auto& p : s.paths) o.paths.push_back(repo::absolute_path(p));
   o.excludes = s.exclude;
   o.git = s.git;
   o.secrets_project = s.secrets;

@@ -1,4 +1,4 @@
-// The files source, backup side: walks paths into trees, reusing the parent snapshot for unchanged files.
+// The files source, backup side: a snapshot of paths (stored by repo/archiver) or of a command's output.
 #pragma once
 
 #include <optional>
@@ -17,7 +17,6 @@ struct FilesBackupOptions {
   std::vector<std::string> tags;
   std::string hostname;
   std::optional<repo::SnapshotRef> parent;  // unchanged files (size, mtime, ctime, inode) are not read
-  std::optional<repo::BlobId> parent_tree;  // as parent, for store_paths: the root tree to compare with
   size_t threads = 0;                       // 0: one per core
   bool count_totals = false;                // scan first (in parallel) so progress can show an ETA
 };
@@ -33,16 +32,6 @@ struct FilesBackupResult {
 Result<FilesBackupResult> backup_files(repo::Repository& repo, const FilesBackupOptions& options,
                                        ProgressCounters& progress);
 
-// The tree of the paths stored through `session` (nothing committed): for sources that hold files
-// beside other data in one snapshot (config). Counts as in a files snapshot's summary.
-struct StoredPaths {
-  repo::BlobId tree{};
-  nlohmann::json summary = nlohmann::json::object();  // files_new, files_changed, files_unmodified, dirs, total_bytes
-  std::vector<std::string> unreadable;
-};
-Result<StoredPaths> store_paths(repo::Repository& repo, repo::WriteSession& session, const FilesBackupOptions& options,
-                                ProgressCounters& progress);
-
 // Runs a command and stores its standard output as one file named `filename` in a snapshot. If the
 // command exits non-zero (or is killed), no snapshot is committed.
 struct CommandBackupOptions {
@@ -54,8 +43,5 @@ struct CommandBackupOptions {
 };
 Result<FilesBackupResult> backup_command_output(repo::Repository& repo, const CommandBackupOptions& options,
                                                 ProgressCounters& progress);
-
-// Normalizes a user-given path into an absolute one without "." / ".." / duplicate slashes.
-std::string absolute_path(const std::string& path);
 
 }  // namespace lifeboat::sources::files

@@ -7,8 +7,10 @@
 #include "core/platform_user.h"
 #include "core/time.h"
 #include "repo/snapshot_select.h"
+#include "repo/archiver/archiver.h"
+#include "repo/restorer/restorer.h"
+#include "repo/restorer/verify.h"
 #include "sources/files/files_backup.h"
-#include "sources/files/files_restore.h"
 #include "sources/settings_reader.h"
 
 namespace lifeboat::sources::files {
@@ -45,7 +47,7 @@ SettingsPtr parse(const nlohmann::json& section, std::vector<SettingsProblem>& p
 Result<SourceBackup> backup(SourceContext& ctx, const SourceSettings& base) {
   const auto& s = static_cast<const FilesSettings&>(base);
   FilesBackupOptions o;
-  for (const auto& p : s.paths) o.paths.push_back(absolute_path(p));
+  for (const auto& p : s.paths) o.paths.push_back(repo::absolute_path(p));
   o.excludes = s.exclude;
   o.tags = {source_tag(ctx.name)};
   o.hostname = platform::hostname();
@@ -65,9 +67,9 @@ Result<SourceRestore> restore(SourceContext& ctx, const SourceSettings& base, st
   auto snap = newest(all, ctx.name, at_ns);
   if (!snap)
     return Error(Code::kNotFound, fmt::format("source {}: no backup{}", ctx.name, at_ns ? " at or before " + format_rfc3339(*at_ns) : ""));
-  FilesRestoreOptions o;
+  repo::TreeRestoreOptions o;
   o.target = s.target;
-  LB_ASSIGN_OR_RETURN(auto r, restore_files(ctx.repo, snap->snapshot, o, ctx.progress));
+  LB_ASSIGN_OR_RETURN(auto r, repo::restore_tree(ctx.repo, snap->snapshot.tree, o, ctx.progress));
   if (!r.errors.empty())
     return Error(Code::kFatal, fmt::format("source {}: {} file(s) failed: {}", ctx.name, r.errors.size(), r.errors[0]));
   SourceRestore out;
@@ -82,7 +84,7 @@ std::vector<CheckResult> validate(SourceContext& ctx, const SourceSettings& base
   const auto& s = static_cast<const FilesSettings&>(base);
   auto snap = ctx.repo.load_snapshot(restored.snapshot_id);
   if (!snap) return all_failed(checks, snap.status().message());
-  auto v = verify_restored_tree(ctx.repo, snap->snapshot, s.target);
+  auto v = repo::verify_restored_tree(ctx.repo, snap->snapshot.tree, s.target);
   if (!v) return all_failed(checks, v.status().message());
   std::vector<CheckResult> out;
   std::string first = v->problems.empty() ? "" : "; first problem: " + v->problems[0];

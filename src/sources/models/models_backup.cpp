@@ -18,7 +18,7 @@
 #include "repo/node_io.h"
 #include "repo/snapshot_select.h"
 #include "repo/write_session.h"
-#include "sources/files/files_restore.h"
+#include "repo/restorer/restorer.h"
 #include "sources/models/models.h"
 
 namespace lifeboat::sources::models {
@@ -57,11 +57,9 @@ Result<std::pair<bool, std::string>> run_validation(repo::Repository& repo, cons
   char tmpl[] = "/tmp/lifeboat-model-XXXXXX";
   if (!mkdtemp(tmpl)) return Error(Code::kIo, "cannot create a temporary directory for the validation");
   std::string dir = tmpl;
-  repo::Snapshot part;
-  part.tree = artifacts;
-  files::FilesRestoreOptions ro;
+  repo::TreeRestoreOptions ro;
   ro.target = dir;
-  auto restored = files::restore_files(repo, part, ro, progress);
+  auto restored = repo::restore_tree(repo, artifacts, ro, progress);
   std::pair<bool, std::string> out{false, ""};
   if (!restored || !restored->errors.empty())
     out.second = "the artifacts could not be read back from the repository: " +

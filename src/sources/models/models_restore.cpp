@@ -13,7 +13,7 @@
 #include "core/time.h"
 #include "repo/node_io.h"
 #include "repo/tree_walk.h"
-#include "sources/files/files_restore.h"
+#include "repo/restorer/restorer.h"
 #include "sources/models/models.h"
 
 namespace lifeboat::sources::models {
@@ -88,11 +88,9 @@ Result<std::vector<VersionRestored>> restore_models(repo::Repository& repo, cons
         return Error(Code::kAlreadyExists, fmt::format("{} exists and is not empty: restore elsewhere", r.where));
       if (!o.dry_run) {
         fs::create_directories(r.where, ec);
-        repo::Snapshot part;
-        part.tree = v.artifacts;
-        files::FilesRestoreOptions fo;
+        repo::TreeRestoreOptions fo;
         fo.target = r.where;
-        LB_ASSIGN_OR_RETURN(auto res, files::restore_files(repo, part, fo, progress));
+        LB_ASSIGN_OR_RETURN(auto res, repo::restore_tree(repo, v.artifacts, fo, progress));
         if (!res.errors.empty()) return Error(Code::kFatal, fmt::format("{}: {}", r.where, res.errors[0]));
         r.files = res.files;
         r.bytes = res.bytes;

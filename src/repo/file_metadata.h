@@ -1,4 +1,4 @@
-// Reading and applying POSIX metadata (mode, owner, times, xattrs) for the files source.
+// Reading and applying POSIX metadata (mode, owner, times, xattrs): the archiver reads it, the restorer applies it.
 #pragma once
 
 #include <sys/stat.h>
@@ -8,7 +8,7 @@
 #include "core/status.h"
 #include "repo/tree.h"
 
-namespace lifeboat::sources::files {
+namespace lifeboat::repo {
 
 // Fills a node from lstat() data, owner names and extended attributes (not content).
 repo::Node node_from_stat(const std::string& path, std::string name, const struct stat& st);
@@ -20,4 +20,4 @@ repo::Node node_from_stat(const std::string& path, std::string name, const struc
 // setuid/setgid) makes a chmod necessary.
 Status apply_metadata(const std::string& path, int fd, const repo::Node& node, bool mode_is_set = false);
 
-}  // namespace lifeboat::sources::files
+}  // namespace lifeboat::repo

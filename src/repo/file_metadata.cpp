@@ -1,5 +1,5 @@
 // POSIX metadata capture and restore.
-#include "sources/files/file_metadata.h"
+#include "repo/file_metadata.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -14,7 +14,7 @@
 #include <mutex>
 #include <unordered_map>
 
-namespace lifeboat::sources::files {
+namespace lifeboat::repo {
 
 namespace {
 
@@ -146,4 +146,4 @@ Status apply_metadata(const std::string& path, int fd, const repo::Node& n, bool
   return Status::ok();
 }
 
-}  // namespace lifeboat::sources::files
+}  // namespace lifeboat::repo

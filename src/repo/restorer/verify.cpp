@@ -1,0 +1,118 @@
+// Verification of a restored tree: reads the target back and compares it with the backed-up tree.
+#include "repo/restorer/verify.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "core/interrupt.h"
+
+namespace lifeboat::repo {
+
+Status verify_file_content(repo::Repository& repo, int fd, const Node& node, const std::string& path) {
+  off_t off = 0;
+  Bytes buf;
+  for (const auto& id : node.content) {
+    auto loc = repo.index().find(id);
+    if (!loc) loc = repo.tombstoned().find(id);
+    if (!loc) return Error(Code::kCorrupt, "verify " + path + ": blob not in index");
+    buf.resize(loc->raw_len);
+    size_t got = 0;
+    while (got < buf.size()) {
+      ssize_t r = pread(fd, buf.data() + got, buf.size() - got, off + static_cast<off_t>(got));
+      if (r <= 0) return Error(Code::kCorrupt, fmt::format("verify {}: shorter than the backup ({} bytes)", path, node.size));
+      got += static_cast<size_t>(r);
+    }
+    if (repo.blob_id(buf) != id)
+      return Error(Code::kCorrupt, fmt::format("verify {}: bytes on disk differ from the backup at offset {}", path, off));
+    off += static_cast<off_t>(buf.size());
+  }
+  char extra;
+  if (pread(fd, &extra, 1, off) > 0)
+    return Error(Code::kCorrupt, fmt::format("verify {}: longer than the backup ({} bytes)", path, node.size));
+  return Status::ok();
+}
+
+namespace {
+
+Status verify_tree(repo::Repository& repo, const repo::BlobId& tree_id, const std::string& target, const std::string& prefix,
+                   TreeVerification& out) {
+  LB_ASSIGN_OR_RETURN(repo::Tree tree, repo.load_tree(tree_id));
+  auto problem = [&](std::string p) {
+    if (out.problems.size() < 20) out.problems.push_back(std::move(p));
+  };
+  auto missing = [&](std::string p) {
+    if (out.missing.size() < 20) out.missing.push_back(p);
+    problem(std::move(p));
+  };
+  for (const auto& n : tree.nodes) {
+    if (interrupted()) return Error(Code::kInterrupted, "interrupted");
+    std::string rel = prefix.empty() ? n.name : prefix + "/" + n.name;
+    std::string path = target + "/" + rel;
+    struct stat st;
+    bool present = lstat(path.c_str(), &st) == 0;
+    switch (n.kind) {
+      case NodeKind::kDir:
+        ++out.dirs_expected;
+        if (!present || !S_ISDIR(st.st_mode)) {
+          missing(fmt::format("{}: directory missing", rel));
+          break;
+        }
+        ++out.dirs_found;
+        if (n.subtree) LB_RETURN_IF_ERROR(verify_tree(repo, *n.subtree, target, rel, out));
+        break;
+      case NodeKind::kFile: {
+        ++out.files_expected;
+        if (!present || !S_ISREG(st.st_mode)) {
+          missing(fmt::format("{}: file missing", rel));
+          break;
+        }
+        ++out.files_found;
+        int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) {
+          problem(fmt::format("{}: cannot open: {}", rel, strerror(errno)));
+          break;
+        }
+        Status s = static_cast<uint64_t>(st.st_size) == n.size
+                       ? verify_file_content(repo, fd, n, rel)
+                       : Error(Code::kCorrupt, fmt::format("verify {}: {} bytes, the backup has {}", rel, st.st_size, n.size));
+        ::close(fd);
+        if (s) ++out.files_verified;
+        else problem(s.message());
+        break;
+      }
+      case NodeKind::kSymlink: {
+        ++out.others_expected;
+        char buf[4096];
+        ssize_t len = present && S_ISLNK(st.st_mode) ? readlink(path.c_str(), buf, sizeof buf) : -1;
+        if (len < 0 || std::string(buf, static_cast<size_t>(len)) != n.link_target) missing(fmt::format("{}: symlink missing or changed", rel));
+        else ++out.others_found;
+        break;
+      }
+      case NodeKind::kSocket:
+        break;
+      default:
+        ++out.others_expected;
+        if (present) ++out.others_found;
+        else missing(fmt::format("{}: special file missing", rel));
+    }
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Result<TreeVerification> verify_restored_tree(Repository& repo, const BlobId& tree, const std::string& target) {
+  LB_RETURN_IF_ERROR(repo.load_index());
+  TreeVerification out;
+  std::string t = target;
+  while (t.size() > 1 && t.back() == '/') t.pop_back();
+  LB_RETURN_IF_ERROR(verify_tree(repo, tree, t, "", out));
+  return out;
+}
+
+}  // namespace lifeboat::repo
