@@ -20,7 +20,7 @@ void register_check(CommandSet c) {
   auto find_action = [c, find_blob] {
     c.action = [c, find_blob]() -> Status {
       LB_ASSIGN_OR_RETURN(auto repo, open_repository(c.global));
-      return repo->backend().list(storage::FileType::kPack, [&](const storage::FileInfo& fi) {
+      return repo->list_pack_files([&](const storage::FileInfo& fi) {
         repo::PackId id;
         if (!repo::parse_id(fi.name, id)) return Status::ok();
         auto entries = repo->load_pack_header(id, fi.size_bytes);

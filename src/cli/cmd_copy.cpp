@@ -50,7 +50,7 @@ void register_copy(CommandSet c) {
       if (c.global.json) {
         nlohmann::json copied = nlohmann::json::array();
         for (const auto& [from, to] : r->copied) copied.push_back({{"source", from}, {"destination", to}});
-        print_json({{"destination", dst->backend().location()}, {"mode", r->same_keys ? "sealed" : "re-encrypted"},
+        print_json({{"destination", dst->location()}, {"mode", r->same_keys ? "sealed" : "re-encrypted"},
                     {"snapshots_copied", r->snapshots_copied}, {"snapshots_present", r->snapshots_present},
                     {"blobs_copied", r->blobs_copied}, {"blobs_present", r->blobs_present},
                     {"bytes_sent", r->bytes_sent}, {"blobs_verified", r->blobs_verified},
@@ -58,7 +58,7 @@ void register_copy(CommandSet c) {
       } else if (!c.global.quiet) {
         for (const auto& [from, to] : r->copied) fmt::print("copied {} -> {}\n", from.substr(0, 8), to.substr(0, 8));
         fmt::print("{} snapshot(s) copied ({} already there) to {} in {}: {} blobs sent ({}, {}), {} already there\n",
-                   r->snapshots_copied, r->snapshots_present, dst->backend().location(), format_duration_ms(ms),
+                   r->snapshots_copied, r->snapshots_present, dst->location(), format_duration_ms(ms),
                    r->blobs_copied, format_bytes(r->bytes_sent), r->same_keys ? "sealed, not decrypted" : "re-encrypted",
                    r->blobs_present);
         if (!f->no_verify) fmt::print("verified: {} blobs read back and authenticated in the destination\n", r->blobs_verified);

@@ -161,13 +161,12 @@ void register_forget(CommandSet c) {
         if (d.keep) continue;
         ++removed;
         if (!f->dry_run) {
-          LB_ASSIGN_OR_RETURN(int64_t locked, r->retained_until({storage::FileType::kSnapshot, d.ref.id}));
+          LB_ASSIGN_OR_RETURN(int64_t locked, r->forget_snapshot(d.ref.id));
           if (locked) {
             fmt::print(stderr, "kept {}: under object lock until {}\n", d.ref.short_id(), format_rfc3339(locked));
             --removed;
             continue;
           }
-          LB_RETURN_IF_ERROR(r->backend().remove({storage::FileType::kSnapshot, d.ref.id}));
         }
       }
       nlohmann::json result = {{"dry_run", f->dry_run}, {"removed", removed}, {"snapshots", out}};

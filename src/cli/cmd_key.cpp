@@ -77,9 +77,7 @@ void register_key(CommandSet c) {
       LB_ASSIGN_OR_RETURN(auto repo, open_repository(c.global));
       LB_ASSIGN_OR_RETURN(std::string pw, read_new_password(*new_password_file));
       std::string old = repo->key_name();
-      // Add first, then remove: a crash in between leaves two working keys, never none.
-      LB_ASSIGN_OR_RETURN(std::string name, repo->add_key(pw, *kdf));
-      LB_RETURN_IF_ERROR(repo->backend().remove({storage::FileType::kKey, old}));
+      LB_ASSIGN_OR_RETURN(std::string name, repo->replace_current_key(pw, *kdf));
       if (c.global.json) print_json({{"key", name}, {"removed", old}});
       else if (!c.global.quiet) fmt::print("password changed (key {} replaces {})\n", name.substr(0, 8), old.substr(0, 8));
       return Status::ok();

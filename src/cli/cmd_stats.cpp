@@ -52,7 +52,7 @@ void register_stats(CommandSet c) {
         }));
       }
       uint64_t repo_bytes = 0, packs = 0;
-      LB_RETURN_IF_ERROR(repo->backend().list(storage::FileType::kPack, [&](const storage::FileInfo& fi) {
+      LB_RETURN_IF_ERROR(repo->list_pack_files([&](const storage::FileInfo& fi) {
         repo_bytes += fi.size_bytes;
         packs++;
         return Status::ok();

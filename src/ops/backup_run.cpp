@@ -34,7 +34,7 @@ repo::RetentionPolicy policy_of(const plan::RetentionSpec& r) {
 Result<nlohmann::json> verify_snapshot(repo::Repository& repo, const std::string& id) {
   LB_RETURN_IF_ERROR(repo.reload_index());
   std::map<std::string, uint64_t> pack_sizes;
-  LB_RETURN_IF_ERROR(repo.backend().list(storage::FileType::kPack, [&](const storage::FileInfo& fi) {
+  LB_RETURN_IF_ERROR(repo.list_pack_files([&](const storage::FileInfo& fi) {
     pack_sizes[fi.name] = fi.size_bytes;
     return Status::ok();
   }));
@@ -189,12 +189,11 @@ Result<nlohmann::json> judge_snapshots(repo::Repository& repo, const plan::Sourc
     explain.push_back({{"snapshot", d.ref.short_id()}, {"time", format_rfc3339(d.ref.snapshot.time_ns)}, {"keep", d.keep},
                        {"dependent", dependent}, {"reasons", d.reasons}});
     if (d.keep) continue;
-    LB_ASSIGN_OR_RETURN(int64_t locked, repo.retained_until({storage::FileType::kSnapshot, d.ref.id}));
+    LB_ASSIGN_OR_RETURN(int64_t locked, repo.forget_snapshot(d.ref.id));
     if (locked) {
       ++kept_locked;
       continue;
     }
-    LB_RETURN_IF_ERROR(repo.backend().remove({storage::FileType::kSnapshot, d.ref.id}));
     ++(dependent ? removed_dependents : removed);
   }
   return nlohmann::json{{"policy", policy.describe()},      {"forgotten", removed}, {"dependents_forgotten", removed_dependents},

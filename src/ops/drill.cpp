@@ -48,7 +48,6 @@ Status store_record(RepositorySet& repos, const std::string& repository, const s
   repo::Snapshot snap;
   snap.time_ns = d.started_ns;
   snap.hostname = d.host;
-  snap.username = platform::username();
   snap.source = "drill";
   snap.paths = {repos.plan().file};
   snap.tags = {"drill", "environment:" + d.environment};

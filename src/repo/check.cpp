@@ -9,6 +9,7 @@
 
 #include "core/interrupt.h"
 #include "core/worker_pool.h"
+#include "repo/backend_access.h"
 #include "repo/compress.h"
 
 namespace lifeboat::repo {
@@ -19,10 +20,10 @@ std::vector<std::string> verify_pack(Repository& repo, const PackId& id, const s
   std::string name = to_hex(id);
   // load_content_addressed hashes what it reads (three tries): a pack that never matches its name is
   // damage, and its bytes are still read to report which blobs survive.
-  auto bytes = load_content_addressed(repo.backend(), {FileType::kPack, name});
+  auto bytes = load_content_addressed(BackendAccess::of(repo), {FileType::kPack, name});
   if (!bytes && bytes.status().code() == Code::kCorrupt) {
     problems.push_back(fmt::format("pack {}: content does not match its name (damaged file)", name));
-    bytes = repo.backend().load({FileType::kPack, name});
+    bytes = BackendAccess::of(repo).load({FileType::kPack, name});
   }
   if (!bytes) {
     problems.push_back(fmt::format("pack {}: {}", name, bytes.status().message()));
@@ -83,7 +84,7 @@ Result<CheckReport> check_repository(Repository& repo, const CheckOptions& optio
 
   // 2. Packs: every indexed pack exists with a plausible size; packs nobody indexes are leftovers.
   std::map<std::string, uint64_t> stored;
-  LB_RETURN_IF_ERROR(repo.backend().list(FileType::kPack, [&](const storage::FileInfo& fi) {
+  LB_RETURN_IF_ERROR(BackendAccess::of(repo).list(FileType::kPack, [&](const storage::FileInfo& fi) {
     stored[fi.name] = fi.size_bytes;
     return Status::ok();
   }));

@@ -12,6 +12,7 @@
 #include "core/json_int.h"
 #include "core/platform_user.h"
 #include "core/time.h"
+#include "repo/backend_access.h"
 
 namespace lifeboat::repo {
 
@@ -112,7 +113,7 @@ Result<std::unique_ptr<RepoLock>> RepoLock::acquire(Repository& repo, LockKind k
   LB_ASSIGN_OR_RETURN(auto after, list(repo));
   Status s = conflict(after, kind, lock->name_);
   if (!s) {
-    (void)repo.backend().remove({FileType::kLock, lock->name_});
+    (void)BackendAccess::of(repo).remove({FileType::kLock, lock->name_});
     lock->name_.clear();
     return s;
   }
@@ -125,7 +126,7 @@ void RepoLock::refresh_loop() {
   while (!cv_.wait_for(guard, std::chrono::nanoseconds(kLockRefreshEveryNs), [&] { return stopping_; })) {
     auto fresh = write_lock_file();
     if (fresh) {
-      (void)repo_.backend().remove({FileType::kLock, name_});
+      (void)BackendAccess::of(repo_).remove({FileType::kLock, name_});
       name_ = *fresh;
     }
   }
@@ -138,7 +139,7 @@ RepoLock::~RepoLock() {
   }
   cv_.notify_all();
   if (refresher_.joinable()) refresher_.join();
-  if (!name_.empty()) (void)repo_.backend().remove({FileType::kLock, name_});
+  if (!name_.empty()) (void)BackendAccess::of(repo_).remove({FileType::kLock, name_});
 }
 
 Result<int> RepoLock::remove_locks(Repository& repo, bool all) {
@@ -146,7 +147,7 @@ Result<int> RepoLock::remove_locks(Repository& repo, bool all) {
   int removed = 0;
   for (const auto& l : locks) {
     if (!all && !l.stale) continue;
-    LB_RETURN_IF_ERROR(repo.backend().remove({FileType::kLock, l.name}));
+    LB_RETURN_IF_ERROR(BackendAccess::of(repo).remove({FileType::kLock, l.name}));
     ++removed;
   }
   return removed;

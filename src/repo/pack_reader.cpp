@@ -11,6 +11,7 @@
 
 #include "core/interrupt.h"
 #include "core/worker_pool.h"
+#include "repo/backend_access.h"
 
 namespace lifeboat::repo {
 
@@ -53,7 +54,7 @@ void read_pack(Repository& repo, PackGroup& group, const RunShape& shape,
       ++stop;
     }
     if (interrupted()) return;
-    auto run = repo.backend().load({storage::FileType::kPack, pack}, start, end - start);
+    auto run = BackendAccess::of(repo).load({storage::FileType::kPack, pack}, start, end - start);
     for (size_t i = begin; i < stop; ++i) {
       const Wanted& w = blobs[i];
       Result<Bytes> data = Error(Code::kIo, "unread");
@@ -95,7 +96,7 @@ Status read_in_pack_order(Repository& repo, const std::vector<BlobId>& ids, cons
       packs[it->second].blobs.push_back({id, loc->offset, loc->stored_len, loc->raw_len, loc->compressed, i});
     }
   }
-  const bool remote = repo.backend().remote();
+  const bool remote = BackendAccess::of(repo).remote();
   const RunShape shape = remote ? RunShape{1 << 20, 16 << 20} : RunShape{32 << 10, 4 << 20};
   size_t threads = options.threads;
   if (!threads) threads = remote ? std::max<size_t>(8, 2 * WorkerPool::default_threads()) : 2 * WorkerPool::default_threads();

@@ -13,6 +13,7 @@
 
 #include "core/interrupt.h"
 #include "core/time.h"
+#include "repo/backend_access.h"
 #include "repo/write_session.h"
 
 namespace lifeboat::repo {
@@ -72,7 +73,7 @@ Status remove_index_files(Repository& repo, const std::vector<std::string>& name
     if (n == keep) continue;
     // A superseded index file under object lock stays until its retention ends; readers skip it.
     LB_ASSIGN_OR_RETURN(int64_t locked, repo.retained_until({FileType::kIndex, n}));
-    if (!locked) LB_RETURN_IF_ERROR(repo.backend().remove({FileType::kIndex, n}));
+    if (!locked) LB_RETURN_IF_ERROR(BackendAccess::of(repo).remove({FileType::kIndex, n}));
   }
   return Status::ok();
 }
@@ -143,7 +144,7 @@ Result<PruneReport> prune_repository(Repository& repo, const PruneOptions& optio
   // 4. Packs on storage that no index names: a crashed writer's, or a running writer's not yet indexed.
   // Both become tombstones; a running writer's index will name the pack live, and live wins.
   std::vector<std::pair<PackId, uint64_t>> orphans;
-  LB_RETURN_IF_ERROR(repo.backend().list(FileType::kPack, [&](const storage::FileInfo& fi) {
+  LB_RETURN_IF_ERROR(BackendAccess::of(repo).list(FileType::kPack, [&](const storage::FileInfo& fi) {
     PackId id;
     if (parse_id(fi.name, id) && !state.live.count(id) && !state.tombstones.count(id))
       orphans.emplace_back(id, fi.size_bytes);
@@ -178,7 +179,7 @@ Result<PruneReport> prune_repository(Repository& repo, const PruneOptions& optio
         report.packs_retained++;
         continue;
       }
-      auto info = repo.backend().stat({FileType::kPack, to_hex(id)});
+      auto info = BackendAccess::of(repo).stat({FileType::kPack, to_hex(id)});
       if (info) report.bytes_deleted += info->size_bytes;
       report.packs_deleted++;
     }
@@ -283,12 +284,12 @@ Result<PruneReport> prune_repository(Repository& repo, const PruneOptions& optio
         report.packs_retained++;
         continue;
       }
-      auto info = repo.backend().stat({FileType::kPack, to_hex(id)});
+      auto info = BackendAccess::of(repo).stat({FileType::kPack, to_hex(id)});
       if (info) report.bytes_deleted += info->size_bytes;
       std::string blobs;
       for (const auto& e : state.tombstones[id].entries) blobs += " " + short_hex(e.id);
       trace("delete " + to_hex(id).substr(0, 8) + " holding" + blobs);
-      LB_RETURN_IF_ERROR(repo.backend().remove({FileType::kPack, to_hex(id)}));
+      LB_RETURN_IF_ERROR(BackendAccess::of(repo).remove({FileType::kPack, to_hex(id)}));
       state.tombstones.erase(id);
       report.packs_deleted++;
     }

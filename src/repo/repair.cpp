@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "core/interrupt.h"
+#include "repo/backend_access.h"
 #include "repo/write_session.h"
 
 namespace lifeboat::repo {
@@ -15,7 +16,7 @@ Result<RepairIndexReport> repair_index(Repository& repo) {
   RepairIndexReport report;
   LB_ASSIGN_OR_RETURN(auto old_files, repo.list_names(FileType::kIndex));
   std::vector<std::pair<PackId, uint64_t>> stored;
-  LB_RETURN_IF_ERROR(repo.backend().list(FileType::kPack, [&](const storage::FileInfo& fi) {
+  LB_RETURN_IF_ERROR(BackendAccess::of(repo).list(FileType::kPack, [&](const storage::FileInfo& fi) {
     PackId id;
     if (parse_id(fi.name, id)) stored.emplace_back(id, fi.size_bytes);
     else report.unreadable_packs.push_back(fmt::format("{}: not a pack name", fi.name));
@@ -37,7 +38,7 @@ Result<RepairIndexReport> repair_index(Repository& repo) {
   // The new file names the old ones as superseded, so readers ignore them even before they are gone.
   LB_RETURN_IF_ERROR(repo.save_file(FileType::kIndex, file.encode()).status());
   for (const auto& name : old_files) {
-    Status s = repo.backend().remove({FileType::kIndex, name});
+    Status s = BackendAccess::of(repo).remove({FileType::kIndex, name});
     if (s) report.index_files_replaced++;
   }
   LB_RETURN_IF_ERROR(repo.reload_index());
@@ -107,7 +108,7 @@ Result<RepairSnapshotsReport> repair_snapshots(Repository& repo, bool forget_ori
     if (!dry_run) {
       if (!root) {
         // Nothing of it is left to keep: only forgetting helps.
-        if (forget_originals) LB_RETURN_IF_ERROR(repo.backend().remove({FileType::kSnapshot, name}));
+        if (forget_originals) LB_RETURN_IF_ERROR(BackendAccess::of(repo).remove({FileType::kSnapshot, name}));
       } else {
         Snapshot snap = ref->snapshot;
         snap.tree = *root;
@@ -116,7 +117,7 @@ Result<RepairSnapshotsReport> repair_snapshots(Repository& repo, bool forget_ori
         snap.summary["repaired_from"] = name;
         snap.summary["repaired_removed"] = removed.size();
         LB_ASSIGN_OR_RETURN(r.repaired, session->commit(snap));
-        if (forget_originals) LB_RETURN_IF_ERROR(repo.backend().remove({FileType::kSnapshot, name}));
+        if (forget_originals) LB_RETURN_IF_ERROR(BackendAccess::of(repo).remove({FileType::kSnapshot, name}));
       }
     }
     report.rewritten.push_back(std::move(r));

@@ -183,6 +183,17 @@ Result<int64_t> Repository::retained_until(const storage::Handle& h) {
   return until > now_unix_ns() ? until : int64_t{0};
 }
 
+Status Repository::list_pack_files(const std::function<Status(const storage::FileInfo&)>& fn) {
+  return backend_->list(FileType::kPack, fn);
+}
+
+Result<int64_t> Repository::forget_snapshot(const std::string& id) {
+  LB_ASSIGN_OR_RETURN(int64_t locked, retained_until({FileType::kSnapshot, id}));
+  if (locked) return locked;
+  LB_RETURN_IF_ERROR(backend_->remove({FileType::kSnapshot, id}));
+  return int64_t{0};
+}
+
 Result<uint64_t> Repository::extend_object_lock(const std::set<std::string>& live_packs) {
   if (!config_.object_lock_ns) return uint64_t{0};
   int64_t now = now_unix_ns();
@@ -619,6 +630,14 @@ Status Repository::remove_key(const std::string& name) {
                  "refusing to remove the key file this session opened with; open with another password first");
   if (keys.size() == 1) return Error(Code::kInvalidArgument, "refusing to remove the last key file");
   return backend_->remove({FileType::kKey, name});
+}
+
+Result<std::string> Repository::replace_current_key(std::string_view password, const crypto::KdfParams& kdf) {
+  std::string old = key_name_;
+  LB_ASSIGN_OR_RETURN(std::string name, add_key(password, kdf));
+  LB_RETURN_IF_ERROR(backend_->remove({FileType::kKey, old}));
+  key_name_ = name;
+  return name;
 }
 
 }  // namespace lifeboat::repo

@@ -81,7 +81,14 @@ class Repository {
   // How many times this process ran the password KDF (Argon2id) to open a repository.
   static uint64_t key_derivations();
 
-  storage::Backend& backend() { return *backend_; }
+  // Where the repository is (its URL or path), and whether reaching it costs a network round trip.
+  std::string location() const { return backend_->location(); }
+  bool remote() const { return backend_->remote(); }
+  // Every pack file stored (name and size): check, stats and verification list them.
+  Status list_pack_files(const std::function<Status(const storage::FileInfo&)>& fn);
+  // Removes a snapshot file unless object lock still holds it: returns 0 when it was removed, else the
+  // instant its retention ends (it is kept; the caller says so).
+  Result<int64_t> forget_snapshot(const std::string& id);
   // Create-only, with the object-lock retention the config asks for (none for locks and pins).
   storage::SaveOptions save_options(storage::FileType type) const;
   // With object lock on: when a file's retention ends (the backend's figure, else its creation time
@@ -164,9 +171,16 @@ class Repository {
   Result<std::vector<KeyInfo>> list_keys();
   Result<std::string> add_key(std::string_view password, const crypto::KdfParams& kdf);
   Status remove_key(const std::string& name);
+  // Adds a key file for the new password, then removes the one this session opened with (a crash in
+  // between leaves two working keys, never none). Returns the new key's name.
+  Result<std::string> replace_current_key(std::string_view password, const crypto::KdfParams& kdf);
   const std::string& key_name() const { return key_name_; }
 
  private:
+  // The storage behind the repository is reached through its methods, so nothing above the repository
+  // layer deletes a file behind its back; the layer's own files use BackendAccess (backend_access.h).
+  friend struct BackendAccess;
+  storage::Backend& backend() { return *backend_; }
   Repository(std::unique_ptr<storage::Backend> backend, const crypto::Key& master);
   static Result<std::unique_ptr<Repository>> with_config(std::unique_ptr<storage::Backend> backend, const crypto::Key& master,
                                                          const std::string& key_name, ByteView config_bytes);

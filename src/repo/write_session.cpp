@@ -7,7 +7,9 @@
 #include <utility>
 
 #include "core/interrupt.h"
+#include "core/platform_user.h"
 #include "core/time.h"
+#include "repo/backend_access.h"
 #include "repo/compress.h"
 
 namespace lifeboat::repo {
@@ -29,7 +31,7 @@ Result<size_t> MemorySource::read(uint8_t* buf, size_t n) {
 WriteSession::WriteSession(Repository& repo, bool dedup_against_index)
     : repo_(repo), dedup_against_index_(dedup_against_index), last_index_write_ns_(monotonic_ns()) {
   // Object stores answer each request after a round trip: several packs in flight keep the link busy.
-  size_t uploaders = repo.backend().remote() ? 4 : 1;
+  size_t uploaders = BackendAccess::of(repo).remote() ? 4 : 1;
   for (size_t i = 0; i < uploaders; ++i) uploaders_.emplace_back([this] { upload_loop(); });
 }
 
@@ -137,7 +139,7 @@ void WriteSession::upload_loop() {
     std::vector<PackEntry> entries = pack.entries();
     Bytes bytes = pack.finish(repo_.aead());
     PackId id = crypto::sha256(bytes);
-    Status s = repo_.backend().save({FileType::kPack, to_hex(id)}, bytes, repo_.save_options(FileType::kPack));
+    Status s = BackendAccess::of(repo_).save({FileType::kPack, to_hex(id)}, bytes, repo_.save_options(FileType::kPack));
     if (s.code() == Code::kAlreadyExists) s = Status::ok();  // identical pack bytes already stored
     if (s) {
       // Index first, then leave in_flight: a concurrent add_blob always finds the blob in one of them.
@@ -253,7 +255,9 @@ Status WriteSession::flush() {
   return write_index_locked();
 }
 
-Result<std::string> WriteSession::commit(const Snapshot& snapshot) {
+Result<std::string> WriteSession::commit(Snapshot& snapshot) {
+  if (snapshot.hostname.empty()) snapshot.hostname = platform::hostname();
+  if (snapshot.username.empty()) snapshot.username = platform::username();
   LB_RETURN_IF_ERROR(flush());
   return repo_.save_file(FileType::kSnapshot, as_bytes(snapshot.to_json()));
 }

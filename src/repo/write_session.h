@@ -68,7 +68,8 @@ class WriteSession {
   // Writes open packs and every index entry not yet in an index file. Durable when it returns OK.
   Status flush();
   // flush(), then saves the snapshot; returns its ID. The snapshot is the last thing written.
-  Result<std::string> commit(const Snapshot& snapshot);
+  // A snapshot without a host or user name gets this host's and this user's, in `snapshot` too.
+  Result<std::string> commit(Snapshot& snapshot);
 
   const SessionStats& stats() const { return stats_; }
 

@@ -49,7 +49,7 @@ std::vector<BlobId> late_snapshot_on_tombstones(const std::string& dir, Reposito
   auto writer_repo = testing::open_repo(dir);
   auto writer_lock = RepoLock::acquire(*writer_repo, LockKind::kShared);
   EXPECT_TRUE(writer_repo->load_index().is_ok());
-  EXPECT_TRUE(repo.backend().remove({FileType::kSnapshot, first}));
+  EXPECT_TRUE(repo.forget_snapshot(first).is_ok());
   {
     auto lock = RepoLock::acquire(repo, LockKind::kMaintenance);
     auto r = prune_repository(repo, {}, **lock);
@@ -70,7 +70,7 @@ TEST(Prune, DeletesUnneededDataAndKeepsTheRest) {
   auto repo = testing::init_repo(dir.path);
   auto [old_id, old_blobs] = commit_file(*repo, testing::pseudo_random(300000, 1), 1);
   auto [new_id, new_blobs] = commit_file(*repo, testing::pseudo_random(300000, 2), 2);
-  ASSERT_TRUE(repo->backend().remove({FileType::kSnapshot, old_id}));
+  ASSERT_TRUE(repo->forget_snapshot(old_id).is_ok());
   auto lock = RepoLock::acquire(*repo, LockKind::kMaintenance);
   auto report = prune_repository(*repo, {}, **lock);
   ASSERT_TRUE(report.is_ok()) << report.status().message();

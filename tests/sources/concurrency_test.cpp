@@ -113,7 +113,7 @@ TEST(Concurrency, BackupPruneAndRestoreAtOnceLoseNothing) {
       auto snaps = repo->list_snapshots();
       if (!snaps) return fail("prune listing: " + snaps.status().message());
       for (size_t i = 0; i + 2 < snaps->size(); ++i) {
-        Status s = repo->backend().remove({repo::FileType::kSnapshot, (*snaps)[i].id});
+        Status s = repo->forget_snapshot((*snaps)[i].id).status();
         if (!s) return fail("forget: " + s.message());
       }
       repo::PruneOptions po;

@@ -5,7 +5,6 @@
 #include <filesystem>
 
 #include "cloud/secret_manager.h"
-#include "core/platform_user.h"
 #include "core/time.h"
 #include "repo/node_io.h"
 #include "repo/snapshot_select.h"
@@ -264,8 +263,7 @@ Result<ConfigBackupResult> backup_config(repo::Repository& repo, const ConfigBac
   for (const auto& p : result.problems) problems.push_back(p.to_string());
   repo::Snapshot snap;
   snap.time_ns = start_ns;
-  snap.hostname = options.hostname.empty() ? platform::hostname() : options.hostname;
-  snap.username = platform::username();
+  snap.hostname = options.hostname;
   snap.source = kSource;
   snap.paths = options.paths;
   for (const auto& g : options.git) snap.paths.push_back(redact_url(g.source));  // a token in a URL is never shown

@@ -5,7 +5,6 @@
 
 #include <fmt/format.h>
 
-#include "core/platform_user.h"
 #include "core/time.h"
 #include "sources/config/config.h"
 #include "repo/archiver/archiver.h"
@@ -90,7 +89,6 @@ Result<SourceBackup> backup(SourceContext& ctx, const SourceSettings& base) {
   o.secrets_project = s.secrets;
   o.checks = s.checks;
   o.tags = {source_tag(ctx.name)};
-  o.hostname = platform::hostname();
   LB_ASSIGN_OR_RETURN(auto all, ctx.repo.list_snapshots());
   o.parent = newest(all, ctx.name, std::nullopt);
   LB_ASSIGN_OR_RETURN(auto r, backup_config(ctx.repo, o, ctx.progress));

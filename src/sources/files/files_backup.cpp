@@ -45,8 +45,7 @@ Result<FilesBackupResult> backup_files(repo::Repository& repo, const FilesBackup
   }
   repo::Snapshot snap;
   snap.time_ns = now_unix_ns();
-  snap.hostname = options.hostname.empty() ? platform::hostname() : options.hostname;
-  snap.username = platform::username();
+  snap.hostname = options.hostname;
   snap.source = "files";
   snap.paths = options.paths;
   snap.tags = options.tags;
@@ -113,8 +112,7 @@ Result<FilesBackupResult> backup_command_output(repo::Repository& repo, const Co
   LB_ASSIGN_OR_RETURN(repo::BlobId tid, session.store_tree(tree));
   repo::Snapshot snap;
   snap.time_ns = now;
-  snap.hostname = options.hostname.empty() ? platform::hostname() : options.hostname;
-  snap.username = platform::username();
+  snap.hostname = options.hostname;
   snap.source = options.source;
   snap.paths = {"/" + options.filename};
   snap.tags = options.tags;

@@ -4,7 +4,6 @@
 
 #include <fmt/format.h>
 
-#include "core/platform_user.h"
 #include "core/time.h"
 #include "repo/snapshot_select.h"
 #include "repo/archiver/archiver.h"
@@ -50,7 +49,6 @@ Result<SourceBackup> backup(SourceContext& ctx, const SourceSettings& base) {
   for (const auto& p : s.paths) o.paths.push_back(repo::absolute_path(p));
   o.excludes = s.exclude;
   o.tags = {source_tag(ctx.name)};
-  o.hostname = platform::hostname();
   LB_ASSIGN_OR_RETURN(auto all, ctx.repo.list_readable_snapshots());
   o.parent = newest(all, ctx.name, std::nullopt);
   LB_ASSIGN_OR_RETURN(auto r, backup_files(ctx.repo, o, ctx.progress));

@@ -8,7 +8,6 @@
 #include <mutex>
 
 #include "cloud/firestore_client.h"
-#include "core/platform_user.h"
 #include "core/time.h"
 #include "core/worker_pool.h"
 #include "repo/node_io.h"
@@ -195,8 +194,7 @@ Result<FirestoreBackupResult> backup_firestore(repo::Repository& repo, const Fir
 
   repo::Snapshot snap;
   snap.time_ns = read_ns;
-  snap.hostname = options.hostname.empty() ? platform::hostname() : options.hostname;
-  snap.username = platform::username();
+  snap.hostname = options.hostname;
   snap.source = kSource;
   snap.paths = {db};
   snap.tags = options.tags;

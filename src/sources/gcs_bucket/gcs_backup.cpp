@@ -13,7 +13,6 @@
 
 #include "core/crc32c.h"
 #include "core/interrupt.h"
-#include "core/platform_user.h"
 #include "core/time.h"
 #include "core/worker_pool.h"
 #include "repo/write_session.h"
@@ -336,8 +335,7 @@ Result<GcsBackupResult> backup_gcs(repo::Repository& repo, const GcsBackupOption
 
   repo::Snapshot snap;
   snap.time_ns = start_ns;
-  snap.hostname = options.hostname.empty() ? platform::hostname() : options.hostname;
-  snap.username = platform::username();
+  snap.hostname = options.hostname;
   snap.source = kSource;
   snap.paths = {loc.url()};
   snap.tags = options.tags;

@@ -4,7 +4,6 @@
 
 #include <fmt/format.h>
 
-#include "core/platform_user.h"
 #include "core/time.h"
 #include "sources/gcs_bucket/gcs_bucket.h"
 #include "sources/settings_reader.h"

@@ -11,7 +11,6 @@
 
 #include "cloud/gcs_client.h"
 #include "cloud/mlflow_client.h"
-#include "core/platform_user.h"
 #include "core/subprocess.h"
 #include "core/time.h"
 #include "crypto/crypto.h"
@@ -182,8 +181,7 @@ Result<VersionBackup> backup_version(repo::Repository& repo, const ModelsBackupO
   }
   repo::Snapshot snap;
   snap.time_ns = start_ns;
-  snap.hostname = o.hostname.empty() ? platform::hostname() : o.hostname;
-  snap.username = platform::username();
+  snap.hostname = o.hostname;
   snap.source = kSource;
   snap.paths = {v.model + "/" + v.version};
   snap.tags = {"model:" + v.model, "version:" + v.version};

@@ -6,7 +6,6 @@
 
 #include <fmt/format.h>
 
-#include "core/platform_user.h"
 #include "core/time.h"
 #include "sources/models/models.h"
 #include "sources/settings_reader.h"
@@ -66,7 +65,6 @@ Result<SourceBackup> backup(SourceContext& ctx, const SourceSettings& base) {
   o.production_alias = s.production_alias;
   o.validate = s.validate;
   o.tags = {source_tag(ctx.name)};
-  o.hostname = platform::hostname();
   LB_ASSIGN_OR_RETURN(auto r, backup_models(ctx.repo, o, ctx.progress));
   SourceBackup out;
   uint64_t made = 0, unchanged = 0, pinned = 0;

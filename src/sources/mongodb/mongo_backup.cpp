@@ -8,7 +8,6 @@
 #include <mutex>
 
 #include "core/interrupt.h"
-#include "core/platform_user.h"
 #include "core/time.h"
 #include "core/worker_pool.h"
 #include "repo/write_session.h"
@@ -306,8 +305,7 @@ Result<MongoBackupResult> backup_mongodb(repo::Repository& repo, const MongoBack
 
   repo::Snapshot snap;
   snap.time_ns = start_ns;
-  snap.hostname = options.hostname.empty() ? platform::hostname() : options.hostname;
-  snap.username = platform::username();
+  snap.hostname = options.hostname;
   snap.source = kFullSource;
   snap.paths = {options.name.empty() ? conn->display_name() : options.name};
   snap.tags = options.tags;

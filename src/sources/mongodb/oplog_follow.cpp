@@ -7,7 +7,6 @@
 #include <thread>
 
 #include "core/interrupt.h"
-#include "core/platform_user.h"
 #include "core/time.h"
 #include "repo/lock.h"
 #include "repo/write_session.h"
@@ -203,8 +202,7 @@ class Follower {
     LB_ASSIGN_OR_RETURN(auto root_id, session.store_tree(root));
     repo::Snapshot snap;
     snap.time_ns = now_unix_ns();
-    snap.hostname = o_.hostname.empty() ? platform::hostname() : o_.hostname;
-    snap.username = platform::username();
+    snap.hostname = o_.hostname;
     snap.source = kSliceSource;
     snap.paths = {name_};
     // Tagged like the full backups of a plan source of that name, so retention and copies find it.

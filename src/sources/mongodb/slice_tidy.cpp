@@ -19,14 +19,6 @@ struct SliceInfo {
   OplogTime from, to;
 };
 
-// Removes a snapshot file unless object lock still holds it.
-Result<bool> remove_snapshot(repo::Repository& repo, const std::string& id) {
-  LB_ASSIGN_OR_RETURN(int64_t locked, repo.retained_until({storage::FileType::kSnapshot, id}));
-  if (locked) return false;
-  LB_RETURN_IF_ERROR(repo.backend().remove({storage::FileType::kSnapshot, id}));
-  return true;
-}
-
 // One slice holding the entries of `parts` (contiguous, in order): their stored blobs concatenated.
 Status merge(repo::Repository& repo, const std::vector<SliceInfo>& parts, TidyResult& out) {
   repo::Node n;
@@ -76,8 +68,8 @@ Status merge(repo::Repository& repo, const std::vector<SliceInfo>& parts, TidyRe
   LB_RETURN_IF_ERROR(session.commit(snap).status());
   ++out.compacted_into;
   for (const auto& p : parts) {
-    LB_ASSIGN_OR_RETURN(bool removed, remove_snapshot(repo, p.ref->id));
-    if (removed) ++out.compacted;
+    LB_ASSIGN_OR_RETURN(int64_t locked, repo.forget_snapshot(p.ref->id));
+    if (!locked) ++out.compacted;
     else ++out.kept_by_object_lock;
   }
   return Status::ok();
@@ -122,8 +114,8 @@ Result<TidyResult> tidy_slices(repo::Repository& repo, const TidyOptions& o) {
   }
   for (const auto& s : slices) {
     if (anchor && s.to <= *anchor && !o.pinned.count(s.ref->id)) {
-      LB_ASSIGN_OR_RETURN(bool removed, remove_snapshot(repo, s.ref->id));
-      if (removed) ++out.forgotten;
+      LB_ASSIGN_OR_RETURN(int64_t locked, repo.forget_snapshot(s.ref->id));
+      if (!locked) ++out.forgotten;
       else ++out.kept_by_object_lock;
       continue;
     }
