@@ -115,7 +115,7 @@ struct ConfigRestoreFlags {
 };
 
 Status print_restore(const GlobalOptions& g, const repo::SnapshotRef& ref, const std::string& source, const cfg::ConfigRestoreOptions& o,
-                     const cfg::ConfigRestoreResult& r, const std::vector<cfg::ConfigCheck>& checks, int64_t ms) {
+                     const cfg::ConfigRestoreResult& r, const std::vector<sources::CheckResult>& checks, int64_t ms) {
   bool ok = true;
   nlohmann::json cj = nlohmann::json::array();
   for (const auto& ch : checks) {
@@ -164,7 +164,7 @@ Status restore_one(const GlobalOptions& g, repo::Repository& repo, const std::ve
   auto r = cfg::restore_config(repo, ref, o, counters);
   display.stop();
   if (!r) return r.status();
-  std::vector<cfg::ConfigCheck> results;
+  std::vector<sources::CheckResult> results;
   if (!o.dry_run && !checks.empty()) results = cfg::check_config_target(repo, ref, o, *r, checks);
   return print_restore(g, ref, source, o, *r, results, (monotonic_ns() - start) / 1000000);
 }

@@ -161,7 +161,7 @@ void register_restore_firestore(CommandSet c, CLI::App* restore) {
       std::vector<std::string> checks;
       for (const auto& ch : f->checks)
         if (ch != "none") checks.push_back(ch);
-      std::vector<fs::FirestoreCheck> results;
+      std::vector<sources::CheckResult> results;
       if (!o.dry_run && !checks.empty()) results = fs::check_firestore_target(o, r->expected, r->names, checks);
       bool ok = true;
       nlohmann::json cj = nlohmann::json::array();

@@ -130,7 +130,7 @@ void register_restore_gcs(CommandSet c, CLI::App* restore) {
       display.stop();
       if (!r) return r.status();
       int64_t ms = (monotonic_ns() - start) / 1000000;
-      std::vector<gcs::GcsTargetCheck> checks;
+      std::vector<sources::CheckResult> checks;
       if (!f->checks.empty() && !f->o.dry_run) checks = gcs::check_gcs_target(*repo, ref.snapshot, f->o, f->critical, f->checks);
       bool checks_ok = true;
       nlohmann::json cj = nlohmann::json::array();

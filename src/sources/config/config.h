@@ -22,6 +22,7 @@
 #include "core/progress.h"
 #include "repo/repository.h"
 #include "sources/config/config_check.h"
+#include "sources/source_kind.h"
 
 namespace lifeboat::sources::config {
 
@@ -93,12 +94,7 @@ Result<ConfigRestoreResult> restore_config(repo::Repository& repo, const repo::S
 // "syntax" (the restored files parse), "git" (refs at the same objects, objects whole, LFS objects
 // present), "secrets" (each restored version's state and payload, read back from the target project,
 // and the aliases). One result per name asked for.
-struct ConfigCheck {
-  std::string name;
-  bool ok = false;
-  std::string detail;
-};
-std::vector<ConfigCheck> check_config_target(repo::Repository& repo, const repo::SnapshotRef& snapshot,
+std::vector<CheckResult> check_config_target(repo::Repository& repo, const repo::SnapshotRef& snapshot,
                                              const ConfigRestoreOptions& where, const ConfigRestoreResult& restored,
                                              const std::vector<std::string>& checks);
 

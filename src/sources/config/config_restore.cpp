@@ -248,12 +248,12 @@ Result<ConfigRestoreResult> restore_config(repo::Repository& repo, const repo::S
   return result;
 }
 
-std::vector<ConfigCheck> check_config_target(repo::Repository& repo, const repo::SnapshotRef& snapshot, const ConfigRestoreOptions& o,
+std::vector<CheckResult> check_config_target(repo::Repository& repo, const repo::SnapshotRef& snapshot, const ConfigRestoreOptions& o,
                                              const ConfigRestoreResult& restored, const std::vector<std::string>& checks) {
-  std::vector<ConfigCheck> out;
+  std::vector<CheckResult> out;
   const auto& snap = snapshot.snapshot;
   for (const auto& check : checks) {
-    ConfigCheck c{check, false, ""};
+    CheckResult c{check, false, ""};
     if (check == "files" || check == "syntax") {
       auto tree = part_tree(repo, snap, "files");
       if (!tree || !wanted(o, "files")) {

@@ -128,10 +128,7 @@ std::vector<CheckResult> validate(SourceContext& ctx, const SourceSettings& base
   const auto& s = static_cast<const ConfigSettings&>(base);
   auto snap = ctx.repo.load_snapshot(restored.snapshot_id);
   if (!snap) return all_failed(checks, snap.status().message());
-  std::vector<CheckResult> out;
-  for (auto& c : check_config_target(ctx.repo, *snap, where_of(s), restored_from(restored.details), checks))
-    out.push_back({c.name, c.ok, c.detail});
-  return out;
+  return check_config_target(ctx.repo, *snap, where_of(s), restored_from(restored.details), checks);
 }
 
 std::optional<int64_t> newest_point(const std::vector<repo::SnapshotRef>& all, const std::string& name) {

@@ -25,6 +25,7 @@
 
 #include "core/progress.h"
 #include "repo/repository.h"
+#include "sources/source_kind.h"
 
 namespace lifeboat::sources::firestore {
 
@@ -141,15 +142,10 @@ Result<ManagedExport> export_firestore(repo::Repository& repo, const FirestoreSo
                                        const std::vector<std::string>& collections, const std::string& dir,
                                        ProgressCounters& progress);
 
-struct FirestoreCheck {
-  std::string name;
-  bool ok = false;
-  std::string detail;
-};
 // Reads the restored collections back from the target: "counts" (per collection, the documents that
 // should be there are; with `replace`, none other), "hashes" (their names and fields hash to the
 // source state's). One result per name.
-std::vector<FirestoreCheck> check_firestore_target(const FirestoreRestoreOptions& where, const StatsMap& expected,
+std::vector<CheckResult> check_firestore_target(const FirestoreRestoreOptions& where, const StatsMap& expected,
                                                    const std::set<std::string>& names, const std::vector<std::string>& checks);
 
 }  // namespace lifeboat::sources::firestore

@@ -297,9 +297,9 @@ Result<ManagedExport> export_firestore(repo::Repository& repo, const FirestoreSo
   return write_managed_export(dir, project, std::move(docs));
 }
 
-std::vector<FirestoreCheck> check_firestore_target(const FirestoreRestoreOptions& where, const StatsMap& expected,
+std::vector<CheckResult> check_firestore_target(const FirestoreRestoreOptions& where, const StatsMap& expected,
                                                    const std::set<std::string>& names, const std::vector<std::string>& checks) {
-  std::vector<FirestoreCheck> out;
+  std::vector<CheckResult> out;
   auto fail_all = [&](const std::string& why) {
     for (const auto& c : checks) out.push_back({c, false, why});
     return out;

@@ -117,9 +117,7 @@ std::vector<CheckResult> validate(SourceContext& ctx, const SourceSettings& base
   StatsMap expected;
   for (auto& [c, st] : stats_from_json(snap->snapshot.metadata.value("collections", nlohmann::json::object())))
     if (in_collections(where.collections, c)) expected[c] = st;
-  std::vector<CheckResult> out;
-  for (auto& c : check_firestore_target(where, expected, names, checks)) out.push_back({c.name, c.ok, c.detail});
-  return out;
+  return check_firestore_target(where, expected, names, checks);
 }
 
 std::optional<int64_t> newest_point(const std::vector<repo::SnapshotRef>& all, const std::string& name) {

@@ -17,6 +17,7 @@
 #include "cloud/gcs_client.h"
 #include "core/progress.h"
 #include "repo/repository.h"
+#include "sources/source_kind.h"
 
 namespace lifeboat::sources::gcs_bucket {
 
@@ -97,12 +98,7 @@ Result<GcsRestoreResult> restore_gcs(repo::Repository& repo, const repo::Snapsho
 // the snapshot: "counts" (every object present with its size), "hashes" (each one's CRC32C: the
 // server's for a bucket, computed from the bytes for a directory), "critical" (objects matching the
 // patterns downloaded or read and re-hashed here, CRC32C and MD5).
-struct GcsTargetCheck {
-  std::string name;
-  bool ok = false;
-  std::string detail;
-};
-std::vector<GcsTargetCheck> check_gcs_target(repo::Repository& repo, const repo::Snapshot& snapshot,
+std::vector<CheckResult> check_gcs_target(repo::Repository& repo, const repo::Snapshot& snapshot,
                                              const GcsRestoreOptions& where, const std::vector<std::string>& critical,
                                              const std::vector<std::string>& checks);
 

@@ -108,10 +108,7 @@ std::vector<CheckResult> validate(SourceContext& ctx, const SourceSettings& base
   const auto& s = static_cast<const GcsSettings&>(base);
   auto snap = ctx.repo.load_snapshot(restored.snapshot_id);
   if (!snap) return all_failed(checks, snap.status().message());
-  std::vector<CheckResult> out;
-  for (auto& c : check_gcs_target(ctx.repo, snap->snapshot, where_of(s), s.critical, checks))
-    out.push_back({c.name, c.ok, c.detail});
-  return out;
+  return check_gcs_target(ctx.repo, snap->snapshot, where_of(s), s.critical, checks);
 }
 
 std::optional<int64_t> newest_point(const std::vector<repo::SnapshotRef>& all, const std::string& name) {

@@ -282,9 +282,9 @@ Result<GcsRestoreResult> restore_gcs(repo::Repository& repo, const repo::Snapsho
   return result;
 }
 
-std::vector<GcsTargetCheck> check_gcs_target(repo::Repository& repo, const repo::Snapshot& snapshot, const GcsRestoreOptions& where,
+std::vector<CheckResult> check_gcs_target(repo::Repository& repo, const repo::Snapshot& snapshot, const GcsRestoreOptions& where,
                                              const std::vector<std::string>& critical, const std::vector<std::string>& checks) {
-  std::vector<GcsTargetCheck> out;
+  std::vector<CheckResult> out;
   auto fail_all = [&](const std::string& why) {
     for (const auto& c : checks) out.push_back({c, false, why});
     return out;

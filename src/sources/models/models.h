@@ -17,6 +17,7 @@
 
 #include "core/progress.h"
 #include "repo/repository.h"
+#include "sources/source_kind.h"
 
 namespace lifeboat::sources::models {
 
@@ -88,12 +89,7 @@ namespace lifeboat::sources::models {
 // through its artifact proxy) and compares it with the backup: "manifest" (every artifact's SHA-256
 // equals the backed-up manifest, no artifact missing), "validate" (the validation command run on the
 // restored copy). One result per name.
-struct ModelsCheck {
-  std::string name;
-  bool ok = false;
-  std::string detail;
-};
-std::vector<ModelsCheck> check_models_target(const std::vector<repo::SnapshotRef>& versions,
+std::vector<CheckResult> check_models_target(const std::vector<repo::SnapshotRef>& versions,
                                              const ModelsRestoreOptions& where, const std::vector<VersionRestored>& restored,
                                              const std::optional<ValidateCommand>& validate, const std::vector<std::string>& checks);
 

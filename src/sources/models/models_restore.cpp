@@ -169,7 +169,7 @@ Result<std::vector<VersionRestored>> restore_models(repo::Repository& repo, cons
 
 namespace lifeboat::sources::models {
 
-std::vector<ModelsCheck> check_models_target(const std::vector<repo::SnapshotRef>& versions,
+std::vector<CheckResult> check_models_target(const std::vector<repo::SnapshotRef>& versions,
                                              const ModelsRestoreOptions& where, const std::vector<VersionRestored>& restored,
                                              const std::optional<ValidateCommand>& validate, const std::vector<std::string>& checks) {
   std::vector<std::string> manifest_problems, validate_problems;
@@ -225,7 +225,7 @@ std::vector<ModelsCheck> check_models_target(const std::vector<repo::SnapshotRef
       fs::remove_all(temp, ec);
     }
   }
-  std::vector<ModelsCheck> out;
+  std::vector<CheckResult> out;
   std::string target = where.to_dir.empty() ? where.mlflow : where.to_dir;
   for (const auto& c : checks) {
     if (c == "manifest")
