@@ -1,6 +1,7 @@
 // The list of source kinds: one line per kind.
 #include "sources/registry.h"
 
+#include "repo/snapshot_select.h"
 #include "sources/config/config_source.h"
 #include "sources/files/files_source.h"
 #include "sources/firestore/firestore_source.h"
@@ -16,6 +17,16 @@ std::vector<CheckResult> all_failed(const std::vector<std::string>& checks, cons
   std::vector<CheckResult> out;
   for (const auto& c : checks) out.push_back({c, false, why});
   return out;
+}
+
+std::optional<repo::SnapshotRef> newest_snapshot(const std::vector<repo::SnapshotRef>& all, const std::string& snapshot_source,
+                                                 const std::string& name, std::optional<int64_t> at_ns) {
+  repo::SnapshotFilter f;
+  f.source = snapshot_source;
+  f.tags = {source_tag(name)};
+  auto r = repo::select_snapshot(all, "latest", at_ns, f);
+  if (!r) return std::nullopt;
+  return *r;
 }
 
 const std::vector<const SourceKind*>& source_kinds() {

@@ -20,7 +20,8 @@ namespace lifeboat::sources {
 // Every snapshot a plan source makes carries this tag, so drills, retention and reports find them.
 std::string source_tag(const std::string& source_name);
 
-// A kind's parsed settings; each kind derives its own struct and casts back to it in its functions.
+// A kind's parsed settings; each kind derives its own struct and writes its functions against it
+// (TypedSourceKind below casts back once, for all of them).
 struct SourceSettings {
   virtual ~SourceSettings() = default;
 };
@@ -74,6 +75,9 @@ struct SourceKind {
   std::string name;
   std::string summary;
   std::vector<std::string> validations;  // the check names `validation:` may list
+  // The `source` field of the snapshots a plan source of this kind makes (each also carries its
+  // source_tag): newest_point, when the kind leaves it unset, is the newest such snapshot's time.
+  std::string snapshot_source;
 
   // Typed settings from the plan's section (for restores: merged with the environment's override).
   // Problems are appended with the key they concern; the result is nullptr only when there were any.
@@ -122,5 +126,63 @@ inline std::optional<int64_t> time_of(const std::optional<repo::SnapshotRef>& ne
   if (!newest) return std::nullopt;
   return newest->snapshot.time_ns;
 }
+
+// The newest snapshot of plan source `name` (its `source` field `snapshot_source`, tagged
+// source_tag(name)) at or before `at_ns` (default: the newest of all).
+std::optional<repo::SnapshotRef> newest_snapshot(const std::vector<repo::SnapshotRef>& all, const std::string& snapshot_source,
+                                                 const std::string& name, std::optional<int64_t> at_ns);
+
+// A kind written against its own settings type S (restic's generic backend factory is the model):
+// the same entries as SourceKind with `const S&` where SourceKind has `const SourceSettings&`.
+// erase() casts back in one place; the kind's functions never do.
+template <class S>
+struct TypedSourceKind {
+  std::string name, summary;
+  std::vector<std::string> validations;
+  std::string snapshot_source;
+  std::function<std::shared_ptr<const S>(const nlohmann::json& section, std::vector<SettingsProblem>& problems)> parse;
+  std::function<Result<SourceBackup>(SourceContext&, const S&)> backup;
+  std::function<Result<SourceRestore>(SourceContext&, const S&, std::optional<int64_t> at_ns)> restore;
+  std::function<std::vector<CheckResult>(SourceContext&, const S&, const SourceRestore&, const std::vector<std::string>& checks)>
+      validate;
+  std::function<std::optional<int64_t>(const std::vector<repo::SnapshotRef>& all, const std::string& name)> newest_point;
+  std::function<Status(repo::Repository&, const std::string& name, const S&, int64_t interval_ns, const FollowHooks&)> follow;
+  std::function<std::vector<std::string>(const std::string& name, const std::string& interval)> follow_args;
+  std::function<std::string(const repo::Snapshot&)> retention_group;
+  std::function<bool(const repo::Snapshot&)> is_dependent;
+  std::function<std::optional<std::string>(const repo::SnapshotRef& dependent, const std::vector<repo::SnapshotRef>& bases)>
+      base_of;
+  std::function<Result<nlohmann::json>(repo::Repository&, const std::string& name, const S&, int64_t default_window_ns,
+                                       const std::set<std::string>& pinned)>
+      tidy;
+
+  SourceKind erase() const {
+    auto as = [](const SourceSettings& s) -> const S& { return static_cast<const S&>(s); };
+    SourceKind k{.name = name, .summary = summary, .validations = validations, .snapshot_source = snapshot_source};
+    k.parse = [f = parse](const nlohmann::json& section, std::vector<SettingsProblem>& problems) -> SettingsPtr {
+      return f(section, problems);
+    };
+    k.backup = [f = backup, as](SourceContext& c, const SourceSettings& s) { return f(c, as(s)); };
+    k.restore = [f = restore, as](SourceContext& c, const SourceSettings& s, std::optional<int64_t> at) { return f(c, as(s), at); };
+    k.validate = [f = validate, as](SourceContext& c, const SourceSettings& s, const SourceRestore& r,
+                                    const std::vector<std::string>& checks) { return f(c, as(s), r, checks); };
+    k.newest_point = newest_point;
+    if (!k.newest_point && !snapshot_source.empty())
+      k.newest_point = [src = snapshot_source](const std::vector<repo::SnapshotRef>& all, const std::string& n) {
+        return time_of(newest_snapshot(all, src, n, std::nullopt));
+      };
+    if (follow)
+      k.follow = [f = follow, as](repo::Repository& r, const std::string& n, const SourceSettings& s, int64_t interval_ns,
+                                  const FollowHooks& hooks) { return f(r, n, as(s), interval_ns, hooks); };
+    k.follow_args = follow_args;
+    k.retention_group = retention_group;
+    k.is_dependent = is_dependent;
+    k.base_of = base_of;
+    if (tidy)
+      k.tidy = [f = tidy, as](repo::Repository& r, const std::string& n, const SourceSettings& s, int64_t window_ns,
+                              const std::set<std::string>& pinned) { return f(r, n, as(s), window_ns, pinned); };
+    return k;
+  }
+};
 
 }  // namespace lifeboat::sources

@@ -24,7 +24,7 @@ struct ConfigSettings : SourceSettings {
   std::set<std::string> only;
 };
 
-SettingsPtr parse(const nlohmann::json& section, std::vector<SettingsProblem>& problems) {
+std::shared_ptr<const ConfigSettings> parse(const nlohmann::json& section, std::vector<SettingsProblem>& problems) {
   SettingsReader r(section, problems);
   auto s = std::make_shared<ConfigSettings>();
   s->paths = r.strings("paths");
@@ -64,12 +64,6 @@ SettingsPtr parse(const nlohmann::json& section, std::vector<SettingsProblem>& p
   return r.ok() ? s : nullptr;  // every problem above went into the same list r counts
 }
 
-std::optional<repo::SnapshotRef> newest(const std::vector<repo::SnapshotRef>& all, const std::string& name, std::optional<int64_t> at_ns) {
-  auto r = pick_config_snapshot(all, {source_tag(name)}, at_ns);
-  if (!r) return std::nullopt;
-  return *r;
-}
-
 ConfigRestoreOptions where_of(const ConfigSettings& s) {
   ConfigRestoreOptions o;
   o.target = s.target;
@@ -80,8 +74,7 @@ ConfigRestoreOptions where_of(const ConfigSettings& s) {
   return o;
 }
 
-Result<SourceBackup> backup(SourceContext& ctx, const SourceSettings& base) {
-  const auto& s = static_cast<const ConfigSettings&>(base);
+Result<SourceBackup> backup(SourceContext& ctx, const ConfigSettings& s) {
   ConfigBackupOptions o;
   for (const auto& p : s.paths) o.paths.push_back(repo::absolute_path(p));
   o.excludes = s.exclude;
@@ -90,7 +83,7 @@ Result<SourceBackup> backup(SourceContext& ctx, const SourceSettings& base) {
   o.checks = s.checks;
   o.tags = {source_tag(ctx.name)};
   LB_ASSIGN_OR_RETURN(auto all, ctx.repo.list_snapshots());
-  o.parent = newest(all, ctx.name, std::nullopt);
+  o.parent = newest_snapshot(all, kSource, ctx.name, std::nullopt);
   LB_ASSIGN_OR_RETURN(auto r, backup_config(ctx.repo, o, ctx.progress));
   if (!r.problems.empty())
     return Error(Code::kPartial, fmt::format("source {}: snapshot {} saved, but {} config file problem(s); first: {}", ctx.name,
@@ -98,10 +91,9 @@ Result<SourceBackup> backup(SourceContext& ctx, const SourceSettings& base) {
   return SourceBackup{r.snapshot_id, r.snapshot.summary, r.warnings};
 }
 
-Result<SourceRestore> restore(SourceContext& ctx, const SourceSettings& base, std::optional<int64_t> at_ns) {
-  const auto& s = static_cast<const ConfigSettings&>(base);
+Result<SourceRestore> restore(SourceContext& ctx, const ConfigSettings& s, std::optional<int64_t> at_ns) {
   LB_ASSIGN_OR_RETURN(auto all, ctx.repo.list_snapshots());
-  auto snap = newest(all, ctx.name, at_ns);
+  auto snap = newest_snapshot(all, kSource, ctx.name, at_ns);
   if (!snap)
     return Error(Code::kNotFound, fmt::format("source {}: no backup{}", ctx.name, at_ns ? " at or before " + format_rfc3339(*at_ns) : ""));
   LB_ASSIGN_OR_RETURN(auto r, restore_config(ctx.repo, *snap, where_of(s), ctx.progress));
@@ -123,16 +115,11 @@ ConfigRestoreResult restored_from(const nlohmann::json& d) {
   return r;
 }
 
-std::vector<CheckResult> validate(SourceContext& ctx, const SourceSettings& base, const SourceRestore& restored,
+std::vector<CheckResult> validate(SourceContext& ctx, const ConfigSettings& s, const SourceRestore& restored,
                                   const std::vector<std::string>& checks) {
-  const auto& s = static_cast<const ConfigSettings&>(base);
   auto snap = ctx.repo.load_snapshot(restored.snapshot_id);
   if (!snap) return all_failed(checks, snap.status().message());
   return check_config_target(ctx.repo, *snap, where_of(s), restored_from(restored.details), checks);
-}
-
-std::optional<int64_t> newest_point(const std::vector<repo::SnapshotRef>& all, const std::string& name) {
-  return time_of(newest(all, name, std::nullopt));
 }
 
 }  // namespace
@@ -142,14 +129,15 @@ ConfigRestoreOptions restore_options_of(const SourceSettings& settings) {
 }
 
 const SourceKind& config_source_kind() {
-  static const SourceKind kind{.name = "config",
-                               .summary = "configuration files (syntax-checked), git repositories as mirrors, Secret Manager secrets",
-                               .validations = {"files", "syntax", "git", "secrets"},
-                               .parse = parse,
-                               .backup = backup,
-                               .restore = restore,
-                               .validate = validate,
-                               .newest_point = newest_point};
+  static const SourceKind kind = TypedSourceKind<ConfigSettings>{
+      .name = "config",
+      .summary = "configuration files (syntax-checked), git repositories as mirrors, Secret Manager secrets",
+      .validations = {"files", "syntax", "git", "secrets"},
+      .snapshot_source = kSource,
+      .parse = parse,
+      .backup = backup,
+      .restore = restore,
+      .validate = validate}.erase();
   return kind;
 }
 

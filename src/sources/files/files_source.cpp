@@ -23,17 +23,7 @@ struct FilesSettings : SourceSettings {
   std::string target;  // restores: the directory the tree is recreated under
 };
 
-std::optional<repo::SnapshotRef> newest(const std::vector<repo::SnapshotRef>& all, const std::string& name,
-                                        std::optional<int64_t> at_ns) {
-  repo::SnapshotFilter f;
-  f.source = kSource;
-  f.tags = {source_tag(name)};
-  auto r = repo::select_snapshot(all, "latest", at_ns, f);
-  if (!r) return std::nullopt;
-  return *r;
-}
-
-SettingsPtr parse(const nlohmann::json& section, std::vector<SettingsProblem>& problems) {
+std::shared_ptr<const FilesSettings> parse(const nlohmann::json& section, std::vector<SettingsProblem>& problems) {
   SettingsReader r(section, problems);
   auto s = std::make_shared<FilesSettings>();
   s->paths = r.strings("paths", true);
@@ -43,26 +33,24 @@ SettingsPtr parse(const nlohmann::json& section, std::vector<SettingsProblem>& p
   return r.ok() ? s : nullptr;
 }
 
-Result<SourceBackup> backup(SourceContext& ctx, const SourceSettings& base) {
-  const auto& s = static_cast<const FilesSettings&>(base);
+Result<SourceBackup> backup(SourceContext& ctx, const FilesSettings& s) {
   FilesBackupOptions o;
   for (const auto& p : s.paths) o.paths.push_back(repo::absolute_path(p));
   o.excludes = s.exclude;
   o.tags = {source_tag(ctx.name)};
   LB_ASSIGN_OR_RETURN(auto all, ctx.repo.list_readable_snapshots());
-  o.parent = newest(all, ctx.name, std::nullopt);
+  o.parent = newest_snapshot(all, kSource, ctx.name, std::nullopt);
   LB_ASSIGN_OR_RETURN(auto r, backup_files(ctx.repo, o, ctx.progress));
   SourceBackup out{r.snapshot_id, r.snapshot.summary, {}};
   for (const auto& u : r.unreadable) out.warnings.push_back("unreadable: " + u);
   return out;
 }
 
-Result<SourceRestore> restore(SourceContext& ctx, const SourceSettings& base, std::optional<int64_t> at_ns) {
-  const auto& s = static_cast<const FilesSettings&>(base);
+Result<SourceRestore> restore(SourceContext& ctx, const FilesSettings& s, std::optional<int64_t> at_ns) {
   if (s.target.empty())
     return Error(Code::kInvalidArgument, fmt::format("source {}: the environment needs a target directory (target:)", ctx.name));
   LB_ASSIGN_OR_RETURN(auto all, ctx.repo.list_snapshots());
-  auto snap = newest(all, ctx.name, at_ns);
+  auto snap = newest_snapshot(all, kSource, ctx.name, at_ns);
   if (!snap)
     return Error(Code::kNotFound, fmt::format("source {}: no backup{}", ctx.name, at_ns ? " at or before " + format_rfc3339(*at_ns) : ""));
   repo::TreeRestoreOptions o;
@@ -77,9 +65,8 @@ Result<SourceRestore> restore(SourceContext& ctx, const SourceSettings& base, st
   return out;
 }
 
-std::vector<CheckResult> validate(SourceContext& ctx, const SourceSettings& base, const SourceRestore& restored,
+std::vector<CheckResult> validate(SourceContext& ctx, const FilesSettings& s, const SourceRestore& restored,
                                   const std::vector<std::string>& checks) {
-  const auto& s = static_cast<const FilesSettings&>(base);
   auto snap = ctx.repo.load_snapshot(restored.snapshot_id);
   if (!snap) return all_failed(checks, snap.status().message());
   auto v = repo::verify_restored_tree(ctx.repo, snap->snapshot.tree, s.target);
@@ -102,21 +89,18 @@ std::vector<CheckResult> validate(SourceContext& ctx, const SourceSettings& base
   return out;
 }
 
-std::optional<int64_t> newest_point(const std::vector<repo::SnapshotRef>& all, const std::string& name) {
-  return time_of(newest(all, name, std::nullopt));
-}
-
 }  // namespace
 
 const SourceKind& files_source_kind() {
-  static const SourceKind kind{.name = "files",
-                               .summary = "files and directories",
-                               .validations = {"hashes", "counts"},
-                               .parse = parse,
-                               .backup = backup,
-                               .restore = restore,
-                               .validate = validate,
-                               .newest_point = newest_point};
+  static const SourceKind kind = TypedSourceKind<FilesSettings>{
+      .name = "files",
+      .summary = "files and directories",
+      .validations = {"hashes", "counts"},
+      .snapshot_source = kSource,
+      .parse = parse,
+      .backup = backup,
+      .restore = restore,
+      .validate = validate}.erase();
   return kind;
 }
 

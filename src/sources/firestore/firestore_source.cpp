@@ -24,7 +24,7 @@ struct FirestoreSettings : SourceSettings {
   bool replace = false, ramp = false;
 };
 
-SettingsPtr parse(const nlohmann::json& section, std::vector<SettingsProblem>& problems) {
+std::shared_ptr<const FirestoreSettings> parse(const nlohmann::json& section, std::vector<SettingsProblem>& problems) {
   SettingsReader r(section, problems);
   auto s = std::make_shared<FirestoreSettings>();
   s->project = r.string("project", true);
@@ -48,15 +48,7 @@ SettingsPtr parse(const nlohmann::json& section, std::vector<SettingsProblem>& p
   return r.ok() ? s : nullptr;
 }
 
-std::optional<repo::SnapshotRef> newest(const std::vector<repo::SnapshotRef>& all, const std::string& name,
-                                        std::optional<int64_t> at_ns) {
-  auto r = pick_firestore_snapshot(all, "", "", {source_tag(name)}, at_ns);
-  if (!r) return std::nullopt;
-  return *r;
-}
-
-Result<SourceBackup> backup(SourceContext& ctx, const SourceSettings& base) {
-  const auto& s = static_cast<const FirestoreSettings&>(base);
+Result<SourceBackup> backup(SourceContext& ctx, const FirestoreSettings& s) {
   FirestoreBackupOptions o;
   o.project = s.project;
   o.database = s.database;
@@ -80,10 +72,9 @@ FirestoreRestoreOptions where_of(const FirestoreSettings& s) {
   return o;
 }
 
-Result<SourceRestore> restore(SourceContext& ctx, const SourceSettings& base, std::optional<int64_t> at_ns) {
-  const auto& s = static_cast<const FirestoreSettings&>(base);
+Result<SourceRestore> restore(SourceContext& ctx, const FirestoreSettings& s, std::optional<int64_t> at_ns) {
   LB_ASSIGN_OR_RETURN(auto all, ctx.repo.list_snapshots());
-  auto snap = newest(all, ctx.name, at_ns);
+  auto snap = newest_snapshot(all, kSource, ctx.name, at_ns);
   if (!snap)
     return Error(Code::kNotFound, fmt::format("source {}: no backup{}", ctx.name, at_ns ? " at or before " + format_rfc3339(*at_ns) : ""));
   auto where = where_of(s);
@@ -102,9 +93,8 @@ Result<SourceRestore> restore(SourceContext& ctx, const SourceSettings& base, st
   return out;
 }
 
-std::vector<CheckResult> validate(SourceContext& ctx, const SourceSettings& base, const SourceRestore& restored,
+std::vector<CheckResult> validate(SourceContext& ctx, const FirestoreSettings& s, const SourceRestore& restored,
                                   const std::vector<std::string>& checks) {
-  const auto& s = static_cast<const FirestoreSettings&>(base);
   auto snap = ctx.repo.load_snapshot(restored.snapshot_id);
   if (!snap) return all_failed(checks, snap.status().message());
   // What the target must hold comes from the backup's record, the names from its tree.
@@ -120,21 +110,18 @@ std::vector<CheckResult> validate(SourceContext& ctx, const SourceSettings& base
   return check_firestore_target(where, expected, names, checks);
 }
 
-std::optional<int64_t> newest_point(const std::vector<repo::SnapshotRef>& all, const std::string& name) {
-  return time_of(newest(all, name, std::nullopt));
-}
-
 }  // namespace
 
 const SourceKind& firestore_source_kind() {
-  static const SourceKind kind{.name = "firestore",
-                               .summary = "Firestore databases: every document at one read time, restorable to any database",
-                               .validations = {"counts", "hashes"},
-                               .parse = parse,
-                               .backup = backup,
-                               .restore = restore,
-                               .validate = validate,
-                               .newest_point = newest_point};
+  static const SourceKind kind = TypedSourceKind<FirestoreSettings>{
+      .name = "firestore",
+      .summary = "Firestore databases: every document at one read time, restorable to any database",
+      .validations = {"counts", "hashes"},
+      .snapshot_source = kSource,
+      .parse = parse,
+      .backup = backup,
+      .restore = restore,
+      .validate = validate}.erase();
   return kind;
 }
 

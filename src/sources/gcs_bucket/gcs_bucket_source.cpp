@@ -24,7 +24,7 @@ struct GcsSettings : SourceSettings {
   bool delete_extra = false, delete_extra_dry_run = false;
 };
 
-SettingsPtr parse(const nlohmann::json& section, std::vector<SettingsProblem>& problems) {
+std::shared_ptr<const GcsSettings> parse(const nlohmann::json& section, std::vector<SettingsProblem>& problems) {
   SettingsReader r(section, problems);
   auto s = std::make_shared<GcsSettings>();
   s->bucket = r.string("bucket", true);
@@ -47,15 +47,7 @@ SettingsPtr parse(const nlohmann::json& section, std::vector<SettingsProblem>& p
   return r.ok() ? s : nullptr;
 }
 
-std::optional<repo::SnapshotRef> newest(const std::vector<repo::SnapshotRef>& all, const std::string& name,
-                                        std::optional<int64_t> at_ns) {
-  auto r = pick_gcs_snapshot(all, "", {source_tag(name)}, at_ns);
-  if (!r) return std::nullopt;
-  return *r;
-}
-
-Result<SourceBackup> backup(SourceContext& ctx, const SourceSettings& base) {
-  const auto& s = static_cast<const GcsSettings&>(base);
+Result<SourceBackup> backup(SourceContext& ctx, const GcsSettings& s) {
   GcsBackupOptions o;
   o.url = s.bucket;
   o.name = ctx.name;
@@ -81,13 +73,12 @@ GcsRestoreOptions where_of(const GcsSettings& s) {
   return o;
 }
 
-Result<SourceRestore> restore(SourceContext& ctx, const SourceSettings& base, std::optional<int64_t> at_ns) {
-  const auto& s = static_cast<const GcsSettings&>(base);
+Result<SourceRestore> restore(SourceContext& ctx, const GcsSettings& s, std::optional<int64_t> at_ns) {
   if (s.to.empty() && s.target.empty())
     return Error(Code::kInvalidArgument,
                  fmt::format("source {}: the environment needs `to: gs://BUCKET[/PREFIX]` or `target: DIR`", ctx.name));
   LB_ASSIGN_OR_RETURN(auto all, ctx.repo.list_snapshots());
-  auto snap = newest(all, ctx.name, at_ns);
+  auto snap = newest_snapshot(all, kSource, ctx.name, at_ns);
   if (!snap)
     return Error(Code::kNotFound, fmt::format("source {}: no backup{}", ctx.name, at_ns ? " at or before " + format_rfc3339(*at_ns) : ""));
   LB_ASSIGN_OR_RETURN(auto r, restore_gcs(ctx.repo, snap->snapshot, where_of(s), ctx.progress));
@@ -103,29 +94,25 @@ Result<SourceRestore> restore(SourceContext& ctx, const SourceSettings& base, st
   return out;
 }
 
-std::vector<CheckResult> validate(SourceContext& ctx, const SourceSettings& base, const SourceRestore& restored,
+std::vector<CheckResult> validate(SourceContext& ctx, const GcsSettings& s, const SourceRestore& restored,
                                   const std::vector<std::string>& checks) {
-  const auto& s = static_cast<const GcsSettings&>(base);
   auto snap = ctx.repo.load_snapshot(restored.snapshot_id);
   if (!snap) return all_failed(checks, snap.status().message());
   return check_gcs_target(ctx.repo, snap->snapshot, where_of(s), s.critical, checks);
 }
 
-std::optional<int64_t> newest_point(const std::vector<repo::SnapshotRef>& all, const std::string& name) {
-  return time_of(newest(all, name, std::nullopt));
-}
-
 }  // namespace
 
 const SourceKind& gcs_bucket_source_kind() {
-  static const SourceKind kind{.name = "gcs_bucket",
-                               .summary = "Google Cloud Storage buckets: every object and its metadata, by generation",
-                               .validations = {"counts", "hashes", "critical"},
-                               .parse = parse,
-                               .backup = backup,
-                               .restore = restore,
-                               .validate = validate,
-                               .newest_point = newest_point};
+  static const SourceKind kind = TypedSourceKind<GcsSettings>{
+      .name = "gcs_bucket",
+      .summary = "Google Cloud Storage buckets: every object and its metadata, by generation",
+      .validations = {"counts", "hashes", "critical"},
+      .snapshot_source = kSource,
+      .parse = parse,
+      .backup = backup,
+      .restore = restore,
+      .validate = validate}.erase();
   return kind;
 }
 

@@ -21,7 +21,7 @@ struct ModelsSettings : SourceSettings {
   std::optional<ValidateCommand> validate;
 };
 
-SettingsPtr parse(const nlohmann::json& section, std::vector<SettingsProblem>& problems) {
+std::shared_ptr<const ModelsSettings> parse(const nlohmann::json& section, std::vector<SettingsProblem>& problems) {
   SettingsReader r(section, problems);
   auto s = std::make_shared<ModelsSettings>();
   s->mlflow = r.string("mlflow");
@@ -55,8 +55,7 @@ std::vector<repo::SnapshotRef> versions_at(const std::vector<repo::SnapshotRef>&
   return pick_model_versions(all, {source_tag(name)}, at_ns, "", "");
 }
 
-Result<SourceBackup> backup(SourceContext& ctx, const SourceSettings& base) {
-  const auto& s = static_cast<const ModelsSettings&>(base);
+Result<SourceBackup> backup(SourceContext& ctx, const ModelsSettings& s) {
   ModelsBackupOptions o;
   o.mlflow = s.mlflow;
   o.path = s.path;
@@ -101,8 +100,7 @@ ModelsRestoreOptions where_of(const ModelsSettings& s) {
   return o;
 }
 
-Result<SourceRestore> restore(SourceContext& ctx, const SourceSettings& base, std::optional<int64_t> at_ns) {
-  const auto& s = static_cast<const ModelsSettings&>(base);
+Result<SourceRestore> restore(SourceContext& ctx, const ModelsSettings& s, std::optional<int64_t> at_ns) {
   LB_ASSIGN_OR_RETURN(auto all, ctx.repo.list_snapshots());
   auto picked = versions_at(all, ctx.name, at_ns);
   if (picked.empty())
@@ -124,9 +122,8 @@ Result<SourceRestore> restore(SourceContext& ctx, const SourceSettings& base, st
   return out;
 }
 
-std::vector<CheckResult> validate(SourceContext& ctx, const SourceSettings& base, const SourceRestore& restored,
+std::vector<CheckResult> validate(SourceContext& ctx, const ModelsSettings& s, const SourceRestore& restored,
                                   const std::vector<std::string>& checks) {
-  const auto& s = static_cast<const ModelsSettings&>(base);
   auto all = ctx.repo.list_snapshots();
   if (!all) return all_failed(checks, all.status().message());
   auto picked = versions_at(*all, ctx.name, restored.point_ns);
@@ -146,7 +143,7 @@ std::optional<int64_t> newest_point(const std::vector<repo::SnapshotRef>& all, c
 }  // namespace
 
 const SourceKind& models_source_kind() {
-  static const SourceKind kind{
+  static const SourceKind kind = TypedSourceKind<ModelsSettings>{
       .name = "models",
       .summary = "ML model versions: an MLflow registry (metadata, aliases, artifacts) or model directories",
       .validations = {"manifest", "validate"},
@@ -157,7 +154,7 @@ const SourceKind& models_source_kind() {
       .newest_point = newest_point,
       .retention_group = [](const repo::Snapshot& s) {
         return s.metadata.value("model", "") + "/" + s.metadata.value("version", "");
-      }};
+      }}.erase();
   return kind;
 }
 

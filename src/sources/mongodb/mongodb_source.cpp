@@ -24,7 +24,7 @@ struct MongoSettings : SourceSettings {
   bool skip_unknown = false;
 };
 
-SettingsPtr parse(const nlohmann::json& section, std::vector<SettingsProblem>& problems) {
+std::shared_ptr<const MongoSettings> parse(const nlohmann::json& section, std::vector<SettingsProblem>& problems) {
   SettingsReader r(section, problems);
   auto s = std::make_shared<MongoSettings>();
   s->uri = r.string("uri", true);
@@ -40,8 +40,7 @@ SettingsPtr parse(const nlohmann::json& section, std::vector<SettingsProblem>& p
   return r.ok() ? s : nullptr;
 }
 
-Result<SourceBackup> backup(SourceContext& ctx, const SourceSettings& base) {
-  const auto& s = static_cast<const MongoSettings&>(base);
+Result<SourceBackup> backup(SourceContext& ctx, const MongoSettings& s) {
   MongoBackupOptions o;
   o.uri = s.uri;
   o.databases = s.databases;
@@ -51,8 +50,7 @@ Result<SourceBackup> backup(SourceContext& ctx, const SourceSettings& base) {
   return SourceBackup{r.snapshot_id, r.snapshot.summary, {}};
 }
 
-Result<SourceRestore> restore(SourceContext& ctx, const SourceSettings& base, std::optional<int64_t> at_ns) {
-  const auto& s = static_cast<const MongoSettings&>(base);
+Result<SourceRestore> restore(SourceContext& ctx, const MongoSettings& s, std::optional<int64_t> at_ns) {
   LB_ASSIGN_OR_RETURN(auto all, ctx.repo.list_snapshots());
   LB_ASSIGN_OR_RETURN(auto plan, plan_mongodb_restore(all, ctx.name, at_ns));
   MongoRestoreOptions o;
@@ -84,9 +82,8 @@ Result<SourceRestore> restore(SourceContext& ctx, const SourceSettings& base, st
 
 // Reads every collection the restore wrote back from the target, once for all checks, and compares
 // it with the prediction.
-std::vector<CheckResult> validate(SourceContext&, const SourceSettings& base, const SourceRestore& restored,
+std::vector<CheckResult> validate(SourceContext&, const MongoSettings& s, const SourceRestore& restored,
                                   const std::vector<std::string>& checks) {
-  const auto& s = static_cast<const MongoSettings&>(base);
   return check_restored(s.to_dir.empty() ? s.uri : "", s.to_dir, restored.expected, checks);
 }
 
@@ -108,9 +105,8 @@ std::optional<std::string> base_of(const repo::SnapshotRef& slice, const std::ve
   return best;
 }
 
-Status follow(repo::Repository& repo, const std::string& name, const SourceSettings& base, int64_t interval_ns,
+Status follow(repo::Repository& repo, const std::string& name, const MongoSettings& s, int64_t interval_ns,
               const FollowHooks& hooks) {
-  const auto& s = static_cast<const MongoSettings&>(base);
   FollowOptions fo;
   fo.uri = s.uri;
   fo.name = name;
@@ -126,9 +122,8 @@ Status follow(repo::Repository& repo, const std::string& name, const SourceSetti
 
 }  // namespace
 
-Result<nlohmann::json> tidy(repo::Repository& repo, const std::string& name, const SourceSettings& base,
+Result<nlohmann::json> tidy(repo::Repository& repo, const std::string& name, const MongoSettings& s,
                             int64_t default_window_ns, const std::set<std::string>& pinned) {
-  const auto& s = static_cast<const MongoSettings&>(base);
   TidyOptions o;
   o.name = name;
   o.now_ns = now_unix_ns();
@@ -141,7 +136,7 @@ Result<nlohmann::json> tidy(repo::Repository& repo, const std::string& name, con
 }
 
 const SourceKind& mongodb_source_kind() {
-  static const SourceKind kind{
+  static const SourceKind kind = TypedSourceKind<MongoSettings>{
       .name = "mongodb",
       .summary = "MongoDB: full backups, continuous oplog capture, point-in-time restore",
       .validations = {"counts", "hashes"},
@@ -157,7 +152,7 @@ const SourceKind& mongodb_source_kind() {
           },
       .is_dependent = [](const repo::Snapshot& s) { return s.source == kSliceSource; },
       .base_of = base_of,
-      .tidy = tidy};
+      .tidy = tidy}.erase();
   return kind;
 }
 
