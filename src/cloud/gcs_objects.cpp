@@ -42,8 +42,10 @@ class GcsStore final : public ObjectStore {
     std::string base = fmt::format("{}/upload/storage/v1/b/{}/o?", endpoint_, url_encode(bucket_));
     Result<HttpResponse> r = Error(Code::kFatal, "unreachable");
     if (data.size() > resumable_threshold_) return put_resumable(base, key, data, o, pre);
-    if (o.retain_until_ns) {
-      // Retention travels in the object's metadata: a multipart (related) upload.
+    if (o.retain_until_ns || o.create_only) {
+      // Retention travels in the object's metadata: a multipart (related) upload. Create-only writes
+      // go multipart too: fake-gcs-server ignores ifGenerationMatch on a simple (media) upload and
+      // replaces the object (found by the storage conformance suite); GCS honours it on both.
       auto [type, body] = gcs_multipart_upload(metadata_json(key, o).dump(), "application/octet-stream", data);
       r = send("POST", base + "uploadType=multipart" + pre, {{"Content-Type", type}}, body);
     } else {

@@ -70,8 +70,8 @@ std::string object_key(const std::string& prefix, const Handle& h);
 std::unique_ptr<Backend> with_retries(std::unique_ptr<Backend> inner, int max_attempts = 8, int64_t base_delay_ms = 100);
 Result<std::unique_ptr<Backend>> with_fault_injection(std::unique_ptr<Backend> inner, const std::string& spec);
 
-// Opens a backend from a repository URL: a plain path, "local:/path", "s3:http(s)://host[:port]/bucket[/prefix]"
-// or "gs:bucket[/prefix]". Object stores come wrapped in retries (and faults when LIFEBOAT_FAULTS is set).
+// Opens a backend from a repository URL: a plain path, "local:/path", "s3:http(s)://host[:port]/bucket[/prefix]",
+// "gs:bucket[/prefix]" or "memory:NAME" (this process only: tests). Object stores come wrapped in retries (and faults when LIFEBOAT_FAULTS is set).
 Result<std::unique_ptr<Backend>> open_backend(const std::string& url);
 Result<std::unique_ptr<Backend>> open_object_backend(const std::string& url);  // s3: and gs: only
 

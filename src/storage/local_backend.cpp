@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "crypto/crypto.h"
+#include "storage/memory_backend.h"
 
 namespace lifeboat::storage {
 
@@ -291,6 +292,7 @@ Result<std::unique_ptr<Backend>> open_backend(const std::string& url) {
     return Error(Code::kInvalidArgument,
                  "no repository given: pass -r/--repo or set LIFEBOAT_REPOSITORY (e.g. /srv/lifeboat-repo)");
   if (url.rfind("s3:", 0) == 0 || url.rfind("gs:", 0) == 0) return open_object_backend(url);
+  if (url.rfind("memory:", 0) == 0) return open_memory_backend(url.substr(7));
   std::string path = url;
   if (path.rfind("local:", 0) == 0) path = path.substr(6);
   auto colon = path.find(':');
