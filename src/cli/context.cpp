@@ -113,15 +113,7 @@ Result<repo::SnapshotRef> pick_snapshot(repo::Repository& r, const std::string& 
   return repo::select_snapshot(all, spec, at, pick.filter);
 }
 
-nlohmann::json snapshot_json(const repo::SnapshotRef& ref) {
-  const auto& s = ref.snapshot;
-  nlohmann::json j = {{"id", ref.id},           {"short_id", ref.short_id()}, {"time", format_rfc3339(s.time_ns)},
-                      {"hostname", s.hostname}, {"username", s.username},     {"source", s.source},
-                      {"paths", s.paths},       {"tags", s.tags},             {"tree", repo::to_hex(s.tree)},
-                      {"summary", s.summary},   {"metadata", s.metadata}};
-  if (s.parent) j["parent"] = *s.parent;
-  return j;
-}
+nlohmann::json snapshot_json(const repo::SnapshotRef& ref) { return ref.to_json(); }
 
 void print_json(const nlohmann::json& j) {
   std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";

@@ -76,8 +76,9 @@ void register_gcs(CommandSet c);
 void register_config(CommandSet c);
 // `backup models` and `restore models`; after register_backup and register_restore.
 void register_models(CommandSet c);
-// `backup firestore` and `restore firestore`; after register_backup and register_restore.
-void register_firestore(CommandSet c);
+// `backup <kind>` and `restore <kind>` for every kind that declares its options (cmd_kinds.cpp);
+// after register_backup and register_restore.
+void register_kinds(CommandSet c);
 void register_copy(CommandSet c);
 void register_plan(CommandSet c);
 void register_drill(CommandSet c);

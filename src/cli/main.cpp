@@ -51,7 +51,7 @@ int main(int argc, char** argv) {
   register_gcs(c);
   register_config(c);
   register_models(c);
-  register_firestore(c);
+  register_kinds(c);
   register_copy(c);
   register_plan(c);
   register_drill(c);

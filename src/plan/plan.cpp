@@ -404,6 +404,16 @@ class Loader {
         if (!said.count(f.key + ": " + f.message)) problem(key + ".environments." + env + (f.key.empty() ? "" : "." + f.key), f.message);
       if (parsed) spec.environment_parsed[env] = parsed;
     }
+    // A command-line choice (--dry-run, --snapshot …) is not a plan setting: a plan that writes one
+    // would silently change what every run does.
+    auto refuse_command_line = [&](const nlohmann::json& section, const std::string& at) {
+      if (!section.is_object()) return;
+      for (const auto& o : kind.options)
+        if (o.command_line && section.contains(o.key))
+          problem(at + "." + o.key, fmt::format("{} is a command-line choice ({}), not a plan setting", o.key, sources::flag_of(o)));
+    };
+    refuse_command_line(spec.settings, key);
+    for (const auto& [env, override_] : spec.environments) refuse_command_line(override_, key + ".environments." + env);
     for (const auto& v : spec.validation)
       if (std::find(kind.validations.begin(), kind.validations.end(), v) == kind.validations.end())
         problem(key + ".validation", fmt::format("{} sources support the checks {}, not {}", spec.kind,

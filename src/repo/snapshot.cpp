@@ -48,4 +48,14 @@ Result<Snapshot> Snapshot::from_json(std::string_view text) {
 
 bool Snapshot::has_tag(const std::string& tag) const { return std::find(tags.begin(), tags.end(), tag) != tags.end(); }
 
+nlohmann::json SnapshotRef::to_json() const {
+  const auto& s = snapshot;
+  nlohmann::json j = {{"id", id},                {"short_id", short_id()}, {"time", format_rfc3339(s.time_ns)},
+                      {"hostname", s.hostname}, {"username", s.username}, {"source", s.source},
+                      {"paths", s.paths},       {"tags", s.tags},         {"tree", to_hex(s.tree)},
+                      {"summary", s.summary},   {"metadata", s.metadata}};
+  if (s.parent) j["parent"] = *s.parent;
+  return j;
+}
+
 }  // namespace lifeboat::repo

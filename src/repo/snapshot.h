@@ -33,6 +33,8 @@ struct SnapshotRef {
   std::string id;
   Snapshot snapshot;
   std::string short_id() const { return id.substr(0, 8); }
+  // As `snapshots --json` shows it: id, short_id, time (RFC 3339) and every field.
+  nlohmann::json to_json() const;
 };
 
 }  // namespace lifeboat::repo

@@ -13,6 +13,19 @@ namespace lifeboat::sources {
 
 std::string source_tag(const std::string& source_name) { return "source:" + source_name; }
 
+std::string flag_of(const KindOption& option) {
+  if (!option.flag.empty()) {
+    // "-t,--target": the long name; "url": a positional argument, named as written.
+    std::string f = option.flag;
+    if (auto comma = f.rfind(','); comma != std::string::npos) f = f.substr(comma + 1);
+    return f;
+  }
+  std::string f = "--" + option.key;
+  for (auto& ch : f)
+    if (ch == '_') ch = '-';
+  return f;
+}
+
 std::vector<CheckResult> all_failed(const std::vector<std::string>& checks, const std::string& why) {
   std::vector<CheckResult> out;
   for (const auto& c : checks) out.push_back({c, false, why});

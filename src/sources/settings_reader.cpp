@@ -91,4 +91,10 @@ void SettingsReader::only(const std::vector<std::string>& known) {
       problem(k, fmt::format("unknown setting (known: {})", fmt::join(known, ", ")));
 }
 
+void SettingsReader::only(const std::vector<KindOption>& declared) {
+  std::vector<std::string> known;
+  for (const auto& o : declared) known.push_back(o.key);
+  only(known);
+}
+
 }  // namespace lifeboat::sources

@@ -22,6 +22,8 @@ class SettingsReader {
   int64_t count(const std::string& key, int64_t fallback);
   // Every key not in `known` is a problem.
   void only(const std::vector<std::string>& known);
+  // Every key the kind did not declare is a problem.
+  void only(const std::vector<KindOption>& declared);
   bool ok() const { return problems_.size() == start_; }
 
  private:

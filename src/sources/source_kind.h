@@ -41,11 +41,27 @@ struct CheckResult {
 // Each of `checks` failed for one reason (the restored snapshot could not be read, …).
 std::vector<CheckResult> all_failed(const std::vector<std::string>& checks, const std::string& why);
 
+// What a backup or restore says to a person (`lines`, on stdout; `warnings` on stderr) and to a
+// program (`json`, for --json). `status`: the outcome after the report is shown (a backup saved with
+// unreadable files is kPartial).
+struct Report {
+  nlohmann::json json = nlohmann::json::object();
+  std::vector<std::string> lines, warnings;
+  Status status;
+};
+
 struct SourceBackup {
   std::string snapshot_id;  // the newest snapshot the backup made ("" when nothing changed)
   nlohmann::json summary;
   std::vector<std::string> warnings;
   std::vector<std::string> more_snapshots;  // kinds that make several (one per model version): the others
+  Report report;
+};
+
+// What a kind keeps from a restore for its own validations (not recorded anywhere); each kind
+// derives its own.
+struct RestoredState {
+  virtual ~RestoredState() = default;
 };
 
 // What a restore wrote and where: enough for the kind's validations to read the target back.
@@ -57,13 +73,41 @@ struct SourceRestore {
   // The state the target must now hold, as the kind computed it from the repository (not from the
   // target): the validations compare the target against it.
   nlohmann::json expected = nlohmann::json::object();
+  // The validations the settings ask a command-line restore to run (none after a dry run).
+  std::vector<std::string> checks;
+  std::shared_ptr<const RestoredState> state;
+  Report report;
 };
 
 struct SourceContext {
   repo::Repository& repo;
-  std::string name;  // the source's name in the plan
+  // The source's name in the plan. Empty for a command-line run: the kind then names what it backs
+  // up from its settings and finds its snapshots by what they hold (a bucket, a database) instead of
+  // by the plan's source tag.
+  std::string name;
   ProgressCounters& progress;
+  std::vector<std::string> tags;  // more tags for the snapshot (the command line's --tag)
+  std::string host;               // the host name to record (default: this host)
 };
+
+// One option of a kind, declared once: the plan key, and the command-line flag of the generated
+// `backup <kind>` / `restore <kind>` commands (--key with '-' for '_', unless `flag` names it). The
+// CLI gathers the flags given into a settings section and hands it to the kind's one `parse`.
+enum class OptionType { kString, kStrings, kFlag, kCount };
+enum OptionUse : unsigned { kBackupOption = 1, kRestoreOption = 2, kBothOptions = 3 };
+struct KindOption {
+  std::string key;
+  OptionType type = OptionType::kString;
+  std::string help;
+  unsigned use = kBothOptions;
+  std::string flag;          // CLI11 names when not derived: "url" (positional), "-t,--target"
+  std::string default_text;  // shown in --help
+  bool required = false;     // the command line must give it (a plan's parse says so itself)
+  bool command_line = false;  // a command-line choice (--dry-run, --snapshot): `plan check` refuses it in a plan
+};
+// The flag a person types for `option` ("--to-project"), for messages.
+std::string flag_of(const KindOption& option);
+
 
 struct FollowHooks {
   std::function<bool()> should_stop;
@@ -78,6 +122,9 @@ struct SourceKind {
   // The `source` field of the snapshots a plan source of this kind makes (each also carries its
   // source_tag): newest_point, when the kind leaves it unset, is the newest such snapshot's time.
   std::string snapshot_source;
+  // The settings the kind takes, declared once: plan keys and command-line flags. A kind with
+  // options gets generated `backup <kind>` and `restore <kind>` commands.
+  std::vector<KindOption> options;
 
   // Typed settings from the plan's section (for restores: merged with the environment's override).
   // Problems are appended with the key they concern; the result is nullptr only when there were any.
@@ -140,6 +187,7 @@ struct TypedSourceKind {
   std::string name, summary;
   std::vector<std::string> validations;
   std::string snapshot_source;
+  std::vector<KindOption> options;
   std::function<std::shared_ptr<const S>(const nlohmann::json& section, std::vector<SettingsProblem>& problems)> parse;
   std::function<Result<SourceBackup>(SourceContext&, const S&)> backup;
   std::function<Result<SourceRestore>(SourceContext&, const S&, std::optional<int64_t> at_ns)> restore;
@@ -158,7 +206,8 @@ struct TypedSourceKind {
 
   SourceKind erase() const {
     auto as = [](const SourceSettings& s) -> const S& { return static_cast<const S&>(s); };
-    SourceKind k{.name = name, .summary = summary, .validations = validations, .snapshot_source = snapshot_source};
+    SourceKind k{.name = name, .summary = summary, .validations = validations, .snapshot_source = snapshot_source,
+                 .options = options};
     k.parse = [f = parse](const nlohmann::json& section, std::vector<SettingsProblem>& problems) -> SettingsPtr {
       return f(section, problems);
     };

@@ -400,3 +400,40 @@ def test_a_write_the_server_refuses_names_its_document(lb, emu):
         proxy.close()
     assert r.returncode != 0
     assert "document big/d123" in r.stderr and "longer than 1048487 bytes" in r.stderr, r.stderr
+
+
+LIVE_PLAN = """
+repositories:
+  main: {{url: {repo}}}
+sources:
+  live-db:
+    kind: firestore
+    project: v1
+    live_history: true
+    environments:
+      test: {{to_project: v1-drill, replace: true}}
+"""
+
+
+def test_a_plan_restore_reads_the_live_version_history_when_the_plan_says_so(lb, emu, tmp_path):
+    """The choice between the database's own version history and a backup lives in the kind, so a plan
+    restore (and a drill) reaches it: with live_history, an instant no backup holds comes from the server."""
+    emu.put({"orders/a": {"n": {"integerValue": "1"}}}, project="v1")
+    plan = tmp_path / "lifeboat.yaml"
+    plan.write_text(LIVE_PLAN.format(repo=lb.repo))
+    env = dict(emu.env(), LIFEBOAT_PLAN=str(plan))
+    assert json.loads(lb.run("--json", "backup", env=env).stdout)["failed"] == 0
+    time.sleep(1.1)
+    instant = emu.put({"orders/b": {"n": {"integerValue": "2"}}}, project="v1")
+    want = db_state(emu, "v1", read_time=instant)
+    time.sleep(1.1)
+    emu.put({"orders/c": {"n": {"integerValue": "3"}}}, project="v1")
+    out = lb.json("restore", "live-db", "--environment", "test", "--at", instant, env=env)
+    text = json.dumps(out)
+    assert '"from": "live"' in text, text
+    assert db_state(emu, "v1-drill") == want and "orders/b" in want and "orders/c" not in want
+    # Without live_history the same request takes the newest backup before the instant.
+    plan.write_text(LIVE_PLAN.format(repo=lb.repo).replace("    live_history: true\n", ""))
+    out = lb.json("restore", "live-db", "--environment", "test", "--at", instant, env=env)
+    assert '"from": "backup"' in json.dumps(out), out
+    assert "orders/b" not in db_state(emu, "v1-drill")

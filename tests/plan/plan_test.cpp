@@ -62,6 +62,25 @@ TEST(Plan, ErrorsNameFileLineAndKey) {
   EXPECT_EQ(bad.status().message().rfind("bad.yaml:1:", 0), 0u) << bad.status().message();
 }
 
+TEST(Plan, CommandLineChoicesAreNotPlanSettings) {
+  const char* text =
+      "repositories:\n"
+      "  main: {url: /tmp/r}\n"
+      "sources:\n"
+      "  fs:\n"
+      "    kind: firestore\n"
+      "    project: p\n"
+      "    dry_run: true\n"
+      "    environments:\n"
+      "      staging: {snapshot: abc, live_history: true}\n";
+  auto p = parse_plan(text, "plan.yaml");
+  ASSERT_FALSE(p);
+  const std::string& m = p.status().message();
+  EXPECT_NE(m.find("sources.fs.dry_run: dry_run is a command-line choice (--dry-run), not a plan setting"), std::string::npos) << m;
+  EXPECT_NE(m.find("sources.fs.environments.staging.snapshot: snapshot is a command-line choice (--snapshot)"), std::string::npos) << m;
+  EXPECT_EQ(m.find("live_history"), std::string::npos) << m;  // a plan setting
+}
+
 TEST(Cron, NextRuns) {
   auto daily = CronSchedule::parse("0 2 * * *");
   ASSERT_TRUE(daily);

@@ -1,0 +1,188 @@
+// `backup <kind>` and `restore <kind>` for every source kind that declares its options, generated
+// from its entry: the flags given become a settings section, the kind's one `parse` reads it, and
+// its `backup` / `restore` + `validate` run exactly as a plan, a drill or the daemon runs them. No
+// decision about a kind lives here.
+#include <fmt/format.h>
+
+#include <map>
+
+#include "cli/context.h"
+#include "core/progress.h"
+#include "core/time.h"
+#include "repo/lock.h"
+#include "sources/registry.h"
+
+namespace lifeboat::cli {
+
+namespace {
+
+// The values of one generated command's flags, by plan key.
+struct KindFlags {
+  std::map<std::string, std::string> strings;
+  std::map<std::string, std::vector<std::string>> lists;
+  std::map<std::string, bool> flags;
+  std::map<std::string, CLI::Option*> given;
+  std::vector<std::string> tags;
+  std::string host, at, date;
+};
+
+std::string names_of(const sources::KindOption& o) {
+  if (!o.flag.empty()) return o.flag;
+  std::string f = "--" + o.key;
+  for (auto& ch : f)
+    if (ch == '_') ch = '-';
+  return f;
+}
+
+void add_kind_options(CLI::App* cmd, const sources::SourceKind& kind, unsigned use, KindFlags& f) {
+  for (const auto& o : kind.options) {
+    if (!(o.use & use)) continue;
+    CLI::Option* opt = nullptr;
+    switch (o.type) {
+      case sources::OptionType::kString:
+      case sources::OptionType::kCount:
+        opt = cmd->add_option(names_of(o), f.strings[o.key], o.help);
+        break;
+      case sources::OptionType::kStrings:
+        opt = cmd->add_option(names_of(o), f.lists[o.key], o.help);
+        break;
+      case sources::OptionType::kFlag:
+        opt = cmd->add_flag(names_of(o), f.flags[o.key], o.help);
+        break;
+    }
+    if (!o.default_text.empty()) opt->default_str(o.default_text);
+    if (o.required) opt->required();
+    f.given[o.key] = opt;
+  }
+}
+
+// The settings section the flags given make; counts are numbers, as a plan writes them.
+Result<nlohmann::json> section_of(const sources::SourceKind& kind, unsigned use, const KindFlags& f) {
+  nlohmann::json section = nlohmann::json::object();
+  for (const auto& o : kind.options) {
+    if (!(o.use & use)) continue;
+    auto it = f.given.find(o.key);
+    if (it == f.given.end() || it->second->count() == 0) continue;
+    switch (o.type) {
+      case sources::OptionType::kString: section[o.key] = f.strings.at(o.key); break;
+      case sources::OptionType::kStrings: section[o.key] = f.lists.at(o.key); break;
+      case sources::OptionType::kFlag: section[o.key] = f.flags.at(o.key); break;
+      case sources::OptionType::kCount: {
+        const std::string& v = f.strings.at(o.key);
+        char* end = nullptr;
+        long long n = std::strtoll(v.c_str(), &end, 10);
+        if (v.empty() || *end) return Error(Code::kInvalidArgument, fmt::format("{} {}: expected a whole number", sources::flag_of(o), v));
+        section[o.key] = n;
+        break;
+      }
+    }
+  }
+  return section;
+}
+
+// The kind's parse of the flags; its problems name the flags, not the plan keys.
+Result<sources::SettingsPtr> parse_flags(const sources::SourceKind& kind, unsigned use, const KindFlags& f) {
+  LB_ASSIGN_OR_RETURN(auto section, section_of(kind, use, f));
+  std::vector<sources::SettingsProblem> problems;
+  auto settings = kind.parse(section, problems);
+  if (!problems.empty() || !settings) {
+    std::vector<std::string> said;
+    for (const auto& p : problems) {
+      std::string where = p.key;
+      for (const auto& o : kind.options)
+        if (p.key == o.key || p.key.rfind(o.key + ".", 0) == 0) where = sources::flag_of(o);
+      said.push_back(fmt::format("{}: {}", where, p.message));
+    }
+    return Error(Code::kInvalidArgument, fmt::format("{} {}", kind.name, said.empty() ? "settings refused" : fmt::format("{}", fmt::join(said, "; "))));
+  }
+  return settings;
+}
+
+Status show(const GlobalOptions& g, const sources::Report& r) {
+  if (g.json) {
+    print_json(r.json);
+  } else {
+    for (const auto& w : r.warnings) fmt::print(stderr, "warning: {}\n", w);
+    if (!g.quiet)
+      for (const auto& l : r.lines) fmt::print("{}\n", l);
+  }
+  return r.status;
+}
+
+void register_kind_backup(CommandSet c, CLI::App* backup, const sources::SourceKind& kind) {
+  auto* cmd = backup->add_subcommand(kind.name, kind.summary);
+  auto f = std::make_shared<KindFlags>();
+  add_kind_options(cmd, kind, sources::kBackupOption, *f);
+  cmd->add_option("--tag", f->tags, "tag the snapshot (repeatable)");
+  cmd->add_option("--host", f->host, "host name to record (default: this host)");
+  cmd->callback([c, f, &kind] {
+    c.action = [c, f, &kind]() -> Status {
+      LB_ASSIGN_OR_RETURN(auto settings, parse_flags(kind, sources::kBackupOption, *f));
+      LB_ASSIGN_OR_RETURN(auto repo, open_repository(c.global));
+      LB_ASSIGN_OR_RETURN(auto lock, repo::RepoLock::acquire(*repo, repo::LockKind::kShared));
+      ProgressCounters counters;
+      sources::SourceContext ctx{*repo, "", counters, f->tags, f->host};
+      ProgressDisplay display("backup", counters, progress_enabled(c.global));
+      auto r = kind.backup(ctx, *settings);
+      display.stop();
+      if (!r) return r.status();
+      return show(c.global, r->report);
+    };
+  });
+}
+
+void register_kind_restore(CommandSet c, CLI::App* restore, const sources::SourceKind& kind) {
+  auto* cmd = restore->add_subcommand(kind.name, kind.summary);
+  auto f = std::make_shared<KindFlags>();
+  add_kind_options(cmd, kind, sources::kRestoreOption, *f);
+  cmd->add_option("--at", f->at, "the state as of this time (default: the newest restorable point)");
+  cmd->add_option("--date", f->date, "the state at the end of this day (YYYY-MM-DD, local time)");
+  cmd->callback([c, f, &kind] {
+    c.action = [c, f, &kind]() -> Status {
+      LB_ASSIGN_OR_RETURN(auto settings, parse_flags(kind, sources::kRestoreOption, *f));
+      LB_ASSIGN_OR_RETURN(auto at, requested_instant(f->at, f->date));
+      LB_ASSIGN_OR_RETURN(auto repo, open_repository(c.global));
+      // Shared: a prune running meanwhile keeps every pack this restore may still read.
+      LB_ASSIGN_OR_RETURN(auto lock, repo::RepoLock::acquire(*repo, repo::LockKind::kShared));
+      ProgressCounters counters;
+      sources::SourceContext ctx{*repo, "", counters};
+      int64_t start = monotonic_ns();
+      ProgressDisplay display("restore", counters, progress_enabled(c.global));
+      auto r = kind.restore(ctx, *settings, at);
+      display.stop();
+      if (!r) return r.status();
+      // The checks read the target back, as a drill's do; their verdict decides the exit code.
+      std::vector<sources::CheckResult> checks;
+      if (!r->checks.empty()) checks = kind.validate(ctx, *settings, *r, r->checks);
+      sources::Report report = r->report;
+      bool ok = true;
+      nlohmann::json cj = nlohmann::json::array();
+      for (const auto& ch : checks) {
+        ok = ok && ch.ok;
+        cj.push_back({{"check", ch.name}, {"ok", ch.ok}, {"detail", ch.detail}});
+        report.lines.push_back(fmt::format("check {}: {} — {}", ch.name, ch.ok ? "ok" : "FAILED", ch.detail));
+      }
+      if (report.json.is_object()) {
+        report.json["checks"] = cj;
+        if (!report.json.contains("duration_ms")) report.json["duration_ms"] = (monotonic_ns() - start) / 1000000;
+      }
+      LB_RETURN_IF_ERROR(show(c.global, report));
+      if (!ok)
+        return Error(Code::kCorrupt, fmt::format("the restored {} differs from the restored state (see the checks above)",
+                                                 r->details.value("target_kind", "target")));
+      return Status::ok();
+    };
+  });
+}
+
+}  // namespace
+
+void register_kinds(CommandSet c) {
+  for (const auto* kind : sources::source_kinds()) {
+    if (kind->options.empty()) continue;
+    register_kind_backup(c, c.app.get_subcommand("backup"), *kind);
+    register_kind_restore(c, c.app.get_subcommand("restore"), *kind);
+  }
+}
+
+}  // namespace lifeboat::cli
