@@ -34,8 +34,8 @@ std::string names_of(const sources::KindOption& o) {
   return f;
 }
 
-void add_kind_options(CLI::App* cmd, const sources::SourceKind& kind, unsigned use, KindFlags& f) {
-  for (const auto& o : kind.options) {
+void add_kind_options(CLI::App* cmd, const std::vector<sources::KindOption>& options, unsigned use, KindFlags& f) {
+  for (const auto& o : options) {
     if (!(o.use & use)) continue;
     CLI::Option* opt = nullptr;
     switch (o.type) {
@@ -57,9 +57,9 @@ void add_kind_options(CLI::App* cmd, const sources::SourceKind& kind, unsigned u
 }
 
 // The settings section the flags given make; counts are numbers, as a plan writes them.
-Result<nlohmann::json> section_of(const sources::SourceKind& kind, unsigned use, const KindFlags& f) {
+Result<nlohmann::json> section_of(const std::vector<sources::KindOption>& options, unsigned use, const KindFlags& f) {
   nlohmann::json section = nlohmann::json::object();
-  for (const auto& o : kind.options) {
+  for (const auto& o : options) {
     if (!(o.use & use)) continue;
     auto it = f.given.find(o.key);
     if (it == f.given.end() || it->second->count() == 0) continue;
@@ -82,19 +82,12 @@ Result<nlohmann::json> section_of(const sources::SourceKind& kind, unsigned use,
 
 // The kind's parse of the flags; its problems name the flags, not the plan keys.
 Result<sources::SettingsPtr> parse_flags(const sources::SourceKind& kind, unsigned use, const KindFlags& f) {
-  LB_ASSIGN_OR_RETURN(auto section, section_of(kind, use, f));
+  LB_ASSIGN_OR_RETURN(auto section, section_of(kind.options, use, f));
   std::vector<sources::SettingsProblem> problems;
   auto settings = kind.parse(section, problems);
-  if (!problems.empty() || !settings) {
-    std::vector<std::string> said;
-    for (const auto& p : problems) {
-      std::string where = p.key;
-      for (const auto& o : kind.options)
-        if (p.key == o.key || p.key.rfind(o.key + ".", 0) == 0) where = sources::flag_of(o);
-      said.push_back(fmt::format("{}: {}", where, p.message));
-    }
-    return Error(Code::kInvalidArgument, fmt::format("{} {}", kind.name, said.empty() ? "settings refused" : fmt::format("{}", fmt::join(said, "; "))));
-  }
+  if (!problems.empty() || !settings)
+    return Error(Code::kInvalidArgument,
+                 fmt::format("{}: {}", kind.name, problems.empty() ? "settings refused" : sources::problems_as_flags(kind.options, problems)));
   return settings;
 }
 
@@ -110,9 +103,9 @@ Status show(const GlobalOptions& g, const sources::Report& r) {
 }
 
 void register_kind_backup(CommandSet c, CLI::App* backup, const sources::SourceKind& kind) {
-  auto* cmd = backup->add_subcommand(kind.name, kind.summary);
+  auto* cmd = backup->add_subcommand(kind.command.empty() ? kind.name : kind.command, kind.summary);
   auto f = std::make_shared<KindFlags>();
-  add_kind_options(cmd, kind, sources::kBackupOption, *f);
+  add_kind_options(cmd, kind.options, sources::kBackupOption, *f);
   cmd->add_option("--tag", f->tags, "tag the snapshot (repeatable)");
   cmd->add_option("--host", f->host, "host name to record (default: this host)");
   cmd->callback([c, f, &kind] {
@@ -132,9 +125,9 @@ void register_kind_backup(CommandSet c, CLI::App* backup, const sources::SourceK
 }
 
 void register_kind_restore(CommandSet c, CLI::App* restore, const sources::SourceKind& kind) {
-  auto* cmd = restore->add_subcommand(kind.name, kind.summary);
+  auto* cmd = restore->add_subcommand(kind.command.empty() ? kind.name : kind.command, kind.summary);
   auto f = std::make_shared<KindFlags>();
-  add_kind_options(cmd, kind, sources::kRestoreOption, *f);
+  add_kind_options(cmd, kind.options, sources::kRestoreOption, *f);
   cmd->add_option("--at", f->at, "the state as of this time (default: the newest restorable point)");
   cmd->add_option("--date", f->date, "the state at the end of this day (YYYY-MM-DD, local time)");
   cmd->callback([c, f, &kind] {
@@ -175,13 +168,50 @@ void register_kind_restore(CommandSet c, CLI::App* restore, const sources::Sourc
   });
 }
 
+void register_verb(CommandSet c, const sources::KindVerb& verb) {
+  CLI::App* parent = &c.app;
+  for (size_t i = 0; i + 1 < verb.words.size(); ++i) {
+    CLI::App* group = nullptr;
+    try {
+      group = parent->get_subcommand(verb.words[i]);
+    } catch (const CLI::OptionNotFound&) {
+      group = parent->add_subcommand(verb.words[i], fmt::format("{} commands", verb.words[i]));
+      group->require_subcommand(1);
+    }
+    parent = group;
+  }
+  auto* cmd = parent->add_subcommand(verb.words.back(), verb.help);
+  auto f = std::make_shared<KindFlags>();
+  add_kind_options(cmd, verb.options, sources::kBothOptions, *f);
+  cmd->callback([c, f, &verb] {
+    c.action = [c, f, &verb]() -> Status {
+      LB_ASSIGN_OR_RETURN(auto args, section_of(verb.options, sources::kBothOptions, *f));
+      std::unique_ptr<repo::Repository> repo;
+      std::unique_ptr<repo::RepoLock> lock;
+      if (verb.needs_repository) {
+        LB_ASSIGN_OR_RETURN(repo, open_repository(c.global));
+        LB_ASSIGN_OR_RETURN(lock, repo::RepoLock::acquire(*repo, repo::LockKind::kShared));
+      }
+      ProgressCounters counters;
+      ProgressDisplay display(verb.progress_label.empty() ? verb.words.back() : verb.progress_label, counters,
+                              progress_enabled(c.global));
+      auto r = verb.run(repo.get(), args, counters);
+      display.stop();
+      if (!r) return r.status();
+      return show(c.global, *r);
+    };
+  });
+}
+
 }  // namespace
 
 void register_kinds(CommandSet c) {
   for (const auto* kind : sources::source_kinds()) {
-    if (kind->options.empty()) continue;
-    register_kind_backup(c, c.app.get_subcommand("backup"), *kind);
-    register_kind_restore(c, c.app.get_subcommand("restore"), *kind);
+    if (!kind->options.empty()) {
+      register_kind_backup(c, c.app.get_subcommand("backup"), *kind);
+      register_kind_restore(c, c.app.get_subcommand("restore"), *kind);
+    }
+    for (const auto& verb : kind->verbs) register_verb(c, verb);
   }
 }
 

@@ -70,8 +70,6 @@ void register_repair(CommandSet c);
 void register_forget(CommandSet c);
 // `backup mongodb`, `restore mongodb` and `mongodb follow`; after register_backup and register_restore.
 void register_mongodb(CommandSet c);
-// `backup gcs`, `restore gcs` and `sync`; after register_backup and register_restore.
-void register_gcs(CommandSet c);
 // `backup config` and `restore config`; after register_backup and register_restore.
 void register_config(CommandSet c);
 // `backup models` and `restore models`; after register_backup and register_restore.

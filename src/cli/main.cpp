@@ -48,7 +48,6 @@ int main(int argc, char** argv) {
   register_repair(c);
   register_forget(c);
   register_mongodb(c);
-  register_gcs(c);
   register_config(c);
   register_models(c);
   register_kinds(c);

@@ -221,6 +221,7 @@ std::vector<SourceOutcome> run_backups(RepositorySet& repos, const std::vector<c
       ProgressCounters progress;
       sources::SourceContext ctx{*repo, s->name, progress};
       LB_ASSIGN_OR_RETURN(auto b, s->entry->backup(ctx, *s->parsed));
+      LB_RETURN_IF_ERROR(b.report.status);  // saved, but the kind's own checks of it failed
       o.result = {{"snapshot", b.snapshot_id}, {"summary", b.summary}, {"warnings", b.warnings}};
       if (!b.more_snapshots.empty()) o.result["more_snapshots"] = b.more_snapshots;
       if (!b.snapshot_id.empty()) {

@@ -413,6 +413,11 @@ class Loader {
           problem(at + "." + o.key, fmt::format("{} is a command-line choice ({}), not a plan setting", o.key, sources::flag_of(o)));
     };
     refuse_command_line(spec.settings, key);
+    // What the kind declares required (on the command line CLI11 asks for it).
+    std::set<std::string> required;
+    for (const auto& o : kind.options)
+      if (o.required && !o.command_line && spec.settings.is_object() && !spec.settings.contains(o.key)) required.insert(o.key);
+    for (const auto& k : required) problem(key + "." + k, "required");
     for (const auto& [env, override_] : spec.environments) refuse_command_line(override_, key + ".environments." + env);
     for (const auto& v : spec.validation)
       if (std::find(kind.validations.begin(), kind.validations.end(), v) == kind.validations.end())

@@ -1,6 +1,8 @@
 // The list of source kinds: one line per kind.
 #include "sources/registry.h"
 
+#include <fmt/format.h>
+
 #include "repo/snapshot_select.h"
 #include "sources/config/config_source.h"
 #include "sources/files/files_source.h"
@@ -30,6 +32,17 @@ std::vector<CheckResult> all_failed(const std::vector<std::string>& checks, cons
   std::vector<CheckResult> out;
   for (const auto& c : checks) out.push_back({c, false, why});
   return out;
+}
+
+std::string problems_as_flags(const std::vector<KindOption>& options, const std::vector<SettingsProblem>& problems) {
+  std::vector<std::string> said;
+  for (const auto& p : problems) {
+    std::string where = p.key;
+    for (const auto& o : options)
+      if (p.key == o.key || p.key.rfind(o.key + ".", 0) == 0) where = flag_of(o);
+    said.push_back(fmt::format("{}: {}", where, p.message));
+  }
+  return fmt::format("{}", fmt::join(said, "; "));
 }
 
 std::optional<repo::SnapshotRef> newest_snapshot(const std::vector<repo::SnapshotRef>& all, const std::string& snapshot_source,

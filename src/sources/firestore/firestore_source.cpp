@@ -74,7 +74,7 @@ struct FirestoreSettings : SourceSettings {
 std::shared_ptr<const FirestoreSettings> parse(const nlohmann::json& section, std::vector<SettingsProblem>& problems) {
   SettingsReader r(section, problems);
   auto s = std::make_shared<FirestoreSettings>();
-  s->project = r.string("project", true);
+  s->project = r.string("project");  // required: declared so (the plan and the command line ask for it)
   std::string db = r.string("database");
   if (!db.empty()) s->database = db;
   s->collections = r.strings("collections");
