@@ -9,6 +9,7 @@
 #include "cli/context.h"
 #include "core/progress.h"
 #include "core/time.h"
+#include "plan/plan.h"
 #include "repo/lock.h"
 #include "sources/registry.h"
 
@@ -23,7 +24,7 @@ struct KindFlags {
   std::map<std::string, bool> flags;
   std::map<std::string, CLI::Option*> given;
   std::vector<std::string> tags;
-  std::string host, at, date;
+  std::string host, at, date, environment;
 };
 
 std::string names_of(const sources::KindOption& o) {
@@ -84,7 +85,7 @@ Result<nlohmann::json> section_of(const std::vector<sources::KindOption>& option
 Result<sources::SettingsPtr> parse_flags(const sources::SourceKind& kind, unsigned use, const KindFlags& f) {
   LB_ASSIGN_OR_RETURN(auto section, section_of(kind.options, use, f));
   std::vector<sources::SettingsProblem> problems;
-  auto settings = kind.parse(section, problems);
+  auto settings = kind.parse(section, use == sources::kBackupOption ? sources::SettingsFor::kBackup : sources::SettingsFor::kRestore, problems);
   if (!problems.empty() || !settings)
     return Error(Code::kInvalidArgument,
                  fmt::format("{}: {}", kind.name, problems.empty() ? "settings refused" : sources::problems_as_flags(kind.options, problems)));
@@ -124,16 +125,34 @@ void register_kind_backup(CommandSet c, CLI::App* backup, const sources::SourceK
   });
 }
 
+// With a plan: the plan's sources of this kind (only the one --name names, when the kind has it),
+// restored as `restore --environment` restores them.
+Status restore_plan_sources(const GlobalOptions& g, const std::string& file, const sources::SourceKind& kind, const KindFlags& f,
+                            std::optional<int64_t> at) {
+  if (f.environment.empty()) return Error(Code::kInvalidArgument, "plan mode: --environment ENV is required");
+  LB_ASSIGN_OR_RETURN(auto p, plan::load_plan(file));
+  auto named = f.strings.find("name");
+  std::string only = named != f.strings.end() ? named->second : "";
+  std::vector<std::string> names;
+  for (const auto& s : p.sources)
+    if (s.kind == kind.name && (only.empty() || s.name == only)) names.push_back(s.name);
+  if (names.empty()) return Error(Code::kNotFound, fmt::format("the plan has no {} source{}", kind.name, only.empty() ? "" : " " + only));
+  return plan_restore(g, file, names, f.environment, at);
+}
+
 void register_kind_restore(CommandSet c, CLI::App* restore, const sources::SourceKind& kind) {
   auto* cmd = restore->add_subcommand(kind.command.empty() ? kind.name : kind.command, kind.summary);
   auto f = std::make_shared<KindFlags>();
   add_kind_options(cmd, kind.options, sources::kRestoreOption, *f);
   cmd->add_option("--at", f->at, "the state as of this time (default: the newest restorable point)");
   cmd->add_option("--date", f->date, "the state at the end of this day (YYYY-MM-DD, local time)");
+  cmd->add_option("--environment", f->environment,
+                  fmt::format("plan mode: restore every {} source of the plan (or --name's) into this environment", kind.name));
   cmd->callback([c, f, &kind] {
     c.action = [c, f, &kind]() -> Status {
-      LB_ASSIGN_OR_RETURN(auto settings, parse_flags(kind, sources::kRestoreOption, *f));
       LB_ASSIGN_OR_RETURN(auto at, requested_instant(f->at, f->date));
+      if (auto file = plan_mode(c.global)) return restore_plan_sources(c.global, *file, kind, *f, at);
+      LB_ASSIGN_OR_RETURN(auto settings, parse_flags(kind, sources::kRestoreOption, *f));
       LB_ASSIGN_OR_RETURN(auto repo, open_repository(c.global));
       // Shared: a prune running meanwhile keeps every pack this restore may still read.
       LB_ASSIGN_OR_RETURN(auto lock, repo::RepoLock::acquire(*repo, repo::LockKind::kShared));

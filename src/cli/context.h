@@ -72,8 +72,6 @@ void register_forget(CommandSet c);
 void register_mongodb(CommandSet c);
 // `backup config` and `restore config`; after register_backup and register_restore.
 void register_config(CommandSet c);
-// `backup models` and `restore models`; after register_backup and register_restore.
-void register_models(CommandSet c);
 // `backup <kind>` and `restore <kind>` for every kind that declares its options (cmd_kinds.cpp);
 // after register_backup and register_restore.
 void register_kinds(CommandSet c);

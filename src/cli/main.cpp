@@ -49,7 +49,6 @@ int main(int argc, char** argv) {
   register_forget(c);
   register_mongodb(c);
   register_config(c);
-  register_models(c);
   register_kinds(c);
   register_copy(c);
   register_plan(c);

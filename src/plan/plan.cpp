@@ -389,7 +389,7 @@ class Loader {
   void parse_settings(SourceSpec& spec, const std::string& key) {
     const auto& kind = *spec.entry;
     std::vector<sources::SettingsProblem> found;
-    spec.parsed = kind.parse(spec.settings, found);
+    spec.parsed = kind.parse(spec.settings, sources::SettingsFor::kPlan, found);
     std::set<std::string> said;
     for (const auto& f : found) {
       problem(f.key.empty() ? key : key + "." + f.key, f.message);
@@ -399,7 +399,7 @@ class Loader {
       nlohmann::json merged = spec.settings;
       merged.merge_patch(override_);
       std::vector<sources::SettingsProblem> ef;
-      auto parsed = kind.parse(merged, ef);
+      auto parsed = kind.parse(merged, sources::SettingsFor::kPlan, ef);
       for (const auto& f : ef)
         if (!said.count(f.key + ": " + f.message)) problem(key + ".environments." + env + (f.key.empty() ? "" : "." + f.key), f.message);
       if (parsed) spec.environment_parsed[env] = parsed;
@@ -413,11 +413,6 @@ class Loader {
           problem(at + "." + o.key, fmt::format("{} is a command-line choice ({}), not a plan setting", o.key, sources::flag_of(o)));
     };
     refuse_command_line(spec.settings, key);
-    // What the kind declares required (on the command line CLI11 asks for it).
-    std::set<std::string> required;
-    for (const auto& o : kind.options)
-      if (o.required && !o.command_line && spec.settings.is_object() && !spec.settings.contains(o.key)) required.insert(o.key);
-    for (const auto& k : required) problem(key + "." + k, "required");
     for (const auto& [env, override_] : spec.environments) refuse_command_line(override_, key + ".environments." + env);
     for (const auto& v : spec.validation)
       if (std::find(kind.validations.begin(), kind.validations.end(), v) == kind.validations.end())

@@ -95,6 +95,10 @@ struct SourceContext {
 // CLI gathers the flags given into a settings section and hands it to the kind's one `parse`.
 enum class OptionType { kString, kStrings, kFlag, kCount };
 enum OptionUse : unsigned { kBackupOption = 1, kRestoreOption = 2, kBothOptions = 3 };
+// What a settings section is read for: a plan source (everything it may do), or one command-line
+// backup or restore (only what that command needs: a restore into a directory names no server).
+enum class SettingsFor { kPlan, kBackup, kRestore };
+
 struct KindOption {
   std::string key;
   OptionType type = OptionType::kString;
@@ -146,7 +150,7 @@ struct SourceKind {
   // Typed settings from the plan's section (for restores: merged with the environment's override).
   // Problems are appended with the key they concern; the result is nullptr only when there were any.
   // `plan check` and every run use this one parser.
-  std::function<SettingsPtr(const nlohmann::json& section, std::vector<SettingsProblem>& problems)> parse;
+  std::function<SettingsPtr(const nlohmann::json& section, SettingsFor purpose, std::vector<SettingsProblem>& problems)> parse;
 
   std::function<Result<SourceBackup>(SourceContext&, const SourceSettings&)> backup;
   // Restores the state as of `at_ns` (default: newest) where the settings say.
@@ -206,7 +210,8 @@ struct TypedSourceKind {
   std::string snapshot_source;
   std::vector<KindOption> options;
   std::vector<KindVerb> verbs;
-  std::function<std::shared_ptr<const S>(const nlohmann::json& section, std::vector<SettingsProblem>& problems)> parse;
+  std::function<std::shared_ptr<const S>(const nlohmann::json& section, SettingsFor purpose, std::vector<SettingsProblem>& problems)>
+      parse;
   std::function<Result<SourceBackup>(SourceContext&, const S&)> backup;
   std::function<Result<SourceRestore>(SourceContext&, const S&, std::optional<int64_t> at_ns)> restore;
   std::function<std::vector<CheckResult>(SourceContext&, const S&, const SourceRestore&, const std::vector<std::string>& checks)>
@@ -226,8 +231,8 @@ struct TypedSourceKind {
     auto as = [](const SourceSettings& s) -> const S& { return static_cast<const S&>(s); };
     SourceKind k{.name = name, .summary = summary, .command = command, .validations = validations, .snapshot_source = snapshot_source,
                  .options = options, .verbs = verbs};
-    k.parse = [f = parse](const nlohmann::json& section, std::vector<SettingsProblem>& problems) -> SettingsPtr {
-      return f(section, problems);
+    k.parse = [f = parse](const nlohmann::json& section, SettingsFor purpose, std::vector<SettingsProblem>& problems) -> SettingsPtr {
+      return f(section, purpose, problems);
     };
     k.backup = [f = backup, as](SourceContext& c, const SourceSettings& s) { return f(c, as(s)); };
     k.restore = [f = restore, as](SourceContext& c, const SourceSettings& s, std::optional<int64_t> at) { return f(c, as(s), at); };

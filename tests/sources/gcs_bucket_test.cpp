@@ -47,15 +47,15 @@ TEST(GcsBucketKind, SettingsAreChecked) {
   const SourceKind* k = find_source_kind("gcs_bucket");
   ASSERT_NE(k, nullptr);
   std::vector<SettingsProblem> problems;
-  EXPECT_NE(k->parse({{"bucket", "gs://assets"}, {"critical", {"*.onnx"}}, {"versions", true}}, problems), nullptr);
+  EXPECT_NE(k->parse({{"bucket", "gs://assets"}, {"critical", {"*.onnx"}}, {"versions", true}}, SettingsFor::kPlan, problems), nullptr);
   EXPECT_TRUE(problems.empty());
-  EXPECT_EQ(k->parse({{"bucket", "s3://x"}}, problems), nullptr);
+  EXPECT_EQ(k->parse({{"bucket", "s3://x"}}, SettingsFor::kPlan, problems), nullptr);
   ASSERT_FALSE(problems.empty());
   EXPECT_EQ(problems[0].key, "bucket");
   problems.clear();
-  EXPECT_EQ(k->parse({{"bucket", "gs://a"}, {"to", "gs://b"}, {"target", "/tmp/x"}}, problems), nullptr);
+  EXPECT_EQ(k->parse({{"bucket", "gs://a"}, {"to", "gs://b"}, {"target", "/tmp/x"}}, SettingsFor::kPlan, problems), nullptr);
   problems.clear();
-  EXPECT_EQ(k->parse({{"versions", "gs://a"}}, problems), nullptr);  // no bucket, versions not a bool
+  EXPECT_EQ(k->parse({{"versions", "gs://a"}}, SettingsFor::kPlan, problems), nullptr);  // no bucket, versions not a bool
   EXPECT_GE(problems.size(), 2u);
 }
 

@@ -43,7 +43,7 @@ TEST(SourceContract, EveryKindRefusesAnUnknownSettingByName) {
     ASSERT_TRUE(kind->parse) << kind->name;
     ASSERT_TRUE(kind->backup && kind->restore && kind->validate) << kind->name;
     std::vector<SettingsProblem> problems;
-    auto parsed = kind->parse(nlohmann::json{{"no_such_setting", 1}}, problems);
+    auto parsed = kind->parse(nlohmann::json{{"no_such_setting", 1}}, SettingsFor::kPlan, problems);
     EXPECT_EQ(parsed, nullptr) << kind->name;
     bool named = false;
     for (const auto& p : problems) named = named || p.key == "no_such_setting";

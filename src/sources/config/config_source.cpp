@@ -24,7 +24,7 @@ struct ConfigSettings : SourceSettings {
   std::set<std::string> only;
 };
 
-std::shared_ptr<const ConfigSettings> parse(const nlohmann::json& section, std::vector<SettingsProblem>& problems) {
+std::shared_ptr<const ConfigSettings> parse(const nlohmann::json& section, SettingsFor, std::vector<SettingsProblem>& problems) {
   SettingsReader r(section, problems);
   auto s = std::make_shared<ConfigSettings>();
   s->paths = r.strings("paths");

@@ -23,7 +23,7 @@ struct FilesSettings : SourceSettings {
   std::string target;  // restores: the directory the tree is recreated under
 };
 
-std::shared_ptr<const FilesSettings> parse(const nlohmann::json& section, std::vector<SettingsProblem>& problems) {
+std::shared_ptr<const FilesSettings> parse(const nlohmann::json& section, SettingsFor, std::vector<SettingsProblem>& problems) {
   SettingsReader r(section, problems);
   auto s = std::make_shared<FilesSettings>();
   s->paths = r.strings("paths", true);

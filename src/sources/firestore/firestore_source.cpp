@@ -71,10 +71,10 @@ struct FirestoreSettings : SourceSettings {
   std::vector<std::string> checks = {"counts", "hashes"};
 };
 
-std::shared_ptr<const FirestoreSettings> parse(const nlohmann::json& section, std::vector<SettingsProblem>& problems) {
+std::shared_ptr<const FirestoreSettings> parse(const nlohmann::json& section, SettingsFor, std::vector<SettingsProblem>& problems) {
   SettingsReader r(section, problems);
   auto s = std::make_shared<FirestoreSettings>();
-  s->project = r.string("project");  // required: declared so (the plan and the command line ask for it)
+  s->project = r.string("project", true);
   std::string db = r.string("database");
   if (!db.empty()) s->database = db;
   s->collections = r.strings("collections");

@@ -64,10 +64,11 @@ struct GcsSettings : SourceSettings {
   bool delete_extra = false, delete_extra_dry_run = false, dry_run = false;
 };
 
-std::shared_ptr<const GcsSettings> parse(const nlohmann::json& section, std::vector<SettingsProblem>& problems) {
+std::shared_ptr<const GcsSettings> parse(const nlohmann::json& section, SettingsFor purpose, std::vector<SettingsProblem>& problems) {
   SettingsReader r(section, problems);
   auto s = std::make_shared<GcsSettings>();
-  s->bucket = r.string("bucket");  // required for backups and plans: declared so
+  // A command-line restore may leave the bucket out when the repository holds one.
+  s->bucket = r.string("bucket", purpose != SettingsFor::kRestore);
   s->name = r.string("name");
   s->versions = r.boolean("versions", false);
   s->force = r.boolean("force", false);

@@ -24,7 +24,7 @@ struct MongoSettings : SourceSettings {
   bool skip_unknown = false;
 };
 
-std::shared_ptr<const MongoSettings> parse(const nlohmann::json& section, std::vector<SettingsProblem>& problems) {
+std::shared_ptr<const MongoSettings> parse(const nlohmann::json& section, SettingsFor, std::vector<SettingsProblem>& problems) {
   SettingsReader r(section, problems);
   auto s = std::make_shared<MongoSettings>();
   s->uri = r.string("uri", true);
