@@ -20,8 +20,6 @@ std::optional<std::string> plan_mode(const GlobalOptions& g) {
   return std::nullopt;
 }
 
-namespace {
-
 Status report_outcomes(const GlobalOptions& g, const char* verb, const std::vector<ops::SourceOutcome>& outcomes,
                        std::optional<int64_t> at_ns) {
   nlohmann::json arr = nlohmann::json::array();
@@ -65,8 +63,6 @@ Status report_outcomes(const GlobalOptions& g, const char* verb, const std::vect
   if (failed) return Error(Code::kFatal, fmt::format("{} of {} source(s) failed", failed, outcomes.size()));
   return Status::ok();
 }
-
-}  // namespace
 
 Status plan_backup(const GlobalOptions& g, const std::string& file, const std::vector<std::string>& names) {
   LB_ASSIGN_OR_RETURN(auto p, plan::load_plan(file));

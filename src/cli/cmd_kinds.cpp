@@ -96,7 +96,7 @@ Status show(const GlobalOptions& g, const sources::Report& r) {
   if (g.json) {
     print_json(r.json);
   } else {
-    for (const auto& w : r.warnings) fmt::print(stderr, "warning: {}\n", w);
+    for (const auto& w : r.warnings) fmt::print(stderr, "{}\n", w);
     if (!g.quiet)
       for (const auto& l : r.lines) fmt::print("{}\n", l);
   }
@@ -126,18 +126,29 @@ void register_kind_backup(CommandSet c, CLI::App* backup, const sources::SourceK
 }
 
 // With a plan: the plan's sources of this kind (only the one --name names, when the kind has it),
-// restored as `restore --environment` restores them.
+// restored into the environment as `restore --environment` restores them, with the flags given laid
+// over the environment's settings (--only, --dry-run); each source's own report, its checks, then
+// the outcomes.
 Status restore_plan_sources(const GlobalOptions& g, const std::string& file, const sources::SourceKind& kind, const KindFlags& f,
                             std::optional<int64_t> at) {
   if (f.environment.empty()) return Error(Code::kInvalidArgument, "plan mode: --environment ENV is required");
   LB_ASSIGN_OR_RETURN(auto p, plan::load_plan(file));
-  auto named = f.strings.find("name");
-  std::string only = named != f.strings.end() ? named->second : "";
-  std::vector<std::string> names;
-  for (const auto& s : p.sources)
-    if (s.kind == kind.name && (only.empty() || s.name == only)) names.push_back(s.name);
-  if (names.empty()) return Error(Code::kNotFound, fmt::format("the plan has no {} source{}", kind.name, only.empty() ? "" : " " + only));
-  return plan_restore(g, file, names, f.environment, at);
+  LB_ASSIGN_OR_RETURN(auto overrides, section_of(kind.options, sources::kRestoreOption, f));
+  std::string only = overrides.value("name", "");
+  overrides.erase("name");
+  ops::RepositorySet repos(p);
+  std::vector<ops::SourceOutcome> outcomes;
+  for (const auto& s : p.sources) {
+    if (s.kind != kind.name || (!only.empty() && s.name != only)) continue;
+    auto run = ops::restore_source(repos, s, f.environment, at, {}, overrides);
+    if (!g.json && !g.quiet) {
+      for (const auto& l : run.report.lines) fmt::print("{}\n", l);
+      for (const auto& ch : run.checks) fmt::print("check {}: {} — {}\n", ch.name, ch.ok ? "ok" : "FAILED", ch.detail);
+    }
+    outcomes.push_back(std::move(run.outcome));
+  }
+  if (outcomes.empty()) return Error(Code::kNotFound, fmt::format("the plan has no {} source{}", kind.name, only.empty() ? "" : " " + only));
+  return report_outcomes(g, "restores", outcomes, at);
 }
 
 void register_kind_restore(CommandSet c, CLI::App* restore, const sources::SourceKind& kind) {

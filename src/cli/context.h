@@ -9,6 +9,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "ops/plan_ops.h"
 #include "repo/repository.h"
 #include "repo/snapshot_select.h"
 
@@ -70,8 +71,6 @@ void register_repair(CommandSet c);
 void register_forget(CommandSet c);
 // `backup mongodb`, `restore mongodb` and `mongodb follow`; after register_backup and register_restore.
 void register_mongodb(CommandSet c);
-// `backup config` and `restore config`; after register_backup and register_restore.
-void register_config(CommandSet c);
 // `backup <kind>` and `restore <kind>` for every kind that declares its options (cmd_kinds.cpp);
 // after register_backup and register_restore.
 void register_kinds(CommandSet c);
@@ -82,6 +81,10 @@ void register_report(CommandSet c);
 void register_daemon(CommandSet c);
 // Plan mode of `backup SOURCE…` and `restore SOURCE|--all`: the plan file when one is set.
 std::optional<std::string> plan_mode(const GlobalOptions& g);
+// Each plan source's outcome of a backup or restore run, as text (one line each) or JSON; fails
+// when any source failed.
+Status report_outcomes(const GlobalOptions& g, const char* verb, const std::vector<ops::SourceOutcome>& outcomes,
+                       std::optional<int64_t> at_ns);
 Status plan_backup(const GlobalOptions& g, const std::string& plan_file, const std::vector<std::string>& sources);
 Status plan_restore(const GlobalOptions& g, const std::string& plan_file, const std::vector<std::string>& sources,
                     const std::string& environment, std::optional<int64_t> at_ns);

@@ -48,7 +48,6 @@ int main(int argc, char** argv) {
   register_repair(c);
   register_forget(c);
   register_mongodb(c);
-  register_config(c);
   register_kinds(c);
   register_copy(c);
   register_plan(c);

@@ -57,13 +57,17 @@ Result<nlohmann::json> apply_source_retention(repo::Repository& repo, const plan
 
 // One source restored into `environment` as of `at_ns` (default: newest), then each of its
 // validations run against the restored target. `after_restore` (drills) runs between the two.
+// `overrides`: settings a person gave on the command line for this one restore (--only, --dry-run),
+// laid over the environment's. A dry run (the kind says so) runs no validation: nothing was written.
 struct RestoreRun {
   SourceOutcome outcome;
   std::vector<sources::CheckResult> checks;
   std::optional<int64_t> point_ns;  // set when the restore succeeded
+  sources::Report report;           // what the kind says about it, for a person
 };
 RestoreRun restore_source(RepositorySet& repos, const plan::SourceSpec& s, const std::string& environment,
-                          std::optional<int64_t> at_ns, const std::function<Status(const plan::SourceSpec&)>& after_restore = {});
+                          std::optional<int64_t> at_ns, const std::function<Status(const plan::SourceSpec&)>& after_restore = {},
+                          const nlohmann::json& overrides = nlohmann::json::object());
 
 // Restores each source; each result states the restored point and how far it lies from `at_ns`.
 std::vector<SourceOutcome> run_restores(RepositorySet& repos, const std::vector<const plan::SourceSpec*>& sources,

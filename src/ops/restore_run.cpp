@@ -11,11 +11,22 @@ namespace {
 }  // namespace
 
 RestoreRun restore_source(RepositorySet& repos, const plan::SourceSpec& s, const std::string& environment,
-                          std::optional<int64_t> at_ns, const std::function<Status(const plan::SourceSpec&)>& after_restore) {
+                          std::optional<int64_t> at_ns, const std::function<Status(const plan::SourceSpec&)>& after_restore,
+                          const nlohmann::json& overrides) {
   RestoreRun run;
   run.outcome = timed_outcome(s, [&](SourceOutcome& o) -> Status {
     if (!s.entry) return Error(Code::kInvalidArgument, fmt::format("source kind {} cannot restore", s.kind));
     LB_ASSIGN_OR_RETURN(auto settings, environment_settings(s, environment));
+    if (!overrides.empty()) {
+      nlohmann::json merged = s.settings;
+      if (auto e = s.environments.find(environment); e != s.environments.end()) merged.merge_patch(e->second);
+      merged.merge_patch(overrides);
+      std::vector<sources::SettingsProblem> problems;
+      settings = s.entry->parse(merged, sources::SettingsFor::kPlan, problems);
+      if (!settings || !problems.empty())
+        return Error(Code::kInvalidArgument,
+                     fmt::format("source {}: {}", s.name, sources::problems_as_flags(s.entry->options, problems)));
+    }
     LB_ASSIGN_OR_RETURN(auto repo, repos.acquire(s.repository));
     LB_ASSIGN_OR_RETURN(auto lock, repo::RepoLock::acquire(*repo, repo::LockKind::kShared));
     ProgressCounters progress;
@@ -26,8 +37,9 @@ RestoreRun restore_source(RepositorySet& repos, const plan::SourceSpec& s, const
                 {"details", r.details}};
     if (at_ns) o.result["behind_ms"] = std::max<int64_t>(0, (*at_ns - r.point_ns + kNsPerMs - 1) / kNsPerMs);  // 1 ns short is short
     if (!r.limit.empty()) o.result["limit"] = r.limit;
+    run.report = r.report;
     if (after_restore) LB_RETURN_IF_ERROR(after_restore(s));
-    if (!s.validation.empty()) {
+    if (!s.validation.empty() && !r.dry_run) {
       try {
         run.checks = s.entry->validate(ctx, *settings, r, s.validation);
       } catch (const std::exception& e) {

@@ -75,6 +75,7 @@ struct SourceRestore {
   nlohmann::json expected = nlohmann::json::object();
   // The validations the settings ask a command-line restore to run (none after a dry run).
   std::vector<std::string> checks;
+  bool dry_run = false;  // nothing was written: there is no target to read back
   std::shared_ptr<const RestoredState> state;
   Report report;
 };

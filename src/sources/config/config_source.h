@@ -7,7 +7,5 @@
 namespace lifeboat::sources::config {
 
 const SourceKind& config_source_kind();
-// Where a config source's settings (merged with an environment's) restore to.
-ConfigRestoreOptions restore_options_of(const SourceSettings& settings);
 
 }  // namespace lifeboat::sources::config

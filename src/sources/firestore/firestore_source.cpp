@@ -229,6 +229,7 @@ Result<SourceRestore> restore(SourceContext& ctx, const FirestoreSettings& s, st
                  {"deleted", r.deleted},    {"extra_documents", r.would_delete.size()}, {"from", source},
                  {"target_kind", "database"}};
   out.expected = stats_json(r.expected);
+  out.dry_run = s.dry_run;
   if (!s.dry_run) out.checks = s.checks;
   auto state = std::make_shared<FirestoreRestored>();
   state->expected = r.expected;

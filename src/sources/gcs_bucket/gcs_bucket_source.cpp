@@ -121,7 +121,7 @@ Result<SourceBackup> backup(SourceContext& ctx, const GcsSettings& s) {
   out.report.json = {{"snapshot_id", r.snapshot_id}, {"short_id", r.snapshot_id.substr(0, 8)}, {"time", format_rfc3339(snap.time_ns)},
                      {"url", snap.paths[0]},        {"metadata", snap.metadata},               {"summary", snap.summary},
                      {"warnings", r.warnings}};
-  out.report.warnings = r.warnings;
+  for (const auto& w : r.warnings) out.report.warnings.push_back("warning: " + w);
   auto num = [&](const char* k) { return snap.summary.value(k, uint64_t{0}); };
   auto& lines = out.report.lines;
   lines.push_back(fmt::format("Bucket {}: {} objects ({}), {} noncurrent versions", snap.paths[0], num("objects"),
@@ -200,6 +200,7 @@ Result<SourceRestore> restore(SourceContext& ctx, const GcsSettings& s, std::opt
     std::vector<std::string> first(r.would_delete.begin(), r.would_delete.begin() + std::min<size_t>(100, r.would_delete.size()));
     out.details["would_delete"] = first;  // delete_extra: dry-run — what `true` would remove
   }
+  out.dry_run = s.dry_run;
   if (!s.dry_run) out.checks = s.checks;
   out.report.json = {{"snapshot", snap.to_json()},
                      {"target", dest},

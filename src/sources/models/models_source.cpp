@@ -197,6 +197,7 @@ Result<SourceRestore> restore(SourceContext& ctx, const ModelsSettings& s, std::
                                            v.old_version, v.where, v.new_version, v.files, format_bytes(v.bytes)));
   }
   out.details = {{"target", where.to_dir.empty() ? where.mlflow : where.to_dir}, {"versions", versions}};
+  out.dry_run = s.dry_run;
   out.report.json = {{"versions", listed}, {"dry_run", s.dry_run}, {"duration_ms", (monotonic_ns() - start) / 1000000}};
   return out;
 }
