@@ -94,7 +94,7 @@ Result<sources::SettingsPtr> parse_flags(const sources::SourceKind& kind, unsign
 
 Status show(const GlobalOptions& g, const sources::Report& r) {
   if (g.json) {
-    print_json(r.json);
+    if (!r.json.is_null()) print_json(r.json);
   } else {
     for (const auto& w : r.warnings) fmt::print(stderr, "{}\n", w);
     if (!g.quiet)
@@ -220,13 +220,22 @@ void register_verb(CommandSet c, const sources::KindVerb& verb) {
       std::unique_ptr<repo::RepoLock> lock;
       if (verb.needs_repository) {
         LB_ASSIGN_OR_RETURN(repo, open_repository(c.global));
-        LB_ASSIGN_OR_RETURN(lock, repo::RepoLock::acquire(*repo, repo::LockKind::kShared));
+        if (verb.shared_lock) {
+          LB_ASSIGN_OR_RETURN(lock, repo::RepoLock::acquire(*repo, repo::LockKind::kShared));
+        }
       }
       ProgressCounters counters;
-      ProgressDisplay display(verb.progress_label.empty() ? verb.words.back() : verb.progress_label, counters,
-                              progress_enabled(c.global));
-      auto r = verb.run(repo.get(), args, counters);
-      display.stop();
+      sources::VerbContext ctx{repo.get(), args, counters,
+                               [g = c.global](const std::string& text, const nlohmann::json& event, bool warning) {
+                                 if (warning && !text.empty()) fmt::print(stderr, "{}\n", text);
+                                 if (g.json && !event.is_null()) print_json(event);
+                                 else if (!g.json && !g.quiet && !warning && !text.empty()) fmt::print("{}\n", text);
+                                 std::fflush(stdout);
+                               }};
+      std::optional<ProgressDisplay> display;
+      if (!verb.progress_label.empty()) display.emplace(verb.progress_label, counters, progress_enabled(c.global));
+      auto r = verb.run(ctx);
+      if (display) display->stop();
       if (!r) return r.status();
       return show(c.global, *r);
     };

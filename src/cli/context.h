@@ -69,8 +69,6 @@ void register_diff(CommandSet c);
 void register_unlock(CommandSet c);
 void register_repair(CommandSet c);
 void register_forget(CommandSet c);
-// `backup mongodb`, `restore mongodb` and `mongodb follow`; after register_backup and register_restore.
-void register_mongodb(CommandSet c);
 // `backup <kind>` and `restore <kind>` for every kind that declares its options (cmd_kinds.cpp);
 // after register_backup and register_restore.
 void register_kinds(CommandSet c);

@@ -47,7 +47,6 @@ int main(int argc, char** argv) {
   register_unlock(c);
   register_repair(c);
   register_forget(c);
-  register_mongodb(c);
   register_kinds(c);
   register_copy(c);
   register_plan(c);

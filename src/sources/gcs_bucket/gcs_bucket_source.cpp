@@ -251,9 +251,9 @@ const std::vector<KindOption>& sync_options() {
 }
 
 // `sync FROM TO`: a bucket copied into another, server-side (the plan's replication between regions).
-Result<Report> sync(repo::Repository*, const nlohmann::json& args, ProgressCounters& progress) {
+Result<Report> sync(VerbContext& ctx) {
   std::vector<SettingsProblem> problems;
-  SettingsReader r(args, problems);
+  SettingsReader r(ctx.args, problems);
   GcsSyncOptions o;
   o.from = r.string("from", true);
   o.to = r.string("to", true);
@@ -268,7 +268,7 @@ Result<Report> sync(repo::Repository*, const nlohmann::json& args, ProgressCount
   if (m.empty() || m.find_first_not_of("0123456789") != (m.back() == '%' ? m.size() - 1 : std::string::npos) || m == "%")
     return Error(Code::kInvalidArgument, fmt::format("--max-delete {}: expected a count (100) or a percentage (10%)", m));
   int64_t start = monotonic_ns();
-  LB_ASSIGN_OR_RETURN(auto res, sync_buckets(o, progress));
+  LB_ASSIGN_OR_RETURN(auto res, sync_buckets(o, ctx.progress));
   int64_t ms = (monotonic_ns() - start) / 1000000;
   Report out;
   out.json = {{"from", o.from},          {"to", o.to},
@@ -302,6 +302,7 @@ const SourceKind& gcs_bucket_source_kind() {
                  .help = "copy new and changed objects from one bucket to another (server-side, CRC32C checked)",
                  .options = sync_options(),
                  .needs_repository = false,
+                 .progress_label = "sync",
                  .run = sync}},
       .parse = parse,
       .backup = backup,
