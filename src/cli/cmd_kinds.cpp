@@ -103,26 +103,39 @@ Status show(const GlobalOptions& g, const sources::Report& r) {
   return r.status;
 }
 
-void register_kind_backup(CommandSet c, CLI::App* backup, const sources::SourceKind& kind) {
-  auto* cmd = backup->add_subcommand(kind.command.empty() ? kind.name : kind.command, kind.summary);
+}  // namespace
+
+KindBackupCommand add_kind_backup(CommandSet c, CLI::App* cmd, const sources::SourceKind& kind) {
   auto f = std::make_shared<KindFlags>();
   add_kind_options(cmd, kind.options, sources::kBackupOption, *f);
   cmd->add_option("--tag", f->tags, "tag the snapshot (repeatable)");
   cmd->add_option("--host", f->host, "host name to record (default: this host)");
-  cmd->callback([c, f, &kind] {
-    c.action = [c, f, &kind]() -> Status {
-      LB_ASSIGN_OR_RETURN(auto settings, parse_flags(kind, sources::kBackupOption, *f));
-      LB_ASSIGN_OR_RETURN(auto repo, open_repository(c.global));
-      LB_ASSIGN_OR_RETURN(auto lock, repo::RepoLock::acquire(*repo, repo::LockKind::kShared));
-      ProgressCounters counters;
-      sources::SourceContext ctx{*repo, "", counters, f->tags, f->host};
-      ProgressDisplay display("backup", counters, progress_enabled(c.global));
-      auto r = kind.backup(ctx, *settings);
-      display.stop();
-      if (!r) return r.status();
-      return show(c.global, r->report);
-    };
-  });
+  KindBackupCommand out;
+  out.action = [c, f, &kind]() -> Status {
+    LB_ASSIGN_OR_RETURN(auto settings, parse_flags(kind, sources::kBackupOption, *f));
+    LB_ASSIGN_OR_RETURN(auto repo, open_repository(c.global));
+    LB_ASSIGN_OR_RETURN(auto lock, repo::RepoLock::acquire(*repo, repo::LockKind::kShared));
+    ProgressCounters counters;
+    sources::SourceContext ctx{*repo, "", counters, f->tags, f->host, progress_enabled(c.global)};
+    ProgressDisplay display("backup", counters, progress_enabled(c.global));
+    auto r = kind.backup(ctx, *settings);
+    display.stop();
+    if (!r) return r.status();
+    return show(c.global, r->report);
+  };
+  out.words = [f] {
+    auto it = f->lists.find("paths");
+    return it == f->lists.end() ? std::vector<std::string>{} : it->second;
+  };
+  return out;
+}
+
+namespace {
+
+void register_kind_backup(CommandSet c, CLI::App* backup, const sources::SourceKind& kind) {
+  auto* cmd = backup->add_subcommand(kind.command.empty() ? kind.name : kind.command, kind.summary);
+  auto command = add_kind_backup(c, cmd, kind);
+  cmd->callback([c, command] { c.action = command.action; });
 }
 
 // With a plan: the plan's sources of this kind (only the one --name names, when the kind has it),
@@ -131,7 +144,6 @@ void register_kind_backup(CommandSet c, CLI::App* backup, const sources::SourceK
 // the outcomes.
 Status restore_plan_sources(const GlobalOptions& g, const std::string& file, const sources::SourceKind& kind, const KindFlags& f,
                             std::optional<int64_t> at) {
-  if (f.environment.empty()) return Error(Code::kInvalidArgument, "plan mode: --environment ENV is required");
   LB_ASSIGN_OR_RETURN(auto p, plan::load_plan(file));
   LB_ASSIGN_OR_RETURN(auto overrides, section_of(kind.options, sources::kRestoreOption, f));
   std::string only = overrides.value("name", "");
@@ -162,7 +174,13 @@ void register_kind_restore(CommandSet c, CLI::App* restore, const sources::Sourc
   cmd->callback([c, f, &kind] {
     c.action = [c, f, &kind]() -> Status {
       LB_ASSIGN_OR_RETURN(auto at, requested_instant(f->at, f->date));
-      if (auto file = plan_mode(c.global)) return restore_plan_sources(c.global, *file, kind, *f, at);
+      // --environment restores the plan's sources of this kind; without it, what the flags name
+      // (a plan in the environment does not change what a command-line restore means).
+      if (!f->environment.empty()) {
+        auto file = plan_mode(c.global);
+        if (!file) return Error(Code::kInvalidArgument, "--environment restores a plan's sources: give the plan (--plan or LIFEBOAT_PLAN)");
+        return restore_plan_sources(c.global, *file, kind, *f, at);
+      }
       LB_ASSIGN_OR_RETURN(auto settings, parse_flags(kind, sources::kRestoreOption, *f));
       LB_ASSIGN_OR_RETURN(auto repo, open_repository(c.global));
       // Shared: a prune running meanwhile keeps every pack this restore may still read.
@@ -246,7 +264,7 @@ void register_verb(CommandSet c, const sources::KindVerb& verb) {
 
 void register_kinds(CommandSet c) {
   for (const auto* kind : sources::source_kinds()) {
-    if (!kind->options.empty()) {
+    if (!kind->options.empty() && kind->generated_commands) {
       register_kind_backup(c, c.app.get_subcommand("backup"), *kind);
       register_kind_restore(c, c.app.get_subcommand("restore"), *kind);
     }

@@ -69,6 +69,14 @@ void register_diff(CommandSet c);
 void register_unlock(CommandSet c);
 void register_repair(CommandSet c);
 void register_forget(CommandSet c);
+// A kind's backup on `cmd`: its declared backup flags (and --tag, --host) and the action that runs
+// it through the kind's entry; `words`: what a positional "paths" option received (the top-level
+// `backup` is the files kind's command, and in plan mode its words name plan sources).
+struct KindBackupCommand {
+  Action action;
+  std::function<std::vector<std::string>()> words;
+};
+KindBackupCommand add_kind_backup(CommandSet c, CLI::App* cmd, const sources::SourceKind& kind);
 // `backup <kind>` and `restore <kind>` for every kind that declares its options (cmd_kinds.cpp);
 // after register_backup and register_restore.
 void register_kinds(CommandSet c);

@@ -89,6 +89,7 @@ struct SourceContext {
   ProgressCounters& progress;
   std::vector<std::string> tags;  // more tags for the snapshot (the command line's --tag)
   std::string host;               // the host name to record (default: this host)
+  bool progress_shown = false;    // a person watches the progress: worth counting totals first for an ETA
 };
 
 // One option of a kind, declared once: the plan key, and the command-line flag of the generated
@@ -149,6 +150,9 @@ struct SourceKind {
   std::string name;
   std::string summary;
   std::string command;  // the word of its generated commands, when not its name (`backup gcs`)
+  // false: the kind's options belong to the top-level `backup PATH...` (files), not to a
+  // generated `backup <kind>` (which would shadow a directory of that name)
+  bool generated_commands = true;
   std::vector<std::string> validations;  // the check names `validation:` may list
   // The `source` field of the snapshots a plan source of this kind makes (each also carries its
   // source_tag): newest_point, when the kind leaves it unset, is the newest such snapshot's time.
@@ -217,6 +221,7 @@ std::optional<repo::SnapshotRef> newest_snapshot(const std::vector<repo::Snapsho
 template <class S>
 struct TypedSourceKind {
   std::string name, summary, command;
+  bool generated_commands = true;
   std::vector<std::string> validations;
   std::string snapshot_source;
   std::vector<KindOption> options;
@@ -240,7 +245,8 @@ struct TypedSourceKind {
 
   SourceKind erase() const {
     auto as = [](const SourceSettings& s) -> const S& { return static_cast<const S&>(s); };
-    SourceKind k{.name = name, .summary = summary, .command = command, .validations = validations, .snapshot_source = snapshot_source,
+    SourceKind k{.name = name, .summary = summary, .command = command, .generated_commands = generated_commands,
+                 .validations = validations, .snapshot_source = snapshot_source,
                  .options = options, .verbs = verbs};
     k.parse = [f = parse](const nlohmann::json& section, SettingsFor purpose, std::vector<SettingsProblem>& problems) -> SettingsPtr {
       return f(section, purpose, problems);
