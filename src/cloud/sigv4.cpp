@@ -93,9 +93,9 @@ std::vector<std::pair<std::string, std::string>> sigv4_sign(const SigV4Request& 
   return headers;
 }
 
-Result<AwsCredentials> aws_credentials_from_environment() {
+Result<AwsCredentials> aws_credentials_from_environment(const Environment& environment) {
   AwsCredentials c;
-  auto env = [](const char* n) { const char* v = std::getenv(n); return std::string(v ? v : ""); };
+  auto env = [&](const char* n) { return environment.get(n); };
   c.access_key_id = env("AWS_ACCESS_KEY_ID");
   c.secret_access_key = env("AWS_SECRET_ACCESS_KEY");
   c.session_token = env("AWS_SESSION_TOKEN");

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/bytes.h"
+#include "core/environment.h"
 #include "core/status.h"
 
 namespace lifeboat::cloud {
@@ -15,8 +16,9 @@ struct AwsCredentials {
 };
 
 // AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, else the shared credentials file
-// (AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, profile AWS_PROFILE or "default").
-Result<AwsCredentials> aws_credentials_from_environment();
+// (AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, profile AWS_PROFILE or "default"), as `env`
+// has them (the process's by default).
+Result<AwsCredentials> aws_credentials_from_environment(const Environment& env = process_environment());
 
 struct SigV4Request {
   std::string method;

@@ -51,7 +51,7 @@ bool is_stale(const LockInfo& l, int64_t now_ns) {
 Result<std::vector<LockInfo>> RepoLock::list(Repository& repo) {
   LB_ASSIGN_OR_RETURN(auto names, repo.list_names(FileType::kLock));
   std::vector<LockInfo> out;
-  int64_t now = now_unix_ns();
+  int64_t now = repo.now_ns();
   for (const auto& name : names) {
     auto plain = repo.load_file(FileType::kLock, name);
     if (!plain) {
@@ -79,7 +79,7 @@ Result<std::vector<LockInfo>> RepoLock::list(Repository& repo) {
 }
 
 Result<std::string> RepoLock::write_lock_file() {
-  int64_t now = now_unix_ns();
+  int64_t now = repo_.now_ns();
   nlohmann::json j = {{"time_ns", now},
                       {"time", format_rfc3339(now)},
                       {"started_ns", started_ns_},
@@ -105,7 +105,7 @@ static Status conflict(const std::vector<LockInfo>& locks, LockKind kind, const 
 
 Result<std::unique_ptr<RepoLock>> RepoLock::acquire(Repository& repo, LockKind kind) {
   std::unique_ptr<RepoLock> lock(new RepoLock(repo, kind));
-  lock->started_ns_ = now_unix_ns();
+  lock->started_ns_ = repo.now_ns();
   LB_ASSIGN_OR_RETURN(auto before, list(repo));
   LB_RETURN_IF_ERROR(conflict(before, kind, ""));
   LB_ASSIGN_OR_RETURN(lock->name_, lock->write_lock_file());

@@ -158,7 +158,7 @@ Result<PruneReport> prune_repository(Repository& repo, const PruneOptions& optio
     // run would add (marked now), that no other running writer started before, unless object lock
     // keeps it. The real run re-reads snapshots before deleting and may bring a few back.
     LB_ASSIGN_OR_RETURN(auto locks, RepoLock::list(repo));
-    int64_t now = now_unix_ns();
+    int64_t now = repo.now_ns();
     auto sweepable = [&](int64_t marked_ns) {
       for (const auto& l : locks)
         if (!l.stale && l.name != own.name() && l.started_ns < marked_ns + options.clock_skew_ns) return false;
@@ -205,7 +205,7 @@ Result<PruneReport> prune_repository(Repository& repo, const PruneOptions& optio
   }
 
   // 6. Publish the mark: one index with every live pack and all tombstones replaces what was read.
-  int64_t pending_mark = now_unix_ns();
+  int64_t pending_mark = repo.now_ns();
   for (const auto& id : to_tombstone) trace("tombstone unused " + to_hex(id).substr(0, 8));
   for (const auto& id : to_repack) trace("tombstone repacked " + to_hex(id).substr(0, 8));
   for (const auto& [id, size] : orphans) trace("tombstone orphan " + to_hex(id).substr(0, 8));
@@ -224,7 +224,7 @@ Result<PruneReport> prune_repository(Repository& repo, const PruneOptions& optio
   LB_ASSIGN_OR_RETURN(std::string marked_index, write_index(repo, state.live, state.tombstones, state.files));
   LB_RETURN_IF_ERROR(remove_index_files(repo, state.files, marked_index));
   // Only now can no new writer see these packs as live: that instant is the mark.
-  int64_t visible_ns = now_unix_ns();
+  int64_t visible_ns = repo.now_ns();
   for (auto& [id, t] : state.tombstones)
     if (t.marked_ns == pending_mark) t.marked_ns = visible_ns;
 

@@ -172,7 +172,7 @@ Result<std::string> Repository::save_file(FileType type, ByteView plaintext) {
 storage::SaveOptions Repository::save_options(FileType type) const {
   storage::SaveOptions o;
   if (config_.object_lock_ns && type != FileType::kLock && type != FileType::kPin)
-    o.retain_until_ns = now_unix_ns() + config_.object_lock_ns;
+    o.retain_until_ns = now_ns() + config_.object_lock_ns;
   return o;
 }
 
@@ -180,7 +180,7 @@ Result<int64_t> Repository::retained_until(const storage::Handle& h) {
   if (!config_.object_lock_ns) return int64_t{0};
   LB_ASSIGN_OR_RETURN(auto info, backend_->stat(h));
   int64_t until = info.retain_until_ns ? info.retain_until_ns : info.mtime_ns + config_.object_lock_ns;
-  return until > now_unix_ns() ? until : int64_t{0};
+  return until > now_ns() ? until : int64_t{0};
 }
 
 Status Repository::list_pack_files(const std::function<Status(const storage::FileInfo&)>& fn) {
@@ -196,7 +196,7 @@ Result<int64_t> Repository::forget_snapshot(const std::string& id) {
 
 Result<uint64_t> Repository::extend_object_lock(const std::set<std::string>& live_packs) {
   if (!config_.object_lock_ns) return uint64_t{0};
-  int64_t now = now_unix_ns();
+  int64_t now = now_ns();
   int64_t until = now + config_.object_lock_ns;
   uint64_t extended = 0;
   for (FileType t : {FileType::kPack, FileType::kIndex, FileType::kSnapshot, FileType::kKey}) {
@@ -587,7 +587,7 @@ Result<std::vector<SnapshotRef>> Repository::list_snapshots_from(bool skip_damag
 }
 
 Status Repository::pin(const std::string& snapshot_id, const std::string& note) {
-  nlohmann::json j = {{"snapshot", snapshot_id}, {"pinned", format_rfc3339(now_unix_ns())}, {"note", note}};
+  nlohmann::json j = {{"snapshot", snapshot_id}, {"pinned", format_rfc3339(now_ns())}, {"note", note}};
   Bytes sealed = aead_.seal(compress_frame(as_bytes(j.dump()), 3));
   return backend_->save({FileType::kPin, snapshot_id}, sealed, {.create_only = false, .retain_until_ns = 0});
 }

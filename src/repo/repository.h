@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "core/clock.h"
 #include "crypto/crypto.h"
 #include "crypto/key_file.h"
 #include "repo/chunker.h"
@@ -80,6 +81,11 @@ class Repository {
                                                               const crypto::Key& master, const std::string& key_name);
   // How many times this process ran the password KDF (Argon2id) to open a repository.
   static uint64_t key_derivations();
+
+  // The clock object-lock retention, lock staleness and prune's grace periods follow (default: the
+  // system's); tests move it instead of waiting.
+  void use_clock(const Clock& clock) { clock_ = &clock; }
+  int64_t now_ns() const { return clock_->now_ns(); }
 
   // Where the repository is (its URL or path), and whether reaching it costs a network round trip.
   std::string location() const { return backend_->location(); }
@@ -185,6 +191,7 @@ class Repository {
   static Result<std::unique_ptr<Repository>> with_config(std::unique_ptr<storage::Backend> backend, const crypto::Key& master,
                                                          const std::string& key_name, ByteView config_bytes);
   std::unique_ptr<storage::Backend> backend_;
+  const Clock* clock_ = &system_clock();
   crypto::Key master_;
   crypto::RepoKeys keys_;
   crypto::Aead aead_;

@@ -6,7 +6,6 @@
 #include <map>
 #include <mutex>
 
-#include "core/time.h"
 
 namespace lifeboat::storage {
 
@@ -26,7 +25,8 @@ struct MemoryStore {
 
 class MemoryBackend final : public Backend {
  public:
-  MemoryBackend(std::string name, std::shared_ptr<MemoryStore> store) : name_(std::move(name)), store_(std::move(store)) {}
+  MemoryBackend(std::string name, std::shared_ptr<MemoryStore> store, const Clock& clock)
+      : name_(std::move(name)), store_(std::move(store)), clock_(clock) {}
 
   std::string location() const override { return "memory:" + name_; }
 
@@ -47,7 +47,7 @@ class MemoryBackend final : public Backend {
         return Error(Code::kAlreadyExists, fmt::format("{} {} already exists", file_type_name(h.type), h.name));
       if (held(it->second)) return locked(h, it->second);
     }
-    StoredFile f{Bytes(data.begin(), data.end()), now_unix_ns(), store_->object_lock ? options.retain_until_ns : 0};
+    StoredFile f{Bytes(data.begin(), data.end()), clock_.now_ns(), store_->object_lock ? options.retain_until_ns : 0};
     store_->files[key] = std::move(f);
     return Status::ok();
   }
@@ -105,24 +105,25 @@ class MemoryBackend final : public Backend {
     if (it == store_->files.end()) return Error(Code::kNotFound, fmt::format("{} {} not found", file_type_name(h.type), h.name));
     return &it->second;
   }
-  static bool held(const StoredFile& f) { return f.retain_until_ns > now_unix_ns(); }
+  bool held(const StoredFile& f) const { return f.retain_until_ns > clock_.now_ns(); }
   static Status locked(const Handle& h, const StoredFile& f) {
     return Error(Code::kIo, fmt::format("{} {} is under object lock until {} ns", file_type_name(h.type), h.name, f.retain_until_ns));
   }
 
   std::string name_;
   std::shared_ptr<MemoryStore> store_;
+  const Clock& clock_;
 };
 
 }  // namespace
 
-std::unique_ptr<Backend> open_memory_backend(const std::string& name) {
+std::unique_ptr<Backend> open_memory_backend(const std::string& name, const Clock& clock) {
   static std::mutex mu;
   static std::map<std::string, std::shared_ptr<MemoryStore>> stores;
   std::lock_guard l(mu);
   auto& store = stores[name];
   if (!store) store = std::make_shared<MemoryStore>();
-  return std::make_unique<MemoryBackend>(name, store);
+  return std::make_unique<MemoryBackend>(name, store, clock);
 }
 
 }  // namespace lifeboat::storage

@@ -7,10 +7,12 @@
 #include <memory>
 #include <string>
 
+#include "core/clock.h"
 #include "storage/backend.h"
 
 namespace lifeboat::storage {
 
-std::unique_ptr<Backend> open_memory_backend(const std::string& name);
+// `clock`: what its object lock compares retention with (it must outlive the backend).
+std::unique_ptr<Backend> open_memory_backend(const std::string& name, const Clock& clock = system_clock());
 
 }  // namespace lifeboat::storage
