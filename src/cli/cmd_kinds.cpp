@@ -27,13 +27,8 @@ struct KindFlags {
   std::string host, at, date, environment;
 };
 
-std::string names_of(const sources::KindOption& o) {
-  if (!o.flag.empty()) return o.flag;
-  std::string f = "--" + o.key;
-  for (auto& ch : f)
-    if (ch == '_') ch = '-';
-  return f;
-}
+// CLI11's names for the option: as declared ("-t,--target", a positional "url"), else its flag.
+std::string names_of(const sources::KindOption& o) { return o.flag.empty() ? sources::flag_of(o) : o.flag; }
 
 void add_kind_options(CLI::App* cmd, const std::vector<sources::KindOption>& options, unsigned use, KindFlags& f) {
   for (const auto& o : options) {
