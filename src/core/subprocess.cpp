@@ -6,12 +6,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fmt/format.h>
 
 #include "core/time.h"
 #include "core/interrupt.h"
+
+extern char** environ;
 
 namespace lifeboat {
 
@@ -29,6 +32,32 @@ std::string fill_command(std::string run, const std::vector<std::pair<std::strin
     for (size_t p = run.find(key); p != std::string::npos; p = run.find(key, p + quoted.size())) run.replace(p, key.size(), quoted);
   }
   return run;
+}
+
+Result<int> run_shell_with_env(const std::string& command, const std::vector<std::pair<std::string, std::string>>& env) {
+  // The child's environment is built before fork: after it, a threaded process may only exec.
+  std::vector<std::string> entries;
+  for (char** e = environ; *e; ++e) {
+    std::string entry = *e;
+    bool replaced = std::any_of(env.begin(), env.end(), [&](const auto& kv) { return entry.rfind(kv.first + "=", 0) == 0; });
+    if (!replaced) entries.push_back(std::move(entry));
+  }
+  for (const auto& [k, v] : env) entries.push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (auto& e : entries) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  pid_t pid = fork();
+  if (pid < 0) return Error(Code::kIo, std::string("fork: ") + strerror(errno));
+  if (pid == 0) {
+    dup2(STDERR_FILENO, STDOUT_FILENO);
+    const char* argv[] = {"/bin/sh", "-c", command.c_str(), nullptr};
+    execve("/bin/sh", const_cast<char* const*>(argv), envp.data());
+    _exit(127);
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR) return Error(Code::kIo, std::string("waitpid: ") + strerror(errno));
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 Result<CommandResult> run_command(const std::vector<std::string>& argv, int64_t timeout_s, size_t tail_bytes) {

@@ -24,6 +24,11 @@ struct CommandResult {
 // for /bin/sh, so a path with spaces or quotes stays one word and runs nothing.
 std::string fill_command(std::string run, const std::vector<std::pair<std::string, std::string>>& values);
 
+// Runs `command` with /bin/sh -c, its standard output sent to standard error, with `env` added to
+// this process's environment: values travel as environment variables, never inside the command
+// text, so quotes, $( ) and backticks in them run nothing. Returns the exit code (-1 for a signal).
+Result<int> run_shell_with_env(const std::string& command, const std::vector<std::pair<std::string, std::string>>& env);
+
 // argv[0] is looked up in PATH. kIo when it cannot be started at all.
 Result<CommandResult> run_command(const std::vector<std::string>& argv, int64_t timeout_s, size_t tail_bytes = 4096);
 

@@ -2,13 +2,13 @@
 #include "ops/drill.h"
 
 #include <fmt/format.h>
-#include <sys/wait.h>
 
 #include <algorithm>
 #include <cstdlib>
 
 #include "core/cron.h"
 #include "core/platform_user.h"
+#include "core/subprocess.h"
 #include "core/time.h"
 #include "ops/plan_ops.h"
 #include "repo/lock.h"
@@ -23,12 +23,10 @@ namespace {
 // (e.g. starting the application on the restored data); a non-zero exit fails that source. What it
 // prints goes to standard error, so `drill --json` stays one JSON document.
 Status run_after_restore(const std::string& command, const plan::SourceSpec& s, const std::string& environment) {
-  std::string line = fmt::format("export LIFEBOAT_SOURCE='{}' LIFEBOAT_KIND='{}' LIFEBOAT_ENVIRONMENT='{}'; exec 1>&2; {}", s.name, s.kind,
-                                 environment, command);
-  int rc = std::system(line.c_str());
-  if (rc != 0)
-    return Error(Code::kFatal, fmt::format("drills.after_restore command exited {} for source {}",
-                                           WIFEXITED(rc) ? WEXITSTATUS(rc) : rc, s.name));
+  LB_ASSIGN_OR_RETURN(int rc, run_shell_with_env(command, {{"LIFEBOAT_SOURCE", s.name},
+                                                           {"LIFEBOAT_KIND", s.kind},
+                                                           {"LIFEBOAT_ENVIRONMENT", environment}}));
+  if (rc != 0) return Error(Code::kFatal, fmt::format("drills.after_restore command exited {} for source {}", rc, s.name));
   return Status::ok();
 }
 

@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <set>
@@ -313,8 +315,17 @@ class Loader {
     p_.repositories.push_back(spec);
   }
 
+  // Source and environment names become tags, file names, metric labels and hook variables: letters,
+  // digits and . _ - only, starting with a letter or digit (docs/plan.md).
+  static bool plain_name(const std::string& n) {
+    if (n.empty() || n.size() > 64 || !std::isalnum(static_cast<unsigned char>(n[0]))) return false;
+    return std::all_of(n.begin(), n.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-'; });
+  }
+
   void load_source(const std::string& name, const nlohmann::json& s) {
     std::string key = "sources." + name;
+    if (!plain_name(name))
+      problem(key, fmt::format("source name {:?}: use letters, digits, '.', '_' and '-' only (at most 64, starting with a letter or digit)", name));
     if (!s.is_object()) {
       problem(key, "expected a mapping with kind");
       return;
@@ -365,6 +376,9 @@ class Loader {
       if (std::find(common.begin(), common.end(), k) == common.end()) spec.settings[k] = v;
     if (s.contains("environments") && mapping(s["environments"], key + ".environments", " of environment name to settings"))
       for (const auto& [env, v] : s["environments"].items()) {
+        if (!plain_name(env))
+          problem(key + ".environments." + env,
+                  fmt::format("environment name {:?}: use letters, digits, '.', '_' and '-' only (at most 64, starting with a letter or digit)", env));
         if (mapping(v, key + ".environments." + env, " of settings")) spec.environments[env] = v;
       }
     spec.entry = spec.kind.empty() ? nullptr : sources::find_source_kind(spec.kind);

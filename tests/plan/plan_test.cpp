@@ -81,6 +81,28 @@ TEST(Plan, CommandLineChoicesAreNotPlanSettings) {
   EXPECT_EQ(m.find("live_history"), std::string::npos) << m;  // a plan setting
 }
 
+// Names reach tags, files, labels and hook variables: quotes, $( ) and backticks are refused by name.
+TEST(Plan, SourceAndEnvironmentNamesAreRefusedOutsideTheirCharacterSet) {
+  const char* text =
+      "repositories:\n"
+      "  main: {url: /tmp/r}\n"
+      "sources:\n"
+      "  \"x'$(touch pwned)'\":\n"
+      "    kind: files\n"
+      "    paths: [/a]\n"
+      "  ok-name_1.2:\n"
+      "    kind: files\n"
+      "    paths: [/a]\n"
+      "    environments:\n"
+      "      \"t`id`\": {target: /tmp/t}\n";
+  auto p = parse_plan(text, "plan.yaml");
+  ASSERT_FALSE(p);
+  const std::string& m = p.status().message();
+  EXPECT_NE(m.find("source name \"x'$(touch pwned)'\": use letters, digits"), std::string::npos) << m;
+  EXPECT_NE(m.find("environment name \"t`id`\": use letters, digits"), std::string::npos) << m;
+  EXPECT_EQ(m.find("ok-name_1.2:"), std::string::npos) << m;  // a plain name passes
+}
+
 TEST(Cron, NextRuns) {
   auto daily = CronSchedule::parse("0 2 * * *");
   ASSERT_TRUE(daily);
