@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include "core/time.h"
 #include "repo/snapshot_select.h"
 #include "sources/config/config_source.h"
 #include "sources/files/files_source.h"
@@ -43,6 +44,10 @@ std::string problems_as_flags(const std::vector<KindOption>& options, const std:
     said.push_back(fmt::format("{}: {}", where, p.message));
   }
   return fmt::format("{}", fmt::join(said, "; "));
+}
+
+Status no_backup_error(const std::string& source_name, std::optional<int64_t> at_ns) {
+  return Error(Code::kNotFound, fmt::format("source {}: no backup{}", source_name, at_ns ? " at or before " + format_rfc3339(*at_ns) : ""));
 }
 
 std::optional<repo::SnapshotRef> newest_snapshot(const std::vector<repo::SnapshotRef>& all, const std::string& snapshot_source,

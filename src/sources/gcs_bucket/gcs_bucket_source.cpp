@@ -167,7 +167,7 @@ Result<repo::SnapshotRef> snapshot_to_restore(SourceContext& ctx, const GcsSetti
   if (!ctx.name.empty()) {
     auto snap = newest_snapshot(all, kSource, ctx.name, at_ns);
     if (!snap)
-      return Error(Code::kNotFound, fmt::format("source {}: no backup{}", ctx.name, at_ns ? " at or before " + format_rfc3339(*at_ns) : ""));
+      return no_backup_error(ctx.name, at_ns);
     return *snap;
   }
   if (s.bucket.empty()) {
