@@ -6,6 +6,7 @@
 
 #include "cli/context.h"
 #include "core/atomic_file.h"
+#include "core/names.h"
 #include "core/time.h"
 #include "ops/daemon.h"
 #include "ops/drill.h"
@@ -96,7 +97,7 @@ void register_drill(CommandSet c) {
       LB_ASSIGN_OR_RETURN(auto list, ops::select_sources(p, *names));
       ops::RepositorySet repos(p);
       LB_ASSIGN_OR_RETURN(auto drill, ops::run_drill(repos, list, *env, *allow_prod));
-      std::string md = ops::drill_markdown(drill);
+      std::string md = redact_urls_in(ops::drill_markdown(drill));
       if (!record->empty()) LB_RETURN_IF_ERROR(write_file_atomic(*record, md));
       if (c.global.json) print_json(drill.to_json());
       else if (!c.global.quiet) fmt::print("{}", md);

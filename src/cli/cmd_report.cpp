@@ -10,6 +10,7 @@
 
 #include "cli/context.h"
 #include "core/atomic_file.h"
+#include "core/names.h"
 #include "core/time.h"
 #include "ops/daemon.h"
 #include "ops/report.h"
@@ -20,7 +21,8 @@ namespace lifeboat::cli {
 
 namespace {
 
-Status write_or_print(const std::string& path, const std::string& text) {
+Status write_or_print(const std::string& path, const std::string& raw) {
+  const std::string text = redact_urls_in(raw);
   if (path.empty() || path == "-") {
     fmt::print("{}", text);
     return Status::ok();

@@ -10,6 +10,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "core/names.h"
 #include "core/time.h"
 
 namespace lifeboat::cli {
@@ -116,7 +117,7 @@ Result<repo::SnapshotRef> pick_snapshot(repo::Repository& r, const std::string& 
 nlohmann::json snapshot_json(const repo::SnapshotRef& ref) { return ref.to_json(); }
 
 void print_json(const nlohmann::json& j) {
-  std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  std::cout << redact_urls_in_json(j).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
 }
 
 bool progress_enabled(const GlobalOptions& g) { return !g.json && !g.quiet && !g.no_progress; }

@@ -9,6 +9,7 @@
 #include "cli/context.h"
 #include "cli/docgen.h"
 #include "core/interrupt.h"
+#include "core/names.h"
 
 #ifndef LIFEBOAT_VERSION
 #define LIFEBOAT_VERSION "0.1.0"
@@ -76,13 +77,13 @@ int main(int argc, char** argv) {
   if (!s && interrupted() && s.code() != Code::kPartial) s = Error(Code::kInterrupted, "interrupted");
   if (s) return 0;
   if (s.code() == Code::kPartial) {
-    if (!g.json) fmt::print(stderr, "lifeboat: warning: {}\n", s.message());
+    if (!g.json) fmt::print(stderr, "lifeboat: warning: {}\n", redact_urls_in(s.message()));
   } else if (g.json) {
-    std::cout << nlohmann::json{{"error", s.message()}, {"code", code_name(s.code())}, {"exit_code", exit_code_for(s.code())}}
+    std::cout << nlohmann::json{{"error", redact_urls_in(s.message())}, {"code", code_name(s.code())}, {"exit_code", exit_code_for(s.code())}}
                      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
               << "\n";
   } else {
-    fmt::print(stderr, "lifeboat: error: {}\n", s.message());
+    fmt::print(stderr, "lifeboat: error: {}\n", redact_urls_in(s.message()));
   }
   return exit_code_for(s.code());
 }

@@ -11,6 +11,7 @@
 #include <mutex>
 
 #include "core/interrupt.h"
+#include "core/names.h"
 #include "core/time.h"
 
 namespace lifeboat::cloud {
@@ -151,15 +152,15 @@ Result<HttpResponse> http_send(const HttpRequest& req) {
   }
   CURLcode rc = curl_easy_perform(curl);
   curl_slist_free_all(headers);
-  if (rc == CURLE_ABORTED_BY_CALLBACK) return Error(Code::kInterrupted, fmt::format("{} {}: interrupted", req.method, req.url));
+  if (rc == CURLE_ABORTED_BY_CALLBACK) return Error(Code::kInterrupted, fmt::format("{} {}: interrupted", req.method, redact_url(req.url)));
   if (rc != CURLE_OK)
-    return Error(Code::kUnavailable, fmt::format("{} {}: {}", req.method, req.url, curl_easy_strerror(rc)));
+    return Error(Code::kUnavailable, fmt::format("{} {}: {}", req.method, redact_url(req.url), curl_easy_strerror(rc)));
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp.status);
   if (req.method != "HEAD") {
     std::string cl = resp.header("content-length");
     if (!cl.empty() && resp.header("content-encoding").empty() && std::stoull(cl) != resp.body.size())
       return Error(Code::kUnavailable, fmt::format("{} {}: body of {} bytes, Content-Length said {}", req.method,
-                                                   req.url, resp.body.size(), cl));
+                                                   redact_url(req.url), resp.body.size(), cl));
   }
   return resp;
 }

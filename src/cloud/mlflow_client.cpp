@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "cloud/http.h"
+#include "core/names.h"
 
 namespace lifeboat::cloud {
 
@@ -16,19 +17,20 @@ std::string query_string(const std::vector<std::pair<std::string, std::string>>&
 
 MlflowClient::MlflowClient(std::string url) : url_(std::move(url)) {
   while (!url_.empty() && url_.back() == '/') url_.pop_back();
+  shown_ = redact_url(url_);
 }
 
 Result<nlohmann::json> MlflowClient::answer(const Result<HttpResponse>& r, const std::string& what) const {
-  if (!r) return r.status().with_context(fmt::format("MLflow at {}: {}", url_, what));
+  if (!r) return r.status().with_context(fmt::format("MLflow at {}: {}", shown_, what));
   nlohmann::json j;
   try {
     j = r->body.empty() ? nlohmann::json::object() : nlohmann::json::parse(r->body.begin(), r->body.end());
   } catch (const std::exception&) {
-    if (r->status == 200) return Error(Code::kIo, fmt::format("MLflow at {}: {}: the answer is not JSON", url_, what));
+    if (r->status == 200) return Error(Code::kIo, fmt::format("MLflow at {}: {}: the answer is not JSON", shown_, what));
   }
   if (r->status == 200) return j;
   std::string code = j.is_object() ? j.value("error_code", "") : "";
-  std::string msg = fmt::format("MLflow at {}: {}: HTTP {} {} {}", url_, what, r->status, code,
+  std::string msg = fmt::format("MLflow at {}: {}: HTTP {} {} {}", shown_, what, r->status, code,
                                 j.is_object() ? j.value("message", "") : "");
   if (code == "RESOURCE_DOES_NOT_EXIST" || r->status == 404) return Error(Code::kNotFound, msg);
   if (code == "RESOURCE_ALREADY_EXISTS") return Error(Code::kAlreadyExists, msg);

@@ -43,6 +43,7 @@ class MlflowClient {
  private:
   Result<nlohmann::json> answer(const Result<HttpResponse>& r, const std::string& what) const;
   std::string url_;
+  std::string shown_;  // url_ as messages show it (core/names.h redact_url)
 };
 
 // "mlflow-artifacts:/0/x" or "mlflow-artifacts://host/0/x" → "0/x"; kInvalidArgument for other schemes.

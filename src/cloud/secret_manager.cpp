@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 
 #include "core/crc32c.h"
@@ -116,6 +118,14 @@ int64_t secret_version_number(const std::string& name) {
   size_t slash = name.rfind('/');
   std::string n = slash == std::string::npos ? name : name.substr(slash + 1);
   return n.empty() || n.find_first_not_of("0123456789") != std::string::npos ? 0 : std::stoll(n);
+}
+
+Status check_secret_id(const std::string& id, const std::string& what) {
+  bool ok = !id.empty() && id.size() <= 255 &&
+            std::all_of(id.begin(), id.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_'; });
+  if (ok) return Status::ok();
+  return Error(Code::kInvalidArgument, fmt::format("{} with the id {:?}: a secret id is letters, digits, '-' and '_' (1 to 255); "
+                                                   "refusing it", what, id));
 }
 
 std::string resource_id(const std::string& name) {

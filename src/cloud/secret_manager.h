@@ -44,6 +44,9 @@ class SecretManagerClient : public GoogleApiClient {
 
 // The number at the end of ".../versions/N" (0 when there is none).
 int64_t secret_version_number(const std::string& version_name);
+// A secret id as Secret Manager allows them (letters, digits, '-' and '_', 1 to 255): anything else
+// (a path, a name with '/', "..") is refused, naming `what`, before it goes into a URL or a path.
+Status check_secret_id(const std::string& id, const std::string& what);
 // The last component of a resource name ("projects/p/secrets/db-password" → "db-password").
 std::string resource_id(const std::string& name);
 

@@ -14,6 +14,7 @@
 
 #include "core/atomic_file.h"
 #include "core/interrupt.h"
+#include "core/names.h"
 #include "core/time.h"
 #include "core/worker_pool.h"
 #include "ops/drill.h"
@@ -93,7 +94,7 @@ class Daemon {
   int64_t clock() const { return o_.now_ns ? o_.now_ns() : now_unix_ns(); }
 
   void log(const std::string& m) {
-    if (o_.log) o_.log(m);
+    if (o_.log) o_.log(redact_urls_in(m));
   }
 
   // The exception barrier: whatever a run does, the daemon goes on and the job is rescheduled.

@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "core/cron.h"
+#include "core/names.h"
 #include "core/platform_user.h"
 #include "core/subprocess.h"
 #include "core/time.h"
@@ -51,7 +52,7 @@ Status store_record(RepositorySet& repos, const std::string& repository, const s
   snap.tags = {"drill", "environment:" + d.environment};
   for (const auto* s : list) snap.tags.push_back("drilled:" + s->name);
   snap.tree = tree;
-  snap.metadata = d.to_json();
+  snap.metadata = redact_urls_in_json(d.to_json());
   LB_ASSIGN_OR_RETURN(d.snapshot, session.commit(snap));
   return Status::ok();
 }

@@ -10,6 +10,7 @@
 
 #include "cloud/http.h"
 #include "cloud/smtp.h"
+#include "core/names.h"
 #include "core/time.h"
 
 namespace lifeboat::ops {
@@ -53,17 +54,19 @@ std::vector<std::string> notify(const plan::Plan& plan, const Event& e) {
   nlohmann::json payload = {{"event", e.kind}, {"ok", e.ok}, {"title", e.title}, {"text", e.text},
                             {"details", e.details}, {"plan", plan.file}, {"time", format_rfc3339(now_unix_ns())}};
   if (!e.source.empty()) payload["source"] = e.source, payload["source_kind"] = e.source_kind;
+  payload = redact_urls_in_json(payload);  // a URL's credentials never leave in a notification
+  const std::string title = payload["title"], text = payload["text"];
   for (const auto& spec : plan.notifications) {
     if (!notifier_wants(spec, e)) continue;
     const nlohmann::json& n = spec.config;
     std::string type = n.value("type", "");
     Status s;
     if (type == "webhook") s = post_json(n["url"], payload);
-    else if (type == "slack") s = post_json(n["url"], {{"text", fmt::format("*{}*\n{}", e.title, e.text)}});
+    else if (type == "slack") s = post_json(n["url"], {{"text", fmt::format("*{}*\n{}", title, text)}});
     else if (type == "smtp")
       s = cloud::smtp_send(n["url"], n.value("user", ""), n.value("password", ""),
                            {n["from"], n["to"].is_array() ? n["to"].get<std::vector<std::string>>() : std::vector<std::string>{n["to"]},
-                            "[lifeboat] " + e.title, e.text});
+                            "[lifeboat] " + title, text});
     else if (type == "command") s = run_command(n["command"], payload.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
     if (!s.is_ok()) failures.push_back(fmt::format("{} notification: {}", type, s.message()));
   }

@@ -646,6 +646,78 @@ class MLflow(Peer):
             return e.code, json.loads(e.read() or b"{}")
 
 
+class HostileMlflow:
+    """A FAKE, for tests only: a loopback server that speaks the few MLflow REST calls a models backup
+    makes (registered-models/search and /get, model-versions/search, get-download-uri, the artifact
+    proxy's listing and download) and answers with whatever names it is given — a model called
+    "../../x", a version "1/../../../x" — as a hostile or broken registry could. It is not MLflow."""
+
+    def __init__(self, model, version, files=None):
+        import http.server
+        import socketserver
+        from urllib.parse import urlparse, parse_qs
+        self.files = files or {"MLmodel": b"flavors: {}\n", "model.bin": b"weights"}
+        fake = self
+        fake.model, fake.version = model, version
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def _send(self, status, body, ctype="application/json"):
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                u = urlparse(self.path)
+                q = {k: v[0] for k, v in parse_qs(u.query).items()}
+                rm = {"name": fake.model, "aliases": [], "tags": [], "description": "hostile"}
+                mv = {"name": fake.model, "version": fake.version, "source": "mlflow-artifacts:/0/r/artifacts/model",
+                      "status": "READY", "last_updated_timestamp": 1700000000000}
+                api = "/api/2.0/mlflow/"
+                if u.path == api + "registered-models/search":
+                    return self._send(200, {"registered_models": [rm]})
+                if u.path == api + "registered-models/get":
+                    return self._send(200, {"registered_model": rm}) if q.get("name") == fake.model else \
+                        self._send(404, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "no such model"})
+                if u.path == api + "model-versions/search":
+                    return self._send(200, {"model_versions": [mv]})
+                if u.path == api + "model-versions/get-download-uri":
+                    return self._send(200, {"artifact_uri": "mlflow-artifacts:/0/r/artifacts/model"})
+                arts = "/api/2.0/mlflow-artifacts/artifacts"
+                if u.path == arts:
+                    top = q.get("path", "") == "0/r/artifacts/model"
+                    listing = [{"path": n, "is_dir": False, "file_size": len(b)} for n, b in fake.files.items()] if top else []
+                    return self._send(200, {"files": listing})
+                if u.path.startswith(arts + "/0/r/artifacts/model/"):
+                    from urllib.parse import unquote
+                    name = unquote(u.path[len(arts + "/0/r/artifacts/model/"):])
+                    if name in fake.files:
+                        return self._send(200, fake.files[name], "application/octet-stream")
+                return self._send(404, {"error_code": "ENDPOINT_NOT_FOUND", "message": u.path})
+
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def firestore_emulator_launcher():
     """The Cloud CLI package's launcher of Google's Cloud Firestore emulator (the real peer; no fake)."""
     out = subprocess.run(["dpkg", "-L", "google-cloud-cli-firestore-emulator"], capture_output=True, text=True)

@@ -2,6 +2,7 @@
 // normalise prefixes, patterns match names or their last part; settings are checked by the kind's parser.
 #include <gtest/gtest.h>
 
+#include "core/names.h"
 #include "sources/gcs_bucket/gcs_bucket.h"
 #include "sources/registry.h"
 
@@ -16,10 +17,10 @@ TEST(GcsBucketNames, EscapedPathsAreSafeAndDistinct) {
   EXPECT_EQ(gcs_tree_path("100%/x"), "100%25/x");
   EXPECT_EQ(gcs_tree_path("%00"), "%2500");  // a literal "%00" never meets the empty component
   EXPECT_EQ(gcs_tree_path("naïve café/日本.txt"), "naïve café/日本.txt");
-  EXPECT_NE(escape_component(""), escape_component("%00"));
-  EXPECT_NE(escape_component(".."), escape_component("%2E%2E"));
+  EXPECT_NE(lifeboat::escape_component(""), lifeboat::escape_component("%00"));
+  EXPECT_NE(lifeboat::escape_component(".."), lifeboat::escape_component("%2E%2E"));
   // The root's "%versions" folder can never be an object's escaped name.
-  EXPECT_NE(escape_component("%versions"), std::string(kVersionsDir));
+  EXPECT_NE(lifeboat::escape_component("%versions"), std::string(kVersionsDir));
 }
 
 TEST(GcsBucketNames, Locations) {

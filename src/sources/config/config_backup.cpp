@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "cloud/secret_manager.h"
+#include "core/names.h"
 #include "core/time.h"
 #include "repo/node_io.h"
 #include "repo/snapshot_select.h"
@@ -75,6 +76,7 @@ Result<SecretsStored> store_secrets(repo::WriteSession& session, const std::stri
   for (const auto& secret : secrets) {
     std::string name = secret.value("name", "");
     std::string id = cloud::resource_id(name);
+    LB_RETURN_IF_ERROR(cloud::check_secret_id(id, "the Secret Manager lists a secret"));
     std::vector<nlohmann::json> versions;
     LB_RETURN_IF_ERROR(client->list_versions(name, [&](const nlohmann::json& v) {
       versions.push_back(v);

@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "cloud/secret_manager.h"
+#include "core/names.h"
 #include "crypto/crypto.h"
 #include "repo/node_io.h"
 #include "repo/tree_walk.h"
@@ -61,6 +62,7 @@ Result<std::vector<StoredSecret>> stored_secrets(repo::Repository& repo, const r
     if (!sn.subtree) continue;
     StoredSecret s;
     s.id = sn.name;
+    LB_RETURN_IF_ERROR(cloud::check_secret_id(s.id, "the snapshot holds a secret"));
     LB_ASSIGN_OR_RETURN(auto st, repo.load_tree(*sn.subtree));
     const auto* res = st.find("secret.json");
     const auto* vers = st.find("versions");
@@ -149,7 +151,7 @@ Status restore_secrets(repo::Repository& repo, const repo::BlobId& tree, const C
 
 std::string mirror_dir_for(const ConfigRestoreOptions& o, const std::string& name) {
   std::string base = o.git_dir.empty() ? o.target + "/git" : o.git_dir;
-  return base + "/" + name + ".git";
+  return base + "/" + escape_component(name + ".git");
 }
 
 }  // namespace

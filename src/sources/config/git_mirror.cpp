@@ -17,6 +17,7 @@
 #include "core/bytes.h"
 #include "core/atomic_file.h"
 #include "core/interrupt.h"
+#include "core/names.h"
 #include "crypto/crypto.h"
 
 namespace lifeboat::sources::config {
@@ -222,6 +223,11 @@ Status fetch_local(git_repository* src, git_repository* mirror, const std::strin
   }
   // Refs: the source's exactly (new and moved ones forced, vanished ones deleted).
   for (const auto& [name, hex] : src_refs) {
+    // A ref name becomes a file below the mirror: only a well-formed one (libgit2's rules) is taken.
+    int valid = 0;
+    if (git_reference_name_is_valid(&valid, name.c_str()) != 0 || !valid || !check_relative_path(name, "ref"))
+      return Error(Code::kInvalidArgument, fmt::format("the repository has a ref named {:?}, which is not a valid ref name; "
+                                                       "refusing to copy it (nothing was changed in the cache)", name));
     auto it = have_refs.find(name);
     if (it != have_refs.end() && it->second == hex) continue;
     git_oid id;
@@ -326,7 +332,7 @@ std::vector<std::string> fetch_lfs_http(const std::string& endpoint, const std::
       auto data = cloud::http_send(get);
       if (!data || data->status != 200) {
         missing.push_back(fmt::format("{}: download failed ({})", oid,
-                                      !data ? redact_url(data.status().message()) : fmt::format("HTTP {}", data->status)));
+                                      !data ? redact_urls_in(data.status().message()) : fmt::format("HTTP {}", data->status)));
         continue;
       }
       auto digest = crypto::sha256(data->body);
@@ -345,14 +351,6 @@ std::vector<std::string> fetch_lfs_http(const std::string& endpoint, const std::
 }
 
 }  // namespace
-
-std::string redact_url(const std::string& url) {
-  size_t scheme = url.find("://");
-  if (scheme == std::string::npos) return url;
-  size_t host = scheme + 3, slash = url.find('/', host), at = url.rfind('@', slash == std::string::npos ? url.size() : slash);
-  if (at == std::string::npos || at < host) return url;
-  return url.substr(0, host) + "…@" + url.substr(at + 1);
-}
 
 std::string mirror_cache_dir(const std::string& source) {
   std::string base;

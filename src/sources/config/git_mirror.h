@@ -26,9 +26,6 @@ struct MirrorState {
   std::vector<std::string> lfs_missing;     // "oid: why", objects that could not be brought in
 };
 
-// A URL without its credentials ("https://user:token@host/x" → "https://…@host/x"), for output.
-std::string redact_url(const std::string& url);
-
 // The cache folder for one source (a path or URL): $XDG_CACHE_HOME/lifeboat/git (or ~/.cache/…),
 // named by a hash of the source.
 std::string mirror_cache_dir(const std::string& source);

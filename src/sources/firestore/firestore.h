@@ -44,7 +44,8 @@ std::string top_collection(const std::string& relative);
 nlohmann::json stored_document(const nlohmann::json& api_document, const std::string& root);
 // The API's fields of a stored document written below `root` (references made absolute again).
 nlohmann::json api_fields(const nlohmann::json& stored, const std::string& root);
-// The tree name of a relative document name.
+// The tree name of a relative document name: one component, escaped as core/names.h escape_component
+// escapes ("users/bob" → "users%2Fbob"; "", "." and ".." never stand as themselves).
 std::string escape_name(const std::string& relative);
 std::string unescape_name(const std::string& tree_name);
 // Hash of a name that decides bucket and group boundaries.

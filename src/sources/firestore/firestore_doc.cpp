@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/bytes.h"
+#include "core/names.h"
 #include "crypto/crypto.h"
 #include "sources/firestore/firestore.h"
 
@@ -98,26 +99,9 @@ nlohmann::json api_fields(const nlohmann::json& stored, const std::string& root)
   return normalise_fields(stored.value("fields", nlohmann::json::object()), root, true);
 }
 
-std::string escape_name(const std::string& relative) {
-  std::string out;
-  out.reserve(relative.size() + 8);
-  for (char c : relative) {
-    if (c == '%') out += "%25";
-    else if (c == '/') out += "%2F";
-    else out += c;
-  }
-  return out;
-}
+std::string escape_name(const std::string& relative) { return escape_component(relative); }
 
-std::string unescape_name(const std::string& tree_name) {
-  std::string out;
-  for (size_t i = 0; i < tree_name.size(); ++i) {
-    if (tree_name.compare(i, 3, "%25") == 0) out += '%', i += 2;
-    else if (tree_name.compare(i, 3, "%2F") == 0) out += '/', i += 2;
-    else out += tree_name[i];
-  }
-  return out;
-}
+std::string unescape_name(const std::string& tree_name) { return unescape_component(tree_name); }
 
 uint64_t name_hash(const std::string& relative) {
   auto d = crypto::sha256(ByteView(reinterpret_cast<const uint8_t*>(relative.data()), relative.size()));

@@ -25,9 +25,8 @@ inline constexpr const char* kSource = "gcs";
 inline constexpr const char* kObjectXattr = "user.gcs.object";
 inline constexpr const char* kVersionsDir = "%versions";
 
-// One path component of the tree: '%' → "%25"; the components "", "." and ".." → "%00", "%2E", "%2E%2E".
-std::string escape_component(const std::string& component);
-// The tree path of a relative object name (components escaped, joined by '/').
+// The tree path of a relative object name: each component escaped as one (core/names.h
+// escape_component: '%' → "%25"; "", "." and ".." → "%00", "%2E", "%2E%2E"), joined by '/'.
 std::string gcs_tree_path(const std::string& relative_name);
 // "gs://b/p" → bucket "b", prefix "p/" (a prefix names a folder; "" for the whole bucket).
 struct BucketLocation {

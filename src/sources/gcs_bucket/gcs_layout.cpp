@@ -2,24 +2,12 @@
 #include <fmt/format.h>
 #include <fnmatch.h>
 
+#include "core/names.h"
 #include "repo/snapshot_select.h"
 #include "repo/tree_walk.h"
 #include "sources/gcs_bucket/gcs_bucket.h"
 
 namespace lifeboat::sources::gcs_bucket {
-
-std::string escape_component(const std::string& c) {
-  if (c.empty()) return "%00";
-  if (c == ".") return "%2E";
-  if (c == "..") return "%2E%2E";
-  std::string out;
-  out.reserve(c.size());
-  for (char ch : c) {
-    if (ch == '%') out += "%25";
-    else out += ch;
-  }
-  return out;
-}
 
 std::string gcs_tree_path(const std::string& relative_name) {
   std::string out;

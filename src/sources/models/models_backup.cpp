@@ -11,6 +11,7 @@
 
 #include "cloud/gcs_client.h"
 #include "cloud/mlflow_client.h"
+#include "core/names.h"
 #include "core/subprocess.h"
 #include "core/time.h"
 #include "crypto/crypto.h"
@@ -189,7 +190,7 @@ Result<VersionBackup> backup_version(repo::Repository& repo, const ModelsBackupO
   for (const auto& tg : o.tags) snap.tags.push_back(tg);
   if (prev) snap.parent = prev->id;
   snap.tree = root_id;
-  snap.metadata = {{"model", v.model},      {"version", v.version},   {"registry", o.mlflow.empty() ? o.path : o.mlflow},
+  snap.metadata = {{"model", v.model},      {"version", v.version},   {"registry", o.mlflow.empty() ? o.path : redact_url(o.mlflow)},
                    {"aliases", v.aliases},  {"manifest", manifest},   {"listing", v.listing()},
                    {"bytes", out.bytes},    {"files", out.files},     {"fingerprint", fingerprint},
                    {"validation", validation}, {"finished_ns", now_unix_ns()}};
@@ -235,9 +236,15 @@ Result<std::vector<VersionSource>> registry_versions(const ModelsBackupOptions& 
     }));
     if (!o.version.empty() && versions.empty())
       return Error(Code::kNotFound, fmt::format("model {} has no version {}", name, o.version));
-    std::sort(versions.begin(), versions.end(), [](const nlohmann::json& a, const nlohmann::json& b) {
-      return std::stoll(a.value("version", "0")) < std::stoll(b.value("version", "0"));
-    });
+    // A version becomes a directory name at restore and is sorted as a number: only a decimal one is taken.
+    std::vector<std::pair<int64_t, nlohmann::json>> numbered;
+    for (auto& v : versions) {
+      LB_ASSIGN_OR_RETURN(auto number, decimal_version(v.value("version", ""), fmt::format("model {:?} in {}", name, redact_url(o.mlflow))));
+      numbered.emplace_back(number, std::move(v));
+    }
+    std::sort(numbered.begin(), numbered.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    versions.clear();
+    for (auto& [n, v] : numbered) versions.push_back(std::move(v));
     for (auto& v : versions) {
       VersionSource s;
       s.model = name;
@@ -255,6 +262,8 @@ Result<std::vector<VersionSource>> registry_versions(const ModelsBackupOptions& 
       if (!files) return files.status().with_context(fmt::format("model {} version {}", name, s.version));
       if (files->empty())
         return Error(Code::kNotFound, fmt::format("model {} version {}: no artifacts at {} (deleted on the server?)", name, s.version, *root));
+      for (const auto& f : *files)
+        LB_RETURN_IF_ERROR(check_relative_path(f.path, fmt::format("model {} version {}: the registry lists an artifact", name, s.version)));
       s.files = std::move(*files);
       std::string r = *root;
       s.read = [client, r](const std::string& path) { return client->download(r + "/" + path); };
@@ -268,6 +277,7 @@ Result<std::vector<VersionSource>> registry_versions(const ModelsBackupOptions& 
 Result<VersionSource> path_version(const ModelsBackupOptions& o) {
   if (o.models.size() != 1 || o.version.empty())
     return Error(Code::kInvalidArgument, "--path needs one --model NAME and --version V");
+  LB_RETURN_IF_ERROR(decimal_version(o.version, fmt::format("--path {} --version", o.path)).status());
   VersionSource s;
   s.model = o.models[0];
   s.version = o.version;

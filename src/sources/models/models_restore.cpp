@@ -9,6 +9,7 @@
 
 #include "cloud/mlflow_client.h"
 #include "core/atomic_file.h"
+#include "core/names.h"
 #include "crypto/crypto.h"
 #include "core/time.h"
 #include "repo/node_io.h"
@@ -26,10 +27,20 @@ struct StoredVersion {
   const repo::SnapshotRef* ref;
   nlohmann::json registered_model, model_version;
   repo::BlobId artifacts{};
+  int64_t number = 0;  // the version, checked decimal
 };
 
+// DIR/MODEL/VERSION: the model's name escaped into one component (a registry may name a model
+// "../../x"), the version a decimal number.
+std::string version_dir(const std::string& to_dir, const std::string& model, const std::string& version) {
+  return fmt::format("{}/{}/{}", to_dir, escape_component(model), escape_component(version));
+}
+
 Result<StoredVersion> load_version(repo::Repository& repo, const repo::SnapshotRef& ref) {
-  StoredVersion v{&ref, {}, {}, {}};
+  StoredVersion v{&ref, {}, {}, {}, 0};
+  LB_ASSIGN_OR_RETURN(v.number, decimal_version(ref.snapshot.metadata.value("version", ""),
+                                                 fmt::format("snapshot {} (model {:?})", ref.short_id(),
+                                                             ref.snapshot.metadata.value("model", ""))));
   LB_ASSIGN_OR_RETURN(auto root, repo.load_tree(ref.snapshot.tree));
   const auto* rm = root.find("registered_model.json");
   const auto* mv = root.find("model_version.json");
@@ -75,14 +86,14 @@ Result<std::vector<VersionRestored>> restore_models(repo::Repository& repo, cons
   std::sort(versions.begin(), versions.end(), [](const StoredVersion& a, const StoredVersion& b) {
     std::string ma = a.ref->snapshot.metadata.value("model", ""), mb = b.ref->snapshot.metadata.value("model", "");
     if (ma != mb) return ma < mb;
-    return std::stoll(a.ref->snapshot.metadata.value("version", "0")) < std::stoll(b.ref->snapshot.metadata.value("version", "0"));
+    return a.number < b.number;
   });
   std::vector<VersionRestored> out;
   if (!o.to_dir.empty()) {
     for (const auto& v : versions) {
       VersionRestored r{v.ref->snapshot.metadata.value("model", ""), v.ref->snapshot.metadata.value("version", ""), "", "", 0, 0};
       r.new_version = r.old_version;
-      r.where = fmt::format("{}/{}/{}", o.to_dir, r.model, r.old_version);
+      r.where = version_dir(o.to_dir, r.model, r.old_version);
       std::error_code ec;
       if (fs::exists(r.where, ec) && !fs::is_empty(r.where, ec))
         return Error(Code::kAlreadyExists, fmt::format("{} exists and is not empty: restore elsewhere", r.where));
@@ -108,7 +119,7 @@ Result<std::vector<VersionRestored>> restore_models(repo::Repository& repo, cons
   std::map<std::string, const StoredVersion*> newest_of;               // model → its newest snapshot
   for (const auto& v : versions) {
     std::string model = v.ref->snapshot.metadata.value("model", ""), old = v.ref->snapshot.metadata.value("version", "");
-    VersionRestored r{model, old, "", o.mlflow, 0, 0};
+    VersionRestored r{model, old, "", redact_url(o.mlflow), 0, 0};
     auto& nw = newest_of[model];
     if (!nw || nw->ref->snapshot.time_ns < v.ref->snapshot.time_ns) nw = &v;
     if (!renumber.count(model)) {
@@ -183,7 +194,7 @@ std::vector<CheckResult> check_models_target(const std::vector<repo::SnapshotRef
       continue;
     }
     // The restored copy as a directory: the target itself, or the registry's artifacts downloaded.
-    std::string dir = where.to_dir.empty() ? "" : fmt::format("{}/{}/{}", where.to_dir, model, old);
+    std::string dir = where.to_dir.empty() ? "" : version_dir(where.to_dir, model, old);
     std::string temp;
     if (dir.empty()) {
       char tmpl[] = "/tmp/lifeboat-check-XXXXXX";
@@ -226,7 +237,7 @@ std::vector<CheckResult> check_models_target(const std::vector<repo::SnapshotRef
     }
   }
   std::vector<CheckResult> out;
-  std::string target = where.to_dir.empty() ? where.mlflow : where.to_dir;
+  std::string target = where.to_dir.empty() ? redact_url(where.mlflow) : where.to_dir;
   for (const auto& c : checks) {
     if (c == "manifest")
       out.push_back({c, manifest_problems.empty(),

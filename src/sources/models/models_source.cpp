@@ -8,6 +8,7 @@
 
 #include "core/bytes.h"
 #include "core/time.h"
+#include "core/names.h"
 #include "sources/models/models.h"
 #include "sources/settings_reader.h"
 
@@ -196,7 +197,7 @@ Result<SourceRestore> restore(SourceContext& ctx, const ModelsSettings& s, std::
     out.report.lines.push_back(fmt::format("{}{} v{} → {} v{} ({} file(s), {})", s.dry_run ? "would restore " : "", v.model,
                                            v.old_version, v.where, v.new_version, v.files, format_bytes(v.bytes)));
   }
-  out.details = {{"target", where.to_dir.empty() ? where.mlflow : where.to_dir}, {"versions", versions}};
+  out.details = {{"target", where.to_dir.empty() ? redact_url(where.mlflow) : where.to_dir}, {"versions", versions}};
   out.dry_run = s.dry_run;
   out.report.json = {{"versions", listed}, {"dry_run", s.dry_run}, {"duration_ms", (monotonic_ns() - start) / 1000000}};
   return out;
