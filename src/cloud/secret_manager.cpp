@@ -109,6 +109,10 @@ Result<nlohmann::json> SecretManagerClient::add_version(const std::string& secre
   return call("POST", secret + ":addVersion", &body, "adding a version to " + secret);
 }
 
+Result<nlohmann::json> SecretManagerClient::get_version(const std::string& version) const {
+  return call("GET", version, nullptr, "reading " + version);
+}
+
 Result<nlohmann::json> SecretManagerClient::change_version(const std::string& version, const std::string& action) const {
   nlohmann::json body = nlohmann::json::object();
   return call("POST", version + ":" + action, &body, fmt::format("{} of {}", action, version));
@@ -117,7 +121,12 @@ Result<nlohmann::json> SecretManagerClient::change_version(const std::string& ve
 int64_t secret_version_number(const std::string& name) {
   size_t slash = name.rfind('/');
   std::string n = slash == std::string::npos ? name : name.substr(slash + 1);
-  return n.empty() || n.find_first_not_of("0123456789") != std::string::npos ? 0 : std::stoll(n);
+  return n.empty() || n.size() > 18 || n.find_first_not_of("0123456789") != std::string::npos ? 0 : std::stoll(n);
+}
+
+int64_t secret_version_number(const nlohmann::json& alias_target) {
+  if (alias_target.is_string()) return secret_version_number(alias_target.get<std::string>());
+  return alias_target.is_number_integer() ? alias_target.get<int64_t>() : 0;
 }
 
 Status check_secret_id(const std::string& id, const std::string& what) {

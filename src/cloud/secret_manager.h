@@ -31,6 +31,8 @@ class SecretManagerClient : public GoogleApiClient {
   Result<nlohmann::json> patch_secret(const std::string& secret, const nlohmann::json& resource, const std::string& update_mask) const;
   // Adds a version with `payload` (sent with its CRC32C); returns the new version's resource.
   Result<nlohmann::json> add_version(const std::string& secret, ByteView payload) const;
+  // A version's resource (its state among others); kNotFound when absent.
+  Result<nlohmann::json> get_version(const std::string& version) const;
   // "enable", "disable" or "destroy".
   Result<nlohmann::json> change_version(const std::string& version, const std::string& action) const;
 
@@ -42,8 +44,10 @@ class SecretManagerClient : public GoogleApiClient {
                               const std::string& what) const;
 };
 
-// The number at the end of ".../versions/N" (0 when there is none).
+// The number at the end of ".../versions/N", or a version alias's target ("3" or 3); 0 when there is
+// none or it is not a number of at most 18 digits.
 int64_t secret_version_number(const std::string& version_name);
+int64_t secret_version_number(const nlohmann::json& alias_target);
 // A secret id as Secret Manager allows them (letters, digits, '-' and '_', 1 to 255): anything else
 // (a path, a name with '/', "..") is refused, naming `what`, before it goes into a URL or a path.
 Status check_secret_id(const std::string& id, const std::string& what);

@@ -6,6 +6,7 @@ same payloads, states and aliases; checks that fail when the restored target is 
 input (missing repository, mid-rebase, permission denied, 429); and no planted secret value in any
 output, report or /metrics."""
 import json
+import time
 import os
 import shutil
 import subprocess
@@ -294,8 +295,9 @@ def test_git_bad_input(lb, tmp_path):
 def test_secrets_round_trip_into_another_project(lb, tmp_path, sm):
     expected = seed_secrets(sm, "projects/prod")
     env = sm.env()
-    r = lb.run("backup", "config", "--secrets", "projects/prod", "--name", "sec", env=env)
+    r = lb.run("backup", "config", "--secrets", "projects/prod", "--read-disabled", "--name", "sec", env=env)
     assert "10 secret(s), 30 version(s) (1 disabled, 1 destroyed)" in r.stdout, r.stdout
+    assert "without the payload" not in r.stdout, r.stdout
     # The disabled version was enabled only to be read: it is disabled again.
     assert versions_in(sm, "projects/prod", "app-secret-3")[2] == "DISABLED"
     j = lb.json("restore", "config", "--name", "sec", "--secrets", "projects/staging", "--check", "secrets", env=env)
@@ -323,6 +325,67 @@ def test_secrets_round_trip_into_another_project(lb, tmp_path, sm):
     assert sm.call("GET", "/_fake/stats")[1]["secrets"] == before
     outputs += [p.stdout, p.stderr, d.stdout, d.stderr]
     assert_no_secret(*outputs)
+
+
+def test_a_disabled_version_is_not_read_unless_asked(lb, tmp_path, sm):
+    """By default a DISABLED version is never enabled: its metadata is stored, not its payload, and a
+    restore brings it back disabled (and empty, which the output says); the secrets check passes."""
+    seed_secrets(sm, "projects/prod")
+    env = sm.env()
+    proxy = peers.FaultyHttpProxy(int(sm.endpoint.rsplit(":", 1)[1]),
+                                  rules=[("POST", ":enable", "403", None)])  # an enable would fail the backup
+    try:
+        r = lb.run("backup", "config", "--secrets", "projects/prod", "--name", "sec",
+                   env=dict(env, LIFEBOAT_SECRETMANAGER_ENDPOINT=proxy.endpoint))
+    finally:
+        proxy.close()
+    assert not [h for h in proxy.hits if ":enable" in h[1]], "a disabled version was enabled"
+    assert "(1 disabled, 1 destroyed); 1 disabled version(s) stored without the payload" in r.stdout, r.stdout
+    assert versions_in(sm, "projects/prod", "app-secret-3")[2] == "DISABLED"
+    j = lb.json("restore", "config", "--name", "sec", "--secrets", "projects/staging", "--check", "secrets", env=env)
+    assert j["checks"][0]["ok"], j["checks"]
+    assert versions_in(sm, "projects/staging", "app-secret-3") == {1: "ENABLED", 2: "DISABLED", 3: "ENABLED"}
+    s3 = [s for s in j["restored"]["secrets"] if s["secret"].endswith("/app-secret-3")][0]
+    assert s3["disabled_without_payload"] == [2]
+
+
+def test_a_backup_killed_while_it_holds_a_disabled_version_enabled_never_leaves_it_enabled(lb, tmp_path, sm):
+    """kill -9 while the revoked version 2 of app-secret-3 is enabled to be read (the proxy holds its
+    access for seconds): the version is ENABLED in the source for the moment, and the next backup
+    disables it again before reading anything, records it DISABLED, and says what it did."""
+    import threading
+    seed_secrets(sm, "projects/prod")
+    env = dict(sm.env(), XDG_STATE_HOME=str(tmp_path / "state"))
+    reading = threading.Event()
+
+    def hold():
+        reading.set()
+        time.sleep(8)
+
+    proxy = peers.FaultyHttpProxy(int(sm.endpoint.rsplit(":", 1)[1]),
+                                  rules=[("GET", "app-secret-3/versions/2:access", hold, 1)])
+    try:
+        env["LIFEBOAT_SECRETMANAGER_ENDPOINT"] = proxy.endpoint
+        p = subprocess.Popen([str(LIFEBOAT), "backup", "config", "--secrets", "projects/prod", "--read-disabled", "--name", "sec"],
+                             env=dict(lb.env, **env), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert reading.wait(60), "the backup never read the disabled version"
+        p.kill()
+        p.wait()
+        assert versions_in(sm, "projects/prod", "app-secret-3")[2] == "ENABLED", "the window was not reproduced"
+        r = lb.run("--json", "backup", "config", "--secrets", "projects/prod", "--read-disabled", "--name", "sec",
+                   env=env, check=False)
+    finally:
+        proxy.close()
+    assert versions_in(sm, "projects/prod", "app-secret-3")[2] == "DISABLED", "the revoked version was left enabled"
+    out = first_json(r.stdout)
+    assert out["summary"]["secrets"]["disabled"] == 1, out["summary"]
+    assert any("app-secret-3/versions/2 was left enabled" in w and "disabled again" in w for w in out["warnings"]), out["warnings"]
+    assert r.returncode == 3, (r.returncode, r.stderr)  # saved, with a warning to read
+    assert list((tmp_path / "state" / "lifeboat" / "secret-versions").iterdir()) == []
+    # A later backup has nothing to complete: clean.
+    r = lb.run("backup", "config", "--secrets", "projects/prod", "--read-disabled", "--name", "sec",
+               env=dict(env, LIFEBOAT_SECRETMANAGER_ENDPOINT=sm.endpoint))
+    assert "left enabled" not in r.stdout + r.stderr
 
 
 def test_secrets_check_fails_when_target_differs(lb, tmp_path, sm):

@@ -40,6 +40,7 @@ struct ConfigBackupOptions {
   std::vector<std::string> excludes;
   std::vector<GitSource> git;
   std::string secrets_project;  // "projects/P", or "" for none
+  bool read_disabled = false;   // read DISABLED versions' payloads (enabled for the moment, journalled); else metadata only
   std::vector<CheckCommand> checks;
   std::vector<std::string> tags;
   std::string hostname;
@@ -77,6 +78,7 @@ struct SecretRestored {
   bool created = false;
   std::vector<std::pair<int64_t, int64_t>> versions;  // old → new version number
   std::map<std::string, int64_t> aliases;   // alias → new version number
+  std::vector<int64_t> without_payload;      // DISABLED versions backed up without read_disabled: restored disabled, empty
 };
 
 struct ConfigRestoreResult {

@@ -12,6 +12,7 @@
 #include "repo/write_session.h"
 #include "sources/config/config.h"
 #include "sources/config/git_mirror.h"
+#include "sources/config/secret_journal.h"
 #include "repo/archiver/archiver.h"
 #include "repo/restorer/restorer.h"
 
@@ -58,19 +59,52 @@ Result<repo::BlobId> subtree_at(repo::Repository& repo, const repo::BlobId& root
 
 struct SecretsStored {
   repo::BlobId tree{};
-  uint64_t secrets = 0, versions = 0, destroyed = 0, disabled = 0, bytes = 0;
+  uint64_t secrets = 0, versions = 0, destroyed = 0, disabled = 0, disabled_unread = 0, bytes = 0;
+  std::vector<std::string> warnings;
 };
 
-// Every secret of the project with each version; a disabled version is enabled for the moment of
-// reading its payload (the API serves no disabled payload) and disabled again whatever happens.
-Result<SecretsStored> store_secrets(repo::WriteSession& session, const std::string& project, ProgressCounters& progress) {
+// The state each version of the previous snapshot recorded ("S/N" → "DISABLED"), from its N.json nodes.
+std::map<std::string, std::string> previous_states(repo::Repository& repo, const std::optional<repo::SnapshotRef>& parent) {
+  std::map<std::string, std::string> out;
+  if (!parent) return out;
+  auto root = repo.load_tree(parent->snapshot.tree);
+  const repo::Node* secrets = root ? root->find("secrets") : nullptr;
+  auto secrets_tree = secrets && secrets->subtree ? repo.load_tree(*secrets->subtree) : Result<repo::Tree>(Error(Code::kNotFound, ""));
+  if (!secrets_tree) return out;
+  for (const auto& sn : secrets_tree->nodes) {
+    auto st = sn.subtree ? repo.load_tree(*sn.subtree) : Result<repo::Tree>(Error(Code::kNotFound, ""));
+    const repo::Node* versions = st ? st->find("versions") : nullptr;
+    auto vt = versions && versions->subtree ? repo.load_tree(*versions->subtree) : Result<repo::Tree>(Error(Code::kNotFound, ""));
+    if (!vt) continue;
+    for (const auto& vn : vt->nodes) {
+      if (!vn.name.ends_with(".json")) continue;
+      auto bytes = repo::read_node_bytes(repo, vn);
+      if (!bytes) continue;
+      auto j = nlohmann::json::parse(bytes->begin(), bytes->end(), nullptr, false);
+      if (j.is_object()) out[sn.name + "/" + vn.name.substr(0, vn.name.size() - 5)] = j.value("state", "");
+    }
+  }
+  return out;
+}
+
+// Every secret of the project with each version. The API serves no payload of a DISABLED version:
+// without read_disabled its metadata is stored and its payload is not; with it, the version is
+// enabled for the moment of reading (recorded first in the EnabledVersionJournal, so a kill never
+// leaves it enabled) and disabled again whatever happens. Records an interrupted backup left are
+// completed first, before anything is read.
+Result<SecretsStored> store_secrets(repo::Repository& repo, repo::WriteSession& session, const ConfigBackupOptions& options,
+                                    ProgressCounters& progress) {
+  const std::string& project = options.secrets_project;
   LB_ASSIGN_OR_RETURN(auto client, cloud::SecretManagerClient::from_environment());
+  SecretsStored out;
+  EnabledVersionJournal journal(*client);
+  LB_ASSIGN_OR_RETURN(out.warnings, journal.complete());
+  auto before = previous_states(repo, options.parent);
   std::vector<nlohmann::json> secrets;
   LB_RETURN_IF_ERROR(client->list_secrets(project, [&](const nlohmann::json& s) {
     secrets.push_back(s);
     return Status::ok();
   }));
-  SecretsStored out;
   std::vector<repo::Node> secret_dirs;
   int64_t now = now_unix_ns();
   for (const auto& secret : secrets) {
@@ -86,8 +120,13 @@ Result<SecretsStored> store_secrets(repo::WriteSession& session, const std::stri
     for (const auto& v : versions) {
       std::string vname = v.value("name", "");
       int64_t number = cloud::secret_version_number(vname);
+      if (number <= 0) return Error(Code::kInvalidArgument, fmt::format("secret {}: the API lists a version named {:?}, not …/versions/N", id, vname));
       std::string state = v.value("state", "");
       ++out.versions;
+      if (auto it = before.find(fmt::format("{}/{}", id, number)); it != before.end() && it->second == "DISABLED" && state == "ENABLED")
+        out.warnings.push_back(fmt::format("{} was DISABLED at the previous backup (snapshot {}) and is ENABLED now: if no one "
+                                           "re-enabled it on purpose, disable it (a revoked credential may be valid again)",
+                                           vname, options.parent->short_id()));
       std::string meta = v.dump(2);
       LB_ASSIGN_OR_RETURN(auto mnode, data_node(session, fmt::format("{}.json", number), as_bytes(meta), now));
       version_nodes.push_back(std::move(mnode));
@@ -95,15 +134,26 @@ Result<SecretsStored> store_secrets(repo::WriteSession& session, const std::stri
         ++out.destroyed;
         continue;
       }
+      if (state == "DISABLED") ++out.disabled;
+      if (state == "DISABLED" && !options.read_disabled) {
+        ++out.disabled_unread;  // its metadata only: reading it would mean enabling a revoked version
+        continue;
+      }
       auto read_payload = [&]() -> Result<Bytes> {
         if (state != "DISABLED") return client->access(vname);
-        ++out.disabled;
-        LB_RETURN_IF_ERROR(client->change_version(vname, "enable").status());
+        LB_RETURN_IF_ERROR(journal.record(vname));
+        auto enabled = client->change_version(vname, "enable");
+        if (!enabled) {
+          (void)journal.forget(vname);
+          return enabled.status();
+        }
         auto got = client->access(vname);
         auto again = client->change_version(vname, "disable");
         if (!again)
-          return Error(Code::kFatal, fmt::format("{} was enabled to read it and could not be disabled again: {} — disable it by hand",
+          return Error(Code::kFatal, fmt::format("{} was enabled to read it and could not be disabled again: {} — disable it by hand "
+                                                 "(the next secrets backup tries again first)",
                                                  vname, again.status().message()));
+        LB_RETURN_IF_ERROR(journal.forget(vname));
         return got;
       };
       auto payload = read_payload();
@@ -249,14 +299,15 @@ Result<ConfigBackupResult> backup_config(repo::Repository& repo, const ConfigBac
   // 5. Secrets.
   nlohmann::json secrets_meta;
   if (!options.secrets_project.empty()) {
-    auto stored = store_secrets(session, options.secrets_project, progress);
+    auto stored = store_secrets(repo, session, options, progress);
     if (!stored) {
       (void)session.flush();  // what was stored is reused next time; no snapshot refers to it
       return stored.status();
     }
     root.push_back(dir_node("secrets", stored->tree));
     secrets_meta = {{"project", options.secrets_project}, {"secrets", stored->secrets}, {"versions", stored->versions},
-                    {"disabled", stored->disabled}, {"destroyed", stored->destroyed}};
+                    {"disabled", stored->disabled}, {"disabled_unread", stored->disabled_unread}, {"destroyed", stored->destroyed}};
+    for (auto& w : stored->warnings) result.warnings.push_back(std::move(w));
     summary["secrets"] = secrets_meta;
   }
 

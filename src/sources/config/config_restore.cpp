@@ -122,7 +122,11 @@ Status restore_secrets(repo::Repository& repo, const repo::BlobId& tree, const C
       Bytes payload;
       // A destroyed version comes back destroyed (an empty placeholder, destroyed at once), so the
       // numbers after it line up with the backup's.
-      if (state != "DESTROYED") {
+      // A disabled version backed up without read_disabled has no payload: it comes back disabled and
+      // empty (its number kept), and the result says so.
+      if (state == "DISABLED" && !v.payload) {
+        r.without_payload.push_back(v.number);
+      } else if (state != "DESTROYED") {
         if (!v.payload) return Error(Code::kCorrupt, fmt::format("stored secret {} version {} has no payload", s.id, v.number));
         LB_ASSIGN_OR_RETURN(payload, repo::read_node_bytes(repo, *v.payload));
       }
@@ -137,7 +141,7 @@ Status restore_secrets(repo::Repository& repo, const repo::BlobId& tree, const C
     nlohmann::json aliases = nlohmann::json::object();
     const nlohmann::json recorded = s.resource.value("versionAliases", nlohmann::json::object());
     for (const auto& [alias, num] : recorded.items()) {
-      int64_t old = num.is_string() ? std::stoll(num.get<std::string>()) : num.get<int64_t>();
+      int64_t old = cloud::secret_version_number(num);
       auto it = renumber.find(old);
       if (it == renumber.end()) continue;
       aliases[alias] = std::to_string(it->second);
@@ -163,7 +167,8 @@ nlohmann::json ConfigRestoreResult::to_json() const {
   for (const auto& r : secrets) {
     nlohmann::json v = nlohmann::json::array();
     for (const auto& [a, b] : r.versions) v.push_back({{"from", a}, {"to", b}});
-    s.push_back({{"secret", r.secret}, {"created", r.created}, {"versions", v}, {"aliases", r.aliases}});
+    s.push_back({{"secret", r.secret}, {"created", r.created}, {"versions", v}, {"aliases", r.aliases},
+                 {"disabled_without_payload", r.without_payload}});
   }
   nlohmann::json out = {{"files", files}, {"bytes", bytes}, {"mirrors", m}, {"secrets", s}};
   if (!plan.empty()) out["would"] = plan;
@@ -373,8 +378,8 @@ std::vector<CheckResult> check_config_target(repo::Repository& repo, const repo:
           const nlohmann::json recorded = s.resource.value("versionAliases", nlohmann::json::object());
           const nlohmann::json a = target->value("versionAliases", nlohmann::json::object());
           for (const auto& [alias, num] : recorded.items()) {
-            int64_t old = num.is_string() ? std::stoll(num.get<std::string>()) : num.get<int64_t>();
-            int64_t have = !a.contains(alias) ? -1 : a[alias].is_string() ? std::stoll(a[alias].get<std::string>()) : a[alias].get<int64_t>();
+            int64_t old = cloud::secret_version_number(num);
+            int64_t have = !a.contains(alias) ? -1 : cloud::secret_version_number(a[alias]);
             if (!renumber.count(old) || have != renumber[old])
               problems.push_back(fmt::format("{}: alias {} points at version {}, expected {}", s.id, alias, have, renumber[old]));
           }

@@ -23,6 +23,10 @@ const std::vector<KindOption>& options() {
       {.key = "secrets",
        .help = "Secret Manager: backups take every secret of this project (projects/P) with all its versions; restores put "
                "them into this project (projects/Q)"},
+      {.key = "read_disabled", .type = OptionType::kFlag,
+       .help = "also store the payloads of DISABLED secret versions: each is enabled for the moment of reading it (recorded "
+               "first, so an interrupted backup's next run disables it again); without it their metadata only",
+       .use = kBackupOption},
       {.key = "name", .help = "the source name: tags the snapshot source:NAME, as plan backups are (restores: which one; plan "
                               "mode: which config source)",
        .command_line = true},
@@ -60,7 +64,7 @@ struct ConfigSettings : SourceSettings {
   std::map<std::string, std::string> push;
   std::set<std::string> only;
   std::vector<std::string> read_back;  // command line: the checks to run after a restore
-  bool force = false, dry_run = false;
+  bool force = false, dry_run = false, read_disabled = false;
 };
 
 // `checks`: the plan's {match, run, timeout} or the command line's PATTERN=COMMAND.
@@ -104,6 +108,7 @@ std::shared_ptr<const ConfigSettings> parse(const nlohmann::json& section, Setti
   s->target = r.string("target");
   s->git_dir = r.string("git_dir");
   s->force = r.boolean("force", false);
+  s->read_disabled = r.boolean("read_disabled", false);
   s->dry_run = r.boolean("dry_run", false);
   s->read_back = r.strings("check");
   if (section.is_object() && section.contains("push") && section["push"].is_array()) {
@@ -174,8 +179,11 @@ Report backup_report(const SourceContext& ctx, const ConfigBackupResult& r) {
                                 m.value("head", "detached"), m["lfs"].size()));
   if (snap.metadata.contains("secrets")) {
     const auto& x = snap.metadata["secrets"];
-    lines.push_back(fmt::format("Secrets:    {}: {} secret(s), {} version(s) ({} disabled, {} destroyed)", x.value("project", ""),
-                                x.value("secrets", 0), x.value("versions", 0), x.value("disabled", 0), x.value("destroyed", 0)));
+    uint64_t unread = x.value("disabled_unread", uint64_t{0});
+    lines.push_back(fmt::format("Secrets:    {}: {} secret(s), {} version(s) ({} disabled, {} destroyed){}", x.value("project", ""),
+                                x.value("secrets", 0), x.value("versions", 0), x.value("disabled", 0), x.value("destroyed", 0),
+                                unread ? fmt::format("; {} disabled version(s) stored without the payload (read_disabled keeps it)", unread)
+                                       : ""));
   }
   lines.push_back(fmt::format("Added:      {} ({} stored after compression)", format_bytes(snap.summary.value("data_added_bytes", uint64_t{0})),
                               format_bytes(snap.summary.value("data_stored_bytes", uint64_t{0}))));
@@ -200,6 +208,7 @@ Result<SourceBackup> backup(SourceContext& ctx, const ConfigSettings& s) {
   o.excludes = s.exclude;
   o.git = s.git;
   o.secrets_project = s.secrets;
+  o.read_disabled = s.read_disabled;
   o.checks = s.checks;
   o.tags = ctx.tags;
   for (const auto& t : source_tags(ctx, s)) o.tags.push_back(t);
@@ -255,7 +264,11 @@ Result<SourceRestore> restore(SourceContext& ctx, const ConfigSettings& s, std::
   for (const auto& x : r.secrets) {
     std::vector<std::string> map;
     for (const auto& [a, b] : x.versions) map.push_back(fmt::format("{}→{}", a, b));
-    lines.push_back(fmt::format("secret {}{}: versions {}", x.secret, x.created ? " (created)" : "", fmt::join(map, " ")));
+    lines.push_back(fmt::format("secret {}{}: versions {}{}", x.secret, x.created ? " (created)" : "", fmt::join(map, " "),
+                                x.without_payload.empty()
+                                    ? ""
+                                    : fmt::format("; disabled version(s) {} restored disabled and empty (backed up without read_disabled)",
+                                                  fmt::join(x.without_payload, ", "))));
   }
   lines.push_back(fmt::format("restored snapshot {} ({}) in {}", snap->short_id(), format_local(snap->snapshot.time_ns), format_duration_ms(ms)));
   return out;
