@@ -24,14 +24,58 @@ std::string CommandResult::describe() const {
   return fmt::format("exited {}", exit_code);
 }
 
-std::string fill_command(std::string run, const std::vector<std::pair<std::string, std::string>>& values) {
-  for (const auto& [key, value] : values) {
-    std::string quoted = "'";
-    for (char c : value) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    quoted += "'";
-    for (size_t p = run.find(key); p != std::string::npos; p = run.find(key, p + quoted.size())) run.replace(p, key.size(), quoted);
+Result<std::string> fill_command(const std::string& run, const std::vector<std::pair<std::string, std::string>>& values) {
+  // One pass over the template, knowing at each placeholder how /bin/sh will read what is put there:
+  // unquoted, inside '…' or inside "…". Inside $( ) or backticks the shell parses the text again, so a
+  // placeholder there is refused rather than guessed at.
+  enum class Quote { kNone, kSingle, kDouble } q = Quote::kNone;
+  int nested = 0;         // depth of $( … )
+  bool backtick = false;  // inside `…`
+  std::string out;
+  for (size_t i = 0; i < run.size();) {
+    auto key = std::find_if(values.begin(), values.end(), [&](const auto& kv) { return run.compare(i, kv.first.size(), kv.first) == 0; });
+    if (key != values.end() && !key->first.empty()) {
+      const std::string& value = key->second;
+      if (nested > 0 || backtick)
+        return Error(Code::kInvalidArgument, fmt::format("in `{}`, {} stands inside $( ) or backticks, where the shell would read "
+                                                         "its value as a command: put it outside (e.g. f={}; … \"$f\")",
+                                                         run, key->first, key->first));
+      if (q == Quote::kNone) {
+        out += '\'';
+        for (char c : value) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+        out += '\'';
+      } else if (q == Quote::kSingle) {
+        for (char c : value) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+      } else {
+        for (char c : value) {
+          if (c == '$' || c == '`' || c == '"' || c == '\\') out += '\\';
+          out += c;
+        }
+      }
+      i += key->first.size();
+      continue;
+    }
+    char c = run[i];
+    out += c;
+    ++i;
+    if (q == Quote::kSingle) {
+      if (c == '\'') q = Quote::kNone;
+    } else if (c == '\\' && i < run.size()) {
+      out += run[i++];  // an escaped character, whatever it is
+    } else if (c == '`') {
+      backtick = !backtick;
+    } else if (c == '$' && i < run.size() && run[i] == '(') {
+      ++nested;
+      out += run[i++];
+    } else if (c == ')' && nested > 0) {
+      --nested;
+    } else if (q == Quote::kNone && c == '\'') {
+      q = Quote::kSingle;
+    } else if (c == '"') {
+      q = q == Quote::kDouble ? Quote::kNone : Quote::kDouble;
+    }
   }
-  return run;
+  return out;
 }
 
 Result<int> run_shell_with_env(const std::string& command, const std::vector<std::pair<std::string, std::string>>& env) {

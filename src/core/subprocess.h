@@ -21,8 +21,11 @@ struct CommandResult {
 };
 
 // A command template from a plan ("check {file}") with each placeholder replaced by its value quoted
-// for /bin/sh, so a path with spaces or quotes stays one word and runs nothing.
-std::string fill_command(std::string run, const std::vector<std::pair<std::string, std::string>>& values);
+// for /bin/sh where it stands — unquoted ('…' added), inside '…' or inside "…" (escaped for each) —
+// so a path with spaces, quotes, $( ) or backticks stays one word and runs nothing. A value is never
+// scanned for placeholders again. A placeholder inside $( ) or backticks is refused (the shell would
+// parse its value once more), naming it.
+Result<std::string> fill_command(const std::string& run, const std::vector<std::pair<std::string, std::string>>& values);
 
 // Runs `command` with /bin/sh -c, its standard output sent to standard error, with `env` added to
 // this process's environment: values travel as environment variables, never inside the command

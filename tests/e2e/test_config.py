@@ -217,6 +217,25 @@ def test_plan_config_checks_commands_and_tampered_target(lb, tmp_path):
     assert "deploy.yaml" in p.stdout + p.stderr and "grep -q replicas" in p.stdout + p.stderr
 
 
+def test_a_check_command_never_runs_what_a_file_name_holds(lb, tmp_path):
+    """A file named with $( ) and backticks, checked by commands that put {file} unquoted, inside "…"
+    and inside '…': each check gets the name as it is, nothing in it runs; a placeholder inside $( )
+    is refused before anything is read."""
+    cfg = tmp_path / "cfg"
+    cfg.mkdir()
+    pwned = tmp_path / "pwned"
+    name = "x $(touch pwned) `touch pwned` 'q'.json"  # the checks run in tmp_path: pwned would appear there
+    (cfg / name).write_text("{}\n")
+    seen = tmp_path / "seen"
+    for run in (f"printf %s {{file}} >> {seen}; echo >> {seen}", f"printf %s \"{{file}}\" >> {seen}; echo >> {seen}",
+                f"printf %s '{{file}}' >> {seen}; echo >> {seen}"):
+        lb.run("backup", "config", cfg, "--check", f"*.json={run}", "--force", cwd=tmp_path)
+    assert not pwned.exists(), "a check ran a command from a file name"
+    assert seen.read_text().splitlines() == [str(cfg / name)] * 3
+    p = lb.run("backup", "config", cfg, "--check", "*.json=cat $(echo {file})", check=False)
+    assert p.returncode != 0 and "{file} stands inside $( ) or backticks" in p.stderr, p.stderr
+
+
 def test_plan_check_names_bad_config_settings(lb, tmp_path):
     plan = tmp_path / "lifeboat.yaml"
     plan.write_text(f"""

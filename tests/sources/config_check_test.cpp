@@ -1,6 +1,7 @@
 // Config syntax checks: each syntax's first problem with its line, no quoted content in messages,
 // the extra check commands, and the names of git sources.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -118,11 +119,43 @@ TEST(Subprocess, ExitStatusOutputAndTimeLimit) {
 }
 
 TEST(Subprocess, FillCommandQuotesEachValue) {
-  EXPECT_EQ(fill_command("check {file} --v {version}", {{"{file}", "/a b/it's.yaml"}, {"{version}", "3"}}),
+  EXPECT_EQ(*fill_command("check {file} --v {version}", {{"{file}", "/a b/it's.yaml"}, {"{version}", "3"}}),
             "check '/a b/it'\\''s.yaml' --v '3'");
-  auto r = run_command({"/bin/sh", "-c", fill_command("printf %s {x}", {{"{x}", "$(echo no); `x` 'q'"}})}, 10);
-  ASSERT_TRUE(r.is_ok());
-  EXPECT_EQ(r->output_tail, "$(echo no); `x` 'q'");
+  // A value holding another placeholder is not filled again.
+  EXPECT_EQ(*fill_command("{a} {b}", {{"{a}", "{b}"}, {"{b}", "x"}}), "'{b}' 'x'");
+}
+
+// Wherever the placeholder stands — unquoted, in "…", in '…', beside other text — the file name
+// reaches the command as it is and nothing in it runs. The expected output is the name itself.
+TEST(Subprocess, FillCommandIsSafeInEveryQuoteContext) {
+  const std::string hostile = "a $(touch /tmp/lb-fill-pwned) `touch /tmp/lb-fill-pwned` \"q\" 'q' \\ $HOME b";
+  const char* templates[] = {
+      "printf %s {x}",          "printf %s \"{x}\"",         "printf %s '{x}'",           "printf %s \"pre-{x}-post\"",
+      "printf %s 'pre-{x}-post'", "printf %s pre-{x}-post",   "printf '%s' \"{x}\"",       "printf %s \"it's {x}\"",
+  };
+  for (const char* t : templates) {
+    unlink("/tmp/lb-fill-pwned");
+    auto cmd = fill_command(t, {{"{x}", hostile}});
+    ASSERT_TRUE(cmd.is_ok()) << t;
+    auto r = run_command({"/bin/sh", "-c", *cmd}, 10);
+    ASSERT_TRUE(r.is_ok()) << t;
+    std::string want = hostile;
+    std::string tt = t;
+    if (tt.find("pre-") != std::string::npos) want = "pre-" + hostile + "-post";
+    if (tt.find("it's") != std::string::npos) want = "it's " + hostile;
+    EXPECT_EQ(r->output_tail, want) << t << "\n" << *cmd;
+    EXPECT_NE(access("/tmp/lb-fill-pwned", F_OK), 0) << "ran a command from the value: " << t;
+  }
+}
+
+TEST(Subprocess, FillCommandRefusesAPlaceholderTheShellWouldParseAgain) {
+  for (const char* t : {"echo $(cat {x})", "echo \"$(cat {x})\"", "echo `cat {x}`"}) {
+    auto cmd = fill_command(t, {{"{x}", "f"}});
+    ASSERT_FALSE(cmd.is_ok()) << t;
+    EXPECT_NE(cmd.status().message().find("{x} stands inside $( ) or backticks"), std::string::npos) << cmd.status().message();
+  }
+  EXPECT_TRUE(fill_command("echo $(date) {x} `date`", {{"{x}", "f"}}).is_ok());
+  EXPECT_TRUE(fill_command("echo '$(' {x}", {{"{x}", "f"}}).is_ok());  // quoted: no substitution opens
 }
 
 TEST(ConfigSource, GitSourceNames) {

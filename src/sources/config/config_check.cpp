@@ -242,7 +242,8 @@ ConfigCheckReport check_tree(const std::vector<std::string>& paths, const std::v
     }
     for (const auto& c : commands) {
       if (!matches(c.match, f)) continue;
-      auto r = run_command({"/bin/sh", "-c", fill_command(c.run, {{"{file}", f}})}, c.timeout_s, 0);
+      auto filled = fill_command(c.run, {{"{file}", f}});
+      auto r = filled ? run_command({"/bin/sh", "-c", *filled}, c.timeout_s, 0) : Result<CommandResult>(filled.status());
       if (!r) report.problems.push_back({f, 0, fmt::format("check '{}' could not run: {}", c.run, r.status().message())});
       else if (!r->ok())
         // Its output is not repeated: a validator may echo the values it read.

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "core/subprocess.h"
 #include "core/time.h"
 #include "sources/config/config.h"
 #include "repo/archiver/archiver.h"
@@ -93,6 +94,10 @@ void parse_checks(const nlohmann::json& c, ConfigSettings& s, std::vector<Settin
       else cc.timeout_s = e["timeout"];
     }
     s.checks.push_back(cc);
+  }
+  // A placeholder the shell would parse again is refused now, not when the first file meets it.
+  for (const auto& cc : s.checks) {
+    if (auto filled = fill_command(cc.run, {{"{file}", "x"}}); !filled) problems.push_back({"checks", filled.status().message()});
   }
 }
 

@@ -324,8 +324,9 @@ Result<VersionSource> path_version(const ModelsBackupOptions& o) {
 }  // namespace
 
 std::pair<bool, std::string> run_validate_command(const ValidateCommand& v, const std::string& model_dir, const std::string& version) {
-  std::string cmd = fill_command(v.run, {{"{model_dir}", model_dir}, {"{version}", version}});
-  auto r = run_command({"/bin/sh", "-c", cmd}, v.timeout_s, 2000);
+  auto cmd = fill_command(v.run, {{"{model_dir}", model_dir}, {"{version}", version}});
+  if (!cmd) return {false, cmd.status().message()};
+  auto r = run_command({"/bin/sh", "-c", *cmd}, v.timeout_s, 2000);
   if (!r) return {false, r.status().message()};
   std::string tail = r->output_tail;
   while (!tail.empty() && (tail.back() == '\n' || tail.back() == ' ')) tail.pop_back();

@@ -9,6 +9,7 @@
 #include "core/bytes.h"
 #include "core/time.h"
 #include "core/names.h"
+#include "core/subprocess.h"
 #include "sources/models/models.h"
 #include "sources/settings_reader.h"
 
@@ -76,6 +77,9 @@ std::shared_ptr<const ModelsSettings> parse(const nlohmann::json& section, Setti
   int64_t timeout = r.count("validate_timeout", 0);
   if (timeout < 0) problems.push_back({"validate_timeout", "expected a number of seconds"});
   if (timeout > 0 && s->validate) s->validate->timeout_s = timeout;
+  if (s->validate)
+    if (auto filled = fill_command(s->validate->run, {{"{model_dir}", "x"}, {"{version}", "1"}}); !filled)
+      problems.push_back({"validate", filled.status().message()});
   r.only(options());
   // A command-line restore names where to (mlflow or to_dir) and which versions, never a source.
   if (purpose != SettingsFor::kRestore) {
