@@ -300,6 +300,67 @@ def test_git_mirror_with_branches_tags_notes_and_lfs(lb, tmp_path):
         assert d["passed"] is False and d["checks"]["git"]["ok"] is False, json.dumps(d)[:3000]
 
 
+def test_git_credentials_stay_out_of_the_cache_and_the_snapshots(lb, tmp_path):
+    """A repository behind HTTP basic auth (git http-backend): the backup gives the password per fetch,
+    the mirror cache's config holds the URL without it, the cache is 0700 and the config 0600, and
+    neither the restored mirror nor any output holds the password."""
+    src = tmp_path / "work"
+    src.mkdir()
+    git(src, "init", "-q", "-b", "main")
+    (src / "app.yaml").write_text("replicas: 3\n")
+    git(src, "add", ".")
+    git(src, "commit", "-q", "-m", "first")
+    git(src, "tag", "-a", "v1", "-m", "release 1")
+    bare = tmp_path / "srv" / "src.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(src), str(bare)], check=True)
+    cache = tmp_path / "cache"
+    env = {"XDG_CACHE_HOME": str(cache)}
+    with peers.GitHttp(tmp_path / "srv") as server:
+        url = server.url_with_credentials("src.git")
+        r = lb.run("--json", "backup", "config", "--git", f"app={url}", "--name", "net", env=env)
+        assert any(ok for _, _, ok in server.requests), "the server never saw the credentials"
+        git(src, "commit", "-q", "--allow-empty", "-m", "second")
+        git(src, "push", "-q", str(bare), "main")
+        p = lb.run("--json", "backup", "config", "--git", f"app={url}", "--name", "net", env=env)
+        denied = lb.run("backup", "config", "--git", f"app={server.url}/src.git", "--name", "anon",
+                        env={"XDG_CACHE_HOME": str(tmp_path / "cache2")}, check=False)
+        assert denied.returncode != 0
+    mirrors = list((cache / "lifeboat" / "git").glob("*.git"))
+    assert len(mirrors) == 1
+    config = (mirrors[0] / "config").read_text()
+    assert f"url = {server.url}/src.git" in config and server.password not in config, config
+    assert (cache / "lifeboat" / "git").stat().st_mode & 0o777 == 0o700
+    assert (cache / "lifeboat").stat().st_mode & 0o777 == 0o700
+    assert (mirrors[0] / "config").stat().st_mode & 0o777 == 0o600
+    out = tmp_path / "out"
+    c = lb.run("restore", "config", "--name", "net", "--target", out, "--check", "git")
+    assert "check git: ok" in c.stdout
+    assert refs_of(out / "git" / "app.git") == refs_of(bare)
+    for f in (out / "git" / "app.git").rglob("*"):
+        if f.is_file():
+            assert server.password.encode() not in f.read_bytes(), f
+    for text in (r.stdout, r.stderr, p.stdout, p.stderr, c.stdout, c.stderr, denied.stdout, denied.stderr,
+                 lb.run("--json", "snapshots").stdout):
+        assert server.password not in text
+
+
+def test_concurrent_backups_of_one_git_repository_both_succeed(lb, tmp_path):
+    """A plan backup and a manual one of the same repository at once share one cache mirror: the second
+    waits for the first and then fetches what is new; both succeed, each snapshot restores whole."""
+    src = make_git_repo(tmp_path / "src")
+    for round in range(3):
+        env = dict(lb.env, XDG_CACHE_HOME=str(tmp_path / f"cache{round}"))
+        procs = [subprocess.Popen([str(LIFEBOAT), "backup", "config", "--git", f"app={src}", "--name", f"c{round}{i}"],
+                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+        for pr in procs:
+            out, err = pr.communicate(timeout=300)
+            assert pr.returncode == 0, f"round {round}: {err}"
+    for name in ("c00", "c01", "c20"):
+        c = lb.run("restore", "config", "--name", name, "--target", tmp_path / f"out-{name}", "--check", "git")
+        assert "check git: ok" in c.stdout
+        assert refs_of(tmp_path / f"out-{name}" / "git" / "app.git") == refs_of(src)
+
+
 def test_git_bad_input(lb, tmp_path):
     p = lb.run("backup", "config", "--git", tmp_path / "nope", check=False)
     assert p.returncode == 1 and "is not a git repository" in p.stderr

@@ -646,6 +646,81 @@ class MLflow(Peer):
             return e.code, json.loads(e.read() or b"{}")
 
 
+class GitHttp:
+    """Git's own smart HTTP server (`git http-backend`, run as CGI) on loopback behind HTTP basic auth:
+    every request without `user:password` gets 401, as a hosted git server asks for a token."""
+
+    def __init__(self, root, user="alice", password="s3cret-git-pw"):
+        import base64
+        import http.server
+        import socketserver
+        self.root, self.user, self.password = Path(root), user, password
+        want = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        peer = self
+        peer.requests = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def _handle(self):
+                from urllib.parse import urlparse
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else b""
+                peer.requests.append((self.command, self.path, self.headers.get("Authorization") == want))
+                if self.headers.get("Authorization") != want:
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Basic realm="git"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                u = urlparse(self.path)
+                env = dict(os.environ, GIT_PROJECT_ROOT=str(peer.root), GIT_HTTP_EXPORT_ALL="1", PATH_INFO=u.path,
+                           QUERY_STRING=u.query, REQUEST_METHOD=self.command, REMOTE_USER=peer.user,
+                           CONTENT_TYPE=self.headers.get("Content-Type", ""), CONTENT_LENGTH=str(len(body)),
+                           HTTP_CONTENT_ENCODING=self.headers.get("Content-Encoding", ""),
+                           GIT_PROTOCOL=self.headers.get("Git-Protocol", ""))
+                out = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True).stdout
+                head, _, data = out.partition(b"\r\n\r\n")
+                if not _:
+                    head, _, data = out.partition(b"\n\n")
+                status, headers = 200, []
+                for line in head.decode().splitlines():
+                    k, _, v = line.partition(":")
+                    if k.lower() == "status":
+                        status = int(v.split()[0])
+                    elif k:
+                        headers.append((k, v.strip()))
+                self.send_response(status)
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = _handle
+
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def url_with_credentials(self, name):
+        return f"http://{self.user}:{self.password}@127.0.0.1:{self.port}/{name}"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
 class HostileMlflow:
     """A FAKE, for tests only: a loopback server that speaks the few MLflow REST calls a models backup
     makes (registered-models/search and /get, model-versions/search, get-download-uri, the artifact

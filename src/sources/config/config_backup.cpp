@@ -225,8 +225,11 @@ Result<ConfigBackupResult> backup_config(repo::Repository& repo, const ConfigBac
         if (auto t = repo.load_tree(*n->subtree)) parent_git = std::move(*t);
   }
   std::vector<MirrorState> mirrors;
+  std::vector<MirrorLock> held;  // each mirror stays locked until its files are stored
   for (const auto& g : options.git) {
     std::string dir = mirror_cache_dir(g.source);
+    LB_ASSIGN_OR_RETURN(auto lock, MirrorLock::acquire(dir));
+    held.push_back(std::move(lock));
     std::error_code ec;
     const repo::Node* previous = parent_git ? parent_git->find(g.name) : nullptr;
     if (previous && previous->subtree && !fs::exists(dir, ec)) {

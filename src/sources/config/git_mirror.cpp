@@ -2,9 +2,13 @@
 
 #include <git2.h>
 #include <openssl/evp.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fmt/format.h>
 #include <fstream>
@@ -58,6 +62,63 @@ bool is_local(const std::string& source) {
 }
 std::string local_path(const std::string& source) {
   return source.rfind("file://", 0) == 0 ? source.substr(7) : source;
+}
+
+// A URL's user information, split off: the URL a mirror's config records (never a password), and the
+// user and password (percent-decoded) given to libgit2 per fetch through its credentials callback.
+struct UrlCredentials {
+  std::string url, user, password;
+};
+
+std::string percent_decode(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+UrlCredentials split_credentials(const std::string& source) {
+  UrlCredentials c{source, "", ""};
+  size_t scheme = source.find("://");
+  if (scheme == std::string::npos) return c;
+  size_t host = scheme + 3, end = source.find_first_of("/?#", host);
+  size_t at = source.rfind('@', end == std::string::npos ? source.size() : end);
+  if (at == std::string::npos || at < host) return c;
+  std::string info = source.substr(host, at - host);
+  size_t colon = info.find(':');
+  c.user = percent_decode(info.substr(0, colon));
+  if (colon != std::string::npos) c.password = percent_decode(info.substr(colon + 1));
+  c.url = source.substr(0, host) + source.substr(at + 1);
+  return c;
+}
+
+struct CredentialsPayload {
+  const UrlCredentials* creds;
+  int asked = 0;
+};
+
+// Offered once per connection: a second ask means the server refused them (libgit2 then fails).
+int give_credentials(git_credential** out, const char*, const char*, unsigned int allowed, void* payload) {
+  auto* p = static_cast<CredentialsPayload*>(payload);
+  if (p->creds->user.empty() || p->asked++ > 0 || !(allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT)) return GIT_PASSTHROUGH;
+  return git_credential_userpass_plaintext_new(out, p->creds->user.c_str(), p->creds->password.c_str());
+}
+
+// The cache is the user's alone: its folders 0700, a mirror's config 0600.
+void make_private(const std::string& dir) {
+  std::error_code ec;
+  fs::path git_dir = fs::path(dir).parent_path();
+  for (const auto& d : {git_dir.parent_path(), git_dir})
+    fs::permissions(d, fs::perms::owner_all, fs::perm_options::replace, ec);
+  if (fs::exists(dir + "/config", ec))
+    fs::permissions(dir + "/config", fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::replace, ec);
 }
 
 const char* state_name(int state) {
@@ -357,13 +418,38 @@ std::string mirror_cache_dir(const std::string& source) {
   if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) base = x;
   else if (const char* h = std::getenv("HOME"); h && *h) base = std::string(h) + "/.cache";
   else base = "/tmp";
-  auto d = crypto::sha256(as_bytes(source));
+  auto d = crypto::sha256(as_bytes(split_credentials(source).url));  // the same repository whatever the token
   return fmt::format("{}/lifeboat/git/{}.git", base, hex_encode({d.data(), d.size()}).substr(0, 24));
+}
+
+Result<MirrorLock> MirrorLock::acquire(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(fs::path(dir).parent_path(), ec);
+  if (ec) return Error(Code::kIo, fmt::format("cannot create {}: {}", fs::path(dir).parent_path().string(), ec.message()));
+  make_private(dir);
+  std::string path = dir + ".lock";
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return Error(Code::kIo, fmt::format("cannot open {}: {}", path, strerror(errno)));
+  while (flock(fd, LOCK_EX) != 0) {
+    if (errno == EINTR && !interrupted()) continue;
+    int err = errno;
+    ::close(fd);
+    if (err == EINTR) return Error(Code::kInterrupted, "interrupted while waiting for another backup of the same git repository");
+    return Error(Code::kIo, fmt::format("cannot lock {}: {}", path, strerror(err)));
+  }
+  MirrorLock l;
+  l.fd_ = fd;
+  return l;
+}
+
+MirrorLock::~MirrorLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing releases the flock
 }
 
 Result<MirrorState> update_mirror(const std::string& source, const std::string& dir) {
   init_libgit2();
-  std::string url = source;
+  const UrlCredentials creds = split_credentials(source);
+  const std::string url = creds.url;  // what the mirror's config records: never a password
   std::string source_git_dir;
   RepoPtr src;  // a local source, open
   if (is_local(source)) {
@@ -381,7 +467,9 @@ Result<MirrorState> update_mirror(const std::string& source, const std::string& 
   fs::create_directories(fs::path(dir).parent_path(), ec);
   RepoPtr mirror;
   if (git_repository_open_bare(mirror.out(), dir.c_str()) != 0) {
-    fs::remove_all(dir, ec);  // a half-made mirror from an interrupted run
+    // A half-made mirror from an interrupted run: the caller holds the MirrorLock, so no other
+    // process is writing it.
+    fs::remove_all(dir, ec);
     if (git_repository_init(mirror.out(), dir.c_str(), 1) != 0) return Error(Code::kIo, lg2_error("creating mirror " + dir));
   }
   if (src.get()) {
@@ -400,7 +488,10 @@ Result<MirrorState> update_mirror(const std::string& source, const std::string& 
     }
     // The source's HEAD (its default branch), asked before the fetch while connected.
     std::string default_head;
+    CredentialsPayload connect_creds{&creds}, fetch_creds{&creds};
     git_remote_callbacks cb = GIT_REMOTE_CALLBACKS_INIT;
+    cb.credentials = give_credentials;
+    cb.payload = &connect_creds;
     if (git_remote_connect(remote.get(), GIT_DIRECTION_FETCH, &cb, nullptr, nullptr) != 0)
       return Error(Code::kUnavailable, lg2_error("connecting to " + redact_url(source)));
     git_buf def = GIT_BUF_INIT;
@@ -415,6 +506,8 @@ Result<MirrorState> update_mirror(const std::string& source, const std::string& 
     // An interrupt cancels the fetch at its next progress report (the mirror keeps what it had).
     fo.callbacks.transfer_progress = [](const git_indexer_progress*, void*) { return interrupted() ? -1 : 0; };
     fo.callbacks.sideband_progress = [](const char*, int, void*) { return interrupted() ? -1 : 0; };
+    fo.callbacks.credentials = give_credentials;
+    fo.callbacks.payload = &fetch_creds;
     if (git_remote_fetch(remote.get(), nullptr, &fo, "lifeboat backup") != 0) {
       if (interrupted()) return Error(Code::kInterrupted, "interrupted while fetching " + redact_url(source));
       return Error(Code::kUnavailable, lg2_error("fetching " + redact_url(source)));
@@ -422,6 +515,7 @@ Result<MirrorState> update_mirror(const std::string& source, const std::string& 
     if (!default_head.empty()) git_repository_set_head(mirror.get(), default_head.c_str());
   }
   git_error_clear();
+  make_private(dir);
 
   MirrorState st;
   st.dir = dir;
@@ -446,7 +540,7 @@ Result<MirrorState> update_mirror(const std::string& source, const std::string& 
     if (auto s = copy_verified(from, have, p); !s) st.lfs_missing.push_back(p.oid + ": " + s.message());
   }
   if (!from_server.empty()) {
-    std::string endpoint = lfs_endpoint(mirror.get(), url);
+    std::string endpoint = lfs_endpoint(mirror.get(), source);
     if (endpoint.empty())
       for (const auto& p : from_server)
         st.lfs_missing.push_back(p.oid + ": no LFS server known for " + redact_url(source) + " (set lfs.url in its .lfsconfig)");

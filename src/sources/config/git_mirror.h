@@ -27,10 +27,26 @@ struct MirrorState {
 };
 
 // The cache folder for one source (a path or URL): $XDG_CACHE_HOME/lifeboat/git (or ~/.cache/…),
-// named by a hash of the source.
+// named by a hash of the source without its credentials. The cache is private (0700); a URL's user
+// and password are given per fetch and never written into a mirror's config.
 std::string mirror_cache_dir(const std::string& source);
 
-// Creates or updates the mirror of `source` in `dir`: a URL's +refs/*:refs/* fetched with pruning, a
+// Held while a mirror is seeded, fetched and stored: one process at a time per mirror (a second backup
+// of the same repository waits, then fetches what is new). flock on DIR.lock, released by the kernel
+// when the holder exits however it exits.
+class MirrorLock {
+ public:
+  static Result<MirrorLock> acquire(const std::string& dir);
+  MirrorLock(MirrorLock&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  MirrorLock& operator=(MirrorLock&&) = delete;
+  ~MirrorLock();
+
+ private:
+  MirrorLock() = default;
+  int fd_ = -1;
+};
+
+// Creates or updates the mirror of `source` in `dir` (the caller holds its MirrorLock): a URL's +refs/*:refs/* fetched with pruning, a
 // local repository's new objects packed directly and its refs copied; HEAD set
 // like the source's, LFS objects copied from a local source's LFS store and checked against their
 // SHA-256, or for a URL source downloaded from its Git LFS server (lfs.url in the .lfsconfig at HEAD,
