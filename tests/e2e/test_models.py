@@ -229,3 +229,54 @@ def test_models_kept_outside_a_registry(lb, tmp_path):
     assert json.loads((tmp_path / "out" / "ranker" / "7.mlflow.json").read_text())["model_version"]["version"] == "7"
     p = lb.run("restore", "models", "--to-dir", tmp_path / "out", check=False)
     assert p.returncode == 1 and "not empty" in p.stderr
+
+
+def test_a_killed_restore_into_a_registry_completes_on_the_next_run_without_duplicates(lb, registry, tmp_path):
+    """kill -9 while the third version is being created in the target registry (the proxy holds that
+    call): the re-run reuses the two versions already made and the unfinished run, creates the rest,
+    and the target ends with each version once, every run used, production on the right version; a
+    plain re-run after that changes nothing."""
+    import threading
+    lb.run("backup", "models", "--mlflow", registry.url, "--model", "face-shape", "--name", "models")
+    backed_up = sorted(int(s["metadata"]["version"]) for s in lb.json("snapshots") if s["source"] == "models")
+    assert len(backed_up) >= 3
+    with peers.MLflow(tmp_path / "target") as target:
+        creating = threading.Event()
+
+        def hold():
+            creating.set()
+            time.sleep(30)
+
+        proxy = peers.FaultyHttpProxy(target.port, rules=[("POST", "model-versions/create", None, 2),
+                                                          ("POST", "model-versions/create", hold, 1)])
+        try:
+            p = lb.popen("restore", "models", "--mlflow", proxy.endpoint, "--name", "models")
+            assert creating.wait(300), "the restore never reached the third version"
+            p.kill()
+            p.wait()
+        finally:
+            proxy.close()
+
+        def target_versions():
+            st, body = target.api("GET", "model-versions/search?filter=name%3D%27face-shape%27&max_results=100")
+            assert st == 200, body
+            return body.get("model_versions", [])
+
+        assert len(target_versions()) == 2, "the kill came at the wrong moment"
+        r = lb.run("--json", "restore", "models", "--mlflow", target.url, "--name", "models")
+        done = json.JSONDecoder().raw_decode(r.stdout)[0]["versions"]
+        assert [v["reused"] for v in done] == [True, True] + [False] * (len(backed_up) - 2), done
+        versions = target_versions()
+        assert sorted(int(v["version"]) for v in versions) == list(range(1, len(backed_up) + 1)), versions
+        tags = [t["value"] for v in versions for t in v.get("tags", []) if t["key"] == "lifeboat.snapshot"]
+        assert len(tags) == len(set(tags)) == len(backed_up)
+        st, exp = target.api("GET", "experiments/get-by-name?experiment_name=lifeboat-restore")
+        st, runs = target.api("POST", "runs/search", {"experiment_ids": [exp["experiment"]["experiment_id"]], "max_results": 100})
+        assert len(runs["runs"]) == len(backed_up), "an interrupted restore's run was left behind"
+        st, rm = target.api("GET", "registered-models/get?name=face-shape")
+        src_prod = [a["version"] for a in registry.api("GET", "registered-models/get?name=face-shape")[1]["registered_model"]["aliases"]
+                    if a["alias"] == "production"]
+        assert [a["version"] for a in rm["registered_model"]["aliases"] if a["alias"] == "production"] == src_prod
+        again = lb.run("restore", "models", "--mlflow", target.url, "--name", "models")
+        assert again.stdout.count("restored from this snapshot before") == len(backed_up), again.stdout
+        assert len(target_versions()) == len(backed_up)

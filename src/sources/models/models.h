@@ -72,12 +72,15 @@ struct ModelsRestoreOptions {
 struct VersionRestored {
   std::string model, old_version, new_version, where;
   uint64_t files = 0, bytes = 0;
+  bool reused = false;  // the registry already held the version restored from this snapshot (tag lifeboat.snapshot)
 };
 
 // Restores the versions (oldest first per model): into a registry (model created with its tags and
 // description when missing; each version's artifacts uploaded into a run of the experiment
-// "lifeboat-restore", the version created from them with its tags; aliases set on the new numbers)
-// or into a directory.
+// "lifeboat-restore", the version created from them with its tags and lifeboat.snapshot naming the
+// snapshot; aliases set on the new numbers) or into a directory. Into a registry it converges: a
+// version already restored from the same snapshot is reused, an interrupted restore's run is reused
+// for the upload, so a re-run after a kill (or a plain re-run) completes instead of duplicating.
 Result<std::vector<VersionRestored>> restore_models(repo::Repository& repo, const std::vector<repo::SnapshotRef>& versions,
                                                     const ModelsRestoreOptions& options, ProgressCounters& progress);
 

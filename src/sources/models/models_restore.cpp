@@ -58,10 +58,45 @@ Result<StoredVersion> load_version(repo::Repository& repo, const repo::SnapshotR
   return v;
 }
 
+// The tag a restored version and its run carry: the snapshot it came from. A restore that finds a
+// version with it has made that version already (a re-run after a kill, or a plain re-run) and reuses
+// it; a run with it and no version yet is reused for the upload, so nothing is duplicated.
+constexpr const char* kRestoredFrom = "lifeboat.snapshot";
+
 nlohmann::json tags_of(const nlohmann::json& resource) {
   nlohmann::json out = nlohmann::json::array();
-  for (const auto& t : resource.value("tags", nlohmann::json::array())) out.push_back({{"key", t.value("key", "")}, {"value", t.value("value", "")}});
+  for (const auto& t : resource.value("tags", nlohmann::json::array()))
+    if (t.value("key", "") != kRestoredFrom) out.push_back({{"key", t.value("key", "")}, {"value", t.value("value", "")}});
   return out;
+}
+
+nlohmann::json restored_tags(const StoredVersion& v) {
+  nlohmann::json t = tags_of(v.model_version);
+  t.push_back({{"key", kRestoredFrom}, {"value", v.ref->id}});
+  return t;
+}
+
+// snapshot id → the version of `model` restored from it (its kRestoredFrom tag).
+Result<std::map<std::string, std::string>> restored_versions(const cloud::MlflowClient& c, const std::string& model) {
+  std::map<std::string, std::string> out;
+  Status s = c.model_versions(model, [&](const nlohmann::json& v) {
+    for (const auto& t : v.value("tags", nlohmann::json::array()))
+      if (t.value("key", "") == kRestoredFrom) out[t.value("value", "")] = v.value("version", "");
+    return Status::ok();
+  });
+  if (!s && s.code() != Code::kNotFound) return s;
+  return out;
+}
+
+// A run of an earlier, interrupted restore of `snapshot_id` (no version made from it yet), or none.
+Result<std::optional<nlohmann::json>> unfinished_run(const cloud::MlflowClient& c, const std::string& experiment,
+                                                     const std::string& snapshot_id) {
+  LB_ASSIGN_OR_RETURN(auto found, c.post("runs/search", {{"experiment_ids", {experiment}},
+                                                         {"filter", fmt::format("tags.`{}` = '{}'", kRestoredFrom, snapshot_id)},
+                                                         {"max_results", 10}}));
+  for (const auto& run : found.value("runs", nlohmann::json::array()))
+    if (run["info"].value("status", "") != "FINISHED") return std::optional<nlohmann::json>(run);
+  return std::optional<nlohmann::json>();
 }
 
 Result<std::string> restore_experiment(const cloud::MlflowClient& c) {
@@ -117,6 +152,7 @@ Result<std::vector<VersionRestored>> restore_models(repo::Repository& repo, cons
   std::string experiment;
   std::map<std::string, std::map<std::string, std::string>> renumber;  // model → old → new
   std::map<std::string, const StoredVersion*> newest_of;               // model → its newest snapshot
+  std::map<std::string, std::map<std::string, std::string>> already;   // model → snapshot id → version restored from it
   for (const auto& v : versions) {
     std::string model = v.ref->snapshot.metadata.value("model", ""), old = v.ref->snapshot.metadata.value("version", "");
     VersionRestored r{model, old, "", redact_url(o.mlflow), 0, 0};
@@ -130,6 +166,16 @@ Result<std::vector<VersionRestored>> restore_models(repo::Repository& repo, cons
                                                                {"description", v.registered_model.value("description", "")}})
                                .status());
       renumber[model];
+      if (existing) {
+        LB_ASSIGN_OR_RETURN(already[model], restored_versions(c, model));
+      }
+    }
+    if (auto done = already[model].find(v.ref->id); done != already[model].end()) {
+      r.new_version = done->second;
+      r.reused = true;
+      renumber[model][old] = r.new_version;
+      out.push_back(std::move(r));
+      continue;
     }
     if (o.dry_run) {
       r.new_version = "(new)";
@@ -139,10 +185,16 @@ Result<std::vector<VersionRestored>> restore_models(repo::Repository& repo, cons
     if (experiment.empty()) {
       LB_ASSIGN_OR_RETURN(experiment, restore_experiment(c));
     }
-    LB_ASSIGN_OR_RETURN(auto run, c.post("runs/create", {{"experiment_id", experiment},
-                                                         {"run_name", fmt::format("restore {} v{}", model, old)},
-                                                         {"start_time", now_unix_ns() / 1000000},
-                                                         {"tags", nlohmann::json::array({{{"key", "lifeboat.snapshot"}, {"value", v.ref->id}}})}}));
+    LB_ASSIGN_OR_RETURN(auto earlier, unfinished_run(c, experiment, v.ref->id));
+    nlohmann::json run;
+    if (earlier) {
+      run = {{"run", *earlier}};
+    } else {
+      LB_ASSIGN_OR_RETURN(run, c.post("runs/create", {{"experiment_id", experiment},
+                                                      {"run_name", fmt::format("restore {} v{}", model, old)},
+                                                      {"start_time", now_unix_ns() / 1000000},
+                                                      {"tags", nlohmann::json::array({{{"key", kRestoredFrom}, {"value", v.ref->id}}})}}));
+    }
     const auto& info = run["run"]["info"];
     std::string run_id = info.value("run_id", ""), artifact_uri = info.value("artifact_uri", "");
     LB_ASSIGN_OR_RETURN(auto root, cloud::artifact_proxy_path(artifact_uri));
@@ -157,7 +209,7 @@ Result<std::vector<VersionRestored>> restore_models(repo::Repository& repo, cons
       return Status::ok();
     }));
     LB_ASSIGN_OR_RETURN(auto created, c.post("model-versions/create", {{"name", model}, {"source", artifact_uri + "/model"}, {"run_id", run_id},
-                                                                      {"tags", tags_of(v.model_version)},
+                                                                      {"tags", restored_tags(v)},
                                                                       {"description", v.model_version.value("description", "")}}));
     (void)c.post("runs/update", {{"run_id", run_id}, {"status", "FINISHED"}, {"end_time", now_unix_ns() / 1000000}});
     r.new_version = created["model_version"].value("version", "");

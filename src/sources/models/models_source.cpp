@@ -197,9 +197,12 @@ Result<SourceRestore> restore(SourceContext& ctx, const ModelsSettings& s, std::
   for (const auto& v : r) {
     versions.push_back({{"model", v.model}, {"from", v.old_version}, {"to", v.new_version}, {"files", v.files}, {"bytes", v.bytes}});
     listed.push_back({{"model", v.model}, {"from_version", v.old_version}, {"to_version", v.new_version}, {"to", v.where},
-                      {"files", v.files}, {"bytes", v.bytes}});
-    out.report.lines.push_back(fmt::format("{}{} v{} → {} v{} ({} file(s), {})", s.dry_run ? "would restore " : "", v.model,
-                                           v.old_version, v.where, v.new_version, v.files, format_bytes(v.bytes)));
+                      {"files", v.files}, {"bytes", v.bytes}, {"reused", v.reused}});
+    out.report.lines.push_back(
+        v.reused ? fmt::format("{} v{} → {} v{} (restored from this snapshot before: kept, nothing uploaded)", v.model, v.old_version,
+                               v.where, v.new_version)
+                 : fmt::format("{}{} v{} → {} v{} ({} file(s), {})", s.dry_run ? "would restore " : "", v.model, v.old_version,
+                               v.where, v.new_version, v.files, format_bytes(v.bytes)));
   }
   out.details = {{"target", where.to_dir.empty() ? redact_url(where.mlflow) : where.to_dir}, {"versions", versions}};
   out.dry_run = s.dry_run;
