@@ -172,5 +172,53 @@ TEST(MongoSliceTidy, ForgetsSlicesNoRestoreInsideTheWindowNeeds) {
   EXPECT_NE(plan.limit.find("missing"), std::string::npos) << plan.limit;
 }
 
+// A tidy killed after committing a merged slice and before forgetting its parts: the next tidy
+// forgets the parts (and a second merged slice an older Lifeboat wrote over the same range) instead
+// of merging them again, and restores replay the same entries throughout.
+TEST(MongoSliceTidy, ConvergesAfterAKillBetweenMergeAndForget) {
+  testing::TempDir dir;
+  auto repo = testing::init_repo(dir.path);
+  ASSERT_TRUE(repo);
+  full(*repo, 0);
+  slices(*repo);
+  auto merged_over = [&](int first, int last) {  // what merge() commits for slices first..last
+    Bytes all;
+    for (int i = first; i <= last; ++i) {
+      Bytes e = slice_entries(i);
+      all.insert(all.end(), e.begin(), e.end());
+    }
+    nlohmann::json m = {{"kind", "oplog-slice"}, {"from", oplog_time_json(pos(first))}, {"to", oplog_time_json(pos(last + 1))},
+                        {"entries", 2 * (last - first + 1)}, {"gap", false}, {"compacted_from", last - first + 1},
+                        {"proved_through_s", pos(last + 1).t + 30}, {"proof", "server clock"}};
+    return commit(*repo, kSliceSource, m, all, int64_t{pos(last + 1).t} * kNsPerSecond);
+  };
+  // Slices 1..2 (the first hour's) merged, the parts still there; and a second merged slice over 2..2's
+  // range plus 1, as the unconverged re-run wrote it.
+  std::vector<int64_t> instants = {int64_t{pos(1).t + 700} * kNsPerSecond, int64_t{pos(2).t + 600} * kNsPerSecond,
+                                   int64_t{pos(3).t} * kNsPerSecond, int64_t{pos(60).t} * kNsPerSecond};
+  std::vector<std::vector<uint32_t>> before;
+  for (auto at : instants) before.push_back(replayed(*repo, at));
+  merged_over(1, 2);
+  merged_over(1, 2);
+  TidyOptions o;
+  o.name = "db1";
+  o.now_ns = int64_t{pos(kSlices).t} * kNsPerSecond;
+  o.compact_after_ns = 0;  // only the convergence
+  auto r = tidy_slices(*repo, o);
+  ASSERT_TRUE(r.is_ok()) << r.status().message();
+  EXPECT_EQ(r->redundant, 3u);  // parts 1 and 2, and one of the two merged slices
+  EXPECT_EQ(count_slices(*repo), size_t{kSlices - 2 + 1});
+  for (size_t k = 0; k < instants.size(); ++k) EXPECT_EQ(replayed(*repo, instants[k]), before[k]) << "instant " << k;
+  // Compaction after that merges around the merged slice, never over it again.
+  o.compact_after_ns = 86400LL * kNsPerSecond;
+  r = tidy_slices(*repo, o);
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r->redundant, 0u);
+  r = tidy_slices(*repo, o);
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r->compacted + r->compacted_into + r->redundant, 0u) << "a third tidy still found work: it does not converge";
+  for (size_t k = 0; k < instants.size(); ++k) EXPECT_EQ(replayed(*repo, instants[k]), before[k]) << "instant " << k;
+}
+
 }  // namespace
 }  // namespace lifeboat::sources::mongodb

@@ -79,7 +79,8 @@ Status merge(repo::Repository& repo, const std::vector<SliceInfo>& parts, TidyRe
 
 nlohmann::json tidy_json(const TidyResult& r) {
   return {{"slices_compacted", r.compacted}, {"hourly_slices_written", r.compacted_into},
-          {"slices_forgotten", r.forgotten}, {"kept_by_object_lock", r.kept_by_object_lock}};
+          {"slices_forgotten", r.forgotten}, {"interrupted_compaction_leftovers", r.redundant},
+          {"kept_by_object_lock", r.kept_by_object_lock}};
 }
 
 Result<TidyResult> tidy_slices(repo::Repository& repo, const TidyOptions& o) {
@@ -101,6 +102,31 @@ Result<TidyResult> tidy_slices(repo::Repository& repo, const TidyOptions& o) {
   std::sort(slices.begin(), slices.end(), [](const SliceInfo& a, const SliceInfo& b) {
     return a.from != b.from ? a.from < b.from : a.to < b.to;
   });
+
+  // Leftovers of an interrupted compaction: a merged slice is committed before its parts are
+  // forgotten, so a tidy killed in between leaves parts (or, after an older Lifeboat re-ran, a second
+  // merged slice) inside a merged slice's range. The merged slice holds their entries: each such slice
+  // is forgotten now, so tidy converges instead of merging the same range again.
+  {
+    std::vector<SliceInfo> rest;
+    for (const auto& s : slices) {
+      bool merged = s.ref->snapshot.metadata.value("compacted_from", 0) >= 2;
+      bool covered = std::any_of(slices.begin(), slices.end(), [&](const SliceInfo& m) {
+        if (m.ref == s.ref || m.ref->snapshot.metadata.value("compacted_from", 0) < 2) return false;
+        if (!(m.from <= s.from && s.to <= m.to)) return false;
+        bool same = m.from == s.from && m.to == s.to;
+        return !merged || !same || m.ref->id < s.ref->id;  // of two equal merged slices, one stays
+      });
+      if (covered && !o.pinned.count(s.ref->id)) {
+        LB_ASSIGN_OR_RETURN(int64_t locked, repo.forget_snapshot(s.ref->id));
+        if (!locked) ++out.redundant;
+        else ++out.kept_by_object_lock;
+        continue;
+      }
+      rest.push_back(s);
+    }
+    slices = std::move(rest);
+  }
 
   // The window: a restore to any instant inside it needs the newest full backup at or before the
   // window's start and the slices after that full's end; slices ending before it serve no instant

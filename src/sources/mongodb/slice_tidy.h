@@ -25,11 +25,13 @@ struct TidyOptions {
 struct TidyResult {
   uint64_t compacted = 0, compacted_into = 0;  // slices merged, and the hourly slices they became
   uint64_t forgotten = 0;                      // slices before the window's anchoring full backup
+  uint64_t redundant = 0;                      // left by an interrupted compaction inside a merged slice's range
   uint64_t kept_by_object_lock = 0;
 };
 
-// Safe to interrupt at any point: a merged slice is committed before its parts are removed, and a
-// restore treats the overlap of a merged slice with parts still there as one chain.
+// Safe to interrupt at any point: a merged slice is committed before its parts are removed, a
+// restore treats the overlap of a merged slice with parts still there as one chain, and the next
+// tidy forgets those parts (and any second merged slice inside the range) instead of merging again.
 Result<TidyResult> tidy_slices(repo::Repository& repo, const TidyOptions& options);
 
 // The counts, as `mongodb tidy --json` and plan backups report them.
