@@ -21,6 +21,7 @@ const char* lock_kind_name(LockKind k) {
     case LockKind::kShared: return "shared";
     case LockKind::kMaintenance: return "maintenance";
     case LockKind::kExclusive: return "exclusive";
+    case LockKind::kLease: return "lease";
   }
   return "?";
 }
@@ -30,10 +31,12 @@ namespace {
 LockKind kind_from_name(const std::string& s) {
   if (s == "exclusive") return LockKind::kExclusive;
   if (s == "maintenance") return LockKind::kMaintenance;
+  if (s == "lease") return LockKind::kLease;
   return LockKind::kShared;
 }
 
 bool conflicts(LockKind a, LockKind b) {
+  if (a == LockKind::kLease || b == LockKind::kLease) return false;  // only its lease conflicts
   if (a == LockKind::kExclusive || b == LockKind::kExclusive) return true;
   return a == LockKind::kMaintenance && b == LockKind::kMaintenance;
 }
@@ -69,6 +72,7 @@ Result<std::vector<LockInfo>> RepoLock::list(Repository& repo) {
       l.hostname = j.value("hostname", "");
       l.username = j.value("username", "");
       l.pid = json_int(j, "pid", int64_t{0});
+      l.lease = j.value("lease", "");
     } catch (const nlohmann::json::exception& e) {
       return Error(Code::kCorrupt, fmt::format("locks/{} is damaged: {}", name, e.what()));
     }
@@ -88,12 +92,18 @@ Result<std::string> RepoLock::write_lock_file() {
                       {"hostname", platform::hostname()},
                       {"username", platform::username()},
                       {"pid", static_cast<int64_t>(getpid())}};
+  if (!lease_.empty()) j["lease"] = lease_;
   return repo_.save_file(FileType::kLock, as_bytes(j.dump()));
 }
 
-static Status conflict(const std::vector<LockInfo>& locks, LockKind kind, const std::string& own) {
+static Status conflict(const std::vector<LockInfo>& locks, LockKind kind, const std::string& own, const std::string& lease) {
   for (const auto& l : locks) {
     if (l.stale || l.name == own) continue;
+    if (!lease.empty() && l.lease == lease)
+      return Error(Code::kLockFailed,
+                   fmt::format("{} is held by {}@{} (pid {}) since {}: only one may hold it (a second follower would store "
+                               "every slice twice); stop that one first, or if that process is gone run 'lifeboat unlock'",
+                               lease, l.username, l.hostname, l.pid, format_local(l.started_ns)));
     if (conflicts(kind, l.kind))
       return Error(Code::kLockFailed,
                    fmt::format("repository is locked ({}) by {}@{} (pid {}) since {}; wait for it to finish, or if "
@@ -103,15 +113,15 @@ static Status conflict(const std::vector<LockInfo>& locks, LockKind kind, const 
   return Status::ok();
 }
 
-Result<std::unique_ptr<RepoLock>> RepoLock::acquire(Repository& repo, LockKind kind) {
-  std::unique_ptr<RepoLock> lock(new RepoLock(repo, kind));
+Result<std::unique_ptr<RepoLock>> RepoLock::acquire(Repository& repo, LockKind kind, std::string lease) {
+  std::unique_ptr<RepoLock> lock(new RepoLock(repo, kind, std::move(lease)));
   lock->started_ns_ = repo.now_ns();
   LB_ASSIGN_OR_RETURN(auto before, list(repo));
-  LB_RETURN_IF_ERROR(conflict(before, kind, ""));
+  LB_RETURN_IF_ERROR(conflict(before, kind, "", lock->lease_));
   LB_ASSIGN_OR_RETURN(lock->name_, lock->write_lock_file());
   // Two processes may both have passed the first check; whoever sees the other after writing backs off.
   LB_ASSIGN_OR_RETURN(auto after, list(repo));
-  Status s = conflict(after, kind, lock->name_);
+  Status s = conflict(after, kind, lock->name_, lock->lease_);
   if (!s) {
     (void)BackendAccess::of(repo).remove({FileType::kLock, lock->name_});
     lock->name_.clear();

@@ -13,8 +13,9 @@
 namespace lifeboat::repo {
 
 // shared: backup, restore (many at once). maintenance: prune (one at a time, alongside shared ones).
-// exclusive: check (alone).
-enum class LockKind { kShared, kMaintenance, kExclusive };
+// exclusive: check (alone). lease: writes nothing and conflicts with nothing but a live lock holding
+// the same lease (a follower's "one at a time"); prune's sweep does not wait for it.
+enum class LockKind { kShared, kMaintenance, kExclusive, kLease };
 const char* lock_kind_name(LockKind k);
 
 struct LockInfo {
@@ -25,6 +26,7 @@ struct LockInfo {
   std::string hostname;
   std::string username;
   int64_t pid = 0;
+  std::string lease;  // "" or what the holder alone may do ("mongodb-follow:DEPLOYMENT")
   bool stale = false;
 };
 
@@ -33,8 +35,10 @@ constexpr int64_t kLockRefreshEveryNs = 5LL * 60 * 1000000000;
 
 class RepoLock {
  public:
-  // kLockFailed naming the holder when a conflicting live lock exists.
-  static Result<std::unique_ptr<RepoLock>> acquire(Repository& repo, LockKind kind);
+  // kLockFailed naming the holder when a conflicting live lock exists. A `lease` ("mongodb-follow:db1")
+  // also conflicts with any live lock holding the same lease: one holder at a time, for as long as
+  // the lock is held (refreshed; a holder that died is stale as any lock is).
+  static Result<std::unique_ptr<RepoLock>> acquire(Repository& repo, LockKind kind, std::string lease = "");
   const std::string& name() const { return name_; }
   int64_t started_ns() const { return started_ns_; }
   ~RepoLock();
@@ -46,11 +50,12 @@ class RepoLock {
   static Result<int> remove_locks(Repository& repo, bool all);
 
  private:
-  RepoLock(Repository& repo, LockKind kind) : repo_(repo), kind_(kind) {}
+  RepoLock(Repository& repo, LockKind kind, std::string lease) : repo_(repo), kind_(kind), lease_(std::move(lease)) {}
   Result<std::string> write_lock_file();
   void refresh_loop();
   Repository& repo_;
   LockKind kind_;
+  std::string lease_;
   int64_t started_ns_ = 0;
   std::string name_;
   std::mutex mu_;

@@ -161,7 +161,7 @@ Result<PruneReport> prune_repository(Repository& repo, const PruneOptions& optio
     int64_t now = repo.now_ns();
     auto sweepable = [&](int64_t marked_ns) {
       for (const auto& l : locks)
-        if (!l.stale && l.name != own.name() && l.started_ns < marked_ns + options.clock_skew_ns) return false;
+        if (!l.stale && l.kind != LockKind::kLease && l.name != own.name() && l.started_ns < marked_ns + options.clock_skew_ns) return false;
       return true;
     };
     std::vector<std::pair<PackId, int64_t>> candidates;
@@ -232,7 +232,7 @@ Result<PruneReport> prune_repository(Repository& repo, const PruneOptions& optio
   LB_ASSIGN_OR_RETURN(auto locks, RepoLock::list(repo));
   auto sweepable = [&](const IndexFile::Tombstone& t) {
     for (const auto& l : locks)
-      if (!l.stale && l.name != own.name() && l.started_ns < t.marked_ns + options.clock_skew_ns) return false;
+      if (!l.stale && l.kind != LockKind::kLease && l.name != own.name() && l.started_ns < t.marked_ns + options.clock_skew_ns) return false;
     return true;
   };
   std::vector<PackId> doomed;

@@ -256,6 +256,29 @@ def test_follower_killed_mid_slice_resumes_without_gap_or_double_apply(lb, mongo
     assert state(c, "copy") == final
 
 
+def test_a_second_follower_of_one_deployment_refuses(lb, mongo):
+    """Two `mongodb follow` of one deployment into one repository would store every slice twice: the
+    second refuses, naming the first (its lease), and exits 11; once the first stops, a new one starts."""
+    c = mongo.client()
+    lb.run("backup", "mongodb", "--uri", mongo.uri)
+    f = Follower(lb, mongo.uri, interval="1s")
+    try:
+        c.app.lease.insert_one({"_id": 1})
+        f.wait_event(lambda e: e["event"] in ("held", "slice"), timeout=30)  # it reads: it holds its lease
+        second = lb.run("mongodb", "follow", "--uri", mongo.uri, "--interval", "1s", check=False, timeout=60)
+        assert second.returncode == 11, second.stderr
+        assert "mongodb-follow:" in second.stderr and "only one may hold it" in second.stderr, second.stderr
+        assert f.proc.poll() is None, "the first follower must go on"
+    finally:
+        rc, _, err = f.stop()
+    assert rc == 0, err
+    again = Follower(lb, mongo.uri, interval="1s")
+    c.app.lease.insert_one({"_id": 2})
+    again.wait_event(lambda e: e["event"] in ("held", "slice"), timeout=30)
+    rc, _, err = again.stop()
+    assert rc == 0, err
+
+
 def test_gap_is_reported_and_limits_restores(lb, mongo):
     c = mongo.client()
     c.app.x.insert_one({"_id": 1})

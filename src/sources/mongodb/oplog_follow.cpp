@@ -41,6 +41,8 @@ class Follower {
   Status run() {
     LB_ASSIGN_OR_RETURN(conn_, MongoConnection::connect(o_.uri, 2));
     name_ = o_.name.empty() ? conn_->display_name() : o_.name;
+    // One follower per deployment and repository: a second would store every slice twice.
+    LB_ASSIGN_OR_RETURN(lease_, repo::RepoLock::acquire(repo_, repo::LockKind::kLease, "mongodb-follow:" + name_));
     LB_ASSIGN_OR_RETURN(bool has, conn_->has_oplog());
     if (!has)
       return Error(Code::kInvalidArgument,
@@ -238,6 +240,7 @@ class Follower {
   const FollowEvents& events_;
   std::unique_ptr<MongoConnection> conn_;
   std::string name_;
+  std::unique_ptr<repo::RepoLock> lease_;  // held while following: one follower per deployment
   OplogTime pos_, slice_from_;
   Bytes buf_;
   uint64_t entries_ = 0;
