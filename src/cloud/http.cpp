@@ -70,10 +70,20 @@ size_t on_header(char* ptr, size_t size, size_t n, void* user) {
 struct UploadCursor {
   ByteView data;
   size_t pos = 0;
+  const std::function<Result<size_t>(uint8_t*, size_t)>* reader = nullptr;
+  Status failed;
 };
 
 size_t on_read(char* buf, size_t size, size_t n, void* user) {
   auto* c = static_cast<UploadCursor*>(user);
+  if (c->reader && *c->reader) {
+    auto got = (*c->reader)(reinterpret_cast<uint8_t*>(buf), size * n);
+    if (!got) {
+      c->failed = got.status();
+      return CURL_READFUNC_ABORT;
+    }
+    return *got;
+  }
   size_t take = std::min(size * n, c->data.size() - c->pos);
   std::memcpy(buf, c->data.data() + c->pos, take);
   c->pos += take;
@@ -113,7 +123,7 @@ Result<HttpResponse> http_send(const HttpRequest& req) {
   if (!curl) return Error(Code::kFatal, "libcurl could not be initialised");
   curl_easy_reset(curl);
   HttpResponse resp;
-  UploadCursor upload{req.body, 0};
+  UploadCursor upload{req.body, 0, &req.body_reader, Status::ok()};
   struct curl_slist* headers = nullptr;
   for (const auto& [k, v] : req.headers) headers = curl_slist_append(headers, (k + ": " + v).c_str());
   headers = curl_slist_append(headers, "Expect:");  // no 100-continue round trip
@@ -145,20 +155,27 @@ Result<HttpResponse> http_send(const HttpRequest& req) {
     curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
     curl_easy_setopt(curl, CURLOPT_READFUNCTION, on_read);
     curl_easy_setopt(curl, CURLOPT_READDATA, &upload);
-    curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
+    curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE,
+                     static_cast<curl_off_t>(req.body_reader ? req.body_size : req.body.size()));
     if (req.method != "PUT") curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, req.method.c_str());
   } else {
     curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, req.method.c_str());
   }
   CURLcode rc = curl_easy_perform(curl);
   curl_slist_free_all(headers);
+  if (!upload.failed) return upload.failed.with_context(fmt::format("{} {}: reading the body to send", req.method, redact_url(req.url)));
   if (rc == CURLE_ABORTED_BY_CALLBACK) return Error(Code::kInterrupted, fmt::format("{} {}: interrupted", req.method, redact_url(req.url)));
   if (rc != CURLE_OK)
     return Error(Code::kUnavailable, fmt::format("{} {}: {}", req.method, redact_url(req.url), curl_easy_strerror(rc)));
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp.status);
   if (req.method != "HEAD") {
     std::string cl = resp.header("content-length");
-    if (!cl.empty() && resp.header("content-encoding").empty() && std::stoull(cl) != resp.body.size())
+    char* end = nullptr;
+    unsigned long long said = cl.empty() ? 0 : std::strtoull(cl.c_str(), &end, 10);
+    if (!cl.empty() && (end == cl.c_str() || *end != '\0'))
+      return Error(Code::kUnavailable, fmt::format("{} {}: the server sent Content-Length {:?}, not a number", req.method,
+                                                   redact_url(req.url), cl));
+    if (!cl.empty() && resp.header("content-encoding").empty() && said != resp.body.size())
       return Error(Code::kUnavailable, fmt::format("{} {}: body of {} bytes, Content-Length said {}", req.method,
                                                    redact_url(req.url), resp.body.size(), cl));
   }

@@ -2,6 +2,7 @@
 // retryable (kUnavailable: 429, 5xx, resets, timeouts, truncated bodies) and final ones.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -17,6 +18,11 @@ struct HttpRequest {
   std::string url;
   std::vector<std::pair<std::string, std::string>> headers;
   ByteView body;
+  // Instead of `body`: the request body read piece by piece as it is sent (`body_size` bytes in all),
+  // so a large upload never sits in memory whole. It fills up to `max` bytes and returns how many; an
+  // error aborts the request and is returned by http_send.
+  std::function<Result<size_t>(uint8_t* buf, size_t max)> body_reader;
+  uint64_t body_size = 0;
   long timeout_s = 300;  // whole request; a stalled transfer fails sooner (low-speed limit)
 };
 

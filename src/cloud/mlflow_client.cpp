@@ -133,6 +133,18 @@ Status MlflowClient::upload(const std::string& path, ByteView data) const {
   return answer(http_send(req), "uploading " + path).status();
 }
 
+Status MlflowClient::upload_stream(const std::string& path, uint64_t size,
+                                  std::function<Result<size_t>(uint8_t*, size_t)> reader) const {
+  HttpRequest req;
+  req.method = "PUT";
+  req.url = url_ + "/api/2.0/mlflow-artifacts/artifacts/" + url_encode(path, true);
+  req.headers = {{"Content-Type", "application/octet-stream"}};
+  req.body_reader = std::move(reader);
+  req.body_size = size;
+  req.timeout_s = 3600;
+  return answer(http_send(req), "uploading " + path).status();
+}
+
 Result<std::string> artifact_proxy_path(const std::string& uri) {
   const std::string scheme = "mlflow-artifacts:";
   if (uri.rfind(scheme, 0) != 0)

@@ -39,6 +39,8 @@ class MlflowClient {
   Result<std::vector<ArtifactFile>> list_artifacts(const std::string& root) const;
   Result<Bytes> download(const std::string& path) const;
   Status upload(const std::string& path, ByteView data) const;
+  // The same, the body read piece by piece (HttpRequest::body_reader): a large artifact never sits in memory whole.
+  Status upload_stream(const std::string& path, uint64_t size, std::function<Result<size_t>(uint8_t*, size_t)> reader) const;
 
  private:
   Result<nlohmann::json> answer(const Result<HttpResponse>& r, const std::string& what) const;

@@ -1,5 +1,8 @@
 #include "repo/node_io.h"
 
+#include <algorithm>
+#include <cstring>
+
 namespace lifeboat::repo {
 
 Result<Node> store_bytes_node(WriteSession& session, const std::string& name, ByteView data, uint32_t mode, int64_t mtime_ns) {
@@ -24,6 +27,18 @@ Result<Bytes> read_node_bytes(Repository& repo, const Node& node) {
     append_bytes(out, data);
   }
   return out;
+}
+
+Result<size_t> NodeReader::read(uint8_t* buf, size_t max) {
+  while (pos_ == blob_.size()) {
+    if (next_blob_ == node_.content.size()) return size_t{0};
+    LB_ASSIGN_OR_RETURN(blob_, repo_.read_blob(node_.content[next_blob_++]));
+    pos_ = 0;
+  }
+  size_t take = std::min(max, blob_.size() - pos_);
+  std::memcpy(buf, blob_.data() + pos_, take);
+  pos_ += take;
+  return take;
 }
 
 void DirBuilder::place(const std::string& relative_path, Node node) {

@@ -17,6 +17,21 @@ Result<Node> store_bytes_node(WriteSession& session, const std::string& name, By
 // A file node's whole content, read (and authenticated) from the repository.
 Result<Bytes> read_node_bytes(Repository& repo, const Node& node);
 
+// A file node's content read piece by piece, one blob held at a time: each call fills up to `max`
+// bytes and returns how many (0 at the end). For uploads that stream (HttpRequest::body_reader).
+class NodeReader {
+ public:
+  NodeReader(Repository& repo, const Node& node) : repo_(repo), node_(node) {}
+  Result<size_t> read(uint8_t* buf, size_t max);
+
+ private:
+  Repository& repo_;
+  const Node& node_;
+  size_t next_blob_ = 0;
+  Bytes blob_;
+  size_t pos_ = 0;
+};
+
 // A directory being built: subdirectories by name, file nodes by name.
 struct DirBuilder {
   std::map<std::string, DirBuilder> dirs;

@@ -200,11 +200,15 @@ Result<std::vector<VersionRestored>> restore_models(repo::Repository& repo, cons
     LB_ASSIGN_OR_RETURN(auto root, cloud::artifact_proxy_path(artifact_uri));
     LB_RETURN_IF_ERROR(repo::walk_tree(repo, v.artifacts, [&](const std::string& path, const repo::Node& n) -> Status {
       if (n.kind != repo::NodeKind::kFile) return Status::ok();
-      LB_ASSIGN_OR_RETURN(auto data, repo::read_node_bytes(repo, n));
-      LB_RETURN_IF_ERROR(c.upload(root + "/model/" + path, data));
+      // Streamed from the repository, one blob at a time: a large artifact never sits in memory whole.
+      repo::NodeReader reader(repo, n);
+      LB_RETURN_IF_ERROR(c.upload_stream(root + "/model/" + path, n.size, [&](uint8_t* buf, size_t max) -> Result<size_t> {
+        LB_ASSIGN_OR_RETURN(size_t got, reader.read(buf, max));
+        progress.bytes_done += got;
+        return got;
+      }));
       r.files++;
-      r.bytes += data.size();
-      progress.bytes_done += data.size();
+      r.bytes += n.size;
       progress.files_done++;
       return Status::ok();
     }));
