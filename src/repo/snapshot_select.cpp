@@ -36,11 +36,20 @@ Result<SnapshotRef> select_snapshot(const std::vector<SnapshotRef>& all, const s
     for (const auto& r : candidates)
       if (!at_ns || r.snapshot.time_ns <= *at_ns) best = &r;  // sorted oldest first
     if (!best) {
-      if (at_ns)
-        return Error(Code::kNotFound, fmt::format("no snapshot at or before {} (the oldest matching one is {})",
-                                                  format_local(*at_ns),
-                                                  candidates.empty() ? std::string("none")
-                                                                     : format_local(candidates.front().snapshot.time_ns)));
+      if (at_ns && !candidates.empty()) {
+        const auto& first = candidates.front();
+        // Listings show seconds: a snapshot shown at the very second asked for was taken a fraction later.
+        if (first.snapshot.time_ns / 1000000000 == *at_ns / 1000000000)
+          return Error(Code::kNotFound,
+                       fmt::format("no snapshot at or before {}: the oldest matching one, {}, was taken {} ms later, at {} (listings "
+                                   "show it as {}); give --at {} or later, or name it: {}",
+                                   format_rfc3339(*at_ns), first.short_id(), (first.snapshot.time_ns - *at_ns) / 1000000,
+                                   format_rfc3339(first.snapshot.time_ns), format_local(first.snapshot.time_ns),
+                                   format_rfc3339(first.snapshot.time_ns), first.short_id()));
+        return Error(Code::kNotFound, fmt::format("no snapshot at or before {} (the oldest matching one, {}, is from {})",
+                                                  format_local(*at_ns), first.short_id(), format_local(first.snapshot.time_ns)));
+      }
+      if (at_ns) return Error(Code::kNotFound, fmt::format("no snapshot at or before {}: none matches", format_local(*at_ns)));
       return Error(Code::kNotFound, "no matching snapshot in the repository");
     }
     return *best;
@@ -53,7 +62,9 @@ Result<SnapshotRef> select_snapshot(const std::vector<SnapshotRef>& all, const s
     return Error(Code::kInvalidArgument, fmt::format("snapshot ID prefix {} is ambiguous ({} matches); give more digits",
                                                      spec, hits.size()));
   if (at_ns && hits[0]->snapshot.time_ns > *at_ns)
-    return Error(Code::kInvalidArgument, fmt::format("snapshot {} was taken after --at", spec));
+    return Error(Code::kInvalidArgument, fmt::format("snapshot {} was taken at {}, {} ms after --at {}: drop --at to restore it",
+                                                     hits[0]->short_id(), format_rfc3339(hits[0]->snapshot.time_ns),
+                                                     (hits[0]->snapshot.time_ns - *at_ns) / 1000000, format_rfc3339(*at_ns)));
   return *hits[0];
 }
 

@@ -46,7 +46,15 @@ std::string problems_as_flags(const std::vector<KindOption>& options, const std:
   return fmt::format("{}", fmt::join(said, "; "));
 }
 
-Status no_backup_error(const std::string& source_name, std::optional<int64_t> at_ns) {
+Status no_backup_error(const std::string& source_name, std::optional<int64_t> at_ns, const std::vector<repo::SnapshotRef>& all,
+                       const std::string& snapshot_source) {
+  if (at_ns) {
+    // Why there is none, as the snapshot selection says it (the oldest one, and by how much it missed).
+    repo::SnapshotFilter f;
+    f.source = snapshot_source;
+    f.tags = {source_tag(source_name)};
+    if (auto why = repo::select_snapshot(all, "latest", at_ns, f); !why) return why.status().with_context("source " + source_name);
+  }
   return Error(Code::kNotFound, fmt::format("source {}: no backup{}", source_name, at_ns ? " at or before " + format_rfc3339(*at_ns) : ""));
 }
 

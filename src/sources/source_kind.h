@@ -210,8 +210,10 @@ inline std::optional<int64_t> time_of(const std::optional<repo::SnapshotRef>& ne
   return newest->snapshot.time_ns;
 }
 
-// "source NAME: no backup [at or before T]": what a restore of a plan source says when it has none.
-Status no_backup_error(const std::string& source_name, std::optional<int64_t> at_ns);
+// "source NAME: no backup [at or before T]": what a restore of a plan source says when it has none;
+// with T, why (the oldest of its snapshots, and by how much it missed T when within that second).
+Status no_backup_error(const std::string& source_name, std::optional<int64_t> at_ns, const std::vector<repo::SnapshotRef>& all,
+                       const std::string& snapshot_source);
 
 // The newest snapshot of plan source `name` (its `source` field `snapshot_source`, tagged
 // source_tag(name)) at or before `at_ns` (default: the newest of all).

@@ -150,4 +150,23 @@ TEST(Snapshot, JsonRoundTripAndSelectionByTime) {
   EXPECT_FALSE(select_snapshot(all, "latest", std::nullopt, f).is_ok());
 }
 
+// --at given to the second a listing shows, for a snapshot taken a fraction of that second later:
+// the refusal names the snapshot, by how much it missed, and what to give instead.
+TEST(SnapshotSelect, AnAtThatMissesBySubSecondsSaysWhichSnapshotAndBy) {
+  Snapshot s;
+  s.time_ns = 1796574691804077122;  // 2026-12-06T16:31:31.804077122Z
+  std::vector<SnapshotRef> all = {{"59a1afe9aa", s}};
+  int64_t at = 1796574691000000000;  // 2026-12-06T16:31:31Z
+  auto r = select_snapshot(all, "latest", at, {});
+  ASSERT_FALSE(r.is_ok());
+  const auto& m = r.status().message();
+  EXPECT_NE(m.find("59a1afe9"), std::string::npos) << m;
+  EXPECT_NE(m.find("804 ms later"), std::string::npos) << m;
+  EXPECT_NE(m.find("give --at 2026-12-06T16:31:31.804077122Z or later"), std::string::npos) << m;
+  EXPECT_EQ(select_snapshot(all, "latest", s.time_ns, {})->id, "59a1afe9aa");  // exactly its instant: taken
+  auto by_id = select_snapshot(all, "59a1", at, {});
+  ASSERT_FALSE(by_id.is_ok());
+  EXPECT_NE(by_id.status().message().find("804 ms after --at"), std::string::npos) << by_id.status().message();
+}
+
 }  // namespace lifeboat::repo

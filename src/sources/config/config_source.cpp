@@ -240,7 +240,7 @@ Result<SourceRestore> restore(SourceContext& ctx, const ConfigSettings& s, std::
   filter.tags = source_tags(ctx, s);
   auto snap = repo::select_snapshot(all, s.snapshot.empty() ? "latest" : s.snapshot, s.snapshot.empty() ? at_ns : std::nullopt, filter);
   if (!snap && !ctx.name.empty() && snap.status().code() == Code::kNotFound)
-    return no_backup_error(ctx.name, at_ns);
+    return no_backup_error(ctx.name, at_ns, all, kSource);
   if (!snap) return snap.status();
   auto where = where_of(s);
   int64_t start = monotonic_ns();

@@ -141,7 +141,7 @@ Result<SourceRestore> restore(SourceContext& ctx, const FilesSettings& s, std::o
   LB_ASSIGN_OR_RETURN(auto all, ctx.repo.list_snapshots());
   auto snap = newest_snapshot(all, kSource, ctx.name, at_ns);
   if (!snap)
-    return no_backup_error(ctx.name, at_ns);
+    return no_backup_error(ctx.name, at_ns, all, kSource);
   repo::TreeRestoreOptions o;
   o.target = s.target;
   LB_ASSIGN_OR_RETURN(auto r, repo::restore_tree(ctx.repo, snap->snapshot.tree, o, ctx.progress));

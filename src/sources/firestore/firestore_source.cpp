@@ -187,7 +187,7 @@ Result<std::pair<FirestoreSourceState, std::string>> state_to_restore(SourceCont
   } else if (!ctx.name.empty()) {
     auto snap = newest_snapshot(all, kSource, ctx.name, at_ns);
     if (!snap)
-      return no_backup_error(ctx.name, at_ns);
+      return no_backup_error(ctx.name, at_ns, all, kSource);
     from.snapshot = *snap;
   } else {
     LB_ASSIGN_OR_RETURN(from.snapshot, pick_firestore_snapshot(all, s.project, s.database, {}, at_ns));

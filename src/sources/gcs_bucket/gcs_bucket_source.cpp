@@ -167,7 +167,7 @@ Result<repo::SnapshotRef> snapshot_to_restore(SourceContext& ctx, const GcsSetti
   if (!ctx.name.empty()) {
     auto snap = newest_snapshot(all, kSource, ctx.name, at_ns);
     if (!snap)
-      return no_backup_error(ctx.name, at_ns);
+      return no_backup_error(ctx.name, at_ns, all, kSource);
     return *snap;
   }
   if (s.bucket.empty()) {

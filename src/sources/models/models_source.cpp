@@ -182,7 +182,7 @@ Result<SourceRestore> restore(SourceContext& ctx, const ModelsSettings& s, std::
     return Error(Code::kInvalidArgument, ctx.name.empty() ? std::string("restore models needs --mlflow URL or --to-dir DIR")
                                                           : fmt::format("source {}: the environment needs mlflow: URL or to_dir: DIR", ctx.name));
   if (picked.empty() && !ctx.name.empty())
-    return no_backup_error(ctx.name, at_ns);
+    return no_backup_error(ctx.name, at_ns, all, kSource);
   int64_t start = monotonic_ns();
   LB_ASSIGN_OR_RETURN(auto r, restore_models(ctx.repo, picked, where, ctx.progress));
   SourceRestore out;
