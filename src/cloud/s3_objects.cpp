@@ -9,6 +9,7 @@
 #include "cloud/http.h"
 #include "cloud/object_store.h"
 #include "cloud/sigv4.h"
+#include "core/names.h"
 
 namespace lifeboat::cloud {
 
@@ -95,7 +96,7 @@ class S3Store final : public ObjectStore {
     if (const char* t = std::getenv("LIFEBOAT_LIST_PAGE_SIZE")) page_size_ = std::strtoull(t, nullptr, 10);
   }
 
-  std::string location() const override { return fmt::format("s3:{}/{}", endpoint_, bucket_); }
+  std::string location() const override { return fmt::format("s3:{}/{}", redact_url(endpoint_), bucket_); }
 
   Status ensure_bucket(bool create, bool object_lock) override {
     LB_ASSIGN_OR_RETURN(auto r, send("HEAD", "", {}, {}, {}));
