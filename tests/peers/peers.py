@@ -328,7 +328,53 @@ default_project_id = p
                 "GSUTIL_STATE_DIR": str(path.parent / "gsutil-state")}
 
 
-class FaultyHttpProxy:
+class QuietHandler:
+    """Mixed into the request handlers of the in-process servers below: HTTP/1.1, no request log, and
+    one way to answer."""
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def reply(self, status, data=b"", ctype="application/json", headers=()):
+        data = data if isinstance(data, bytes) else json.dumps(data).encode()
+        self.send_response(status)
+        if ctype:
+            self.send_header("Content-Type", ctype)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class LoopbackHttpServer:
+    """A threaded HTTP server in this process on 127.0.0.1, stopped by close() or a `with` block."""
+
+    def serve(self, handler):
+        import http.server
+        import socketserver
+
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", 0), handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class FaultyHttpProxy(LoopbackHttpServer):
     """A loopback HTTP proxy in front of an http:// peer that misbehaves on request: `rules` is a list of
     (method, path substring, action, count) with action a status such as "503", "429" or "403" (answer
     it), "cut" (send half the body, then close), "flip" (change the body's first byte), "garble" (200 with a
@@ -339,18 +385,12 @@ class FaultyHttpProxy:
 
     def __init__(self, target_port, rules=(), after=()):
         import http.server
-        import socketserver
         self.rules = [list(r) for r in rules]
         self.after = list(after)
         self.hits = []
         proxy = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
+        class Handler(QuietHandler, http.server.BaseHTTPRequestHandler):
             def _handle(self):
                 import http.client
                 n = int(self.headers.get("Content-Length") or 0)
@@ -361,28 +401,11 @@ class FaultyHttpProxy:
                     answer = action(body) if inspect.signature(action).parameters else action()
                     action = None
                     if isinstance(answer, tuple):  # or the callable answers itself: (status, JSON body)
-                        msg = json.dumps(answer[1]).encode()
-                        self.send_response(answer[0])
-                        self.send_header("Content-Length", str(len(msg)))
-                        self.send_header("Content-Type", "application/json")
-                        self.end_headers()
-                        self.wfile.write(msg)
-                        return
+                        return self.reply(answer[0], answer[1])
                 if action and action.isdigit():  # answer with that status, a body shaped like the API's errors
-                    msg = b'{"error":{"code":%s,"message":"injected"}}' % action.encode()
-                    self.send_response(int(action))
-                    self.send_header("Content-Length", str(len(msg)))
-                    self.send_header("Content-Type", "application/json")
-                    self.end_headers()
-                    self.wfile.write(msg)
-                    return
+                    return self.reply(int(action), b'{"error":{"code":%s,"message":"injected"}}' % action.encode())
                 if action == "garble":
-                    msg = b"<html>not json"
-                    self.send_response(200)
-                    self.send_header("Content-Length", str(len(msg)))
-                    self.end_headers()
-                    self.wfile.write(msg)
-                    return
+                    return self.reply(200, b"<html>not json", ctype=None)
                 up = http.client.HTTPConnection("127.0.0.1", target_port, timeout=60)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
                 up.request(self.command, self.path, body=body, headers=headers)
@@ -411,13 +434,8 @@ class FaultyHttpProxy:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
 
-        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-            daemon_threads = True
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.serve(Handler)
+        self.endpoint = self.url
 
     def _match(self, method, path):
         from urllib.parse import unquote
@@ -430,10 +448,6 @@ class FaultyHttpProxy:
                     self.hits.append((method, path, action))
                     return action
         return None
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def chromium_screenshot(url, png, width=1280, height=1800):
@@ -646,36 +660,26 @@ class MLflow(Peer):
             return e.code, json.loads(e.read() or b"{}")
 
 
-class GitHttp:
+class GitHttp(LoopbackHttpServer):
     """Git's own smart HTTP server (`git http-backend`, run as CGI) on loopback behind HTTP basic auth:
     every request without `user:password` gets 401, as a hosted git server asks for a token."""
 
     def __init__(self, root, user="alice", password="s3cret-git-pw"):
         import base64
         import http.server
-        import socketserver
         self.root, self.user, self.password = Path(root), user, password
         want = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
         peer = self
         peer.requests = []
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
+        class Handler(QuietHandler, http.server.BaseHTTPRequestHandler):
             def _handle(self):
                 from urllib.parse import urlparse
                 n = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(n) if n else b""
                 peer.requests.append((self.command, self.path, self.headers.get("Authorization") == want))
                 if self.headers.get("Authorization") != want:
-                    self.send_response(401)
-                    self.send_header("WWW-Authenticate", 'Basic realm="git"')
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
+                    return self.reply(401, ctype=None, headers=[("WWW-Authenticate", 'Basic realm="git"')])
                 u = urlparse(self.path)
                 env = dict(os.environ, GIT_PROJECT_ROOT=str(peer.root), GIT_HTTP_EXPORT_ALL="1", PATH_INFO=u.path,
                            QUERY_STRING=u.query, REQUEST_METHOD=self.command, REMOTE_USER=peer.user,
@@ -693,35 +697,17 @@ class GitHttp:
                         status = int(v.split()[0])
                     elif k:
                         headers.append((k, v.strip()))
-                self.send_response(status)
-                for k, v in headers:
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.reply(status, data, ctype=None, headers=headers)
 
             do_GET = do_POST = _handle
 
-        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-            daemon_threads = True
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.serve(Handler)
 
     def url_with_credentials(self, name):
         return f"http://{self.user}:{self.password}@127.0.0.1:{self.port}/{name}"
 
-    def __enter__(self):
-        return self
 
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-class HostileMlflow:
+class HostileMlflow(LoopbackHttpServer):
     """A FAKE, for tests only: a loopback server that speaks the few MLflow REST calls a models backup
     makes (registered-models/search and /get, model-versions/search, get-download-uri, the artifact
     proxy's listing and download) and answers with whatever names it is given — a model called
@@ -729,25 +715,13 @@ class HostileMlflow:
 
     def __init__(self, model, version, files=None):
         import http.server
-        import socketserver
         from urllib.parse import urlparse, parse_qs
         self.files = files or {"MLmodel": b"flavors: {}\n", "model.bin": b"weights"}
         fake = self
         fake.model, fake.version = model, version
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def _send(self, status, body, ctype="application/json"):
-                data = body if isinstance(body, bytes) else json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+        class Handler(QuietHandler, http.server.BaseHTTPRequestHandler):
+            _send = QuietHandler.reply
 
             def do_GET(self):
                 u = urlparse(self.path)
@@ -777,20 +751,7 @@ class HostileMlflow:
                         return self._send(200, fake.files[name], "application/octet-stream")
                 return self._send(404, {"error_code": "ENDPOINT_NOT_FOUND", "message": u.path})
 
-        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-            daemon_threads = True
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        self.serve(Handler)
 
 
 def firestore_emulator_launcher():
