@@ -101,7 +101,10 @@ void register_drill(CommandSet c) {
       if (!record->empty()) LB_RETURN_IF_ERROR(write_file_atomic(*record, md));
       if (c.global.json) print_json(drill.to_json());
       else if (!c.global.quiet) fmt::print("{}", md);
-      if (!drill.passed) return Error(Code::kFatal, "the drill failed (see Failures)");
+      if (!drill.checks_passed) return Error(Code::kFatal, "the drill failed (see Failures)");
+      if (!drill.passed)
+        return Error(Code::kObjectiveMissed, fmt::format("the drill restored and checked every source but missed {} objective(s): {}",
+                                                         drill.missed.size(), drill.missed.empty() ? "" : drill.missed[0].to_string()));
       return Status::ok();
     };
   });

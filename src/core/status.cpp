@@ -7,6 +7,7 @@ int exit_code_for(Code code) {
   switch (code) {
     case Code::kOk: return 0;
     case Code::kPartial: return 3;
+    case Code::kObjectiveMissed: return 4;
     case Code::kRepoMissing: return 10;
     case Code::kLockFailed: return 11;
     case Code::kWrongPassword: return 12;
@@ -30,6 +31,7 @@ const char* code_name(Code code) {
     case Code::kLockFailed: return "lock_failed";
     case Code::kWrongPassword: return "wrong_password";
     case Code::kInterrupted: return "interrupted";
+    case Code::kObjectiveMissed: return "objective_missed";
   }
   return "unknown";
 }

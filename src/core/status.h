@@ -25,6 +25,7 @@ enum class Code {
   kLockFailed,       // could not lock the repository: exit 11
   kWrongPassword,    // no key file opens with the password: exit 12
   kInterrupted,      // SIGINT/SIGTERM: exit 130
+  kObjectiveMissed,  // a drill restored and checked everything but missed an objective: exit 4
 };
 
 int exit_code_for(Code code);

@@ -59,6 +59,15 @@ Status store_record(RepositorySet& repos, const std::string& repository, const s
 
 }  // namespace
 
+std::string MissedObjective::to_string() const {
+  std::string who = source.empty() ? "the whole drill" : source;
+  if (objective == "validation")
+    return fmt::format("{}: restored with no check to prove it (its validation is empty; list it in drills.allow_unvalidated "
+                       "to accept that)", who);
+  return fmt::format("{}: {} {} missed the objective {} by {}", who, objective == "rpo" ? "RPO" : "RTO",
+                     format_duration_ms(measured_ms), format_duration_ms(objective_ms), format_duration_ms(measured_ms - objective_ms));
+}
+
 nlohmann::json DrillRecord::to_json() const {
   nlohmann::json list = nlohmann::json::array();
   for (const auto& s : sources) {
@@ -72,6 +81,10 @@ nlohmann::json DrillRecord::to_json() const {
     if (!s.error.empty()) j["error"] = s.error;
     list.push_back(j);
   }
+  nlohmann::json missed_json = nlohmann::json::array();
+  for (const auto& m : missed)
+    missed_json.push_back({{"source", m.source}, {"objective", m.objective}, {"measured_ms", m.measured_ms},
+                           {"objective_ms", m.objective_ms}, {"over_ms", m.measured_ms - m.objective_ms}});
   nlohmann::json j = {{"kind", "drill"},
                       {"plan", plan},
                       {"environment", environment},
@@ -83,6 +96,8 @@ nlohmann::json DrillRecord::to_json() const {
                       {"total_rto_ms", total_rto_ms},
                       {"worst_rpo_ms", worst_rpo_ms},
                       {"passed", passed},
+                      {"checks_passed", checks_passed},
+                      {"missed_objectives", missed_json},
                       {"rpo_met", rpo_met},
                       {"rto_met", rto_met},
                       {"deviations", deviations},
@@ -123,6 +138,10 @@ std::optional<DrillRecord> DrillRecord::from_json(const nlohmann::json& j) {
     d.total_rto_ms = j.value("total_rto_ms", int64_t{0});
     d.worst_rpo_ms = j.value("worst_rpo_ms", int64_t{0});
     d.passed = j.value("passed", false);
+    d.checks_passed = j.value("checks_passed", d.passed);  // records before missed objectives failed a drill
+    for (const auto& m : j.value("missed_objectives", nlohmann::json::array()))
+      d.missed.push_back({m.value("source", ""), m.value("objective", ""), m.value("measured_ms", int64_t{0}),
+                          m.value("objective_ms", int64_t{0})});
     d.rpo_met = j.value("rpo_met", false);
     d.rto_met = j.value("rto_met", false);
     d.deviations = j.value("deviations", std::vector<std::string>{});
@@ -178,15 +197,14 @@ Result<DrillRecord> run_drill(RepositorySet& repos, const std::vector<const plan
       int64_t rpo = std::max<int64_t>(0, (d.started_ns - *np.point_ns) / kNsPerMs);
       r.rpo_ms = rpo;
       d.worst_rpo_ms = std::max(d.worst_rpo_ms, rpo);
-      if (rpo * kNsPerMs > plan.rpo_ns)
-        d.deviations.push_back(fmt::format("{}: RPO {} exceeds the objective {}", s->name, format_duration_ms(rpo),
-                                           format_duration_ms(plan.rpo_ns / kNsPerMs)));
+      if (rpo * kNsPerMs > plan.rpo_ns) d.missed.push_back({s->name, "rpo", rpo, plan.rpo_ns / kNsPerMs});
     }
-    if (r.rto_ms * kNsPerMs > plan.rto_ns)
-      d.deviations.push_back(fmt::format("{}: RTO {} exceeds the objective {}", s->name, format_duration_ms(r.rto_ms),
-                                         format_duration_ms(plan.rto_ns / kNsPerMs)));
-    if (run.outcome.ok && s->validation.empty())
-      d.deviations.push_back(fmt::format("{}: no validation ran (the plan lists none for it): the restore is unproven", s->name));
+    if (r.rto_ms * kNsPerMs > plan.rto_ns) d.missed.push_back({s->name, "rto", r.rto_ms, plan.rto_ns / kNsPerMs});
+    const auto& allowed = plan.drills.allow_unvalidated;
+    if (run.outcome.ok && s->validation.empty()) {
+      if (std::find(allowed.begin(), allowed.end(), s->name) == allowed.end()) d.missed.push_back({s->name, "validation", 0, 0});
+      else d.deviations.push_back(fmt::format("{}: no validation ran (allowed by drills.allow_unvalidated): the restore is unproven", s->name));
+    }
     for (const auto& c : r.checks)
       if (!c.ok) d.failures.push_back(fmt::format("{}: check {} failed: {}", s->name, c.name, c.detail));
     bool a_check_failed = std::any_of(r.checks.begin(), r.checks.end(), [](const auto& c) { return !c.ok; });
@@ -195,17 +213,17 @@ Result<DrillRecord> run_drill(RepositorySet& repos, const std::vector<const plan
     d.sources.push_back(std::move(r));
   }
   d.total_rto_ms = (monotonic_ns() - start_mono) / kNsPerMs;
-  if (d.total_rto_ms * kNsPerMs > plan.rto_ns)
-    d.deviations.push_back(fmt::format("total RTO {} exceeds the objective {}", format_duration_ms(d.total_rto_ms),
-                                       format_duration_ms(plan.rto_ns / kNsPerMs)));
-  d.passed = all_ok;
+  if (d.total_rto_ms * kNsPerMs > plan.rto_ns) d.missed.push_back({"", "rto", d.total_rto_ms, plan.rto_ns / kNsPerMs});
+  d.checks_passed = all_ok;
+  // A drill proves what the plan asks or it fails: missed objectives fail it too (exit 4, not 1).
+  d.passed = all_ok && d.missed.empty();
   d.rpo_met = all_points && d.worst_rpo_ms * kNsPerMs <= plan.rpo_ns;
   d.rto_met = d.total_rto_ms * kNsPerMs <= plan.rto_ns;
   // The record lives with the backups it proves: a `drill` snapshot in the first source's repository.
   // When that cannot be written (the repository does not open), the drill has failed and says so.
   Status stored = store_record(repos, list[0]->repository, list, d);
   if (!stored) {
-    d.passed = false;
+    d.passed = d.checks_passed = false;
     d.failures.push_back("the drill record could not be stored: " + stored.message());
   }
   return d;
@@ -226,6 +244,9 @@ std::string drill_markdown(const DrillRecord& d) {
                       format_duration_ms(s.rto_ms), s.rpo_ms ? format_duration_ms(*s.rpo_ms) : "—", checks.empty() ? "—" : checks,
                       s.ok ? "ok" : "failed: " + s.error);
   }
+  md += "\n## Missed objectives\n\n";
+  if (d.missed.empty()) md += "None.\n";
+  for (const auto& m : d.missed) md += "- " + m.to_string() + "\n";
   md += "\n## Deviations\n\n";
   if (d.deviations.empty()) md += "None.\n";
   for (const auto& x : d.deviations) md += "- " + x + "\n";

@@ -79,11 +79,21 @@ Result<nlohmann::json> build_report(RepositorySet& repos, int64_t since_ns) {
       per[s.source] = {{"rto_ms", s.rto_ms}, {"rpo_ms", s.rpo_ms ? nlohmann::json(*s.rpo_ms) : nlohmann::json()},
                        {"ok", s.ok}, {"checks", checks}};
     }
+    nlohmann::json missed = nlohmann::json::array();
+    for (const auto& x : m.missed)
+      missed.push_back({{"source", x.source}, {"objective", x.objective}, {"measured_ms", x.measured_ms},
+                        {"objective_ms", x.objective_ms}, {"over_ms", x.measured_ms - x.objective_ms}, {"text", x.to_string()}});
     drills.push_back({{"time", format_rfc3339(ref.snapshot.time_ns)}, {"environment", m.environment}, {"passed", m.passed},
+                      {"checks_passed", m.checks_passed}, {"missed_objectives", missed},
                       {"total_rto_ms", m.total_rto_ms}, {"worst_rpo_ms", m.worst_rpo_ms}, {"sources", per},
                       {"deviations", m.deviations}});
   }
-  if (!drills.empty() && !drills.back().value("passed", false)) warnings.push_back("the last drill failed");
+  if (!drills.empty() && !drills.back().value("passed", false)) {
+    std::string why;
+    for (const auto& x : drills.back()["missed_objectives"]) why += "; " + x["text"].get<std::string>();
+    warnings.push_back(drills.back().value("checks_passed", false) ? "the last drill failed: it missed its objectives" + why
+                                                                   : "the last drill failed" + why);
+  }
   if (drills.empty()) warnings.push_back("no drill has been run: restores are unproven (run `lifeboat drill`)");
   return nlohmann::json{{"plan", plan.file},
                         {"generated", format_rfc3339(now)},
@@ -269,6 +279,13 @@ std::string report_metrics(const nlohmann::json& r) {
     family("lifeboat_last_drill_source_rto_seconds", "Measured RTO per source in the last drill.", "gauge");
     for (const auto& [src, v] : d["sources"].items())
       m += fmt::format("lifeboat_last_drill_source_rto_seconds{{source=\"{}\"}} {:.3f}\n", label(src), v["rto_ms"].get<int64_t>() / 1000.0);
+    family("lifeboat_last_drill_objective_missed_seconds",
+           "By how much the last drill missed an objective (source \"\" for the whole drill's RTO; validation: 0, a source with "
+           "no check). No sample: every objective met.",
+           "gauge");
+    for (const auto& x : d.value("missed_objectives", nlohmann::json::array()))
+      m += fmt::format("lifeboat_last_drill_objective_missed_seconds{{source=\"{}\",objective=\"{}\"}} {:.3f}\n",
+                       label(x["source"]), label(x["objective"]), x["over_ms"].get<int64_t>() / 1000.0);
   }
   family("lifeboat_drill_overdue", "1 when a source's drill cadence says a drill is due and none ran.", "gauge");
   for (const auto& s : r["sources"])

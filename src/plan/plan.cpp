@@ -227,10 +227,11 @@ class Loader {
     if (root.contains("drills")) load_drills(root["drills"]);
   }
 
-  // drills: {schedule, environment, sources: [..], after_restore: CMD, per_source: {NAME: {schedule}}}
+  // drills: {schedule, environment, sources: [..], after_restore: CMD, allow_unvalidated: [..],
+  //          per_source: {NAME: {schedule}}}
   void load_drills(const nlohmann::json& d) {
     if (!mapping(d, "drills", " with schedule, environment, sources, per_source")) return;
-    only(d, "drills", {"schedule", "environment", "sources", "after_restore", "per_source"});
+    only(d, "drills", {"schedule", "environment", "sources", "after_restore", "allow_unvalidated", "per_source"});
     auto& spec = p_.drills;
     spec.schedule = str(d, "schedule", "drills");
     cron(spec.schedule, "drills.schedule");
@@ -241,6 +242,9 @@ class Loader {
     for (const auto& n : spec.sources)
       if (!p_.source(n)) problem("drills.sources", fmt::format("no source named {}", n));
     spec.after_restore = str(d, "after_restore", "drills");
+    spec.allow_unvalidated = strings(d, "allow_unvalidated", "drills");
+    for (const auto& n : spec.allow_unvalidated)
+      if (!p_.source(n)) problem("drills.allow_unvalidated", fmt::format("no source named {}", n));
     if (d.contains("per_source") && mapping(d["per_source"], "drills.per_source", " of source name to {schedule: cron}")) {
       for (const auto& [name, v] : d["per_source"].items()) {
         std::string key = "drills.per_source." + name;

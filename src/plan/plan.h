@@ -59,6 +59,7 @@ struct DrillSpec {
   std::string environment = "test";
   std::vector<std::string> sources;  // the whole-plan drill's sources (empty: all)
   std::string after_restore;       // a command run after each source's restore, before its checks
+  std::vector<std::string> allow_unvalidated;  // sources a drill may restore without a check (else it fails)
 };
 
 struct Plan {

@@ -153,21 +153,49 @@ def test_drills_with_no_point_unopenable_repository_or_missed_objectives_fail(lb
         rec = stored()  # the record kept in the repository says the same
         assert (rec["passed"], rec["rpo_met"], rec["started_ns"]) == (False, False, d["started_ns"]), rec
 
-        # Tiny objectives: RPO and RTO missed, each a deviation.
+        # Tiny objectives: every restore and check passes, but RPO and RTO are missed: the drill fails
+        # with exit 4 (not 1), naming each objective and by how much; the record, report and metrics agree.
         lb.run("backup")
-        time.sleep(1.2)
+        time.sleep(1.2)  # the RPO objective is 1 s: the newest point must be older than that
         plan.write_text(plan_text().replace("rpo: 1h, rto: 4h", "rpo: 1s, rto: 0s"))
-        d = first_json(lb.run("--json", "drill", check=False).stdout)
-        assert d["passed"] and not d["rpo_met"] and not d["rto_met"]
-        assert any("RPO" in x and "exceeds the objective" in x for x in d["deviations"])
-        assert any(x.startswith("total RTO") for x in d["deviations"])
+        p = lb.run("--json", "drill", check=False)
+        assert p.returncode == 4, p.stderr
+        d = first_json(p.stdout)
+        assert not d["passed"] and d["checks_passed"] and not d["rpo_met"] and not d["rto_met"]
+        missed = {(m["source"], m["objective"]): m for m in d["missed_objectives"]}
+        for src in ("assets", "eyewear-mongo"):
+            m = missed[(src, "rpo")]
+            assert m["objective_ms"] == 1000 and m["measured_ms"] > 1000 and m["over_ms"] == m["measured_ms"] - 1000, m
+        assert ("", "rto") in missed and missed[("", "rto")]["objective_ms"] == 0
+        assert "the drill restored and checked every source but missed" in p.stdout + p.stderr, p.stdout + p.stderr
         rec = stored()
-        assert (rec["passed"], rec["rpo_met"], rec["rto_met"], rec["started_ns"]) == (True, False, False, d["started_ns"]), rec
+        assert (rec["passed"], rec["checks_passed"], rec["rpo_met"], rec["rto_met"], rec["started_ns"]) == \
+            (False, True, False, False, d["started_ns"]), rec
+        assert {(m["source"], m["objective"]) for m in rec["missed_objectives"]} == set(missed)
+        text = lb.run("drill", check=False).stdout
+        assert "## Missed objectives" in text and "assets: RPO" in text and "missed the objective 1.0s by" in text, text
+        report = lb.json("report")
+        assert any("the last drill failed: it missed its objectives" in w for w in report["warnings"]), report["warnings"]
+        metrics = lb.run("metrics").stdout
+        assert re.search(r'lifeboat_last_drill_objective_missed_seconds\{source="assets",objective="rpo"\} [0-9.]+', metrics), metrics
 
-        # A source without validation: a deviation, not a silent pass.
+        # A source without validation fails the drill too (exit 4), unless the plan allows it by name.
         plan.write_text(plan_text().replace("    validation: [hashes, counts]\n", ""))
+        p = lb.run("--json", "drill", check=False)
+        assert p.returncode == 4, p.stderr
+        d = first_json(p.stdout)
+        assert [(m["source"], m["objective"]) for m in d["missed_objectives"]] == [("assets", "validation")], d
+        plan.write_text(plan_text("drills: {allow_unvalidated: [assets]}\n").replace("    validation: [hashes, counts]\n", ""))
         d = lb.json("drill")
-        assert any("assets: no validation ran" in x for x in d["deviations"])
+        assert d["passed"] and any("assets: no validation ran (allowed by drills.allow_unvalidated)" in x for x in d["deviations"])
+
+        # A failed check with objectives missed as well: exit 1, the check named under failures.
+        plan.write_text(plan_text('drills: {after_restore: "find ${DRILL_DIR} -name model-1.bin -delete"}\n')
+                        .replace("rpo: 1h, rto: 4h", "rpo: 1s, rto: 0s"))
+        p = lb.run("--json", "drill", "assets", check=False)
+        assert p.returncode == 1, p.stderr
+        d = first_json(p.stdout)
+        assert not d["checks_passed"] and d["missed_objectives"], d
 
         # A repository that cannot be opened (wrong password): the drill fails and names it.
         p = lb.run("--json", "drill", check=False, env={"LIFEBOAT_PASSWORD": "wrong"})
