@@ -387,3 +387,88 @@ def test_critical_objects_are_reread_from_the_repository_after_each_backup(lb, g
     assert "critical" in out["backups"][0]["error"] and "models/face.onnx" in out["backups"][0]["error"], out
     rep = lb.run("report", env=env).stdout
     assert "assets-bucket critical: FAILED" in rep and "check critical after the last backup failed" in rep, rep
+
+
+GCS_TAMPER = r'''
+import json, os, ssl, sys, urllib.parse, urllib.request
+ep = os.environ["CLOUD_STORAGE_EMULATOR_ENDPOINT"]
+ctx = ssl.create_default_context(cafile=os.environ["LIFEBOAT_CA_FILE"])
+def call(method, path, body=None, ctype="application/json"):
+    req = urllib.request.Request(ep + path, data=body, method=method, headers={"Content-Type": ctype})
+    return urllib.request.urlopen(req, context=ctx).read()
+name = lambda n: urllib.parse.quote("restore/" + n, safe="")
+how = sys.argv[1]
+if how == "drop-critical":
+    call("DELETE", "/storage/v1/b/p-drill/o/" + name("models/face.onnx"))
+elif how == "metadata":
+    call("PATCH", "/storage/v1/b/p-drill/o/" + name("models/notes.txt"), json.dumps({"contentType": "text/x-changed"}).encode())
+elif how == "extra":
+    call("POST", "/upload/storage/v1/b/p-drill/o?uploadType=media&name=" + name("stray.txt"), b"not in the backup",
+         "application/octet-stream")
+elif how == "same-size":  # other bytes of the same length: only reading them back can tell
+    size = int(json.loads(call("GET", "/storage/v1/b/p-drill/o/" + name("models/face.onnx")))["size"])
+    call("POST", "/upload/storage/v1/b/p-drill/o?uploadType=media&name=" + name("models/face.onnx"), os.urandom(size),
+         "application/onnx")
+'''
+
+
+def test_gcs_checks_see_a_missing_critical_object_changed_metadata_extras_and_empty_includes(lb, gcs, tmp_path):
+    """Each check fails on its own tamper, the expected state being what the test put in the bucket:
+    a critical object deleted while another critical one is fine fails `critical`; a content type
+    changed fails `hashes`; an object added fails `counts` when the restore deletes extras; an include
+    that selects nothing fails `counts`."""
+    gcs.create_bucket("p-assets")
+    gcs.create_bucket("p-drill")
+    gcs.put("p-assets", "models/face.onnx", os.urandom(1 << 20), contentType="application/onnx")
+    gcs.put("p-assets", "models/eye.onnx", os.urandom(1 << 16), contentType="application/onnx")
+    gcs.put("p-assets", "models/notes.txt", b"v3 notes", contentType="text/plain", cacheControl="no-cache",
+            metadata={"owner": "ml"})
+    hook = tmp_path / "tamper.py"
+    hook.write_text(GCS_TAMPER)
+    plan = tmp_path / "lifeboat.yaml"
+
+    def drill(how, env_extra=""):
+        plan.write_text(f"""
+version: 1
+repositories:
+  main: {{url: "{lb.repo}"}}
+sources:
+  assets-bucket:
+    kind: gcs_bucket
+    bucket: gs://p-assets/
+    critical: ["models/*.onnx"]
+    validation: [counts, hashes, critical]
+    environments:
+      test: {{to: "gs://p-drill/restore/", delete_extra: true{env_extra}}}
+drills: {{environment: test, after_restore: "{sys.executable} {hook} {how}"}}
+""")
+        env = dict(gcs.env(), LIFEBOAT_PLAN=str(plan))
+        p = lb.run("--json", "drill", env=env, check=False)
+        d = json.JSONDecoder().raw_decode(p.stdout)[0]
+        return p.returncode, {c["check"]: c for s in d["sources"] for c in s["result"]["checks"]}
+
+    drill("none")  # writes the plan (nothing to restore yet: the drill fails, the backup comes next)
+    lb.run("backup", env=dict(gcs.env(), LIFEBOAT_PLAN=str(plan)))
+    rc, checks = drill("none")
+    assert rc == 0 and all(c["ok"] for c in checks.values()), checks
+    assert "metadata" in checks["hashes"]["detail"]
+
+    rc, checks = drill("drop-critical")
+    assert rc == 1 and not checks["critical"]["ok"] and "models/face.onnx is missing" in checks["critical"]["detail"], checks
+    assert not checks["counts"]["ok"] and checks["hashes"]["ok"] is False
+
+    rc, checks = drill("same-size")
+    assert rc == 1 and not checks["critical"]["ok"] and "models/face.onnx (CRC32C" in checks["critical"]["detail"], checks
+    assert checks["counts"]["ok"], checks
+
+    rc, checks = drill("metadata")
+    assert rc == 1 and not checks["hashes"]["ok"], checks
+    assert "models/notes.txt (contentType differs" in checks["hashes"]["detail"], checks["hashes"]
+    assert checks["counts"]["ok"] and checks["critical"]["ok"], checks
+
+    rc, checks = drill("extra")
+    assert rc == 1 and not checks["counts"]["ok"] and "stray.txt" in checks["counts"]["detail"], checks
+    assert checks["hashes"]["ok"] and checks["critical"]["ok"], checks
+
+    rc, checks = drill("none", ', include: ["nothing/*"]')
+    assert rc == 1 and not checks["counts"]["ok"] and "matches the include patterns" in checks["counts"]["detail"], checks

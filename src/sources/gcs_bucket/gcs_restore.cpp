@@ -9,6 +9,7 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <filesystem>
 #include <set>
 
 #include "core/crc32c.h"
@@ -292,7 +293,9 @@ std::vector<CheckResult> check_gcs_target(repo::Repository& repo, const repo::Sn
   auto all = stored_objects(repo, snapshot);
   if (!all) return fail_all(all.status().message());
   auto objects = current_objects(std::move(*all), where.includes);
-  std::vector<std::string> missing, wrong_hash, wrong_critical;
+  std::vector<std::string> missing, wrong_hash, wrong_critical, wrong_metadata, extra;
+  std::set<std::string> expected_names;
+  for (const auto& o : objects) expected_names.insert(o.relative_name);
   uint64_t critical_checked = 0;
   std::string place;
   bool want_critical = std::find(checks.begin(), checks.end(), "critical") != checks.end();
@@ -309,13 +312,30 @@ std::vector<CheckResult> check_gcs_target(repo::Repository& repo, const repo::Sn
     if (!client) return fail_all(client.status().message());
     auto there = list_live(**client, *loc);
     if (!there) return fail_all("cannot list the target: " + there.status().message());
+    for (const auto& [name, obj] : *there)
+      if (!expected_names.count(name) && (where.includes.empty() || matches_any(where.includes, name))) extra.push_back(name);
     for (const auto& o : objects) {
       auto it = there->find(o.relative_name);
       if (it == there->end() || it->second.size_bytes != o.node.size) {
         missing.push_back(o.relative_name);
+        if (is_critical(o)) {  // a critical object that is not there fails its check too, whatever the others do
+          ++critical_checked;
+          wrong_critical.push_back(fmt::format("{} is {}", o.relative_name, it == there->end() ? "missing" : "of another size"));
+        }
         continue;
       }
       compare(o, it->second.crc32c, it->second.md5, wrong_hash);
+      // The metadata a restore writes back (content type, encoding, disposition, language, cache
+      // control, custom metadata, storage class, custom time), as the backup recorded it.
+      auto want = cloud::gcs_writable_metadata(o.resource), have = cloud::gcs_writable_metadata(it->second.resource);
+      if (want != have) {
+        std::string field;
+        for (const auto& [k, v] : want.items())
+          if (!have.contains(k) || have[k] != v) field = field.empty() ? k : field;
+        for (const auto& [k, v] : have.items())
+          if (!want.contains(k)) field = field.empty() ? k : field;
+        wrong_metadata.push_back(fmt::format("{} ({} differs from the backup)", o.relative_name, field));
+      }
       if (!is_critical(o)) continue;
       // Downloaded and hashed here: the bytes themselves, not the server's word for them.
       ++critical_checked;
@@ -336,6 +356,15 @@ std::vector<CheckResult> check_gcs_target(repo::Repository& repo, const repo::Sn
     }
   } else {
     place = where.target;
+    std::set<std::string> paths;
+    for (const auto& o : objects) paths.insert(o.tree_path);
+    std::error_code ec;
+    for (auto it = std::filesystem::recursive_directory_iterator(where.target, ec);
+         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+      if (it->is_directory(ec) && !it->is_symlink(ec)) continue;
+      std::string rel = std::filesystem::relative(it->path(), where.target, ec).string();
+      if (!paths.count(rel)) extra.push_back(rel);
+    }
     for (const auto& o : objects) {
       std::string path = where.target + "/" + o.tree_path;
       int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -343,6 +372,10 @@ std::vector<CheckResult> check_gcs_target(repo::Repository& repo, const repo::Sn
       if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) != o.node.size) {
         if (fd >= 0) close(fd);
         missing.push_back(o.relative_name);
+        if (is_critical(o)) {
+          ++critical_checked;
+          wrong_critical.push_back(fmt::format("{} is missing or of another size", o.relative_name));
+        }
         continue;
       }
       uint32_t crc = 0;
@@ -367,18 +400,35 @@ std::vector<CheckResult> check_gcs_target(repo::Repository& repo, const repo::Sn
     for (size_t i = 0; i < v.size() && i < 5; ++i) s += (i ? "; " : "") + v[i];
     return v.size() > 5 ? s + fmt::format("; … {} more", v.size() - 5) : s;
   };
+  // Extra objects fail `counts` where the restore promised the target equals the snapshot (delete_extra);
+  // otherwise they are named. An include that selects nothing proves nothing: it fails too.
+  bool extra_fails = where.delete_extra && !extra.empty();
+  std::string extra_note = extra.empty() ? ""
+                           : fmt::format("; {} extra object(s) in the target{}: {}", extra.size(),
+                                         where.delete_extra ? " although the restore deletes extras" : " (kept: not delete_extra)",
+                                         first(extra));
   for (const auto& c : checks) {
-    if (c == "counts")
-      out.push_back({c, missing.empty(),
-                     missing.empty() ? fmt::format("{} objects present in {} with their sizes", objects.size(), place)
-                                     : fmt::format("{} of {} objects missing or of another size in {}: {}", missing.size(),
-                                                   objects.size(), place, first(missing))});
+    if (c == "counts" && objects.empty() && !where.includes.empty())
+      out.push_back({c, false, fmt::format("no object of the snapshot matches the include patterns ({}): nothing was checked",
+                                           fmt::join(where.includes, ", "))});
+    else if (c == "counts")
+      out.push_back({c, missing.empty() && !extra_fails,
+                     (missing.empty() ? fmt::format("{} objects present in {} with their sizes", objects.size(), place)
+                                      : fmt::format("{} of {} objects missing or of another size in {}: {}", missing.size(),
+                                                    objects.size(), place, first(missing))) +
+                         extra_note});
     else if (c == "hashes")
-      out.push_back({c, missing.empty() && wrong_hash.empty(),
-                     wrong_hash.empty() ? fmt::format("{} of {} objects read back from {} have the backup's CRC32C",
-                                                      objects.size() - missing.size(), objects.size(), place)
-                                        : fmt::format("{} objects in {} differ from the backup: {}", wrong_hash.size(), place,
-                                                      first(wrong_hash))});
+      out.push_back({c, missing.empty() && wrong_hash.empty() && wrong_metadata.empty(),
+                     !wrong_hash.empty() ? fmt::format("{} objects in {} differ from the backup: {}", wrong_hash.size(), place,
+                                                       first(wrong_hash))
+                     : !wrong_metadata.empty()
+                         ? fmt::format("{} objects in {} have other metadata than the backup: {}", wrong_metadata.size(), place,
+                                       first(wrong_metadata))
+                     : !missing.empty()
+                         ? fmt::format("{} of {} objects could not be read back from {} (see counts)", missing.size(), objects.size(),
+                                       place)
+                         : fmt::format("{} objects read back from {} have the backup's CRC32C{}", objects.size(), place,
+                                       where.to.empty() ? "" : " and metadata")});
     else
       out.push_back({c, wrong_critical.empty() && critical_checked > 0,
                      critical_checked == 0 ? fmt::format("no object matches the critical patterns ({})", fmt::join(critical, ", "))
