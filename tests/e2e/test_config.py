@@ -101,8 +101,9 @@ def payload(sm, project, sid, v):
     return base64.b64decode(body["payload"]["data"])
 
 
-def drill(lb, tmp_path, settings, validation, environment, after_restore, env):
-    """Backs up one config source by plan and drills it with `after_restore` run before the checks."""
+def drill(lb, tmp_path, settings, validation, environment, after_restore, env, backup_ok=True):
+    """Backs up one config source by plan and drills it with `after_restore` run before the checks
+    (`backup_ok=False`: the backup reports config problems, and its snapshot is drilled all the same)."""
     plan = tmp_path / "drill.yaml"
     envs = ", ".join(f"{k}: {v}" for k, v in environment.items())
     plan.write_text(f"""
@@ -120,7 +121,8 @@ drills:
   after_restore: "{after_restore}"
 """)
     e = dict(env, LIFEBOAT_PLAN=str(plan))
-    lb.run("backup", env=e)
+    b = lb.run("backup", env=e, check=backup_ok)
+    assert backup_ok or b.returncode == 1, b.stderr
     p = lb.run("--json", "drill", env=e, check=False)
     d = first_json(p.stdout)
     assert (p.returncode == 0) == d["passed"], p.stderr
@@ -215,6 +217,32 @@ def test_plan_config_checks_commands_and_tampered_target(lb, tmp_path):
     assert p.returncode == 1 and "snapshot" in p.stderr and "saved" in p.stderr, p.stdout + p.stderr
     assert len(lb.json("snapshots")) == before + 1
     assert "deploy.yaml" in p.stdout + p.stderr and "grep -q replicas" in p.stdout + p.stderr
+
+
+def test_syntax_compares_problem_by_problem_and_a_missing_part_fails_its_check(lb, tmp_path):
+    """The backup recorded two problems (bad.json's syntax and a failing check command): one new broken
+    file in the target fails `syntax` — a count (3 against 2 known, or 2 with the command's not
+    reproduced) would have let it through. A snapshot without a git part fails `git` instead of
+    passing with "0 mirror(s)"."""
+    cfg = tmp_path / "cfg"
+    make_config_tree(cfg)
+    (cfg / "bad.json").write_text('{"a": \n')
+    settings = f"""paths: [{cfg}]
+    checks:
+      - {{match: "*.yaml", run: "grep -q never-there {{file}}"}}"""
+    target = tmp_path / "drilled"
+    d = drill(lb, tmp_path, settings, "syntax", {"target": target}, "true", {}, backup_ok=False)
+    assert d["checks"]["syntax"]["ok"], d["checks"]  # the known problems are expected: the restore is what was backed up
+    assert "recorded by the backup" in d["checks"]["syntax"]["detail"]
+    restored = target / str(cfg).lstrip("/") / "app" / "tool.toml"
+    shutil.rmtree(target)
+    d = drill(lb, tmp_path, settings, "syntax", {"target": target}, f"printf 'not = [toml' > {restored}", {}, backup_ok=False)
+    assert not d["checks"]["syntax"]["ok"] and "new: " in d["checks"]["syntax"]["detail"] and \
+        "tool.toml:1:" in d["checks"]["syntax"]["detail"], d["checks"]
+    shutil.rmtree(target)
+    d = drill(lb, tmp_path, f"paths: [{cfg}]", "files, git", {"target": target}, "true", {}, backup_ok=False)
+    assert d["checks"]["files"]["ok"], d["checks"]
+    assert not d["checks"]["git"]["ok"] and "holds no git part" in d["checks"]["git"]["detail"], d["checks"]
 
 
 def test_a_check_command_never_runs_what_a_file_name_holds(lb, tmp_path):

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "cloud/secret_manager.h"
 #include "core/names.h"
@@ -259,13 +260,32 @@ std::vector<CheckResult> check_config_target(repo::Repository& repo, const repo:
                                              const ConfigRestoreResult& restored, const std::vector<std::string>& checks) {
   std::vector<CheckResult> out;
   const auto& snap = snapshot.snapshot;
+  // The part a check reads, or why there is none: a check with nothing to read proves nothing, so
+  // that fails it (a part the snapshot lacks, a tree that cannot be read). A part the restore was told
+  // to leave out (`only`) is not checked, and the result says so.
+  auto part_for_check = [&](const std::string& part) -> Result<repo::BlobId> {
+    auto root = repo.load_tree(snap.tree);
+    if (!root) return root.status().with_context(fmt::format("reading snapshot {}", snapshot.short_id()));
+    const auto* n = root->find(part);
+    if (!n || !n->subtree)
+      return Error(Code::kNotFound, fmt::format("snapshot {} holds no {} part: nothing to check (back the {} up, or drop the "
+                                                "check from the source's validation)",
+                                                snapshot.short_id(), part, part));
+    return *n->subtree;
+  };
   for (const auto& check : checks) {
     CheckResult c{check, false, ""};
+    std::string part = check == "syntax" ? "files" : check;
+    if ((part == "files" || part == "git" || part == "secrets") && !wanted(o, part)) {
+      c.ok = true;
+      c.detail = fmt::format("not checked: the {} part was not restored (only: {})", part, fmt::join(o.only, ", "));
+      out.push_back(std::move(c));
+      continue;
+    }
     if (check == "files" || check == "syntax") {
-      auto tree = part_tree(repo, snap, "files");
-      if (!tree || !wanted(o, "files")) {
-        c.ok = true;
-        c.detail = "no files restored";
+      auto tree = part_for_check("files");
+      if (!tree) {
+        c.detail = tree.status().message();
       } else if (check == "files") {
         auto v = repo::verify_restored_tree(repo, *tree, o.target);
         if (!v) c.detail = v.status().message();
@@ -290,18 +310,26 @@ std::vector<CheckResult> check_config_target(repo::Repository& repo, const repo:
             return Status::ok();
           }
           std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-          for (const auto& p : check_text(at, syntax, text)) problems.push_back(p.to_string());
+          // Named by the path it was backed up from, so each problem compares with the backup's own.
+          for (const auto& p : check_text("/" + path, syntax, text)) problems.push_back(p.to_string());
           return Status::ok();
         });
-        // Files that were broken when backed up stay broken: only new problems count.
-        size_t known = snap.metadata.value("validation", nlohmann::json::object()).value("problems", nlohmann::json::array()).size();
-        c.ok = problems.size() <= known;
-        c.detail = fmt::format("{} restored config file(s) parsed, {} problem(s) (the backup recorded {}){}", checked, problems.size(), known,
-                               problems.empty() ? "" : "; first: " + problems[0]);
+        // Files that were broken when backed up stay broken: a problem the backup recorded (file, line
+        // and message) is expected; any other one is new and fails the check.
+        std::set<std::string> known;
+        for (const auto& p : snap.metadata.value("validation", nlohmann::json::object()).value("problems", nlohmann::json::array()))
+          if (p.is_string()) known.insert(p.get<std::string>());
+        std::vector<std::string> fresh;
+        for (const auto& p : problems)
+          if (!known.count(p)) fresh.push_back(p);
+        c.ok = fresh.empty();
+        c.detail = fmt::format("{} restored config file(s) parsed, {} problem(s), {} of them recorded by the backup{}", checked,
+                               problems.size(), problems.size() - fresh.size(), fresh.empty() ? "" : "; new: " + fresh[0]);
       }
     } else if (check == "git") {
       std::vector<std::string> problems;
       size_t n = 0;
+      if (auto tree = part_for_check("git"); !tree) problems.push_back(tree.status().message());
       for (const auto& g : snap.metadata.value("git", nlohmann::json::array())) {
         std::string name = g.value("name", "");
         if (!wanted(o, "git")) break;
@@ -322,10 +350,9 @@ std::vector<CheckResult> check_config_target(repo::Repository& repo, const repo:
       c.detail = problems.empty() ? fmt::format("{} mirror(s): every ref at the backed-up commit, every object whole, LFS objects present", n)
                                   : fmt::format("{} problem(s): {}", problems.size(), problems[0]);
     } else if (check == "secrets") {
-      auto tree = part_tree(repo, snap, "secrets");
-      if (!tree || !wanted(o, "secrets")) {
-        c.ok = true;
-        c.detail = "no secrets restored";
+      auto tree = part_for_check("secrets");
+      if (!tree) {
+        c.detail = tree.status().message();
       } else {
         std::vector<std::string> problems;
         uint64_t versions = 0;
