@@ -1,6 +1,7 @@
 """Backup → break → restore of plain files through the CLI: contents, metadata, selection by time."""
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -238,3 +239,84 @@ def test_restore_into_a_non_empty_target_overwrite_modes_delete_and_dry_run(lb, 
     p = lb.run("restore", "latest", "--target", target, "--overwrite", "always", check=False)
     assert p.returncode == 1 and "conflict" in p.stderr and "nothing was written" in p.stderr, p.stderr
     assert (r / "a").read_text() == "edited again"
+
+
+FILES_TAMPER = r'''
+import os, sys
+root, how = sys.argv[1], sys.argv[2]
+for d, dirs, files in os.walk(root):
+    for f in files + dirs:
+        p = os.path.join(d, f)
+        if f == "a.txt" and how == "mode":
+            os.chmod(p, 0o600)
+        if f == "a.txt" and how == "mtime":
+            st = os.stat(p)
+            os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
+        if f == "a.txt" and how == "xattr":
+            os.setxattr(p, "user.added", b"1")
+        if f == "a.txt" and how == "owner":
+            os.chown(p, 4321, 4321)
+        if f == "pipe" and how == "type":
+            os.remove(p)
+            open(p, "w").close()
+        if f == "link" and how == "link":
+            os.remove(p)
+            os.symlink("elsewhere", p)
+        if f == "sub" and how == "extra":  # the directory's time put back: only the extra file differs
+            st = os.stat(p)
+            open(os.path.join(p, "stray.txt"), "w").write("not in the backup")
+            os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+'''
+
+
+def test_files_checks_see_metadata_types_links_and_extras(lb, tmp_path):
+    """After a clean drill, each tamper of the restored target fails the check that covers it — mode,
+    modification time, an xattr, the owner (as root), a FIFO turned into a file, a link's target —
+    and an extra file is named (a files restore removes nothing, so it is reported, not failed)."""
+    import sys
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.txt").write_text("alpha")
+    os.chmod(src / "a.txt", 0o640)
+    os.setxattr(src / "a.txt", "user.kept", b"yes")
+    (src / "sub" / "b.txt").write_text("beta")
+    os.mkfifo(src / "pipe")
+    os.symlink("a.txt", src / "link")
+    hook = tmp_path / "tamper.py"
+    hook.write_text(FILES_TAMPER)
+    target = tmp_path / "drill"
+    plan = tmp_path / "lifeboat.yaml"
+
+    def drill(how):
+        if target.exists():
+            shutil.rmtree(target)
+        plan.write_text(f"""
+repositories:
+  main: {{url: "{lb.repo}"}}
+sources:
+  assets:
+    kind: files
+    paths: ["{src}"]
+    validation: [hashes, counts]
+    environments:
+      test: {{target: "{target}"}}
+drills: {{after_restore: "{sys.executable} {hook} {target} {how}"}}
+""")
+        p = lb.run("--json", "drill", env={"LIFEBOAT_PLAN": str(plan)}, check=False)
+        d = json.JSONDecoder().raw_decode(p.stdout)[0]
+        return p.returncode, {c["check"]: c for s in d["sources"] for c in s["result"]["checks"]}
+
+    drill("none")
+    lb.run("backup", env={"LIFEBOAT_PLAN": str(plan)})
+    rc, checks = drill("none")
+    assert rc == 0 and checks["hashes"]["ok"] and checks["counts"]["ok"], checks
+    cases = {"mode": ("hashes", "mode 0600, the backup has 0640"), "mtime": ("hashes", "modification time"),
+             "xattr": ("hashes", "extended attributes"), "type": ("counts", "another type of file"),
+             "link": ("counts", "symlink missing or changed")}
+    if os.geteuid() == 0:
+        cases["owner"] = ("hashes", "owner 4321:4321")
+    for how, (check, words) in cases.items():
+        rc, checks = drill(how)
+        assert rc == 1 and not checks[check]["ok"] and words in checks[check]["detail"], (how, checks)
+    rc, checks = drill("extra")
+    assert rc == 0 and checks["counts"]["ok"] and "stray.txt" in checks["counts"]["detail"], checks

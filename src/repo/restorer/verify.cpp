@@ -6,10 +6,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
 #include <cerrno>
 #include <cstring>
+#include <set>
 
 #include "core/interrupt.h"
+#include "repo/file_metadata.h"
 
 namespace lifeboat::repo {
 
@@ -49,6 +53,34 @@ Status verify_tree(repo::Repository& repo, const repo::BlobId& tree_id, const st
     if (out.missing.size() < 20) out.missing.push_back(p);
     problem(std::move(p));
   };
+  // What the directory holds that the tree does not (the target's top level too).
+  std::set<std::string> names;
+  for (const auto& n : tree.nodes) names.insert(n.name);
+  if (DIR* d = opendir((prefix.empty() ? target : target + "/" + prefix).c_str())) {
+    while (dirent* e = readdir(d)) {
+      std::string name = e->d_name;
+      if (name == "." || name == ".." || names.count(name)) continue;
+      ++out.extra_count;
+      if (out.extra.size() < 20) out.extra.push_back(prefix.empty() ? name : prefix + "/" + name);
+    }
+    closedir(d);
+  }
+  // The metadata the restore promises: mode, modification time, extended attributes, owner and
+  // group (when running as root, when a restore sets them), a link's target, a device's number.
+  auto compare_metadata = [&](const Node& n, const std::string& rel, const std::string& path, const struct stat& st) {
+    Node got = node_from_stat(path, n.name, st);
+    std::vector<std::string> what;
+    if (n.kind != NodeKind::kSymlink && (got.mode & 07777) != (n.mode & 07777))
+      what.push_back(fmt::format("mode {:04o}, the backup has {:04o}", got.mode & 07777, n.mode & 07777));
+    if (got.mtime_ns != n.mtime_ns) what.push_back("modification time");
+    if (geteuid() == 0 && (got.uid != n.uid || got.gid != n.gid))
+      what.push_back(fmt::format("owner {}:{}, the backup has {}:{}", got.uid, got.gid, n.uid, n.gid));
+    if (got.xattrs != n.xattrs) what.push_back("extended attributes");
+    if ((n.kind == NodeKind::kCharDev || n.kind == NodeKind::kBlockDev) && got.rdev != n.rdev) what.push_back("device number");
+    if (what.empty()) return;
+    ++out.metadata_count;
+    if (out.metadata.size() < 20) out.metadata.push_back(fmt::format("{}: {}", rel, fmt::join(what, ", ")));
+  };
   for (const auto& n : tree.nodes) {
     if (interrupted()) return Error(Code::kInterrupted, "interrupted");
     std::string rel = prefix.empty() ? n.name : prefix + "/" + n.name;
@@ -64,6 +96,7 @@ Status verify_tree(repo::Repository& repo, const repo::BlobId& tree_id, const st
         }
         ++out.dirs_found;
         if (n.subtree) LB_RETURN_IF_ERROR(verify_tree(repo, *n.subtree, target, rel, out));
+        compare_metadata(n, rel, path, st);
         break;
       case NodeKind::kFile: {
         ++out.files_expected;
@@ -83,6 +116,7 @@ Status verify_tree(repo::Repository& repo, const repo::BlobId& tree_id, const st
         ::close(fd);
         if (s) ++out.files_verified;
         else problem(s.message());
+        compare_metadata(n, rel, path, st);
         break;
       }
       case NodeKind::kSymlink: {
@@ -90,15 +124,26 @@ Status verify_tree(repo::Repository& repo, const repo::BlobId& tree_id, const st
         char buf[4096];
         ssize_t len = present && S_ISLNK(st.st_mode) ? readlink(path.c_str(), buf, sizeof buf) : -1;
         if (len < 0 || std::string(buf, static_cast<size_t>(len)) != n.link_target) missing(fmt::format("{}: symlink missing or changed", rel));
-        else ++out.others_found;
+        else {
+          ++out.others_found;
+          compare_metadata(n, rel, path, st);
+        }
         break;
       }
       case NodeKind::kSocket:
         break;
-      default:
+      default: {
         ++out.others_expected;
-        if (present) ++out.others_found;
-        else missing(fmt::format("{}: special file missing", rel));
+        bool same_type = present && ((n.kind == NodeKind::kFifo && S_ISFIFO(st.st_mode)) ||
+                                     (n.kind == NodeKind::kCharDev && S_ISCHR(st.st_mode)) ||
+                                     (n.kind == NodeKind::kBlockDev && S_ISBLK(st.st_mode)));
+        if (same_type) {
+          ++out.others_found;
+          compare_metadata(n, rel, path, st);
+        } else {
+          missing(fmt::format("{}: {}", rel, present ? "another type of file than the backup's" : "special file missing"));
+        }
+      }
     }
   }
   return Status::ok();

@@ -290,10 +290,12 @@ std::vector<CheckResult> check_config_target(repo::Repository& repo, const repo:
         auto v = repo::verify_restored_tree(repo, *tree, o.target);
         if (!v) c.detail = v.status().message();
         else {
-          c.ok = v->files_verified == v->files_expected && v->files_found == v->files_expected;
-          c.detail = fmt::format("{} of {} files read back from {} equal the backup{}", v->files_verified, v->files_expected, o.target,
+          c.ok = v->files_verified == v->files_expected && v->files_found == v->files_expected && v->metadata_count == 0;
+          c.detail = fmt::format("{} of {} files read back from {} equal the backup{}{}", v->files_verified, v->files_expected, o.target,
                                  v->problems.empty() ? (v->missing.empty() ? "" : "; first missing: " + v->missing[0])
-                                                     : "; first problem: " + v->problems[0]);
+                                                     : "; first problem: " + v->problems[0],
+                                 v->metadata_count == 0 ? ", metadata too"
+                                                        : fmt::format("; {} with other metadata, first: {}", v->metadata_count, v->metadata[0]));
         }
       } else {
         uint64_t checked = 0;

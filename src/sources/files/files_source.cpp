@@ -4,6 +4,7 @@
 #include "sources/files/files_source.h"
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include "core/bytes.h"
 #include "core/platform_user.h"
@@ -164,16 +165,25 @@ std::vector<CheckResult> validate(SourceContext& ctx, const FilesSettings& s, co
   std::string first = v->problems.empty() ? "" : "; first problem: " + v->problems[0];
   std::string first_missing = v->missing.empty() ? "" : "; first missing: " + v->missing[0];
   bool all_present = v->files_found == v->files_expected && v->dirs_found == v->dirs_expected && v->others_found == v->others_expected;
+  // Extra entries are named: a plan restore overwrites what is there and removes nothing, so the
+  // target may hold more than the snapshot (restore into an emptied directory to compare exactly).
+  std::string extra = v->extra_count == 0 ? ""
+                      : fmt::format("; {} entr(ies) in the target the backup does not have (not removed by a restore), first: {}",
+                                    v->extra_count, v->extra[0]);
   for (const auto& check : checks) {
     if (check == "hashes")
-      out.push_back({check, v->files_verified == v->files_expected,
-                     fmt::format("{} of {} files read back from {} equal the backup{}", v->files_verified, v->files_expected,
-                                 s.target, first)});
+      out.push_back({check, v->files_verified == v->files_expected && v->metadata_count == 0,
+                     v->metadata_count == 0
+                         ? fmt::format("{} of {} files read back from {} equal the backup, and every entry's mode, times, "
+                                       "xattrs{} too{}",
+                                       v->files_verified, v->files_expected, s.target, geteuid() == 0 ? " and owner" : "", first)
+                         : fmt::format("{} of {} files read back from {} equal the backup; {} entr(ies) with other metadata, first: {}{}",
+                                       v->files_verified, v->files_expected, s.target, v->metadata_count, v->metadata[0], first)});
     else
       out.push_back({check, all_present,
-                     fmt::format("{} of {} files, {} of {} directories, {} of {} links and special files present in {}{}",
+                     fmt::format("{} of {} files, {} of {} directories, {} of {} links and special files present in {}{}{}",
                                  v->files_found, v->files_expected, v->dirs_found, v->dirs_expected, v->others_found,
-                                 v->others_expected, s.target, first_missing)});
+                                 v->others_expected, s.target, first_missing, extra)});
   }
   return out;
 }
