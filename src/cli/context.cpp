@@ -110,7 +110,8 @@ Result<std::optional<int64_t>> requested_instant(const std::string& at, const st
 
 Result<repo::SnapshotRef> pick_snapshot(repo::Repository& r, const std::string& spec, const SnapshotPick& pick) {
   LB_ASSIGN_OR_RETURN(auto at, pick.at_ns());
-  LB_ASSIGN_OR_RETURN(auto all, r.list_snapshots());
+  // A damaged snapshot file is skipped with a warning naming it: it never stops another snapshot's restore.
+  LB_ASSIGN_OR_RETURN(auto all, r.list_readable_snapshots());
   return repo::select_snapshot(all, spec, at, pick.filter);
 }
 

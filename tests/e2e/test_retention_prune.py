@@ -171,7 +171,10 @@ def test_every_damaged_file_is_named_and_unaffected_snapshots_restore(lb, tmp_pa
             c = lb.run("check", "--read-data", check=False)
             assert c.returncode != 0, f"{damage} {f.relative_to(lb.repo)} went unnoticed"
             assert f.name in c.stderr, f"{damage} {f.relative_to(lb.repo)}: {c.stderr}"
-            restored = 0
+            # What must happen: damage to the config or the key file stops every restore (nothing
+            # decrypts); damage to a pack, an index file or a snapshot file stops exactly the one
+            # snapshot whose data, index entries or record it holds, and the other restores whole.
+            failed = []
             for n, sid in enumerate(snaps):
                 target = tmp_path / f"r-{f.name[:8]}-{damage}-{n}"
                 got, p = restored_digest(lb, sid, srcs[n], target)
@@ -179,11 +182,16 @@ def test_every_damaged_file_is_named_and_unaffected_snapshots_restore(lb, tmp_pa
                     assert "error" in p.stderr
                     leftover = target / str(srcs[n]).lstrip("/") / "doc.bin"
                     assert not leftover.exists(), "a failed restore left a partial file"
+                    failed.append(n)
                 else:
                     assert got == digest_dir(srcs[n]), "a restore wrote wrong bytes"
-                    restored += 1
-            if "data" in f.parts:
-                assert restored >= 1, "damage to one pack must not stop the other snapshot's restore"
+            what = f"{damage} {f.relative_to(lb.repo)}"
+            if f.parts[len(lb.repo.parts)] in ("config", "keys"):
+                assert failed == [0, 1], f"{what}: every restore must fail, these did not: {failed}"
+            else:
+                assert len(failed) == 1, f"{what}: exactly one snapshot's restore must fail, these did: {failed}"
+                if "snapshots" in f.parts:
+                    assert snaps[failed[0]].startswith(f.name[:8]), f"{what}: the other snapshot failed"
             f.write_bytes(saved)
     lb.run("check", "--read-data")
 
