@@ -421,11 +421,12 @@ def test_secrets_round_trip_into_another_project(lb, tmp_path, sm):
     assert sec5["annotations"] == {"owner": "ops"}
     mapping = {(s["secret"], v["from"], v["to"]) for s in j["restored"]["secrets"] for v in s["versions"]}
     assert ("projects/staging/secrets/app-secret-4", 1, 1) in mapping
-    # The secrets check reads the target back: a payload changed there fails it.
+    # A change in one restored project (staging) does not touch a restore into another (qa), whose
+    # check reads qa back and passes. (A check failing on a changed state or payload:
+    # test_secrets_check_fails_when_target_differs.)
     sm.call("POST", "projects/staging/secrets/app-secret-7/versions/3:disable")
     p = lb.run("--json", "restore", "config", "--name", "sec", "--secrets", "projects/qa", "--check", "secrets", env=env)
     assert first_json(p.stdout)["checks"][0]["ok"]
-    sm.call("POST", "projects/qa/secrets/app-secret-2:addVersion", {"payload": {"data": "eA=="}})
     # Dry run: nothing written.
     before = sm.call("GET", "/_fake/stats")[1]["secrets"]
     d = lb.run("restore", "config", "--name", "sec", "--secrets", "projects/dry", "--dry-run", env=env)
@@ -534,6 +535,19 @@ print(c.getresponse().status)
     d = first_json(p.stdout)
     checks = [c for s in d["sources"] for c in s.get("result", {}).get("checks", [])]
     assert checks and checks[0]["ok"] is False and "app-secret-6" in checks[0]["detail"], checks
+    assert_no_secret(p.stdout, p.stderr)
+    # Tamper: a restored enabled version's payload changed at rest (the fake's test control).
+    hook.write_text(f"""
+import http.client
+c = http.client.HTTPConnection("127.0.0.1", {sm.port})
+c.request("POST", "/_fake/set_payload?version=projects/drill3/secrets/app-secret-8/versions/2", body=b"not-the-payload")
+assert c.getresponse().status == 200
+""")
+    plan.write_text(plan.read_text().replace("projects/drill2}", "projects/drill3}"))
+    p = lb.run("--json", "drill", env=penv, check=False)
+    assert p.returncode == 1
+    checks = [c for s in first_json(p.stdout)["sources"] for c in s.get("result", {}).get("checks", [])]
+    assert checks[0]["ok"] is False and "app-secret-8 version 2: the payload differs from the backup" in checks[0]["detail"], checks
     assert_no_secret(p.stdout, p.stderr)
 
 

@@ -92,10 +92,12 @@ def test_round_trip_every_metadata_field_and_awkward_names(lb, gcs, tmp_path):
     assert not (tmp_path / "up").exists()
     assert (target / "unicode/日本語/ñandú ü.bin").read_bytes() == dict(objects)["unicode/日本語/ñandú ü.bin"]
 
-    # The checks read the target: a changed file and a missing object fail them.
-    (target / "frames/00/frame-00003.json").write_bytes(b"tampered")
-    r = run(lb, gcs, "restore", "gcs", "--target", tmp_path / "files", "--include", "nothing-matches", "--check", "hashes")
-    assert r.returncode == 0  # nothing selected, nothing to compare
+    # An include that selects nothing proves nothing: its check fails and says why. (Each check failing
+    # on a tampered target: test_gcs_checks_see_a_missing_critical_object_changed_metadata_extras_and_empty_includes.)
+    r = run(lb, gcs, "restore", "gcs", "--target", tmp_path / "files", "--include", "nothing-matches", "--check", "hashes",
+            check=False)
+    assert r.returncode == 1 and "no object of the snapshot matches the include patterns (nothing-matches)" in r.stdout, r.stdout
+    # A dry run names exactly the object missing from the target.
     gcs.delete("restored", "copy/frames/00/frame-00004.json")
     r = run(lb, gcs, "restore", "gcs", "--to", "gs://restored/copy", "--dry-run")
     assert "would restore copy/frames/00/frame-00004.json" in r.stdout and "1 objects would be restored" in r.stdout

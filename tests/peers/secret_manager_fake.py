@@ -12,7 +12,9 @@ of a version that is not ENABLED (FAILED_PRECONDITION).
 Test controls (not part of the real API): a request whose bearer token is "denied" gets
 PERMISSION_DENIED; POST /_fake/fail?status=429&count=N makes the next N API requests fail with that
 status; POST /_fake/corrupt?count=N makes the next N accesses send a wrong dataCrc32c (a payload
-damaged on the way); GET /_fake/stats returns counters.
+damaged on the way); POST /_fake/set_payload?version=projects/P/secrets/S/versions/N replaces that
+version's payload with the request body (damage at rest, which the real service never allows: a
+check must still see it); GET /_fake/stats returns counters.
 
 Usage: secret_manager_fake.py --port PORT [--max-page N]
 """
@@ -245,6 +247,14 @@ class Handler(BaseHTTPRequestHandler):
                 if url.path == "/_fake/corrupt":
                     STORE.corrupt += int(query.get("count", ["1"])[0])
                     return self.reply(200, {"corrupt": STORE.corrupt})
+                if url.path == "/_fake/set_payload":
+                    name = query.get("version", [""])[0]
+                    try:
+                        _, v = version_of(name.rsplit("/versions/", 1)[0], name.rsplit("/", 1)[1])
+                    except ApiError as e:
+                        return self.reply(404, {"error": e.message})
+                    v["payload"] = raw
+                    return self.reply(200, {"replaced": name})
                 if url.path == "/_fake/stats":
                     return self.reply(200, {"requests": STORE.requests, "secrets": len(STORE.secrets)})
             return self.reply(404, {})

@@ -407,11 +407,11 @@ std::vector<CheckResult> check_gcs_target(repo::Repository& repo, const repo::Sn
                            : fmt::format("; {} extra object(s) in the target{}: {}", extra.size(),
                                          where.delete_extra ? " although the restore deletes extras" : " (kept: not delete_extra)",
                                          first(extra));
+  if (objects.empty() && !where.includes.empty())
+    return fail_all(fmt::format("no object of the snapshot matches the include patterns ({}): nothing was checked",
+                                fmt::join(where.includes, ", ")));
   for (const auto& c : checks) {
-    if (c == "counts" && objects.empty() && !where.includes.empty())
-      out.push_back({c, false, fmt::format("no object of the snapshot matches the include patterns ({}): nothing was checked",
-                                           fmt::join(where.includes, ", "))});
-    else if (c == "counts")
+    if (c == "counts")
       out.push_back({c, missing.empty() && !extra_fails,
                      (missing.empty() ? fmt::format("{} objects present in {} with their sizes", objects.size(), place)
                                       : fmt::format("{} of {} objects missing or of another size in {}: {}", missing.size(),
