@@ -126,3 +126,62 @@ notifications:
     for f in (events, record, report, state / "state.json"):
         assert f.exists(), f
         assert PASSWORD not in f.read_text(), f"{f.name} holds the password"
+
+
+MODELS_TAMPER = r'''
+import json, os, sys
+root, how = sys.argv[1], sys.argv[2]
+version = os.path.join(root, "m", "1")
+if how == "extra":
+    open(os.path.join(version, "stray.bin"), "wb").write(b"not in the backup")
+if how == "tags":
+    meta = json.load(open(version + ".mlflow.json"))
+    meta["model_version"]["tags"] = [{"key": "stage", "value": "tampered"}]
+    json.dump(meta, open(version + ".mlflow.json", "w"))
+if how == "aliases":
+    meta = json.load(open(version + ".mlflow.json"))
+    meta["registered_model"]["aliases"] = []
+    json.dump(meta, open(version + ".mlflow.json", "w"))
+'''
+
+
+def test_the_models_manifest_check_sees_extra_artifacts_and_changed_registry_metadata(lb, tmp_path):
+    """A drill into a directory: an artifact the backup lacks, a version's tags or the aliases changed in
+    the written metadata each fail `manifest`; the untouched restore passes. The expected state is
+    what the (fake) registry served."""
+    import sys
+    hook = tmp_path / "tamper.py"
+    hook.write_text(MODELS_TAMPER)
+    target = tmp_path / "drill"
+    with peers.HostileMlflow(model="m", version="1") as reg:
+        reg.aliases = [{"alias": "production", "version": "1"}]
+        plan = tmp_path / "lifeboat.yaml"
+
+        def drill(how):
+            import shutil
+            shutil.rmtree(target, ignore_errors=True)
+            plan.write_text(f"""
+repositories:
+  main: {{url: "{lb.repo}"}}
+sources:
+  ml:
+    kind: models
+    mlflow: "{reg.url}"
+    validation: [manifest]
+    environments:
+      test: {{to_dir: "{target}"}}
+drills: {{after_restore: "{sys.executable} {hook} {target} {how}"}}
+""")
+            p = lb.run("--json", "drill", env={"LIFEBOAT_PLAN": str(plan)}, check=False)
+            d = json.JSONDecoder().raw_decode(p.stdout)[0]
+            checks = [c for s in d["sources"] for c in s["result"]["checks"]]
+            return p.returncode, checks[0] if checks else None
+
+        drill("none")  # writes the plan (no backup yet: nothing restored)
+        lb.run("backup", env={"LIFEBOAT_PLAN": str(plan)})
+        rc, check = drill("none")
+        assert rc == 0 and check["ok"], check
+        for how, words in (("extra", "stray.bin is not in the backup"), ("tags", "the version's tags"),
+                           ("aliases", "aliases [], the backup has [production]")):
+            rc, check = drill(how)
+            assert rc == 1 and not check["ok"] and words in check["detail"], (how, check)

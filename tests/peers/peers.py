@@ -719,6 +719,7 @@ class HostileMlflow(LoopbackHttpServer):
         self.files = files or {"MLmodel": b"flavors: {}\n", "model.bin": b"weights"}
         fake = self
         fake.model, fake.version = model, version
+        fake.aliases = []  # [{"alias", "version"}] the registered model says its versions hold
 
         class Handler(QuietHandler, http.server.BaseHTTPRequestHandler):
             _send = QuietHandler.reply
@@ -726,7 +727,7 @@ class HostileMlflow(LoopbackHttpServer):
             def do_GET(self):
                 u = urlparse(self.path)
                 q = {k: v[0] for k, v in parse_qs(u.query).items()}
-                rm = {"name": fake.model, "aliases": [], "tags": [], "description": "hostile"}
+                rm = {"name": fake.model, "aliases": fake.aliases, "tags": [], "description": "hostile"}
                 mv = {"name": fake.model, "version": fake.version, "source": "mlflow-artifacts:/0/r/artifacts/model",
                       "status": "READY", "last_updated_timestamp": 1700000000000}
                 api = "/api/2.0/mlflow/"

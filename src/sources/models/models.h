@@ -90,9 +90,11 @@ namespace lifeboat::sources::models {
 
 // Reads each restored version back from the target (the directory, or the registry's new version
 // through its artifact proxy) and compares it with the backup: "manifest" (every artifact's SHA-256
-// equals the backed-up manifest, no artifact missing), "validate" (the validation command run on the
-// restored copy). One result per name.
-std::vector<CheckResult> check_models_target(const std::vector<repo::SnapshotRef>& versions,
+// equals the backed-up manifest, none missing, none extra; and the registry metadata a restore
+// writes — the version's tags and description, the aliases it held, the registered model's tags and
+// description — read from the registry, or from DIR/NAME/VERSION.mlflow.json), "validate" (the
+// validation command run on the restored copy). One result per name.
+std::vector<CheckResult> check_models_target(repo::Repository& repo, const std::vector<repo::SnapshotRef>& versions,
                                              const ModelsRestoreOptions& where, const std::vector<VersionRestored>& restored,
                                              const std::optional<ValidateCommand>& validate, const std::vector<std::string>& checks);
 

@@ -236,18 +236,88 @@ Result<std::vector<VersionRestored>> restore_models(repo::Repository& repo, cons
 
 namespace lifeboat::sources::models {
 
-std::vector<CheckResult> check_models_target(const std::vector<repo::SnapshotRef>& versions,
+namespace {
+
+// Tags as a map, without the one a restore adds (lifeboat.snapshot).
+std::map<std::string, std::string> tag_map(const nlohmann::json& resource) {
+  std::map<std::string, std::string> out;
+  for (const auto& t : resource.value("tags", nlohmann::json::array()))
+    if (t.value("key", "") != kRestoredFrom) out[t.value("key", "")] = t.value("value", "");
+  return out;
+}
+
+// The registry metadata a restore writes, the backup's against the target's: "" when equal, else what differs.
+std::string metadata_difference(const nlohmann::json& want_rm, const nlohmann::json& want_mv, const std::vector<std::string>& want_aliases,
+                                const nlohmann::json& have_rm, const nlohmann::json& have_mv, const std::vector<std::string>& have_aliases) {
+  std::vector<std::string> what;
+  if (tag_map(want_mv) != tag_map(have_mv)) what.push_back("the version's tags");
+  if (want_mv.value("description", "") != have_mv.value("description", "")) what.push_back("the version's description");
+  if (tag_map(want_rm) != tag_map(have_rm)) what.push_back("the model's tags");
+  if (want_rm.value("description", "") != have_rm.value("description", "")) what.push_back("the model's description");
+  if (want_aliases != have_aliases)
+    what.push_back(fmt::format("aliases [{}], the backup has [{}]", fmt::join(have_aliases, ", "), fmt::join(want_aliases, ", ")));
+  return what.empty() ? "" : fmt::format("{} differ", fmt::join(what, ", "));
+}
+
+}  // namespace
+
+std::vector<CheckResult> check_models_target(repo::Repository& repo, const std::vector<repo::SnapshotRef>& versions,
                                              const ModelsRestoreOptions& where, const std::vector<VersionRestored>& restored,
                                              const std::optional<ValidateCommand>& validate, const std::vector<std::string>& checks) {
   std::vector<std::string> manifest_problems, validate_problems;
   uint64_t files = 0;
   cloud::MlflowClient client(where.mlflow);
+  // The newest backup of each model says which aliases its versions hold (as the restore sets them).
+  std::map<std::string, const repo::SnapshotRef*> newest;
+  for (const auto& ref : versions) {
+    auto& n = newest[ref.snapshot.metadata.value("model", "")];
+    if (!n || n->snapshot.time_ns < ref.snapshot.time_ns) n = &ref;
+  }
   for (const auto& ref : versions) {
     std::string model = ref.snapshot.metadata.value("model", ""), old = ref.snapshot.metadata.value("version", "");
     auto r = std::find_if(restored.begin(), restored.end(), [&](const VersionRestored& x) { return x.model == model && x.old_version == old; });
     if (r == restored.end()) {
       manifest_problems.push_back(fmt::format("{} v{}: not restored", model, old));
       continue;
+    }
+    // The registry metadata, as stored, against the target's: the registry's own answers, or the
+    // DIR/NAME/VERSION.mlflow.json a directory restore wrote.
+    auto stored = load_version(repo, ref);
+    auto newest_stored = newest[model] == &ref ? stored : load_version(repo, *newest[model]);
+    if (!stored || !newest_stored) {
+      manifest_problems.push_back(fmt::format("{} v{}: {}", model, old, (!stored ? stored : newest_stored).status().message()));
+    } else {
+      auto aliases_of = [](const nlohmann::json& rm, const std::string& version) {
+        std::vector<std::string> out;
+        for (const auto& a : rm.value("aliases", nlohmann::json::array()))
+          if (a.value("version", "") == version) out.push_back(a.value("alias", ""));
+        std::sort(out.begin(), out.end());
+        return out;
+      };
+      std::string differs;
+      if (where.to_dir.empty()) {
+        auto rm = client.registered_model(model);
+        auto mv = client.get("model-versions/get", {{"name", model}, {"version", r->new_version}});
+        if (!rm || !mv) {
+          differs = (!rm ? rm.status() : mv.status()).message();
+        } else {
+          nlohmann::json have_mv = mv->value("model_version", nlohmann::json::object());
+          differs = metadata_difference(newest_stored->registered_model, stored->model_version,
+                                        aliases_of(newest_stored->registered_model, old), *rm, have_mv,
+                                        aliases_of(*rm, r->new_version));
+        }
+      } else {
+        std::ifstream in(version_dir(where.to_dir, model, old) + ".mlflow.json");
+        auto j = in ? nlohmann::json::parse(in, nullptr, false) : nlohmann::json();
+        if (!j.is_object()) {
+          differs = version_dir(where.to_dir, model, old) + ".mlflow.json is missing or not JSON";
+        } else {
+          nlohmann::json have_rm = j.value("registered_model", nlohmann::json::object());
+          differs = metadata_difference(stored->registered_model, stored->model_version, aliases_of(stored->registered_model, old),
+                                        have_rm, j.value("model_version", nlohmann::json::object()), aliases_of(have_rm, old));
+        }
+      }
+      if (!differs.empty()) manifest_problems.push_back(fmt::format("{} v{}: {}", model, r->new_version, differs));
     }
     // The restored copy as a directory: the target itself, or the registry's artifacts downloaded.
     std::string dir = where.to_dir.empty() ? "" : version_dir(where.to_dir, model, old);
@@ -263,6 +333,10 @@ std::vector<CheckResult> check_models_target(const std::vector<repo::SnapshotRef
       auto listed = root ? client.list_artifacts(*root) : Result<std::vector<cloud::ArtifactFile>>(root.status());
       if (!listed) manifest_problems.push_back(fmt::format("{} v{}: {}", model, r->new_version, listed.status().message()));
       for (const auto& f : listed ? *listed : std::vector<cloud::ArtifactFile>{}) {
+        if (auto bad = check_relative_path(f.path, "the registry lists an artifact"); !bad) {
+          manifest_problems.push_back(fmt::format("{} v{}: {}", model, r->new_version, bad.message()));
+          continue;
+        }
         auto data = client.download(*root + "/" + f.path);
         std::error_code ec;
         fs::create_directories(fs::path(dir + "/" + f.path).parent_path(), ec);
@@ -271,6 +345,15 @@ std::vector<CheckResult> check_models_target(const std::vector<repo::SnapshotRef
       }
     }
     const auto manifest = ref.snapshot.metadata.value("manifest", nlohmann::json::object());
+    // Artifacts the restored copy holds beyond the backup's (the restore writes into a new directory or
+    // a new run: it promises exactly the backup's).
+    std::error_code walk_ec;
+    for (auto it = fs::recursive_directory_iterator(dir, walk_ec); !walk_ec && it != fs::recursive_directory_iterator();
+         it.increment(walk_ec)) {
+      if (it->is_directory(walk_ec) && !it->is_symlink(walk_ec)) continue;
+      std::string rel = fs::relative(it->path(), dir, walk_ec).string();
+      if (!manifest.contains(rel)) manifest_problems.push_back(fmt::format("{} v{}: {} is not in the backup", model, r->new_version, rel));
+    }
     for (const auto& [path, sha] : manifest.items()) {
       ++files;
       std::ifstream in(dir + "/" + path, std::ios::binary);
@@ -298,8 +381,9 @@ std::vector<CheckResult> check_models_target(const std::vector<repo::SnapshotRef
     if (c == "manifest")
       out.push_back({c, manifest_problems.empty(),
                      manifest_problems.empty()
-                         ? fmt::format("{} artifact(s) of {} version(s) read back from {} match the backup's SHA-256 manifest", files,
-                                       versions.size(), target)
+                         ? fmt::format("{} artifact(s) of {} version(s) read back from {} match the backup's SHA-256 manifest, none "
+                                       "extra; tags, descriptions and aliases equal the backup's",
+                                       files, versions.size(), target)
                          : fmt::format("{} problem(s): {}", manifest_problems.size(), manifest_problems[0])});
     else if (c == "validate")
       out.push_back({c, validate && validate_problems.empty(),

@@ -218,7 +218,7 @@ std::vector<CheckResult> validate(SourceContext& ctx, const ModelsSettings& s, c
   std::vector<VersionRestored> done;
   for (const auto& v : restored.details.value("versions", nlohmann::json::array()))
     done.push_back({v.value("model", ""), v.value("from", ""), v.value("to", ""), "", 0, 0});
-  return check_models_target(picked, where_of(s), done, s.validate, checks);
+  return check_models_target(ctx.repo, picked, where_of(s), done, s.validate, checks);
 }
 
 std::optional<int64_t> newest_point(const std::vector<repo::SnapshotRef>& all, const std::string& name) {
