@@ -8,6 +8,7 @@ output, report or /metrics."""
 import json
 import time
 import os
+import re
 import shutil
 import subprocess
 import urllib.request
@@ -549,6 +550,24 @@ assert c.getresponse().status == 200
     checks = [c for s in first_json(p.stdout)["sources"] for c in s.get("result", {}).get("checks", [])]
     assert checks[0]["ok"] is False and "app-secret-8 version 2: the payload differs from the backup" in checks[0]["detail"], checks
     assert_no_secret(p.stdout, p.stderr)
+    # Tamper: annotations changed, and a version added to a secret the restore created.
+    for project, request, words in (
+            ("drill4", ("PATCH", "secrets/app-secret-2?updateMask=annotations", {"annotations": {"owner": "someone-else"}}),
+             "app-secret-2: annotations differ from the backup"),
+            ("drill5", ("POST", "secrets/app-secret-2:addVersion", {"payload": {"data": "eA=="}}),
+             "app-secret-2: version 4 is in the target and not in the backup")):
+        method, path, body = request
+        hook.write_text(f"""
+import http.client, json
+c = http.client.HTTPConnection("127.0.0.1", {sm.port})
+c.request("{method}", "/v1/projects/{project}/{path}", body=json.dumps({body!r}), headers={{"Authorization": "Bearer t"}})
+assert c.getresponse().status == 200
+""")
+        plan.write_text(re.sub(r"projects/drill\d*}", f"projects/{project}}}", plan.read_text()))
+        p = lb.run("--json", "drill", env=penv, check=False)
+        assert p.returncode == 1, (project, p.stdout[-3000:], p.stderr)
+        checks = [c for s in first_json(p.stdout)["sources"] for c in s.get("result", {}).get("checks", [])]
+        assert checks[0]["ok"] is False and words in checks[0]["detail"], (project, checks)
 
 
 def test_secret_manager_refusals(lb, tmp_path, sm):

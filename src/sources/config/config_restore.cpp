@@ -414,12 +414,34 @@ std::vector<CheckResult> check_config_target(repo::Repository& repo, const repo:
           }
           if (target->value("labels", nlohmann::json::object()) != s.resource.value("labels", nlohmann::json::object()))
             problems.push_back(fmt::format("{}: labels differ from the backup", s.id));
+          if (target->value("annotations", nlohmann::json::object()) != s.resource.value("annotations", nlohmann::json::object()))
+            problems.push_back(fmt::format("{}: annotations differ from the backup", s.id));
+          // A secret the restore created holds exactly the backed-up versions; one that existed keeps its own before them.
+          if (r->created)
+            for (const auto& [number, state] : states) {
+              bool restored_here = std::any_of(renumber.begin(), renumber.end(), [&](const auto& kv) { return kv.second == number; });
+              if (!restored_here) problems.push_back(fmt::format("{}: version {} is in the target and not in the backup", s.id, number));
+            }
         }
+        // Secrets the project holds beyond the backup are named (a project may hold others), never counted as restored.
+        std::vector<std::string> others;
+        if (client && stored) {
+          std::set<std::string> ids;
+          for (const auto& st : *stored) ids.insert(st.id);
+          auto listed = (*client)->list_secrets(o.secrets_project, [&](const nlohmann::json& x) {
+            std::string id = cloud::resource_id(x.value("name", ""));
+            if (!ids.count(id)) others.push_back(id);
+            return Status::ok();
+          });
+          if (!listed) problems.push_back(listed.message());
+        }
+        std::string note = others.empty() ? "" : fmt::format("; {} other secret(s) in the project, first: {}", others.size(), others[0]);
         c.ok = problems.empty();
         c.detail = problems.empty()
-                       ? fmt::format("{} secret(s), {} version(s) read back from {}: states, payloads and aliases equal the backup",
-                                     stored ? stored->size() : 0, versions, o.secrets_project)
-                       : fmt::format("{} problem(s): {}", problems.size(), problems[0]);
+                       ? fmt::format("{} secret(s), {} version(s) read back from {}: states, payloads, aliases, labels and "
+                                     "annotations equal the backup{}",
+                                     stored ? stored->size() : 0, versions, o.secrets_project, note)
+                       : fmt::format("{} problem(s): {}{}", problems.size(), problems[0], note);
       }
     } else {
       c.detail = "unknown check";

@@ -284,6 +284,7 @@ ConfigRestoreResult restored_from(const nlohmann::json& d) {
   for (const auto& s : d.value("secrets", nlohmann::json::array())) {
     SecretRestored x;
     x.secret = s.value("secret", "");
+    x.created = s.value("created", false);
     for (const auto& v : s.value("versions", nlohmann::json::array())) x.versions.emplace_back(v.value("from", int64_t{0}), v.value("to", int64_t{0}));
     r.secrets.push_back(std::move(x));
   }
