@@ -327,6 +327,18 @@ def test_git_mirror_with_branches_tags_notes_and_lfs(lb, tmp_path):
         shutil.rmtree(tmp_path / "drilled", ignore_errors=True)
         d = drill(lb, tmp_path, f"git: ['app={src}']", "git", {"target": tmp_path / "drilled"}, tamper, env)
         assert d["passed"] is False and d["checks"]["git"]["ok"] is False, json.dumps(d)[:3000]
+    # A mirror missing an old object (the first commit's certs.dat), every ref intact: it could not be
+    # cloned, and the connectivity walk says which object.
+    blob = git(src, "rev-parse", "v1:certs.dat").strip()
+    (tmp_path / "unpack.sh").write_text(f"""set -e
+cd {drilled}
+mkdir -p ../packs && mv objects/pack/*.pack ../packs/ && rm -f objects/pack/*.idx
+for p in ../packs/*.pack; do git --git-dir=. unpack-objects -q < "$p"; done
+rm objects/{blob[:2]}/{blob[2:]}
+""")
+    shutil.rmtree(tmp_path / "drilled", ignore_errors=True)
+    d = drill(lb, tmp_path, f"git: ['app={src}']", "git", {"target": tmp_path / "drilled"}, f"sh {tmp_path / 'unpack.sh'}", env)
+    assert d["checks"]["git"]["ok"] is False and f"blob {blob} (certs.dat) is missing" in d["checks"]["git"]["detail"], d["checks"]
 
 
 def test_git_credentials_stay_out_of_the_cache_and_the_snapshots(lb, tmp_path):

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fmt/format.h>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <mutex>
@@ -608,6 +609,71 @@ Status push_mirror(const std::string& dir, const std::string& remote_url) {
   return Status::ok();
 }
 
+namespace {
+
+std::string oid_hex(const git_oid* id) {
+  char hex[GIT_OID_HEXSZ + 1];
+  git_oid_tostr(hex, sizeof hex, id);
+  return hex;
+}
+
+// What every ref reaches and the object database lacks: commits through their parents, trees and
+// blobs through the trees (each tree walked once), annotated tags through their targets.
+std::vector<std::string> missing_reachable_objects(git_repository* repo, git_odb* odb, const std::map<std::string, std::string>& refs) {
+  std::vector<std::string> problems;
+  auto missing = [&](const std::string& what) {
+    if (problems.size() < 20) problems.push_back(what);
+  };
+  std::set<std::string> trees_seen;
+  std::function<void(const git_oid*)> walk_tree = [&](const git_oid* id) {
+    if (!trees_seen.insert(oid_hex(id)).second) return;
+    git_tree* tree = nullptr;
+    if (git_tree_lookup(&tree, repo, id) != 0) return missing(fmt::format("tree {} is missing", oid_hex(id)));
+    for (size_t i = 0; i < git_tree_entrycount(tree); ++i) {
+      const git_tree_entry* e = git_tree_entry_byindex(tree, i);
+      const git_oid* eid = git_tree_entry_id(e);
+      git_object_t type = git_tree_entry_type(e);
+      if (type == GIT_OBJECT_TREE) walk_tree(eid);
+      else if (type == GIT_OBJECT_BLOB && !git_odb_exists(odb, eid))
+        missing(fmt::format("blob {} ({}) is missing", oid_hex(eid), git_tree_entry_name(e)));
+      // GIT_OBJECT_COMMIT: a submodule's commit lives in another repository.
+    }
+    git_tree_free(tree);
+  };
+  GitPtr<git_revwalk, git_revwalk_free> walk;
+  if (git_revwalk_new(walk.out(), repo) != 0) return {lg2_error("walking the history")};
+  for (const auto& [name, hex] : refs) {
+    git_oid id;
+    if (git_oid_fromstr(&id, hex.c_str()) != 0) continue;
+    git_object* obj = nullptr;
+    if (git_object_lookup(&obj, repo, &id, GIT_OBJECT_ANY) != 0) continue;  // named above
+    git_object* peeled = nullptr;
+    if (git_object_peel(&peeled, obj, GIT_OBJECT_COMMIT) == 0) {
+      if (git_revwalk_push(walk.get(), git_object_id(peeled)) != 0) missing(lg2_error("walking " + name));
+      git_object_free(peeled);
+    } else if (git_object_peel(&peeled, obj, GIT_OBJECT_TREE) == 0) {  // a ref (or tag) pointing at a tree
+      walk_tree(git_object_id(peeled));
+      git_object_free(peeled);
+    }
+    git_object_free(obj);
+  }
+  git_oid next;
+  int rc;
+  while ((rc = git_revwalk_next(&next, walk.get())) == 0) {
+    git_commit* commit = nullptr;
+    if (git_commit_lookup(&commit, repo, &next) != 0) {
+      missing(fmt::format("commit {} is missing", oid_hex(&next)));
+      continue;
+    }
+    walk_tree(git_commit_tree_id(commit));
+    git_commit_free(commit);
+  }
+  if (rc != GIT_ITEROVER) missing(lg2_error("walking the history (a parent commit is missing?)"));
+  return problems;
+}
+
+}  // namespace
+
 std::vector<std::string> verify_mirror(const std::string& dir, const std::map<std::string, std::string>& refs,
                                        const std::vector<LfsPointer>& lfs) {
   init_libgit2();
@@ -655,6 +721,11 @@ std::vector<std::string> verify_mirror(const std::string& dir, const std::map<st
     git_object* obj = nullptr;
     if (git_object_lookup(&obj, mirror.get(), &id, GIT_OBJECT_ANY) != 0) problems.push_back(lg2_error("ref " + name));
     else git_object_free(obj);
+  }
+  // Connectivity, as `git fsck --connectivity-only` sees it: every commit reachable from every ref, its
+  // tree and every tree and blob below, present (a mirror missing old objects cannot be cloned).
+  if (problems.empty()) {
+    for (auto& p : missing_reachable_objects(mirror.get(), odb.get(), refs)) problems.push_back(std::move(p));
   }
   std::error_code ec;
   for (const auto& p : lfs) {
