@@ -49,8 +49,10 @@ std::vector<SourceOutcome> run_backups(RepositorySet& repos, const std::vector<c
 
 // After a backup: every tree of snapshot `id` loads, and every blob it needs is in a pack that exists in
 // storage and is long enough to hold it — read from the storage listing, not from the index the backup
-// itself just wrote. A blob indexed in a missing pack and in an existing one counts as present.
-Result<nlohmann::json> verify_snapshot(repo::Repository& repo, const std::string& id);
+// itself just wrote. A blob indexed in a missing pack and in an existing one counts as present. A
+// `sample` share of the blobs (the source's `verify`, by blob ID) is read back from storage, decrypted
+// and hashed, as `check --read-data` would: "verified" reads bytes, not only pack sizes.
+Result<nlohmann::json> verify_snapshot(repo::Repository& repo, const std::string& id, double sample);
 
 // Retention for one source's snapshots, with the reason for every decision ("explain").
 Result<nlohmann::json> apply_source_retention(repo::Repository& repo, const plan::SourceSpec& s);

@@ -375,7 +375,23 @@ class Loader {
       spec.retention.forever = boolean(r, "forever", k, false);
     }
     spec.validation = strings(s, "validation", key);
-    static const std::vector<std::string> common = {"kind", "repository", "schedule", "retention", "validation", "environments"};
+    // verify: "sample 5%" (the default), "all", or "none": how many of the new snapshot's blobs a plan
+    // backup reads back from storage — decrypted and hashed — besides checking every one is stored.
+    if (s.contains("verify")) {
+      std::string v = str(s, "verify", key);
+      double share = -1;
+      if (v == "all") share = 1;
+      else if (v == "none") share = 0;
+      else if (v.rfind("sample ", 0) == 0 && v.size() > 8 && v.back() == '%') {
+        char* end = nullptr;
+        std::string num = v.substr(7, v.size() - 8);
+        double pct = std::strtod(num.c_str(), &end);
+        if (end && *end == '\0' && pct > 0 && pct <= 100) share = pct / 100;
+      }
+      if (share < 0) problem(key + ".verify", fmt::format("{:?}: expected \"sample N%\" (0 < N <= 100), \"all\" or \"none\"", v));
+      else spec.verify_sample = share;
+    }
+    static const std::vector<std::string> common = {"kind", "repository", "schedule", "retention", "validation", "verify", "environments"};
     for (const auto& [k, v] : s.items())
       if (std::find(common.begin(), common.end(), k) == common.end()) spec.settings[k] = v;
     if (s.contains("environments") && mapping(s["environments"], key + ".environments", " of environment name to settings"))

@@ -43,6 +43,7 @@ struct SourceSpec {
   ScheduleSpec schedule;
   RetentionSpec retention;
   std::vector<std::string> validation;                 // checks to run after restores and in drills
+  double verify_sample = 0.05;                         // verify: share of the snapshot's blobs read back after a backup
   std::map<std::string, nlohmann::json> environments;  // per-environment overrides of settings
   std::map<std::string, sources::SettingsPtr> environment_parsed;  // settings merged with each override
   std::string drill_schedule;                          // drills.per_source: this source's own drill cadence

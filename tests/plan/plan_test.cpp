@@ -81,6 +81,25 @@ TEST(Plan, CommandLineChoicesAreNotPlanSettings) {
   EXPECT_EQ(m.find("live_history"), std::string::npos) << m;  // a plan setting
 }
 
+// verify: how much of a new snapshot a plan backup reads back (5% unless said).
+TEST(Plan, VerifySampleIsParsedAndBadValuesAreNamed) {
+  auto plan_with = [](const std::string& verify) {
+    return parse_plan("repositories:\n  main: {url: /tmp/r}\nsources:\n  a:\n    kind: files\n    paths: [/tmp/x]\n" + verify,
+                      "plan.yaml");
+  };
+  auto dflt = plan_with("");
+  ASSERT_TRUE(dflt) << dflt.status().message();
+  EXPECT_DOUBLE_EQ(dflt->sources[0].verify_sample, 0.05);
+  EXPECT_DOUBLE_EQ(plan_with("    verify: sample 20%\n")->sources[0].verify_sample, 0.2);
+  EXPECT_DOUBLE_EQ(plan_with("    verify: all\n")->sources[0].verify_sample, 1.0);
+  EXPECT_DOUBLE_EQ(plan_with("    verify: none\n")->sources[0].verify_sample, 0.0);
+  for (const char* bad : {"    verify: sample 150%\n", "    verify: sample x%\n", "    verify: sometimes\n"}) {
+    auto p = plan_with(bad);
+    ASSERT_FALSE(p) << bad;
+    EXPECT_NE(p.status().message().find("sources.a.verify"), std::string::npos) << p.status().message();
+  }
+}
+
 // Names reach tags, files, labels and hook variables: quotes, $( ) and backticks are refused by name.
 TEST(Plan, SourceAndEnvironmentNamesAreRefusedOutsideTheirCharacterSet) {
   const char* text =
