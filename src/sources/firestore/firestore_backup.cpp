@@ -177,14 +177,16 @@ Result<FirestoreBackupResult> backup_firestore(repo::Repository& repo, const Fir
                       }));
   LB_RETURN_IF_ERROR(session.flush());
 
-  // Read every document back from the repository (not the stream just stored) and recount.
+  // Read every document back from the repository — the stored tree, loaded again, and each document
+  // it names — not the list just stored, and recount: a document the tree lost fails like a changed one.
+  LB_ASSIGN_OR_RETURN(auto stored_docs, document_nodes(repo, root_id));
   std::vector<repo::Node> nodes;
-  nodes.reserve(docs.size());
-  for (const auto& d : docs) nodes.push_back(d.node);
+  nodes.reserve(stored_docs.size());
+  for (auto& [name, node] : stored_docs) nodes.push_back(std::move(node));
   LB_ASSIGN_OR_RETURN(StatsMap reread, stats_of_nodes(repo, nodes, readers));
   for (const auto& c : options.collections) reread[c];
   nlohmann::json checks = nlohmann::json::array();
-  bool same = reread == stats;
+  bool same = reread == stats && stored_docs.size() == docs.size();
   checks.push_back({{"check", "hashes"},
                     {"ok", same},
                     {"detail", same ? fmt::format("{} documents in {} collections read back from the repository match their counts and hashes",
