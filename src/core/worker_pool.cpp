@@ -60,4 +60,9 @@ void WorkerPool::run() {
   }
 }
 
+size_t WorkerPool::waiting_submitters() {
+  std::lock_guard l(mu_);
+  return waiting_submitters_;
+}
+
 }  // namespace lifeboat

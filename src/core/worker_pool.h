@@ -24,6 +24,8 @@ class WorkerPool {
   void wait_idle();
 
   static size_t default_threads();
+  // How many submit() calls are blocked waiting for room (what a test waits for, instead of sleeping).
+  size_t waiting_submitters();
 
  private:
   void run();

@@ -54,17 +54,22 @@ TEST(WorkerPool, ABlockedSubmitterWakesOnlyWhenTheQueueHasDrainedToHalf) {
   std::atomic<bool> submitted{false};
   std::thread late([&] {
     pool.submit(task(5));
+    std::lock_guard l(mu);
     submitted = true;
+    cv.notify_all();
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // Events, not sleeps: the late submit() is seen blocked by the pool itself.
+  while (pool.waiting_submitters() == 0) std::this_thread::yield();
   EXPECT_FALSE(submitted.load()) << "the queue was full";
   allow(1);  // task 0 ends, the worker takes task 1: three queued
   wait_started(2);
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(pool.waiting_submitters(), 1u) << "woken with three of four queued, not at half";
   EXPECT_FALSE(submitted.load()) << "woken with three of four queued, not at half";
   allow(2);  // task 1 ends, the worker takes task 2: two queued, half
-  for (int i = 0; i < 500 && !submitted.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  EXPECT_TRUE(submitted.load()) << "still blocked with the queue at half";
+  {
+    std::unique_lock l(mu);
+    EXPECT_TRUE(cv.wait_for(l, std::chrono::seconds(10), [&] { return submitted.load(); })) << "still blocked with the queue at half";
+  }
   allow(6);
   late.join();
   pool.wait_idle();
