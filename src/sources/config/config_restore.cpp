@@ -418,8 +418,9 @@ std::vector<CheckResult> check_config_target(repo::Repository& repo, const repo:
             problems.push_back(fmt::format("{}: annotations differ from the backup", s.id));
           // A secret the restore created holds exactly the backed-up versions; one that existed keeps its own before them.
           if (r->created)
-            for (const auto& [number, state] : states) {
-              bool restored_here = std::any_of(renumber.begin(), renumber.end(), [&](const auto& kv) { return kv.second == number; });
+            for (const auto& kv : states) {
+              const int64_t number = kv.first;  // clang before 16 cannot capture a structured binding
+              bool restored_here = std::any_of(renumber.begin(), renumber.end(), [&](const auto& rn) { return rn.second == number; });
               if (!restored_here) problems.push_back(fmt::format("{}: version {} is in the target and not in the backup", s.id, number));
             }
         }
