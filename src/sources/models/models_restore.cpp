@@ -273,6 +273,7 @@ std::vector<CheckResult> check_models_target(repo::Repository& repo, const std::
     auto& n = newest[ref.snapshot.metadata.value("model", "")];
     if (!n || n->snapshot.time_ns < ref.snapshot.time_ns) n = &ref;
   }
+  std::map<std::string, Result<StoredVersion>> newest_loaded;
   for (const auto& ref : versions) {
     std::string model = ref.snapshot.metadata.value("model", ""), old = ref.snapshot.metadata.value("version", "");
     auto r = std::find_if(restored.begin(), restored.end(), [&](const VersionRestored& x) { return x.model == model && x.old_version == old; });
@@ -283,7 +284,11 @@ std::vector<CheckResult> check_models_target(repo::Repository& repo, const std::
     // The registry metadata, as stored, against the target's: the registry's own answers, or the
     // DIR/NAME/VERSION.mlflow.json a directory restore wrote.
     auto stored = load_version(repo, ref);
-    auto newest_stored = newest[model] == &ref ? stored : load_version(repo, *newest[model]);
+    // The newest backup's registry metadata, read once per model however many versions it has.
+    auto cached = newest_loaded.find(model);
+    if (cached == newest_loaded.end())
+      cached = newest_loaded.emplace(model, newest[model] == &ref ? stored : load_version(repo, *newest[model])).first;
+    const auto& newest_stored = cached->second;
     if (!stored || !newest_stored) {
       manifest_problems.push_back(fmt::format("{} v{}: {}", model, old, (!stored ? stored : newest_stored).status().message()));
     } else {
