@@ -155,6 +155,20 @@ Result<std::string> collection_metadata_json(mongoc_client_t* client, const Coll
   return out;
 }
 
+}  // namespace
+
+Result<std::map<std::string, std::string>> read_collections_metadata(MongoConnection& conn, const std::string& db) {
+  LB_ASSIGN_OR_RETURN(auto jobs, list_collections(conn, db));
+  std::map<std::string, std::string> out;
+  auto lease = conn.lease();
+  for (const auto& job : jobs) {
+    LB_ASSIGN_OR_RETURN(out[job->name], collection_metadata_json(lease.get(), *job));
+  }
+  return out;
+}
+
+namespace {
+
 Status dump_collection(MongoConnection& conn, repo::WriteSession& session, CollectionJob& job,
                        ProgressCounters& progress) {
   auto lease = conn.lease();

@@ -2,6 +2,7 @@
 // written while it ran) stored as a snapshot whose tree is the mongodump layout.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,11 @@ struct MongoBackupResult {
 // at the end position. Any read error (server gone mid-stream) commits nothing.
 Result<MongoBackupResult> backup_mongodb(repo::Repository& repo, const MongoBackupOptions& options,
                                          ProgressCounters& progress);
+
+// Each collection of database `db` (views, timeseries buckets and system.* left out, as a backup
+// leaves them) with its metadata.json as mongodump writes it (options, index specs): what a backup
+// records and a check reads back from a restored target.
+Result<std::map<std::string, std::string>> read_collections_metadata(MongoConnection& conn, const std::string& db);
 
 // Reads documents from a cursor as one byte stream, counting and hashing them on the way.
 class CursorSource final : public repo::ByteSource {

@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <set>
 
@@ -337,6 +339,7 @@ Result<MongoRestoreResult> restore_mongodb(repo::Repository& repo, const MongoRe
     if (!data || !mfile) return Error(Code::kCorrupt, fmt::format("backup {} lacks {}.{}", plan.full.short_id(), db, name));
     LB_ASSIGN_OR_RETURN(auto meta_bytes, read_stored(repo, mfile->content));
     CollectionSpec spec{filter.target(db), name, to_string(meta_bytes)};
+    expected.add_collection(spec.db + "." + name, spec.metadata_json);
     LB_RETURN_IF_ERROR(sink->begin_collection(spec));
     StoredDocReader reader(repo, data->content, fmt::format("{}.{} in snapshot {}", db, name, plan.full.short_id()));
     CollectionDigest digest;
@@ -393,12 +396,40 @@ Result<MongoRestoreResult> restore_mongodb(repo::Repository& repo, const MongoRe
 nlohmann::json expected_json(const std::map<std::string, ExpectedState::Collection>& expected) {
   nlohmann::json out = nlohmann::json::object();
   for (const auto& [ns, c] : expected)
-    out[ns] = {{"count", c.count}, {"hash", c.hash}, {"predictable", c.predictable}, {"why", c.why}};
+    out[ns] = {{"count", c.count}, {"hash", c.hash}, {"predictable", c.predictable}, {"why", c.why},
+               {"exists", c.exists}, {"metadata", c.metadata}};
   return out;
 }
 
+namespace {
+
+// The collections a target database holds, each with its metadata.json: read from the server, or
+// from the mongodump layout (a .bson without a .metadata.json has the default metadata).
+Result<std::map<std::string, std::string>> target_collections(MongoConnection* conn, const std::string& to_dir,
+                                                              const std::string& db) {
+  if (conn) return read_collections_metadata(*conn, db);
+  std::map<std::string, std::string> out;
+  std::filesystem::path dir = std::filesystem::path(to_dir) / db;
+  std::error_code ec;
+  if (!std::filesystem::exists(dir, ec)) return out;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    std::string file = entry.path().filename();
+    if (file.ends_with(".bson")) {
+      out.try_emplace(file.substr(0, file.size() - 5));
+    } else if (file.ends_with(".metadata.json")) {
+      std::ifstream in(entry.path(), std::ios::binary);
+      if (!in) return Error(Code::kIo, fmt::format("reading {}", entry.path().string()));
+      out[file.substr(0, file.size() - 14)] = std::string(std::istreambuf_iterator<char>(in), {});
+    }
+  }
+  if (ec) return Error(Code::kIo, fmt::format("listing {}: {}", dir.string(), ec.message()));
+  return out;
+}
+
+}  // namespace
+
 std::vector<CheckResult> check_restored(const std::string& uri, const std::string& to_dir, const nlohmann::json& expected,
-                                        const std::vector<std::string>& checks) {
+                                        const std::vector<std::string>& checks, bool replaced) {
   std::vector<CheckResult> out;
   auto fail_all = [&](const std::string& why) { return all_failed(checks, why); };
   std::unique_ptr<MongoConnection> conn;
@@ -407,14 +438,32 @@ std::vector<CheckResult> check_restored(const std::string& uri, const std::strin
     if (!c) return fail_all("cannot read the target back: " + c.status().message());
     conn = std::move(*c);
   }
+  // Every database the restore wrote is listed whole: its collections with their options and indexes.
+  std::map<std::string, std::map<std::string, std::string>> listed;
+  for (const auto& [ns, want] : expected.items()) listed[ns.substr(0, ns.find('.'))];
+  for (auto& [db, colls] : listed) {
+    auto l = target_collections(conn.get(), to_dir, db);
+    if (!l) return fail_all("cannot read the target back: " + l.status().message());
+    colls = std::move(*l);
+  }
   uint64_t collections = 0, documents = 0;
-  std::vector<std::string> wrong_counts, wrong_hashes;
+  std::vector<std::string> wrong_counts, wrong_hashes, extra;
   for (const auto& [ns, want] : expected.items()) {
     size_t dot = ns.find('.');
     std::string db = ns.substr(0, dot), coll = ns.substr(dot + 1);
+    auto found = listed[db].find(coll);
+    if (!want.value("exists", true)) {
+      if (found != listed[db].end()) extra.push_back(fmt::format("{} (dropped by the replayed oplog)", ns));
+      continue;
+    }
+    ++collections;
+    if (found == listed[db].end()) {
+      wrong_counts.push_back(fmt::format("{} is missing ({} documents expected)", ns, want.value("count", uint64_t{0})));
+      wrong_hashes.push_back(fmt::format("{} is missing", ns));
+      continue;
+    }
     auto got = conn ? digest_server_collection(*conn, db, coll) : digest_dir_collection(to_dir, db, coll);
     if (!got) return fail_all(got.status().message());
-    ++collections;
     documents += got->count();
     uint64_t want_count = want.value("count", uint64_t{0});
     if (got->count() != want_count)
@@ -423,22 +472,49 @@ std::vector<CheckResult> check_restored(const std::string& uri, const std::strin
       wrong_hashes.push_back(fmt::format("{}: content cannot be predicted ({})", ns, want.value("why", "")));
     else if (got->hash_hex() != want.value("hash", ""))
       wrong_hashes.push_back(fmt::format("{}: content hash {} differs from the expected {}", ns, got->hash_hex(), want.value("hash", "")));
+    const auto& want_meta = want.contains("metadata") ? want["metadata"] : nlohmann::json();
+    if (want_meta.is_null()) {
+      wrong_hashes.push_back(fmt::format("{}: its options and indexes cannot be predicted", ns));
+      continue;
+    }
+    auto got_meta = comparable_metadata(found->second);
+    if (!got_meta) {
+      wrong_hashes.push_back(fmt::format("{}: its metadata cannot be read back: {}", ns, got_meta.status().message()));
+      continue;
+    }
+    auto diffs = metadata_differences(want_meta, *got_meta);
+    if (!diffs.empty()) wrong_hashes.push_back(fmt::format("{}: {}", ns, fmt::join(diffs, ", ")));
   }
+  for (const auto& [db, colls] : listed)
+    for (const auto& [coll, meta] : colls)
+      if (!expected.contains(db + "." + coll)) extra.push_back(db + "." + coll);
   std::string where = conn ? conn->display_name() : to_dir;
   auto differ = [&](const std::vector<std::string>& wrong) {
     return fmt::format("{} of {} collections read back from {} differ: {}", wrong.size(), collections, where, fmt::join(wrong, "; "));
   };
+  // Extra collections fail `counts` where the restore replaced what it restored (drop); otherwise
+  // they are named: a restore into a database that held more leaves the rest.
+  bool extra_fails = replaced && !extra.empty();
+  std::string extra_note = extra.empty() ? ""
+                           : fmt::format("; {} collection(s) in the restored database(s) the backup does not have{}: {}",
+                                         extra.size(), replaced ? ", although the restore dropped what it restored"
+                                                                : " (kept: the restore does not drop)",
+                                         fmt::join(extra, ", "));
   for (const auto& check : checks) {
-    if (check == "counts")
-      out.push_back(wrong_counts.empty()
-                        ? CheckResult{check, true, fmt::format("{} documents in {} collections read back from {}, as expected",
-                                                               documents, collections, where)}
-                        : CheckResult{check, false, differ(wrong_counts)});
-    else
+    if (check == "counts") {
+      if (!wrong_counts.empty() || extra_fails)
+        out.push_back({check, false, (wrong_counts.empty() ? fmt::format("{} collections read back from {} hold the expected "
+                                                                         "documents", collections, where)
+                                                           : differ(wrong_counts)) + extra_note});
+      else
+        out.push_back({check, true, fmt::format("{} documents in {} collections read back from {}, as expected{}", documents,
+                                                collections, where, extra_note)});
+    } else {
       out.push_back(wrong_hashes.empty()
                         ? CheckResult{check, true, fmt::format("every collection read back from {} has the expected content "
-                                                               "hash ({} collections)", where, collections)}
+                                                               "hash, options and indexes ({} collections)", where, collections)}
                         : CheckResult{check, false, differ(wrong_hashes)});
+    }
   }
   return out;
 }

@@ -68,12 +68,16 @@ struct MongoRestoreResult {
 Result<MongoRestoreResult> restore_mongodb(repo::Repository& repo, const MongoRestorePlan& plan,
                                            const MongoRestoreOptions& options, ProgressCounters& progress);
 
-// The prediction as JSON ("db.coll" -> count, hash, predictable, why), as restores hand it to checks.
+// The prediction as JSON ("db.coll" -> count, hash, predictable, why, exists, metadata), as restores
+// hand it to checks.
 nlohmann::json expected_json(const std::map<std::string, ExpectedState::Collection>& expected);
 
-// The checks `counts` and `hashes`: every collection `expected` names is read back from the target
-// (server `uri`, or the directory `to_dir`) once for all checks and compared with the prediction.
+// The checks `counts` and `hashes`: every database `expected` names is read back from the target
+// (server `uri`, or the directory `to_dir`) once for all checks: each collection's documents, options
+// and indexes are compared with the prediction. `counts` fails on a missing collection, a wrong count,
+// and (when `replaced`: the restore dropped what it restored) a collection the prediction lacks;
+// `hashes` on content, options or indexes that differ.
 std::vector<CheckResult> check_restored(const std::string& uri, const std::string& to_dir, const nlohmann::json& expected,
-                                        const std::vector<std::string>& checks);
+                                        const std::vector<std::string>& checks, bool replaced);
 
 }  // namespace lifeboat::sources::mongodb

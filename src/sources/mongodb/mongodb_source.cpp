@@ -247,7 +247,7 @@ Result<SourceRestore> restore(SourceContext& ctx, const MongoSettings& s, std::o
 // it with the prediction.
 std::vector<CheckResult> validate(SourceContext&, const MongoSettings& s, const SourceRestore& restored,
                                   const std::vector<std::string>& checks) {
-  return check_restored(s.to_dir.empty() ? s.uri : "", s.to_dir, restored.expected, checks);
+  return check_restored(s.to_dir.empty() ? s.uri : "", s.to_dir, restored.expected, checks, s.drop);
 }
 
 std::optional<int64_t> newest_point(const std::vector<repo::SnapshotRef>& all, const std::string& name) {

@@ -924,9 +924,14 @@ class DirSink final : public RestoreSink {
         }
       }
     } else if (cmd == "convertToCapped") {
-      c->metadata["options"]["capped"] = true;
+      // The server rebuilds the collection capped with these options and only its _id index.
       LB_ASSIGN_OR_RETURN(auto change, json_of(op.o->get()));
-      c->metadata["options"]["size"] = change.value("size", nlohmann::json());
+      c->metadata["options"] = {{"capped", true}, {"size", change.value("size", nlohmann::json())}};
+      auto& indexes = c->metadata["indexes"];
+      if (indexes.is_array())
+        indexes.erase(std::remove_if(indexes.begin(), indexes.end(),
+                                     [](const nlohmann::json& ix) { return !ix.is_object() || ix.value("name", nlohmann::json()) != "_id_"; }),
+                      indexes.end());
     } else if (cmd == "emptycapped") {
       c->docs.clear();
     } else if (cmd != "startIndexBuild" && cmd != "abortIndexBuild") {
@@ -942,6 +947,101 @@ class DirSink final : public RestoreSink {
   std::map<std::string, Coll> colls_;  // "db\ncoll" -> the collections the oplog touched
 };
 
+
+// A document as relaxed extended JSON with its keys in order (an index's key pattern is ordered).
+Result<nlohmann::ordered_json> ordered_relaxed(const bson_t* doc) {
+  char* text = bson_as_relaxed_extended_json(doc, nullptr);
+  if (!text) return Error(Code::kCorrupt, "a collection's metadata holds a string that is not UTF-8");
+  auto out = nlohmann::ordered_json::parse(text, nullptr, false);
+  bson_free(text);
+  if (out.is_discarded()) return Error(Code::kCorrupt, "a collection's metadata could not be read as JSON");
+  return out;
+}
+
+// A string member, or "" (a field of another type, as a server or an oplog entry may hold, is not one).
+template <typename Json>
+std::string string_member(const Json& j, const char* key) {
+  if (!j.is_object()) return "";
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->template get<std::string>() : "";
+}
+
+// Flags that are false say what their absence says.
+nlohmann::json without_false_flags(nlohmann::json j) {
+  for (auto it = j.begin(); it != j.end();) {
+    if (it->is_boolean() && !it->get<bool>()) it = j.erase(it);
+    else ++it;
+  }
+  return j;
+}
+
+// An index spec as the checks compare it: the key pattern as [[field, direction], ...] (its order
+// matters), without `v`, `ns` and `background`.
+nlohmann::json comparable_index(const nlohmann::ordered_json& spec) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [k, v] : spec.items()) {
+    if (k == "v" || k == "ns" || k == "background") continue;
+    if (k == "key" && v.is_object()) {
+      nlohmann::json pairs = nlohmann::json::array();
+      for (const auto& [field, dir] : v.items()) pairs.push_back({field, nlohmann::json::parse(dir.dump())});
+      out["key"] = std::move(pairs);
+    } else {
+      out[k] = nlohmann::json::parse(v.dump());
+    }
+  }
+  return without_false_flags(std::move(out));
+}
+
+nlohmann::json comparable_options(const nlohmann::ordered_json& options) {
+  nlohmann::json out = options.is_object() ? nlohmann::json::parse(options.dump()) : nlohmann::json::object();
+  out = without_false_flags(std::move(out));
+  if (out.contains("capped") && out["capped"] == true && out.contains("size") && out["size"].is_number()) {
+    auto size = static_cast<int64_t>(out["size"].get<double>());
+    out["size"] = (size + 255) / 256 * 256;
+  }
+  return out;
+}
+
+nlohmann::json comparable_from(const nlohmann::ordered_json& meta) {
+  nlohmann::json out = {{"options", comparable_options(meta.value("options", nlohmann::ordered_json::object()))},
+                        {"indexes", nlohmann::json::object()}};
+  for (const auto& ix : meta.value("indexes", nlohmann::ordered_json::array()))
+    if (ix.is_object()) out["indexes"][string_member(ix, "name")] = comparable_index(ix);
+  return out;
+}
+
+// A collection the oplog made: no options, the _id index.
+nlohmann::json default_comparable_metadata() {
+  return {{"options", nlohmann::json::object()},
+          {"indexes", {{"_id_", {{"key", nlohmann::json::array({nlohmann::json::array({"_id", 1})})}, {"name", "_id_"}}}}}};
+}
+
+}  // namespace
+
+Result<nlohmann::json> comparable_metadata(const std::string& metadata_json) {
+  if (metadata_json.empty()) return default_comparable_metadata();
+  LB_ASSIGN_OR_RETURN(auto doc, BsonDoc::from_json(metadata_json));
+  LB_ASSIGN_OR_RETURN(auto meta, ordered_relaxed(doc.get()));
+  if (!meta.is_object()) return Error(Code::kCorrupt, "a collection's metadata is not a document");
+  return comparable_from(meta);
+}
+
+std::vector<std::string> metadata_differences(const nlohmann::json& want, const nlohmann::json& got) {
+  std::vector<std::string> out;
+  auto options = [](const nlohmann::json& m) { return m.value("options", nlohmann::json::object()); };
+  if (options(want) != options(got))
+    out.push_back(fmt::format("options {} where {} was expected", options(got).dump(), options(want).dump()));
+  auto want_ix = want.value("indexes", nlohmann::json::object()), got_ix = got.value("indexes", nlohmann::json::object());
+  for (const auto& [name, spec] : want_ix.items()) {
+    if (!got_ix.contains(name)) out.push_back(fmt::format("index {} missing", name));
+    else if (got_ix[name] != spec) out.push_back(fmt::format("index {} is {} where {} was expected", name, got_ix[name].dump(), spec.dump()));
+  }
+  for (const auto& [name, spec] : got_ix.items())
+    if (!want_ix.contains(name)) out.push_back(fmt::format("index {} ({}) is not in the backup", name, spec.dump()));
+  return out;
+}
+
+namespace {
 }  // namespace
 
 std::string ExpectedState::origin(const std::string& ns) {
@@ -989,30 +1089,124 @@ void ExpectedState::add_document(const std::string& ns, ByteView doc) {
   c.docs[key] = Bytes(doc.begin(), doc.end());
 }
 
+void ExpectedState::add_collection(const std::string& ns, const std::string& metadata_json) {
+  auto& c = colls_[ns];
+  c.exists = true;
+  auto meta = comparable_metadata(metadata_json);
+  c.metadata = meta ? *meta : nlohmann::json();
+}
+
+void ExpectedState::apply_metadata_command(const std::string& db, const std::string& cmd, const bson_t* raw) {
+  auto parsed = ordered_relaxed(raw);
+  if (!parsed) return;
+  const nlohmann::ordered_json& o = *parsed;
+  std::string arg = string_member(o, cmd.c_str());
+  if (cmd == "renameCollection") {
+    State moved = std::move(colls_[arg]);
+    colls_[arg] = State{};
+    colls_[string_member(o, "to")] = std::move(moved);
+    return;
+  }
+  if (cmd == "dropDatabase") {
+    for (auto& [ns, c] : colls_)
+      if (ns.starts_with(db + ".")) c = State{};
+    return;
+  }
+  auto& c = colls_[db + "." + arg];
+  auto ensure = [&] {  // a server creates a collection that an index build or a write names
+    if (c.exists) return;
+    c.exists = true;
+    c.metadata = default_comparable_metadata();
+  };
+  auto indexes = [&]() -> nlohmann::json& { return c.metadata["indexes"]; };
+  bool changes_metadata = cmd != "create" && cmd != "drop" && cmd != "emptycapped";
+  if (changes_metadata && c.exists && !c.metadata.is_object()) return;  // not known: stays not known
+  if (cmd == "create") {
+    if (c.exists || o.contains("viewOn")) return;  // already dumped; a view is not data
+    c.exists = true;
+    nlohmann::ordered_json options = o;
+    options.erase("create");
+    options.erase("idIndex");
+    c.metadata = {{"options", comparable_options(options)}, {"indexes", nlohmann::json::object()}};
+    auto id_index = o.value("idIndex", nlohmann::ordered_json());
+    if (id_index.is_object()) indexes()["_id_"] = comparable_index(id_index);
+    else c.metadata["indexes"] = default_comparable_metadata()["indexes"];
+  } else if (cmd == "drop") {
+    c = State{};
+  } else if (cmd == "emptycapped") {
+    State emptied;
+    emptied.exists = c.exists;
+    emptied.metadata = std::move(c.metadata);
+    c = std::move(emptied);
+  } else if (cmd == "convertToCapped") {
+    // The server rebuilds the collection capped: only the _id index survives, and the oldest
+    // documents may not.
+    c.predictable = false;
+    c.why = "convertToCapped may have removed the oldest documents";
+    ensure();
+    c.metadata["options"] = comparable_options({{"capped", true}, {"size", o.value("size", nlohmann::ordered_json(0))}});
+    auto id = indexes().is_object() ? indexes().value("_id_", nlohmann::json()) : nlohmann::json();
+    indexes() = nlohmann::json::object();
+    if (!id.is_null()) indexes()["_id_"] = id;
+  } else if (cmd == "createIndexes") {
+    ensure();
+    nlohmann::ordered_json spec = o;
+    spec.erase("createIndexes");
+    indexes()[string_member(spec, "name")] = comparable_index(spec);
+  } else if (cmd == "commitIndexBuild") {
+    ensure();
+    for (const auto& spec : o.value("indexes", nlohmann::ordered_json::array()))
+      if (spec.is_object()) indexes()[string_member(spec, "name")] = comparable_index(spec);
+  } else if ((cmd == "dropIndexes" || cmd == "deleteIndexes") && c.exists) {
+    auto which = o.value("index", nlohmann::ordered_json());
+    std::vector<std::string> names;
+    if (which.is_string() && which.get<std::string>() == "*") {
+      for (const auto& [name, spec] : indexes().items())
+        if (name != "_id_") names.push_back(name);
+    } else if (which.is_string()) {
+      names.push_back(which.get<std::string>());
+    } else if (which.is_array()) {
+      for (const auto& n : which)
+        if (n.is_string()) names.push_back(n.get<std::string>());
+    } else if (which.is_object()) {  // named by its key pattern
+      auto key = comparable_index({{"key", which}})["key"];
+      for (const auto& [name, spec] : indexes().items())
+        if (spec.value("key", nlohmann::json()) == key) names.push_back(name);
+    }
+    for (const auto& n : names) indexes().erase(n);
+  } else if (cmd == "collMod" && c.exists) {
+    for (const auto& [k, v] : o.items()) {
+      if (k == "collMod") continue;
+      if (k == "index" && v.is_object()) {  // an index's TTL, visibility or uniqueness, by name or key pattern
+        auto key = v.contains("keyPattern") ? comparable_index({{"key", v["keyPattern"]}})["key"] : nlohmann::json();
+        for (auto& [name, spec] : indexes().items()) {
+          if (!(v.contains("name") && v["name"] == name) && !(!key.is_null() && spec.value("key", nlohmann::json()) == key)) continue;
+          for (const auto& [field, value] : v.items())
+            if (field != "name" && field != "keyPattern") spec[field] = nlohmann::json::parse(value.dump());
+          spec = without_false_flags(std::move(spec));
+        }
+        continue;
+      }
+      std::string key = k == "cappedSize" ? "size" : k == "cappedMax" ? "max" : k;
+      c.metadata["options"][key] = nlohmann::json::parse(v.dump());
+    }
+    c.metadata["options"] = comparable_options(nlohmann::ordered_json::parse(c.metadata["options"].dump()));
+  }
+}
+
 void ExpectedState::apply_op(const bson_t* op) {
   ParsedOp p = parse_op(op);
   if (p.op == "n" || !p.o) return;
   if (p.op == "c") {
-    std::string cmd = bson_first_key(p.o->get());
-    std::string arg = bson_string(p.o->get(), cmd.c_str());
-    if (cmd == "renameCollection") {
-      State moved = std::move(colls_[arg]);
-      colls_[arg] = State{};
-      colls_[bson_string(p.o->get(), "to")] = std::move(moved);
-    } else if (cmd == "drop" || cmd == "emptycapped") {
-      colls_[p.db + "." + arg] = State{};
-    } else if (cmd == "dropDatabase") {
-      for (auto& [ns, c] : colls_)
-        if (ns.starts_with(p.db + ".")) c = State{};
-    } else if (cmd == "convertToCapped") {
-      auto& c = colls_[p.db + "." + arg];
-      c.predictable = false;
-      c.why = "convertToCapped may have removed the oldest documents";
-    }
+    apply_metadata_command(p.db, bson_first_key(p.o->get()), p.o->get());
     return;
   }
   if (p.coll.empty()) return;
   auto& c = colls_[p.db + "." + p.coll];
+  if (!c.exists && (p.op == "i" || p.op == "u")) {  // a write creates the collection it names
+    c.exists = true;
+    c.metadata = default_comparable_metadata();
+  }
   if (!c.predictable) return;
   Status s = apply_to_docs(c.docs, op);
   if (!s) {
@@ -1028,7 +1222,7 @@ std::map<std::string, ExpectedState::Collection> ExpectedState::finish() const {
     CollectionDigest d = c.all;
     d.subtract(c.before);
     for (const auto& [k, doc] : c.docs) d.add(doc);
-    out[ns] = Collection{d.count(), d.hash_hex(), c.predictable, c.why};
+    out[ns] = Collection{d.count(), d.hash_hex(), c.predictable, c.why, c.exists, c.metadata};
   }
   return out;
 }

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "sources/mongodb/bson_stream.h"
 #include "sources/mongodb/mongo_client.h"
 
@@ -50,9 +52,13 @@ class ExpectedState {
     std::string hash;
     bool predictable = true;  // false: the hash cannot be predicted (why says why); the count can
     std::string why;
+    bool exists = true;       // false: the replay dropped it (or renamed it away); the target must lack it
+    nlohmann::json metadata;  // comparable_metadata(): options and indexes as the target must hold them
   };
   // First pass: an entry that will be replayed (ns already mapped to the target).
   void note_op(const bson_t* op);
+  // A collection of the full backup, as restored into `ns`, with its metadata.json (options, indexes).
+  void add_collection(const std::string& ns, const std::string& metadata_json);
   // A document of the full backup, as restored into `ns` ("db.coll" in the target).
   void add_document(const std::string& ns, ByteView doc);
   // Second pass: the same entries in order.
@@ -70,12 +76,24 @@ class ExpectedState {
     std::map<std::string, Bytes> docs;  // touched documents by _id key, as replay leaves them
     bool predictable = true;
     std::string why;
+    bool exists = false;
+    nlohmann::json metadata;  // comparable_metadata(); null: not known
   };
+  // A command entry's effect on the collections' existence, options and indexes.
+  void apply_metadata_command(const std::string& db, const std::string& cmd, const bson_t* o);
   std::map<std::string, State> colls_;
   std::map<std::string, std::string> origin_;
   std::set<std::string> dropped_dbs_;
   uint64_t fresh_ = 0;
 };
+
+// A collection's metadata.json (mongodump's: options, index specs) reduced to what a restore must keep
+// and two servers report alike: {"options": {...}, "indexes": {name: spec}}, numbers by value (relaxed
+// extended JSON), without the index version `v`, `ns` and `background`, flags that are false, and a
+// capped size rounded up to 256 bytes as MongoDB rounds it.
+Result<nlohmann::json> comparable_metadata(const std::string& metadata_json);
+// The differences between two comparable_metadata() values, each named ("index n_1 missing", ...).
+std::vector<std::string> metadata_differences(const nlohmann::json& want, const nlohmann::json& got);
 
 // Count and hash of what a target holds now, read back from it.
 Result<CollectionDigest> digest_server_collection(MongoConnection& conn, const std::string& db, const std::string& coll);
