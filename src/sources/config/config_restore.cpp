@@ -296,6 +296,10 @@ std::vector<CheckResult> check_config_target(repo::Repository& repo, const repo:
                                                      : "; first problem: " + v->problems[0],
                                  v->metadata_count == 0 ? ", metadata too"
                                                         : fmt::format("; {} with other metadata, first: {}", v->metadata_count, v->metadata[0]));
+          // A restore overwrites and removes nothing: what the target holds beyond the backup is named.
+          if (v->extra_count)
+            c.detail += fmt::format("; {} entr(ies) in the target the backup does not have (kept), first: {}", v->extra_count,
+                                    v->extra[0]);
         }
       } else {
         uint64_t checked = 0;

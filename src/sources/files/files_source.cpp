@@ -39,6 +39,10 @@ const std::vector<KindOption>& options() {
       {.key = "stdin_filename", .help = "file name for --stdin-from-command output", .use = kBackupOption, .default_text = "stdin",
        .command_line = true},
       {.key = "target", .help = "the directory the tree is recreated under", .use = kRestoreOption},
+      {.key = "delete_extra", .type = OptionType::kFlag,
+       .help = "remove what the snapshot's directories do not hold, so the target equals the backup (checks then fail on "
+               "extra entries)",
+       .use = kRestoreOption},
   };
   return o;
 }
@@ -50,6 +54,7 @@ struct FilesSettings : SourceSettings {
   // none; a command's output instead of paths.
   std::string parent, stdin_filename = "stdin";
   bool force = false, from_command = false;
+  bool delete_extra = false;  // restores: the target is made equal to the backup
 };
 
 std::shared_ptr<const FilesSettings> parse(const nlohmann::json& section, SettingsFor purpose, std::vector<SettingsProblem>& problems) {
@@ -61,6 +66,7 @@ std::shared_ptr<const FilesSettings> parse(const nlohmann::json& section, Settin
   s->parent = r.string("parent");
   s->force = r.boolean("force", false);
   s->from_command = r.boolean("stdin_from_command", false);
+  s->delete_extra = r.boolean("delete_extra", false);
   if (std::string f = r.string("stdin_filename"); !f.empty()) s->stdin_filename = f;
   r.only(options());
   if (s->from_command && s->paths.empty()) problems.push_back({"paths", "--stdin-from-command needs a command after --"});
@@ -145,6 +151,7 @@ Result<SourceRestore> restore(SourceContext& ctx, const FilesSettings& s, std::o
     return no_backup_error(ctx.name, at_ns, all, kSource);
   repo::TreeRestoreOptions o;
   o.target = s.target;
+  o.delete_extra = s.delete_extra;
   LB_ASSIGN_OR_RETURN(auto r, repo::restore_tree(ctx.repo, snap->snapshot.tree, o, ctx.progress));
   if (!r.errors.empty())
     return Error(Code::kFatal, fmt::format("source {}: {} file(s) failed: {}", ctx.name, r.errors.size(), r.errors[0]));
@@ -152,6 +159,7 @@ Result<SourceRestore> restore(SourceContext& ctx, const FilesSettings& s, std::o
   out.point_ns = snap->snapshot.time_ns;
   out.snapshot_id = snap->id;
   out.details = {{"target", o.target}, {"files", r.files}, {"bytes", r.bytes}};
+  if (s.delete_extra) out.details["deleted"] = r.deleted;
   return out;
 }
 
@@ -165,11 +173,12 @@ std::vector<CheckResult> validate(SourceContext& ctx, const FilesSettings& s, co
   std::string first = v->problems.empty() ? "" : "; first problem: " + v->problems[0];
   std::string first_missing = v->missing.empty() ? "" : "; first missing: " + v->missing[0];
   bool all_present = v->files_found == v->files_expected && v->dirs_found == v->dirs_expected && v->others_found == v->others_expected;
-  // Extra entries are named: a plan restore overwrites what is there and removes nothing, so the
-  // target may hold more than the snapshot (restore into an emptied directory to compare exactly).
+  // Extra entries are named; they fail `counts` where the restore made the target equal the backup
+  // (delete_extra). Without it a restore overwrites what is there and removes nothing.
+  bool extra_fails = s.delete_extra && v->extra_count > 0;
   std::string extra = v->extra_count == 0 ? ""
-                      : fmt::format("; {} entr(ies) in the target the backup does not have (not removed by a restore), first: {}",
-                                    v->extra_count, v->extra[0]);
+                      : fmt::format("; {} entr(ies) in the target the backup does not have ({}), first: {}", v->extra_count,
+                                    s.delete_extra ? "although the restore deletes extras" : "kept: not delete_extra", v->extra[0]);
   for (const auto& check : checks) {
     if (check == "hashes")
       out.push_back({check, v->files_verified == v->files_expected && v->metadata_count == 0,
@@ -180,7 +189,7 @@ std::vector<CheckResult> validate(SourceContext& ctx, const FilesSettings& s, co
                          : fmt::format("{} of {} files read back from {} equal the backup; {} entr(ies) with other metadata, first: {}{}",
                                        v->files_verified, v->files_expected, s.target, v->metadata_count, v->metadata[0], first)});
     else
-      out.push_back({check, all_present,
+      out.push_back({check, all_present && !extra_fails,
                      fmt::format("{} of {} files, {} of {} directories, {} of {} links and special files present in {}{}{}",
                                  v->files_found, v->files_expected, v->dirs_found, v->dirs_expected, v->others_found,
                                  v->others_expected, s.target, first_missing, extra)});

@@ -339,6 +339,16 @@ std::vector<CheckResult> check_firestore_target(const FirestoreRestoreOptions& w
     pool.wait_idle();
   }
   if (!failed.is_ok()) return fail_all("reading the target back: " + failed.message());
+  // Collections of the target the restored state lacks: named (a restore writes and replaces only the
+  // collections it restores, and leaves the others).
+  auto listed = (*client)->collection_ids(root, "");
+  if (!listed) return fail_all("listing the target's collections: " + listed.status().message());
+  std::vector<std::string> other_collections;
+  for (const auto& c : *listed)
+    if (!expected.count(c)) other_collections.push_back(c);
+  std::string others = other_collections.empty() ? ""
+                       : fmt::format("; {} collection(s) the restored state lacks, left by the restore: {}",
+                                     other_collections.size(), fmt::join(other_collections, ", "));
   for (const auto& name : checks) {
     std::vector<std::string> bad;
     uint64_t total = 0;
@@ -349,7 +359,8 @@ std::vector<CheckResult> check_firestore_target(const FirestoreRestoreOptions& w
         if (have.documents != want.documents)
           bad.push_back(fmt::format("{}: {} of {} documents", c, have.documents, want.documents));
         else if (where.replace && extra.count(c))
-          bad.push_back(fmt::format("{}: {} documents the source state lacks", c, extra.at(c)));
+          bad.push_back(fmt::format("{}: {} documents the source state lacks, although the restore replaces the collection", c,
+                                    extra.at(c)));
       } else if (name == "hashes") {
         if (have.hash() != want.hash() || have.documents != want.documents)
           bad.push_back(fmt::format("{}: hash {} where the source state's is {}", c, have.hash().substr(0, 16), want.hash().substr(0, 16)));
@@ -359,9 +370,16 @@ std::vector<CheckResult> check_firestore_target(const FirestoreRestoreOptions& w
       out.push_back({name, false, "not a Firestore check (counts, hashes)"});
       continue;
     }
+    std::string kept;  // documents beyond the restored state, kept without replace: named under `counts`
+    if (name == "counts" && !where.replace) {
+      uint64_t n = 0;
+      for (const auto& [c, k] : extra) n += k;
+      if (n) kept = fmt::format("; {} document(s) in the restored collections the source state lacks (kept: not replace)", n);
+    }
     out.push_back({name, bad.empty(),
-                   bad.empty() ? fmt::format("{} documents in {} collections read back from {} match", total, expected.size(), root)
-                               : fmt::format("{} collection(s) differ: {}", bad.size(), fmt::join(bad, "; "))});
+                   (bad.empty() ? fmt::format("{} documents in {} collections read back from {} match", total, expected.size(), root)
+                                : fmt::format("{} collection(s) differ: {}", bad.size(), fmt::join(bad, "; "))) +
+                       kept + others});
   }
   return out;
 }
