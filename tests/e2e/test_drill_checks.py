@@ -89,8 +89,11 @@ def test_drill_fails_when_the_restored_target_is_tampered_with(lb, tmp_path):
         c.eyewear_ml.frames.update_one({"_id": 7}, {"$set": {"price": 7777}})
         c.eyewear_ml.frames.delete_one({"_id": 8})
         c.eyewear_ml.frames.insert_one({"_id": 1000, "model": "new"})
-        wait_slices(lb, 1)
-        time.sleep(2.5)
+        # Every change captured: the slices hold the three entries (however many slices it takes).
+        deadline = time.time() + 30
+        while sum(x["summary"].get("entries", 0) for x in wait_slices(lb, 1)) < 3:
+            assert time.time() < deadline, "the follower did not capture the three changes"
+            time.sleep(0.2)
         follower.terminate()
         follower.communicate(timeout=30)
 

@@ -210,9 +210,17 @@ def test_prune_dry_run_predicts_what_the_real_run_deletes(lb, tmp_path):
         (src / f"f{i}").unlink()
     lb.run("forget", "--keep-last", "1")
     # A backup that started earlier holds its lock: prune marks, but may not delete yet.
-    slow = lb.popen("backup", "--stdin-from-command", "--", "sh", "-c", "sleep 3; echo late")
-    time.sleep(1)
+    # It holds its lock until the test lets its command end (a file appears), and the prune runs only
+    # once that lock is in the repository.
+    go = tmp_path / "go"
+    slow = lb.popen("backup", "--stdin-from-command", "--", "sh", "-c", f"while [ ! -e {go} ]; do sleep 0.05; done; echo late")
+    locks = tmp_path / "small" / "locks"
+    deadline = time.time() + 30
+    while not (locks.is_dir() and any(locks.iterdir())):
+        assert slow.poll() is None and time.time() < deadline, "the slow backup took no lock"
+        time.sleep(0.02)
     first = lb.json("prune")
+    go.touch()
     slow.wait(timeout=60)
     assert slow.returncode == 0
     assert first["packs_tombstoned"] >= 2 and first["packs_deleted"] == 0 and first["tombstones_waiting"] >= 2, first
