@@ -151,7 +151,8 @@ Result<HttpResponse> http_send(const HttpRequest& req) {
     curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
   } else if (req.method == "HEAD") {
     curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
-  } else if (req.method == "PUT" || req.method == "POST" || req.method == "PATCH") {
+  } else if (req.method == "PUT" || req.method == "POST" || req.method == "PATCH" ||
+             (req.method == "DELETE" && (req.body_reader || !req.body.empty()))) {  // a DELETE with a body: MLflow's API
     curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
     curl_easy_setopt(curl, CURLOPT_READFUNCTION, on_read);
     curl_easy_setopt(curl, CURLOPT_READDATA, &upload);

@@ -46,9 +46,13 @@ Result<nlohmann::json> MlflowClient::get(const std::string& method, const std::v
 }
 
 Result<nlohmann::json> MlflowClient::post(const std::string& method, const nlohmann::json& body) const {
+  return send("POST", method, body);
+}
+
+Result<nlohmann::json> MlflowClient::send(const std::string& http_method, const std::string& method, const nlohmann::json& body) const {
   std::string text = body.dump();
   HttpRequest req;
-  req.method = "POST";
+  req.method = http_method;
   req.url = url_ + "/api/2.0/mlflow/" + method;
   req.headers = {{"Content-Type", "application/json"}};
   req.body = as_bytes(text);

@@ -28,6 +28,8 @@ class MlflowClient {
   // kAlreadyExists (RESOURCE_ALREADY_EXISTS) or kIo, with the server's error code and message.
   Result<nlohmann::json> get(const std::string& method, const std::vector<std::pair<std::string, std::string>>& query) const;
   Result<nlohmann::json> post(const std::string& method, const nlohmann::json& body) const;
+  // Another HTTP method with a JSON body (the API's PATCH …/update, DELETE …/delete-tag and …/alias).
+  Result<nlohmann::json> send(const std::string& http_method, const std::string& method, const nlohmann::json& body) const;
 
   Status registered_models(const std::function<Status(const nlohmann::json&)>& fn) const;
   Result<nlohmann::json> registered_model(const std::string& name) const;

@@ -9,6 +9,9 @@ import os
 import shutil
 import subprocess
 import time
+import sys
+import textwrap
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -281,3 +284,72 @@ def test_a_killed_restore_into_a_registry_completes_on_the_next_run_without_dupl
         again = lb.run("restore", "models", "--mlflow", target.url, "--name", "models")
         assert again.stdout.count("restored from this snapshot before") == len(backed_up), again.stdout
         assert len(target_versions()) == len(backed_up)
+
+
+def test_a_drill_into_a_registry_fails_when_the_restored_metadata_is_changed(lb, registry, tmp_path):
+    """A drill restores into a second registry; the manifest check reads each restored version's
+    description, tags and the model's aliases back from it. Changed after the restore, each one fails
+    the check, named; left alone, the check passes."""
+    with peers.MLflow(tmp_path / "drill-registry") as target:
+        plan = tmp_path / "lifeboat.yaml"
+        env = {"LIFEBOAT_PLAN": str(plan)}
+
+        def write_plan(hook="true"):
+            plan.write_text(f"""
+repositories:
+  main: {{url: {lb.repo}}}
+sources:
+  models:
+    kind: models
+    mlflow: {registry.url}
+    models: [face-shape]
+    validation: [manifest]
+    environments:
+      test: {{mlflow: {target.url}}}
+drills:
+  after_restore: {json.dumps(hook)}
+""")
+
+        def drill():
+            p = lb.run("--json", "drill", env=env, check=False)
+            res = json.JSONDecoder().raw_decode(p.stdout)[0]
+            checks = {c["check"]: c for s in res["sources"] for c in s["result"].get("checks", [])}
+            assert "manifest" in checks, p.stdout + p.stderr
+            return p.returncode, checks["manifest"]
+
+        write_plan()
+        lb.run("backup", env=env)
+        rc, manifest = drill()
+        assert rc == 0 and manifest["ok"], manifest
+        # The versions as the drill registered them in the target (numbered by it).
+        st, found = target.api("GET", "model-versions/search?filter=" + urllib.parse.quote("name='face-shape'"))
+        restored = sorted(int(v["version"]) for v in found["model_versions"])
+        assert st == 200 and restored, found
+        st, rm = target.api("GET", "registered-models/get?name=face-shape")
+        prod = [a["version"] for a in rm["registered_model"].get("aliases", []) if a["alias"] == "production"]
+        elsewhere = [v for v in restored if [str(v)] != prod][0]  # the alias moved to a version that lacks it
+        api = f"{target.url}/api/2.0/mlflow"
+        tampers = {
+            "description": ("model-versions/update", {"name": "face-shape", "version": str(restored[0]),
+                                                      "description": "changed after the restore"}),
+            "tag": ("model-versions/set-tag", {"name": "face-shape", "version": str(restored[0]), "key": "stage",
+                                               "value": "tampered"}),
+            "alias": ("registered-models/alias", {"name": "face-shape", "alias": "production", "version": str(elsewhere)}),
+        }
+        for what, (path, body) in tampers.items():
+            method = "PATCH" if path.endswith("update") else "POST"
+            hook = tmp_path / f"tamper-{what}.py"
+            hook.write_text(textwrap.dedent(f"""
+                import json, urllib.request
+                req = urllib.request.Request({api + "/" + path!r}, method={method!r}, data={json.dumps(body)!r}.encode(),
+                                             headers={{"Content-Type": "application/json"}})
+                urllib.request.urlopen(req).read()
+            """))
+            write_plan(f"{sys.executable} {hook}")
+            rc, manifest = drill()
+            assert rc != 0 and not manifest["ok"], (what, manifest)
+            assert what in manifest["detail"] or "production" in manifest["detail"], (what, manifest)
+            # The next drill's restore brings the registry back to the backup's metadata.
+            write_plan()
+            rc, manifest = drill()
+            assert rc == 0 and manifest["ok"], (what, "not repaired by the next restore", manifest)

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "cloud/mlflow_client.h"
 #include "core/atomic_file.h"
@@ -68,6 +69,35 @@ nlohmann::json tags_of(const nlohmann::json& resource) {
   for (const auto& t : resource.value("tags", nlohmann::json::array()))
     if (t.value("key", "") != kRestoredFrom) out.push_back({{"key", t.value("key", "")}, {"value", t.value("value", "")}});
   return out;
+}
+
+// Tags as a map, without the one a restore adds (lifeboat.snapshot).
+std::map<std::string, std::string> tag_map(const nlohmann::json& resource) {
+  std::map<std::string, std::string> out;
+  for (const auto& t : resource.value("tags", nlohmann::json::array()))
+    if (t.value("key", "") != kRestoredFrom) out[t.value("key", "")] = t.value("value", "");
+  return out;
+}
+
+// A model or version a restore wrote earlier (a re-run, or a drill into a standing registry) is made
+// to hold the backup's description and tags again, whatever changed there since. `what` is
+// "registered-models" or "model-versions"; `id` names it ({name} or {name, version}).
+Status put_back_metadata(const cloud::MlflowClient& c, const std::string& what, const nlohmann::json& id,
+                         const nlohmann::json& want, const nlohmann::json& have) {
+  auto with = [&](nlohmann::json fields) {
+    for (const auto& [k, v] : id.items()) fields[k] = v;
+    return fields;
+  };
+  std::string description = want.value("description", "");
+  if (description != have.value("description", ""))
+    LB_RETURN_IF_ERROR(c.send("PATCH", what + "/update", with({{"description", description}})).status());
+  auto want_tags = tag_map(want), have_tags = tag_map(have);
+  for (const auto& [k, v] : want_tags)
+    if (auto it = have_tags.find(k); it == have_tags.end() || it->second != v)
+      LB_RETURN_IF_ERROR(c.post(what + "/set-tag", with({{"key", k}, {"value", v}})).status());
+  for (const auto& [k, v] : have_tags)
+    if (!want_tags.count(k)) LB_RETURN_IF_ERROR(c.send("DELETE", what + "/delete-tag", with({{"key", k}})).status());
+  return Status::ok();
 }
 
 nlohmann::json restored_tags(const StoredVersion& v) {
@@ -174,6 +204,11 @@ Result<std::vector<VersionRestored>> restore_models(repo::Repository& repo, cons
       r.new_version = done->second;
       r.reused = true;
       renumber[model][old] = r.new_version;
+      if (!o.dry_run) {
+        LB_ASSIGN_OR_RETURN(auto have, c.get("model-versions/get", {{"name", model}, {"version", r.new_version}}));
+        LB_RETURN_IF_ERROR(put_back_metadata(c, "model-versions", {{"name", model}, {"version", r.new_version}}, v.model_version,
+                                             have.value("model_version", nlohmann::json::object())));
+      }
       out.push_back(std::move(r));
       continue;
     }
@@ -221,7 +256,24 @@ Result<std::vector<VersionRestored>> restore_models(repo::Repository& repo, cons
     out.push_back(std::move(r));
   }
   if (o.dry_run) return out;
-  // Aliases as the newest backup of each model recorded them, on the new numbers.
+  // Each model's description and tags as its newest backup recorded them; aliases on the versions this
+  // restore wrote that the backup does not give them are removed; then the backup's aliases are set, on
+  // the new numbers.
+  for (const auto& [model, v] : newest_of) {
+    LB_ASSIGN_OR_RETURN(auto have, c.registered_model(model));
+    LB_RETURN_IF_ERROR(put_back_metadata(c, "registered-models", {{"name", model}}, v->registered_model, have));
+    std::set<std::pair<std::string, std::string>> wanted;  // (alias, new version)
+    for (const auto& a : v->registered_model.value("aliases", nlohmann::json::array()))
+      if (auto it = renumber[model].find(a.value("version", "")); it != renumber[model].end())
+        wanted.emplace(a.value("alias", ""), it->second);
+    std::set<std::string> written;
+    for (const auto& [old, now] : renumber[model]) written.insert(now);
+    for (const auto& a : have.value("aliases", nlohmann::json::array())) {
+      std::string alias = a.value("alias", ""), version = a.value("version", "");
+      if (written.count(version) && !wanted.count({alias, version}))
+        LB_RETURN_IF_ERROR(c.send("DELETE", "registered-models/alias", {{"name", model}, {"alias", alias}}).status());
+    }
+  }
   for (const auto& [model, v] : newest_of) {
     for (const auto& a : v->registered_model.value("aliases", nlohmann::json::array())) {
       auto it = renumber[model].find(a.value("version", ""));
@@ -237,14 +289,6 @@ Result<std::vector<VersionRestored>> restore_models(repo::Repository& repo, cons
 namespace lifeboat::sources::models {
 
 namespace {
-
-// Tags as a map, without the one a restore adds (lifeboat.snapshot).
-std::map<std::string, std::string> tag_map(const nlohmann::json& resource) {
-  std::map<std::string, std::string> out;
-  for (const auto& t : resource.value("tags", nlohmann::json::array()))
-    if (t.value("key", "") != kRestoredFrom) out[t.value("key", "")] = t.value("value", "");
-  return out;
-}
 
 // The registry metadata a restore writes, the backup's against the target's: "" when equal, else what differs.
 std::string metadata_difference(const nlohmann::json& want_rm, const nlohmann::json& want_mv, const std::vector<std::string>& want_aliases,
