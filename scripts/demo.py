@@ -365,7 +365,9 @@ sources:
         sys.exit("demo: the gsutil runbook step did not bring the assets back: " + g.stderr[-500:])
 
     step("9. Status and the daily report (HTML in .demo/report.html, metrics in .demo/lifeboat.prom)")
-    lb("status")
+    st = lb("status", check=False)
+    print(f"   status exit {st.returncode} (0: every source healthy; 5 stale, 6 a failed drill, 7 a repository unreadable: "
+          "a health check)")
     lb("report", "--format", "html", "-o", DEMO / "report.html")
     lb("metrics", "--textfile", DEMO / "lifeboat.prom")
     lb("report")

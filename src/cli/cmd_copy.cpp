@@ -52,6 +52,7 @@ void register_copy(CommandSet c) {
         for (const auto& [from, to] : r->copied) copied.push_back({{"source", from}, {"destination", to}});
         print_json({{"destination", dst->location()}, {"mode", r->same_keys ? "sealed" : "re-encrypted"},
                     {"snapshots_copied", r->snapshots_copied}, {"snapshots_present", r->snapshots_present},
+                    {"pins_copied", r->pins_copied},
                     {"blobs_copied", r->blobs_copied}, {"blobs_present", r->blobs_present},
                     {"bytes_sent", r->bytes_sent}, {"blobs_verified", r->blobs_verified},
                     {"copied", copied}, {"duration_ms", ms}});
@@ -62,6 +63,7 @@ void register_copy(CommandSet c) {
                    r->blobs_copied, format_bytes(r->bytes_sent), r->same_keys ? "sealed, not decrypted" : "re-encrypted",
                    r->blobs_present);
         if (!f->no_verify) fmt::print("verified: {} blobs read back and authenticated in the destination\n", r->blobs_verified);
+        if (r->pins_copied) fmt::print("{} pin(s) carried over with their notes\n", r->pins_copied);
       }
       return Status::ok();
     };

@@ -116,18 +116,35 @@ void register_drill(CommandSet c) {
       LB_ASSIGN_OR_RETURN(auto p, plan::load_plan(file.value_or("lifeboat.yaml")));
       ops::RepositorySet repos(p);
       LB_ASSIGN_OR_RETURN(auto status, ops::plan_status(repos));
-      if (c.global.json) {
-        print_json({{"plan", p.file}, {"sources", status}});
-        return Status::ok();
-      }
-      fmt::print("{:<20} {:<10} {:<22} {:<22} {:<10} {}\n", "SOURCE", "KIND", "LAST BACKUP", "NEWEST POINT", "RPO", "LAST DRILL");
+      // A health check: the most severe state of any source decides the exit code (docs/cli.md).
+      Code worst = Code::kOk;
+      std::vector<std::string> reasons;
       for (const auto& s : status) {
-        std::string rpo = s.contains("rpo_ms") ? format_duration_ms(s["rpo_ms"]) + (s.value("rpo_met", false) ? "" : " !") : "—";
-        std::string drill = s.contains("last_drill") ? s["last_drill"].get<std::string>() + (s.value("last_drill_passed", false) ? " ok" : " FAILED") : "—";
-        fmt::print("{:<20} {:<10} {:<22} {:<22} {:<10} {}\n", s.value("source", ""), s.value("kind", ""),
-                   s.value("last_backup", s.value("error", "—")), s.value("newest_point", "—"), rpo, drill);
+        std::string health = s.value("health", "ok");
+        Code code = health == "unreachable" ? Code::kUnreachable : health == "drill_failed" ? Code::kDrillFailed
+                    : health == "stale" ? Code::kStale : Code::kOk;
+        auto rank = [](Code x) { return x == Code::kUnreachable ? 3 : x == Code::kDrillFailed ? 2 : x == Code::kStale ? 1 : 0; };
+        if (rank(code) > rank(worst)) worst = code;
+        for (const auto& p : s.value("problems", nlohmann::json::array())) reasons.push_back(s.value("source", "") + ": " + p.get<std::string>());
       }
-      return Status::ok();
+      if (c.global.json) {
+        print_json({{"plan", p.file}, {"healthy", worst == Code::kOk}, {"sources", status}});
+      } else {
+        auto cell = [](std::string v, size_t width) { return v.size() <= width ? v : v.substr(0, width - 1) + "…"; };
+        fmt::print("{:<20} {:<10} {:<12} {:<22} {:<22} {:<10} {}\n", "SOURCE", "KIND", "HEALTH", "LAST BACKUP", "NEWEST POINT",
+                   "RPO", "LAST DRILL");
+        for (const auto& s : status) {
+          std::string rpo = s.contains("rpo_ms") ? format_duration_ms(s["rpo_ms"]) + (s.value("rpo_met", false) ? "" : " !") : "—";
+          std::string drill = s.contains("last_drill") ? s["last_drill"].get<std::string>() + (s.value("last_drill_passed", false) ? " ok" : " FAILED") : "—";
+          fmt::print("{:<20} {:<10} {:<12} {:<22} {:<22} {:<10} {}\n", cell(s.value("source", ""), 20), s.value("kind", ""),
+                     s.value("health", "ok"), s.contains("error") ? "—" : s.value("last_backup", "—"), s.value("newest_point", "—"), rpo,
+                     drill);
+        }
+        // Reasons below the table, whole: a long error does not break its columns.
+        for (const auto& r : reasons) fmt::print("! {}\n", r);
+      }
+      if (worst == Code::kOk) return Status::ok();
+      return Error(worst, fmt::format("{} problem(s): {}", reasons.size(), reasons.empty() ? "" : reasons[0]));
     };
   });
 }

@@ -2,9 +2,63 @@
 #include <fmt/format.h>
 
 #include "cli/context.h"
+#include "core/names.h"
 #include "core/time.h"
+#include "ops/repository_set.h"
+#include "storage/backend.h"
 
 namespace lifeboat::cli {
+
+namespace {
+
+// `init` with a plan and no -r: every repository the plan names that does not exist yet is created,
+// each with its own password (the plan's password_env / password_file); a copy (copy_of) shares its
+// primary's keys and chunker, so copies move sealed blobs without decrypting. Existing ones are left.
+Status init_plan_repositories(const GlobalOptions& g, repo::InitOptions defaults) {
+  LB_ASSIGN_OR_RETURN(auto plan, plan::load_plan(*plan_mode(g)));
+  std::vector<const plan::RepositorySpec*> order;  // primaries first: a copy takes its primary's keys
+  for (const auto& r : plan.repositories)
+    if (r.copy_of.empty()) order.push_back(&r);
+  for (const auto& r : plan.repositories)
+    if (!r.copy_of.empty()) order.push_back(&r);
+  nlohmann::json results = nlohmann::json::array();
+  for (const auto* r : order) {
+    LB_ASSIGN_OR_RETURN(std::string password, ops::repository_password(*r));
+    LB_ASSIGN_OR_RETURN(auto probe, storage::open_backend(r->url));
+    auto existing = repo::Repository::open(std::move(probe), password);
+    if (existing || existing.status().code() != Code::kRepoMissing) {
+      if (!existing) return existing.status().with_context(fmt::format("repository {} ({})", r->name, redact_url(r->url)));
+      results.push_back({{"repository", r->name}, {"location", redact_url(r->url)}, {"created", false}});
+      if (!g.json && !g.quiet) fmt::print("repository {} at {}: exists, left as it is\n", r->name, redact_url(r->url));
+      continue;
+    }
+    repo::InitOptions o = defaults;
+    if (!r->object_lock.empty()) {
+      LB_ASSIGN_OR_RETURN(o.object_lock_ns, parse_duration(r->object_lock));
+    }
+    if (!r->copy_of.empty()) {
+      const auto* primary = plan.repository(r->copy_of);
+      if (!primary) return Error(Code::kInvalidArgument, fmt::format("repository {}: copy_of {} is not in the plan", r->name, r->copy_of));
+      LB_ASSIGN_OR_RETURN(std::string primary_password, ops::repository_password(*primary));
+      LB_ASSIGN_OR_RETURN(auto pb, storage::open_backend(primary->url));
+      LB_ASSIGN_OR_RETURN(auto other, repo::Repository::open(std::move(pb), primary_password));
+      o.master = other->master_key();
+      o.chunker = other->config().chunker;
+      o.pack_size_bytes = other->config().pack_size_bytes;
+    }
+    LB_ASSIGN_OR_RETURN(auto backend, storage::open_backend(r->url));
+    LB_ASSIGN_OR_RETURN(auto repo, repo::Repository::init(std::move(backend), password, o));
+    results.push_back({{"repository", r->name}, {"location", redact_url(r->url)}, {"created", true}, {"id", repo->config().id},
+                       {"keys_from", r->copy_of}});
+    if (!g.json && !g.quiet)
+      fmt::print("created repository {} ({}) at {}{}\n", r->name, repo->config().id.substr(0, 10), redact_url(r->url),
+                 r->copy_of.empty() ? "" : fmt::format(", sharing the keys of {}", r->copy_of));
+  }
+  if (g.json) print_json({{"plan", plan.file}, {"repositories", results}});
+  return Status::ok();
+}
+
+}  // namespace
 
 void register_init(CommandSet c) {
   auto* cmd = c.app.add_subcommand("init", "create a new repository");
@@ -37,9 +91,11 @@ void register_init(CommandSet c) {
         opts->chunker = other->config().chunker;
         opts->pack_size_bytes = other->config().pack_size_bytes;
       }
-      LB_ASSIGN_OR_RETURN(auto backend, storage::open_backend(repository_url(c.global)));
+      if (repository_url(c.global).empty() && plan_mode(c.global)) return init_plan_repositories(c.global, *opts);
+      LB_ASSIGN_OR_RETURN(auto chosen, choose_repository(c.global));
+      LB_ASSIGN_OR_RETURN(auto backend, storage::open_backend(chosen.url));
       std::string location = backend->location();
-      LB_ASSIGN_OR_RETURN(std::string password, read_password(c.global, "new repository password: "));
+      LB_ASSIGN_OR_RETURN(std::string password, read_initial_password(c.global));
       LB_ASSIGN_OR_RETURN(auto repo, repo::Repository::init(std::move(backend), password, *opts));
       if (c.global.json) {
         print_json({{"id", repo->config().id}, {"location", location}, {"key", repo->key_name()}});

@@ -162,8 +162,9 @@ void register_kind_restore(CommandSet c, CLI::App* restore, const sources::Sourc
   auto* cmd = restore->add_subcommand(kind.command.empty() ? kind.name : kind.command, kind.summary);
   auto f = std::make_shared<KindFlags>();
   add_kind_options(cmd, kind.options, sources::kRestoreOption, *f);
-  cmd->add_option("--at", f->at, "the state as of this time (default: the newest restorable point)");
-  cmd->add_option("--date", f->date, "the state at the end of this day (YYYY-MM-DD, local time)");
+  cmd->add_option("--at", f->at, "the state as of this time (a day alone: its end; default: the newest restorable point)")
+      ->check(time_value());
+  cmd->add_option("--date", f->date, "the state at the end of this day (YYYY-MM-DD, local time)")->check(time_value());
   cmd->add_option("--environment", f->environment,
                   fmt::format("plan mode: restore every {} source of the plan (or --name's) into this environment", kind.name));
   cmd->callback([c, f, &kind] {

@@ -51,12 +51,19 @@ void register_restore(CommandSet c) {
   auto date = std::make_shared<std::string>();
   auto all = std::make_shared<bool>(false);
   cmd->add_option("--environment", *environment, "plan mode: the environment to restore into (its settings: uri, target)");
-  cmd->add_option("--date", *date, "plan mode: the state at the end of this day (YYYY-MM-DD, local time)");
+  cmd->add_option("--date", *date, "plan mode: the state at the end of this day (YYYY-MM-DD, local time)")->check(time_value());
   cmd->add_flag("--all", *all, "plan mode: every source, all as of the same instant (--at)");
   cmd->callback([c, cmd, spec, pick, opts, environment, date, all, overwrite] {
     if (!cmd->get_subcommands().empty()) return;  // `restore mongodb …` set its own action
     c.action = [c, spec, pick, opts, environment, date, all, overwrite]() -> Status {
-      if (auto plan = plan_mode(c.global)) {
+      // With a plan: a source's name, --all or --environment restore plan sources; `latest` or a
+      // snapshot ID with --target restore a tree from the plan's repository, as without a plan.
+      auto plan = plan_mode(c.global);
+      if (plan && !*all && environment->empty() && date->empty()) {
+        LB_ASSIGN_OR_RETURN(auto p, plan::load_plan(*plan));
+        if (!p.source(*spec)) plan.reset();
+      }
+      if (plan) {
         LB_ASSIGN_OR_RETURN(auto at, requested_instant(pick->at, *date));
         std::vector<std::string> names;
         if (!*all) {

@@ -6,6 +6,16 @@
 
 namespace lifeboat::cli {
 
+namespace {
+
+std::string pin_text(const std::map<std::string, repo::Repository::Pin>& pins, const std::string& id) {
+  auto it = pins.find(id);
+  if (it == pins.end()) return "";
+  return it->second.note.empty() ? "  (pinned)" : fmt::format("  (pinned: {})", it->second.note);
+}
+
+}  // namespace
+
 void register_snapshots(CommandSet c) {
   auto* cmd = c.app.add_subcommand("snapshots", "list snapshots");
   auto pick = std::make_shared<SnapshotPick>();
@@ -15,12 +25,17 @@ void register_snapshots(CommandSet c) {
       LB_ASSIGN_OR_RETURN(auto repo, open_repository(c.global));
       LB_ASSIGN_OR_RETURN(auto all, repo->list_snapshots());
       auto list = repo::filter_snapshots(all, pick->filter);
-      LB_ASSIGN_OR_RETURN(auto pins, repo->pinned());
+      LB_ASSIGN_OR_RETURN(auto pins, repo->pins());
       if (c.global.json) {
         nlohmann::json arr = nlohmann::json::array();
         for (const auto& r : list) {
           arr.push_back(snapshot_json(r));
-          arr.back()["pinned"] = pins.count(r.id) > 0;
+          auto pin = pins.find(r.id);
+          arr.back()["pinned"] = pin != pins.end();
+          if (pin != pins.end()) {
+            arr.back()["pin_note"] = pin->second.note;
+            arr.back()["pinned_at"] = pin->second.pinned;
+          }
         }
         print_json(arr);
         return Status::ok();
@@ -31,7 +46,7 @@ void register_snapshots(CommandSet c) {
         const auto& s = r.snapshot;
         fmt::print("{:<8}  {:<19}  {:<12}  {:<13}  {:<16}  {}\n", r.short_id(), format_local(s.time_ns), s.hostname,
                    s.source, fmt::format("{}", fmt::join(s.tags, ",")),
-                   fmt::format("{}{}", fmt::join(s.paths, " "), pins.count(r.id) ? "  (pinned)" : ""));
+                   fmt::format("{}{}", fmt::join(s.paths, " "), pin_text(pins, r.id)));
       }
       fmt::print("{} snapshot(s)\n", list.size());
       return Status::ok();

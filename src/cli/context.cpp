@@ -8,9 +8,12 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
 
 #include "core/names.h"
+#include "ops/repository_set.h"
+#include "plan/plan.h"
 #include "core/time.h"
 
 namespace lifeboat::cli {
@@ -30,10 +33,10 @@ static Result<std::string> read_password_file(const std::string& path) {
   return line;
 }
 
-static Result<std::string> prompt_password(const char* prompt) {
-  if (!isatty(STDIN_FILENO))
-    return Error(Code::kInvalidArgument,
-                 "no password given: set LIFEBOAT_PASSWORD or LIFEBOAT_PASSWORD_FILE, or pass --password-file");
+// Reads a password from the terminal without echo; `missing` is the error when there is no terminal
+// (it names what to set instead).
+static Result<std::string> prompt_password(const char* prompt, const char* missing) {
+  if (!isatty(STDIN_FILENO)) return Error(Code::kInvalidArgument, missing);
   fputs(prompt, stderr);
   struct termios old {};
   tcgetattr(STDIN_FILENO, &old);
@@ -47,11 +50,29 @@ static Result<std::string> prompt_password(const char* prompt) {
   return line;
 }
 
+// A password being set: typed twice on a terminal, and refused when the two differ or it is empty.
+static Result<std::string> prompt_new_password(const char* prompt, const char* missing) {
+  LB_ASSIGN_OR_RETURN(std::string first, prompt_password(prompt, missing));
+  if (first.empty()) return Error(Code::kInvalidArgument, "an empty password is not allowed; nothing was changed");
+  LB_ASSIGN_OR_RETURN(std::string again, prompt_password("enter it again: ", missing));
+  if (again != first) return Error(Code::kInvalidArgument, "the two passwords differ; nothing was changed (run the command again)");
+  return first;
+}
+
+constexpr const char* kNoPassword = "no password given: set LIFEBOAT_PASSWORD or LIFEBOAT_PASSWORD_FILE, or pass --password-file";
+
 Result<std::string> read_password(const GlobalOptions& g, const char* prompt) {
   if (!g.password_file.empty()) return read_password_file(g.password_file);
   if (const char* f = getenv("LIFEBOAT_PASSWORD_FILE")) return read_password_file(f);
   if (const char* p = getenv("LIFEBOAT_PASSWORD")) return std::string(p);
-  return prompt_password(prompt);
+  return prompt_password(prompt, kNoPassword);
+}
+
+Result<std::string> read_initial_password(const GlobalOptions& g) {
+  if (!g.password_file.empty()) return read_password_file(g.password_file);
+  if (const char* f = getenv("LIFEBOAT_PASSWORD_FILE")) return read_password_file(f);
+  if (const char* p = getenv("LIFEBOAT_PASSWORD")) return std::string(p);
+  return prompt_new_password("new repository password: ", kNoPassword);
 }
 
 Result<std::unique_ptr<repo::Repository>> open_other_repository(const GlobalOptions& g, const std::string& url,
@@ -73,19 +94,48 @@ Result<std::unique_ptr<repo::Repository>> open_other_repository(const GlobalOpti
 Result<std::string> read_new_password(const std::string& file_flag) {
   if (!file_flag.empty()) return read_password_file(file_flag);
   if (const char* p = getenv("LIFEBOAT_NEW_PASSWORD")) return std::string(p);
-  return prompt_password("new password: ");
+  return prompt_new_password("new password: ",
+                             "no new password given: set LIFEBOAT_NEW_PASSWORD or pass --new-password-file (LIFEBOAT_PASSWORD "
+                             "is the one that opens the repository)");
+}
+
+Result<ChosenRepository> choose_repository(const GlobalOptions& g) {
+  ChosenRepository out{repository_url(g), std::nullopt};
+  auto file = plan_mode(g);
+  if (!file) return out;
+  LB_ASSIGN_OR_RETURN(auto plan, plan::load_plan(*file));
+  if (!out.url.empty()) {
+    if (const auto* spec = plan.repository(out.url)) out = {spec->url, *spec};
+    return out;  // a name of the plan's, or a location of its own
+  }
+  if (plan.repositories.size() == 1) return ChosenRepository{plan.repositories[0].url, plan.repositories[0]};
+  std::vector<std::string> names;
+  for (const auto& r : plan.repositories) names.push_back(r.name);
+  return Error(Code::kInvalidArgument, fmt::format("the plan {} has {} repositories ({}): say which with -r NAME", *file,
+                                                   names.size(), fmt::join(names, ", ")));
 }
 
 Result<std::unique_ptr<repo::Repository>> open_repository(const GlobalOptions& g) {
-  LB_ASSIGN_OR_RETURN(auto backend, storage::open_backend(repository_url(g)));
-  LB_ASSIGN_OR_RETURN(std::string password, read_password(g));
+  LB_ASSIGN_OR_RETURN(auto chosen, choose_repository(g));
+  if (chosen.url.empty())
+    return Error(Code::kInvalidArgument, "no repository given: pass -r LOCATION, set LIFEBOAT_REPOSITORY, or give a plan "
+                                         "(--plan or LIFEBOAT_PLAN)");
+  LB_ASSIGN_OR_RETURN(auto backend, storage::open_backend(chosen.url));
+  std::string password;
+  if (chosen.spec && g.password_file.empty()) {
+    LB_ASSIGN_OR_RETURN(password, ops::repository_password(*chosen.spec));
+  } else {
+    LB_ASSIGN_OR_RETURN(password, read_password(g));
+  }
   return repo::Repository::open(std::move(backend), password);
 }
 
 void SnapshotPick::add_flags(CLI::App* cmd, bool with_at) {
   if (with_at)
     cmd->add_option("--at", at,
-                    "newest snapshot at or before this time: RFC 3339 or local '2026-11-20 14:00' / '2026-11-20'");
+                    "newest snapshot at or before this time: RFC 3339 or local '2026-11-20 14:00'; a day alone "
+                    "('2026-11-20') means its end")
+        ->check(time_value());
   cmd->add_option("--host", filter.host, "only snapshots from this host");
   cmd->add_option("--tag", filter.tags, "only snapshots with this tag (repeatable; all must match)");
   cmd->add_option("--path", filter.paths, "only snapshots of exactly these paths (repeatable)");
@@ -94,25 +144,55 @@ void SnapshotPick::add_flags(CLI::App* cmd, bool with_at) {
 
 Result<std::optional<int64_t>> SnapshotPick::at_ns() const {
   if (at.empty()) return std::optional<int64_t>{};
-  LB_ASSIGN_OR_RETURN(int64_t t, parse_time(at));
+  LB_ASSIGN_OR_RETURN(int64_t t, parse_instant(at));
   return std::optional<int64_t>{t};
 }
 
 Result<std::optional<int64_t>> requested_instant(const std::string& at, const std::string& date) {
+  if (!at.empty() && !date.empty())
+    return Error(Code::kInvalidArgument, "give --at TIME or --date DAY, not both");
   if (!at.empty()) {
-    LB_ASSIGN_OR_RETURN(int64_t t, parse_time(at));
+    LB_ASSIGN_OR_RETURN(int64_t t, parse_instant(at));
     return std::optional<int64_t>{t};
   }
   if (date.empty()) return std::optional<int64_t>{};
-  LB_ASSIGN_OR_RETURN(int64_t day, parse_time(date));
-  return std::optional<int64_t>{day + 86400LL * 1000000000 - 1};
+  LB_ASSIGN_OR_RETURN(int64_t end, parse_day_end(date));
+  return std::optional<int64_t>{end};
+}
+
+CLI::Validator time_value() {
+  return CLI::Validator(
+      [](std::string& s) { return s.empty() ? std::string("needs a value, e.g. '2026-11-20 14:00' or 2026-11-20") : std::string(); },
+      "TIME");
 }
 
 Result<repo::SnapshotRef> pick_snapshot(repo::Repository& r, const std::string& spec, const SnapshotPick& pick) {
   LB_ASSIGN_OR_RETURN(auto at, pick.at_ns());
   // A damaged snapshot file is skipped with a warning naming it: it never stops another snapshot's restore.
   LB_ASSIGN_OR_RETURN(auto all, r.list_readable_snapshots());
-  return repo::select_snapshot(all, spec, at, pick.filter);
+  bool by_time = spec.empty() || spec == "latest";
+  if (!by_time) {
+    if (at) return Error(Code::kInvalidArgument, fmt::format("--at picks a snapshot by time and {} names one: give one of them", spec));
+    return repo::select_snapshot(all, spec, at, pick.filter);
+  }
+  // `latest` (and --at) mean the newest snapshot of data: records (a drill's) are not candidates, and
+  // when snapshots of several sources match, the user says which instead of the newest winning.
+  std::vector<repo::SnapshotRef> data;
+  for (auto& ref : all)
+    if (!ref.snapshot.is_record() || pick.filter.source == ref.snapshot.source) data.push_back(std::move(ref));
+  if (pick.filter.source.empty()) {
+    std::map<std::string, int> sources;
+    for (const auto& ref : repo::filter_snapshots(data, pick.filter))
+      if (!at || ref.snapshot.time_ns <= *at) ++sources[ref.snapshot.source];
+    if (sources.size() > 1) {
+      std::vector<std::string> named;
+      for (const auto& [source, n] : sources) named.push_back(fmt::format("{} ({} snapshot{})", source, n, n == 1 ? "" : "s"));
+      return Error(Code::kInvalidArgument,
+                   fmt::format("\"latest\" matches snapshots of {} sources: {}; say which with --source SOURCE (or --path, "
+                               "--tag, or a snapshot ID from `lifeboat snapshots`)", sources.size(), fmt::join(named, ", ")));
+    }
+  }
+  return repo::select_snapshot(data, spec, at, pick.filter);
 }
 
 nlohmann::json snapshot_json(const repo::SnapshotRef& ref) { return ref.to_json(); }

@@ -10,6 +10,7 @@
 
 #include "core/status.h"
 #include "ops/plan_ops.h"
+#include "plan/plan.h"
 #include "repo/repository.h"
 #include "repo/snapshot_select.h"
 
@@ -35,7 +36,19 @@ struct CommandSet {
 
 std::string repository_url(const GlobalOptions& g);
 Result<std::string> read_password(const GlobalOptions& g, const char* prompt = "repository password: ");
+// A password being set (key add, key passwd): --new-password-file, LIFEBOAT_NEW_PASSWORD, or typed
+// twice on a terminal; without any, the error names LIFEBOAT_NEW_PASSWORD.
 Result<std::string> read_new_password(const std::string& file_flag);
+// `init`'s password: as read_password, but typed twice on a terminal.
+Result<std::string> read_initial_password(const GlobalOptions& g);
+// The repository a command works on: -r / LIFEBOAT_REPOSITORY — with a plan (--plan, LIFEBOAT_PLAN)
+// possibly the name of one of its repositories, whose password then comes from the plan — else the
+// plan's only repository (several: the command asks which).
+struct ChosenRepository {
+  std::string url;
+  std::optional<plan::RepositorySpec> spec;  // when the plan names it
+};
+Result<ChosenRepository> choose_repository(const GlobalOptions& g);
 Result<std::unique_ptr<repo::Repository>> open_repository(const GlobalOptions& g);
 // A second repository (copy --to, init --copy-keys-from): password from `password_file`, else the
 // environment variable `env`, else the main repository's password.
@@ -49,8 +62,11 @@ struct SnapshotPick {
   void add_flags(CLI::App* cmd, bool with_at = true);
   Result<std::optional<int64_t>> at_ns() const;
 };
-// The instant a restore asks for: --at TIME, else --date DAY (the end of that day), else none (newest).
+// The instant a restore asks for: --at TIME, else --date DAY (the end of that day), else none (newest);
+// both given is an error. A day alone in --at means its end too (core/time.h parse_instant).
 Result<std::optional<int64_t>> requested_instant(const std::string& at, const std::string& date);
+// The check on --at and --date: a value given must not be empty (`--at ""` is an error, not "now").
+CLI::Validator time_value();
 Result<repo::SnapshotRef> pick_snapshot(repo::Repository& r, const std::string& spec, const SnapshotPick& pick);
 
 nlohmann::json snapshot_json(const repo::SnapshotRef& ref);

@@ -8,6 +8,9 @@ int exit_code_for(Code code) {
     case Code::kOk: return 0;
     case Code::kPartial: return 3;
     case Code::kObjectiveMissed: return 4;
+    case Code::kStale: return 5;
+    case Code::kDrillFailed: return 6;
+    case Code::kUnreachable: return 7;
     case Code::kRepoMissing: return 10;
     case Code::kLockFailed: return 11;
     case Code::kWrongPassword: return 12;
@@ -32,6 +35,9 @@ const char* code_name(Code code) {
     case Code::kWrongPassword: return "wrong_password";
     case Code::kInterrupted: return "interrupted";
     case Code::kObjectiveMissed: return "objective_missed";
+    case Code::kStale: return "stale";
+    case Code::kDrillFailed: return "drill_failed";
+    case Code::kUnreachable: return "unreachable";
   }
   return "unknown";
 }

@@ -26,6 +26,10 @@ enum class Code {
   kWrongPassword,    // no key file opens with the password: exit 12
   kInterrupted,      // SIGINT/SIGTERM: exit 130
   kObjectiveMissed,  // a drill restored and checked everything but missed an objective: exit 4
+  // `status` as a health check (each names the sources and why):
+  kStale,            // a source past its RPO objective, or never backed up: exit 5
+  kDrillFailed,      // a source's last drill failed or missed an objective: exit 6
+  kUnreachable,      // a repository of the plan cannot be opened: exit 7
 };
 
 int exit_code_for(Code code);

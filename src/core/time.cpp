@@ -59,6 +59,16 @@ bool digits(std::string_view s, size_t& pos, int n, int& out) {
   return true;
 }
 
+int days_in_month(int year, int mon) {
+  static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+  return mon == 2 && leap ? 29 : days[mon - 1];
+}
+
+bool is_date_only(std::string_view text) {
+  return text.size() == 10 && text[4] == '-' && text[7] == '-';
+}
+
 bool expect(std::string_view s, size_t& pos, char c) {
   if (pos < s.size() && s[pos] == c) {
     ++pos;
@@ -116,7 +126,8 @@ Result<int64_t> parse_time(std::string_view text) {
       }
     }
   }
-  if (pos != text.size() || mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60)
+  if (pos != text.size() || mon < 1 || mon > 12 || day < 1 || day > days_in_month(year, mon) || hour > 23 || min > 59 ||
+      sec > 60)
     return bad();
   tm.tm_year = year - 1900;
   tm.tm_mon = mon - 1;
@@ -132,6 +143,25 @@ Result<int64_t> parse_time(std::string_view text) {
     secs = mktime(&tm);
   }
   return static_cast<int64_t>(secs) * 1000000000 + frac_ns;
+}
+
+Result<int64_t> parse_day_end(std::string_view text) {
+  if (!is_date_only(text))
+    return Error(Code::kInvalidArgument, fmt::format("--date takes a day (YYYY-MM-DD), not '{}'; for an instant use --at", text));
+  LB_ASSIGN_OR_RETURN(int64_t start, parse_time(text));
+  // The next day's first instant, less one nanosecond: right on days a clock change makes 23 or 25 hours.
+  time_t secs = static_cast<time_t>(start / 1000000000);
+  struct tm tm {};
+  localtime_r(&secs, &tm);
+  tm.tm_mday += 1;
+  tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+  tm.tm_isdst = -1;
+  return static_cast<int64_t>(mktime(&tm)) * 1000000000 - 1;
+}
+
+Result<int64_t> parse_instant(std::string_view text) {
+  if (is_date_only(text)) return parse_day_end(text);
+  return parse_time(text);
 }
 
 Result<int64_t> parse_duration(std::string_view text) {

@@ -37,12 +37,15 @@ Result<nlohmann::json> plan_status(RepositorySet& repos, SnapshotListings* listi
     nlohmann::json j = {{"source", s.name}, {"kind", s.kind}, {"repository", s.repository}};
     if (!by_repo.count(s.repository)) {
       auto repo = repos.acquire(s.repository);
-      if (!repo) {
-        j["error"] = repo.status().message();
+      auto listed = repo ? (*repo)->list_snapshots() : Result<std::vector<repo::SnapshotRef>>(repo.status());
+      if (!listed) {
+        j["error"] = listed.status().message();
+        j["health"] = "unreachable";
+        j["problems"] = {fmt::format("repository {} cannot be read: {}", s.repository, listed.status().message())};
         out.push_back(j);
         continue;
       }
-      LB_ASSIGN_OR_RETURN(by_repo[s.repository], (*repo)->list_snapshots());
+      by_repo[s.repository] = std::move(*listed);
     }
     const auto& all = by_repo[s.repository];
     auto mine = snapshots_of(all, s.name);
@@ -72,6 +75,26 @@ Result<nlohmann::json> plan_status(RepositorySet& repos, SnapshotListings* listi
         j["drill_overdue"] = *due <= now;
       }
     }
+    // Health, most severe first: a failed last drill, then a point older than the RPO (or none).
+    std::vector<std::string> problems;
+    std::string health = "ok";
+    if (last && !last->second) {
+      health = "drill_failed";
+      problems.push_back(fmt::format("the last drill ({}) failed or missed an objective", format_rfc3339(last->first)));
+    }
+    if (mine.empty()) {
+      if (health == "ok") health = "stale";
+      problems.push_back("never backed up");
+    } else if (!j.contains("rpo_ms") && s.entry && s.entry->newest_point) {
+      if (health == "ok") health = "stale";
+      problems.push_back("no restorable point");
+    } else if (j.contains("rpo_met") && !j["rpo_met"].get<bool>()) {
+      if (health == "ok") health = "stale";
+      problems.push_back(fmt::format("the newest restorable point is {} old, over the RPO objective of {}",
+                                     format_duration_ms(j["rpo_ms"].get<int64_t>()), format_duration_ms(plan.rpo_ns / kNsPerMs)));
+    }
+    j["health"] = health;
+    j["problems"] = problems;
     out.push_back(j);
   }
   if (listings) *listings = std::move(by_repo);

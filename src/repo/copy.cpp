@@ -109,21 +109,32 @@ Result<CopyReport> copy_snapshots(Repository& src, Repository& dst, const std::v
   LB_RETURN_IF_ERROR(src.load_index());
   LB_RETURN_IF_ERROR(dst.load_index());
   LB_ASSIGN_OR_RETURN(auto existing, dst.list_snapshots());
+  LB_ASSIGN_OR_RETURN(auto src_pins, src.pins());
+  LB_ASSIGN_OR_RETURN(auto dst_pins, dst.pinned());
+  auto carry_pin = [&](const std::string& from, const std::string& to) -> Status {
+    auto pin = src_pins.find(from);
+    if (pin == src_pins.end() || dst_pins.count(to)) return Status::ok();
+    LB_RETURN_IF_ERROR(dst.pin(to, pin->second.note));
+    dst_pins.insert(to);
+    report.pins_copied++;
+    return Status::ok();
+  };
   std::unordered_set<BlobId, BlobIdHash> done;
   std::map<BlobId, BlobId> trees, blobs;
   for (const auto& ref : snapshots) {
-    bool present = false;
+    const SnapshotRef* present = nullptr;
     for (const auto& e : existing) {
       const auto& s = e.snapshot;
       if (s.summary.value("copied_from", "") == ref.id || e.id == ref.id ||
           (report.same_keys && s.tree == ref.snapshot.tree && s.time_ns == ref.snapshot.time_ns &&
            s.hostname == ref.snapshot.hostname && s.source == ref.snapshot.source)) {
-        present = true;
+        present = &e;
         break;
       }
     }
     if (present) {
       report.snapshots_present++;
+      LB_RETURN_IF_ERROR(carry_pin(ref.id, present->id));
       continue;
     }
     WriteSession session(dst);
@@ -149,6 +160,7 @@ Result<CopyReport> copy_snapshots(Repository& src, Repository& dst, const std::v
     LB_ASSIGN_OR_RETURN(std::string id, session.commit(snap));
     report.snapshots_copied++;
     report.copied.emplace_back(ref.id, id);
+    LB_RETURN_IF_ERROR(carry_pin(ref.id, id));
   }
   return report;
 }

@@ -599,6 +599,24 @@ Result<std::set<std::string>> Repository::pinned() {
   return std::set<std::string>(names.begin(), names.end());
 }
 
+Result<std::map<std::string, Repository::Pin>> Repository::pins() {
+  LB_ASSIGN_OR_RETURN(auto names, list_names(FileType::kPin));
+  std::map<std::string, Pin> out;
+  for (const auto& name : names) {
+    // Named by the snapshot it pins, not by its content: opened (authenticated) without the name check.
+    LB_ASSIGN_OR_RETURN(Bytes sealed, backend_->load({FileType::kPin, name}));
+    auto opened = aead_.open(sealed);
+    if (!opened) return opened.status().with_context("pins/" + name);
+    auto plain = decompress_frame(*opened, kMaxFileBytes);
+    if (!plain) return plain.status().with_context("pins/" + name);
+    auto j = nlohmann::json::parse(to_string(*plain), nullptr, false);
+    if (!j.is_object()) return Error(Code::kCorrupt, fmt::format("pins/{} is not valid JSON", name));
+    auto text = [&](const char* k) { return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : std::string(); };
+    out[name] = Pin{text("note"), text("pinned")};
+  }
+  return out;
+}
+
 Result<std::vector<KeyInfo>> Repository::list_keys() {
   LB_ASSIGN_OR_RETURN(auto names, list_names(FileType::kKey));
   std::vector<KeyInfo> out;

@@ -172,6 +172,11 @@ class Repository {
   Status pin(const std::string& snapshot_id, const std::string& note);
   Status unpin(const std::string& snapshot_id);
   Result<std::set<std::string>> pinned();
+  struct Pin {
+    std::string note, pinned;  // the note given, and when (RFC 3339)
+  };
+  // Every pin with its note (each pin file read).
+  Result<std::map<std::string, Pin>> pins();
 
   // Key files.
   Result<std::vector<KeyInfo>> list_keys();

@@ -31,6 +31,28 @@ TEST(Time, RejectsNonsenseWithAHelpfulMessage) {
   }
 }
 
+TEST(Time, ImpossibleDatesAreRefused) {
+  for (const char* bad : {"2026-02-30", "2026-02-29", "2026-04-31", "2026-11-31 10:00", "2100-02-29"}) EXPECT_FALSE(parse_time(bad).is_ok()) << bad;
+  for (const char* good : {"2024-02-29", "2000-02-29", "2026-12-31", "2026-01-31T00:00:00Z"}) EXPECT_TRUE(parse_time(good).is_ok()) << good;
+}
+
+TEST(Time, ADayAloneMeansItsEndForAtAndDate) {
+  setenv("TZ", "UTC", 1);
+  tzset();
+  const int64_t end = 1795219200LL * 1000000000 - 1;  // 2026-11-20T23:59:59.999999999Z
+  EXPECT_EQ(*parse_instant("2026-11-20"), end);
+  EXPECT_EQ(*parse_day_end("2026-11-20"), end);
+  EXPECT_EQ(*parse_instant("2026-11-20 14:00"), 1795183200LL * 1000000000);  // a time is that instant
+  EXPECT_FALSE(parse_day_end("2026-11-20 14:00").is_ok());                    // --date takes a day
+  EXPECT_FALSE(parse_day_end("2026-02-30").is_ok());
+  // A day a clock change makes 23 hours long ends 23 hours after it began.
+  setenv("TZ", "Europe/Berlin", 1);
+  tzset();
+  EXPECT_EQ(*parse_day_end("2026-03-29") + 1 - *parse_time("2026-03-29"), 23LL * 3600 * 1000000000);
+  setenv("TZ", "UTC", 1);
+  tzset();
+}
+
 TEST(Time, Durations) {
   EXPECT_EQ(*parse_duration("90d"), 90LL * 86400 * 1000000000);
   EXPECT_EQ(*parse_duration("1d12h"), 36LL * 3600 * 1000000000);

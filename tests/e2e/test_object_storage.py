@@ -323,7 +323,7 @@ def test_gcs_service_account_token_flow(gcs, tmp_path):
         b.run("backup", src)
         time.sleep(2.5)  # the token expires: the next command must fetch a new one
         out = tmp_path / "out"
-        b.run("restore", "latest", "--target", out)
+        b.run("restore", "latest", "--source", "files", "--target", out)  # the stdin snapshot is another source
         assert (out / src.relative_to("/") / "a").read_text() == "hello"
         # The metadata server (on GCE) as the source of tokens; and object retention sent with uploads
         # (fake-gcs-server does not enforce it, so the request itself is checked).

@@ -1,0 +1,256 @@
+"""The commands an operator types first, under stress (issue 38): `latest` is the newest data, never a
+drill's record, and never a guess between sources; times are read one way and impossible ones refused;
+pins keep their notes, in listings and in copies. Each expectation is written out here."""
+import datetime
+import json
+
+from conftest import Lifeboat
+
+
+def plan_with_files(tmp_path, lb, src):
+    plan = tmp_path / "lifeboat.yaml"
+    plan.write_text(f"""
+repositories:
+  main: {{url: {lb.repo}}}
+sources:
+  assets:
+    kind: files
+    paths: [{src}]
+    validation: [hashes, counts]
+    environments:
+      test: {{target: {tmp_path / "drill"}}}
+""")
+    return {"LIFEBOAT_PLAN": str(plan)}
+
+
+def test_latest_is_the_newest_data_not_a_drill_record_nor_a_guess_between_sources(lb, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("alpha\n")
+    env = plan_with_files(tmp_path, lb, src)
+    lb.run("backup", env=env)
+    assert lb.run("drill", env=env, check=False).returncode == 0
+    assert lb.json("snapshots")[-1]["source"] == "drill", "the drill's record is the newest snapshot"
+    # `restore latest` after the drill restores the data.
+    lb.run("restore", "latest", "--target", tmp_path / "r1")
+    assert (tmp_path / "r1" / str(src).lstrip("/") / "a.txt").read_text() == "alpha\n"
+    # A second source's snapshot: `latest` no longer guesses, it names both and asks.
+    lb.run("backup", "--stdin-from-command", "--", "echo", "dump")
+    p = lb.run("restore", "latest", "--target", tmp_path / "r2", check=False)
+    assert p.returncode != 0 and "--source" in p.stderr, p.stderr
+    assert "files (1 snapshot)" in p.stderr and "stdin (1 snapshot)" in p.stderr, p.stderr
+    assert not (tmp_path / "r2").exists(), "nothing is written when the choice is not clear"
+    lb.run("restore", "latest", "--source", "files", "--target", tmp_path / "r2")
+    assert (tmp_path / "r2" / str(src).lstrip("/") / "a.txt").exists()
+    # `ls latest` follows the same rule; a drill record is still reachable by ID or --source drill.
+    assert lb.run("ls", "latest", check=False).returncode != 0
+    record = [s for s in lb.json("snapshots") if s["source"] == "drill"][0]
+    assert lb.run("ls", "latest", "--source", "drill").returncode == 0
+    assert lb.run("ls", record["short_id"]).returncode == 0
+
+
+def test_times_are_read_one_way_and_impossible_ones_are_refused(lb, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("alpha\n")
+    snap = lb.json("backup", src)["snapshot_id"]
+    today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")  # the tests run in UTC
+    # A day alone means the end of that day, for --at as for --date: today's backup is found.
+    r = lb.json("restore", "--at", today, "--target", tmp_path / "today")
+    assert r["snapshot"]["id"] == snap
+    for bad in (["--at", "2026-02-30"], ["--at", ""], ["--at", "2026-04-31 10:00"]):
+        p = lb.run("restore", *bad, "--target", tmp_path / "x", check=False)
+        assert p.returncode != 0, bad
+        assert "2026" in p.stderr or "needs a value" in p.stderr, (bad, p.stderr)
+    # --at beside a snapshot ID: the two name different things; refused.
+    p = lb.run("restore", snap[:8], "--at", today, "--target", tmp_path / "x", check=False)
+    assert p.returncode != 0 and "--at" in p.stderr, p.stderr
+    # --date takes a day; both --at and --date is refused.
+    p = lb.run("restore", "models", "--date", f"{today} 10:00", check=False)
+    assert p.returncode != 0 and "--date takes a day" in p.stderr, p.stderr
+    p = lb.run("restore", "models", "--date", today, "--at", today, check=False)
+    assert p.returncode != 0 and "not both" in p.stderr, p.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_pins_keep_their_notes_in_listings_and_copies(lb, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("alpha\n")
+    first = lb.json("backup", src)["snapshot_id"]
+    (src / "b.txt").write_text("beta\n")
+    lb.json("backup", src)
+    lb.run("pin", first[:8], "--note", "audit 2026-Q4")
+    listed = {s["id"]: s for s in lb.json("snapshots")}
+    assert listed[first]["pinned"] and listed[first]["pin_note"] == "audit 2026-Q4", listed[first]
+    assert "(pinned: audit 2026-Q4)" in lb.run("snapshots").stdout
+    # The copy in a second repository is pinned too, with the note; a second copy adds nothing.
+    second = Lifeboat(tmp_path / "second")
+    second.run("init")
+    out = lb.json("copy", "--to", second.repo, env={"LIFEBOAT_TO_PASSWORD": "correct horse"})
+    assert out["pins_copied"] == 1, out
+    copies = second.json("snapshots")
+    pinned = [s for s in copies if s["pinned"]]
+    assert len(copies) == 2 and len(pinned) == 1 and pinned[0]["pin_note"] == "audit 2026-Q4", copies
+    out = lb.json("copy", "--to", second.repo, env={"LIFEBOAT_TO_PASSWORD": "correct horse"})
+    assert out["pins_copied"] == 0 and out["snapshots_present"] == 2, out
+
+
+def test_status_is_a_health_check_with_documented_exit_codes(lb, tmp_path):
+    import time
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("alpha\n")
+    plan = tmp_path / "lifeboat.yaml"
+    env = {"LIFEBOAT_PLAN": str(plan)}
+
+    def write(rpo="1h", repo=None, hook=None):
+        plan.write_text(f"""
+objectives: {{rpo: {rpo}, rto: 4h}}
+repositories:
+  main: {{url: {repo or lb.repo}}}
+sources:
+  assets:
+    kind: files
+    paths: [{src}]
+    validation: [hashes, counts]
+    environments:
+      test: {{target: {tmp_path / "drill"}}}
+""" + (f"drills: {{after_restore: {json.dumps(hook)}}}\n" if hook else ""))
+
+    def status():
+        p = lb.run("--json", "status", env=env, check=False)
+        return p.returncode, json.loads(p.stdout.splitlines()[0]), p
+
+    write()
+    rc, st, p = status()
+    assert rc == 5 and st["sources"][0]["problems"] == ["never backed up"], p.stdout + p.stderr
+    lb.run("backup", env=env)
+    assert lb.run("drill", env=env, check=False).returncode == 0
+    rc, st, p = status()
+    assert rc == 0 and st["healthy"] and st["sources"][0]["health"] == "ok", p.stdout + p.stderr
+    # The newest point older than the RPO objective (1 s): 5, and why.
+    time.sleep(1.2)  # the objective is about time passing: the point must be older than 1 s
+    write(rpo="1s")
+    rc, st, p = status()
+    assert rc == 5 and st["sources"][0]["health"] == "stale" and "over the RPO objective" in st["sources"][0]["problems"][0], p.stdout
+    text = lb.run("status", env=env, check=False)
+    assert text.returncode == 5 and "! assets: the newest restorable point" in text.stdout, text.stdout
+    # A drill that fails its checks: 6 (more severe than stale).
+    write(hook=f"rm -rf {tmp_path / 'drill'}")
+    assert lb.run("drill", env=env, check=False).returncode != 0
+    rc, st, p = status()
+    assert rc == 6 and st["sources"][0]["health"] == "drill_failed", p.stdout
+    # A repository that cannot be read: 7; the table stays a table, the reason whole below it.
+    write(repo=tmp_path / "gone")
+    rc, st, p = status()
+    assert rc == 7 and st["sources"][0]["health"] == "unreachable" and not st["healthy"], p.stdout
+    text = lb.run("status", env=env, check=False)
+    lines = text.stdout.splitlines()
+    assert text.returncode == 7 and lines[1].split()[:3] == ["assets", "files", "unreachable"], text.stdout
+    assert lines[-1].startswith("! assets: repository main cannot be read"), text.stdout
+
+
+def on_terminal(lb, args, answers, env_drop=("LIFEBOAT_PASSWORD",)):
+    """Runs lifeboat with a pseudo-terminal as stdin, typing each answer after each prompt."""
+    import os
+    import pty
+    import subprocess
+    import select
+    from conftest import LIFEBOAT
+    env = {k: v for k, v in lb.env.items() if k not in env_drop}
+    master, slave = pty.openpty()
+    p = subprocess.Popen([str(LIFEBOAT), *map(str, args)], stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=env)
+    os.close(slave)
+    fd = p.stderr.fileno()
+    err = ""
+    for answer in answers:
+        # Each prompt ("…password: ", "enter it again: ") goes to stderr; answer once it is there.
+        while not err.endswith(": "):
+            r, _, _ = select.select([fd], [], [], 20)
+            assert r, f"no prompt: {err}"
+            ch = os.read(fd, 1).decode()  # unbuffered: select sees what is left
+            if not ch:
+                break  # exited before asking again
+            err += ch
+        if p.poll() is not None:
+            break
+        os.write(master, (answer + "\n").encode())
+        err += "\n"
+    out, rest = p.communicate(timeout=60)
+    os.close(master)
+    return p.returncode, out.decode(), err + rest.decode()
+
+
+def test_a_new_password_is_typed_twice_and_a_missing_one_is_named(lb, tmp_path):
+    other = Lifeboat(tmp_path / "new-repo")
+    rc, _, err = on_terminal(other, ["init"], ["first-try", "first-typo"])
+    assert rc != 0 and "differ" in err and "enter it again" in err, err
+    assert not (tmp_path / "new-repo" / "config").exists(), "nothing is created when the two differ"
+    rc, out, err = on_terminal(other, ["init"], ["same-pw", "same-pw"])
+    assert rc == 0, err
+    assert other.run("snapshots", env={"LIFEBOAT_PASSWORD": "same-pw"}).returncode == 0
+    # key add without a terminal and without LIFEBOAT_NEW_PASSWORD: the error names that variable.
+    p = lb.run("key", "add", check=False)
+    assert p.returncode != 0 and "LIFEBOAT_NEW_PASSWORD" in p.stderr, p.stderr
+    # key add on a terminal: the new password twice.
+    rc, _, err = on_terminal(lb, ["key", "add"], ["pw-two", "pw-tw0"], env_drop=())
+    assert rc != 0 and "differ" in err, err
+    assert len(lb.json("key", "list")) == 1
+    rc, _, err = on_terminal(lb, ["key", "add"], ["pw-two", "pw-two"], env_drop=())
+    assert rc == 0 and len(lb.json("key", "list")) == 2, err
+    assert lb.run("snapshots", env={"LIFEBOAT_PASSWORD": "pw-two"}).returncode == 0
+
+
+def test_every_command_reads_the_plan(lb, tmp_path):
+    """With LIFEBOAT_PLAN (and no -r), init creates the plan's repositories (a copy sharing its
+    primary's keys), and snapshots, ls, stats, check, backup PATH and restore latest use them; -r takes a
+    repository's name; a plan with several asks which."""
+    import subprocess
+    from conftest import LIFEBOAT
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("alpha\n")
+    plan = tmp_path / "lifeboat.yaml"
+    plan.write_text(f"""
+repositories:
+  main: {{url: {tmp_path / "main"}, password_env: MAIN_PW}}
+  dr: {{url: {tmp_path / "dr"}, password_env: DR_PW, copy_of: main}}
+sources:
+  assets:
+    kind: files
+    repository: main
+    paths: [{src}]
+""")
+    env = {k: v for k, v in lb.env.items() if k not in ("LIFEBOAT_REPOSITORY", "LIFEBOAT_PASSWORD")}
+    env.update(LIFEBOAT_PLAN=str(plan), MAIN_PW="main-secret", DR_PW="dr-secret")
+
+    def run(*args, check=True):
+        p = subprocess.run([str(LIFEBOAT), *map(str, args)], env=env, capture_output=True, text=True)
+        assert not check or p.returncode == 0, f"{args}: {p.stdout} {p.stderr}"
+        return p
+
+    out = json.loads(run("--json", "init", "--kdf-memory-kib", "1024", "--kdf-iterations", "1").stdout)
+    assert [(r["repository"], r["created"]) for r in out["repositories"]] == [("main", True), ("dr", True)], out
+    assert out["repositories"][1]["keys_from"] == "main"
+    again = json.loads(run("--json", "init").stdout)
+    assert not any(r["created"] for r in again["repositories"]), again
+    run("backup")  # the plan's sources
+    run("-r", "main", "backup", src)  # a path, into the named repository
+    # Several repositories: a command that needs one asks which, naming them.
+    p = run("snapshots", check=False)
+    assert p.returncode != 0 and "(dr, main)" in p.stderr and "-r NAME" in p.stderr, p.stderr
+    listed = json.loads(run("--json", "-r", "main", "snapshots").stdout)
+    assert len(listed) == 2 and {s["source"] for s in listed} == {"files"}, listed
+    run("-r", "main", "ls", "latest")
+    run("-r", "main", "stats")
+    run("-r", "main", "check")
+    run("-r", "main", "restore", "latest", "--target", tmp_path / "out")
+    assert (tmp_path / "out" / str(src).lstrip("/") / "a.txt").read_text() == "alpha\n"
+    # The plan's backup was copied to dr already (copy_of); `copy` brings the path's backup, sealed:
+    # the copy shares the keys (its password is the plan's DR_PW).
+    env["LIFEBOAT_TO_PASSWORD"] = "dr-secret"
+    copied = json.loads(run("--json", "-r", "main", "copy", "--to", tmp_path / "dr").stdout)
+    assert (copied["snapshots_copied"], copied["snapshots_present"], copied["mode"]) == (1, 1, "sealed"), copied
+    assert len(json.loads(run("--json", "-r", "dr", "snapshots").stdout)) == 2
