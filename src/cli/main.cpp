@@ -8,6 +8,7 @@
 
 #include "cli/context.h"
 #include "cli/docgen.h"
+#include "cli/parse_errors.h"
 #include "core/interrupt.h"
 #include "core/names.h"
 
@@ -62,11 +63,20 @@ int main(int argc, char** argv) {
     else return 2;
     return 0;
   }
+  add_global_options_footer(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? 0 : 1;
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    // A wrong command line: "did you mean", and JSON under --json (the flag may not have been parsed).
+    bool json = g.json;
+    for (int i = 1; i < argc && !json; ++i) json = std::string(argv[i]) == "--json";
+    std::string why = explain_parse_error(app, e, argc, argv);
+    if (json)
+      std::cout << nlohmann::json{{"error", why}, {"code", code_name(Code::kInvalidArgument)}, {"exit_code", 1}}.dump() << "\n";
+    else
+      fmt::print(stderr, "lifeboat: error: {}\n", why);
+    return 1;
   }
   Status s;
   try {

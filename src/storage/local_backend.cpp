@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 #include "crypto/crypto.h"
 #include "storage/memory_backend.h"
@@ -34,7 +35,9 @@ namespace {
 
 Status errno_status(const std::string& what, const std::string& path) {
   int e = errno;
-  Code code = e == ENOENT ? Code::kNotFound : e == EEXIST ? Code::kAlreadyExists : Code::kIo;
+  // ENOTDIR: a component of the path is a file, so nothing is there (a repository path that is a file
+  // is "no repository here", exit 10, not an I/O error).
+  Code code = e == ENOENT || e == ENOTDIR ? Code::kNotFound : e == EEXIST ? Code::kAlreadyExists : Code::kIo;
   return Error(code, fmt::format("{} {}: {}", what, path, strerror(e)));
 }
 
@@ -105,6 +108,15 @@ Status LocalBackend::create_layout(bool) {
   struct stat st;
   if (::stat((root_ + "/config").c_str(), &st) == 0)
     return Error(Code::kAlreadyExists, fmt::format("a repository already exists at {}", root_));
+  // A directory holding something else is not taken over: its files would sit among the repository's.
+  if (::stat(root_.c_str(), &st) == 0) {
+    if (!S_ISDIR(st.st_mode))
+      return Error(Code::kAlreadyExists, fmt::format("{} is a file, not a directory: give a new or empty directory", root_));
+    std::error_code ec;
+    if (!std::filesystem::is_empty(root_, ec) || ec)
+      return Error(Code::kAlreadyExists, fmt::format("{} is not empty and is not a repository: init into a new or empty "
+                                                     "directory", root_));
+  }
   // mkdir -p of the root itself.
   for (size_t i = 1; i <= root_.size(); ++i) {
     if (i == root_.size() || root_[i] == '/') LB_RETURN_IF_ERROR(mkdir_p(root_.substr(0, i)));

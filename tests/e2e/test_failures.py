@@ -75,10 +75,46 @@ def test_unreadable_files_are_skipped_and_exit_3():
         shutil.rmtree(base, ignore_errors=True)
 
 
-def test_lock_conflict_exits_11(lb):
-    slow = lb.popen("backup", "--stdin-from-command", "--", "sh", "-c", "sleep 4; echo done")
-    time.sleep(1.5)
+def test_restoring_where_the_user_may_not_write_fails_once_with_the_cause():
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root to drop to an unprivileged user")
+    import tempfile
+    base = Path(tempfile.mkdtemp(prefix="lifeboat-unwritable-"))
+    try:
+        os.chmod(base, 0o777)
+        boat = Lifeboat(base / "repo")
+        boat.init()
+        src = base / "src"
+        src.mkdir()
+        for i in range(20):
+            (src / f"f{i}.txt").write_text(f"file {i}")
+        boat.run("backup", src)
+        subprocess.run(["chown", "-R", "65534:65534", str(boat.repo)], check=True)
+        target = base / "root-only"
+        target.mkdir(mode=0o755)  # root's: nobody may not write into it
+        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+               str(Path(__file__).resolve().parents[2] / "build" / "lifeboat"), "restore", "latest", "--target", str(target),
+               "--overwrite", "always"]
+        p = subprocess.run(cmd, env=boat.env, capture_output=True, text=True)
+        assert p.returncode == 1, p.stderr
+        lines = [l for l in p.stderr.splitlines() if l.strip()]
+        assert len(lines) == 1 and "cannot write into target" in lines[0] and "Permission denied" in lines[0], p.stderr
+        assert list(target.iterdir()) == []
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_lock_conflict_exits_11(lb, tmp_path):
+    # The backup holds its lock until the test lets its command end (a file appears); `check` runs once
+    # the lock is in the repository.
+    go = tmp_path / "go"
+    slow = lb.popen("backup", "--stdin-from-command", "--", "sh", "-c", f"while [ ! -e {go} ]; do sleep 0.05; done; echo done")
+    deadline = time.time() + 30
+    while not any((lb.repo / "locks").iterdir()):
+        assert slow.poll() is None and time.time() < deadline, "the backup took no lock"
+        time.sleep(0.02)
     p = lb.run("check", check=False)
+    go.touch()
     slow.wait(timeout=30)
     assert p.returncode == 11, p.stderr
     assert "locked" in p.stderr and "lifeboat unlock" in p.stderr

@@ -254,3 +254,33 @@ sources:
     copied = json.loads(run("--json", "-r", "main", "copy", "--to", tmp_path / "dr").stdout)
     assert (copied["snapshots_copied"], copied["snapshots_present"], copied["mode"]) == (1, 1, "sealed"), copied
     assert len(json.loads(run("--json", "-r", "dr", "snapshots").stdout)) == 2
+
+
+def test_the_errors_a_person_meets_first(lb, tmp_path):
+    # A mistyped command or flag: "did you mean".
+    p = lb.run("snapshot", check=False)
+    assert p.returncode == 1 and "did you mean: snapshot → snapshots" in p.stderr, p.stderr
+    p = lb.run("snapshots", "--tagg", "x", check=False)
+    assert p.returncode == 1 and "--tagg → --tag" in p.stderr, p.stderr
+    p = lb.run("restore", "mongodb", "--to-dri", "x", check=False)
+    assert p.returncode == 1 and "--to-dri → --to-dir" in p.stderr and "lifeboat restore mongodb --help" in p.stderr, p.stderr
+    # Under --json the parse error is JSON too, wherever --json stands.
+    for args in (["--json", "snapshot"], ["snapshots", "--tagg", "x", "--json"]):
+        p = lb.run(*args, check=False)
+        err = json.loads(p.stdout.splitlines()[0])
+        assert p.returncode == 1 and err["code"] == "invalid_argument" and err["exit_code"] == 1 and "did you mean" in err["error"], p.stdout
+    # A repository path that is a file, or a directory that is not a repository: 10, "no repository".
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "a-dir").mkdir()
+    (tmp_path / "a-dir" / "notes.txt").write_text("mine")
+    for where in (tmp_path / "a-file", tmp_path / "a-dir"):
+        p = lb.run("-r", where, "snapshots", check=False)
+        assert p.returncode == 10 and "no repository at" in p.stderr, (where, p.stderr)
+    # init does not take over a directory holding something else (nor a file).
+    for where in (tmp_path / "a-dir", tmp_path / "a-file"):
+        p = lb.run("-r", where, "init", check=False)
+        assert p.returncode == 1 and "not a repository" in p.stderr or "is a file" in p.stderr, (where, p.stderr)
+    assert sorted(x.name for x in (tmp_path / "a-dir").iterdir()) == ["notes.txt"]
+    # A subcommand's help shows the global options.
+    p = lb.run("restore", "--help")
+    assert p.returncode == 0 and "--password-file" in p.stdout and "-r,--repo" in p.stdout and "--json" in p.stdout, p.stdout

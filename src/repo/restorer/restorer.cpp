@@ -156,6 +156,10 @@ Result<TreeRestoreResult> restore_tree(Repository& repo, const BlobId& tree, con
     return refuse(Code::kInvalidArgument, RestoreRefusal::kTargetNotEmpty, target);
   if (!options.dry_run && mkdir(target.c_str(), 0700) != 0 && errno != EEXIST)
     return Error(Code::kIo, fmt::format("create target {}: {}", target, strerror(errno)));
+  // A target this user may not write into fails once, here, not once per file.
+  if (!options.dry_run && access(target.c_str(), W_OK | X_OK) != 0)
+    return Error(Code::kIo, fmt::format("cannot write into target {}: {}; restore as a user who may write there, or choose "
+                                        "another --target (nothing was written)", target, strerror(errno)));
 
   // Before anything is written: what each entry meets in the target, the conflicts, what --delete
   // removes. A target that does not exist yet (dry run) meets nothing.
