@@ -141,7 +141,7 @@ def main():
                        capture_output=True)
         subprocess.run([LIFEBOAT, "-r", repo, "--no-progress", "backup", "models", "--mlflow", server.url], env=env, check=True,
                        capture_output=True)
-        copy = scratch / "copy.py"
+        copy = scratch / "registry_copy.py"  # not copy.py: that would shadow the standard library's copy
         copy.write_text(COPY_SCRIPT)
         with peers.MLflow(scratch / "target") as target:
             for r in range(args.repeat):
@@ -192,9 +192,9 @@ def main():
         f"artifacts ({args.versions} x {args.size_mb} MB; the shared {args.shared_mb} MB deduplicate: "
         f"{sizes['lifeboat'] / total:.2f} of the data). restic's copy has the artifacts only: no registered model, versions, "
         f"aliases or tags (mlflow#24652), and it needs the server's disk. Lifeboat reads through the server's artifact proxy, "
-        f"whose Python workers share the 2 cores with it; the proxy alone delivers the bytes in the curl row's time, so "
-        f"most of the backup's gap to restic is Lifeboat's own chunking, hashing and sealing of all 1000 MiB (#18's "
-        f"backup-speed work applies here). Every round reads the same artifact folder (checked: the registry rounds write to "
+        f"whose Python workers share the 2 cores with it (the proxy alone delivers the bytes in the curl row's time); "
+        f"restic reads the folder on the server's disk. The copy script does not carry aliases or tags; Lifeboat's "
+        f"restore does. Every round reads the same artifact folder (checked: the registry rounds write to "
         f"a second server, not the one restic backs up).",
         "",
     ]
