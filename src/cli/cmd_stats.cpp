@@ -1,8 +1,6 @@
 // lifeboat stats: logical size of snapshots and what the repository stores for them.
 #include <fmt/format.h>
 
-#include <unordered_set>
-
 #include "cli/context.h"
 #include "core/time.h"
 #include "repo/tree_walk.h"
@@ -33,24 +31,22 @@ void register_stats(CommandSet c) {
       } else {
         chosen = repo::filter_snapshots(all, pick->filter);
       }
-      uint64_t files = 0, restore_bytes = 0, unique_raw = 0, unique_stored = 0;
-      std::unordered_set<repo::BlobId, repo::BlobIdHash> blobs;
+      uint64_t files = 0, restore_bytes = 0;
+      std::vector<repo::BlobId> roots;
       for (const auto& ref : chosen) {
+        roots.push_back(ref.snapshot.tree);
         LB_RETURN_IF_ERROR(repo::walk_tree(*repo, ref.snapshot.tree, [&](const std::string&, const repo::Node& n) {
           if (n.kind == repo::NodeKind::kFile) {
             files++;
             restore_bytes += n.size;
           }
-          for (const auto& id : n.content)
-            if (blobs.insert(id).second) {
-              if (auto loc = repo->index().find(id)) {
-                unique_raw += loc->raw_len;
-                unique_stored += loc->stored_len;
-              }
-            }
           return Status::ok();
         }));
       }
+      // Unique data and what storing it costs: every blob (data and trees) once — the same figure
+      // `report` and `metrics` give a source as its stored bytes.
+      LB_ASSIGN_OR_RETURN(auto size, repo::referenced_size(*repo, roots));
+      uint64_t unique_raw = size.raw_bytes, unique_stored = size.stored_bytes;
       uint64_t repo_bytes = 0, packs = 0;
       LB_RETURN_IF_ERROR(repo->list_pack_files([&](const storage::FileInfo& fi) {
         repo_bytes += fi.size_bytes;
@@ -61,7 +57,7 @@ void register_stats(CommandSet c) {
       double compression = unique_stored ? static_cast<double>(unique_raw) / static_cast<double>(unique_stored) : 0;
       if (c.global.json) {
         print_json({{"snapshots", chosen.size()},        {"files", files},
-                    {"restore_size_bytes", restore_bytes}, {"unique_blobs", blobs.size()},
+                    {"restore_size_bytes", restore_bytes}, {"unique_blobs", size.blobs},
                     {"unique_raw_bytes", unique_raw},      {"unique_stored_bytes", unique_stored},
                     {"dedup_ratio", dedup},                {"compression_ratio", compression},
                     {"repository_pack_bytes", repo_bytes}, {"packs", packs},
@@ -71,7 +67,7 @@ void register_stats(CommandSet c) {
       fmt::print("Snapshots:            {}\n", chosen.size());
       fmt::print("Files:                {}\n", files);
       fmt::print("Restore size:         {}\n", format_bytes(restore_bytes));
-      fmt::print("Unique data:          {} in {} blobs (dedup {:.2f}x)\n", format_bytes(unique_raw), blobs.size(), dedup);
+      fmt::print("Unique data:          {} in {} blobs (dedup {:.2f}x)\n", format_bytes(unique_raw), size.blobs, dedup);
       fmt::print("Stored for it:        {} (compression {:.2f}x)\n", format_bytes(unique_stored), compression);
       fmt::print("Repository packs:     {} in {} packs\n", format_bytes(repo_bytes), packs);
       return Status::ok();

@@ -231,10 +231,14 @@ Result<DrillRecord> run_drill(RepositorySet& repos, const std::vector<const plan
 
 std::string drill_markdown(const DrillRecord& d) {
   std::string md = fmt::format("# Recovery drill {} — environment {}\n\n", format_rfc3339(d.started_ns), d.environment);
-  md += fmt::format("Plan: `{}`. Objectives: RPO {}, RTO {}. Result: **{}**; RPO {} (worst {}), RTO {} (total {}).\n\n", d.plan,
+  // A source without a restorable point has no RPO to show: say so instead of "worst 0ms".
+  size_t pointless = std::count_if(d.sources.begin(), d.sources.end(), [](const auto& s) { return !s.rpo_ms; });
+  std::string worst = pointless ? fmt::format("{} source(s) with no restorable point{}", pointless,
+                                              d.worst_rpo_ms ? fmt::format(", worst of the others {}", format_duration_ms(d.worst_rpo_ms)) : "")
+                                : "worst " + format_duration_ms(d.worst_rpo_ms);
+  md += fmt::format("Plan: `{}`. Objectives: RPO {}, RTO {}. Result: **{}**; RPO {} ({}), RTO {} (total {}).\n\n", d.plan,
                     format_duration_ms(d.rpo_objective_ms), format_duration_ms(d.rto_objective_ms), d.passed ? "passed" : "FAILED",
-                    d.rpo_met ? "met" : "NOT met", format_duration_ms(d.worst_rpo_ms), d.rto_met ? "met" : "NOT met",
-                    format_duration_ms(d.total_rto_ms));
+                    d.rpo_met ? "met" : "NOT met", worst, d.rto_met ? "met" : "NOT met", format_duration_ms(d.total_rto_ms));
   md += "## Steps\n\n| # | source | kind | restored point | RTO | RPO | checks | result |\n|---|---|---|---|---|---|---|---|\n";
   int n = 0;
   for (const auto& s : d.sources) {

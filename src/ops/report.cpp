@@ -1,6 +1,8 @@
 // Reports and metrics from the repositories' snapshots (backups, slices, drills).
 #include "ops/report.h"
 
+#include "repo/tree_walk.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -36,10 +38,22 @@ Result<nlohmann::json> build_report(RepositorySet& repos, int64_t since_ns) {
     nlohmann::json j = status[i];
     uint64_t stored = 0, growth = 0, backups = 0, unreadable = 0;
     nlohmann::json backup_checks = nlohmann::json::array();  // checks a kind ran after its newest backup
-    for (const auto& r : snapshots_of(by_repo[s.repository], s.name)) {
+    auto mine = snapshots_of(by_repo[s.repository], s.name);
+    // Stored bytes: every blob the source's snapshots reference, once (repo/tree_walk.h) — as `stats`
+    // gives it; growth: what the window's backups added.
+    if (!mine.empty() && !j.contains("error")) {
+      auto repo = repos.acquire(s.repository);
+      if (repo && (*repo)->load_index()) {
+        std::vector<repo::BlobId> roots;
+        for (const auto& r : mine) roots.push_back(r.snapshot.tree);
+        auto size = repo::referenced_size(**repo, roots);
+        if (size) stored = size->stored_bytes;
+        else j["stored_error"] = size.status().message();
+      }
+    }
+    for (const auto& r : mine) {
       if (r.snapshot.summary.contains("checks")) backup_checks = r.snapshot.summary["checks"];
       uint64_t b = r.snapshot.summary.value("data_stored_bytes", uint64_t{0});
-      stored += b;
       if (r.snapshot.time_ns >= since_ns) {
         growth += b;
         bool dependent = s.entry && s.entry->is_dependent && s.entry->is_dependent(r.snapshot);
@@ -55,7 +69,7 @@ Result<nlohmann::json> build_report(RepositorySet& repos, int64_t since_ns) {
       if (!c.value("ok", false))
         warnings.push_back(fmt::format("{}: check {} after the last backup failed: {}", s.name, c.value("check", ""), c.value("detail", "")));
     std::string state = "ok";
-    if (j.contains("error")) state = "failing";
+    if (j.contains("error")) state = "failing: " + j["error"].get<std::string>();  // every "failing" says why
     else if (!j.contains("last_backup")) state = "never backed up";
     else if (!j.value("rpo_met", true)) state = "stale";
     j["state"] = state;
@@ -112,8 +126,9 @@ std::string report_text(const nlohmann::json& r) {
   out += fmt::format("{:<20} {:<10} {:<16} {:<22} {:<10} {:>10} {:>10} {:>7}\n", "SOURCE", "KIND", "STATE", "LAST BACKUP", "RPO",
                      "STORED", "GROWTH", "BACKUPS");
   for (const auto& s : r["sources"])
+    // The state's reason ("failing: …") is whole under Warnings; the table keeps its columns.
     out += fmt::format("{:<20} {:<10} {:<16} {:<22} {:<10} {:>10} {:>10} {:>7}\n", s.value("source", ""), s.value("kind", ""),
-                       s.value("state", ""), s.value("last_backup", "—"), age(s.value("rpo_ms", int64_t{-1})),
+                       s.value("state", "").substr(0, s.value("state", "").find(':')), s.value("last_backup", "—"), age(s.value("rpo_ms", int64_t{-1})),
                        format_bytes(s.value("stored_bytes", uint64_t{0})), format_bytes(s.value("growth_bytes", uint64_t{0})),
                        s.value("backups_in_window", uint64_t{0}));
   out += "\nDrills (RTO / RPO trend):\n";

@@ -1,6 +1,8 @@
 // Tree walks and diffs.
 #include "repo/tree_walk.h"
 
+#include <unordered_set>
+
 #include "core/interrupt.h"
 
 namespace lifeboat::repo {
@@ -20,6 +22,32 @@ static Status walk(Repository& repo, const BlobId& id, const std::string& prefix
 Status walk_tree(Repository& repo, const BlobId& root,
                  const std::function<Status(const std::string& path, const Node& node)>& fn) {
   return walk(repo, root, "", fn);
+}
+
+Result<ReferencedSize> referenced_size(Repository& repo, const std::vector<BlobId>& roots) {
+  ReferencedSize out;
+  std::unordered_set<BlobId, BlobIdHash> seen;
+  auto count = [&](const BlobId& id) {
+    if (!seen.insert(id).second) return false;
+    if (auto loc = repo.index().find(id)) {
+      ++out.blobs;
+      out.raw_bytes += loc->raw_len;
+      out.stored_bytes += loc->stored_len;
+    }
+    return true;
+  };
+  std::vector<BlobId> pending(roots.begin(), roots.end());
+  while (!pending.empty()) {
+    BlobId id = pending.back();
+    pending.pop_back();
+    if (!count(id)) continue;
+    LB_ASSIGN_OR_RETURN(Tree t, repo.load_tree(id));
+    for (const auto& n : t.nodes) {
+      if (n.subtree) pending.push_back(*n.subtree);
+      for (const auto& c : n.content) count(c);
+    }
+  }
+  return out;
 }
 
 static Status report_all(Repository& repo, const Node& n, const std::string& path, Change change,

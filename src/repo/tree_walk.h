@@ -12,6 +12,14 @@ namespace lifeboat::repo {
 Status walk_tree(Repository& repo, const BlobId& root,
                  const std::function<Status(const std::string& path, const Node& node)>& fn);
 
+// What a set of snapshot trees references, each blob (data and trees) counted once however many
+// snapshots share it: "stored bytes" as stats, report and /metrics all give it (what keeping these
+// snapshots costs in the repository; a subtree met again is not walked again). The index must be loaded.
+struct ReferencedSize {
+  uint64_t blobs = 0, raw_bytes = 0, stored_bytes = 0;
+};
+Result<ReferencedSize> referenced_size(Repository& repo, const std::vector<BlobId>& roots);
+
 enum class Change : char { kAdded = '+', kRemoved = '-', kModified = 'M', kTypeChanged = 'T', kMetadata = 'U' };
 
 struct DiffEntry {

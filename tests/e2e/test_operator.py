@@ -284,3 +284,39 @@ def test_the_errors_a_person_meets_first(lb, tmp_path):
     # A subcommand's help shows the global options.
     p = lb.run("restore", "--help")
     assert p.returncode == 0 and "--password-file" in p.stdout and "-r,--repo" in p.stdout and "--json" in p.stdout, p.stdout
+
+
+def test_stored_bytes_are_one_figure_and_failing_says_why(lb, tmp_path):
+    """A source whose data another backup stored first: `stats`, `report` and `metrics` give it the same
+    stored bytes (every blob its snapshots reference, once), not the few bytes its own backup added."""
+    import os
+    import re
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "big.bin").write_bytes(os.urandom(100_000))
+    lb.run("backup", src)  # outside the plan: the plan source's backup then adds almost nothing
+    env = plan_with_files(tmp_path, lb, src)
+    out = lb.json("backup", env=env)
+    added = out["backups"][0]["result"]["summary"]["data_stored_bytes"]
+    stats = lb.json("stats", "--tag", "source:assets")["unique_stored_bytes"]
+    report = {s["source"]: s for s in lb.json("report", env=env)["sources"]}["assets"]["stored_bytes"]
+    metrics = lb.run("metrics", env=env).stdout
+    metric = int(re.search(r'^lifeboat_stored_bytes\{source="assets"\} (\d+)$', metrics, re.M).group(1))
+    assert stats == report == metric > 100_000 > added, (stats, report, metric, added)
+    # A repository that cannot be read: the report's state says why, its table keeps its columns.
+    (tmp_path / "lifeboat.yaml").write_text((tmp_path / "lifeboat.yaml").read_text().replace(str(lb.repo), str(tmp_path / "gone")))
+    rep = lb.json("report", env=env)
+    assert rep["sources"][0]["state"].startswith("failing: ") and "no repository" in rep["sources"][0]["state"], rep["sources"]
+    text = lb.run("report", env=env).stdout
+    assert any(l.split()[:3] == ["assets", "files", "failing"] for l in text.splitlines()), text
+    assert "assets: failing: " in text and "no repository" in text, text
+
+
+def test_a_drill_with_no_restorable_point_says_so(lb, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    env = plan_with_files(tmp_path, lb, src)  # never backed up
+    p = lb.run("drill", "--record", tmp_path / "drill.md", env=env, check=False)
+    assert p.returncode != 0
+    md = (tmp_path / "drill.md").read_text()
+    assert "RPO NOT met (1 source(s) with no restorable point)" in md and "worst 0ms" not in md, md
