@@ -10,6 +10,7 @@
 #include "core/time.h"
 #include "ops/daemon.h"
 #include "ops/drill.h"
+#include "ops/maintenance.h"
 #include "ops/plan_ops.h"
 #include "plan/plan.h"
 
@@ -115,10 +116,19 @@ void register_drill(CommandSet c) {
       auto file = plan_mode(c.global);
       LB_ASSIGN_OR_RETURN(auto p, plan::load_plan(file.value_or("lifeboat.yaml")));
       ops::RepositorySet repos(p);
-      LB_ASSIGN_OR_RETURN(auto status, ops::plan_status(repos));
+      ops::SnapshotListings listings;
+      LB_ASSIGN_OR_RETURN(auto status, ops::plan_status(repos, &listings));
+      auto maintenance = ops::maintenance_status(p, listings);
       // A health check: the most severe state of any source decides the exit code (docs/cli.md).
       Code worst = Code::kOk;
       std::vector<std::string> reasons;
+      // A repository whose last check found damage (or whose prune failed) counts as one that cannot
+      // be read: what it holds is in doubt.
+      for (const auto& m : maintenance)
+        for (const auto& why : m["problems"]) {
+          worst = Code::kUnreachable;
+          reasons.push_back(why.get<std::string>());
+        }
       for (const auto& s : status) {
         std::string health = s.value("health", "ok");
         Code code = health == "unreachable" ? Code::kUnreachable : health == "drill_failed" ? Code::kDrillFailed
@@ -128,7 +138,7 @@ void register_drill(CommandSet c) {
         for (const auto& p : s.value("problems", nlohmann::json::array())) reasons.push_back(s.value("source", "") + ": " + p.get<std::string>());
       }
       if (c.global.json) {
-        print_json({{"plan", p.file}, {"healthy", worst == Code::kOk}, {"sources", status}});
+        print_json({{"plan", p.file}, {"healthy", worst == Code::kOk}, {"sources", status}, {"repositories", maintenance}});
       } else {
         auto cell = [](std::string v, size_t width) { return v.size() <= width ? v : v.substr(0, width - 1) + "…"; };
         fmt::print("{:<20} {:<10} {:<12} {:<22} {:<22} {:<10} {}\n", "SOURCE", "KIND", "HEALTH", "LAST BACKUP", "NEWEST POINT",
@@ -139,6 +149,16 @@ void register_drill(CommandSet c) {
           fmt::print("{:<20} {:<10} {:<12} {:<22} {:<22} {:<10} {}\n", cell(s.value("source", ""), 20), s.value("kind", ""),
                      s.value("health", "ok"), s.contains("error") ? "—" : s.value("last_backup", "—"), s.value("newest_point", "—"), rpo,
                      drill);
+        }
+        for (const auto& m : maintenance) {
+          auto last = [&](const char* kind) {
+            std::string key = std::string("last_") + kind;
+            std::string sched = m.value(std::string(kind) + "_schedule", "");
+            if (!m.contains(key)) return fmt::format("{} never{}", kind, sched.empty() ? "" : " (cron " + sched + ")");
+            return fmt::format("{} {} {}", kind, m[key].value("time", ""), m[key].value("ok", false) ? "ok" : "FAILED");
+          };
+          fmt::print("repository {}: {}; {}{}\n", m.value("repository", ""), last("prune"), last("check"),
+                     m.contains("read_data_subset") ? " (reads " + m["read_data_subset"].get<std::string>() + " of the data a day)" : "");
         }
         // Reasons below the table, whole: a long error does not break its columns.
         for (const auto& r : reasons) fmt::print("! {}\n", r);

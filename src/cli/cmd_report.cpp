@@ -102,6 +102,18 @@ std::string systemd_units(const plan::Plan& p, const std::string& exe, const std
           s.name, exe, args, s.kind);
     }
   }
+  // The repositories' scheduled maintenance (repositories.NAME.maintenance): a timer per kind.
+  for (const auto& r : p.repositories)
+    for (const auto& [kind, cron] : {std::pair<std::string, std::string>{"prune", r.prune_schedule}, {"check", r.check_schedule}}) {
+      if (cron.empty()) continue;
+      out += fmt::format(
+          "### lifeboat-{0}-{1}.service\n[Unit]\nDescription=Lifeboat {1} of repository {0}\nWants=network-online.target\n"
+          "After=network-online.target\n\n[Service]\nType=oneshot\nExecStart={2} --plan {3} maintenance {1} {0}\n"
+          "EnvironmentFile=-/etc/lifeboat/env\n\n"
+          "### lifeboat-{0}-{1}.timer\n[Unit]\nDescription=Lifeboat {1} schedule of repository {0} (cron {4})\n\n[Timer]\n"
+          "OnCalendar={5}\nPersistent=true\nRandomizedDelaySec=60\n\n[Install]\nWantedBy=timers.target\n\n",
+          r.name, kind, exe, plan_file, cron, on_calendar(cron));
+    }
   return out;
 }
 
@@ -131,6 +143,18 @@ std::string k8s_manifests(const plan::Plan& p, const std::string& image) {
           s.name, image, args);
     }
   }
+  for (const auto& r : p.repositories)
+    for (const auto& [kind, cron] : {std::pair<std::string, std::string>{"prune", r.prune_schedule}, {"check", r.check_schedule}}) {
+      if (cron.empty()) continue;
+      out += fmt::format(
+          "---\napiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: lifeboat-{0}-{1}\nspec:\n  schedule: \"{2}\"\n"
+          "  timeZone: Etc/UTC\n  concurrencyPolicy: Forbid\n  jobTemplate:\n    spec:\n      backoffLimit: 3\n      template:\n"
+          "        spec:\n          restartPolicy: OnFailure\n          containers:\n            - name: lifeboat\n"
+          "              image: {3}\n              args: [\"--plan\", \"/etc/lifeboat/lifeboat.yaml\", \"maintenance\", \"{1}\", \"{0}\"]\n"
+          "              envFrom: [{{secretRef: {{name: lifeboat-env}}}}]\n              volumeMounts: [{{name: plan, mountPath: /etc/lifeboat}}]\n"
+          "          volumes: [{{name: plan, configMap: {{name: lifeboat-plan}}}}]\n",
+          r.name, kind, cron, image);
+    }
   return out;
 }
 

@@ -74,6 +74,7 @@ void print_json(const nlohmann::json& j);
 bool progress_enabled(const GlobalOptions& g);
 
 void register_init(CommandSet c);
+void register_maintenance(CommandSet c);
 void register_backup(CommandSet c);
 void register_snapshots(CommandSet c);
 void register_ls(CommandSet c);

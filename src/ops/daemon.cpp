@@ -18,6 +18,7 @@
 #include "core/time.h"
 #include "core/worker_pool.h"
 #include "ops/drill.h"
+#include "ops/maintenance.h"
 #include "ops/notify.h"
 #include "ops/plan_ops.h"
 #include "ops/report.h"
@@ -31,6 +32,7 @@ constexpr const char* kBackup = "backup:";
 constexpr const char* kDrill = "drill:";   // a source's own drill cadence
 constexpr const char* kPlanDrill = "drill";
 constexpr const char* kReport = "report";
+constexpr const char* kMaintenance = "maintenance:";  // maintenance:KIND:REPOSITORY
 
 class Daemon {
  public:
@@ -59,6 +61,12 @@ class Daemon {
     }
     if (!plan_.report_schedule.empty()) LB_RETURN_IF_ERROR(scheduler_.add(kReport, {plan_.report_schedule}, now, 0, false).status());
     if (!plan_.drills.schedule.empty()) LB_RETURN_IF_ERROR(scheduler_.add(kPlanDrill, {plan_.drills.schedule}, now, 0, false).status());
+    for (const auto& r : plan_.repositories) {
+      if (!r.prune_schedule.empty())
+        LB_RETURN_IF_ERROR(scheduler_.add(std::string(kMaintenance) + "prune:" + r.name, {r.prune_schedule}, now, 0, false).status());
+      if (!r.check_schedule.empty())
+        LB_RETURN_IF_ERROR(scheduler_.add(std::string(kMaintenance) + "check:" + r.name, {r.check_schedule}, now, 0, false).status());
+    }
     std::unique_ptr<httplib::Server> http;
     std::thread http_thread;
     if (!o_.listen.empty()) LB_RETURN_IF_ERROR(start_http(http, http_thread));
@@ -123,6 +131,18 @@ class Daemon {
       auto list = select_sources(plan_, plan_.drills.sources);
       if (!list) return list.status();
       return run_scheduled_drill(*list);
+    }
+    if (job.rfind(kMaintenance, 0) == 0) {
+      std::string rest = job.substr(std::string(kMaintenance).size());
+      std::string kind = rest.substr(0, rest.find(':')), repository = rest.substr(rest.find(':') + 1);
+      auto r = run_maintenance(repos_, repository, kind, clock());
+      log(fmt::format("{} of repository {}: {}", kind, repository, r ? "ok" : "FAILED: " + r.status().message()));
+      if (!(stopping() && !r)) {
+        Event e{"maintenance", r.is_ok(), fmt::format("{} of repository {} {}", kind, repository, r ? "succeeded" : "failed"),
+                r ? r->dump() : r.status().message(), r ? *r : nlohmann::json::object()};
+        for (const auto& f : notify(plan_, e)) log(f);
+      }
+      return r.status();
     }
     if (job.rfind(kDrill, 0) == 0) {
       const auto* s = plan_.source(job.substr(std::string(kDrill).size()));

@@ -47,7 +47,7 @@ Status store_record(RepositorySet& repos, const std::string& repository, const s
   repo::Snapshot snap;
   snap.time_ns = d.started_ns;
   snap.hostname = d.host;
-  snap.source = repo::Snapshot::kRecordSource;
+  snap.source = repo::Snapshot::kDrillSource;
   snap.paths = {repos.plan().file};
   snap.tags = {"drill", "environment:" + d.environment};
   for (const auto* s : list) snap.tags.push_back("drilled:" + s->name);

@@ -12,7 +12,7 @@
 namespace lifeboat::ops {
 
 struct Event {
-  std::string kind;  // "backup", "drill", "report"
+  std::string kind;  // "backup", "drill", "maintenance", "report"
   bool ok = true;
   std::string title;
   std::string text;

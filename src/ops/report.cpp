@@ -10,6 +10,7 @@
 
 #include "core/time.h"
 #include "ops/drill.h"
+#include "ops/maintenance.h"
 #include "ops/plan_ops.h"
 
 namespace lifeboat::ops {
@@ -109,12 +110,16 @@ Result<nlohmann::json> build_report(RepositorySet& repos, int64_t since_ns) {
                                                                    : "the last drill failed" + why);
   }
   if (drills.empty()) warnings.push_back("no drill has been run: restores are unproven (run `lifeboat drill`)");
+  auto maintenance = maintenance_status(plan, by_repo);
+  for (const auto& m : maintenance)
+    for (const auto& why : m["problems"]) warnings.push_back(why.get<std::string>());
   return nlohmann::json{{"plan", plan.file},
                         {"generated", format_rfc3339(now)},
                         {"since", format_rfc3339(since_ns)},
                         {"objectives", {{"rpo_ms", plan.rpo_ns / kNsPerMs}, {"rto_ms", plan.rto_ns / kNsPerMs}}},
                         {"sources", sources},
                         {"drills", drills},
+                        {"repositories", maintenance},
                         {"warnings", warnings},
                         {"key_derivations", repo::Repository::key_derivations()}};
 }
@@ -131,6 +136,17 @@ std::string report_text(const nlohmann::json& r) {
                        s.value("state", "").substr(0, s.value("state", "").find(':')), s.value("last_backup", "—"), age(s.value("rpo_ms", int64_t{-1})),
                        format_bytes(s.value("stored_bytes", uint64_t{0})), format_bytes(s.value("growth_bytes", uint64_t{0})),
                        s.value("backups_in_window", uint64_t{0}));
+  if (r.contains("repositories") && !r["repositories"].empty()) {
+    out += "\nMaintenance:\n";
+    for (const auto& m : r["repositories"]) {
+      auto last = [&](const char* kind) {
+        std::string key = std::string("last_") + kind;
+        return m.contains(key) ? fmt::format("{} {} {}", kind, m[key].value("time", ""), m[key].value("ok", false) ? "ok" : "FAILED")
+                               : fmt::format("{} never", kind);
+      };
+      out += fmt::format("  {}: {}; {}\n", m.value("repository", ""), last("prune"), last("check"));
+    }
+  }
   out += "\nDrills (RTO / RPO trend):\n";
   if (r["drills"].empty()) out += "  none\n";
   for (const auto& d : r["drills"])

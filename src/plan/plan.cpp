@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <set>
@@ -307,7 +308,7 @@ class Loader {
       problem(key, "expected a mapping with url");
       return;
     }
-    only(r, key, {"url", "password_env", "password_file", "copy_of", "object_lock"});
+    only(r, key, {"url", "password_env", "password_file", "copy_of", "object_lock", "maintenance"});
     RepositorySpec spec;
     spec.name = name;
     spec.url = str(r, "url", key, true);
@@ -316,6 +317,31 @@ class Loader {
     spec.copy_of = str(r, "copy_of", key);
     spec.object_lock = str(r, "object_lock", key);
     duration(spec.object_lock, key + ".object_lock");
+    if (r.contains("maintenance")) {
+      const auto& m = r["maintenance"];
+      std::string mk = key + ".maintenance";
+      if (!m.is_object()) {
+        problem(mk, "expected a mapping: {prune: CRON, check: CRON, read_data_subset: 1/T}");
+      } else {
+        only(m, mk, {"prune", "check", "read_data_subset"});
+        spec.prune_schedule = str(m, "prune", mk);
+        spec.check_schedule = str(m, "check", mk);
+        cron(spec.prune_schedule, mk + ".prune");
+        cron(spec.check_schedule, mk + ".check");
+        std::string subset = str(m, "read_data_subset", mk);
+        if (!subset.empty()) {
+          unsigned t = 0;
+          char extra;
+          if (std::sscanf(subset.c_str(), "1/%u%c", &t, &extra) != 1 || t == 0 || t > 256)
+            problem(mk + ".read_data_subset", fmt::format("'{}' is not 1/T with 1 <= T <= 256 (each check reads a T-th of the "
+                                                          "packs, all of them every T checks)", subset));
+          else
+            spec.read_data_subset = t;
+        }
+        if (spec.read_data_subset && spec.check_schedule.empty())
+          problem(mk + ".read_data_subset", "needs a check schedule (maintenance.check)");
+      }
+    }
     p_.repositories.push_back(spec);
   }
 

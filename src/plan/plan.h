@@ -20,6 +20,10 @@ struct RepositorySpec {
   std::string password_env = "LIFEBOAT_PASSWORD", password_file;
   std::string copy_of;  // a copy (second region) of that repository, refreshed after its backups
   std::string object_lock;  // e.g. "30d" (init --retention)
+  // maintenance: {prune: CRON, check: CRON, read_data_subset: "1/30"}: run by the daemon, emitted by
+  // `emit`; each check reads the next T-th of the packs (the day's, rotating), so all are read every T days.
+  std::string prune_schedule, check_schedule;
+  uint32_t read_data_subset = 0;  // T of "1/T"; 0: checks read structure only
 };
 
 struct ScheduleSpec {

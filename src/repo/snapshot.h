@@ -26,10 +26,11 @@ struct Snapshot {
   std::string to_json() const;
   static Result<Snapshot> from_json(std::string_view text);
   bool has_tag(const std::string& tag) const;
-  // A record of what Lifeboat did (a drill's), stored as a snapshot with an empty tree: never data to
-  // restore, so `latest` and selections by time pass over it.
-  bool is_record() const { return source == kRecordSource; }
-  static constexpr const char* kRecordSource = "drill";
+  // A record of what Lifeboat did (a drill, a scheduled prune or check), stored as a snapshot with an
+  // empty tree: never data to restore, so `latest` and selections by time pass over it.
+  bool is_record() const { return source == kDrillSource || source == kMaintenanceSource; }
+  static constexpr const char* kDrillSource = "drill";
+  static constexpr const char* kMaintenanceSource = "maintenance";
 };
 
 // A snapshot and its ID (the SHA-256 of its stored file).

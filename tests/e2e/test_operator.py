@@ -1,8 +1,11 @@
 """The commands an operator types first, under stress (issue 38): `latest` is the newest data, never a
 drill's record, and never a guess between sources; times are read one way and impossible ones refused;
-pins keep their notes, in listings and in copies. Each expectation is written out here."""
+pins keep their notes, in listings and in copies; status is a health check; every command reads the
+plan; errors name what to do; stored bytes are one figure; the plan schedules maintenance. Each
+expectation is written out here."""
 import datetime
 import json
+import os
 
 from conftest import Lifeboat
 
@@ -289,7 +292,6 @@ def test_the_errors_a_person_meets_first(lb, tmp_path):
 def test_stored_bytes_are_one_figure_and_failing_says_why(lb, tmp_path):
     """A source whose data another backup stored first: `stats`, `report` and `metrics` give it the same
     stored bytes (every blob its snapshots reference, once), not the few bytes its own backup added."""
-    import os
     import re
     src = tmp_path / "src"
     src.mkdir()
@@ -320,3 +322,77 @@ def test_a_drill_with_no_restorable_point_says_so(lb, tmp_path):
     assert p.returncode != 0
     md = (tmp_path / "drill.md").read_text()
     assert "RPO NOT met (1 source(s) with no restorable point)" in md and "worst 0ms" not in md, md
+
+
+def test_the_plan_schedules_maintenance_and_status_shows_it(lb, tmp_path):
+    import re
+    import signal
+    import time
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.bin").write_bytes(os.urandom(200_000))
+    plan = tmp_path / "lifeboat.yaml"
+    env = {"LIFEBOAT_PLAN": str(plan)}
+
+    def write(maintenance):
+        plan.write_text(f"""
+repositories:
+  main:
+    url: {lb.repo}
+    maintenance: {maintenance}
+sources:
+  assets:
+    kind: files
+    paths: [{src}]
+""")
+    # A malformed subset is refused at its line.
+    write('{check: "0 5 * * *", read_data_subset: 2/3}')
+    p = lb.run("plan", "check", env=env, check=False)
+    assert p.returncode != 0 and "repositories.main.maintenance.read_data_subset" in p.stderr and "1/T" in p.stderr, p.stderr
+    write('{prune: "0 4 * * 0", check: "* * * * *", read_data_subset: 1/1}')
+    lb.run("plan", "check", env=env)
+    lb.run("backup", env=env)
+    # Run now, as the daemon and the emitted units do; recorded in the repository, one record per kind.
+    for _ in range(2):
+        runs = json.loads(lb.run("--json", "maintenance", "check", env=env).stdout)["runs"]
+        assert runs[0]["ok"] and runs[0]["result"]["read_data_subset"] == "1/1" and runs[0]["result"]["packs_read"] >= 1, runs
+    records = [s for s in lb.json("snapshots") if s["source"] == "maintenance"]
+    assert len(records) == 1 and "check" in records[0]["tags"], records
+    lb.run("restore", "latest", "--target", tmp_path / "r")  # a record is never `latest`
+    st = json.loads(lb.run("--json", "status", env=env).stdout)
+    repo = st["repositories"][0]
+    assert repo["last_check"]["ok"] and "last_prune" not in repo and st["healthy"], st
+    text = lb.run("status", env=env).stdout
+    assert re.search(r"repository main: prune never \(cron 0 4 \* \* 0\); check \S+ ok \(reads 1/1", text), text
+    # The units and manifests run it as emitted.
+    units = lb.run("emit", "systemd", env=env).stdout
+    assert "### lifeboat-main-check.timer" in units and "maintenance check main" in units and "### lifeboat-main-prune.timer" in units
+    assert '"maintenance", "check", "main"' in lb.run("emit", "k8s", env=env).stdout
+    # Damage in a pack: the check fails, its record says so, status exits 7 naming it, the report warns.
+    pack = next(p for p in (lb.repo / "data").rglob("*") if p.is_file())
+    original = pack.read_bytes()
+    data = bytearray(original)
+    data[len(data) // 2] ^= 0xFF
+    pack.write_bytes(bytes(data))
+    p = lb.run("maintenance", "check", env=env, check=False)
+    assert p.returncode != 0 and "check found" in p.stderr, p.stderr
+    p = lb.run("--json", "status", env=env, check=False)
+    st = json.loads(p.stdout.splitlines()[0])
+    assert p.returncode == 7 and not st["repositories"][0]["last_check"]["ok"], p.stdout
+    assert any("the last check" in w for w in lb.json("report", env=env)["warnings"])
+    pack.write_bytes(original)  # mended, for the daemon's run
+    # The daemon runs the schedule: the check due at the next minute is run and recorded.
+    before = json.loads(lb.run("--json", "status", env=env, check=False).stdout.splitlines()[0])["repositories"][0]["last_check"]
+    d = lb.popen("--plan", plan, "daemon", "--state-dir", tmp_path / "state")
+    try:
+        deadline = time.time() + 90
+        while True:
+            now = json.loads(lb.run("--json", "status", env=env, check=False).stdout.splitlines()[0])["repositories"][0]
+            if now["last_check"] != before:
+                break
+            assert time.time() < deadline and d.poll() is None, "the daemon did not run the scheduled check"
+            time.sleep(1)
+        assert now["last_check"]["ok"], now
+    finally:
+        d.send_signal(signal.SIGTERM)
+        d.communicate(timeout=60)
