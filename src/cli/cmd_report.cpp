@@ -2,9 +2,12 @@
 // schedulers other than the daemon.
 #include <fmt/format.h>
 
+#include <cctype>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <vector>
 
@@ -90,7 +93,8 @@ std::string systemd_units(const plan::Plan& p, const std::string& exe, const std
           "Persistent=true\nRandomizedDelaySec=60\n\n[Install]\nWantedBy=timers.target\n\n",
           s.name, exe, plan_file, s.schedule.full, on_calendar(s.schedule.full));
     if (s.schedule.continuous && s.entry && s.entry->follow_args) {
-      std::string args;
+      // The follower reads the plan: its repository by name, with that repository's password.
+      std::string args = fmt::format(" --plan {} -r {}", plan_file, s.repository);
       for (const auto& a : s.entry->follow_args(s.name, s.schedule.interval))
         args += " " + (a.starts_with("$") ? "\"" + a + "\"" : a);
       out += fmt::format(
@@ -117,43 +121,101 @@ std::string systemd_units(const plan::Plan& p, const std::string& exe, const std
   return out;
 }
 
-std::string k8s_manifests(const plan::Plan& p, const std::string& image) {
-  std::string out;
+// A repository on the local filesystem (not s3:/gs:), which a pod reaches through a volume.
+bool local_repository(const std::string& url) { return !url.starts_with("s3:") && !url.starts_with("gs:"); }
+
+// Kubernetes names: lower case letters, digits and '-'.
+std::string k8s_name(std::string s) {
+  for (auto& ch : s) ch = std::isalnum(static_cast<unsigned char>(ch)) ? static_cast<char>(std::tolower(ch)) : '-';
+  return s;
+}
+
+// What a pod running `args` needs: the plan (ConfigMap lifeboat-plan), passwords and cloud
+// credentials (Secret lifeboat-env, as environment variables), a local repository (a
+// PersistentVolumeClaim lifeboat-repo-NAME, emitted once), and a source's local paths (hostPath
+// placeholders, marked: replace each with the volume that holds that data).
+struct PodParts {
+  nlohmann::json container, volumes = nlohmann::json::array();
+  std::vector<std::string> placeholders;
+};
+
+PodParts pod_parts(const plan::Plan& p, const std::string& image, const std::string& container, const std::vector<std::string>& args,
+                   const std::string& repository, const nlohmann::json& paths) {
+  PodParts out;
+  nlohmann::json mounts = nlohmann::json::array({{{"name", "plan"}, {"mountPath", "/etc/lifeboat"}, {"readOnly", true}}});
+  out.volumes.push_back({{"name", "plan"}, {"configMap", {{"name", "lifeboat-plan"}}}});
+  if (const auto* r = p.repository(repository); r && local_repository(r->url)) {
+    std::string vol = "repo-" + k8s_name(r->name);
+    mounts.push_back({{"name", vol}, {"mountPath", r->url}});
+    out.volumes.push_back({{"name", vol}, {"persistentVolumeClaim", {{"claimName", "lifeboat-repo-" + k8s_name(r->name)}}}});
+  }
+  size_t i = 0;
+  for (const auto& path : paths) {
+    if (!path.is_string() || !path.get<std::string>().starts_with("/")) continue;
+    std::string vol = fmt::format("data-{}", i++);
+    mounts.push_back({{"name", vol}, {"mountPath", path}, {"readOnly", true}});
+    out.volumes.push_back({{"name", vol}, {"hostPath", {{"path", path}, {"type", "Directory"}}}});
+    out.placeholders.push_back(fmt::format("{} (volume {}): a hostPath placeholder; replace it with the volume that holds "
+                                           "this data", path.get<std::string>(), vol));
+  }
+  out.container = {{"name", container}, {"image", image}, {"args", args},
+                   {"envFrom", nlohmann::json::array({{{"secretRef", {{"name", "lifeboat-env"}}}}})}, {"volumeMounts", mounts}};
+  return out;
+}
+
+std::string cron_job(const std::string& name, const std::string& schedule, const PodParts& pod, const std::string& what) {
+  std::string notes;
+  for (const auto& ph : pod.placeholders) notes += "# PLACEHOLDER: " + ph + "\n";
+  return fmt::format("---\n# {}\n{}apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: {}\nspec:\n  schedule: \"{}\"\n"
+                     "  timeZone: Etc/UTC\n  concurrencyPolicy: Forbid\n  jobTemplate:\n    spec:\n      backoffLimit: 3\n"
+                     "      template:\n        spec:\n          restartPolicy: OnFailure\n          containers: [{}]\n"
+                     "          volumes: {}\n",
+                     what, notes, name, schedule, pod.container.dump(), pod.volumes.dump());
+}
+
+std::string k8s_manifests(const plan::Plan& p, const std::string& image, const std::string& plan_file) {
+  std::string out = fmt::format(
+      "# Lifeboat's schedules for Kubernetes, from {}. Create first:\n"
+      "#   kubectl create configmap lifeboat-plan --from-file=lifeboat.yaml={}\n"
+      "#   kubectl create secret generic lifeboat-env --from-env-file=lifeboat.env   # passwords, cloud credentials\n"
+      "# and check every line marked PLACEHOLDER.\n",
+      plan_file, plan_file);
+  // A claim per local repository the plan's pods use (its size is a placeholder).
+  std::set<std::string> claimed;
+  for (const auto& r : p.repositories) {
+    if (!local_repository(r.url)) continue;
+    out += fmt::format("---\n# PLACEHOLDER: size and storage class of repository {} ({}); every Lifeboat pod mounts it, so "
+                       "ReadWriteOnce keeps them on one node (ReadWriteMany, or an s3:/gs: repository, spreads them)\n"
+                       "apiVersion: v1\nkind: PersistentVolumeClaim\n"
+                       "metadata:\n  name: lifeboat-repo-{}\nspec:\n  accessModes: [ReadWriteOnce]\n  resources: {{requests: {{storage: 100Gi}}}}\n",
+                       r.name, r.url, k8s_name(r.name));
+  }
+  const std::string plan_path = "/etc/lifeboat/lifeboat.yaml";
   for (const auto& s : p.sources) {
-    if (s.schedule.full.empty()) continue;
-    out += fmt::format(
-        "---\napiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: lifeboat-{0}\nspec:\n  schedule: \"{1}\"\n"
-        "  timeZone: Etc/UTC\n  concurrencyPolicy: Forbid\n  jobTemplate:\n    spec:\n      backoffLimit: 3\n      template:\n"
-        "        spec:\n          restartPolicy: OnFailure\n          containers:\n            - name: lifeboat\n"
-        "              image: {2}\n              args: [\"--plan\", \"/etc/lifeboat/lifeboat.yaml\", \"backup\", \"{0}\"]\n"
-        "              envFrom: [{{secretRef: {{name: lifeboat-env}}}}]\n              volumeMounts: [{{name: plan, mountPath: /etc/lifeboat}}]\n"
-        "          volumes: [{{name: plan, configMap: {{name: lifeboat-plan}}}}]\n",
-        s.name, s.schedule.full, image);
+    if (!s.schedule.full.empty()) {
+      auto pod = pod_parts(p, image, "lifeboat", {"--plan", plan_path, "backup", s.name}, s.repository, s.settings.value("paths", nlohmann::json::array()));
+      out += cron_job("lifeboat-" + k8s_name(s.name), s.schedule.full, pod, fmt::format("backup of {} ({})", s.name, s.kind));
+    }
     if (s.schedule.continuous && s.entry && s.entry->follow_args) {
-      std::string args;
+      // The follower reads the plan: its repository by name, with that repository's password.
+      std::vector<std::string> args = {"--plan", plan_path, "-r", s.repository};
       for (const auto& a : s.entry->follow_args(s.name, s.schedule.interval))
-        args += fmt::format("{}\"{}\"", args.empty() ? "" : ", ", a.starts_with("$") ? "$(" + a.substr(1) + ")" : a);
+        args.push_back(a.starts_with("$") ? "$(" + a.substr(1) + ")" : a);
+      auto pod = pod_parts(p, image, "follow", args, s.repository, nlohmann::json::array());
+      std::string name = "lifeboat-" + k8s_name(s.name) + "-follow";
       out += fmt::format(
-          "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: lifeboat-{0}-follow\nspec:\n  replicas: 1\n"
-          "  strategy: {{type: Recreate}}\n  selector: {{matchLabels: {{app: lifeboat-{0}-follow}}}}\n  template:\n"
-          "    metadata: {{labels: {{app: lifeboat-{0}-follow}}}}\n    spec:\n      terminationGracePeriodSeconds: 120\n"
-          "      containers:\n        - name: follow\n          image: {1}\n"
-          "          args: [{2}]\n"
-          "          envFrom: [{{secretRef: {{name: lifeboat-env}}}}]\n",
-          s.name, image, args);
+          "---\n# continuous capture of {} ({})\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {}\nspec:\n  replicas: 1\n"
+          "  strategy: {{type: Recreate}}\n  selector: {{matchLabels: {{app: {}}}}}\n  template:\n"
+          "    metadata: {{labels: {{app: {}}}}}\n    spec:\n      terminationGracePeriodSeconds: 120\n"
+          "      containers: [{}]\n      volumes: {}\n",
+          s.name, s.kind, name, name, name, pod.container.dump(), pod.volumes.dump());
     }
   }
   for (const auto& r : p.repositories)
     for (const auto& [kind, cron] : {std::pair<std::string, std::string>{"prune", r.prune_schedule}, {"check", r.check_schedule}}) {
       if (cron.empty()) continue;
-      out += fmt::format(
-          "---\napiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: lifeboat-{0}-{1}\nspec:\n  schedule: \"{2}\"\n"
-          "  timeZone: Etc/UTC\n  concurrencyPolicy: Forbid\n  jobTemplate:\n    spec:\n      backoffLimit: 3\n      template:\n"
-          "        spec:\n          restartPolicy: OnFailure\n          containers:\n            - name: lifeboat\n"
-          "              image: {3}\n              args: [\"--plan\", \"/etc/lifeboat/lifeboat.yaml\", \"maintenance\", \"{1}\", \"{0}\"]\n"
-          "              envFrom: [{{secretRef: {{name: lifeboat-env}}}}]\n              volumeMounts: [{{name: plan, mountPath: /etc/lifeboat}}]\n"
-          "          volumes: [{{name: plan, configMap: {{name: lifeboat-plan}}}}]\n",
-          r.name, kind, cron, image);
+      auto pod = pod_parts(p, image, "lifeboat", {"--plan", plan_path, "maintenance", kind, r.name}, r.name, nlohmann::json::array());
+      out += cron_job(fmt::format("lifeboat-{}-{}", k8s_name(r.name), kind), cron, pod, fmt::format("{} of repository {}", kind, r.name));
     }
   return out;
 }
@@ -210,15 +272,41 @@ void register_report(CommandSet c) {
   emit->add_option("target", *what, "systemd or k8s")->required()->check(CLI::IsMember({"systemd", "k8s"}));
   emit->add_option("--image", *image, "container image (k8s)")->capture_default_str();
   emit->add_option("--exe", *exe, "lifeboat binary path (systemd)")->capture_default_str();
-  emit->callback([c, what, image, exe] {
-    c.action = [c, what, image, exe]() -> Status {
+  auto dir = std::make_shared<std::string>();
+  emit->add_option("--dir", *dir, "systemd: write one file per unit into this directory (copy them to /etc/systemd/system)");
+  emit->callback([c, what, image, exe, dir] {
+    c.action = [c, what, image, exe, dir]() -> Status {
       std::string file = plan_mode(c.global).value_or("lifeboat.yaml");
       LB_ASSIGN_OR_RETURN(auto p, plan::load_plan(file));
       if (char* abs = realpath(file.c_str(), nullptr)) {
         file = abs;
         free(abs);
       }
-      fmt::print("{}", *what == "systemd" ? systemd_units(p, *exe, file) : k8s_manifests(p, *image));
+      std::string text = *what == "systemd" ? systemd_units(p, *exe, file) : k8s_manifests(p, *image, file);
+      if (dir->empty()) {
+        fmt::print("{}", text);
+        return Status::ok();
+      }
+      if (*what != "systemd") return Error(Code::kInvalidArgument, "--dir writes systemd units; k8s manifests are one stream (kubectl apply -f -)");
+      // Each "### NAME" block becomes DIR/NAME.
+      std::error_code ec;
+      std::filesystem::create_directories(*dir, ec);
+      if (ec) return Error(Code::kIo, fmt::format("creating {}: {}", *dir, ec.message()));
+      std::vector<std::string> written;
+      size_t at = 0;
+      while ((at = text.find("### ", at)) != std::string::npos) {
+        size_t eol = text.find('\n', at), next = text.find("\n### ", eol);
+        std::string name = text.substr(at + 4, eol - at - 4);
+        std::string body = text.substr(eol + 1, next == std::string::npos ? std::string::npos : next + 1 - (eol + 1));
+        while (body.size() > 1 && body.ends_with("\n\n")) body.pop_back();
+        LB_RETURN_IF_ERROR(write_file_atomic(*dir + "/" + name, body));
+        written.push_back(name);
+        at = next == std::string::npos ? text.size() : next + 1;
+      }
+      if (c.global.json) print_json({{"dir", *dir}, {"units", written}});
+      else if (!c.global.quiet)
+        fmt::print("wrote {} unit(s) to {}: {}\nthen: cp {}/* /etc/systemd/system/ && systemctl daemon-reload && systemctl enable --now "
+                   "lifeboat-*.timer\n", written.size(), *dir, fmt::join(written, " "), *dir);
       return Status::ok();
     };
   });

@@ -2,10 +2,12 @@
 a drill that restores everything into the test environment and measures RTO and RPO, status, and a
 restore of all sources as of one instant. Against FerretDB (with oplog) and a files source."""
 import json
+import os
 import signal
 import time
 
 import peers
+from conftest import LIFEBOAT
 from test_mongodb import Follower, raw_docs, settle_to_next_second, utc, wait_slices
 
 PLAN = """
@@ -157,7 +159,7 @@ def test_plan_check_reports_every_problem_with_line_and_key(lb, tmp_path):
     assert "eyewear-mongo (mongodb)" in ok.stdout
 
 
-def test_emit_systemd_and_kubernetes(lb):
+def test_emit_systemd_and_kubernetes(lb, tmp_path):
     plan = peers.ROOT / "examples" / "lifeboat.yaml"
     units = lb.run("--plan", plan, "emit", "systemd").stdout
     assert "### lifeboat-eyewear-mongo.timer" in units and "OnCalendar=*-*-* 2:0:00 UTC" in units
@@ -167,9 +169,36 @@ def test_emit_systemd_and_kubernetes(lb):
     import yaml  # scripts/setup installs both: a missing tool fails the test rather than skipping a check
     for cal in ("*-*-* 2:0:00 UTC", "*-*-* 2:30:00 UTC"):
         assert subprocess.run(["systemd-analyze", "calendar", cal], capture_output=True).returncode == 0
+    # One file per unit, each passing systemd's own verification (the ExecStart binary must exist).
+    out = tmp_path / "units"
+    lb.run("--plan", plan, "emit", "systemd", "--dir", out, "--exe", LIFEBOAT)
+    files = sorted(out.iterdir())
+    assert {f.name for f in files} >= {"lifeboat-eyewear-mongo.timer", "lifeboat-eyewear-mongo.service",
+                                       "lifeboat-eyewear-mongo-follow.service"}, files
+    assert all(not f.read_text().startswith("###") for f in files)
+    v = subprocess.run(["systemd-analyze", "verify", *map(str, files)], capture_output=True, text=True,
+                       env=dict(os.environ, SYSTEMD_LOG_LEVEL="notice"))
+    assert v.returncode == 0 and "Unknown" not in v.stderr, v.stderr
+    follow = (out / "lifeboat-eyewear-mongo-follow.service").read_text()
+    assert f"--plan {plan} -r local mongodb follow" in follow, follow
+    # Kubernetes manifests that run as emitted: each checked against the Kubernetes schema (strict),
+    # the plan and the local repository mounted, the follower reading the plan, placeholders marked.
+    import kubernetes_validate
     k8s = lb.run("--plan", plan, "emit", "k8s", "--image", "registry.local/lifeboat:1").stdout
-    docs = [d for d in k8s.split("---\n") if d.strip()]
-    assert {("CronJob" in d) for d in docs} == {True, False}
-    assert 'schedule: "0 2 * * *"' in k8s and "kind: Deployment" in k8s and "registry.local/lifeboat:1" in k8s
+    docs = [yaml.safe_load(d) for d in k8s.split("---\n") if d.strip() and yaml.safe_load(d)]
+    kinds = [d["kind"] for d in docs]
+    assert "PersistentVolumeClaim" in kinds and "CronJob" in kinds and "Deployment" in kinds, kinds
     for d in docs:
-        assert yaml.safe_load(d)["kind"] in ("CronJob", "Deployment")
+        kubernetes_validate.validate(d, "1.31", strict=True)
+    assert 'schedule: "0 2 * * *"' in k8s and "registry.local/lifeboat:1" in k8s and "PLACEHOLDER" in k8s
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["containers"][0]["args"][:4] == ["--plan", "/etc/lifeboat/lifeboat.yaml", "-r", "local"]
+    mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+    claims = {v["name"]: v for v in pod["volumes"]}
+    assert mounts["plan"] == "/etc/lifeboat" and claims["repo-local"]["persistentVolumeClaim"]["claimName"] == "lifeboat-repo-local"
+    for job in (d for d in docs if d["kind"] == "CronJob"):
+        spec = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        names = {v["name"] for v in spec["volumes"]}
+        assert {m["name"] for m in spec["containers"][0]["volumeMounts"]} <= names and "plan" in names, job
+        assert spec["containers"][0]["envFrom"] == [{"secretRef": {"name": "lifeboat-env"}}]
