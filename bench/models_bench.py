@@ -1,11 +1,13 @@
 """Models benchmark: an MLflow registry (mlflow 3.17.2, SQLite, artifact proxy on loopback) holding 20
 versions of a 50 MB model whose versions share 40 MB of weights (a fine-tuned head changes the rest),
-registered as MLflow logs them (a run, its artifacts, the version). In the same run, alternating:
-Lifeboat (`backup models` into a new repository, `restore models --to-dir`, and into the registry
-after the model is deleted) against restic on the server's artifact folder (what a user would back up
-otherwise; it misses the registry itself) and against `mlflow artifacts download` per version (what a
-user would script to restore). Prints times, bytes stored and ratios, and appends them to
-bench/RESULTS.md."""
+registered as MLflow logs them (a run, its artifacts, the version). In the same run, alternating with
+the order swapped each round: Lifeboat (`backup models` into a new repository, `restore models
+--to-dir`) against restic on the server's artifact folder (what a user would back up otherwise; it
+misses the registry itself); then, into a second MLflow server with the model deleted before each
+round, Lifeboat's `restore models --mlflow` against one process of MLflow's client copying every
+version from the first registry (what a user scripts without a backup tool). Nothing in the rounds
+writes to the first server's artifact folder (checked). Prints times, peak RSS, bytes stored and
+ratios, and appends them to bench/RESULTS.md."""
 import argparse
 import datetime
 import hashlib
