@@ -43,10 +43,10 @@ void register_stats(CommandSet c) {
           return Status::ok();
         }));
       }
-      // Unique data and what storing it costs: every blob (data and trees) once — the same figure
-      // `report` and `metrics` give a source as its stored bytes.
+      // Unique data (the files' content, for the dedup ratio) and what storing it costs: every blob,
+      // data and trees, once — the same figure `report` and `metrics` give a source as its stored bytes.
       LB_ASSIGN_OR_RETURN(auto size, repo::referenced_size(*repo, roots));
-      uint64_t unique_raw = size.raw_bytes, unique_stored = size.stored_bytes;
+      uint64_t unique_raw = size.data_raw_bytes, unique_stored = size.stored_bytes;
       uint64_t repo_bytes = 0, packs = 0;
       LB_RETURN_IF_ERROR(repo->list_pack_files([&](const storage::FileInfo& fi) {
         repo_bytes += fi.size_bytes;
@@ -54,7 +54,7 @@ void register_stats(CommandSet c) {
         return Status::ok();
       }));
       double dedup = unique_raw ? static_cast<double>(restore_bytes) / static_cast<double>(unique_raw) : 0;
-      double compression = unique_stored ? static_cast<double>(unique_raw) / static_cast<double>(unique_stored) : 0;
+      double compression = size.data_stored_bytes ? static_cast<double>(size.data_raw_bytes) / static_cast<double>(size.data_stored_bytes) : 0;
       if (c.global.json) {
         print_json({{"snapshots", chosen.size()},        {"files", files},
                     {"restore_size_bytes", restore_bytes}, {"unique_blobs", size.blobs},
@@ -68,7 +68,7 @@ void register_stats(CommandSet c) {
       fmt::print("Files:                {}\n", files);
       fmt::print("Restore size:         {}\n", format_bytes(restore_bytes));
       fmt::print("Unique data:          {} in {} blobs (dedup {:.2f}x)\n", format_bytes(unique_raw), size.blobs, dedup);
-      fmt::print("Stored for it:        {} (compression {:.2f}x)\n", format_bytes(unique_stored), compression);
+      fmt::print("Stored for it:        {} with its trees (compression of the data {:.2f}x)\n", format_bytes(unique_stored), compression);
       fmt::print("Repository packs:     {} in {} packs\n", format_bytes(repo_bytes), packs);
       return Status::ok();
     };

@@ -27,12 +27,16 @@ Status walk_tree(Repository& repo, const BlobId& root,
 Result<ReferencedSize> referenced_size(Repository& repo, const std::vector<BlobId>& roots) {
   ReferencedSize out;
   std::unordered_set<BlobId, BlobIdHash> seen;
-  auto count = [&](const BlobId& id) {
+  auto count = [&](const BlobId& id, bool data) {
     if (!seen.insert(id).second) return false;
     if (auto loc = repo.index().find(id)) {
       ++out.blobs;
       out.raw_bytes += loc->raw_len;
       out.stored_bytes += loc->stored_len;
+      if (data) {
+        out.data_raw_bytes += loc->raw_len;
+        out.data_stored_bytes += loc->stored_len;
+      }
     }
     return true;
   };
@@ -40,11 +44,11 @@ Result<ReferencedSize> referenced_size(Repository& repo, const std::vector<BlobI
   while (!pending.empty()) {
     BlobId id = pending.back();
     pending.pop_back();
-    if (!count(id)) continue;
+    if (!count(id, false)) continue;
     LB_ASSIGN_OR_RETURN(Tree t, repo.load_tree(id));
     for (const auto& n : t.nodes) {
       if (n.subtree) pending.push_back(*n.subtree);
-      for (const auto& c : n.content) count(c);
+      for (const auto& c : n.content) count(c, true);
     }
   }
   return out;

@@ -16,7 +16,8 @@ Status walk_tree(Repository& repo, const BlobId& root,
 // snapshots share it: "stored bytes" as stats, report and /metrics all give it (what keeping these
 // snapshots costs in the repository; a subtree met again is not walked again). The index must be loaded.
 struct ReferencedSize {
-  uint64_t blobs = 0, raw_bytes = 0, stored_bytes = 0;
+  uint64_t blobs = 0, raw_bytes = 0, stored_bytes = 0;  // every blob, trees included
+  uint64_t data_raw_bytes = 0, data_stored_bytes = 0;    // the files' content alone (dedup and compression ratios)
 };
 Result<ReferencedSize> referenced_size(Repository& repo, const std::vector<BlobId>& roots);
 

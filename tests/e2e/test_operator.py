@@ -367,7 +367,10 @@ sources:
     # The units and manifests run it as emitted.
     units = lb.run("emit", "systemd", env=env).stdout
     assert "### lifeboat-main-check.timer" in units and "maintenance check main" in units and "### lifeboat-main-prune.timer" in units
-    assert '"maintenance", "check", "main"' in lb.run("emit", "k8s", env=env).stdout
+    import yaml
+    jobs = [d for d in yaml.safe_load_all(lb.run("emit", "k8s", env=env).stdout) if d and d["kind"] == "CronJob"]
+    args = [j["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"] for j in jobs]
+    assert ["--plan", "/etc/lifeboat/lifeboat.yaml", "maintenance", "check", "main"] in args, args
     # Damage in a pack: the check fails, its record says so, status exits 7 naming it, the report warns.
     pack = next(p for p in (lb.repo / "data").rglob("*") if p.is_file())
     original = pack.read_bytes()
