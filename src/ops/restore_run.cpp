@@ -54,7 +54,13 @@ RestoreRun restore_source(RepositorySet& repos, const plan::SourceSpec& s, const
       checks_ok = checks_ok && c.ok;
     }
     o.result["checks"] = checks;
-    if (!checks_ok) return Error(Code::kCorrupt, fmt::format("source {}: validation failed after restore", s.name));
+    if (!checks_ok) {
+      // Which check failed and what it saw: the line an operator reads first.
+      std::vector<std::string> failed;
+      for (const auto& c : run.checks)
+        if (!c.ok) failed.push_back(fmt::format("{}: {}", c.name, c.detail));
+      return Error(Code::kCorrupt, fmt::format("source {}: validation failed after restore: {}", s.name, fmt::join(failed, "; ")));
+    }
     return Status::ok();
   });
   if (!run.outcome.result.contains("checks")) run.outcome.result["checks"] = nlohmann::json::array();

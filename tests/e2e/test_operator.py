@@ -399,3 +399,29 @@ sources:
     finally:
         d.send_signal(signal.SIGTERM)
         d.communicate(timeout=60)
+
+
+def test_checks_judge_the_backed_up_paths_not_the_directories_above_them(lb, tmp_path):
+    """A restore into a target that holds more (a restore into "/" meets a whole system): the
+    directories above the backed-up path are only the way down to it, so what else they hold and
+    their times are not the backup's to judge; inside the backed-up path every change still counts."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("alpha\n")
+    env = plan_with_files(tmp_path, lb, src)
+    lb.run("backup", env=env)
+    above = tmp_path / "drill" / str(tmp_path).lstrip("/")  # the restored path's parent, inside the target
+    hook = tmp_path / "hook.sh"
+    hook.write_text(f"mkdir -p {above}/other && echo x > {above}/other/file && touch -d 2001-01-01 {above}\n")
+    plan = tmp_path / "lifeboat.yaml"
+    plan.write_text(plan.read_text() + f"drills: {{after_restore: 'sh {hook}'}}\n")
+    d = json.loads(lb.run("--json", "drill", env=env).stdout.splitlines()[0])
+    checks = {c["check"]: c for s in d["sources"] for c in s["result"]["checks"]}
+    assert d["passed"] and all(c["ok"] for c in checks.values()), checks
+    assert "other" not in checks["counts"]["detail"], checks
+    # The same change one level down, inside the backed-up directory, fails `hashes`.
+    hook.write_text(f"touch -d 2001-01-01 {above}/src\n")
+    p = lb.run("--json", "drill", env=env, check=False)
+    d = json.loads(p.stdout.splitlines()[0])
+    checks = {c["check"]: c for s in d["sources"] for c in s["result"]["checks"]}
+    assert p.returncode != 0 and not checks["hashes"]["ok"] and "modification time" in checks["hashes"]["detail"], checks

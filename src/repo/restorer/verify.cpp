@@ -43,8 +43,20 @@ Status verify_file_content(repo::Repository& repo, int fd, const Node& node, con
 
 namespace {
 
+// The backed-up paths, relative to the tree's top: whether a path is one of them or below one (its
+// metadata and extra entries are content), or only on the way down to them.
+struct Roots {
+  std::vector<std::string> rel;  // empty: everything is content
+  bool content(const std::string& path) const {
+    if (rel.empty()) return true;
+    for (const auto& r : rel)
+      if (r.empty() || path == r || path.starts_with(r + "/")) return true;
+    return false;
+  }
+};
+
 Status verify_tree(repo::Repository& repo, const repo::BlobId& tree_id, const std::string& target, const std::string& prefix,
-                   TreeVerification& out) {
+                   const Roots& roots, TreeVerification& out) {
   LB_ASSIGN_OR_RETURN(repo::Tree tree, repo.load_tree(tree_id));
   auto problem = [&](std::string p) {
     if (out.problems.size() < 20) out.problems.push_back(std::move(p));
@@ -53,10 +65,12 @@ Status verify_tree(repo::Repository& repo, const repo::BlobId& tree_id, const st
     if (out.missing.size() < 20) out.missing.push_back(p);
     problem(std::move(p));
   };
-  // What the directory holds that the tree does not (the target's top level too).
+  // What the directory holds that the tree does not (the target's top level too), in backed-up
+  // directories only.
   std::set<std::string> names;
   for (const auto& n : tree.nodes) names.insert(n.name);
-  if (DIR* d = opendir((prefix.empty() ? target : target + "/" + prefix).c_str())) {
+  DIR* d = roots.content(prefix) ? opendir((prefix.empty() ? target : target + "/" + prefix).c_str()) : nullptr;
+  if (d) {
     while (dirent* e = readdir(d)) {
       std::string name = e->d_name;
       if (name == "." || name == ".." || names.count(name)) continue;
@@ -68,6 +82,7 @@ Status verify_tree(repo::Repository& repo, const repo::BlobId& tree_id, const st
   // The metadata the restore promises: mode, modification time, extended attributes, owner and
   // group (when running as root, when a restore sets them), a link's target, a device's number.
   auto compare_metadata = [&](const Node& n, const std::string& rel, const std::string& path, const struct stat& st) {
+    if (!roots.content(rel)) return;  // a directory on the way down to the backed-up paths
     Node got = node_from_stat(path, n.name, st);
     std::vector<std::string> what;
     if (n.kind != NodeKind::kSymlink && (got.mode & 07777) != (n.mode & 07777))
@@ -95,7 +110,7 @@ Status verify_tree(repo::Repository& repo, const repo::BlobId& tree_id, const st
           break;
         }
         ++out.dirs_found;
-        if (n.subtree) LB_RETURN_IF_ERROR(verify_tree(repo, *n.subtree, target, rel, out));
+        if (n.subtree) LB_RETURN_IF_ERROR(verify_tree(repo, *n.subtree, target, rel, roots, out));
         compare_metadata(n, rel, path, st);
         break;
       case NodeKind::kFile: {
@@ -151,12 +166,20 @@ Status verify_tree(repo::Repository& repo, const repo::BlobId& tree_id, const st
 
 }  // namespace
 
-Result<TreeVerification> verify_restored_tree(Repository& repo, const BlobId& tree, const std::string& target) {
+Result<TreeVerification> verify_restored_tree(Repository& repo, const BlobId& tree, const std::string& target,
+                                              const std::vector<std::string>& roots) {
   LB_RETURN_IF_ERROR(repo.load_index());
   TreeVerification out;
   std::string t = target;
   while (t.size() > 1 && t.back() == '/') t.pop_back();
-  LB_RETURN_IF_ERROR(verify_tree(repo, tree, t, "", out));
+  Roots r;
+  for (const auto& p : roots) {
+    if (!p.starts_with("/")) continue;  // not a path (a URL, a project)
+    std::string rel = p.substr(1);
+    while (!rel.empty() && rel.back() == '/') rel.pop_back();
+    r.rel.push_back(rel);
+  }
+  LB_RETURN_IF_ERROR(verify_tree(repo, tree, t, "", r, out));
   return out;
 }
 

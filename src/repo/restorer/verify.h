@@ -25,6 +25,10 @@ struct TreeVerification {
   std::vector<std::string> metadata;  // the first few whose mode, times, owner, xattrs or device differ
   std::vector<std::string> extra;     // the first few entries the target holds and the tree does not
 };
-Result<TreeVerification> verify_restored_tree(Repository& repo, const BlobId& tree, const std::string& target);
+// `roots`: the backed-up paths (absolute, as the snapshot records them). The directories above them
+// exist in the tree only as the way down to them: they are checked for presence, not for metadata
+// or extra entries (a restore into "/" meets a whole system there). Empty: every directory is content.
+Result<TreeVerification> verify_restored_tree(Repository& repo, const BlobId& tree, const std::string& target,
+                                              const std::vector<std::string>& roots = {});
 
 }  // namespace lifeboat::repo

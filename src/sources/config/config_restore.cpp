@@ -287,7 +287,10 @@ std::vector<CheckResult> check_config_target(repo::Repository& repo, const repo:
       if (!tree) {
         c.detail = tree.status().message();
       } else if (check == "files") {
-        auto v = repo::verify_restored_tree(repo, *tree, o.target);
+        std::vector<std::string> roots;  // the backed-up files and directories
+        for (const auto& f : snap.metadata.value("files", nlohmann::json::array()))
+          if (f.is_string()) roots.push_back(f.get<std::string>());
+        auto v = repo::verify_restored_tree(repo, *tree, o.target, roots);
         if (!v) c.detail = v.status().message();
         else {
           c.ok = v->files_verified == v->files_expected && v->files_found == v->files_expected && v->metadata_count == 0;

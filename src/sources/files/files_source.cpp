@@ -167,7 +167,7 @@ std::vector<CheckResult> validate(SourceContext& ctx, const FilesSettings& s, co
                                   const std::vector<std::string>& checks) {
   auto snap = ctx.repo.load_snapshot(restored.snapshot_id);
   if (!snap) return all_failed(checks, snap.status().message());
-  auto v = repo::verify_restored_tree(ctx.repo, snap->snapshot.tree, s.target);
+  auto v = repo::verify_restored_tree(ctx.repo, snap->snapshot.tree, s.target, snap->snapshot.paths);
   if (!v) return all_failed(checks, v.status().message());
   std::vector<CheckResult> out;
   std::string first = v->problems.empty() ? "" : "; first problem: " + v->problems[0];
