@@ -1,4 +1,5 @@
 """What users see when things go wrong: exit codes, messages, and a repository that stays sound."""
+import contextlib
 import os
 import random
 import resource
@@ -47,61 +48,58 @@ def test_password_file_and_key_management(lb, tmp_path):
     assert lb.run("snapshots", env={"LIFEBOAT_PASSWORD": "third"}).returncode == 0
 
 
-def test_unreadable_files_are_skipped_and_exit_3():
+@contextlib.contextmanager
+def unprivileged(prefix):
+    """A world-writable scratch directory holding a repository, and how to run lifeboat as nobody
+    (65534) on it once the repository is handed over (CI runs as root, so these never skip there)."""
     if os.geteuid() != 0 or not shutil.which("setpriv"):
         pytest.skip("needs root to drop to an unprivileged user")
     import tempfile
-    base = Path(tempfile.mkdtemp(prefix="lifeboat-unreadable-"))
+    base = Path(tempfile.mkdtemp(prefix=prefix))
     try:
         os.chmod(base, 0o777)
         boat = Lifeboat(base / "repo")
         boat.init()
+
+        def as_nobody(*args):
+            subprocess.run(["chown", "-R", "65534:65534", str(boat.repo)], check=True)
+            cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", str(LIFEBOAT), *map(str, args)]
+            return subprocess.run(cmd, env=boat.env, capture_output=True, text=True)
+        yield base, boat, as_nobody
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_unreadable_files_are_skipped_and_exit_3():
+    with unprivileged("lifeboat-unreadable-") as (base, boat, as_nobody):
         src = base / "src"
         src.mkdir()
         (src / "ok.txt").write_text("fine")
         (src / "secret.txt").write_text("no access")
         os.chmod(src / "secret.txt", 0)
-        subprocess.run(["chown", "-R", "65534:65534", str(boat.repo)], check=True)
-        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-               str(Path(__file__).resolve().parents[2] / "build" / "lifeboat"), "backup", str(src)]
-        p = subprocess.run(cmd, env=boat.env, capture_output=True, text=True)
+        p = as_nobody("backup", src)
         assert p.returncode == 3, p.stderr
         assert "secret.txt" in p.stderr and "Permission denied" in p.stderr
         snaps = boat.json("snapshots")
         assert len(snaps) == 1 and snaps[0]["summary"]["unreadable"] == 1
         files = [l for l in boat.run("ls", "latest").stdout.splitlines() if l.endswith(".txt")]
         assert files == [str(src / "ok.txt")]
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_restoring_where_the_user_may_not_write_fails_once_with_the_cause():
-    if os.geteuid() != 0 or not shutil.which("setpriv"):
-        pytest.skip("needs root to drop to an unprivileged user")
-    import tempfile
-    base = Path(tempfile.mkdtemp(prefix="lifeboat-unwritable-"))
-    try:
-        os.chmod(base, 0o777)
-        boat = Lifeboat(base / "repo")
-        boat.init()
+    with unprivileged("lifeboat-unwritable-") as (base, boat, as_nobody):
         src = base / "src"
         src.mkdir()
         for i in range(20):
             (src / f"f{i}.txt").write_text(f"file {i}")
         boat.run("backup", src)
-        subprocess.run(["chown", "-R", "65534:65534", str(boat.repo)], check=True)
         target = base / "root-only"
         target.mkdir(mode=0o755)  # root's: nobody may not write into it
-        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-               str(Path(__file__).resolve().parents[2] / "build" / "lifeboat"), "restore", "latest", "--target", str(target),
-               "--overwrite", "always"]
-        p = subprocess.run(cmd, env=boat.env, capture_output=True, text=True)
+        p = as_nobody("restore", "latest", "--target", target, "--overwrite", "always")
         assert p.returncode == 1, p.stderr
         lines = [l for l in p.stderr.splitlines() if l.strip()]
         assert len(lines) == 1 and "cannot write into target" in lines[0] and "Permission denied" in lines[0], p.stderr
         assert list(target.iterdir()) == []
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_lock_conflict_exits_11(lb, tmp_path):

@@ -10,11 +10,14 @@ import os
 from conftest import Lifeboat
 
 
-def plan_with_files(tmp_path, lb, src):
+def plan_with_files(tmp_path, lb, src, rpo="1h", repo=None, hook=None):
+    """A plan of one files source `assets` (checks hashes and counts; environment test restores into
+    tmp_path/drill); returns the environment that names it."""
     plan = tmp_path / "lifeboat.yaml"
     plan.write_text(f"""
+objectives: {{rpo: {rpo}, rto: 4h}}
 repositories:
-  main: {{url: {lb.repo}}}
+  main: {{url: {repo or lb.repo}}}
 sources:
   assets:
     kind: files
@@ -22,7 +25,7 @@ sources:
     validation: [hashes, counts]
     environments:
       test: {{target: {tmp_path / "drill"}}}
-""")
+""" + (f"drills: {{after_restore: {json.dumps(hook)}}}\n" if hook else ""))
     return {"LIFEBOAT_PLAN": str(plan)}
 
 
@@ -108,18 +111,7 @@ def test_status_is_a_health_check_with_documented_exit_codes(lb, tmp_path):
     env = {"LIFEBOAT_PLAN": str(plan)}
 
     def write(rpo="1h", repo=None, hook=None):
-        plan.write_text(f"""
-objectives: {{rpo: {rpo}, rto: 4h}}
-repositories:
-  main: {{url: {repo or lb.repo}}}
-sources:
-  assets:
-    kind: files
-    paths: [{src}]
-    validation: [hashes, counts]
-    environments:
-      test: {{target: {tmp_path / "drill"}}}
-""" + (f"drills: {{after_restore: {json.dumps(hook)}}}\n" if hook else ""))
+        plan_with_files(tmp_path, lb, src, rpo, repo, hook)
 
     def status():
         p = lb.run("--json", "status", env=env, check=False)
