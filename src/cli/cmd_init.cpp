@@ -95,7 +95,12 @@ void register_init(CommandSet c) {
       LB_ASSIGN_OR_RETURN(auto chosen, choose_repository(c.global));
       LB_ASSIGN_OR_RETURN(auto backend, storage::open_backend(chosen.url));
       std::string location = backend->location();
-      LB_ASSIGN_OR_RETURN(std::string password, read_initial_password(c.global));
+      std::string password;
+      if (chosen.spec && c.global.password_file.empty()) {  // -r NAME of the plan: its password
+        LB_ASSIGN_OR_RETURN(password, ops::repository_password(*chosen.spec));
+      } else {
+        LB_ASSIGN_OR_RETURN(password, read_initial_password(c.global));
+      }
       LB_ASSIGN_OR_RETURN(auto repo, repo::Repository::init(std::move(backend), password, *opts));
       if (c.global.json) {
         print_json({{"id", repo->config().id}, {"location", location}, {"key", repo->key_name()}});

@@ -103,11 +103,15 @@ Result<ChosenRepository> choose_repository(const GlobalOptions& g) {
   ChosenRepository out{repository_url(g), std::nullopt};
   auto file = plan_mode(g);
   if (!file) return out;
-  LB_ASSIGN_OR_RETURN(auto plan, plan::load_plan(*file));
+  auto loaded = plan::load_plan(*file);
   if (!out.url.empty()) {
-    if (const auto* spec = plan.repository(out.url)) out = {spec->url, *spec};
-    return out;  // a name of the plan's, or a location of its own
+    // A name of the plan's, or a location of its own (which needs no plan: one that does not load
+    // is then no obstacle).
+    if (const auto* spec = loaded ? loaded->repository(out.url) : nullptr) out = {spec->url, *spec};
+    return out;
   }
+  if (!loaded) return loaded.status();
+  const plan::Plan& plan = *loaded;
   if (plan.repositories.size() == 1) return ChosenRepository{plan.repositories[0].url, plan.repositories[0]};
   std::vector<std::string> names;
   for (const auto& r : plan.repositories) names.push_back(r.name);

@@ -1112,6 +1112,9 @@ void ExpectedState::apply_metadata_command(const std::string& db, const std::str
       if (ns.starts_with(db + ".")) c = State{};
     return;
   }
+  static const std::set<std::string> kChanging = {"create", "drop", "emptycapped", "convertToCapped", "createIndexes",
+                                                    "commitIndexBuild", "dropIndexes", "deleteIndexes", "collMod"};
+  if (arg.empty() || !kChanging.count(cmd)) return;  // startIndexBuild, abortIndexBuild, …: nothing changes yet
   auto& c = colls_[db + "." + arg];
   auto ensure = [&] {  // a server creates a collection that an index build or a write names
     if (c.exists) return;
