@@ -111,13 +111,17 @@ void register_drill(CommandSet c) {
   });
 
   auto* st = c.app.add_subcommand("status", "every source of the plan: last backup, newest restorable point, RPO, last drill");
-  st->callback([c] {
-    c.action = [c]() -> Status {
+  auto state_dir = std::make_shared<std::string>("/var/lib/lifeboat/state");
+  st->add_option("--state-dir", *state_dir, "the daemon's run history: a failed last scheduled backup counts too")
+      ->capture_default_str();
+  st->callback([c, state_dir] {
+    c.action = [c, state_dir]() -> Status {
       auto file = plan_mode(c.global);
       LB_ASSIGN_OR_RETURN(auto p, plan::load_plan(file.value_or("lifeboat.yaml")));
       ops::RepositorySet repos(p);
       ops::SnapshotListings listings;
       LB_ASSIGN_OR_RETURN(auto status, ops::plan_status(repos, &listings));
+      ops::add_run_history(status, *state_dir);
       auto maintenance = ops::maintenance_status(p, listings);
       // A health check: the most severe state of any source decides the exit code (docs/cli.md).
       Code worst = Code::kOk;

@@ -86,5 +86,9 @@ NewestPoint newest_point(RepositorySet& repos, const plan::SourceSpec& s);
 // `listings`, when given, receives each repository's snapshots as listed for it (report reuses them).
 using SnapshotListings = std::map<std::string, std::vector<repo::SnapshotRef>>;
 Result<nlohmann::json> plan_status(RepositorySet& repos, SnapshotListings* listings = nullptr);
+// Adds what the daemon's run history (STATE_DIR/state.json) says to plan_status' sources: a source
+// whose last scheduled backup failed gets that as a problem (health "stale" when it had none worse).
+// A missing or unreadable history adds nothing.
+void add_run_history(nlohmann::json& status, const std::string& state_dir);
 
 }  // namespace lifeboat::ops

@@ -1,6 +1,7 @@
 // Plan status: per source, the last backup, the newest restorable point, the RPO now, the last drill.
 #include <fmt/format.h>
 
+#include <fstream>
 #include <map>
 
 #include "core/time.h"
@@ -99,6 +100,26 @@ Result<nlohmann::json> plan_status(RepositorySet& repos, SnapshotListings* listi
   }
   if (listings) *listings = std::move(by_repo);
   return out;
+}
+
+void add_run_history(nlohmann::json& status, const std::string& state_dir) {
+  std::ifstream in(state_dir + "/state.json");
+  if (!in) return;
+  auto j = nlohmann::json::parse(in, nullptr, false);
+  if (!j.is_object() || !j.contains("sources") || !j["sources"].is_object()) return;
+  for (auto& s : status) {
+    const auto& runs = j["sources"];
+    auto it = runs.find(s.value("source", ""));
+    if (it == runs.end() || !it->is_object()) continue;
+    auto num = [&](const char* k) { return it->contains(k) && (*it)[k].is_number_integer() ? (*it)[k].get<int64_t>() : int64_t{0}; };
+    int64_t last_run = num("last_run_ns"), last_ok = num("last_ok_ns");
+    if (!last_run || last_run <= last_ok) continue;
+    std::string error = it->contains("last_error") && (*it)["last_error"].is_string() ? (*it)["last_error"].get<std::string>() : "";
+    s["last_run_failed"] = format_rfc3339(last_run);
+    s["problems"].push_back(fmt::format("the last scheduled backup ({}) failed{}", format_rfc3339(last_run),
+                                        error.empty() ? "" : ": " + error));
+    if (s.value("health", "ok") == "ok") s["health"] = "stale";
+  }
 }
 
 }  // namespace lifeboat::ops

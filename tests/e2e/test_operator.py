@@ -376,18 +376,28 @@ sources:
     assert p.returncode == 7 and not st["repositories"][0]["last_check"]["ok"], p.stdout
     assert any("the last check" in w for w in lb.json("report", env=env)["warnings"])
     pack.write_bytes(original)  # mended, for the daemon's run
-    # The daemon runs the schedule: the check due at the next minute is run and recorded.
+    # The daemon runs the schedule: the check due at the next minute is run and recorded; so is a
+    # backup of a source whose path is gone, which fails: status reads the daemon's run history.
     before = json.loads(lb.run("--json", "status", env=env, check=False).stdout.splitlines()[0])["repositories"][0]["last_check"]
-    d = lb.popen("--plan", plan, "daemon", "--state-dir", tmp_path / "state")
+    plan.write_text(plan.read_text() + f"""  gone:
+    kind: files
+    paths: [{tmp_path / "no-such-dir"}]
+    schedule: {{full: "* * * * *"}}
+""")
+    state = tmp_path / "state"
+    d = lb.popen("--plan", plan, "daemon", "--state-dir", state)
     try:
         deadline = time.time() + 90
         while True:
-            now = json.loads(lb.run("--json", "status", env=env, check=False).stdout.splitlines()[0])["repositories"][0]
-            if now["last_check"] != before:
+            p = lb.run("--json", "status", "--state-dir", state, env=env, check=False)
+            st = json.loads(p.stdout.splitlines()[0])
+            gone = {s["source"]: s for s in st["sources"]}["gone"]
+            if st["repositories"][0]["last_check"] != before and "last_run_failed" in gone:
                 break
-            assert time.time() < deadline and d.poll() is None, "the daemon did not run the scheduled check"
+            assert time.time() < deadline and d.poll() is None, f"the daemon did not run the scheduled jobs: {st}"
             time.sleep(1)
-        assert now["last_check"]["ok"], now
+        assert st["repositories"][0]["last_check"]["ok"], st
+        assert p.returncode == 5 and any("the last scheduled backup" in x and "failed" in x for x in gone["problems"]), gone
     finally:
         d.send_signal(signal.SIGTERM)
         d.communicate(timeout=60)
