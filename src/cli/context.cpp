@@ -75,14 +75,26 @@ Result<std::string> read_initial_password(const GlobalOptions& g) {
   return prompt_new_password("new repository password: ", kNoPassword);
 }
 
-Result<std::unique_ptr<repo::Repository>> open_other_repository(const GlobalOptions& g, const std::string& url,
+Result<std::unique_ptr<repo::Repository>> open_other_repository(const GlobalOptions& g, const std::string& where,
                                                                 const std::string& password_file, const char* env) {
+  // With a plan, `where` may name one of its repositories (its location and password come from it).
+  std::string url = where;
+  std::optional<plan::RepositorySpec> spec;
+  if (auto file = plan_mode(g)) {
+    auto loaded = plan::load_plan(*file);
+    if (const auto* r = loaded ? loaded->repository(where) : nullptr) {
+      url = r->url;
+      spec = *r;
+    }
+  }
   LB_ASSIGN_OR_RETURN(auto backend, storage::open_backend(url));
   std::string password;
   if (!password_file.empty()) {
     LB_ASSIGN_OR_RETURN(password, read_password_file(password_file));
   } else if (const char* p = getenv(env)) {
     password = p;
+  } else if (spec) {
+    LB_ASSIGN_OR_RETURN(password, ops::repository_password(*spec));
   } else {
     LB_ASSIGN_OR_RETURN(password, read_password(g, "password of the other repository: "));
   }

@@ -243,10 +243,9 @@ sources:
     run("-r", "main", "check")
     run("-r", "main", "restore", "latest", "--target", tmp_path / "out")
     assert (tmp_path / "out" / str(src).lstrip("/") / "a.txt").read_text() == "alpha\n"
-    # The plan's backup was copied to dr already (copy_of); `copy` brings the path's backup, sealed:
-    # the copy shares the keys (its password is the plan's DR_PW).
-    env["LIFEBOAT_TO_PASSWORD"] = "dr-secret"
-    copied = json.loads(run("--json", "-r", "main", "copy", "--to", tmp_path / "dr").stdout)
+    # The plan's backup was copied to dr already (copy_of); `copy --to dr` (a name of the plan's, its
+    # password the plan's DR_PW) brings the path's backup, sealed: the copy shares the keys.
+    copied = json.loads(run("--json", "-r", "main", "copy", "--to", "dr").stdout)
     assert (copied["snapshots_copied"], copied["snapshots_present"], copied["mode"]) == (1, 1, "sealed"), copied
     assert len(json.loads(run("--json", "-r", "dr", "snapshots").stdout)) == 2
 
