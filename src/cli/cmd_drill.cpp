@@ -154,16 +154,7 @@ void register_drill(CommandSet c) {
                      s.value("health", "ok"), s.contains("error") ? "—" : s.value("last_backup", "—"), s.value("newest_point", "—"), rpo,
                      drill);
         }
-        for (const auto& m : maintenance) {
-          auto last = [&](const char* kind) {
-            std::string key = std::string("last_") + kind;
-            std::string sched = m.value(std::string(kind) + "_schedule", "");
-            if (!m.contains(key)) return fmt::format("{} never{}", kind, sched.empty() ? "" : " (cron " + sched + ")");
-            return fmt::format("{} {} {}", kind, m[key].value("time", ""), m[key].value("ok", false) ? "ok" : "FAILED");
-          };
-          fmt::print("repository {}: {}; {}{}\n", m.value("repository", ""), last("prune"), last("check"),
-                     m.contains("read_data_subset") ? " (reads " + m["read_data_subset"].get<std::string>() + " of the data a day)" : "");
-        }
+        for (const auto& m : maintenance) fmt::print("repository {}: {}\n", m.value("repository", ""), ops::maintenance_summary(m));
         // Reasons below the table, whole: a long error does not break its columns.
         for (const auto& r : reasons) fmt::print("! {}\n", r);
       }

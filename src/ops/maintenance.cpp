@@ -113,4 +113,14 @@ nlohmann::json maintenance_status(const plan::Plan& plan, const std::map<std::st
   return out;
 }
 
+std::string maintenance_summary(const nlohmann::json& m) {
+  auto last = [&](const std::string& kind) {
+    std::string key = "last_" + kind, sched = m.value(kind + "_schedule", "");
+    if (!m.contains(key)) return fmt::format("{} never{}", kind, sched.empty() ? "" : " (cron " + sched + ")");
+    return fmt::format("{} {} {}", kind, m[key].value("time", ""), m[key].value("ok", false) ? "ok" : "FAILED");
+  };
+  return fmt::format("{}; {}{}", last("prune"), last("check"),
+                     m.contains("read_data_subset") ? " (reads " + m["read_data_subset"].get<std::string>() + " of the data a day)" : "");
+}
+
 }  // namespace lifeboat::ops

@@ -24,6 +24,10 @@ std::map<std::string, nlohmann::json> last_maintenance(const std::vector<repo::S
 
 // Per listed repository: its maintenance schedules, the last run of each kind (time, ok, error) and
 // the problems `status` counts (a last check that found damage, a failed last prune).
+// One repository's maintenance_status entry in words: "prune never (cron …); check TIME ok (reads 1/T
+// of the data a day)", as status and the report print it.
+std::string maintenance_summary(const nlohmann::json& repository);
+
 nlohmann::json maintenance_status(const plan::Plan& plan, const std::map<std::string, std::vector<repo::SnapshotRef>>& listings);
 
 }  // namespace lifeboat::ops

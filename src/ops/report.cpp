@@ -138,14 +138,7 @@ std::string report_text(const nlohmann::json& r) {
                        s.value("backups_in_window", uint64_t{0}));
   if (r.contains("repositories") && !r["repositories"].empty()) {
     out += "\nMaintenance:\n";
-    for (const auto& m : r["repositories"]) {
-      auto last = [&](const char* kind) {
-        std::string key = std::string("last_") + kind;
-        return m.contains(key) ? fmt::format("{} {} {}", kind, m[key].value("time", ""), m[key].value("ok", false) ? "ok" : "FAILED")
-                               : fmt::format("{} never", kind);
-      };
-      out += fmt::format("  {}: {}; {}\n", m.value("repository", ""), last("prune"), last("check"));
-    }
+    for (const auto& m : r["repositories"]) out += fmt::format("  {}: {}\n", m.value("repository", ""), maintenance_summary(m));
   }
   out += "\nDrills (RTO / RPO trend):\n";
   if (r["drills"].empty()) out += "  none\n";
