@@ -10,6 +10,7 @@
 #include "core/time.h"
 #include "ops/daemon.h"
 #include "ops/drill.h"
+#include "ops/failover.h"
 #include "ops/maintenance.h"
 #include "ops/plan_ops.h"
 #include "plan/plan.h"
@@ -66,6 +67,13 @@ Status report_outcomes(const GlobalOptions& g, const char* verb, const std::vect
   return Status::ok();
 }
 
+// A read that falls back to a copy (the source's repository is lost) says so on one line.
+void say_fallbacks(ops::RepositorySet& repos, const GlobalOptions& g) {
+  repos.notice = [quiet = g.quiet](const std::string& m) {
+    if (!quiet) fmt::print(stderr, "lifeboat: {}\n", m);
+  };
+}
+
 Status plan_backup(const GlobalOptions& g, const std::string& file, const std::vector<std::string>& names) {
   LB_ASSIGN_OR_RETURN(auto p, plan::load_plan(file));
   LB_ASSIGN_OR_RETURN(auto list, ops::select_sources(p, names));
@@ -78,6 +86,7 @@ Status plan_restore(const GlobalOptions& g, const std::string& file, const std::
   LB_ASSIGN_OR_RETURN(auto p, plan::load_plan(file));
   LB_ASSIGN_OR_RETURN(auto list, ops::select_sources(p, names));
   ops::RepositorySet repos(p);
+  say_fallbacks(repos, g);
   return report_outcomes(g, "restores", ops::run_restores(repos, list, environment, at_ns), at_ns);
 }
 
@@ -87,17 +96,37 @@ void register_drill(CommandSet c) {
   auto names = std::make_shared<std::vector<std::string>>();
   auto record = std::make_shared<std::string>();
   auto allow_prod = std::make_shared<bool>(false);
+  auto failover = std::make_shared<bool>(false);
+  auto drill_state = std::make_shared<std::string>("/var/lib/lifeboat/state");
   cmd->add_option("sources", *names, "sources to drill (default: all in the plan)");
   cmd->add_option("--environment", *env, "environment to restore into")->capture_default_str();
   cmd->add_option("--record", *record, "also write the drill record (Markdown) to this file");
   cmd->add_flag("--allow-production", *allow_prod, "allow a drill into the production environment");
-  cmd->callback([c, env, names, record, allow_prod] {
-    c.action = [c, env, names, record, allow_prod]() -> Status {
+  auto* fo = cmd->add_flag("--failover", *failover,
+                           "rehearse the whole failover into the DR environment (failover.environment unless --environment): catch "
+                           "up, check, run the steps marked rehearse: true; the RTO measured includes the catch-up");
+  cmd->add_option("--state-dir", *drill_state, "with --failover: the daemon's state directory (what the standby holds)")
+      ->capture_default_str()
+      ->needs(fo);
+  cmd->callback([c, env, names, record, allow_prod, failover, drill_state, cmd] {
+    c.action = [c, env, names, record, allow_prod, failover, drill_state, cmd]() -> Status {
       auto file = plan_mode(c.global);
       LB_ASSIGN_OR_RETURN(auto p, plan::load_plan(file.value_or("lifeboat.yaml")));
       LB_ASSIGN_OR_RETURN(auto list, ops::select_sources(p, *names));
       ops::RepositorySet repos(p);
-      LB_ASSIGN_OR_RETURN(auto drill, ops::run_drill(repos, list, *env, *allow_prod));
+      say_fallbacks(repos, c.global);
+      ops::DrillRecord drill;
+      if (*failover) {
+        if (!names->empty()) return Error(Code::kInvalidArgument, "drill --failover rehearses the whole failover: name no sources");
+        ops::FailoverOptions o;
+        o.environment = cmd->count("--environment") || p.failover.environment.empty() ? *env : p.failover.environment;
+        o.state_dir = *drill_state;
+        o.rehearsal = true;
+        if (!c.global.quiet) o.say = [](const std::string& m) { fmt::print(stderr, "{}\n", m); };
+        LB_ASSIGN_OR_RETURN(drill, ops::run_failover(repos, o));
+      } else {
+        LB_ASSIGN_OR_RETURN(drill, ops::run_drill(repos, list, *env, *allow_prod));
+      }
       std::string md = redact_urls_in(ops::drill_markdown(drill));
       if (!record->empty()) LB_RETURN_IF_ERROR(write_file_atomic(*record, md));
       if (c.global.json) print_json(drill.to_json());
@@ -119,9 +148,11 @@ void register_drill(CommandSet c) {
       auto file = plan_mode(c.global);
       LB_ASSIGN_OR_RETURN(auto p, plan::load_plan(file.value_or("lifeboat.yaml")));
       ops::RepositorySet repos(p);
+      say_fallbacks(repos, c.global);
       ops::SnapshotListings listings;
       LB_ASSIGN_OR_RETURN(auto status, ops::plan_status(repos, &listings));
       ops::add_run_history(status, *state_dir);
+      auto standby = ops::standby_status(p, *state_dir, now_unix_ns());
       auto maintenance = ops::maintenance_status(p, listings);
       // A health check: the most severe state of any source decides the exit code (docs/cli.md).
       Code worst = Code::kOk;
@@ -133,6 +164,14 @@ void register_drill(CommandSet c) {
           worst = Code::kUnreachable;
           reasons.push_back(why.get<std::string>());
         }
+      for (const auto& sb : standby) {
+        if (!sb.value("behind", false) || sb.contains("failover")) continue;
+        if (worst == Code::kOk) worst = Code::kStale;
+        reasons.push_back(fmt::format("standby {} of {}: {}", sb.value("environment", ""), sb.value("source", ""),
+                                      sb.contains("error") ? sb.value("error", "")
+                                                           : fmt::format("{} behind, over its bound of {}", format_duration_ms(sb.value("lag_ms", int64_t{0})),
+                                                                         format_duration_ms(sb.value("max_lag_ms", int64_t{0})))));
+      }
       for (const auto& s : status) {
         std::string health = s.value("health", "ok");
         Code code = health == "unreachable" ? Code::kUnreachable : health == "drill_failed" ? Code::kDrillFailed
@@ -142,7 +181,8 @@ void register_drill(CommandSet c) {
         for (const auto& p : s.value("problems", nlohmann::json::array())) reasons.push_back(s.value("source", "") + ": " + p.get<std::string>());
       }
       if (c.global.json) {
-        print_json({{"plan", p.file}, {"healthy", worst == Code::kOk}, {"sources", status}, {"repositories", maintenance}});
+        print_json({{"plan", p.file}, {"healthy", worst == Code::kOk}, {"sources", status}, {"repositories", maintenance},
+                    {"standby", standby}});
       } else {
         auto cell = [](std::string v, size_t width) { return v.size() <= width ? v : v.substr(0, width - 1) + "…"; };
         fmt::print("{:<20} {:<10} {:<12} {:<22} {:<22} {:<10} {}\n", "SOURCE", "KIND", "HEALTH", "LAST BACKUP", "NEWEST POINT",
@@ -155,6 +195,18 @@ void register_drill(CommandSet c) {
                      drill);
         }
         for (const auto& m : maintenance) fmt::print("repository {}: {}\n", m.value("repository", ""), ops::maintenance_summary(m));
+        for (const auto& s : status) {
+          const nlohmann::json points = s.value("points", nlohmann::json::object());
+          for (const auto& [repo, point] : points.items())
+            if ((point.is_string() || point.is_null()) && (repo.size() < 3 || repo.compare(repo.size() - 3, 3, "_ns") != 0))
+              fmt::print("{}: newest point in {}: {}\n", s.value("source", ""), repo, point.is_string() ? point.get<std::string>() : "none");
+        }
+        for (const auto& sb : standby)
+          fmt::print("standby {}: {} {}\n", sb.value("environment", ""), sb.value("source", ""),
+                     sb.contains("failover") ? "failover " + sb.value("failover", "")
+                     : sb.contains("point")  ? fmt::format("at {} (lag {}{})", sb.value("point", ""), format_duration_ms(sb.value("lag_ms", int64_t{0})),
+                                                          sb.value("behind", false) ? ", BEHIND" : "")
+                                             : sb.value("error", ""));
         // Reasons below the table, whole: a long error does not break its columns.
         for (const auto& r : reasons) fmt::print("! {}\n", r);
       }

@@ -75,6 +75,7 @@ bool progress_enabled(const GlobalOptions& g);
 
 void register_init(CommandSet c);
 void register_maintenance(CommandSet c);
+void register_failover(CommandSet c);
 void register_backup(CommandSet c);
 void register_snapshots(CommandSet c);
 void register_ls(CommandSet c);

@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
   register_report(c);
   register_daemon(c);
   register_maintenance(c);
+  register_failover(c);
   // Build-time generation of the man page and the bash completion from this very command tree.
   if (argc == 3 && std::string(argv[1]) == "__generate") {
     std::string what = argv[2];

@@ -211,6 +211,14 @@ Result<nlohmann::json> judge_snapshots(repo::Repository& repo, const plan::Sourc
 
 }  // namespace
 
+Result<nlohmann::json> refresh_copies(RepositorySet& repos, const plan::SourceSpec& s) {
+  if (repos.plan().copies_of(s.repository).empty()) return nlohmann::json::array();
+  LB_ASSIGN_OR_RETURN(auto repo, repos.acquire(s.repository));
+  LB_ASSIGN_OR_RETURN(auto lock, repo::RepoLock::acquire(*repo, repo::LockKind::kShared));
+  LB_RETURN_IF_ERROR(repo->reload_index());  // a follower's handle may have written since
+  return copy_to_regions(repos, s, *repo);
+}
+
 // Retention for one source: its tagged snapshots only; the kind tidies its dependents first.
 Result<nlohmann::json> apply_source_retention(repo::Repository& repo, const plan::SourceSpec& s) {
   LB_ASSIGN_OR_RETURN(auto pinned, repo.pinned());

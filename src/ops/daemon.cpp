@@ -10,6 +10,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "core/atomic_file.h"
@@ -18,6 +19,7 @@
 #include "core/time.h"
 #include "core/worker_pool.h"
 #include "ops/drill.h"
+#include "ops/failover.h"
 #include "ops/maintenance.h"
 #include "ops/notify.h"
 #include "ops/plan_ops.h"
@@ -72,8 +74,17 @@ class Daemon {
     if (!o_.listen.empty()) LB_RETURN_IF_ERROR(start_http(http, http_thread));
     for (const auto& s : plan_.sources)
       if (s.schedule.continuous && s.entry && s.entry->follow) followers_.emplace_back([this, &s] { follow(s); });
-    log(fmt::format("daemon started: {} scheduled source(s), {} follower(s){}", scheduled, followers_.size(),
-                    o_.listen.empty() ? "" : ", http on " + o_.listen));
+    size_t followers = followers_.size(), standbys = 0;
+    for (const auto& e : plan_.environments)
+      if (e.standby) {
+        followers_.emplace_back([this, &e] { keep_standby(e); });
+        ++standbys;
+      }
+    for (const auto& r : plan_.repositories)
+      if (r.copy_every_ns > 0) followers_.emplace_back([this, &r] { keep_copy(r); });
+    repos_.notice = [this](const std::string& m) { log(m); };
+    log(fmt::format("daemon started: {} scheduled source(s), {} follower(s), {} standby environment(s){}", scheduled, followers,
+                    standbys, o_.listen.empty() ? "" : ", http on " + o_.listen));
     {
       // Runs share one bounded pool; each job is never queued twice (the scheduler marks it running).
       WorkerPool pool(2, plan_.sources.size() * 2 + 4);
@@ -181,6 +192,13 @@ class Daemon {
       } else {
         sources::FollowHooks hooks;
         hooks.should_stop = [this] { return stopping(); };
+        // Each committed slice goes to the copies at once: the RPO reachable from the second region
+        // is about one follow interval, not the next backup.
+        hooks.on_commit = [this, &s] {
+          if (plan_.copies_of(s.repository).empty()) return;
+          auto c = refresh_copies(repos_, s);
+          if (!c) log(fmt::format("{}: copying the new oplog slice failed: {}", s.name, c.status().message()));
+        };
         hooks.on_warning = [this, &s](const std::string& w) {
           log(s.name + ": " + w);
           if (w.rfind("OPLOG GAP", 0) == 0) {
@@ -200,6 +218,95 @@ class Daemon {
       log(fmt::format("{}: follower stopped ({}); restarting in {} s", s.name, st.message(), backoff));
       for (int64_t i = 0; i < backoff * 5 && !stopping(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(200));
       backoff = std::min<int64_t>(backoff * 2, 60);
+    }
+  }
+
+  // Sleeps up to `ns`, waking early when the daemon stops.
+  void pause(int64_t ns) {
+    for (int64_t waited = 0; waited < ns && !stopping(); waited += 100 * kNsPerMs) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+
+  // A repository's copy refreshed every copy_every, besides after backups and slices.
+  void keep_copy(const plan::RepositorySpec& r) {
+    while (!stopping()) {
+      pause(r.copy_every_ns);
+      if (stopping()) break;
+      for (const auto& s : plan_.sources) {
+        if (s.repository != r.copy_of) continue;
+        auto c = refresh_copies(repos_, s);
+        if (!c) log(fmt::format("{}: copy to {} failed: {}", s.name, r.name, c.status().message()));
+      }
+    }
+  }
+
+  // A warm standby: every source with settings for the environment restored into it as its copy
+  // gains a newer point, writing only what changed. A failover holds the environment while it runs;
+  // once it promoted the environment, the standby is never written again.
+  void keep_standby(const plan::EnvironmentSpec& env) {
+    auto list = environment_sources(plan_, env.name);
+    int64_t poll = 2 * kNsPerSecond;
+    for (const auto* s : list)
+      if (s->schedule.continuous)
+        if (auto d = parse_duration(s->schedule.interval)) poll = std::min(poll, std::max<int64_t>(*d / 2, 200 * kNsPerMs));
+    int64_t bound = env.max_lag_ns ? env.max_lag_ns : plan_.rpo_ns;
+    std::set<std::string> behind, failing;
+    bool said_promoted = false;
+    log(fmt::format("standby {}: keeping {} source(s) current", env.name, list.size()));
+    while (!stopping()) {
+      auto claim = EnvironmentClaim::claim(o_.state_dir, env.name, false);
+      if (claim) {
+        std::ifstream progress(o_.state_dir + "/failover-" + env.name + ".json");
+        auto p = progress ? nlohmann::json::parse(progress, nullptr, false) : nlohmann::json();
+        if (p.is_object() && (p.value("state", "") == "promoted" || p.value("state", "") == "running")) {
+          if (!said_promoted) log(fmt::format("standby {}: a failover {} it; it is no longer refreshed", env.name,
+                                              p.value("state", "") == "promoted" ? "promoted" : "is promoting"));
+          said_promoted = true;
+          pause(poll);
+          continue;
+        }
+        auto held = load_standby(o_.state_dir)[env.name];
+        for (const auto* s : list) {
+          if (stopping()) break;
+          auto& h = held[s->name];
+          Result<nlohmann::json> r = Error(Code::kFatal, "not run");
+          try {
+            r = refresh_standby_source(repos_, env.name, *s, h, o_.state_dir);
+          } catch (const std::exception& e) {
+            r = Error(Code::kFatal, fmt::format("internal error: {}", e.what()));
+          }
+          if (!r) {
+            if (failing.insert(s->name).second) {
+              log(fmt::format("standby {}: {} FAILED: {}", env.name, s->name, r.status().message()));
+              Event e{"standby", false, fmt::format("{}: standby {} refresh failed", s->name, env.name), r.status().message()};
+              e.source = s->name;
+              e.source_kind = s->kind;
+              for (const auto& f : notify(plan_, e)) log(f);
+            }
+            continue;
+          }
+          failing.erase(s->name);
+          if (r->value("refreshed", false))
+            log(fmt::format("standby {}: {} at {} (lag {})", env.name, s->name, r->value("point", ""),
+                            format_duration_ms(r->value("lag_ms", int64_t{0}))));
+        }
+      }
+      // A standby behind its bound notifies once, and again after it caught up and fell behind anew.
+      for (const auto& j : standby_status(plan_, o_.state_dir, clock())) {
+        if (j.value("environment", "") != env.name) continue;
+        std::string name = j.value("source", "");
+        bool late = j.value("lag_ms", int64_t{0}) * kNsPerMs > bound;
+        if (late && behind.insert(name).second) {
+          std::string what = fmt::format("standby {} of {} is {} behind (bound {})", env.name, name,
+                                         format_duration_ms(j.value("lag_ms", int64_t{0})), format_duration_ms(bound / kNsPerMs));
+          log(what);
+          Event e{"standby", false, fmt::format("{}: standby {} behind", name, env.name), what, j};
+          e.source = name;
+          for (const auto& f : notify(plan_, e)) log(f);
+        } else if (!late) {
+          behind.erase(name);
+        }
+      }
+      pause(poll);
     }
   }
 
@@ -241,6 +348,19 @@ class Daemon {
         return;
       }
       std::string m = report_metrics(*r);
+      auto standby = standby_status(plan_, o_.state_dir, clock());
+      if (!standby.empty()) {
+        m += "# HELP lifeboat_standby_lag_seconds How far each standby source trails the source (now minus the point it holds).\n"
+             "# TYPE lifeboat_standby_lag_seconds gauge\n";
+        for (const auto& j : standby)
+          if (j.contains("lag_ms"))
+            m += fmt::format("lifeboat_standby_lag_seconds{{environment=\"{}\",source=\"{}\"}} {:.3f}\n", j.value("environment", ""),
+                             j.value("source", ""), j.value("lag_ms", int64_t{0}) / 1000.0);
+        m += "# HELP lifeboat_standby_behind 1 when a standby source is past its lag bound or failing.\n# TYPE lifeboat_standby_behind gauge\n";
+        for (const auto& j : standby)
+          m += fmt::format("lifeboat_standby_behind{{environment=\"{}\",source=\"{}\"}} {}\n", j.value("environment", ""),
+                           j.value("source", ""), j.value("behind", false) ? 1 : 0);
+      }
       m += "# HELP lifeboat_daemon_source_failures Consecutive failed runs per source.\n# TYPE lifeboat_daemon_source_failures gauge\n";
       std::lock_guard lk(mu_);
       for (const auto& [job, st] : scheduler_.jobs())

@@ -37,9 +37,12 @@ nlohmann::json checks_json(const std::vector<sources::CheckResult>& checks) {
   return a;
 }
 
-Status store_record(RepositorySet& repos, const std::string& repository, const std::vector<const plan::SourceSpec*>& list,
+
+}  // namespace
+
+Status store_drill_record(RepositorySet& repos, const std::string& repository, const std::vector<const plan::SourceSpec*>& list,
                     DrillRecord& d) {
-  LB_ASSIGN_OR_RETURN(auto repo, repos.acquire(repository));
+  LB_ASSIGN_OR_RETURN(auto repo, repos.acquire_readable(repository));
   LB_ASSIGN_OR_RETURN(auto lock, repo::RepoLock::acquire(*repo, repo::LockKind::kShared));
   LB_RETURN_IF_ERROR(repo->load_index());
   repo::WriteSession session(*repo);
@@ -49,15 +52,13 @@ Status store_record(RepositorySet& repos, const std::string& repository, const s
   snap.hostname = d.host;
   snap.source = repo::Snapshot::kDrillSource;
   snap.paths = {repos.plan().file};
-  snap.tags = {"drill", "environment:" + d.environment};
+  snap.tags = {d.kind, "environment:" + d.environment};
   for (const auto* s : list) snap.tags.push_back("drilled:" + s->name);
   snap.tree = tree;
   snap.metadata = redact_urls_in_json(d.to_json());
   LB_ASSIGN_OR_RETURN(d.snapshot, session.commit(snap));
   return Status::ok();
 }
-
-}  // namespace
 
 std::string MissedObjective::to_string() const {
   std::string who = source.empty() ? "the whole drill" : source;
@@ -103,6 +104,17 @@ nlohmann::json DrillRecord::to_json() const {
                       {"deviations", deviations},
                       {"failures", failures}};
   if (!snapshot.empty()) j["snapshot"] = snapshot;
+  j["kind"] = kind;
+  if (kind == "failover" || rehearsal || !steps.empty()) {
+    nlohmann::json st = nlohmann::json::array();
+    for (const auto& x : steps)
+      st.push_back({{"name", x.name}, {"command", x.command}, {"ok", x.ok}, {"rehearsed", x.rehearsed}, {"started_ms", x.started_ms},
+                    {"duration_ms", x.duration_ms}, {"outcome", x.outcome}, {"output", x.output}});
+    j["steps"] = st;
+    j["rehearsal"] = rehearsal;
+    j["critical_path_ms"] = critical_path_ms;
+    j["promoted"] = promoted;
+  }
   return j;
 }
 
@@ -146,6 +158,14 @@ std::optional<DrillRecord> DrillRecord::from_json(const nlohmann::json& j) {
     d.rto_met = j.value("rto_met", false);
     d.deviations = j.value("deviations", std::vector<std::string>{});
     d.failures = j.value("failures", std::vector<std::string>{});
+    d.kind = j.value("kind", "drill");
+    d.rehearsal = j.value("rehearsal", false);
+    d.critical_path_ms = j.value("critical_path_ms", int64_t{0});
+    d.promoted = j.value("promoted", "");
+    for (const auto& x : j.value("steps", nlohmann::json::array()))
+      d.steps.push_back({x.value("name", ""), x.value("command", ""), x.value("ok", false), x.value("rehearsed", false),
+                         x.value("started_ms", int64_t{0}), x.value("duration_ms", int64_t{0}), x.value("outcome", ""),
+                         x.value("output", "")});
     return d;
   } catch (const std::exception&) {
     return std::nullopt;
@@ -221,7 +241,7 @@ Result<DrillRecord> run_drill(RepositorySet& repos, const std::vector<const plan
   d.rto_met = d.total_rto_ms * kNsPerMs <= plan.rto_ns;
   // The record lives with the backups it proves: a `drill` snapshot in the first source's repository.
   // When that cannot be written (the repository does not open), the drill has failed and says so.
-  Status stored = store_record(repos, list[0]->repository, list, d);
+  Status stored = store_drill_record(repos, list[0]->repository, list, d);
   if (!stored) {
     d.passed = d.checks_passed = false;
     d.failures.push_back("the drill record could not be stored: " + stored.message());
@@ -230,7 +250,8 @@ Result<DrillRecord> run_drill(RepositorySet& repos, const std::vector<const plan
 }
 
 std::string drill_markdown(const DrillRecord& d) {
-  std::string md = fmt::format("# Recovery drill {} — environment {}\n\n", format_rfc3339(d.started_ns), d.environment);
+  std::string title = d.kind == "failover" ? "Failover" : d.rehearsal ? "Failover drill" : "Recovery drill";
+  std::string md = fmt::format("# {} {} — environment {}\n\n", title, format_rfc3339(d.started_ns), d.environment);
   // A source without a restorable point has no RPO to show: say so instead of "worst 0ms".
   size_t pointless = std::count_if(d.sources.begin(), d.sources.end(), [](const auto& s) { return !s.rpo_ms; });
   std::string worst = pointless ? fmt::format("{} source(s) with no restorable point{}", pointless,
@@ -247,6 +268,16 @@ std::string drill_markdown(const DrillRecord& d) {
     md += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} |\n", ++n, s.source, s.kind, s.point.empty() ? "—" : s.point,
                       format_duration_ms(s.rto_ms), s.rpo_ms ? format_duration_ms(*s.rpo_ms) : "—", checks.empty() ? "—" : checks,
                       s.ok ? "ok" : "failed: " + s.error);
+  }
+  if (d.kind == "failover" || d.rehearsal) {
+    md += fmt::format("\n## Failover steps\n\nCritical path (sources in their after: order, then the steps): {}.{}\n\n",
+                      format_duration_ms(d.critical_path_ms), d.promoted.empty() ? "" : " " + d.promoted);
+    md += "| # | step | started | took | result |\n|---|---|---|---|---|\n";
+    int k = 0;
+    for (const auto& x : d.steps)
+      md += fmt::format("| {} | {} | +{} | {} | {} |\n", ++k, x.name, format_duration_ms(x.started_ms), format_duration_ms(x.duration_ms),
+                        x.ok ? "ok" : "FAILED: " + x.outcome);
+    if (d.steps.empty()) md += "| — | no steps ran | | | |\n";
   }
   md += "\n## Missed objectives\n\n";
   if (d.missed.empty()) md += "None.\n";

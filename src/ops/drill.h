@@ -34,6 +34,14 @@ struct MissedObjective {
   std::string to_string() const;
 };
 
+// A failover step as it ran: timing relative to the failover's start, and how it ended.
+struct StepResult {
+  std::string name, command;
+  bool ok = false, rehearsed = false;
+  int64_t started_ms = 0, duration_ms = 0;
+  std::string outcome, output;  // "exited 0", "ran past its 10s limit …"; the tail of what it printed
+};
+
 // passed = every restore and check succeeded (checks_passed) and no objective was missed. `drill`
 // exits 1 when a restore or check failed, 4 when only objectives were missed (docs/cli.md).
 struct DrillRecord {
@@ -45,6 +53,13 @@ struct DrillRecord {
   bool passed = false, checks_passed = false, rpo_met = false, rto_met = false;
   std::vector<MissedObjective> missed;
   std::vector<std::string> deviations, failures;
+  // "drill" or "failover"; a failover (and `drill --failover`) adds its steps, the RTO along the
+  // critical path of the sources' after: order plus the steps, and what the failover promoted.
+  std::string kind = "drill";
+  bool rehearsal = false;
+  std::vector<StepResult> steps;
+  int64_t critical_path_ms = 0;
+  std::string promoted;
 
   nlohmann::json to_json() const;
   // nullopt for a record this version cannot read (damaged or foreign metadata).
@@ -54,6 +69,11 @@ struct DrillRecord {
 // Runs a drill; `after_restore` (plan drills.after_restore) runs after each restore, before checks.
 Result<DrillRecord> run_drill(RepositorySet& repos, const std::vector<const plan::SourceSpec*>& sources,
                               const std::string& environment, bool allow_production);
+
+// Stores the record as a `drill` snapshot (tagged with its kind) in `repository`, or its copy when
+// that is lost; sets d.snapshot.
+Status store_drill_record(RepositorySet& repos, const std::string& repository, const std::vector<const plan::SourceSpec*>& list,
+                          DrillRecord& d);
 
 // Markdown drill record (plan §6.2): steps, timings, deviations, failures.
 std::string drill_markdown(const DrillRecord& drill);

@@ -12,7 +12,7 @@
 namespace lifeboat::ops {
 
 struct Event {
-  std::string kind;  // "backup", "drill", "maintenance", "report"
+  std::string kind;  // "backup", "drill", "maintenance", "report", "standby", "failover"
   bool ok = true;
   std::string title;
   std::string text;

@@ -47,6 +47,10 @@ SourceOutcome timed_outcome(const plan::SourceSpec& s, const std::function<Statu
 // source does not stop the others.
 std::vector<SourceOutcome> run_backups(RepositorySet& repos, const std::vector<const plan::SourceSpec*>& sources);
 
+// Copies every snapshot of the source its repository's copies (copy_of) lack: what a backup does
+// after it commits, run on its own by the daemon (copy_every, and after each committed oplog slice).
+Result<nlohmann::json> refresh_copies(RepositorySet& repos, const plan::SourceSpec& s);
+
 // After a backup: every tree of snapshot `id` loads, and every blob it needs is in a pack that exists in
 // storage and is long enough to hold it — read from the storage listing, not from the index the backup
 // itself just wrote. A blob indexed in a missing pack and in an existing one counts as present. A
@@ -66,7 +70,18 @@ struct RestoreRun {
   std::vector<sources::CheckResult> checks;
   std::optional<int64_t> point_ns;  // set when the restore succeeded
   sources::Report report;           // what the kind says about it, for a person
+  std::string repository;           // the repository read (a copy, when the source's own was lost)
+  nlohmann::json resume;            // the kind's marker for the next restore into this target (standby)
 };
+struct RestoreOptions {
+  std::function<Status(const plan::SourceSpec&)> after_restore;
+  nlohmann::json overrides = nlohmann::json::object();
+  std::string repository;                  // read this repository (default: the source's, or its copy when lost)
+  const nlohmann::json* resume = nullptr;  // a standby: the marker the previous restore into it returned
+  bool validate = true;                    // false: run no check (a standby refresh; the failover checks)
+};
+RestoreRun restore_source(RepositorySet& repos, const plan::SourceSpec& s, const std::string& environment,
+                          std::optional<int64_t> at_ns, const RestoreOptions& options);
 RestoreRun restore_source(RepositorySet& repos, const plan::SourceSpec& s, const std::string& environment,
                           std::optional<int64_t> at_ns, const std::function<Status(const plan::SourceSpec&)>& after_restore = {},
                           const nlohmann::json& overrides = nlohmann::json::object());

@@ -43,7 +43,7 @@ Result<nlohmann::json> build_report(RepositorySet& repos, int64_t since_ns) {
     // Stored bytes: every blob the source's snapshots reference, once (repo/tree_walk.h) — as `stats`
     // gives it; growth: what the window's backups added.
     if (!mine.empty() && !j.contains("error")) {
-      auto repo = repos.acquire(s.repository);
+      auto repo = repos.acquire_readable(s.repository);
       if (repo && (*repo)->load_index()) {
         std::vector<repo::BlobId> roots;
         for (const auto& r : mine) roots.push_back(r.snapshot.tree);
@@ -315,6 +315,15 @@ std::string report_metrics(const nlohmann::json& r) {
   for (const auto& s : r["sources"])
     if (s.contains("drill_schedule"))
       m += fmt::format("lifeboat_drill_overdue{{source=\"{}\"}} {}\n", label(s["source"]), s.value("drill_overdue", false) ? 1 : 0);
+  family("lifeboat_repository_newest_point_timestamp_seconds",
+         "The newest restorable point of each source in each repository holding it (its own and its copies).", "gauge");
+  for (const auto& s : r["sources"]) {
+    if (!s.contains("points") || !s["points"].is_object()) continue;
+    for (const auto& [repo, v] : s["points"].items())
+      if (repo.size() > 3 && repo.compare(repo.size() - 3, 3, "_ns") == 0 && v.is_number())
+        m += fmt::format("lifeboat_repository_newest_point_timestamp_seconds{{source=\"{}\",repository=\"{}\"}} {:.3f}\n", label(s["source"]),
+                         label(repo.substr(0, repo.size() - 3)), v.get<int64_t>() / 1e9);
+  }
   family("lifeboat_key_derivations_total", "Password key derivations (Argon2id) this process has run to open repositories.", "counter");
   m += fmt::format("lifeboat_key_derivations_total {}\n", r.value("key_derivations", uint64_t{0}));
   return m;

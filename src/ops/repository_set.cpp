@@ -27,6 +27,7 @@ Result<RepositorySet::Entry*> RepositorySet::entry(const std::string& name) {
   std::lock_guard lk(mu_);
   auto& e = entries_[name];
   if (!e) e = std::make_unique<Entry>();
+  e->name = name;
   if (e->repo) return e.get();
   const auto* spec = plan_.repository(name);
   if (!spec) return Error(Code::kNotFound, fmt::format("the plan has no repository {}", name));
@@ -41,7 +42,44 @@ Result<RepositorySet::Entry*> RepositorySet::entry(const std::string& name) {
 
 Result<RepositorySet::Lease> RepositorySet::acquire(const std::string& name) {
   LB_ASSIGN_OR_RETURN(Entry * e, entry(name));
-  return Lease(e->repo.get(), std::unique_lock<std::mutex>(e->use));
+  return Lease(e->repo.get(), std::unique_lock<std::mutex>(e->use), &e->name);
+}
+
+std::string RepositorySet::reading_from(const std::string& name) {
+  std::lock_guard lk(mu_);
+  auto it = fallback_.find(name);
+  return it == fallback_.end() ? name : it->second;
+}
+
+Result<RepositorySet::Lease> RepositorySet::acquire_readable(const std::string& name) {
+  std::string copy_in_use;
+  {
+    std::lock_guard lk(mu_);
+    if (auto it = fallback_.find(name); it != fallback_.end()) copy_in_use = it->second;
+  }
+  if (!copy_in_use.empty()) return acquire(copy_in_use);
+  auto primary = acquire(name);
+  if (primary) return primary;
+  // A wrong password is the operator's to fix, not a lost region.
+  if (primary.status().code() == Code::kWrongPassword) return primary.status();
+  std::vector<std::string> tried = {fmt::format("{}: {}", name, primary.status().message())};
+  for (const auto* copy : plan_.copies_of(name)) {
+    auto l = acquire(copy->name);
+    if (!l) {
+      tried.push_back(fmt::format("{}: {}", copy->name, l.status().message()));
+      continue;
+    }
+    {
+      std::lock_guard lk(mu_);
+      fallback_[name] = copy->name;
+    }
+    if (notice)
+      notice(fmt::format("repository {} cannot be opened ({}): reading its copy {} instead", name, primary.status().message(),
+                         copy->name));
+    return l;
+  }
+  if (tried.size() == 1) return primary.status();
+  return Error(primary.status().code(), fmt::format("no repository holding {}'s backups opens: {}", name, fmt::join(tried, "; ")));
 }
 
 RepositorySet::Lease RepositorySet::adopt(const std::string& name, std::unique_ptr<repo::Repository> repo) {
@@ -52,9 +90,10 @@ RepositorySet::Lease RepositorySet::adopt(const std::string& name, std::unique_p
     if (!slot) slot = std::make_unique<Entry>();
     if (!slot->repo) slot->repo = std::move(repo);
     if (const auto* spec = plan_.repository(name)) slot->url = spec->url;
+    slot->name = name;
     e = slot.get();
   }
-  return Lease(e->repo.get(), std::unique_lock<std::mutex>(e->use));
+  return Lease(e->repo.get(), std::unique_lock<std::mutex>(e->use), &e->name);
 }
 
 Result<std::unique_ptr<repo::Repository>> RepositorySet::separate_handle(const std::string& name) {

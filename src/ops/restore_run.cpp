@@ -13,6 +13,16 @@ namespace {
 RestoreRun restore_source(RepositorySet& repos, const plan::SourceSpec& s, const std::string& environment,
                           std::optional<int64_t> at_ns, const std::function<Status(const plan::SourceSpec&)>& after_restore,
                           const nlohmann::json& overrides) {
+  RestoreOptions o;
+  o.after_restore = after_restore;
+  o.overrides = overrides;
+  return restore_source(repos, s, environment, at_ns, o);
+}
+
+RestoreRun restore_source(RepositorySet& repos, const plan::SourceSpec& s, const std::string& environment,
+                          std::optional<int64_t> at_ns, const RestoreOptions& options) {
+  const auto& overrides = options.overrides;
+  const auto& after_restore = options.after_restore;
   RestoreRun run;
   run.outcome = timed_outcome(s, [&](SourceOutcome& o) -> Status {
     if (!s.entry) return Error(Code::kInvalidArgument, fmt::format("source kind {} cannot restore", s.kind));
@@ -27,19 +37,24 @@ RestoreRun restore_source(RepositorySet& repos, const plan::SourceSpec& s, const
         return Error(Code::kInvalidArgument,
                      fmt::format("source {}: {}", s.name, sources::problems_as_flags(s.entry->options, problems)));
     }
-    LB_ASSIGN_OR_RETURN(auto repo, repos.acquire(s.repository));
+    LB_ASSIGN_OR_RETURN(auto repo, options.repository.empty() ? repos.acquire_readable(s.repository) : repos.acquire(options.repository));
+    run.repository = repo.name();
     LB_ASSIGN_OR_RETURN(auto lock, repo::RepoLock::acquire(*repo, repo::LockKind::kShared));
     ProgressCounters progress;
     sources::SourceContext ctx{*repo, s.name, progress};
+    ctx.resume = options.resume;
+    ctx.predict = options.validate;
     LB_ASSIGN_OR_RETURN(auto r, s.entry->restore(ctx, *settings, at_ns));
     run.point_ns = r.point_ns;
+    run.resume = r.resume;
     o.result = {{"snapshot", r.snapshot_id}, {"point", format_rfc3339(r.point_ns)}, {"point_ns", r.point_ns},
                 {"details", r.details}};
+    if (repo.name() != s.repository) o.result["repository"] = repo.name();
     if (at_ns) o.result["behind_ms"] = std::max<int64_t>(0, (*at_ns - r.point_ns + kNsPerMs - 1) / kNsPerMs);  // 1 ns short is short
     if (!r.limit.empty()) o.result["limit"] = r.limit;
     run.report = r.report;
     if (after_restore) LB_RETURN_IF_ERROR(after_restore(s));
-    if (!s.validation.empty() && !r.dry_run) {
+    if (options.validate && !s.validation.empty() && !r.dry_run) {
       try {
         run.checks = s.entry->validate(ctx, *settings, r, s.validation);
       } catch (const std::exception& e) {

@@ -15,14 +15,14 @@ namespace {
 
 NewestPoint newest_point(RepositorySet& repos, const plan::SourceSpec& s) {
   NewestPoint out;
-  auto repo = repos.acquire(s.repository);
+  auto repo = repos.acquire_readable(s.repository);
   if (!repo) {
     out.error = repo.status().message();
     return out;
   }
   auto all = (*repo)->list_snapshots();
   if (!all) {
-    out.error = all.status().with_context("repository " + s.repository).message();
+    out.error = all.status().with_context("repository " + repo->name()).message();
     return out;
   }
   if (s.entry && s.entry->newest_point) out.point_ns = s.entry->newest_point(*all, s.name);
@@ -34,11 +34,15 @@ Result<nlohmann::json> plan_status(RepositorySet& repos, SnapshotListings* listi
   nlohmann::json out = nlohmann::json::array();
   int64_t now = now_unix_ns();
   SnapshotListings by_repo;
+  // Each copy's listing, for the newest point each repository holds (null: it cannot be read).
+  std::map<std::string, std::optional<std::vector<repo::SnapshotRef>>> copies;
   for (const auto& s : plan.sources) {
     nlohmann::json j = {{"source", s.name}, {"kind", s.kind}, {"repository", s.repository}};
+    std::string reading = repos.reading_from(s.repository);
     if (!by_repo.count(s.repository)) {
-      auto repo = repos.acquire(s.repository);
+      auto repo = repos.acquire_readable(s.repository);
       auto listed = repo ? (*repo)->list_snapshots() : Result<std::vector<repo::SnapshotRef>>(repo.status());
+      if (repo) reading = repo->name();
       if (!listed) {
         j["error"] = listed.status().message();
         j["health"] = "unreachable";
@@ -50,6 +54,22 @@ Result<nlohmann::json> plan_status(RepositorySet& repos, SnapshotListings* listi
     }
     const auto& all = by_repo[s.repository];
     auto mine = snapshots_of(all, s.name);
+    if (reading != s.repository) j["reading_from"] = reading;
+    // The newest point each repository holding the source gives (the copy's bounds the RPO of a
+    // restore after the region is lost).
+    nlohmann::json points = nlohmann::json::object();
+    for (const auto* copy : plan.copies_of(s.repository)) {
+      if (!copies.count(copy->name)) {
+        auto l = repos.acquire(copy->name);
+        auto listed = l ? (*l)->list_snapshots() : Result<std::vector<repo::SnapshotRef>>(l.status());
+        copies[copy->name] = listed ? std::optional(std::move(*listed)) : std::nullopt;
+      }
+      const auto& listed = copies[copy->name];
+      std::optional<int64_t> p;
+      if (listed && s.entry && s.entry->newest_point) p = s.entry->newest_point(*listed, s.name);
+      points[copy->name] = p ? nlohmann::json(format_rfc3339(*p)) : nlohmann::json();
+      if (p) points[copy->name + "_ns"] = *p;
+    }
     j["snapshots"] = mine.size();
     if (!mine.empty()) {
       j["last_backup"] = format_rfc3339(mine.back().snapshot.time_ns / 1000000000 * 1000000000);
@@ -60,8 +80,13 @@ Result<nlohmann::json> plan_status(RepositorySet& repos, SnapshotListings* listi
         j["newest_point"] = format_rfc3339(*p / 1000000000 * 1000000000);
         j["rpo_ms"] = std::max<int64_t>(0, (now - *p) / kNsPerMs);
         j["rpo_met"] = now - *p <= plan.rpo_ns;
+        if (reading == s.repository) {
+          points[s.repository] = format_rfc3339(*p);
+          points[s.repository + "_ns"] = *p;
+        }
       }
     }
+    if (!plan.copies_of(s.repository).empty()) j["points"] = points;
     // The newest drill that restored this source, and its cadence when the plan gives one.
     auto last = last_drill_of(all, s.name);
     if (last) {
@@ -79,8 +104,12 @@ Result<nlohmann::json> plan_status(RepositorySet& repos, SnapshotListings* listi
     // Health, most severe first: a failed last drill, then a point older than the RPO (or none).
     std::vector<std::string> problems;
     std::string health = "ok";
+    if (reading != s.repository) {
+      health = "unreachable";
+      problems.push_back(fmt::format("repository {} cannot be opened: reading its copy {}", s.repository, reading));
+    }
     if (last && !last->second) {
-      health = "drill_failed";
+      if (health == "ok") health = "drill_failed";
       problems.push_back(fmt::format("the last drill ({}) failed or missed an objective", format_rfc3339(last->first)));
     }
     if (mine.empty()) {

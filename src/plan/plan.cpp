@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -30,6 +32,19 @@ const RepositorySpec* Plan::repository(const std::string& name) const {
   for (const auto& r : repositories)
     if (r.name == name) return &r;
   return nullptr;
+}
+
+const EnvironmentSpec* Plan::environment(const std::string& name) const {
+  for (const auto& e : environments)
+    if (e.name == name) return &e;
+  return nullptr;
+}
+
+std::vector<const RepositorySpec*> Plan::copies_of(const std::string& name) const {
+  std::vector<const RepositorySpec*> out;
+  for (const auto& r : repositories)
+    if (r.copy_of == name) out.push_back(&r);
+  return out;
 }
 
 std::string Plan::where(const std::string& key) const {
@@ -196,7 +211,8 @@ class Loader {
       problems.push_back(p_.file + ": the plan must be a YAML mapping");
       return;
     }
-    only(root, "", {"version", "objectives", "repositories", "sources", "notifications", "reports", "drills"});
+    only(root, "", {"version", "objectives", "repositories", "sources", "notifications", "reports", "drills", "environments",
+                    "failover"});
     if (root.contains("version") && (!root["version"].is_number_integer() || root["version"].get<int64_t>() != 1))
       problem("version", "only version 1 is understood by this Lifeboat");
     if (root.contains("objectives") && mapping(root["objectives"], "objectives", " with rpo and rto")) {
@@ -226,6 +242,90 @@ class Loader {
       cron(p_.report_schedule, "reports.schedule");
     }
     if (root.contains("drills")) load_drills(root["drills"]);
+    if (root.contains("environments")) load_environments(root["environments"]);
+    if (root.contains("failover")) load_failover(root["failover"]);
+    for (const auto& s : p_.sources)
+      for (const auto& a : s.after)
+        if (!p_.source(a)) problem("sources." + s.name + ".after", fmt::format("no source named {}", a));
+    std::vector<std::pair<std::string, std::vector<std::string>>> graph;
+    for (const auto& s : p_.sources) graph.push_back({s.name, s.after});
+    if (auto c = cycle_in(graph); !c.empty()) problem("sources." + c + ".after", "the sources' after: lists form a cycle through " + c);
+  }
+
+  // A name in a cycle of `after` edges ("" when there is none).
+  static std::string cycle_in(const std::vector<std::pair<std::string, std::vector<std::string>>>& graph) {
+    std::map<std::string, std::vector<std::string>> edges(graph.begin(), graph.end());
+    std::map<std::string, int> state;  // 1: on the path, 2: done
+    std::function<std::string(const std::string&)> visit = [&](const std::string& n) -> std::string {
+      if (state[n] == 1) return n;
+      if (state[n] == 2) return "";
+      state[n] = 1;
+      for (const auto& m : edges[n])
+        if (auto c = visit(m); !c.empty()) return c;
+      state[n] = 2;
+      return "";
+    };
+    for (const auto& [n, _] : graph)
+      if (auto c = visit(n); !c.empty()) return c;
+    return "";
+  }
+
+  // environments: {NAME: {standby: true, max_lag: 10m}}
+  void load_environments(const nlohmann::json& envs) {
+    if (!mapping(envs, "environments", " of environment name to {standby, max_lag}")) return;
+    for (const auto& [name, v] : envs.items()) {
+      std::string key = "environments." + name;
+      if (!plain_name(name)) problem(key, fmt::format("environment name {:?}: use letters, digits, '.', '_' and '-' only", name));
+      if (!mapping(v, key, " with standby, max_lag")) continue;
+      only(v, key, {"standby", "max_lag"});
+      EnvironmentSpec e;
+      e.name = name;
+      e.standby = boolean(v, "standby", key, false);
+      std::string lag = str(v, "max_lag", key);
+      duration(lag, key + ".max_lag");
+      if (auto d = parse_duration(lag); !lag.empty() && d) e.max_lag_ns = *d;
+      if (e.standby && name == "production") problem(key + ".standby", "production is what a standby stands in for, not a standby");
+      p_.environments.push_back(e);
+    }
+  }
+
+  // failover: {environment: dr, steps: [{name, run, after: [..], timeout: 10m, rehearse: true}]}
+  void load_failover(const nlohmann::json& f) {
+    if (!mapping(f, "failover", " with environment and steps")) return;
+    only(f, "failover", {"environment", "steps"});
+    p_.failover.environment = str(f, "environment", "failover");
+    if (p_.failover.environment == "production") problem("failover.environment", "a failover restores into its environment: not production");
+    if (!f.contains("steps")) return;
+    if (!f["steps"].is_array()) {
+      problem("failover.steps", "expected a list of {name, run, after, timeout, rehearse}");
+      return;
+    }
+    std::set<std::string> names;
+    for (size_t i = 0; i < f["steps"].size(); ++i) {
+      const auto& st = f["steps"][i];
+      std::string key = fmt::format("failover.steps.{}", i);
+      if (!mapping(st, key, " with name and run")) continue;
+      only(st, key, {"name", "run", "after", "timeout", "rehearse"});
+      FailoverStep step;
+      step.name = str(st, "name", key, true);
+      step.run = str(st, "run", key, true);
+      step.after = strings(st, "after", key);
+      std::string timeout = str(st, "timeout", key);
+      duration(timeout, key + ".timeout");
+      if (auto d = parse_duration(timeout); !timeout.empty() && d) step.timeout_ns = *d;
+      step.rehearse = boolean(st, "rehearse", key, false);
+      if (!step.name.empty() && !plain_name(step.name)) problem(key + ".name", fmt::format("step name {:?}: use letters, digits, '.', '_' and '-' only", step.name));
+      if (!names.insert(step.name).second) problem(key + ".name", fmt::format("two steps are named {}", step.name));
+      p_.failover.steps.push_back(step);
+    }
+    std::vector<std::pair<std::string, std::vector<std::string>>> graph;
+    for (size_t i = 0; i < p_.failover.steps.size(); ++i) {
+      const auto& st = p_.failover.steps[i];
+      for (const auto& a : st.after)
+        if (!names.count(a)) problem(fmt::format("failover.steps.{}.after", i), fmt::format("no step named {}", a));
+      graph.push_back({st.name, st.after});
+    }
+    if (auto c = cycle_in(graph); !c.empty()) problem("failover.steps", "the steps' after: lists form a cycle through " + c);
   }
 
   // drills: {schedule, environment, sources: [..], after_restore: CMD, allow_unvalidated: [..],
@@ -308,7 +408,7 @@ class Loader {
       problem(key, "expected a mapping with url");
       return;
     }
-    only(r, key, {"url", "password_env", "password_file", "copy_of", "object_lock", "maintenance"});
+    only(r, key, {"url", "password_env", "password_file", "copy_of", "copy_every", "object_lock", "maintenance"});
     RepositorySpec spec;
     spec.name = name;
     spec.url = str(r, "url", key, true);
@@ -316,6 +416,10 @@ class Loader {
     spec.password_file = str(r, "password_file", key);
     spec.copy_of = str(r, "copy_of", key);
     spec.object_lock = str(r, "object_lock", key);
+    std::string every = str(r, "copy_every", key);
+    duration(every, key + ".copy_every");
+    if (auto d = parse_duration(every); !every.empty() && d) spec.copy_every_ns = *d;
+    if (!every.empty() && spec.copy_of.empty()) problem(key + ".copy_every", "only a copy (copy_of) is refreshed on its own schedule");
     duration(spec.object_lock, key + ".object_lock");
     if (r.contains("maintenance")) {
       const auto& m = r["maintenance"];
@@ -417,7 +521,9 @@ class Loader {
       if (share < 0) problem(key + ".verify", fmt::format("{:?}: expected \"sample N%\" (0 < N <= 100), \"all\" or \"none\"", v));
       else spec.verify_sample = share;
     }
-    static const std::vector<std::string> common = {"kind", "repository", "schedule", "retention", "validation", "verify", "environments"};
+    spec.after = strings(s, "after", key);
+    static const std::vector<std::string> common = {"kind",   "repository",   "schedule", "retention", "validation",
+                                                    "verify", "environments", "after"};
     for (const auto& [k, v] : s.items())
       if (std::find(common.begin(), common.end(), k) == common.end()) spec.settings[k] = v;
     if (s.contains("environments") && mapping(s["environments"], key + ".environments", " of environment name to settings"))

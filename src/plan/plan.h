@@ -24,6 +24,9 @@ struct RepositorySpec {
   // `emit`; each check reads the next T-th of the packs (the day's, rotating), so all are read every T days.
   std::string prune_schedule, check_schedule;
   uint32_t read_data_subset = 0;  // T of "1/T"; 0: checks read structure only
+  // copy_every: a copy (copy_of) is refreshed this often by the daemon besides after each backup
+  // (and, for continuous sources, after each committed oplog slice); 0: after backups only.
+  int64_t copy_every_ns = 0;
 };
 
 struct ScheduleSpec {
@@ -51,6 +54,30 @@ struct SourceSpec {
   std::map<std::string, nlohmann::json> environments;  // per-environment overrides of settings
   std::map<std::string, sources::SettingsPtr> environment_parsed;  // settings merged with each override
   std::string drill_schedule;                          // drills.per_source: this source's own drill cadence
+  std::vector<std::string> after;                      // failover and standby restores: these sources first
+};
+
+// environments.NAME: what a whole environment is for. `standby: true` makes the daemon keep it
+// current from the copy repository (a warm standby for failover); `max_lag` is how far behind
+// production it may fall before that is a problem (status, notifications).
+struct EnvironmentSpec {
+  std::string name;
+  bool standby = false;
+  int64_t max_lag_ns = 0;  // 0: the plan's RPO objective
+};
+
+// failover.steps: commands run after every source of the environment is caught up and checked
+// (switch DNS, point the applications at the DR endpoints, scale up), in `after` order.
+struct FailoverStep {
+  std::string name, run;
+  std::vector<std::string> after;
+  int64_t timeout_ns = 600LL * 1000000000;
+  bool rehearse = false;  // also run by `drill --failover` (a rehearsal must not switch real traffic)
+};
+
+struct FailoverSpec {
+  std::string environment;  // the default --environment of `failover`
+  std::vector<FailoverStep> steps;
 };
 
 struct NotificationSpec {
@@ -75,10 +102,15 @@ struct Plan {
   std::vector<NotificationSpec> notifications;
   std::string report_schedule;  // reports.schedule (cron)
   DrillSpec drills;
+  std::vector<EnvironmentSpec> environments;
+  FailoverSpec failover;
   std::map<std::string, int> lines;  // "sources.mongo.schedule.full" -> line (1-based)
 
   const SourceSpec* source(const std::string& name) const;
   const RepositorySpec* repository(const std::string& name) const;
+  const EnvironmentSpec* environment(const std::string& name) const;
+  // The repositories that copy `name` (copy_of), in plan order.
+  std::vector<const RepositorySpec*> copies_of(const std::string& name) const;
   // "lifeboat.yaml:12: sources.mongo.uri: " for messages about that key (its nearest known parent).
   std::string where(const std::string& key) const;
 };

@@ -78,6 +78,9 @@ struct SourceRestore {
   bool dry_run = false;  // nothing was written: there is no target to read back
   std::shared_ptr<const RestoredState> state;
   Report report;
+  // Where a later restore into the same target may continue from (a warm standby): the kind's own
+  // marker, handed back in SourceContext::resume. Empty: it restores whole every time.
+  nlohmann::json resume = nlohmann::json::object();
 };
 
 struct SourceContext {
@@ -90,6 +93,12 @@ struct SourceContext {
   std::vector<std::string> tags;  // more tags for the snapshot (the command line's --tag)
   std::string host;               // the host name to record (default: this host)
   bool progress_shown = false;    // a person watches the progress: worth counting totals first for an ETA
+  // Restores into a standby: what the previous restore into this same target returned as its
+  // `resume` marker; the kind writes only what changed since (null: a restore from nothing).
+  const nlohmann::json* resume = nullptr;
+  // false: no validation follows this restore, so the kind need not predict the target's state
+  // (SourceRestore::expected) when that costs reading what it does not write.
+  bool predict = true;
 };
 
 // One option of a kind, declared once: the plan key, and the command-line flag of the generated
@@ -161,6 +170,9 @@ struct SourceKind {
   // options gets generated `backup <kind>` and `restore <kind>` commands.
   std::vector<KindOption> options;
   std::vector<KindVerb> verbs;
+  // Settings a standby restore lays over the environment's, so the standby ends equal to the
+  // backup with the least writing (files: delete extras; Firestore: replace collections).
+  nlohmann::json standby_settings = nlohmann::json::object();
 
   // Typed settings from the plan's section (for restores: merged with the environment's override).
   // Problems are appended with the key they concern; the result is nullptr only when there were any.
@@ -231,6 +243,7 @@ struct TypedSourceKind {
   std::string snapshot_source;
   std::vector<KindOption> options;
   std::vector<KindVerb> verbs;
+  nlohmann::json standby_settings = nlohmann::json::object();
   std::function<std::shared_ptr<const S>(const nlohmann::json& section, SettingsFor purpose, std::vector<SettingsProblem>& problems)>
       parse;
   std::function<Result<SourceBackup>(SourceContext&, const S&)> backup;
@@ -252,7 +265,7 @@ struct TypedSourceKind {
     auto as = [](const SourceSettings& s) -> const S& { return static_cast<const S&>(s); };
     SourceKind k{.name = name, .summary = summary, .command = command, .generated_commands = generated_commands,
                  .validations = validations, .snapshot_source = snapshot_source,
-                 .options = options, .verbs = verbs};
+                 .options = options, .verbs = verbs, .standby_settings = standby_settings};
     k.parse = [f = parse](const nlohmann::json& section, SettingsFor purpose, std::vector<SettingsProblem>& problems) -> SettingsPtr {
       return f(section, purpose, problems);
     };

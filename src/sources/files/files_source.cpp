@@ -152,6 +152,9 @@ Result<SourceRestore> restore(SourceContext& ctx, const FilesSettings& s, std::o
   repo::TreeRestoreOptions o;
   o.target = s.target;
   o.delete_extra = s.delete_extra;
+  // A standby this kind restored before: only files that differ in size or modification time are
+  // written again (restic's if-changed); the checks of a failover read every byte.
+  if (ctx.resume && ctx.resume->contains("snapshot")) o.overwrite = repo::Overwrite::kIfChanged;
   LB_ASSIGN_OR_RETURN(auto r, repo::restore_tree(ctx.repo, snap->snapshot.tree, o, ctx.progress));
   if (!r.errors.empty())
     return Error(Code::kFatal, fmt::format("source {}: {} file(s) failed: {}", ctx.name, r.errors.size(), r.errors[0]));
@@ -160,6 +163,8 @@ Result<SourceRestore> restore(SourceContext& ctx, const FilesSettings& s, std::o
   out.snapshot_id = snap->id;
   out.details = {{"target", o.target}, {"files", r.files}, {"bytes", r.bytes}};
   if (s.delete_extra) out.details["deleted"] = r.deleted;
+  if (o.overwrite == repo::Overwrite::kIfChanged) out.details["unchanged"] = r.skipped;
+  out.resume = {{"snapshot", snap->id}};
   return out;
 }
 
@@ -207,6 +212,7 @@ const SourceKind& files_source_kind() {
       .validations = {"hashes", "counts"},
       .snapshot_source = kSource,
       .options = options(),
+      .standby_settings = {{"delete_extra", true}},
       .parse = parse,
       .backup = backup,
       .restore = restore,

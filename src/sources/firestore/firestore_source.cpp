@@ -290,6 +290,7 @@ const SourceKind& firestore_source_kind() {
       .validations = {"counts", "hashes"},
       .snapshot_source = kSource,
       .options = options(),
+      .standby_settings = {{"replace", true}},
       .parse = parse,
       .backup = backup,
       .restore = restore,

@@ -304,6 +304,7 @@ const SourceKind& gcs_bucket_source_kind() {
                  .needs_repository = false,
                  .progress_label = "sync",
                  .run = sync}},
+      .standby_settings = {{"delete_extra", true}},
       .parse = parse,
       .backup = backup,
       .restore = restore,

@@ -260,6 +260,11 @@ Result<MongoRestoreResult> restore_mongodb(repo::Repository& repo, const MongoRe
 
   MongoRestoreResult result;
   result.plan = plan;
+  result.resumed = options.resume_applied.has_value();
+  // A resumed restore that predicts nothing reads the oplog from its restart point only.
+  MongoRestorePlan replay = plan;
+  if (result.resumed && !options.predict && options.resume_restart && *options.resume_restart > replay.replay_from)
+    replay.replay_from = *options.resume_restart;
   // The entries to replay are read once first: to learn which documents they touch (the state the
   // target must end in is predicted for the validations), whether an entry we do not know stops the
   // replay, and where inside the requested second it ends.
@@ -277,7 +282,7 @@ Result<MongoRestoreResult> restore_mongodb(repo::Repository& repo, const MongoRe
   }
   {
     OplogUnpacker scan(filter, options.skip_unknown);
-    LB_RETURN_IF_ERROR(replay_all(repo, plan, std::nullopt, [&](const bson_t* entry, OplogTime ts) -> Result<bool> {
+    LB_RETURN_IF_ERROR(replay_all(repo, replay, std::nullopt, [&](const bson_t* entry, OplogTime ts) -> Result<bool> {
       second.observe(entry, ts);
       LB_RETURN_IF_ERROR(scan.feed(entry, [&](const BsonDoc& change) {
         expected.note_op(change.get());
@@ -321,16 +326,18 @@ Result<MongoRestoreResult> restore_mongodb(repo::Repository& repo, const MongoRe
     }
   }
   LB_ASSIGN_OR_RETURN(auto root, repo.load_tree(plan.full.snapshot.tree));
+  // Resumed: the documents are already in the target; they are read (not written) only to predict.
+  bool read_documents = !result.resumed || options.predict;
   for (const auto& rec : meta.value("collections", nlohmann::json::array())) {
     std::string db = rec.value("db", ""), name = rec.value("name", "");
-    if (!filter.selected(db)) continue;
+    if (!filter.selected(db) || !read_documents) continue;
     progress.files_total += 1;
     progress.bytes_total += rec.value("bytes", uint64_t{0});
   }
   progress.totals_final = true;
   for (const auto& rec : meta.value("collections", nlohmann::json::array())) {
     std::string db = rec.value("db", ""), name = rec.value("name", "");
-    if (!filter.selected(db)) continue;
+    if (!filter.selected(db) || !read_documents) continue;
     const repo::Node* dir = root.find(db);
     if (!dir || !dir->subtree) return Error(Code::kCorrupt, fmt::format("backup {} lacks database {}", plan.full.short_id(), db));
     LB_ASSIGN_OR_RETURN(auto dtree, repo.load_tree(*dir->subtree));
@@ -340,7 +347,7 @@ Result<MongoRestoreResult> restore_mongodb(repo::Repository& repo, const MongoRe
     LB_ASSIGN_OR_RETURN(auto meta_bytes, read_stored(repo, mfile->content));
     CollectionSpec spec{filter.target(db), name, to_string(meta_bytes)};
     expected.add_collection(spec.db + "." + name, spec.metadata_json);
-    LB_RETURN_IF_ERROR(sink->begin_collection(spec));
+    if (!result.resumed) LB_RETURN_IF_ERROR(sink->begin_collection(spec));
     StoredDocReader reader(repo, data->content, fmt::format("{}.{} in snapshot {}", db, name, plan.full.short_id()));
     CollectionDigest digest;
     std::vector<Bytes> batch;
@@ -352,9 +359,10 @@ Result<MongoRestoreResult> restore_mongodb(repo::Repository& repo, const MongoRe
       if (interrupted()) return Error(Code::kInterrupted, "interrupted");
       digest.add(doc);
       expected.add_document(spec.db + "." + name, doc);
+      progress.bytes_done += doc.size();
+      if (result.resumed) continue;
       batch.emplace_back(doc.begin(), doc.end());
       batch_bytes += doc.size();
-      progress.bytes_done += doc.size();
       if (batch.size() >= 1000 || batch_bytes >= 8 * 1024 * 1024) {
         LB_RETURN_IF_ERROR(sink->insert_batch(std::move(batch)));
         batch.clear();
@@ -362,7 +370,10 @@ Result<MongoRestoreResult> restore_mongodb(repo::Repository& repo, const MongoRe
       }
     }
     if (!batch.empty()) LB_RETURN_IF_ERROR(sink->insert_batch(std::move(batch)));
-    LB_ASSIGN_OR_RETURN(uint64_t dups, sink->end_collection());
+    uint64_t dups = 0;
+    if (!result.resumed) {
+      LB_ASSIGN_OR_RETURN(dups, sink->end_collection());
+    }
     CollectionCheck check{db, name, digest.count(), dups, digest.hash_hex() == rec.value("hash", "")};
     if (digest.count() != rec.value("count", uint64_t{0}) || !check.hash_ok)
       return Error(Code::kCorrupt, fmt::format("{}.{}: restored {} documents with hash {}, but the backup recorded {} "
@@ -376,15 +387,26 @@ Result<MongoRestoreResult> restore_mongodb(repo::Repository& repo, const MongoRe
 
   OplogUnpacker unpacker(filter, options.skip_unknown);
   std::optional<UnknownEntry> unexpected;
-  LB_RETURN_IF_ERROR(replay_all(repo, plan, stop_before, [&](const bson_t* entry, OplogTime) -> Result<bool> {
-    ++result.entries_read;
+  result.applied = options.resume_applied.value_or(replay.replay_from);
+  LB_RETURN_IF_ERROR(replay_all(repo, replay, stop_before, [&](const bson_t* entry, OplogTime ts) -> Result<bool> {
+    // Resumed: entries through resume_applied are in the target already (they still feed the
+    // prediction and any transaction they open).
+    bool write = !options.resume_applied || ts > *options.resume_applied;
+    if (write) ++result.entries_read;
     LB_RETURN_IF_ERROR(unpacker.feed(entry, [&](const BsonDoc& change) {
       expected.apply_op(change.get());
+      if (!write) return Status::ok();
       ++result.ops_applied;
       return sink->apply_op(change.get());
     }, unexpected));
+    if (ts > result.applied) result.applied = ts;
     return true;
   }));
+  result.restart = result.applied;
+  if (auto open = unpacker.oldest_open()) {
+    // Resume reads entries after `restart`: one before the open transaction's first entry.
+    result.restart = open->i > 0 ? OplogTime{open->t, open->i - 1} : OplogTime{open->t - 1, UINT32_MAX};
+  }
   if (unexpected) return Error(Code::kFatal, "internal error: the replay met an entry its first pass let through: " + unexpected->describe());
   LB_RETURN_IF_ERROR(sink->finish());
   result.skipped = unpacker.skipped();

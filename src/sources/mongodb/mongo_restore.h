@@ -43,6 +43,13 @@ struct MongoRestoreOptions {
   std::vector<std::pair<std::string, std::string>> rename;  // --to-db OLD=NEW
   size_t threads = 4;
   bool skip_unknown = false;  // go on past oplog entries we do not understand (counted and named)
+  // A standby this restore wrote before from the same full backup: its documents are in place and
+  // every entry through `resume_applied` was applied, so only later entries are written; the replay
+  // reads from `resume_restart` on (at or before an open transaction's first entry).
+  std::optional<OplogTime> resume_applied, resume_restart;
+  // false: no validation follows, so a resumed restore reads neither the full backup's documents nor
+  // the oplog before resume_restart to predict the target's state (expected stays empty).
+  bool predict = true;
 };
 
 struct CollectionCheck {
@@ -60,6 +67,10 @@ struct MongoRestoreResult {
   std::optional<std::string> stopped_before;  // the unknown entry the replay stopped before
   // Target "db.coll" -> what it must hold now (for validations that read the target back).
   std::map<std::string, ExpectedState::Collection> expected;
+  // Where a later restore into the same target resumes: the last entry applied, and where its
+  // replay must read from (the first entry of a transaction still open, else `applied`).
+  OplogTime applied, restart;
+  bool resumed = false;  // the documents were in place: only the oplog after resume_applied was written
 };
 
 // Every collection's count and hash are checked against the backup as it streams; a mismatch fails

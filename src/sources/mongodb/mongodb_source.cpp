@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "core/bytes.h"
 #include "core/time.h"
 #include "sources/mongodb/mongo_backup.h"
@@ -160,6 +162,38 @@ void point_lines(const MongoRestorePlan& p, std::optional<int64_t> at, std::vect
   if (!p.limit.empty()) lines.push_back("  limited by: " + p.limit);
 }
 
+// The target as a standby marker names it: a resumed restore must write to the same place, the same way.
+std::string target_identity(const MongoSettings& s) {
+  nlohmann::json rename = nlohmann::json::array();
+  for (const auto& [a, b] : s.rename) rename.push_back({a, b});
+  return nlohmann::json{{"uri", redact_uri(s.uri)}, {"databases", s.databases}, {"rename", rename}}.dump();
+}
+
+OplogTime oplog_time_of(const nlohmann::json& j) {
+  return OplogTime{j.value("t", uint32_t{0}), j.value("i", uint32_t{0})};
+}
+
+// A standby restored before (ctx.resume): when the full backup it started from still leads by an
+// unbroken chain of slices to the point asked for, only the oplog after what it applied is written.
+// Anything else (a newer point is unreachable from it, an earlier instant, another target) restores
+// whole. Returns the plan to resume with, or nullopt.
+std::optional<MongoRestorePlan> resumable(const SourceContext& ctx, const MongoSettings& s, const std::vector<repo::SnapshotRef>& all,
+                                          const MongoRestorePlan& newest, std::optional<int64_t> at_ns) {
+  if (!ctx.resume || !ctx.resume->is_object() || !s.to_dir.empty() || !s.drop) return std::nullopt;
+  const auto& m = *ctx.resume;
+  if (m.value("target", "") != target_identity(s) || !m.contains("applied") || !m.contains("restart")) return std::nullopt;
+  std::string full = m.value("full", "");
+  auto it = std::find_if(all.begin(), all.end(), [&](const repo::SnapshotRef& r) { return r.id == full; });
+  if (it == all.end()) return std::nullopt;
+  // The same chain without the full backups newer than the standby's.
+  std::vector<repo::SnapshotRef> chain;
+  for (const auto& r : all)
+    if (r.snapshot.source != kFullSource || r.snapshot.time_ns <= it->snapshot.time_ns) chain.push_back(r);
+  auto p = plan_mongodb_restore(chain, newest.name, at_ns);
+  if (!p || p->full.id != full || p->point_ns < newest.point_ns || p->point_ns < m.value("point_ns", int64_t{0})) return std::nullopt;
+  return *p;
+}
+
 Result<SourceRestore> restore(SourceContext& ctx, const MongoSettings& s, std::optional<int64_t> at_ns) {
   bool command_line = ctx.name.empty();
   if (command_line && !s.dry_run && s.uri.empty() == s.to_dir.empty())
@@ -167,6 +201,8 @@ Result<SourceRestore> restore(SourceContext& ctx, const MongoSettings& s, std::o
   LB_ASSIGN_OR_RETURN(auto all, ctx.repo.list_snapshots());
   // The deployment: a plan source's name; on the command line --name, or the only one.
   LB_ASSIGN_OR_RETURN(auto plan, plan_mongodb_restore(all, command_line ? s.name : ctx.name, at_ns));
+  std::optional<MongoRestorePlan> resume = s.dry_run ? std::nullopt : resumable(ctx, s, all, plan, at_ns);
+  if (resume) plan = *resume;
   SourceRestore out;
   out.snapshot_id = plan.full.id;
   auto& lines = out.report.lines;
@@ -189,6 +225,11 @@ Result<SourceRestore> restore(SourceContext& ctx, const MongoSettings& s, std::o
   o.rename = s.rename;
   o.skip_unknown = s.skip_unknown;
   o.threads = static_cast<size_t>(s.threads);
+  o.predict = ctx.predict;
+  if (resume) {
+    o.resume_applied = oplog_time_of((*ctx.resume)["applied"]);
+    o.resume_restart = oplog_time_of((*ctx.resume)["restart"]);
+  }
   int64_t start = monotonic_ns();
   LB_ASSIGN_OR_RETURN(auto r, restore_mongodb(ctx.repo, plan, o, ctx.progress));
   int64_t ms = (monotonic_ns() - start) / 1000000;
@@ -207,6 +248,10 @@ Result<SourceRestore> restore(SourceContext& ctx, const MongoSettings& s, std::o
   }
   out.expected = expected_json(r.expected);
   out.checks = s.checks;
+  if (o.to_dir.empty())
+    out.resume = {{"full", plan.full.id}, {"target", target_identity(s)}, {"point_ns", out.point_ns},
+                  {"applied", {{"t", r.applied.t}, {"i", r.applied.i}}}, {"restart", {{"t", r.restart.t}, {"i", r.restart.i}}}};
+  if (r.resumed) out.details["resumed_after"] = (*ctx.resume)["applied"];
   uint64_t dups = 0;
   nlohmann::json cols = nlohmann::json::array();
   for (const auto& col : r.collections) {
@@ -225,8 +270,12 @@ Result<SourceRestore> restore(SourceContext& ctx, const MongoSettings& s, std::o
   if (!r.skipped.empty()) out.report.json["skipped"] = r.skipped;
   if (r.stopped_before) out.report.json["stopped_before"] = *r.stopped_before;
   point_lines(r.plan, at_ns, lines);
-  lines.push_back(fmt::format("restored {} collections, {} documents; replayed {} oplog entries as {} changes in {}", r.collections.size(),
-                              r.documents, r.entries_read, r.ops_applied, format_duration_ms(ms)));
+  if (r.resumed)
+    lines.push_back(fmt::format("resumed the standby: applied {} new oplog entries as {} changes in {} (its documents were in place)",
+                                r.entries_read, r.ops_applied, format_duration_ms(ms)));
+  else
+    lines.push_back(fmt::format("restored {} collections, {} documents; replayed {} oplog entries as {} changes in {}", r.collections.size(),
+                                r.documents, r.entries_read, r.ops_applied, format_duration_ms(ms)));
   lines.push_back("every collection read from the repository matched the count and hash recorded at backup");
   if (dups) lines.push_back(fmt::format("{} documents already present in the target were left as they were (use --drop)", dups));
   if (r.warnings) {

@@ -203,6 +203,13 @@ void OplogUnpacker::unpack_apply_ops(const bson_t* o, OplogTime ts, std::vector<
   }
 }
 
+std::optional<OplogTime> OplogUnpacker::oldest_open() const {
+  std::optional<OplogTime> out;
+  for (const auto& [key, txn] : open_)
+    if (!out || txn.first < *out) out = txn.first;
+  return out;
+}
+
 Status OplogUnpacker::feed(const bson_t* entry, const Apply& apply, std::optional<UnknownEntry>& unknown) {
   auto ts = bson_timestamp(entry, "ts").value_or(OplogTime{});
   std::string name = bson_string(entry, "op");
@@ -226,7 +233,9 @@ Status OplogUnpacker::feed(const bson_t* entry, const Apply& apply, std::optiona
     if (unknown) return Status::ok();
     std::string key = session_key(entry);
     if (bool_field(o->get(), "partialTxn") || bool_field(o->get(), "prepare")) {
-      auto& txn = open_[key];
+      auto [it, fresh] = open_.try_emplace(key);
+      auto& txn = it->second;
+      if (fresh) txn.first = ts;
       for (auto& op : ops) txn.ops.push_back(std::move(op));
       txn.prepared = bool_field(o->get(), "prepare");
       return Status::ok();

@@ -47,11 +47,15 @@ class OplogUnpacker {
   // Unknown entries skipped because the caller asked to, in order (at most the first 20 described).
   const std::vector<std::string>& skipped() const { return skipped_; }
   uint64_t skipped_count() const { return skipped_count_; }
+  // The first entry of the oldest transaction still open (a partialTxn chain or a prepared
+  // transaction not yet committed): a replay resumed later must read from there to apply it whole.
+  std::optional<OplogTime> oldest_open() const;
 
  private:
   struct OpenTxn {
     std::vector<BsonDoc> ops;  // inner operations, as logged
     bool prepared = false;
+    OplogTime first;  // its first entry
   };
   // The operations of an applyOps, as logged; a malformed one sets `bad` (or is skipped and counted).
   void unpack_apply_ops(const bson_t* o, OplogTime ts, std::vector<BsonDoc>& into, std::optional<UnknownEntry>& bad);

@@ -1,0 +1,389 @@
+"""Failover (plan §7.3) with two "regions" on loopback: production's peers and the DR environment's
+(a second FerretDB, a second bucket, a second Firestore project, a second Secret Manager project, a
+second directory), the repository and its copy in different places. Production writes continuously
+while the daemon keeps the DR environment current from the copy; then the primary repository is
+deleted (the region is lost) and `failover` brings DR to the newest point the copy holds. What DR
+must hold is read from the production peers themselves, never from Lifeboat."""
+import base64
+import json
+import os
+import signal
+import statistics
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import peers
+
+FOLLOW_S = 1.0   # the follower's slice interval
+COPY_EVERY_S = 2.0
+
+
+def wait_for(cond, timeout=60, what="condition"):
+    end = time.time() + timeout
+    while time.time() < end:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def region(tmp_path_factory):
+    d = tmp_path_factory.mktemp("regions")
+    with peers.FerretDB(d / "mongo-prod") as prod_mongo, peers.FerretDB(d / "mongo-dr", oplog_bytes=0) as dr_mongo, \
+            peers.FakeGCS() as gcs, peers.FirestoreEmulator(d / "firestore") as emu, peers.SecretManagerFake() as sm:
+        yield {"prod_mongo": prod_mongo, "dr_mongo": dr_mongo, "gcs": gcs, "emu": emu, "sm": sm}
+
+
+def secret_values(sm, project):
+    st, body = sm.call("GET", f"{project}/secrets?pageSize=100")
+    out = {}
+    page = body
+    while True:
+        for s in page.get("secrets", []):
+            sid = s["name"].rsplit("/", 1)[1]
+            st, v = sm.call("GET", f"{project}/secrets/{sid}/versions/latest:access")
+            out[sid] = base64.b64decode(v["payload"]["data"]) if st == 200 else None
+        if not page.get("nextPageToken"):
+            return out
+        st, page = sm.call("GET", f"{project}/secrets?pageSize=100&pageToken={page['nextPageToken']}")
+
+
+def files_of(root: Path):
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def bucket_of(gcs, bucket):
+    return {o["name"]: gcs.get(bucket, o["name"]) for o in gcs.list(bucket)}
+
+
+def mongo_of(mongo, db="shop"):
+    c = mongo.client()
+    try:
+        return {name: sorted(c[db][name].find(), key=lambda d: str(d["_id"])) for name in sorted(c[db].list_collection_names())}
+    finally:
+        c.close()
+
+
+def firestore_of(emu, project):
+    return {d["name"].split("/documents/", 1)[1]: d.get("fields", {}) for d in emu.documents(project=project)}
+
+
+def dr_state(r, tmp):
+    """Everything the DR side holds, read from its peers."""
+    return {"mongo": mongo_of(r["dr_mongo"]), "gcs": bucket_of(r["gcs"], "dr-assets"),
+            "firestore": firestore_of(r["emu"], "drp"), "secrets": secret_values(r["sm"], "projects/dr"),
+            "files": files_of(tmp / "dr-site") if (tmp / "dr-site").exists() else {},
+            "config": files_of(tmp / "dr-config") if (tmp / "dr-config").exists() else {}}
+
+
+def write_plan(tmp, r, steps):
+    plan = tmp / "lifeboat.yaml"
+    plan.write_text(f"""
+objectives: {{rpo: 1h, rto: 4h}}
+repositories:
+  main: {{url: "{tmp / 'main'}"}}
+  copy: {{url: "{tmp / 'copy'}", copy_of: main, copy_every: {int(COPY_EVERY_S)}s}}
+sources:
+  site:
+    kind: files
+    paths: ["{tmp / 'site'}"]
+    validation: [hashes, counts]
+    environments:
+      dr: {{target: "{tmp / 'dr-site'}"}}
+  shop:
+    kind: mongodb
+    uri: "{r['prod_mongo'].uri}"
+    databases: [shop]
+    schedule: {{full: "0 3 * * *", continuous: true, interval: {int(FOLLOW_S)}s}}
+    validation: [counts, hashes]
+    environments:
+      dr: {{uri: "{r['dr_mongo'].uri}"}}
+  assets:
+    kind: gcs_bucket
+    bucket: gs://prod-assets
+    validation: [counts, hashes]
+    environments:
+      dr: {{to: gs://dr-assets}}
+  users:
+    kind: firestore
+    project: prodp
+    validation: [counts, hashes]
+    after: [shop]
+    environments:
+      dr: {{to_project: drp}}
+  cfg:
+    kind: config
+    paths: ["{tmp / 'config'}"]
+    secrets: projects/prod
+    validation: [files, secrets]
+    environments:
+      dr: {{target: "{tmp / 'dr-config'}", secrets: projects/dr}}
+environments:
+  dr: {{standby: true, max_lag: 5m}}
+failover:
+  environment: dr
+  steps:
+{steps}
+""")
+    return plan
+
+
+STEPS = """    - {name: dns, run: "echo dns $LIFEBOAT_ENVIRONMENT $LIFEBOAT_REHEARSAL >> STEPLOG"}
+    - {name: apps, run: "echo apps >> STEPLOG", after: [dns], rehearse: true, timeout: 30s}"""
+
+
+def test_region_lost_failover_brings_dr_to_the_copys_newest_point(lb, tmp_path, region):
+    r = region
+    tmp = tmp_path
+    (tmp / "site" / "img").mkdir(parents=True)
+    for i in range(5):
+        (tmp / "site" / "img" / f"f{i}.bin").write_bytes(os.urandom(3000))
+    (tmp / "config").mkdir()
+    (tmp / "config" / "app.yaml").write_text("replicas: 3\n")
+    c = r["prod_mongo"].client()
+    c.shop.items.insert_many([{"_id": i, "price": i} for i in range(200)])
+    c.shop.items.create_index("price")
+    r["gcs"].create_bucket("prod-assets")
+    r["gcs"].create_bucket("dr-assets")
+    for i in range(5):
+        r["gcs"].put("prod-assets", f"a/{i}.txt", f"asset {i}".encode())
+    r["emu"].put({f"users/u{i}": {"n": {"integerValue": str(i)}} for i in range(10)}, project="prodp")
+    for i in range(3):
+        r["sm"].create_secret("projects/prod", f"s{i}")
+        r["sm"].add_version("projects/prod", f"s{i}", f"v1-{i}".encode())
+    steplog = tmp / "steps.log"
+    plan = write_plan(tmp, r, STEPS.replace("STEPLOG", str(steplog)))
+    env = dict(r["gcs"].env(), **r["emu"].env(), **r["sm"].env(), LIFEBOAT_PLAN=str(plan))
+    plan_init(lb, env)
+    out = lb.json("backup", env=env)
+    assert out["failed"] == 0, out
+    state = tmp / "state"
+    before_any = dr_state(r, tmp)
+    d = subprocess_daemon(lb, plan, state, env)
+    stop = threading.Event()
+    written = []
+
+    def writer():
+        i = 1000
+        while not stop.is_set():
+            c.shop.items.insert_one({"_id": i, "price": i, "at": time.time()})
+            c.shop.items.update_one({"_id": i % 200}, {"$inc": {"price": 1}})
+            written.append((i, time.time()))
+            i += 1
+            time.sleep(0.05)
+
+    try:
+        standby = state / "standby.json"
+        wait_for(lambda: standby.exists() and len(json.loads(standby.read_text()).get("dr", {})) == 5
+                 and all(v["point_ns"] for v in json.loads(standby.read_text())["dr"].values()), timeout=120,
+                 what="the standby holding all five sources")
+        t = threading.Thread(target=writer)
+        t.start()
+        # Standby lag under continuous writes: the newest document the DR server holds against now.
+        lags = []
+        dr = r["dr_mongo"].client()
+        for _ in range(12):
+            time.sleep(1)
+            newest = dr.shop.items.find_one({"at": {"$exists": True}}, sort=[("at", -1)])
+            if newest:
+                lags.append(time.time() - newest["at"])
+        stop.set()
+        t.join()
+        dr.close()
+        print(f"MongoDB standby lag samples (s): {[round(x, 2) for x in lags]}")
+        assert len(lags) >= 8, lags
+        # The standby trails production by about one follow interval plus the copy delay.
+        assert statistics.median(lags) <= 2 * FOLLOW_S + COPY_EVERY_S, lags
+        # More production changes after the writes: files, objects, documents, secrets.
+        (tmp / "site" / "img" / "f9.bin").write_bytes(b"late")
+        (tmp / "site" / "img" / "f0.bin").unlink()
+        r["gcs"].put("prod-assets", "a/late.txt", b"late")
+        r["emu"].put({"users/u99": {"n": {"integerValue": "99"}}}, project="prodp")
+        r["sm"].add_version("projects/prod", "s1", b"v2-1")
+        lb.run("backup", "site", "assets", "users", "cfg", env=env)
+        last_write = written[-1][1]
+        # The copy holds the last write (the follower's slice, copied on commit).
+        wait_for(lambda: all(s.get("points", {}).get("copy_ns", 0) / 1e9 >= last_write for s in status(lb, env, state)
+                             if s["source"] == "shop"), timeout=30, what="the copy holding the last write")
+    finally:
+        d.send_signal(signal.SIGTERM)
+        d.wait(timeout=60)
+    log = d.stdout.read()
+    assert "standby dr: keeping 5 source(s) current" in log, log
+    # Production's state at that point, from its peers.
+    expected = {"mongo": mongo_of(r["prod_mongo"]), "gcs": bucket_of(r["gcs"], "prod-assets"),
+                "firestore": firestore_of(r["emu"], "prodp"), "secrets": secret_values(r["sm"], "projects/prod"),
+                "files": files_of(tmp / "site"), "config": files_of(tmp / "config")}
+    assert expected["mongo"]["items"] and len(expected["mongo"]["items"]) > 200
+
+    # The region is lost.
+    import shutil
+    shutil.rmtree(tmp / "main")
+    s = lb.run("status", "--state-dir", state, env=env, check=False)
+    assert s.returncode == 7 and "reading its copy copy" in s.stdout + s.stderr, s.stdout + s.stderr
+
+    # A dry run says every action and changes nothing on any peer.
+    before = dr_state(r, tmp)
+    dry = lb.run("failover", "--dry-run", "--state-dir", state, env=env)
+    for word in ("site", "shop", "assets", "users", "cfg", "step dns", "step apps", "resume the standby"):
+        assert word in dry.stdout, dry.stdout
+    assert dr_state(r, tmp) == before
+    assert not (state / "failover-dr.json").exists() and not steplog.exists()
+    # Without --confirm and without a terminal: refused, nothing changed.
+    p = lb.run("failover", "--state-dir", state, env=env, check=False)
+    assert p.returncode != 0 and "--confirm" in p.stderr
+    assert dr_state(r, tmp) == before
+
+    p = lb.run("--json", "failover", "--confirm", "--state-dir", state, env=env, check=False)
+    assert "repository main cannot be opened" in p.stderr and "reading its copy copy" in p.stderr, p.stderr
+    rec = first_json(p.stdout)
+    assert p.returncode == 0 and rec["passed"] and rec["kind"] == "failover", p.stdout + p.stderr
+    got = dr_state(r, tmp)
+    for system in expected:
+        assert got[system] == expected[system], f"{system} in DR differs from production"
+    assert before_any != got
+    # Each source caught up from the copy; MongoDB resumed from what the standby held.
+    by = {s["source"]: s for s in rec["sources"]}
+    assert all(s["result"]["details"]["repository"] == "copy" for s in by.values()), by
+    assert by["shop"]["result"]["details"]["resumed_from"] != "nothing: restored whole"
+    assert all(c["ok"] for s in by.values() for c in s["result"]["checks"]) and all(s["result"]["checks"] for s in by.values())
+    # The steps ran in order with their timing; the record says what was promoted.
+    assert steplog.read_text().splitlines() == ["dns dr 0", "apps"]
+    assert [x["name"] for x in rec["steps"]] == ["dns", "apps"] and all(x["ok"] and x["duration_ms"] >= 0 for x in rec["steps"])
+    assert rec["steps"][1]["started_ms"] >= rec["steps"][0]["started_ms"] + rec["steps"][0]["duration_ms"]
+    assert rec["promoted"].startswith("Promoted"), rec["promoted"]
+    assert rec["critical_path_ms"] <= rec["total_rto_ms"] + 5
+    # Promoted: a second failover, a failover drill and the daemon all leave the environment alone.
+    p = lb.run("failover", "--confirm", "--state-dir", state, env=env, check=False)
+    assert p.returncode != 0 and "was promoted" in p.stderr
+    p = lb.run("drill", "--failover", "--state-dir", state, env=env, check=False)
+    assert p.returncode != 0 and "was promoted" in p.stderr
+
+
+def first_json(text):
+    return json.JSONDecoder().raw_decode(text)[0]
+
+
+def plan_init(lb, env):
+    """The plan names the repositories: the fixture's own is not used."""
+    lb.env.pop("LIFEBOAT_REPOSITORY", None)
+    lb.run("init", "--kdf-memory-kib", "1024", "--kdf-iterations", "1", env=env)
+
+
+def subprocess_daemon(lb, plan, state, env):
+    import subprocess
+    from conftest import LIFEBOAT
+    e = dict(lb.env, **env)
+    return subprocess.Popen([str(LIFEBOAT), "--plan", str(plan), "daemon", "--state-dir", str(state)], env=e,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def status(lb, env, state):
+    p = lb.run("--json", "status", "--state-dir", state, env=env, check=False)
+    return json.loads(p.stdout)["sources"]
+
+
+def test_a_failing_step_stops_the_failover_and_resume_finishes_it(lb, tmp_path):
+    src = tmp_path / "site"
+    src.mkdir()
+    (src / "a.txt").write_text("alpha")
+    steplog = tmp_path / "steps.log"
+    gate = tmp_path / "gate"
+    plan = tmp_path / "lifeboat.yaml"
+    plan.write_text(f"""
+repositories:
+  main: {{url: "{tmp_path / 'main'}"}}
+  copy: {{url: "{tmp_path / 'copy'}", copy_of: main}}
+sources:
+  site:
+    kind: files
+    paths: ["{src}"]
+    validation: [hashes, counts]
+    environments:
+      dr: {{target: "{tmp_path / 'dr'}"}}
+environments:
+  dr: {{standby: true}}
+failover:
+  environment: dr
+  steps:
+    - {{name: db, run: "echo db >> {steplog}"}}
+    - {{name: dns, run: "test -f {gate} && echo dns >> {steplog}", after: [db]}}
+    - {{name: apps, run: "echo apps >> {steplog}", after: [dns]}}
+""")
+    env = {"LIFEBOAT_PLAN": str(plan)}
+    state = tmp_path / "state"
+    plan_init(lb, env)
+    lb.run("backup", env=env)
+    p = lb.run("--json", "failover", "--confirm", "--state-dir", state, env=env, check=False)
+    rec = first_json(p.stdout)
+    assert p.returncode == 1 and not rec["passed"], p.stdout
+    assert "NOT promoted" in rec["promoted"] and "Steps done: db" in rec["promoted"] and "Failed: dns" in rec["promoted"]
+    assert "Not run: apps" in rec["promoted"] and "--resume" in rec["promoted"]
+    assert steplog.read_text().splitlines() == ["db"]
+    assert (tmp_path / "dr" / str(src).lstrip("/") / "a.txt").read_text() == "alpha"
+    # Not resumed: a new failover is refused while this one is unfinished.
+    p = lb.run("failover", "--confirm", "--state-dir", state, env=env, check=False)
+    assert p.returncode != 0 and "--resume" in p.stderr
+    gate.touch()
+    p = lb.run("--json", "failover", "--resume", "--confirm", "--state-dir", state, env=env, check=False)
+    rec = first_json(p.stdout)
+    assert p.returncode == 0 and rec["passed"], p.stdout + p.stderr
+    assert steplog.read_text().splitlines() == ["db", "dns", "apps"]  # db not run twice
+    assert [x["name"] for x in rec["steps"]] == ["db", "dns", "apps"]
+    # Done: the environment is promoted, and a dry run of another failover is refused like the real one.
+    p = lb.run("failover", "--confirm", "--state-dir", state, env=env, check=False)
+    assert p.returncode != 0 and "was promoted" in p.stderr
+
+
+def test_a_failover_drill_rehearses_and_measures_rto_without_promoting(lb, tmp_path):
+    src = tmp_path / "site"
+    src.mkdir()
+    (src / "a.txt").write_text("alpha")
+    steplog = tmp_path / "steps.log"
+    plan = tmp_path / "lifeboat.yaml"
+    plan.write_text(f"""
+objectives: {{rpo: 1h, rto: 4h}}
+repositories:
+  main: {{url: "{tmp_path / 'main'}"}}
+sources:
+  site:
+    kind: files
+    paths: ["{src}"]
+    validation: [hashes, counts]
+    environments:
+      dr: {{target: "{tmp_path / 'dr'}"}}
+failover:
+  environment: dr
+  steps:
+    - {{name: dns, run: "echo dns >> {steplog}"}}
+    - {{name: smoke, run: "echo smoke $LIFEBOAT_REHEARSAL >> {steplog}", rehearse: true}}
+""")
+    env = {"LIFEBOAT_PLAN": str(plan)}
+    state = tmp_path / "state"
+    plan_init(lb, env)
+    lb.run("backup", env=env)
+    p = lb.run("--json", "drill", "--failover", "--state-dir", state, env=env, check=False)
+    rec = first_json(p.stdout)
+    assert p.returncode == 0 and rec["passed"] and rec["rehearsal"], p.stdout + p.stderr
+    assert steplog.read_text().splitlines() == ["smoke 1"]  # only rehearse: true steps
+    assert rec["total_rto_ms"] > 0 and rec["rto_met"]
+    assert rec["sources"][0]["result"]["checks"] and all(c["ok"] for c in rec["sources"][0]["result"]["checks"])
+    # Not promoted: a real failover may follow.
+    assert not (state / "failover-dr.json").exists()
+    # A standby file changed in place (same size, same modification time) is not rewritten by the
+    # catch-up, which writes only what differs in size or time; the rehearsal's check reads every byte
+    # and fails, naming it.
+    target_file = tmp_path / "dr" / str(src).lstrip("/") / "a.txt"
+    st = target_file.stat()
+    target_file.write_text("alphb")
+    os.utime(target_file, ns=(st.st_atime_ns, st.st_mtime_ns))
+    p = lb.run("--json", "drill", "--failover", "--state-dir", state, env=env, check=False)
+    rec = first_json(p.stdout)
+    assert p.returncode == 1 and not rec["passed"], p.stdout
+    assert any("a.txt" in f for f in rec["failures"]), rec["failures"]
+    assert steplog.read_text().splitlines() == ["smoke 1"]  # a failed check runs no step
