@@ -144,6 +144,9 @@ Result<nlohmann::json> refresh_standby_source(RepositorySet& repos, const std::s
     LB_ASSIGN_OR_RETURN(auto repo, repos.acquire(from));
     LB_ASSIGN_OR_RETURN(auto all, repo->list_snapshots());
     if (s.entry && s.entry->newest_point) newest = s.entry->newest_point(all, s.name);
+    // Another process (a backup's copy, a follower) may have added data since this handle read the
+    // index: a newer point is read with the index as it is now.
+    if (newest && (*newest > held.point_ns || !held.error.empty())) LB_RETURN_IF_ERROR(repo->reload_index());
   }
   int64_t now = now_unix_ns();
   if (!newest) return nlohmann::json{{"refreshed", false}, {"why", "no backup in " + from}};

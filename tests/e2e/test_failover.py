@@ -34,6 +34,7 @@ def wait_for(cond, timeout=60, what="condition"):
 @pytest.fixture(scope="module")
 def region(tmp_path_factory):
     d = tmp_path_factory.mktemp("regions")
+    (d / "firestore").mkdir()
     with peers.FerretDB(d / "mongo-prod") as prod_mongo, peers.FerretDB(d / "mongo-dr", oplog_bytes=0) as dr_mongo, \
             peers.FakeGCS() as gcs, peers.FirestoreEmulator(d / "firestore") as emu, peers.SecretManagerFake() as sm:
         yield {"prod_mongo": prod_mongo, "dr_mongo": dr_mongo, "gcs": gcs, "emu": emu, "sm": sm}
@@ -54,6 +55,8 @@ def secret_values(sm, project):
 
 
 def files_of(root: Path):
+    if not root.exists():
+        return {}
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
@@ -70,15 +73,19 @@ def mongo_of(mongo, db="shop"):
 
 
 def firestore_of(emu, project):
-    return {d["name"].split("/documents/", 1)[1]: d.get("fields", {}) for d in emu.documents(project=project)}
+    return emu.documents(project=project)
 
 
 def dr_state(r, tmp):
     """Everything the DR side holds, read from its peers."""
     return {"mongo": mongo_of(r["dr_mongo"]), "gcs": bucket_of(r["gcs"], "dr-assets"),
             "firestore": firestore_of(r["emu"], "drp"), "secrets": secret_values(r["sm"], "projects/dr"),
-            "files": files_of(tmp / "dr-site") if (tmp / "dr-site").exists() else {},
-            "config": files_of(tmp / "dr-config") if (tmp / "dr-config").exists() else {}}
+            "files": files_of(under(tmp / "dr-site", tmp / "site")), "config": files_of(under(tmp / "dr-config", tmp / "config"))}
+
+
+def under(target: Path, path: Path):
+    """Where a restore into `target` puts `path` (by its absolute path)."""
+    return target / str(path).lstrip("/")
 
 
 def write_plan(tmp, r, steps):
@@ -158,7 +165,7 @@ def test_region_lost_failover_brings_dr_to_the_copys_newest_point(lb, tmp_path, 
         r["sm"].add_version("projects/prod", f"s{i}", f"v1-{i}".encode())
     steplog = tmp / "steps.log"
     plan = write_plan(tmp, r, STEPS.replace("STEPLOG", str(steplog)))
-    env = dict(r["gcs"].env(), **r["emu"].env(), **r["sm"].env(), LIFEBOAT_PLAN=str(plan))
+    env = {**r["gcs"].env(), **r["emu"].env(), **r["sm"].env(), "LIFEBOAT_PLAN": str(plan)}
     plan_init(lb, env)
     out = lb.json("backup", env=env)
     assert out["failed"] == 0, out
@@ -285,7 +292,7 @@ def subprocess_daemon(lb, plan, state, env):
 
 def status(lb, env, state):
     p = lb.run("--json", "status", "--state-dir", state, env=env, check=False)
-    return json.loads(p.stdout)["sources"]
+    return first_json(p.stdout)["sources"]
 
 
 def test_a_failing_step_stops_the_failover_and_resume_finishes_it(lb, tmp_path):
