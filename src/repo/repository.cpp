@@ -570,8 +570,18 @@ Result<std::vector<SnapshotRef>> Repository::list_readable_snapshots() { return 
 Result<std::vector<SnapshotRef>> Repository::list_snapshots_from(bool skip_damaged) {
   LB_ASSIGN_OR_RETURN(auto names, list_names(FileType::kSnapshot));
   std::vector<SnapshotRef> out;
+  // Snapshot files are content-addressed (the name is the hash of what is stored): one read once is
+  // the same for ever, so a long-running process (daemon, standby) lists new ones only.
+  std::map<std::string, Snapshot> seen;
+  std::lock_guard cache_lock(snapshot_cache_mu_);
   for (const auto& name : names) {
+    if (auto it = snapshot_cache_.find(name); it != snapshot_cache_.end()) {
+      out.push_back(SnapshotRef{name, it->second});
+      seen.emplace(name, std::move(it->second));
+      continue;
+    }
     auto ref = load_snapshot(name);
+    if (ref) seen.emplace(name, ref->snapshot);
     if (!ref) {
       if (ref.status().code() == Code::kNotFound) continue;  // forgotten between listing and reading
       // I/O errors are not damage: they fail the listing either way.
@@ -581,6 +591,7 @@ Result<std::vector<SnapshotRef>> Repository::list_snapshots_from(bool skip_damag
     }
     out.push_back(std::move(*ref));
   }
+  snapshot_cache_ = std::move(seen);
   std::stable_sort(out.begin(), out.end(),
                    [](const SnapshotRef& a, const SnapshotRef& b) { return a.snapshot.time_ns < b.snapshot.time_ns; });
   return out;

@@ -225,6 +225,8 @@ class Repository {
     std::shared_future<std::shared_ptr<const Bytes>> data;  // null when the fetch failed; readers that
                                                             // need the same window wait for one fetch
   };
+  std::mutex snapshot_cache_mu_;                 // guards snapshot_cache_
+  std::map<std::string, Snapshot> snapshot_cache_;  // snapshot files read before, by name (content-addressed)
   std::mutex window_mu_;
   std::list<PackWindow> windows_;
   std::map<PackId, uint64_t> pack_sizes_;

@@ -71,6 +71,9 @@ struct ConfigRestoreOptions {
   std::string secrets_project;  // "projects/Q": restore the secrets into it
   std::set<std::string> only;   // "files", "git", "secrets" (empty: all the snapshot has)
   bool dry_run = false;
+  // A standby restored before: a mirror already there is brought to this backup (files that differ
+  // rewritten, extras removed) instead of refused.
+  bool converge = false;
 };
 
 struct SecretRestored {

@@ -236,12 +236,16 @@ Result<ConfigRestoreResult> restore_config(repo::Repository& repo, const repo::S
       }
       std::error_code ec;
       if (push != o.push.end()) dir = fmt::format("{}/.lifeboat-push-{}-{}.git", o.target.empty() ? "/tmp" : o.target, n.name, getpid());
-      else if (fs::exists(dir, ec) && !fs::is_empty(dir, ec))
+      else if (!o.converge && fs::exists(dir, ec) && !fs::is_empty(dir, ec))
         return Error(Code::kAlreadyExists, fmt::format("git {}: {} exists and is not empty: remove it or restore elsewhere", n.name, dir));
       fs::create_directories(dir, ec);
       if (ec) return Error(Code::kIo, fmt::format("git {}: cannot create {}: {}", n.name, dir, ec.message()));
       repo::TreeRestoreOptions fo;
       fo.target = dir;
+      if (o.converge && push == o.push.end()) {
+        fo.overwrite = repo::Overwrite::kIfChanged;
+        fo.delete_extra = true;
+      }
       LB_ASSIGN_OR_RETURN(auto r, repo::restore_tree(repo, *n.subtree, fo, progress));
       if (!r.errors.empty()) return Error(Code::kFatal, fmt::format("git {}: {}", n.name, r.errors[0]));
       if (push != o.push.end()) {

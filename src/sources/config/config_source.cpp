@@ -243,6 +243,7 @@ Result<SourceRestore> restore(SourceContext& ctx, const ConfigSettings& s, std::
     return no_backup_error(ctx.name, at_ns, all, kSource);
   if (!snap) return snap.status();
   auto where = where_of(s);
+  where.converge = ctx.resume != nullptr;
   int64_t start = monotonic_ns();
   LB_ASSIGN_OR_RETURN(auto r, restore_config(ctx.repo, *snap, where, ctx.progress));
   int64_t ms = (monotonic_ns() - start) / 1000000;
@@ -251,6 +252,7 @@ Result<SourceRestore> restore(SourceContext& ctx, const ConfigSettings& s, std::
   out.snapshot_id = snap->id;
   out.details = r.to_json();
   out.details["target_kind"] = "configuration";
+  if (!s.dry_run) out.resume = {{"snapshot", snap->id}};
   out.dry_run = s.dry_run;
   if (!s.dry_run) out.checks = s.read_back;
   std::string name = ctx.name.empty() ? s.name : ctx.name;

@@ -67,6 +67,9 @@ struct ModelsRestoreOptions {
   std::string mlflow;  // into this registry, or
   std::string to_dir;  // DIR/NAME/VERSION/…
   bool dry_run = false;
+  // A standby restored before: a version directory already there is brought to this backup (files
+  // that differ rewritten, extras removed) instead of refused.
+  bool converge = false;
 };
 
 struct VersionRestored {

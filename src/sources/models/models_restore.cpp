@@ -160,12 +160,16 @@ Result<std::vector<VersionRestored>> restore_models(repo::Repository& repo, cons
       r.new_version = r.old_version;
       r.where = version_dir(o.to_dir, r.model, r.old_version);
       std::error_code ec;
-      if (fs::exists(r.where, ec) && !fs::is_empty(r.where, ec))
+      if (!o.converge && fs::exists(r.where, ec) && !fs::is_empty(r.where, ec))
         return Error(Code::kAlreadyExists, fmt::format("{} exists and is not empty: restore elsewhere", r.where));
       if (!o.dry_run) {
         fs::create_directories(r.where, ec);
         repo::TreeRestoreOptions fo;
         fo.target = r.where;
+        if (o.converge) {
+          fo.overwrite = repo::Overwrite::kIfChanged;
+          fo.delete_extra = true;
+        }
         LB_ASSIGN_OR_RETURN(auto res, repo::restore_tree(repo, v.artifacts, fo, progress));
         if (!res.errors.empty()) return Error(Code::kFatal, fmt::format("{}: {}", r.where, res.errors[0]));
         r.files = res.files;

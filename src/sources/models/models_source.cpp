@@ -178,6 +178,7 @@ Result<SourceRestore> restore(SourceContext& ctx, const ModelsSettings& s, std::
   LB_ASSIGN_OR_RETURN(auto all, ctx.repo.list_snapshots());
   auto picked = versions_to_restore(all, ctx, s, at_ns);
   auto where = where_of(s);
+  where.converge = ctx.resume != nullptr;
   if (where.mlflow.empty() && where.to_dir.empty())
     return Error(Code::kInvalidArgument, ctx.name.empty() ? std::string("restore models needs --mlflow URL or --to-dir DIR")
                                                           : fmt::format("source {}: the environment needs mlflow: URL or to_dir: DIR", ctx.name));
@@ -206,6 +207,7 @@ Result<SourceRestore> restore(SourceContext& ctx, const ModelsSettings& s, std::
   }
   out.details = {{"target", where.to_dir.empty() ? redact_url(where.mlflow) : where.to_dir}, {"versions", versions}};
   out.dry_run = s.dry_run;
+  if (!s.dry_run) out.resume = {{"snapshot", out.snapshot_id}};
   out.report.json = {{"versions", listed}, {"dry_run", s.dry_run}, {"duration_ms", (monotonic_ns() - start) / 1000000}};
   return out;
 }
