@@ -23,6 +23,57 @@ TEST(Plan, ExamplePlanLoads) {
   EXPECT_EQ(p->repository("gcs-copy")->copy_of, "local");
 }
 
+TEST(Plan, StandbyFailoverAndCopyEvery) {
+  const char* good =
+      "repositories:\n"
+      "  main: {url: /tmp/r}\n"
+      "  copy: {url: /tmp/c, copy_of: main, copy_every: 5m}\n"
+      "sources:\n"
+      "  a: {kind: files, paths: [/a], environments: {dr: {target: /dr}}}\n"
+      "  b: {kind: files, paths: [/b], after: [a], environments: {dr: {target: /dr}}}\n"
+      "environments:\n"
+      "  dr: {standby: true, max_lag: 10m}\n"
+      "failover:\n"
+      "  environment: dr\n"
+      "  steps:\n"
+      "    - {name: dns, run: 'true', timeout: 30s}\n"
+      "    - {name: apps, run: 'true', after: [dns], rehearse: true}\n";
+  auto p = parse_plan(good, "plan.yaml");
+  ASSERT_TRUE(p) << p.status().message();
+  EXPECT_EQ(p->repository("copy")->copy_every_ns, 300LL * 1000000000);
+  ASSERT_NE(p->environment("dr"), nullptr);
+  EXPECT_TRUE(p->environment("dr")->standby);
+  EXPECT_EQ(p->environment("dr")->max_lag_ns, 600LL * 1000000000);
+  EXPECT_EQ(p->source("b")->after, std::vector<std::string>{"a"});
+  ASSERT_EQ(p->failover.steps.size(), 2u);
+  EXPECT_EQ(p->failover.steps[0].timeout_ns, 30LL * 1000000000);
+  EXPECT_TRUE(p->failover.steps[1].rehearse);
+  EXPECT_EQ(p->copies_of("main").size(), 1u);
+
+  const char* bad =
+      "repositories:\n"
+      "  main: {url: /tmp/r, copy_every: 5m}\n"
+      "sources:\n"
+      "  a: {kind: files, paths: [/a], after: [b]}\n"
+      "  b: {kind: files, paths: [/b], after: [a, nobody]}\n"
+      "environments:\n"
+      "  production: {standby: true}\n"
+      "failover:\n"
+      "  environment: production\n"
+      "  steps:\n"
+      "    - {name: dns, run: 'true', after: [apps]}\n"
+      "    - {name: apps, run: 'true', after: [dns, ghost]}\n"
+      "    - {name: dns, run: 'true'}\n";
+  auto q = parse_plan(bad, "plan.yaml");
+  ASSERT_FALSE(q);
+  const std::string& m = q.status().message();
+  for (const char* want : {"repositories.main.copy_every: only a copy", "sources.b.after: no source named nobody",
+                           "after: lists form a cycle", "environments.production.standby", "failover.environment: a failover",
+                           "failover.steps.1.after: no step named ghost", "failover.steps.2.name: two steps are named dns",
+                           "failover.steps: the steps' after: lists form a cycle"})
+    EXPECT_NE(m.find(want), std::string::npos) << want << "\n" << m;
+}
+
 TEST(Plan, ExpandsEnvironmentVariables) {
   setenv("LB_TEST_URI", "mongodb://10.0.0.1", 1);
   auto e = expand_env("${LB_TEST_URI}/db ${LB_TEST_UNSET:-fallback}");
