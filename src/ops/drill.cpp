@@ -60,6 +60,21 @@ Status store_drill_record(RepositorySet& repos, const std::string& repository, c
   return Status::ok();
 }
 
+DrillSourceResult drill_result_of(const plan::SourceSpec& s, const RestoreRun& run) {
+  DrillSourceResult r;
+  r.source = s.name;
+  r.kind = s.kind;
+  r.ok = run.outcome.ok;
+  r.error = run.outcome.error;
+  r.rto_ms = run.outcome.duration_ms;
+  r.point = run.outcome.result.value("point", "");
+  r.snapshot = run.outcome.result.value("snapshot", "");
+  r.limit = run.outcome.result.value("limit", "");
+  r.details = run.outcome.result.value("details", nlohmann::json::object());
+  r.checks = run.checks;
+  return r;
+}
+
 std::string MissedObjective::to_string() const {
   std::string who = source.empty() ? "the whole drill" : source;
   if (objective == "validation")
@@ -194,17 +209,7 @@ Result<DrillRecord> run_drill(RepositorySet& repos, const std::vector<const plan
     // RPO: how old the newest restorable point is as the drill starts.
     NewestPoint np = newest_point(repos, *s);
     RestoreRun run = restore_source(repos, *s, environment, std::nullopt, hook);
-    DrillSourceResult r;
-    r.source = s->name;
-    r.kind = s->kind;
-    r.ok = run.outcome.ok;
-    r.error = run.outcome.error;
-    r.rto_ms = run.outcome.duration_ms;
-    r.point = run.outcome.result.value("point", "");
-    r.snapshot = run.outcome.result.value("snapshot", "");
-    r.limit = run.outcome.result.value("limit", "");
-    r.details = run.outcome.result.value("details", nlohmann::json::object());
-    r.checks = run.checks;
+    DrillSourceResult r = drill_result_of(*s, run);
     if (!np.error.empty()) {
       d.failures.push_back(fmt::format("{}: repository {} cannot be opened: {}", s->name, s->repository, np.error));
       r.ok = false;

@@ -70,6 +70,10 @@ struct DrillRecord {
 Result<DrillRecord> run_drill(RepositorySet& repos, const std::vector<const plan::SourceSpec*>& sources,
                               const std::string& environment, bool allow_production);
 
+struct RestoreRun;
+// One source's line of a record, from its restore (and checks).
+DrillSourceResult drill_result_of(const plan::SourceSpec& s, const RestoreRun& run);
+
 // Stores the record as a `drill` snapshot (tagged with its kind) in `repository`, or its copy when
 // that is lost; sets d.snapshot.
 Status store_drill_record(RepositorySet& repos, const std::string& repository, const std::vector<const plan::SourceSpec*>& list,

@@ -323,19 +323,9 @@ Result<DrillRecord> run_failover(RepositorySet& repos, const FailoverOptions& o)
     ro.overrides = s.entry ? s.entry->standby_settings : nlohmann::json::object();
     ro.resume = held.resume.empty() || held.point_ns == 0 ? nullptr : &held.resume;
     RestoreRun run = restore_source(repos, s, o.environment, o.at_ns, ro);
-    DrillSourceResult r;
-    r.source = s.name;
-    r.kind = s.kind;
-    r.ok = run.outcome.ok;
-    r.error = run.outcome.error;
-    r.rto_ms = run.outcome.duration_ms;
-    r.point = run.outcome.result.value("point", "");
-    r.snapshot = run.outcome.result.value("snapshot", "");
-    r.limit = run.outcome.result.value("limit", "");
-    r.details = run.outcome.result.value("details", nlohmann::json::object());
+    DrillSourceResult r = drill_result_of(s, run);
     r.details["repository"] = run.repository;
     r.details["resumed_from"] = ro.resume ? nlohmann::json(format_rfc3339(held.point_ns)) : nlohmann::json("nothing: restored whole");
-    r.checks = run.checks;
     if (run.point_ns) {
       r.rpo_ms = std::max<int64_t>(0, (d.started_ns - *run.point_ns) / kNsPerMs);
       if (o.at_ns) r.details["skew_ms"] = std::max<int64_t>(0, (*o.at_ns - *run.point_ns) / kNsPerMs);
