@@ -16,6 +16,7 @@
 #include "core/names.h"
 #include "core/time.h"
 #include "ops/daemon.h"
+#include "ops/failover.h"
 #include "ops/report.h"
 #include "ops/repository_set.h"
 #include "plan/plan.h"
@@ -106,6 +107,16 @@ std::string systemd_units(const plan::Plan& p, const std::string& exe, const std
           s.name, exe, args, s.kind);
     }
   }
+  // A warm standby is kept by a daemon in the DR region (environments.NAME.standby), reading the copy.
+  for (const auto& e : p.environments)
+    if (e.standby)
+      out += fmt::format(
+          "### lifeboat-standby-{0}.service\n[Unit]\nDescription=Lifeboat warm standby {0} (run it in the DR region)\n"
+          "Wants=network-online.target\nAfter=network-online.target\n\n[Service]\nType=simple\n"
+          "ExecStart={1} --plan {2} daemon --standby {0} --state-dir /var/lib/lifeboat/state\n"
+          "EnvironmentFile=-/etc/lifeboat/env\nStateDirectory=lifeboat\nRestart=always\nRestartSec=10\nKillSignal=SIGTERM\n"
+          "TimeoutStopSec=120\n\n[Install]\nWantedBy=multi-user.target\n\n",
+          e.name, exe, plan_file);
   // The repositories' scheduled maintenance (repositories.NAME.maintenance): a timer per kind.
   for (const auto& r : p.repositories)
     for (const auto& [kind, cron] : {std::pair<std::string, std::string>{"prune", r.prune_schedule}, {"check", r.check_schedule}}) {
@@ -211,6 +222,28 @@ std::string k8s_manifests(const plan::Plan& p, const std::string& image, const s
           s.name, s.kind, name, name, name, pod.container.dump(), pod.volumes.dump());
     }
   }
+  // A warm standby: a daemon in the DR region's cluster reading the copy, its state on a claim of its
+  // own (`lifeboat failover` runs in the same pod: kubectl exec … lifeboat failover --environment E).
+  for (const auto& e : p.environments) {
+    if (!e.standby) continue;
+    std::string copy;
+    for (const auto& s : p.sources)
+      if (s.environments.count(e.name) && copy.empty()) copy = ops::standby_repository(p, s);
+    auto pod = pod_parts(p, image, "standby", {"--plan", plan_path, "daemon", "--standby", e.name, "--state-dir", "/var/lib/lifeboat/state"},
+                         copy, nlohmann::json::array());
+    std::string name = "lifeboat-standby-" + k8s_name(e.name);
+    pod.container["volumeMounts"].push_back({{"name", "state"}, {"mountPath", "/var/lib/lifeboat/state"}});
+    pod.volumes.push_back({{"name", "state"}, {"persistentVolumeClaim", {{"claimName", name + "-state"}}}});
+    out += fmt::format(
+        "---\n# PLACEHOLDER: size and storage class of the standby {0}'s state (what it holds, how far a failover got)\n"
+        "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: {1}-state\nspec:\n  accessModes: [ReadWriteOnce]\n"
+        "  resources: {{requests: {{storage: 1Gi}}}}\n"
+        "---\n# warm standby {0}: apply this in the DR region's cluster\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {1}\n"
+        "spec:\n  replicas: 1\n  strategy: {{type: Recreate}}\n  selector: {{matchLabels: {{app: {1}}}}}\n  template:\n"
+        "    metadata: {{labels: {{app: {1}}}}}\n    spec:\n      terminationGracePeriodSeconds: 120\n"
+        "      containers: [{2}]\n      volumes: {3}\n",
+        e.name, name, pod.container.dump(), pod.volumes.dump());
+  }
   for (const auto& r : p.repositories)
     for (const auto& [kind, cron] : {std::pair<std::string, std::string>{"prune", r.prune_schedule}, {"check", r.check_schedule}}) {
       if (cron.empty()) continue;
@@ -228,12 +261,14 @@ void register_report(CommandSet c) {
   auto since = std::make_shared<std::string>("24h");
   auto output = std::make_shared<std::string>();
   auto send = std::make_shared<bool>(false);
+  auto state_dir = std::make_shared<std::string>("/var/lib/lifeboat/state");
+  cmd->add_option("--state-dir", *state_dir, "the daemon's state directory: the standby's lag (docs/failover.md)")->capture_default_str();
   cmd->add_flag("--notify", *send, "also send the daily report to the plan's notifiers that want `report`");
   cmd->add_option("--format", *format, "text, json or html")->check(CLI::IsMember({"text", "json", "html"}))->capture_default_str();
   cmd->add_option("--since", *since, "window for growth and backup counts")->capture_default_str();
   cmd->add_option("-o,--output", *output, "write to this file (default: stdout)");
-  cmd->callback([c, format, since, output, send] {
-    c.action = [c, format, since, output, send]() -> Status {
+  cmd->callback([c, format, since, output, send, state_dir] {
+    c.action = [c, format, since, output, send, state_dir]() -> Status {
       LB_ASSIGN_OR_RETURN(auto p, plan::load_plan(plan_mode(c.global).value_or("lifeboat.yaml")));
       if (*send) {
         Status failed;
@@ -241,12 +276,13 @@ void register_report(CommandSet c) {
         ops::send_report(notify_repos, [&](const std::string& m) {
           fmt::print(stderr, "lifeboat: warning: {}\n", m);
           failed = Error(Code::kIo, "a notification could not be sent (see above)");
-        });
+        }, *state_dir);
         LB_RETURN_IF_ERROR(failed);
       }
       LB_ASSIGN_OR_RETURN(int64_t window, parse_duration(*since));
       ops::RepositorySet repos(p);
       LB_ASSIGN_OR_RETURN(auto r, ops::build_report(repos, now_unix_ns() - window));
+      ops::add_standby_to_report(r, p, *state_dir);
       std::string fmt_name = c.global.json ? "json" : *format;
       std::string text = fmt_name == "json" ? r.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n" : fmt_name == "html" ? ops::report_html(r) : ops::report_text(r);
       return write_or_print(*output, text);

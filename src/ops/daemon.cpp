@@ -45,6 +45,7 @@ class Daemon {
     std::error_code ec;
     std::filesystem::create_directories(o_.state_dir, ec);
     if (ec) return Error(Code::kIo, fmt::format("cannot create state directory {}: {}", o_.state_dir, ec.message()));
+    if (!o_.standby_only.empty()) return run_standby_only();
     auto last_runs = load_state();
     int64_t now = clock();
     size_t scheduled = 0;
@@ -109,6 +110,29 @@ class Daemon {
   }
 
  private:
+  // The DR region's daemon: the named standby environments only, and /metrics for their lag.
+  Status run_standby_only() {
+    std::vector<const plan::EnvironmentSpec*> envs;
+    for (const auto& name : o_.standby_only) {
+      const auto* e = plan_.environment(name);
+      if (!e || !e->standby)
+        return Error(Code::kInvalidArgument, fmt::format("environment {} is not a standby in the plan (environments.{}.standby: true)", name, name));
+      envs.push_back(e);
+    }
+    std::unique_ptr<httplib::Server> http;
+    std::thread http_thread;
+    if (!o_.listen.empty()) LB_RETURN_IF_ERROR(start_http(http, http_thread));
+    repos_.notice = [this](const std::string& m) { log(m); };
+    for (const auto* e : envs) followers_.emplace_back([this, e] { keep_standby(*e); });
+    log(fmt::format("daemon started (standby only): {}", fmt::join(o_.standby_only, ", ")));
+    while (!stopping()) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    for (auto& t : followers_) t.join();
+    if (http) http->stop();
+    if (http_thread.joinable()) http_thread.join();
+    log("daemon stopped");
+    return Status::ok();
+  }
+
   bool stopping() const { return interrupted() || (o_.should_stop && o_.should_stop()); }
   int64_t clock() const { return o_.now_ns ? o_.now_ns() : now_unix_ns(); }
 
@@ -135,7 +159,7 @@ class Daemon {
 
   Status dispatch(const std::string& job) {
     if (job == kReport) {
-      send_report(repos_, o_.log);
+      send_report(repos_, o_.log, o_.state_dir);
       return Status::ok();
     }
     if (job == kPlanDrill) {
@@ -371,6 +395,7 @@ class Daemon {
     server->Get("/healthz", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok\n", "text/plain"); });
     server->Get("/", [this](const httplib::Request&, httplib::Response& res) {
       auto r = build_report(repos_, clock() - 86400 * kNsPerSecond);
+      if (r) add_standby_to_report(*r, plan_, o_.state_dir);
       std::string html = r ? report_html(*r) : "<p>" + r.status().message() + "</p>";
       std::string sched = "<h2>Schedule</h2><table><tr><th>Job</th><th>Next run</th><th>Running</th><th>Last error</th></tr>";
       {
@@ -437,12 +462,13 @@ class Daemon {
 
 }  // namespace
 
-void send_report(RepositorySet& repos, const std::function<void(const std::string&)>& log) {
+void send_report(RepositorySet& repos, const std::function<void(const std::string&)>& log, const std::string& state_dir) {
   auto r = build_report(repos, now_unix_ns() - 86400 * kNsPerSecond);
   if (!r) {
     if (log) log("report: " + r.status().message());
     return;
   }
+  if (!state_dir.empty()) add_standby_to_report(*r, repos.plan(), state_dir);
   bool ok = r->value("warnings", nlohmann::json::array()).empty();
   for (const auto& f : notify(repos.plan(), Event{"report", ok, "daily report", report_text(*r), *r}))
     if (log) log(f);

@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "ops/repository_set.h"
 #include "plan/plan.h"
@@ -20,11 +21,15 @@ struct DaemonOptions {
   std::function<bool()> should_stop;  // besides SIGINT/SIGTERM
   std::function<void(const std::string&)> log;
   std::function<int64_t()> now_ns;  // the clock (default: the system's); tests inject one
+  // The DR region's daemon: keep only these standby environments current (no backups, followers,
+  // copies, drills or reports: those run in the production region's daemon).
+  std::vector<std::string> standby_only;
 };
 
 Status run_daemon(const plan::Plan& plan, const DaemonOptions& options);
 
 // The daily report (last 24 h) to every notifier that wants `report`; failures go to `log`.
-void send_report(RepositorySet& repos, const std::function<void(const std::string&)>& log);
+// `state_dir`: the daemon's, for the standby's lag (none: left out).
+void send_report(RepositorySet& repos, const std::function<void(const std::string&)>& log, const std::string& state_dir = "");
 
 }  // namespace lifeboat::ops

@@ -506,6 +506,18 @@ Result<DrillRecord> run_failover(RepositorySet& repos, const FailoverOptions& o)
   return d;
 }
 
+void add_standby_to_report(nlohmann::json& report, const plan::Plan& plan, const std::string& state_dir) {
+  auto standby = standby_status(plan, state_dir, now_unix_ns());
+  if (standby.empty()) return;
+  for (const auto& j : standby)
+    if (j.value("behind", false) && !j.contains("failover"))
+      report["warnings"].push_back(fmt::format("standby {} of {}: {}", j.value("environment", ""), j.value("source", ""),
+                                               j.contains("error") ? j.value("error", "")
+                                                                   : fmt::format("{} behind (bound {})", format_duration_ms(j.value("lag_ms", int64_t{0})),
+                                                                                 format_duration_ms(j.value("max_lag_ms", int64_t{0})))));
+  report["standby"] = standby;
+}
+
 nlohmann::json standby_status(const plan::Plan& plan, const std::string& state_dir, int64_t now_ns) {
   nlohmann::json out = nlohmann::json::array();
   auto held = load_standby(state_dir);

@@ -84,4 +84,8 @@ Result<std::vector<std::string>> failover_actions(RepositorySet& repos, const Fa
 // "max_lag_ms", "behind": bool, "error"}; empty when the plan has no standby.
 nlohmann::json standby_status(const plan::Plan& plan, const std::string& state_dir, int64_t now_ns);
 
+// Adds the standby's lag (standby_status) to a report: "standby", and a warning for each source
+// behind its bound. Nothing when the plan has no standby.
+void add_standby_to_report(nlohmann::json& report, const plan::Plan& plan, const std::string& state_dir);
+
 }  // namespace lifeboat::ops

@@ -140,6 +140,14 @@ std::string report_text(const nlohmann::json& r) {
     out += "\nMaintenance:\n";
     for (const auto& m : r["repositories"]) out += fmt::format("  {}: {}\n", m.value("repository", ""), maintenance_summary(m));
   }
+  if (r.contains("standby")) {
+    out += "\nStandby:\n";
+    for (const auto& sb : r["standby"])
+      out += fmt::format("  {} {}: {}\n", sb.value("environment", ""), sb.value("source", ""),
+                         sb.contains("point") ? fmt::format("at {}, lag {}{}", sb.value("point", ""), format_duration_ms(sb.value("lag_ms", int64_t{0})),
+                                                            sb.value("behind", false) ? " (BEHIND)" : "")
+                                              : sb.value("error", ""));
+  }
   out += "\nDrills (RTO / RPO trend):\n";
   if (r["drills"].empty()) out += "  none\n";
   for (const auto& d : r["drills"])
@@ -239,7 +247,19 @@ th{background:#e8eef4}.ok{color:#17803d;font-weight:600}.bad{color:#b42318;font-
                      esc(s.value("state", "")), esc(s.value("last_backup", "—")), esc(s.value("newest_point", "—")),
                      age(s.value("rpo_ms", int64_t{-1})), format_bytes(s.value("stored_bytes", uint64_t{0})),
                      format_bytes(s.value("growth_bytes", uint64_t{0})), s.value("backups_in_window", uint64_t{0}));
-  h += "</table><h2>Storage</h2>" + svg_bars(r["sources"]);
+  h += "</table>";
+  if (r.contains("standby")) {
+    h += "<h2>Standby</h2><table><tr><th>Environment</th><th>Source</th><th>Point held</th><th>Lag</th><th>State</th></tr>";
+    for (const auto& sb : r["standby"])
+      h += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", esc(sb.value("environment", "")),
+                       esc(sb.value("source", "")), esc(sb.value("point", "—")),
+                       sb.contains("lag_ms") ? format_duration_ms(sb.value("lag_ms", int64_t{0})) : "—",
+                       esc(sb.contains("failover") ? "failover " + sb.value("failover", "")
+                           : sb.value("behind", false) ? "BEHIND" + (sb.contains("error") ? ": " + sb.value("error", "") : std::string())
+                                                       : "ok"));
+    h += "</table>";
+  }
+  h += "<h2>Storage</h2>" + svg_bars(r["sources"]);
   h += "<h2>Drills: RTO and RPO trend</h2>";
   if (r["drills"].empty()) h += "<p class=\"bad\">No drill yet: restores are unproven.</p>";
   else h += svg_trend(r["drills"], "total_rto_ms", "Total RTO per drill") + svg_trend(r["drills"], "worst_rpo_ms", "Worst RPO per drill");

@@ -394,3 +394,76 @@ failover:
     assert p.returncode == 1 and not rec["passed"], p.stdout
     assert any("a.txt" in f for f in rec["failures"]), rec["failures"]
     assert steplog.read_text().splitlines() == ["smoke 1"]  # a failed check runs no step
+
+
+def test_the_dr_regions_daemon_keeps_only_the_standby_and_is_emitted(lb, tmp_path):
+    """`daemon --standby dr` (what `emit` runs in the DR region) keeps the standby current from the
+    copy and runs nothing else; the emitted unit passes systemd's verification and the manifests the
+    Kubernetes schema."""
+    import subprocess
+    import yaml
+    import kubernetes_validate
+    from conftest import LIFEBOAT
+    src = tmp_path / "site"
+    src.mkdir()
+    (src / "a.txt").write_text("alpha")
+    plan = tmp_path / "lifeboat.yaml"
+    plan.write_text(f"""
+repositories:
+  main: {{url: "{tmp_path / 'main'}"}}
+  copy: {{url: "{tmp_path / 'copy'}", copy_of: main}}
+sources:
+  site:
+    kind: files
+    paths: ["{src}"]
+    schedule: {{full: "* * * * *"}}
+    environments:
+      dr: {{target: "{tmp_path / 'dr'}"}}
+      test: {{target: "{tmp_path / 'test'}"}}
+environments:
+  dr: {{standby: true}}
+""")
+    env = {"LIFEBOAT_PLAN": str(plan)}
+    plan_init(lb, env)
+    lb.run("backup", env=env)
+    p = lb.run("daemon", "--standby", "test", "--state-dir", tmp_path / "s0", env=env, check=False)
+    assert p.returncode != 0 and "environment test is not a standby" in p.stderr
+    state = tmp_path / "state"
+    d = subprocess.Popen([str(LIFEBOAT), "daemon", "--standby", "dr", "--state-dir", str(state)], env=dict(lb.env, **env),
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        restored = under(tmp_path / "dr", src) / "a.txt"
+        wait_for(lambda: restored.exists() and restored.read_text() == "alpha", what="the standby filled")
+        (src / "b.txt").write_text("beta")
+        lb.run("backup", env=env)  # into main, copied to copy; the DR daemon reads the copy
+        wait_for(lambda: (under(tmp_path / "dr", src) / "b.txt").exists(), what="the new backup in the standby")
+        st = first_json(lb.run("--json", "status", "--state-dir", state, env=env, check=False).stdout)
+        assert st["standby"][0]["source"] == "site" and st["standby"][0]["lag_ms"] >= 0, st["standby"]
+        report = lb.run("report", "--state-dir", state, env=env).stdout
+        assert "Standby:\n  dr site: at " in report and ", lag " in report, report
+        html = lb.run("report", "--format", "html", "--state-dir", state, env=env).stdout
+        assert "<h2>Standby</h2>" in html
+    finally:
+        d.send_signal(signal.SIGTERM)
+        out = d.communicate(timeout=60)[0]
+    assert "daemon started (standby only): dr" in out and "backup" not in out.replace("standby", ""), out
+    # Only the DR side's daemon took the standby: no scheduled backup ran (one snapshot per backup above).
+    assert len([s for s in lb.json("-r", "main", "snapshots", env=env) if s.get("source") == "files"]) == 2
+
+    units = tmp_path / "units"
+    lb.run("emit", "systemd", "--dir", units, "--exe", LIFEBOAT, env=env)
+    unit = (units / "lifeboat-standby-dr.service").read_text()
+    assert f"--plan {plan} daemon --standby dr" in unit, unit
+    v = subprocess.run(["systemd-analyze", "verify", str(units / "lifeboat-standby-dr.service")], capture_output=True, text=True,
+                       env=dict(os.environ, SYSTEMD_LOG_LEVEL="notice"))
+    assert v.returncode == 0 and "Unknown" not in v.stderr, v.stderr
+    k8s = lb.run("emit", "k8s", "--image", "registry.local/lifeboat:1", env=env).stdout
+    docs = [yaml.safe_load(x) for x in k8s.split("---\n") if x.strip() and yaml.safe_load(x)]
+    for doc in docs:
+        kubernetes_validate.validate(doc, "1.31", strict=True)
+    standby = next(x for x in docs if x["kind"] == "Deployment" and x["metadata"]["name"] == "lifeboat-standby-dr")
+    pod = standby["spec"]["template"]["spec"]
+    assert pod["containers"][0]["args"][2:5] == ["daemon", "--standby", "dr"]
+    claims = {v["name"]: v for v in pod["volumes"]}
+    assert claims["state"]["persistentVolumeClaim"]["claimName"] == "lifeboat-standby-dr-state"
+    assert claims["repo-copy"]["persistentVolumeClaim"]["claimName"] == "lifeboat-repo-copy"
