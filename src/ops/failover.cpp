@@ -322,6 +322,12 @@ Result<DrillRecord> run_failover(RepositorySet& repos, const FailoverOptions& o)
     RestoreOptions ro;
     ro.overrides = s.entry ? s.entry->standby_settings : nlohmann::json::object();
     ro.resume = held.resume.empty() || held.point_ns == 0 ? nullptr : &held.resume;
+    {
+      // A source that failed in the failover being resumed restores whole: whatever its standby held
+      // did not pass.
+      std::lock_guard lk(mu);
+      if (progress["sources"].contains(s.name) && !progress["sources"][s.name].value("ok", true)) ro.resume = nullptr;
+    }
     RestoreRun run = restore_source(repos, s, o.environment, o.at_ns, ro);
     DrillSourceResult r = drill_result_of(s, run);
     r.details["repository"] = run.repository;

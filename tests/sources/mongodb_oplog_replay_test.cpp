@@ -122,6 +122,27 @@ TEST(OplogUnpacker, APartialTxnChainWaitsForTheEntryThatEndsIt) {
                                   "i shop.orders _id 2 @32:1", "i shop.orders _id 3 @32:1"}));
 }
 
+// A standby resumed later reads from the first entry of a transaction still open (a chain cut by the
+// end of what was applied); nothing is open once it ended, or before it began.
+TEST(OplogUnpacker, TheOldestOpenTransactionIsWhereAResumedReplayMustStart) {
+  std::string l = kLsid, l2 = kLsid2;
+  auto part = [&](const std::string& lsid, int id, uint32_t t, uint32_t i) {
+    return R"({"op":"c","ns":"admin.$cmd",)" + lsid + R"(,"o":{"applyOps":[{"op":"i","ns":"shop.orders","o":{"_id":)" +
+           std::to_string(id) + R"(}}],"partialTxn":true},"ts":)" + ts(t, i) + "}";
+  };
+  std::string end = R"({"op":"c","ns":"admin.$cmd",)" + l +
+                    R"(,"o":{"applyOps":[{"op":"i","ns":"shop.orders","o":{"_id":3}}],"count":{"$numberLong":"2"}},"ts":)" + ts(52, 1) + "}";
+  OplogUnpacker* u = nullptr;
+  feed_all({R"({"op":"i","ns":"shop.orders","o":{"_id":9},"ts":)" + ts(49, 1) + "}"}, {}, false, &u);
+  EXPECT_FALSE(u->oldest_open());
+  feed_all({part(l, 1, 50, 4), part(l2, 7, 51, 2), part(l, 2, 51, 3)}, {}, false, &u);
+  ASSERT_TRUE(u->oldest_open());
+  EXPECT_EQ(*u->oldest_open(), (OplogTime{50, 4}));  // the chain's first entry, not its latest
+  feed_all({part(l, 1, 50, 4), part(l2, 7, 51, 2), part(l, 2, 51, 3), end}, {}, false, &u);
+  ASSERT_TRUE(u->oldest_open());
+  EXPECT_EQ(*u->oldest_open(), (OplogTime{51, 2}));  // the other session's chain is still open
+}
+
 TEST(OplogUnpacker, PreparedTransactionsApplyAtTheirCommitAndAbortedOnesNever) {
   std::string prepare1 = std::string(R"({"op":"c","ns":"admin.$cmd",)") + kLsid +
                          R"(,"o":{"applyOps":[{"op":"i","ns":"shop.orders","o":{"_id":200}}],"prepare":true},"ts":)" +

@@ -223,13 +223,25 @@ Result<SourceRestore> restore(SourceContext& ctx, const FirestoreSettings& s, st
   auto where = where_of(s);
   std::string target = cloud::firestore_documents_root(where.to_project, where.to_database);
   int64_t start = monotonic_ns();
+  // A standby that already holds this very backup (its marker names it and the target): read, not
+  // rewritten — unless the target holds documents the backup lacks, which a real restore replaces.
+  bool resumed = ctx.resume && from.snapshot && !s.dry_run && ctx.resume->value("snapshot", "") == from.snapshot->id &&
+                 ctx.resume->value("target", "") == target;
+  if (resumed) where.dry_run = true;
   LB_ASSIGN_OR_RETURN(auto r, restore_firestore(ctx.repo, from, where, ctx.progress));
+  if (resumed && !r.would_delete.empty()) {
+    resumed = false;
+    where.dry_run = false;
+    LB_ASSIGN_OR_RETURN(r, restore_firestore(ctx.repo, from, where, ctx.progress));
+  }
   int64_t ms = (monotonic_ns() - start) / 1000000;
   out.details = {{"target", target},        {"read_time", r.read_time}, {"documents", r.written},
                  {"deleted", r.deleted},    {"extra_documents", r.would_delete.size()}, {"from", source},
                  {"target_kind", "database"}};
   out.expected = stats_json(r.expected);
   out.dry_run = s.dry_run;
+  if (resumed) out.details["resumed"] = "the standby held this backup already: nothing written";
+  if (!s.dry_run && from.snapshot) out.resume = {{"snapshot", from.snapshot->id}, {"target", target}};
   if (!s.dry_run) out.checks = s.checks;
   auto state = std::make_shared<FirestoreRestored>();
   state->expected = r.expected;
