@@ -220,8 +220,11 @@ class Daemon {
         // is about one follow interval, not the next backup.
         hooks.on_commit = [this, &s] {
           if (plan_.copies_of(s.repository).empty()) return;
+          int64_t start = monotonic_ns();
           auto c = refresh_copies(repos_, s);
+          int64_t ms = (monotonic_ns() - start) / kNsPerMs;
           if (!c) log(fmt::format("{}: copying the new oplog slice failed: {}", s.name, c.status().message()));
+          else if (ms > 2000) log(fmt::format("{}: copying the new oplog slice took {} (the copy's RPO grows by as much)", s.name, format_duration_ms(ms)));
         };
         hooks.on_warning = [this, &s](const std::string& w) {
           log(s.name + ": " + w);
@@ -252,13 +255,18 @@ class Daemon {
 
   // A repository's copy refreshed every copy_every, besides after backups and slices.
   void keep_copy(const plan::RepositorySpec& r) {
+    std::map<std::string, std::string> said;  // the last failure said per source: said once, and when it clears
     while (!stopping()) {
       pause(r.copy_every_ns);
       if (stopping()) break;
       for (const auto& s : plan_.sources) {
         if (s.repository != r.copy_of) continue;
         auto c = refresh_copies(repos_, s);
-        if (!c) log(fmt::format("{}: copy to {} failed: {}", s.name, r.name, c.status().message()));
+        std::string now = c ? "" : c.status().message();
+        if (now != said[s.name])
+          log(now.empty() ? fmt::format("{}: copy to {} works again", s.name, r.name)
+                          : fmt::format("{}: copy to {} failed: {}", s.name, r.name, now));
+        said[s.name] = now;
       }
     }
   }

@@ -121,6 +121,23 @@ Result<CopyReport> copy_snapshots(Repository& src, Repository& dst, const std::v
   };
   std::unordered_set<BlobId, BlobIdHash> done;
   std::map<BlobId, BlobId> trees, blobs;
+  // Every missing snapshot's data goes through one write session (packs filled across snapshots, one
+  // flush): a backlog of small snapshots (oplog slices) costs a few pack uploads, not one each. Each
+  // snapshot is committed only after the data is flushed and, with `verify`, read back.
+  WriteSession session(dst);
+  std::vector<std::pair<std::string, Snapshot>> pending;  // source ID, the snapshot to commit
+  auto commit_pending = [&]() -> Status {
+    LB_RETURN_IF_ERROR(session.flush());
+    for (auto& [from, snap] : pending) {
+      if (verify) LB_RETURN_IF_ERROR(verify_snapshot(dst, snap.tree, report));
+      LB_ASSIGN_OR_RETURN(std::string id, session.commit(snap));
+      report.snapshots_copied++;
+      report.copied.emplace_back(from, id);
+      LB_RETURN_IF_ERROR(carry_pin(from, id));
+    }
+    pending.clear();
+    return Status::ok();
+  };
   for (const auto& ref : snapshots) {
     const SnapshotRef* present = nullptr;
     for (const auto& e : existing) {
@@ -137,31 +154,26 @@ Result<CopyReport> copy_snapshots(Repository& src, Repository& dst, const std::v
       LB_RETURN_IF_ERROR(carry_pin(ref.id, present->id));
       continue;
     }
-    WriteSession session(dst);
     Snapshot snap = ref.snapshot;
     if (report.same_keys) {
       Status s = copy_sealed(src, dst, session, ref.snapshot.tree, done, report);
       if (!s.is_ok()) {
-        (void)session.flush();
+        (void)commit_pending();  // the snapshots copied whole before this one count
         return s;
       }
     } else {
       auto root = copy_reencrypt(src, dst, session, ref.snapshot.tree, trees, blobs, report);
       if (!root) {
-        (void)session.flush();
+        (void)commit_pending();
         return root.status();
       }
       snap.tree = *root;
       snap.parent.reset();  // IDs differ in the destination
     }
     snap.summary["copied_from"] = ref.id;
-    LB_RETURN_IF_ERROR(session.flush());
-    if (verify) LB_RETURN_IF_ERROR(verify_snapshot(dst, snap.tree, report));
-    LB_ASSIGN_OR_RETURN(std::string id, session.commit(snap));
-    report.snapshots_copied++;
-    report.copied.emplace_back(ref.id, id);
-    LB_RETURN_IF_ERROR(carry_pin(ref.id, id));
+    pending.emplace_back(ref.id, std::move(snap));
   }
+  LB_RETURN_IF_ERROR(commit_pending());
   return report;
 }
 
