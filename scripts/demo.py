@@ -408,14 +408,15 @@ failover:
         written = time.time()
         db.users.insert_one({"_id": "u-after-failover-test", "email": "late@example.com"})
         dr_users = mongo.client().eyewear_ml_dr.users
-        while time.time() < written + 30 and dr_users.find_one({"_id": "u-after-failover-test"}) is None:
+        while time.time() < written + 12 and dr_users.find_one({"_id": "u-after-failover-test"}) is None:
             time.sleep(0.1)
         took = time.time() - written
         if dr_users.find_one({"_id": "u-after-failover-test"}) is not None:
             print(f"   a production write reached the standby after {took:.1f}s (follow interval 2s, copied on commit)")
         else:
-            print(f"   a production write had NOT reached the standby after {took:.0f}s (see .demo/daemon.log): the failover "
-                  "restores the newest point the copy holds")
+            print(f"   a production write had NOT reached the standby after {took:.0f}s: FerretDB (on SQLite) rescans its whole "
+                  "oplog for each tailing cursor, and this one holds every write of the demo; the failover restores the newest "
+                  "point the copy holds (tests/e2e/test_failover.py measures the lag on a fresh oplog: about 2 s)")
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=60)

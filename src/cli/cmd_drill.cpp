@@ -230,8 +230,12 @@ void register_daemon(CommandSet c) {
   cmd->add_option("--listen", o->listen, "serve /metrics, /healthz and the status page here (e.g. 127.0.0.1:9464)");
   cmd->add_option("--retries", o->max_retries, "retries of a failed run before waiting for the next schedule")->capture_default_str();
   cmd->add_option("--retry-base", *retry, "first retry delay, doubled each time")->capture_default_str();
-  cmd->add_option("--standby", o->standby_only,
-                  "the DR region's daemon: keep only this standby environment current (repeatable; no backups, followers or copies)");
+  auto* only = cmd->add_option("--standby", o->standby_only,
+                               "the DR region's daemon: keep only this standby environment current (repeatable; no backups, "
+                               "followers or copies)");
+  cmd->add_flag("--no-standby", o->no_standby,
+                "the production region's daemon when the DR region runs `daemon --standby ENV`: keep no standby here")
+      ->excludes(only);
   cmd->callback([c, o, retry] {
     c.action = [c, o, retry]() -> Status {
       LB_ASSIGN_OR_RETURN(auto p, plan::load_plan(plan_mode(c.global).value_or("lifeboat.yaml")));

@@ -77,7 +77,7 @@ class Daemon {
       if (s.schedule.continuous && s.entry && s.entry->follow) followers_.emplace_back([this, &s] { follow(s); });
     size_t followers = followers_.size(), standbys = 0;
     for (const auto& e : plan_.environments)
-      if (e.standby) {
+      if (e.standby && !o_.no_standby) {
         followers_.emplace_back([this, &e] { keep_standby(e); });
         ++standbys;
       }

@@ -24,6 +24,9 @@ struct DaemonOptions {
   // The DR region's daemon: keep only these standby environments current (no backups, followers,
   // copies, drills or reports: those run in the production region's daemon).
   std::vector<std::string> standby_only;
+  // The production region's daemon when a DR region's daemon keeps the standbys: none kept here (two
+  // daemons writing into one standby would fight over it).
+  bool no_standby = false;
 };
 
 Status run_daemon(const plan::Plan& plan, const DaemonOptions& options);

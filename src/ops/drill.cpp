@@ -71,6 +71,9 @@ DrillSourceResult drill_result_of(const plan::SourceSpec& s, const RestoreRun& r
   r.snapshot = run.outcome.result.value("snapshot", "");
   r.limit = run.outcome.result.value("limit", "");
   r.details = run.outcome.result.value("details", nlohmann::json::object());
+  // Where the RTO went: the kind's restore, and the checks reading the target back.
+  for (const char* k : {"restore_ms", "checks_ms"})
+    if (run.outcome.result.contains(k)) r.details[k] = run.outcome.result[k];
   r.checks = run.checks;
   return r;
 }

@@ -322,6 +322,7 @@ Result<DrillRecord> run_failover(RepositorySet& repos, const FailoverOptions& o)
     RestoreOptions ro;
     ro.overrides = s.entry ? s.entry->standby_settings : nlohmann::json::object();
     ro.resume = held.resume.empty() || held.point_ns == 0 ? nullptr : &held.resume;
+    ro.own_handle = true;  // sources of one repository restore side by side
     {
       // A source that failed in the failover being resumed restores whole: whatever its standby held
       // did not pass.

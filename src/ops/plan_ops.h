@@ -79,6 +79,7 @@ struct RestoreOptions {
   std::string repository;                  // read this repository (default: the source's, or its copy when lost)
   const nlohmann::json* resume = nullptr;  // a standby: the marker the previous restore into it returned
   bool validate = true;                    // false: run no check (a standby refresh; the failover checks)
+  bool own_handle = false;                 // a handle of its own (no turn-taking with other runs on the repository)
 };
 RestoreRun restore_source(RepositorySet& repos, const plan::SourceSpec& s, const std::string& environment,
                           std::optional<int64_t> at_ns, const RestoreOptions& options);

@@ -37,23 +37,43 @@ RestoreRun restore_source(RepositorySet& repos, const plan::SourceSpec& s, const
         return Error(Code::kInvalidArgument,
                      fmt::format("source {}: {}", s.name, sources::problems_as_flags(s.entry->options, problems)));
     }
-    LB_ASSIGN_OR_RETURN(auto repo, options.repository.empty() ? repos.acquire_readable(s.repository) : repos.acquire(options.repository));
-    run.repository = repo.name();
-    LB_ASSIGN_OR_RETURN(auto lock, repo::RepoLock::acquire(*repo, repo::LockKind::kShared));
+    // The shared handle (runs on one repository take turns), or one of the restore's own so that
+    // restores from one repository run side by side (a failover's).
+    std::optional<RepositorySet::Lease> lease;
+    std::unique_ptr<repo::Repository> own;
+    if (options.own_handle) {
+      std::string name = options.repository;
+      if (name.empty()) {
+        LB_ASSIGN_OR_RETURN(auto l, repos.acquire_readable(s.repository));  // resolves a lost repository to its copy
+        name = l.name();
+      }
+      LB_ASSIGN_OR_RETURN(own, repos.separate_handle(name));
+      run.repository = name;
+    } else {
+      LB_ASSIGN_OR_RETURN(auto l, options.repository.empty() ? repos.acquire_readable(s.repository) : repos.acquire(options.repository));
+      run.repository = l.name();
+      lease.emplace(std::move(l));
+    }
+    repo::Repository& repo = own ? *own : lease->get();
+    LB_ASSIGN_OR_RETURN(auto lock, repo::RepoLock::acquire(repo, repo::LockKind::kShared));
     ProgressCounters progress;
-    sources::SourceContext ctx{*repo, s.name, progress};
+    sources::SourceContext ctx{repo, s.name, progress};
     ctx.resume = options.resume;
     ctx.predict = options.validate;
+    int64_t restore_start = monotonic_ns();
     LB_ASSIGN_OR_RETURN(auto r, s.entry->restore(ctx, *settings, at_ns));
+    int64_t restore_ms = (monotonic_ns() - restore_start) / kNsPerMs;
     run.point_ns = r.point_ns;
     run.resume = r.resume;
     o.result = {{"snapshot", r.snapshot_id}, {"point", format_rfc3339(r.point_ns)}, {"point_ns", r.point_ns},
                 {"details", r.details}};
-    if (repo.name() != s.repository) o.result["repository"] = repo.name();
+    if (run.repository != s.repository) o.result["repository"] = run.repository;
+    o.result["restore_ms"] = restore_ms;
     if (at_ns) o.result["behind_ms"] = std::max<int64_t>(0, (*at_ns - r.point_ns + kNsPerMs - 1) / kNsPerMs);  // 1 ns short is short
     if (!r.limit.empty()) o.result["limit"] = r.limit;
     run.report = r.report;
     if (after_restore) LB_RETURN_IF_ERROR(after_restore(s));
+    int64_t checks_start = monotonic_ns();
     if (options.validate && !s.validation.empty() && !r.dry_run) {
       try {
         run.checks = s.entry->validate(ctx, *settings, r, s.validation);
@@ -69,6 +89,7 @@ RestoreRun restore_source(RepositorySet& repos, const plan::SourceSpec& s, const
       checks_ok = checks_ok && c.ok;
     }
     o.result["checks"] = checks;
+    o.result["checks_ms"] = (monotonic_ns() - checks_start) / kNsPerMs;
     if (!checks_ok) {
       // Which check failed and what it saw: the line an operator reads first.
       std::vector<std::string> failed;

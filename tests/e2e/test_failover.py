@@ -1,6 +1,6 @@
 """Failover (plan §7.3) with two "regions" on loopback: production's peers and the DR environment's
 (a second FerretDB, a second bucket, a second Firestore project, a second Secret Manager project, a
-second directory), the repository and its copy in different places. Production writes continuously
+second MLflow registry, a second directory), the repository and its copy in different places. Production writes continuously
 while the daemon keeps the DR environment current from the copy; then the primary repository is
 deleted (the region is lost) and `failover` brings DR to the newest point the copy holds. What DR
 must hold is read from the production peers themselves, never from Lifeboat."""
@@ -36,8 +36,38 @@ def region(tmp_path_factory):
     d = tmp_path_factory.mktemp("regions")
     (d / "firestore").mkdir()
     with peers.FerretDB(d / "mongo-prod") as prod_mongo, peers.FerretDB(d / "mongo-dr", oplog_bytes=0) as dr_mongo, \
-            peers.FakeGCS() as gcs, peers.FirestoreEmulator(d / "firestore") as emu, peers.SecretManagerFake() as sm:
-        yield {"prod_mongo": prod_mongo, "dr_mongo": dr_mongo, "gcs": gcs, "emu": emu, "sm": sm}
+            peers.FakeGCS() as gcs, peers.FirestoreEmulator(d / "firestore") as emu, peers.SecretManagerFake() as sm, \
+            peers.MLflow(d / "mlflow-prod") as prod_mlflow, peers.MLflow(d / "mlflow-dr") as dr_mlflow:
+        yield {"prod_mongo": prod_mongo, "dr_mongo": dr_mongo, "gcs": gcs, "emu": emu, "sm": sm,
+               "prod_mlflow": prod_mlflow, "dr_mlflow": dr_mlflow}
+
+
+def register_version(server, name, data: bytes, note):
+    """A model version as MLflow's client logs one, through the REST API: a run, its artifact, the version."""
+    import urllib.request
+    if server.api("GET", f"registered-models/get?name={name}")[0] != 200:
+        server.api("POST", "registered-models/create", {"name": name})
+    run = server.api("POST", "runs/create", {"experiment_id": "0", "run_name": note})[1]["run"]["info"]
+    root = run["artifact_uri"].split("mlflow-artifacts:/", 1)[1]
+    urllib.request.urlopen(urllib.request.Request(f"{server.url}/api/2.0/mlflow-artifacts/artifacts/{root}/model/model.bin",
+                                                  data=data, method="PUT"), timeout=60).read()
+    st, v = server.api("POST", "model-versions/create", {"name": name, "source": run["artifact_uri"] + "/model",
+                                                          "run_id": run["run_id"], "description": note})
+    assert st == 200, v
+
+
+def models_of(server, name="ranker"):
+    """Each version's description and artifact bytes, as the registry serves them."""
+    import urllib.parse
+    import urllib.request
+    st, found = server.api("GET", "model-versions/search?filter=" + urllib.parse.quote(f"name='{name}'"))
+    out = set()
+    for v in (found or {}).get("model_versions", []):
+        uri = server.api("GET", f"model-versions/get-download-uri?name={name}&version={v['version']}")[1]["artifact_uri"]
+        root = uri.split("mlflow-artifacts:/", 1)[1]
+        with urllib.request.urlopen(f"{server.url}/api/2.0/mlflow-artifacts/artifacts/{root}/model.bin", timeout=60) as r:
+            out.add((v.get("description", ""), r.read()))
+    return out
 
 
 def secret_values(sm, project):
@@ -80,7 +110,8 @@ def dr_state(r, tmp):
     """Everything the DR side holds, read from its peers."""
     return {"mongo": mongo_of(r["dr_mongo"]), "gcs": bucket_of(r["gcs"], "dr-assets"),
             "firestore": firestore_of(r["emu"], "drp"), "secrets": secret_values(r["sm"], "projects/dr"),
-            "files": files_of(under(tmp / "dr-site", tmp / "site")), "config": files_of(under(tmp / "dr-config", tmp / "config"))}
+            "files": files_of(under(tmp / "dr-site", tmp / "site")), "config": files_of(under(tmp / "dr-config", tmp / "config")),
+            "models": models_of(r["dr_mlflow"])}
 
 
 def under(target: Path, path: Path):
@@ -123,6 +154,13 @@ sources:
     after: [shop]
     environments:
       dr: {{to_project: drp}}
+  ranker:
+    kind: models
+    mlflow: {r['prod_mlflow'].url}
+    models: [ranker]
+    validation: [manifest]
+    environments:
+      dr: {{mlflow: {r['dr_mlflow'].url}}}
   cfg:
     kind: config
     paths: ["{tmp / 'config'}"]
@@ -160,6 +198,7 @@ def test_region_lost_failover_brings_dr_to_the_copys_newest_point(lb, tmp_path, 
     for i in range(5):
         r["gcs"].put("prod-assets", f"a/{i}.txt", f"asset {i}".encode())
     r["emu"].put({f"users/u{i}": {"n": {"integerValue": str(i)}} for i in range(10)}, project="prodp")
+    register_version(r["prod_mlflow"], "ranker", os.urandom(4000), "v1")
     for i in range(3):
         r["sm"].create_secret("projects/prod", f"s{i}")
         r["sm"].add_version("projects/prod", f"s{i}", f"v1-{i}".encode())
@@ -186,9 +225,9 @@ def test_region_lost_failover_brings_dr_to_the_copys_newest_point(lb, tmp_path, 
 
     try:
         standby = state / "standby.json"
-        wait_for(lambda: standby.exists() and len(json.loads(standby.read_text()).get("dr", {})) == 5
+        wait_for(lambda: standby.exists() and len(json.loads(standby.read_text()).get("dr", {})) == 6
                  and all(v["point_ns"] for v in json.loads(standby.read_text())["dr"].values()), timeout=120,
-                 what="the standby holding all five sources")
+                 what="the standby holding all six sources")
         t = threading.Thread(target=writer)
         t.start()
         # Standby lag under continuous writes: the newest document the DR server holds against now.
@@ -212,7 +251,8 @@ def test_region_lost_failover_brings_dr_to_the_copys_newest_point(lb, tmp_path, 
         r["gcs"].put("prod-assets", "a/late.txt", b"late")
         r["emu"].put({"users/u99": {"n": {"integerValue": "99"}}}, project="prodp")
         r["sm"].add_version("projects/prod", "s1", b"v2-1")
-        lb.run("backup", "site", "assets", "users", "cfg", env=env)
+        register_version(r["prod_mlflow"], "ranker", os.urandom(5000), "v2")
+        lb.run("backup", "site", "assets", "users", "cfg", "ranker", env=env)
         last_write = written[-1][1]
         # The copy holds the last write (the follower's slice, copied on commit).
         wait_for(lambda: all(s.get("points", {}).get("copy_ns", 0) / 1e9 >= last_write for s in status(lb, env, state)
@@ -221,11 +261,11 @@ def test_region_lost_failover_brings_dr_to_the_copys_newest_point(lb, tmp_path, 
         d.send_signal(signal.SIGTERM)
         d.wait(timeout=60)
     log = d.stdout.read()
-    assert "standby dr: keeping 5 source(s) current" in log, log
+    assert "standby dr: keeping 6 source(s) current" in log, log
     # Production's state at that point, from its peers.
     expected = {"mongo": mongo_of(r["prod_mongo"]), "gcs": bucket_of(r["gcs"], "prod-assets"),
                 "firestore": firestore_of(r["emu"], "prodp"), "secrets": secret_values(r["sm"], "projects/prod"),
-                "files": files_of(tmp / "site"), "config": files_of(tmp / "config")}
+                "files": files_of(tmp / "site"), "config": files_of(tmp / "config"), "models": models_of(r["prod_mlflow"])}
     assert expected["mongo"]["items"] and len(expected["mongo"]["items"]) > 200
 
     # The region is lost.
@@ -237,7 +277,7 @@ def test_region_lost_failover_brings_dr_to_the_copys_newest_point(lb, tmp_path, 
     # A dry run says every action and changes nothing on any peer.
     before = dr_state(r, tmp)
     dry = lb.run("failover", "--dry-run", "--state-dir", state, env=env)
-    for word in ("site", "shop", "assets", "users", "cfg", "step dns", "step apps", "resume the standby"):
+    for word in ("site", "shop", "assets", "users", "cfg", "ranker", "step dns", "step apps", "resume the standby"):
         assert word in dry.stdout, dry.stdout
     assert dr_state(r, tmp) == before
     assert not (state / "failover-dr.json").exists() and not steplog.exists()
@@ -467,3 +507,37 @@ environments:
     claims = {v["name"]: v for v in pod["volumes"]}
     assert claims["state"]["persistentVolumeClaim"]["claimName"] == "lifeboat-standby-dr-state"
     assert claims["repo-copy"]["persistentVolumeClaim"]["claimName"] == "lifeboat-repo-copy"
+
+
+def test_failover_at_one_instant_reports_each_sources_skew(lb, tmp_path):
+    src = tmp_path / "site"
+    src.mkdir()
+    (src / "a.txt").write_text("first")
+    plan = tmp_path / "lifeboat.yaml"
+    plan.write_text(f"""
+repositories:
+  main: {{url: "{tmp_path / 'main'}"}}
+sources:
+  site:
+    kind: files
+    paths: ["{src}"]
+    validation: [hashes, counts]
+    environments:
+      dr: {{target: "{tmp_path / 'dr'}"}}
+""")
+    env = {"LIFEBOAT_PLAN": str(plan)}
+    plan_init(lb, env)
+    lb.run("backup", env=env)
+    time.sleep(1.1)
+    at = time.time()
+    time.sleep(1.1)
+    (src / "a.txt").write_text("second")
+    lb.run("backup", env=env)
+    instant = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+    p = lb.run("--json", "failover", "--environment", "dr", "--at", instant, "--confirm", "--state-dir", tmp_path / "state",
+               env=env, check=False)
+    rec = first_json(p.stdout)
+    assert p.returncode == 0 and rec["passed"], p.stdout + p.stderr
+    assert (under(tmp_path / "dr", src) / "a.txt").read_text() == "first"
+    details = rec["sources"][0]["result"]["details"]
+    assert 0 < details["skew_ms"] < 3000, details  # how far the restored point lies before the instant
