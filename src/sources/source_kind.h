@@ -216,6 +216,14 @@ struct SourceKind {
       tidy;
 };
 
+// The ID a snapshot has in the repository it was first written to: a copy (repo/copy.h) records it as
+// summary.copied_from. A standby's resume marker names it, so the same backup is recognised whether
+// a later restore reads the repository or its copy.
+inline std::string origin_id(const repo::SnapshotRef& r) {
+  const auto& s = r.snapshot.summary;
+  return s.is_object() && s.contains("copied_from") && s["copied_from"].is_string() ? s["copied_from"].get<std::string>() : r.id;
+}
+
 // A kind's newest_point when its newest snapshot is the newest restorable point: that snapshot's time.
 inline std::optional<int64_t> time_of(const std::optional<repo::SnapshotRef>& newest) {
   if (!newest) return std::nullopt;

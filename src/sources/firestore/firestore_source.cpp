@@ -225,7 +225,8 @@ Result<SourceRestore> restore(SourceContext& ctx, const FirestoreSettings& s, st
   int64_t start = monotonic_ns();
   // A standby that already holds this very backup (its marker names it and the target): read, not
   // rewritten — unless the target holds documents the backup lacks, which a real restore replaces.
-  bool resumed = ctx.resume && from.snapshot && !s.dry_run && ctx.resume->value("snapshot", "") == from.snapshot->id &&
+  bool resumed = ctx.resume && from.snapshot && !s.dry_run &&
+                 (ctx.resume->value("snapshot", "") == from.snapshot->id || ctx.resume->value("origin", "") == origin_id(*from.snapshot)) &&
                  ctx.resume->value("target", "") == target;
   if (resumed) where.dry_run = true;
   LB_ASSIGN_OR_RETURN(auto r, restore_firestore(ctx.repo, from, where, ctx.progress));
@@ -241,7 +242,7 @@ Result<SourceRestore> restore(SourceContext& ctx, const FirestoreSettings& s, st
   out.expected = stats_json(r.expected);
   out.dry_run = s.dry_run;
   if (resumed) out.details["resumed"] = "the standby held this backup already: nothing written";
-  if (!s.dry_run && from.snapshot) out.resume = {{"snapshot", from.snapshot->id}, {"target", target}};
+  if (!s.dry_run && from.snapshot) out.resume = {{"snapshot", from.snapshot->id}, {"origin", origin_id(*from.snapshot)}, {"target", target}};
   if (!s.dry_run) out.checks = s.checks;
   auto state = std::make_shared<FirestoreRestored>();
   state->expected = r.expected;

@@ -182,15 +182,24 @@ std::optional<MongoRestorePlan> resumable(const SourceContext& ctx, const MongoS
   if (!ctx.resume || !ctx.resume->is_object() || !s.to_dir.empty() || !s.drop) return std::nullopt;
   const auto& m = *ctx.resume;
   if (m.value("target", "") != target_identity(s) || !m.contains("applied") || !m.contains("restart")) return std::nullopt;
-  std::string full = m.value("full", "");
-  auto it = std::find_if(all.begin(), all.end(), [&](const repo::SnapshotRef& r) { return r.id == full; });
+  // The standby's full backup as this repository holds it (the copy's ID, or the original's).
+  std::string full = m.value("full", ""), origin = m.value("full_origin", full);
+  auto it = std::find_if(all.begin(), all.end(), [&](const repo::SnapshotRef& r) { return r.id == full || origin_id(r) == origin; });
   if (it == all.end()) return std::nullopt;
   // The same chain without the full backups newer than the standby's.
   std::vector<repo::SnapshotRef> chain;
   for (const auto& r : all)
     if (r.snapshot.source != kFullSource || r.snapshot.time_ns <= it->snapshot.time_ns) chain.push_back(r);
   auto p = plan_mongodb_restore(chain, newest.name, at_ns);
-  if (!p || p->full.id != full || p->point_ns < newest.point_ns || p->point_ns < m.value("point_ns", int64_t{0})) return std::nullopt;
+  if (!p || p->full.id != it->id || p->point_ns < newest.point_ns) return std::nullopt;
+  // The standby must not hold entries this chain lacks (it was brought further from another
+  // repository than this one holds): then only a whole restore reaches this chain's point.
+  auto chain_end = oplog_time_from_json(p->slices.empty() ? p->full.snapshot.metadata.value("oplog_end", nlohmann::json())
+                                                          : p->slices.back().snapshot.metadata.value("to", nlohmann::json()));
+  OplogTime applied = oplog_time_of(m["applied"]);
+  if (!chain_end || applied > *chain_end) return std::nullopt;
+  // An instant before (or inside the second of) what the standby applied: only a whole restore goes back.
+  if (p->replay_until_s && applied.t >= *p->replay_until_s) return std::nullopt;
   return *p;
 }
 
@@ -249,7 +258,7 @@ Result<SourceRestore> restore(SourceContext& ctx, const MongoSettings& s, std::o
   out.expected = expected_json(r.expected);
   out.checks = s.checks;
   if (o.to_dir.empty())
-    out.resume = {{"full", plan.full.id}, {"target", target_identity(s)}, {"point_ns", out.point_ns},
+    out.resume = {{"full", plan.full.id}, {"full_origin", origin_id(plan.full)}, {"target", target_identity(s)}, {"point_ns", out.point_ns},
                   {"applied", {{"t", r.applied.t}, {"i", r.applied.i}}}, {"restart", {{"t", r.restart.t}, {"i", r.restart.i}}}};
   if (r.resumed) out.details["resumed_after"] = (*ctx.resume)["applied"];
   uint64_t dups = 0;
