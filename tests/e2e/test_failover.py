@@ -345,25 +345,31 @@ def status(lb, env, state):
     return first_json(p.stdout)["sources"]
 
 
-def test_a_failing_step_stops_the_failover_and_resume_finishes_it(lb, tmp_path):
+def site_plan(tmp_path, rest="", copy=True, source_extra="", environments='      dr: {{target: "{dr}"}}'):
+    """A files source `site` (a.txt: "alpha") with settings for environment dr, in repository main (and
+    its copy), and `rest` appended to the plan. Returns (the source directory, the plan, its env)."""
     src = tmp_path / "site"
     src.mkdir()
     (src / "a.txt").write_text("alpha")
-    steplog = tmp_path / "steps.log"
-    gate = tmp_path / "gate"
     plan = tmp_path / "lifeboat.yaml"
+    copy_line = f"  copy: {{url: \"{tmp_path / 'copy'}\", copy_of: main}}\n" if copy else ""
     plan.write_text(f"""
 repositories:
   main: {{url: "{tmp_path / 'main'}"}}
-  copy: {{url: "{tmp_path / 'copy'}", copy_of: main}}
-sources:
+{copy_line}sources:
   site:
     kind: files
     paths: ["{src}"]
-    validation: [hashes, counts]
-    environments:
-      dr: {{target: "{tmp_path / 'dr'}"}}
-environments:
+{source_extra}    environments:
+{environments.format(dr=tmp_path / 'dr', test=tmp_path / 'test')}
+""" + rest)
+    return src, plan, {"LIFEBOAT_PLAN": str(plan)}
+
+
+def test_a_failing_step_stops_the_failover_and_resume_finishes_it(lb, tmp_path):
+    steplog = tmp_path / "steps.log"
+    gate = tmp_path / "gate"
+    src, plan, env = site_plan(tmp_path, f"""environments:
   dr: {{standby: true}}
 failover:
   environment: dr
@@ -371,8 +377,7 @@ failover:
     - {{name: db, run: "echo db >> {steplog}"}}
     - {{name: dns, run: "test -f {gate} && echo dns >> {steplog}", after: [db]}}
     - {{name: apps, run: "echo apps >> {steplog}", after: [dns]}}
-""")
-    env = {"LIFEBOAT_PLAN": str(plan)}
+""", source_extra="    validation: [hashes, counts]\n")
     state = tmp_path / "state"
     plan_init(lb, env)
     lb.run("backup", env=env)
@@ -398,29 +403,14 @@ failover:
 
 
 def test_a_failover_drill_rehearses_and_measures_rto_without_promoting(lb, tmp_path):
-    src = tmp_path / "site"
-    src.mkdir()
-    (src / "a.txt").write_text("alpha")
     steplog = tmp_path / "steps.log"
-    plan = tmp_path / "lifeboat.yaml"
-    plan.write_text(f"""
-objectives: {{rpo: 1h, rto: 4h}}
-repositories:
-  main: {{url: "{tmp_path / 'main'}"}}
-sources:
-  site:
-    kind: files
-    paths: ["{src}"]
-    validation: [hashes, counts]
-    environments:
-      dr: {{target: "{tmp_path / 'dr'}"}}
+    src, plan, env = site_plan(tmp_path, f"""objectives: {{rpo: 1h, rto: 4h}}
 failover:
   environment: dr
   steps:
     - {{name: dns, run: "echo dns >> {steplog}"}}
     - {{name: smoke, run: "echo smoke $LIFEBOAT_REHEARSAL >> {steplog}", rehearse: true}}
-""")
-    env = {"LIFEBOAT_PLAN": str(plan)}
+""", copy=False, source_extra="    validation: [hashes, counts]\n")
     state = tmp_path / "state"
     plan_init(lb, env)
     lb.run("backup", env=env)
@@ -454,26 +444,8 @@ def test_the_dr_regions_daemon_keeps_only_the_standby_and_is_emitted(lb, tmp_pat
     import yaml
     import kubernetes_validate
     from conftest import LIFEBOAT
-    src = tmp_path / "site"
-    src.mkdir()
-    (src / "a.txt").write_text("alpha")
-    plan = tmp_path / "lifeboat.yaml"
-    plan.write_text(f"""
-repositories:
-  main: {{url: "{tmp_path / 'main'}"}}
-  copy: {{url: "{tmp_path / 'copy'}", copy_of: main}}
-sources:
-  site:
-    kind: files
-    paths: ["{src}"]
-    schedule: {{full: "* * * * *"}}
-    environments:
-      dr: {{target: "{tmp_path / 'dr'}"}}
-      test: {{target: "{tmp_path / 'test'}"}}
-environments:
-  dr: {{standby: true}}
-""")
-    env = {"LIFEBOAT_PLAN": str(plan)}
+    src, plan, env = site_plan(tmp_path, "environments:\n  dr: {standby: true}\n", source_extra='    schedule: {full: "* * * * *"}\n',
+                               environments='      dr: {{target: "{dr}"}}\n      test: {{target: "{test}"}}')
     plan_init(lb, env)
     lb.run("backup", env=env)
     p = lb.run("daemon", "--standby", "test", "--state-dir", tmp_path / "s0", env=env, check=False)
@@ -520,22 +492,8 @@ environments:
 
 
 def test_failover_at_one_instant_reports_each_sources_skew(lb, tmp_path):
-    src = tmp_path / "site"
-    src.mkdir()
+    src, plan, env = site_plan(tmp_path, copy=False, source_extra="    validation: [hashes, counts]\n")
     (src / "a.txt").write_text("first")
-    plan = tmp_path / "lifeboat.yaml"
-    plan.write_text(f"""
-repositories:
-  main: {{url: "{tmp_path / 'main'}"}}
-sources:
-  site:
-    kind: files
-    paths: ["{src}"]
-    validation: [hashes, counts]
-    environments:
-      dr: {{target: "{tmp_path / 'dr'}"}}
-""")
-    env = {"LIFEBOAT_PLAN": str(plan)}
     plan_init(lb, env)
     lb.run("backup", env=env)
     time.sleep(1.1)
