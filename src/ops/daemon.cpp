@@ -287,11 +287,14 @@ class Daemon {
     while (!stopping()) {
       auto claim = EnvironmentClaim::claim(o_.state_dir, env.name, false);
       if (claim) {
-        std::ifstream progress(o_.state_dir + "/failover-" + env.name + ".json");
-        auto p = progress ? nlohmann::json::parse(progress, nullptr, false) : nlohmann::json();
-        if (p.is_object() && (p.value("state", "") == "promoted" || p.value("state", "") == "running")) {
-          if (!said_promoted) log(fmt::format("standby {}: a failover {} it; it is no longer refreshed", env.name,
-                                              p.value("state", "") == "promoted" ? "promoted" : "is promoting"));
+        auto p = failover_progress(o_.state_dir, env.name);
+        std::string state = p ? p->value("state", "") : "";
+        if (!p || state == "promoted" || state == "running") {
+          // An unreadable progress file may record a promotion: nothing is written into the environment.
+          if (!said_promoted)
+            log(!p ? fmt::format("standby {}: not refreshed: {}", env.name, p.status().message())
+                   : fmt::format("standby {}: a failover {} it; it is no longer refreshed", env.name,
+                                 state == "promoted" ? "promoted" : "is promoting"));
           said_promoted = true;
           pause(poll);
           continue;

@@ -37,6 +37,22 @@ nlohmann::json read_json_file(const std::string& path) {
 
 std::string progress_path(const std::string& state_dir, const std::string& env) { return state_dir + "/failover-" + env + ".json"; }
 
+}  // namespace
+
+Result<nlohmann::json> failover_progress(const std::string& state_dir, const std::string& environment) {
+  std::string path = progress_path(state_dir, environment);
+  std::ifstream in(path);
+  if (!in) return nlohmann::json::object();
+  auto j = nlohmann::json::parse(in, nullptr, false);
+  if (!j.is_object())
+    return Error(Code::kCorrupt, fmt::format("{} is not a failover's progress this version can read: whether environment {} was "
+                                             "promoted is unknown; look at it, and remove it only if no failover into {} ran",
+                                             path, environment, environment));
+  return j;
+}
+
+namespace {
+
 // Sources in an order their after: lists allow; independent ones keep the plan's order.
 std::vector<const plan::SourceSpec*> in_after_order(const std::vector<const plan::SourceSpec*>& list) {
   std::vector<const plan::SourceSpec*> out;
@@ -212,7 +228,7 @@ Result<std::vector<std::string>> failover_actions(RepositorySet& repos, const Fa
   const plan::Plan& plan = repos.plan();
   LB_ASSIGN_OR_RETURN(auto scope, failover_scope(plan, o.environment));
   auto standby = load_standby(o.state_dir)[o.environment];
-  auto progress = read_json_file(progress_path(o.state_dir, o.environment));
+  LB_ASSIGN_OR_RETURN(auto progress, failover_progress(o.state_dir, o.environment));
   std::vector<std::string> out;
   out.push_back(fmt::format("claim environment {} (the daemon stops refreshing its standby)", o.environment));
   for (const auto* s : scope.sources) {
@@ -257,7 +273,7 @@ Result<DrillRecord> run_failover(RepositorySet& repos, const FailoverOptions& o)
   std::error_code ec;
   std::filesystem::create_directories(o.state_dir, ec);
   std::string ppath = progress_path(o.state_dir, o.environment);
-  auto progress = read_json_file(ppath);
+  LB_ASSIGN_OR_RETURN(auto progress, failover_progress(o.state_dir, o.environment));
   std::string state = progress.value("state", "");
   if (!o.rehearsal && !o.resume && state == "running")
     return Error(Code::kInvalidArgument, fmt::format("a failover into {} stopped before it finished ({}): continue it with --resume",
@@ -530,7 +546,8 @@ nlohmann::json standby_status(const plan::Plan& plan, const std::string& state_d
   auto held = load_standby(state_dir);
   for (const auto& env : plan.environments) {
     if (!env.standby) continue;
-    auto promoted = read_json_file(progress_path(state_dir, env.name)).value("state", "");
+    auto progress = failover_progress(state_dir, env.name);
+    std::string promoted = progress ? progress->value("state", "") : "unknown (" + progress.status().message() + ")";
     int64_t bound = env.max_lag_ns ? env.max_lag_ns : plan.rpo_ns;
     for (const auto* s : environment_sources(plan, env.name)) {
       nlohmann::json j = {{"environment", env.name}, {"source", s->name}, {"max_lag_ms", bound / kNsPerMs}};

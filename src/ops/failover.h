@@ -72,6 +72,11 @@ struct FailoverOptions {
   std::function<void(const std::string&)> say;  // progress for a person (stderr)
 };
 
+// How far the last failover into `environment` got: its progress file (STATE_DIR/failover-ENV.json),
+// {} when there is none. A file that exists but does not parse is an error naming it: whether the
+// environment was promoted is unknown, so nothing may write into it.
+Result<nlohmann::json> failover_progress(const std::string& state_dir, const std::string& environment);
+
 // The record is a DrillRecord with kind "failover" (or a rehearsal's "drill") and its steps; `passed`
 // when every source was caught up and checked and every step succeeded (and, for a rehearsal, the RTO
 // objective was met). A failure stops the failover and the record says what was promoted and what not.

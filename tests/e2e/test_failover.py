@@ -400,6 +400,11 @@ failover:
     # Done: the environment is promoted, and a dry run of another failover is refused like the real one.
     p = lb.run("failover", "--confirm", "--state-dir", state, env=env, check=False)
     assert p.returncode != 0 and "was promoted" in p.stderr
+    # A progress file this version cannot read may record a promotion: everything refuses, naming it.
+    (state / "failover-dr.json").write_text("{truncated")
+    for args in (["failover", "--confirm"], ["failover", "--dry-run"], ["drill", "--failover"]):
+        p = lb.run(*args, "--state-dir", state, env=env, check=False)
+        assert p.returncode != 0 and "failover-dr.json is not a failover's progress" in p.stderr, (args, p.stderr)
 
 
 def test_a_failover_drill_rehearses_and_measures_rto_without_promoting(lb, tmp_path):
