@@ -38,16 +38,36 @@ struct ThreadHandle {
 struct BodySink {
   Bytes* body;
   std::map<std::string, std::string>* headers;
+  CURL* curl = nullptr;
+  const std::function<Status(ByteView)>* stream = nullptr;  // HttpRequest::body_sink
+  uint64_t* streamed = nullptr;
+  Status failed;
 };
 
 size_t on_body(char* ptr, size_t size, size_t n, void* user) {
   auto* sink = static_cast<BodySink*>(user);
   Bytes* out = sink->body;
+  ByteView piece(reinterpret_cast<const uint8_t*>(ptr), size * n);
+  if (sink->stream && *sink->stream) {
+    long status = 0;
+    curl_easy_getinfo(sink->curl, CURLINFO_RESPONSE_CODE, &status);
+    if (status >= 200 && status < 300) {
+      if (Status s = (*sink->stream)(piece); !s) {
+        sink->failed = s;
+        return 0;  // libcurl ends the transfer (CURLE_WRITE_ERROR)
+      }
+      *sink->streamed += piece.size();
+      return piece.size();
+    }
+    // An error answer: kept for its message, not streamed and not grown without bound.
+    if (out->size() < 64 * 1024) append_bytes(*out, piece.first(std::min(piece.size(), 64 * 1024 - out->size())));
+    return piece.size();
+  }
   if (out->empty()) {  // one allocation for the whole body instead of doubling copies
     auto cl = sink->headers->find("content-length");
     if (cl != sink->headers->end()) out->reserve(std::strtoull(cl->second.c_str(), nullptr, 10));
   }
-  append_bytes(*out, ByteView(reinterpret_cast<const uint8_t*>(ptr), size * n));
+  append_bytes(*out, piece);
   return size * n;
 }
 
@@ -130,7 +150,7 @@ Result<HttpResponse> http_send(const HttpRequest& req) {
   curl_easy_setopt(curl, CURLOPT_URL, req.url.c_str());
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-  BodySink sink{&resp.body, &resp.headers};
+  BodySink sink{&resp.body, &resp.headers, curl, &req.body_sink, &resp.streamed, Status::ok()};
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, &resp.headers);
@@ -165,6 +185,7 @@ Result<HttpResponse> http_send(const HttpRequest& req) {
   CURLcode rc = curl_easy_perform(curl);
   curl_slist_free_all(headers);
   if (!upload.failed) return upload.failed.with_context(fmt::format("{} {}: reading the body to send", req.method, redact_url(req.url)));
+  if (!sink.failed) return sink.failed.with_context(fmt::format("{} {}: taking the body received", req.method, redact_url(req.url)));
   if (rc == CURLE_ABORTED_BY_CALLBACK) return Error(Code::kInterrupted, fmt::format("{} {}: interrupted", req.method, redact_url(req.url)));
   if (rc != CURLE_OK)
     return Error(Code::kUnavailable, fmt::format("{} {}: {}", req.method, redact_url(req.url), curl_easy_strerror(rc)));
@@ -176,9 +197,11 @@ Result<HttpResponse> http_send(const HttpRequest& req) {
     if (!cl.empty() && (end == cl.c_str() || *end != '\0'))
       return Error(Code::kUnavailable, fmt::format("{} {}: the server sent Content-Length {:?}, not a number", req.method,
                                                    redact_url(req.url), cl));
-    if (!cl.empty() && resp.header("content-encoding").empty() && said != resp.body.size())
+    uint64_t got = resp.streamed ? resp.streamed : resp.body.size();
+    bool kept_whole = resp.streamed || !req.body_sink || resp.body.size() < 64 * 1024;  // an error answer is cut at 64 KiB
+    if (!cl.empty() && resp.header("content-encoding").empty() && said != got && kept_whole)
       return Error(Code::kUnavailable, fmt::format("{} {}: body of {} bytes, Content-Length said {}", req.method,
-                                                   redact_url(req.url), resp.body.size(), cl));
+                                                   redact_url(req.url), got, cl));
   }
   return resp;
 }

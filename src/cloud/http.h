@@ -23,6 +23,10 @@ struct HttpRequest {
   // error aborts the request and is returned by http_send.
   std::function<Result<size_t>(uint8_t* buf, size_t max)> body_reader;
   uint64_t body_size = 0;
+  // A success's (2xx) response body handed over piece by piece as it arrives instead of kept in
+  // HttpResponse::body, so a large download never sits in memory whole (other answers are kept, up to
+  // 64 KiB, for their error message). An error it returns aborts the transfer and is http_send's.
+  std::function<Status(ByteView)> body_sink;
   long timeout_s = 300;  // whole request; a stalled transfer fails sooner (low-speed limit)
 };
 
@@ -30,6 +34,7 @@ struct HttpResponse {
   long status = 0;
   std::map<std::string, std::string> headers;  // names lower-cased
   Bytes body;
+  uint64_t streamed = 0;  // bytes handed to HttpRequest::body_sink
   std::string header(const std::string& lower_name) const;
 };
 

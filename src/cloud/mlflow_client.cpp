@@ -118,13 +118,14 @@ Result<std::vector<ArtifactFile>> MlflowClient::list_artifacts(const std::string
   return out;
 }
 
-Result<Bytes> MlflowClient::download(const std::string& path) const {
+Result<uint64_t> MlflowClient::download(const std::string& path, const std::function<Status(ByteView)>& sink) const {
   HttpRequest req;
   req.url = url_ + "/api/2.0/mlflow-artifacts/artifacts/" + url_encode(path, true);
-  req.timeout_s = 3600;
+  req.timeout_s = 6 * 3600;  // a model of many GB; a stalled transfer still fails within a minute (low-speed limit)
+  req.body_sink = sink;
   LB_ASSIGN_OR_RETURN(auto r, http_send(req));
   if (r.status != 200) return answer(r, "downloading " + path).status();
-  return std::move(r.body);
+  return r.streamed;
 }
 
 Status MlflowClient::upload(const std::string& path, ByteView data) const {

@@ -39,7 +39,9 @@ class MlflowClient {
   Result<std::string> artifact_root(const std::string& name, const std::string& version) const;
   // Every file below `root` (recursively), paths relative to it.
   Result<std::vector<ArtifactFile>> list_artifacts(const std::string& root) const;
-  Result<Bytes> download(const std::string& path) const;
+  // An artifact's bytes handed to `sink` as they arrive (never whole in memory); returns its size. A
+  // transfer cut short is kUnavailable after part of it was handed over.
+  Result<uint64_t> download(const std::string& path, const std::function<Status(ByteView)>& sink) const;
   Status upload(const std::string& path, ByteView data) const;
   // The same, the body read piece by piece (HttpRequest::body_reader): a large artifact never sits in memory whole.
   Status upload_stream(const std::string& path, uint64_t size, std::function<Result<size_t>(uint8_t*, size_t)> reader) const;

@@ -14,6 +14,7 @@ namespace lifeboat {
 void install_interrupt_handlers();
 bool interrupted();
 void request_interrupt();  // for tests
+void clear_interrupt();    // for tests: the next test starts uninterrupted
 
 // Sleeps for `ms` milliseconds, or less when an interrupt arrives; returns false if interrupted.
 bool sleep_unless_interrupted(int64_t ms);

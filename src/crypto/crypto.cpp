@@ -33,6 +33,20 @@ Digest sha256(ByteView data) {
   return d;
 }
 
+Sha256Stream::Sha256Stream() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr); }
+Sha256Stream::~Sha256Stream() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
+void Sha256Stream::update(ByteView data) { EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), data.data(), data.size()); }
+Digest Sha256Stream::finish() {
+  Digest d;
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), d.data(), &len);
+  return d;
+}
+std::string Sha256Stream::finish_hex() {
+  Digest d = finish();
+  return hex_encode({d.data(), d.size()});
+}
+
 namespace {
 
 // OpenSSL 3 looks an algorithm up in its provider tables (under a lock) whenever a one-shot call or a fresh

@@ -22,6 +22,20 @@ Bytes random_bytes(size_t n);
 Key random_key();
 
 Digest sha256(ByteView data);
+// SHA-256 of data that arrives in pieces (a download as it streams, a file read in blocks).
+class Sha256Stream {
+ public:
+  Sha256Stream();
+  ~Sha256Stream();
+  Sha256Stream(const Sha256Stream&) = delete;
+  Sha256Stream& operator=(const Sha256Stream&) = delete;
+  void update(ByteView data);
+  Digest finish();  // once
+  std::string finish_hex();
+
+ private:
+  void* ctx_;  // EVP_MD_CTX
+};
 Digest hmac_sha256(const Key& key, ByteView data);
 // HKDF-SHA256 (RFC 5869) expanding `secret` into `length` bytes for the purpose named by `info`.
 Bytes hkdf_sha256(ByteView secret, std::string_view salt, std::string_view info, size_t length);

@@ -1,7 +1,11 @@
 #include "repo/node_io.h"
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <mutex>
+#include <thread>
 
 namespace lifeboat::repo {
 
@@ -16,6 +20,95 @@ Result<Node> store_bytes_node(WriteSession& session, const std::string& name, By
   n.links = 1;
   n.size = stored.size_bytes;
   n.content = stored.content;
+  return n;
+}
+
+namespace {
+
+// The bytes between a producer that pushes and WriteSession::store_stream, which pulls.
+class PushedBytes final : public ByteSource {
+ public:
+  explicit PushedBytes(size_t window) : window_(window) {}
+  // Producer: blocks while the window is full; the consumer's error once it stopped.
+  Status push(ByteView piece) {
+    std::unique_lock lk(mu_);
+    while (!piece.empty()) {
+      cv_.wait(lk, [&] { return held_ < window_ || !consumer_.is_ok(); });
+      if (!consumer_.is_ok()) return consumer_;
+      size_t take = std::min(piece.size(), std::max<size_t>(window_ - held_, 1));
+      queue_.emplace_back(piece.begin(), piece.begin() + static_cast<std::ptrdiff_t>(take));
+      held_ += take;
+      piece = piece.subspan(take);
+      cv_.notify_all();
+    }
+    return Status::ok();
+  }
+  void close(Status producer) {
+    std::lock_guard lk(mu_);
+    closed_ = true;
+    producer_ = std::move(producer);
+    cv_.notify_all();
+  }
+  void stop(Status consumer) {
+    std::lock_guard lk(mu_);
+    consumer_ = consumer.is_ok() ? Error(Code::kFatal, "internal error: the store stopped reading") : std::move(consumer);
+    cv_.notify_all();
+  }
+  // Consumer (store_stream).
+  Result<size_t> read(uint8_t* buf, size_t n) override {
+    std::unique_lock lk(mu_);
+    cv_.wait(lk, [&] { return !queue_.empty() || closed_; });
+    if (queue_.empty()) {
+      if (!producer_.is_ok()) return producer_;
+      return size_t{0};
+    }
+    Bytes& front = queue_.front();
+    size_t take = std::min(n, front.size() - front_pos_);
+    std::memcpy(buf, front.data() + front_pos_, take);
+    front_pos_ += take;
+    if (front_pos_ == front.size()) {
+      held_ -= front.size();
+      queue_.pop_front();
+      front_pos_ = 0;
+      cv_.notify_all();
+    }
+    return take;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Bytes> queue_;
+  size_t front_pos_ = 0, held_ = 0;
+  const size_t window_;
+  bool closed_ = false;
+  Status producer_, consumer_;
+};
+
+}  // namespace
+
+Result<Node> store_pushed_node(WriteSession& session, const std::string& name, uint32_t mode, int64_t mtime_ns,
+                               const std::function<Status(const Push& push)>& produce, size_t window) {
+  PushedBytes pipe(window);
+  Result<StoredStream> stored = Error(Code::kFatal, "not stored");
+  std::thread store([&] {
+    stored = session.store_stream(pipe);
+    // Stops the producer if the store failed (or ended before the producer did).
+    pipe.stop(stored.is_ok() ? Status::ok() : stored.status());
+  });
+  Status produced = produce([&](ByteView piece) { return pipe.push(piece); });
+  pipe.close(produced);
+  store.join();
+  if (!produced) return produced;
+  if (!stored) return stored.status();
+  Node n;
+  n.kind = NodeKind::kFile;
+  n.name = name;
+  n.mode = mode;
+  n.mtime_ns = n.ctime_ns = n.atime_ns = mtime_ns;
+  n.links = 1;
+  n.size = stored->size_bytes;
+  n.content = stored->content;
   return n;
 }
 

@@ -3,6 +3,7 @@
 // such nodes stored bottom-up.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
 
@@ -13,6 +14,14 @@ namespace lifeboat::repo {
 
 // `data` stored through `session` (chunked, deduplicated) as a file node named `name`.
 Result<Node> store_bytes_node(WriteSession& session, const std::string& name, ByteView data, uint32_t mode, int64_t mtime_ns);
+
+// The same for content pushed as it arrives (a download's body): `produce` runs in the calling
+// thread and hands each piece to `push`; a second thread chunks and stores them, at most `window`
+// bytes between the two, so memory stays bounded whatever the size. An error from either side ends
+// both and is returned (what was stored of it is unreferenced: prune removes it).
+using Push = std::function<Status(ByteView)>;
+Result<Node> store_pushed_node(WriteSession& session, const std::string& name, uint32_t mode, int64_t mtime_ns,
+                               const std::function<Status(const Push& push)>& produce, size_t window = 8 << 20);
 
 // A file node's whole content, read (and authenticated) from the repository.
 Result<Bytes> read_node_bytes(Repository& repo, const Node& node);

@@ -93,3 +93,24 @@ TEST(KeyFile, RejectsGarbage) {
 }
 
 }  // namespace lifeboat::crypto
+
+namespace lifeboat::crypto {
+namespace {
+
+// FIPS 180-2's "abc" vector and a million 'a's, fed in pieces of every awkward size.
+TEST(Sha256Stream, PiecesHashLikeTheWholeAndTheStandardVectors) {
+  Sha256Stream abc;
+  abc.update(as_bytes("a"));
+  abc.update(as_bytes(""));
+  abc.update(as_bytes("bc"));
+  EXPECT_EQ(abc.finish_hex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  std::string million(1000000, 'a');
+  Sha256Stream m;
+  for (size_t at = 0; at < million.size(); at += 4093) m.update(as_bytes(std::string_view(million).substr(at, 4093)));
+  EXPECT_EQ(m.finish_hex(), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+  auto whole = sha256(as_bytes(million));
+  EXPECT_EQ(hex_encode({whole.data(), whole.size()}), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+}  // namespace
+}  // namespace lifeboat::crypto

@@ -33,6 +33,23 @@ class Lifeboat:
         return subprocess.Popen([str(LIFEBOAT), *map(str, args)], env=self.env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, **kw)
 
+    def run_measured(self, *args, env=None):
+        """Runs lifeboat; returns (CompletedProcess, its peak resident memory in MiB) as the kernel
+        accounted that one process (wait4's ru_maxrss), not a sampled guess."""
+        import tempfile
+        e = dict(self.env, **(env or {}))
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            p = subprocess.Popen([str(LIFEBOAT), *map(str, args)], env=e, stdout=out, stderr=err)
+            _, status, usage = os.wait4(p.pid, 0)
+            p.returncode = os.waitstatus_to_exitcode(status)
+            out.seek(0)
+            err.seek(0)
+            done = subprocess.CompletedProcess(p.args, p.returncode, out.read().decode(errors="replace"),
+                                               err.read().decode(errors="replace"))
+        if done.returncode != 0:
+            raise AssertionError(f"lifeboat {' '.join(map(str, args))} exited {done.returncode}\nstdout: {done.stdout}\nstderr: {done.stderr}")
+        return done, usage.ru_maxrss / 1024
+
     def init(self):
         return self.run("init", "--kdf-memory-kib", "1024", "--kdf-iterations", "1")
 

@@ -1,7 +1,6 @@
 #include "sources/config/git_mirror.h"
 
 #include <git2.h>
-#include <openssl/evp.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -143,18 +142,14 @@ const char* state_name(int state) {
 std::string file_sha256(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return "";
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
+  crypto::Sha256Stream sha;
   std::vector<char> buf(1 << 16);
   while (in) {
     in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    if (in.gcount() > 0) EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(in.gcount()));
+    if (in.gcount() > 0) sha.update(ByteView(reinterpret_cast<const uint8_t*>(buf.data()), static_cast<size_t>(in.gcount())));
   }
   if (in.bad()) return "";
-  unsigned char md[32];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx.get(), md, &len);
-  return hex_encode({md, len});
+  return sha.finish_hex();
 }
 
 std::string lfs_object_path(const std::string& git_dir, const std::string& oid) {
@@ -391,21 +386,33 @@ std::vector<std::string> fetch_lfs_http(const std::string& endpoint, const std::
       cloud::HttpRequest get;
       get.url = dl.value("href", "");
       for (const auto& [k, v] : header.items()) get.headers.emplace_back(k, v.get<std::string>());
+      // Streamed into the mirror, hashed as it arrives: an object of many GB never sits in memory,
+      // and it appears under its name only once its size and SHA-256 are proved.
+      std::string to = lfs_object_path(dir, oid);
+      std::error_code ec;
+      fs::create_directories(fs::path(to).parent_path(), ec);
+      auto file = AtomicFileWriter::open(to, 0644);
+      if (!file) {
+        missing.push_back(fmt::format("{}: {}", oid, file.status().message()));
+        continue;
+      }
+      crypto::Sha256Stream sha;
+      get.body_sink = [&](ByteView piece) {
+        sha.update(piece);
+        return file->write(piece);
+      };
+      get.timeout_s = 6 * 3600;
       auto data = cloud::http_send(get);
       if (!data || data->status != 200) {
         missing.push_back(fmt::format("{}: download failed ({})", oid,
                                       !data ? redact_urls_in(data.status().message()) : fmt::format("HTTP {}", data->status)));
         continue;
       }
-      auto digest = crypto::sha256(data->body);
-      if (data->body.size() != want->size || hex_encode({digest.data(), digest.size()}) != oid) {
-        missing.push_back(fmt::format("{}: the server sent {} bytes that do not hash to the object's id", oid, data->body.size()));
+      if (data->streamed != want->size || sha.finish_hex() != oid) {
+        missing.push_back(fmt::format("{}: the server sent {} bytes that do not hash to the object's id", oid, data->streamed));
         continue;
       }
-      std::string to = lfs_object_path(dir, oid);
-      std::error_code ec;
-      fs::create_directories(fs::path(to).parent_path(), ec);
-      if (auto s = write_file_atomic(to, std::string_view(reinterpret_cast<const char*>(data->body.data()), data->body.size()), 0644); !s)
+      if (auto s = file->commit(); !s)
         missing.push_back(fmt::format("{}: {}", oid, s.message()));
     }
   }

@@ -38,7 +38,8 @@ struct VersionSource {
   nlohmann::json registered_model = nlohmann::json::object(), model_version = nlohmann::json::object();
   std::vector<std::string> aliases;
   std::vector<cloud::ArtifactFile> files;
-  std::function<Result<Bytes>(const std::string& path)> read;
+  // Hands an artifact's bytes to `sink` piece by piece (never whole in memory); returns its size.
+  std::function<Result<uint64_t>(const std::string& path, const repo::Push& sink)> read;
   int64_t mtime_ns = 0;
   nlohmann::json listing() const {
     nlohmann::json l = nlohmann::json::array();
@@ -118,20 +119,29 @@ Result<VersionBackup> backup_version(repo::Repository& repo, const ModelsBackupO
     auto worker = [&] {
       for (size_t i = next++; i < v.files.size(); i = next++) {
         const auto& f = v.files[i];
-        auto data = v.read(f.path);
+        // Streamed: each piece is hashed and handed to the chunker as it arrives (memory per
+        // download: the pipe's window, whatever the artifact's size).
+        crypto::Sha256Stream sha;
+        uint64_t got = 0;
+        auto node = repo::store_pushed_node(session, "", 0644, v.mtime_ns, [&](const repo::Push& push) -> Status {
+          auto size = v.read(f.path, [&](ByteView piece) {
+            sha.update(piece);
+            got += piece.size();
+            progress.bytes_done += piece.size();
+            return push(piece);
+          });
+          return size.status();
+        });
         Status s;
-        if (!data) {
-          s = data.status().with_context(fmt::format("model {} version {}: artifact {}", v.model, v.version, f.path));
-        } else if (data->size() != f.size && f.size != 0) {
+        if (!node) {
+          s = node.status().with_context(fmt::format("model {} version {}: artifact {}", v.model, v.version, f.path));
+        } else if (got != f.size && f.size != 0) {
           s = Error(Code::kUnavailable, fmt::format("model {} version {}: artifact {} is {} bytes, the listing said {} "
                                                     "(changed while being read: back up again)", v.model, v.version, f.path,
-                                                    data->size(), f.size));
+                                                    got, f.size));
         } else {
-          hashes[i] = hex_sha256(*data);
-          auto node = repo::store_bytes_node(session, "", *data, 0644, v.mtime_ns);
-          if (node) nodes[i] = std::move(*node);
-          else s = node.status();
-          progress.bytes_done += data->size();
+          hashes[i] = sha.finish_hex();
+          nodes[i] = std::move(*node);
           progress.files_done++;
         }
         if (!s) {
@@ -266,7 +276,7 @@ Result<std::vector<VersionSource>> registry_versions(const ModelsBackupOptions& 
         LB_RETURN_IF_ERROR(check_relative_path(f.path, fmt::format("model {} version {}: the registry lists an artifact", name, s.version)));
       s.files = std::move(*files);
       std::string r = *root;
-      s.read = [client, r](const std::string& path) { return client->download(r + "/" + path); };
+      s.read = [client, r](const std::string& path, const repo::Push& sink) { return client->download(r + "/" + path, sink); };
       out.push_back(std::move(s));
     }
   }
@@ -297,9 +307,15 @@ Result<VersionSource> path_version(const ModelsBackupOptions& o) {
       return Status::ok();
     }));
     std::string bucket = loc.first;
-    s.read = [client, bucket, objects](const std::string& path) -> Result<Bytes> {
+    s.read = [client, bucket, objects](const std::string& path, const repo::Push& sink) -> Result<uint64_t> {
       const auto& obj = objects.at(path);
-      return client->read_range(bucket, obj.name, obj.generation, 0, obj.size_bytes, obj.size_bytes);
+      constexpr uint64_t kPiece = 8 << 20;  // one ranged read at a time
+      for (uint64_t at = 0; at < obj.size_bytes; at += kPiece) {
+        LB_ASSIGN_OR_RETURN(auto piece, client->read_range(bucket, obj.name, obj.generation, at,
+                                                           std::min(kPiece, obj.size_bytes - at), obj.size_bytes));
+        LB_RETURN_IF_ERROR(sink(piece));
+      }
+      return obj.size_bytes;
     };
   } else {
     std::error_code ec;
@@ -309,11 +325,19 @@ Result<VersionSource> path_version(const ModelsBackupOptions& o) {
         s.files.push_back({fs::relative(it->path(), o.path).string(), static_cast<uint64_t>(it->file_size(ec))});
     if (ec) return Error(Code::kIo, fmt::format("--path {}: {}", o.path, ec.message()));
     std::string base = o.path;
-    s.read = [base](const std::string& path) -> Result<Bytes> {
+    s.read = [base](const std::string& path, const repo::Push& sink) -> Result<uint64_t> {
       std::ifstream in(base + "/" + path, std::ios::binary);
       if (!in) return Error(Code::kIo, fmt::format("cannot read {}/{}", base, path));
-      std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      return Bytes(data.begin(), data.end());
+      std::vector<char> buf(1 << 20);
+      uint64_t total = 0;
+      while (in) {
+        in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+        auto n = static_cast<size_t>(in.gcount());
+        if (n) LB_RETURN_IF_ERROR(sink(ByteView(reinterpret_cast<const uint8_t*>(buf.data()), n)));
+        total += n;
+      }
+      if (in.bad()) return Error(Code::kIo, fmt::format("cannot read {}/{}", base, path));
+      return total;
     };
   }
   std::sort(s.files.begin(), s.files.end(), [](const auto& a, const auto& b) { return a.path < b.path; });

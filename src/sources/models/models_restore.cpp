@@ -390,11 +390,17 @@ std::vector<CheckResult> check_models_target(repo::Repository& repo, const std::
           manifest_problems.push_back(fmt::format("{} v{}: {}", model, r->new_version, bad.message()));
           continue;
         }
-        auto data = client.download(*root + "/" + f.path);
+        // Streamed to the file (an artifact of many GB never sits in memory).
         std::error_code ec;
         fs::create_directories(fs::path(dir + "/" + f.path).parent_path(), ec);
-        if (!data || !write_file_atomic(dir + "/" + f.path, std::string_view(reinterpret_cast<const char*>(data->data()), data->size())))
-          manifest_problems.push_back(fmt::format("{} v{}: {} could not be downloaded", model, r->new_version, f.path));
+        auto out = AtomicFileWriter::open(dir + "/" + f.path);
+        Status got = out ? Status::ok() : out.status();
+        if (got) {
+          auto size = client.download(*root + "/" + f.path, [&](ByteView piece) { return out->write(piece); });
+          got = size ? out->commit() : size.status();
+        }
+        if (!got)
+          manifest_problems.push_back(fmt::format("{} v{}: {} could not be downloaded: {}", model, r->new_version, f.path, got.message()));
       }
     }
     const auto manifest = ref.snapshot.metadata.value("manifest", nlohmann::json::object());
