@@ -18,12 +18,12 @@ void register_repair(CommandSet c) {
       LB_ASSIGN_OR_RETURN(auto r, repo::repair_index(*repo));
       if (c.global.json) {
         print_json({{"packs", r.packs}, {"blobs", r.blobs}, {"index_files_replaced", r.index_files_replaced},
-                    {"unreadable_packs", r.unreadable_packs}});
+                    {"index_files_written", r.index_files_written}, {"unreadable_packs", r.unreadable_packs}});
       } else {
         for (const auto& u : r.unreadable_packs) fmt::print(stderr, "warning: pack {} left out\n", u);
         if (!c.global.quiet)
-          fmt::print("index rebuilt from {} packs ({} blobs); {} old index file(s) replaced\n", r.packs, r.blobs,
-                     r.index_files_replaced);
+          fmt::print("index rebuilt from {} packs ({} blobs) into {} file(s); {} old index file(s) replaced\n", r.packs, r.blobs,
+                     r.index_files_written, r.index_files_replaced);
       }
       return Status::ok();
     };

@@ -113,6 +113,7 @@ void register_restore(CommandSet c) {
                        for (const auto& [what, path] : r->changes) list.push_back({{"change", what}, {"path", path}});
                        return list;
                      }()},
+                    {"changes_omitted", r->changes_omitted},
                     {"duration_ms", ms},
                     {"errors", r->errors}});
       } else if (opts->dry_run) {

@@ -58,19 +58,21 @@ Status mark_used(Repository& repo, const std::vector<SnapshotRef>& snapshots, st
   return Status::ok();
 }
 
-Result<std::string> write_index(Repository& repo, const std::map<PackId, std::vector<PackEntry>>& live,
-                                const std::map<PackId, IndexFile::Tombstone>& tombstones,
-                                const std::vector<std::string>& supersedes) {
-  IndexFile f;
-  for (const auto& [id, entries] : live) f.packs.push_back({id, entries});
-  for (const auto& [id, t] : tombstones) f.tombstones.push_back(t);
-  f.supersedes = supersedes;
-  return repo.save_file(FileType::kIndex, f.encode());
+// The index in parts (IndexPartWriter); returns their names.
+Result<std::vector<std::string>> write_index(Repository& repo, const std::map<PackId, std::vector<PackEntry>>& live,
+                                             const std::map<PackId, IndexFile::Tombstone>& tombstones,
+                                             const std::vector<std::string>& supersedes, size_t part_entries) {
+  IndexPartWriter parts(repo, supersedes, part_entries);
+  for (const auto& [id, entries] : live) LB_RETURN_IF_ERROR(parts.add_pack(id, entries));
+  for (const auto& [id, t] : tombstones) LB_RETURN_IF_ERROR(parts.add_tombstone(t));
+  return parts.finish();
 }
 
-Status remove_index_files(Repository& repo, const std::vector<std::string>& names, const std::string& keep) {
+// Removes index files superseded by `keep` (content-addressed: a new part identical to an old file is
+// that file, and stays).
+Status remove_index_files(Repository& repo, const std::vector<std::string>& names, const std::vector<std::string>& keep) {
   for (const auto& n : names) {
-    if (n == keep) continue;
+    if (std::find(keep.begin(), keep.end(), n) != keep.end()) continue;
     // A superseded index file under object lock stays until its retention ends; readers skip it.
     LB_ASSIGN_OR_RETURN(int64_t locked, repo.retained_until({FileType::kIndex, n}));
     if (!locked) LB_RETURN_IF_ERROR(BackendAccess::of(repo).remove({FileType::kIndex, n}));
@@ -221,7 +223,7 @@ Result<PruneReport> prune_repository(Repository& repo, const PruneOptions& optio
     auto entries = repo.load_pack_header(id, size);
     state.tombstones[id] = {id, pending_mark, entries ? *entries : std::vector<PackEntry>{}};
   }
-  LB_ASSIGN_OR_RETURN(std::string marked_index, write_index(repo, state.live, state.tombstones, state.files));
+  LB_ASSIGN_OR_RETURN(auto marked_index, write_index(repo, state.live, state.tombstones, state.files, options.index_part_entries));
   LB_RETURN_IF_ERROR(remove_index_files(repo, state.files, marked_index));
   // Only now can no new writer see these packs as live: that instant is the mark.
   int64_t visible_ns = repo.now_ns();
@@ -295,8 +297,8 @@ Result<PruneReport> prune_repository(Repository& repo, const PruneOptions& optio
     }
   }
   // 8. The final index: live packs, tombstones still waiting (with their visible mark time).
-  LB_ASSIGN_OR_RETURN(std::string final_index, write_index(repo, state.live, state.tombstones, {marked_index}));
-  if (final_index != marked_index) LB_RETURN_IF_ERROR(remove_index_files(repo, {marked_index}, final_index));
+  LB_ASSIGN_OR_RETURN(auto final_index, write_index(repo, state.live, state.tombstones, marked_index, options.index_part_entries));
+  LB_RETURN_IF_ERROR(remove_index_files(repo, marked_index, final_index));
   LB_RETURN_IF_ERROR(repo.reload_index());
   if (repo.config().object_lock_ns) {
     std::set<std::string> live;

@@ -15,6 +15,7 @@ struct PruneOptions {
   // How far another host's clock may be ahead of ours; a lock started up to this long after a mark
   // still holds the sweep back.
   int64_t clock_skew_ns = 5LL * 60 * 1000000000;
+  size_t index_part_entries = IndexPartWriter::kPartEntries;  // the index it writes, in parts of this many entries
 };
 
 struct PruneReport {

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <map>
+#include <set>
 #include <optional>
 
 #include "core/interrupt.h"
@@ -12,7 +13,7 @@
 
 namespace lifeboat::repo {
 
-Result<RepairIndexReport> repair_index(Repository& repo) {
+Result<RepairIndexReport> repair_index(Repository& repo, size_t part_entries) {
   RepairIndexReport report;
   LB_ASSIGN_OR_RETURN(auto old_files, repo.list_names(FileType::kIndex));
   std::vector<std::pair<PackId, uint64_t>> stored;
@@ -22,8 +23,8 @@ Result<RepairIndexReport> repair_index(Repository& repo) {
     else report.unreadable_packs.push_back(fmt::format("{}: not a pack name", fi.name));
     return Status::ok();
   }));
-  IndexFile file;
-  file.supersedes = old_files;
+  // Written in parts as the pack headers are read: memory holds one part, not the whole index.
+  IndexPartWriter parts(repo, old_files, part_entries);
   for (const auto& [id, size] : stored) {
     if (interrupted()) return Error(Code::kInterrupted, "interrupted");
     auto entries = repo.load_pack_header(id, size);
@@ -32,12 +33,15 @@ Result<RepairIndexReport> repair_index(Repository& repo) {
       continue;
     }
     report.blobs += entries->size();
-    file.packs.push_back({id, std::move(*entries)});
+    report.packs++;
+    LB_RETURN_IF_ERROR(parts.add_pack(id, std::move(*entries)));
   }
-  report.packs = file.packs.size();
-  // The new file names the old ones as superseded, so readers ignore them even before they are gone.
-  LB_RETURN_IF_ERROR(repo.save_file(FileType::kIndex, file.encode()).status());
+  // The last part names the old files as superseded, so readers ignore them even before they are gone.
+  LB_ASSIGN_OR_RETURN(auto written, parts.finish());
+  std::set<std::string> keep(written.begin(), written.end());
+  report.index_files_written = written.size();
   for (const auto& name : old_files) {
+    if (keep.count(name)) continue;  // content-addressed: a part identical to an old file is that file
     Status s = BackendAccess::of(repo).remove({FileType::kIndex, name});
     if (s) report.index_files_replaced++;
   }

@@ -13,11 +13,12 @@
 namespace lifeboat::repo {
 
 struct RepairIndexReport {
-  size_t packs = 0, blobs = 0, index_files_replaced = 0;
+  size_t packs = 0, blobs = 0, index_files_replaced = 0, index_files_written = 0;
   std::vector<std::string> unreadable_packs;  // header does not authenticate or decode: left for check
 };
-// Needs the exclusive lock. Writes one index file that supersedes every existing one, then removes them.
-Result<RepairIndexReport> repair_index(Repository& repo);
+// Needs the exclusive lock. Writes index files in parts (IndexPartWriter, as pack headers are read),
+// the last superseding every existing file, then removes those.
+Result<RepairIndexReport> repair_index(Repository& repo, size_t part_entries = IndexPartWriter::kPartEntries);
 
 struct RepairSnapshotsReport {
   struct Rewritten {

@@ -669,4 +669,30 @@ Result<std::string> Repository::replace_current_key(std::string_view password, c
   return name;
 }
 
+Status IndexPartWriter::add_pack(const PackId& id, std::vector<PackEntry> entries) {
+  held_ += entries.size() + 1;
+  part_.packs.push_back({id, std::move(entries)});
+  return held_ >= part_entries_ ? write_part(false) : Status::ok();
+}
+
+Status IndexPartWriter::add_tombstone(IndexFile::Tombstone t) {
+  held_ += t.entries.size() + 1;
+  part_.tombstones.push_back(std::move(t));
+  return held_ >= part_entries_ ? write_part(false) : Status::ok();
+}
+
+Status IndexPartWriter::write_part(bool last) {
+  if (last) part_.supersedes = supersedes_;
+  LB_ASSIGN_OR_RETURN(auto name, repo_.save_file(FileType::kIndex, part_.encode()));
+  written_.push_back(std::move(name));
+  part_ = IndexFile{};
+  held_ = 0;
+  return Status::ok();
+}
+
+Result<std::vector<std::string>> IndexPartWriter::finish() {
+  LB_RETURN_IF_ERROR(write_part(true));
+  return written_;
+}
+
 }  // namespace lifeboat::repo

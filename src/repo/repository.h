@@ -233,4 +233,28 @@ class Repository {
   bool pack_sizes_listed_ = false;
 };
 
+// Index files written whole by repair and prune (every pack of the repository) go out in parts of
+// at most `part_entries` entries (blobs of packs and of tombstones), so neither a file nor its
+// encoding in memory grows with the repository. Every part but the last is written as it fills; the
+// last names `supersedes`, so until it exists readers see the old files and the new parts together (a
+// pack listed twice is the same pack), and from then on the new parts alone. A crash in between
+// leaves both: the next repair or prune supersedes them.
+class IndexPartWriter {
+ public:
+  static constexpr size_t kPartEntries = 200000;
+  IndexPartWriter(Repository& repo, std::vector<std::string> supersedes, size_t part_entries = kPartEntries)
+      : repo_(repo), supersedes_(std::move(supersedes)), part_entries_(part_entries) {}
+  Status add_pack(const PackId& id, std::vector<PackEntry> entries);
+  Status add_tombstone(IndexFile::Tombstone t);
+  // Writes the last part (with `supersedes`); returns the names of every part written.
+  Result<std::vector<std::string>> finish();
+
+ private:
+  Status write_part(bool last);
+  Repository& repo_;
+  std::vector<std::string> supersedes_, written_;
+  size_t part_entries_, held_ = 0;
+  IndexFile part_;
+};
+
 }  // namespace lifeboat::repo

@@ -35,20 +35,16 @@ class Lifeboat:
 
     def run_measured(self, *args, env=None):
         """Runs lifeboat; returns (CompletedProcess, its peak resident memory in MiB) as the kernel
-        accounted that one process (wait4's ru_maxrss), not a sampled guess."""
-        import tempfile
+        accounted that one process. Through /usr/bin/time: a process forked straight from this (large)
+        test worker would carry the worker's resident size in its high-water mark across exec."""
+        import re
         e = dict(self.env, **(env or {}))
-        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            p = subprocess.Popen([str(LIFEBOAT), *map(str, args)], env=e, stdout=out, stderr=err)
-            _, status, usage = os.wait4(p.pid, 0)
-            p.returncode = os.waitstatus_to_exitcode(status)
-            out.seek(0)
-            err.seek(0)
-            done = subprocess.CompletedProcess(p.args, p.returncode, out.read().decode(errors="replace"),
-                                               err.read().decode(errors="replace"))
-        if done.returncode != 0:
-            raise AssertionError(f"lifeboat {' '.join(map(str, args))} exited {done.returncode}\nstdout: {done.stdout}\nstderr: {done.stderr}")
-        return done, usage.ru_maxrss / 1024
+        p = subprocess.run(["/usr/bin/time", "-f", "LIFEBOAT_MAXRSS_KB=%M", str(LIFEBOAT), *map(str, args)], env=e,
+                           capture_output=True, text=True, errors="replace")
+        if p.returncode != 0:
+            raise AssertionError(f"lifeboat {' '.join(map(str, args))} exited {p.returncode}\nstdout: {p.stdout}\nstderr: {p.stderr}")
+        kb = int(re.findall(r"LIFEBOAT_MAXRSS_KB=(\d+)", p.stderr)[-1])
+        return p, kb / 1024
 
     def init(self):
         return self.run("init", "--kdf-memory-kib", "1024", "--kdf-iterations", "1")

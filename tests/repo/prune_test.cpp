@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "repo/check.h"
+#include "repo/repair.h"
 #include "repo/write_session.h"
 #include "test_repo.h"
 
@@ -78,6 +79,57 @@ TEST(Prune, DeletesUnneededDataAndKeepsTheRest) {
   auto fresh = testing::open_repo(dir.path);
   EXPECT_FALSE(fresh->read_blob(old_blobs[0]).is_ok());
   for (const auto& b : new_blobs) EXPECT_TRUE(fresh->read_blob(b).is_ok());
+  auto c = check_repository(*testing::open_repo(dir.path), {true, 0, 0}, nullptr);
+  EXPECT_TRUE(c->ok()) << (c->errors.empty() ? "" : c->errors[0]);
+}
+
+size_t index_file_count(const std::string& dir) {
+  size_t n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir + "/index")) n += e.is_regular_file();
+  return n;
+}
+
+// Repair and prune write the whole index: in parts of a bounded number of entries, the last
+// superseding the old files, so a large repository never needs one file (or its encoding) that big.
+TEST(IndexParts, RepairAndPruneWriteTheIndexInPartsAndEveryBlobStaysFound) {
+  TempDir dir;
+  auto repo = testing::init_repo(dir.path);
+  std::vector<std::vector<BlobId>> kept;
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i) {
+    auto [id, blobs] = commit_file(*repo, testing::pseudo_random(1500000, 10 + i), 10 + i);
+    ids.push_back(id);
+    kept.push_back(blobs);
+  }
+  ASSERT_GE(pack_count(dir.path), 3u) << "the test needs several packs";
+  size_t before = index_file_count(dir.path);
+  std::set<std::string> old_files;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path + "/index")) old_files.insert(e.path().filename());
+  auto lock = RepoLock::acquire(*repo, LockKind::kExclusive);
+  ASSERT_TRUE(lock.is_ok());
+  auto r = repair_index(*repo, 20);
+  ASSERT_TRUE(r.is_ok()) << r.status().message();
+  EXPECT_GE(r->index_files_written, 3u);
+  EXPECT_EQ(index_file_count(dir.path), r->index_files_written);
+  EXPECT_EQ(r->index_files_replaced, before);
+  for (const auto& e : std::filesystem::directory_iterator(dir.path + "/index"))
+    EXPECT_FALSE(old_files.count(e.path().filename())) << "an old index file was left";
+  auto fresh = testing::open_repo(dir.path);
+  for (const auto& blobs : kept)
+    for (const auto& b : blobs) ASSERT_TRUE(fresh->read_blob(b).is_ok());
+  lock->reset();
+
+  // Prune after forgetting one snapshot: its data goes, the index stays in parts, the rest is found.
+  ASSERT_TRUE(fresh->forget_snapshot(ids[0]).is_ok());
+  auto plock = RepoLock::acquire(*fresh, LockKind::kMaintenance);
+  PruneOptions po;
+  po.index_part_entries = 20;
+  auto pr = prune_repository(*fresh, po, **plock);
+  ASSERT_TRUE(pr.is_ok()) << pr.status().message();
+  EXPECT_GE(index_file_count(dir.path), 2u);
+  auto after = testing::open_repo(dir.path);
+  for (size_t i = 1; i < kept.size(); ++i)
+    for (const auto& b : kept[i]) EXPECT_TRUE(after->read_blob(b).is_ok());
   auto c = check_repository(*testing::open_repo(dir.path), {true, 0, 0}, nullptr);
   EXPECT_TRUE(c->ok()) << (c->errors.empty() ? "" : c->errors[0]);
 }

@@ -7,6 +7,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 
 #include "../repo/test_repo.h"
 #include "sources/files/files_backup.h"
@@ -108,6 +110,127 @@ TEST(FilesSource, AbsolutePathNormalizes) {
   EXPECT_EQ(repo::absolute_path("/a/./b//c/../d/"), "/a/b/d");
   EXPECT_EQ(repo::absolute_path("/"), "/");
   EXPECT_EQ(repo::absolute_path("/.."), "/");
+}
+
+// Everything a restore must reproduce below `root`, as one comparable map: per path its type, mode,
+// size, content, link target, modification time, and which paths share an inode (hard links).
+static std::map<std::string, std::string> tree_state(const std::string& root) {
+  std::map<std::string, std::string> out;
+  std::map<ino_t, std::string> first_of_inode;
+  for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator(); ++it) {
+    std::string p = it->path().string(), rel = p.substr(root.size());
+    struct stat st;
+    if (lstat(p.c_str(), &st) != 0) continue;
+    std::string v = std::to_string(st.st_mode) + " " + std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
+    if (S_ISLNK(st.st_mode)) v += " -> " + fs::read_symlink(p).string();
+    if (S_ISREG(st.st_mode)) {
+      v += " " + std::to_string(st.st_size) + " " + std::to_string(std::hash<std::string>{}(read_file(p)));
+      auto [at, first] = first_of_inode.emplace(st.st_ino, rel);
+      if (!first) v += " linked to " + at->second;
+    }
+    out[rel] = v;
+  }
+  return out;
+}
+
+// The restore walks and writes a batch at a time. Batches of every small size (one entry, a few
+// blobs, a batch ending inside a directory, a hard link whose first copy is in an earlier batch, a
+// blob shared by files of different batches) give exactly what one batch for the whole snapshot
+// gives: into an empty target, with include patterns, and over a target that holds something
+// (if-changed with --delete).
+TEST(FilesSource, BatchedRestoresEqualTheWholeSnapshotInOneBatch) {
+  TempDir repo_dir, src;
+  auto repo = testing::init_repo(repo_dir.path);
+  std::string data = src.path + "/data";
+  Bytes shared = testing::pseudo_random(120000, 3);  // several blobs (small test chunker), in files far apart
+  for (int d = 0; d < 4; ++d) {
+    std::string dir = data + "/d" + std::to_string(d);
+    fs::create_directories(dir + "/deep/er");
+    for (int f = 0; f < 5; ++f) write_file(dir + "/f" + std::to_string(f), "small " + std::to_string(d * 10 + f));
+    write_file(dir + "/deep/shared.bin", to_string(shared));
+    write_file(dir + "/deep/er/own.bin", to_string(testing::pseudo_random(70000, 10 + d)));
+    write_file(dir + "/empty", "");
+    symlink("f0", (dir + "/link").c_str());
+  }
+  fs::create_directories(data + "/nothing/inside");
+  link((data + "/d0/f1").c_str(), (data + "/d3/deep/hard-to-d0-f1").c_str());
+  chmod((data + "/d2/f3").c_str(), 0600);
+  ProgressCounters progress;
+  FilesBackupOptions o;
+  o.paths = {data};
+  auto r = backup_files(*repo, o, progress);
+  ASSERT_TRUE(r.is_ok()) << r.status().message();
+
+  auto restore = [&](const std::string& target, size_t entries, size_t blobs, repo::TreeRestoreOptions ro) {
+    ro.target = target;
+    ro.batch_entries = entries;
+    ro.batch_blobs = blobs;
+    ProgressCounters rp;
+    auto rr = repo::restore_tree(*testing::open_repo(repo_dir.path), r->snapshot.tree, ro, rp);
+    EXPECT_TRUE(rr.is_ok()) << rr.status().message();
+    if (rr.is_ok()) {
+      EXPECT_TRUE(rr->errors.empty()) << rr->errors.front();
+    }
+    EXPECT_EQ(rp.files_total.load(), rp.files_done.load()) << "batch " << entries << "/" << blobs;
+    EXPECT_EQ(rp.bytes_total.load(), rp.bytes_done.load());
+    return rr.is_ok() ? *rr : repo::TreeRestoreResult{};
+  };
+  const std::vector<std::pair<size_t, size_t>> batches = {{1, 1}, {2, 3}, {7, 5}, {13, 1000}, {1000, 2}};
+  auto changes_of = [](const repo::TreeRestoreResult& r) { return r.changes; };
+  for (const auto& includes : std::vector<std::vector<std::string>>{{}, {"er"}, {"f3", "link"}}) {
+    repo::TreeRestoreOptions ro;
+    ro.includes = includes;
+    TempDir whole;
+    auto w = restore(whole.path, SIZE_MAX, SIZE_MAX, ro);
+    auto want = tree_state(whole.path);
+    ASSERT_FALSE(want.empty());
+    if (includes.empty()) {
+      // Below the target the snapshot's absolute paths: the restored source equals the source.
+      auto restored = tree_state(whole.path + src.path), source = tree_state(src.path);
+      restored.erase("");
+      source.erase("");
+      for (const auto& [k, v] : source) EXPECT_EQ(restored.count(k) ? restored[k] : "(missing)", v) << k;
+      EXPECT_EQ(restored.size(), source.size());
+      EXPECT_EQ(w.files, 33u);
+    }
+    for (const auto& [e, b] : batches) {
+      TempDir out;
+      auto got = restore(out.path, e, b, ro);
+      EXPECT_EQ(tree_state(out.path), want) << "batch " << e << "/" << b << ", " << includes.size() << " include(s)";
+      EXPECT_EQ(got.files, w.files);
+      EXPECT_EQ(got.dirs, w.dirs);
+      std::vector<std::pair<std::string, std::string>> a = changes_of(got), c = changes_of(w);
+      for (auto& [what, path] : a) path = path.substr(out.path.size());
+      for (auto& [what, path] : c) path = path.substr(whole.path.size());
+      EXPECT_EQ(a, c);
+    }
+  }
+  // Over a target holding something: one file changed, one extra, one directory extra.
+  auto prepared = [&](const std::string& target) {
+    repo::TreeRestoreOptions ro;
+    restore(target, SIZE_MAX, SIZE_MAX, ro);
+    std::string back = target + data;
+    write_file(back + "/d1/f2", "changed here");
+    write_file(back + "/d2/deep/extra", "not in the snapshot");
+    fs::create_directories(back + "/d3/extra-dir/x");
+  };
+  repo::TreeRestoreOptions over;
+  over.overwrite = repo::Overwrite::kIfChanged;
+  over.delete_extra = true;
+  TempDir whole;
+  prepared(whole.path);
+  auto w = restore(whole.path, SIZE_MAX, SIZE_MAX, over);
+  EXPECT_EQ(w.deleted, 2u);
+  auto want = tree_state(whole.path);
+  EXPECT_EQ(want.count(data + "/d2/deep/extra"), 0u);
+  for (const auto& [e, b] : batches) {
+    TempDir out;
+    prepared(out.path);
+    auto got = restore(out.path, e, b, over);
+    EXPECT_EQ(tree_state(out.path), want) << "batch " << e << "/" << b << " over a target";
+    EXPECT_EQ(got.skipped, w.skipped);
+    EXPECT_EQ(got.deleted, w.deleted);
+  }
 }
 
 }  // namespace lifeboat::sources::files

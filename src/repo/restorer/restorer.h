@@ -40,15 +40,22 @@ struct TreeRestoreOptions {
   bool refuse_non_empty = false;  // a target holding anything is refused (kTargetNotEmpty)
   bool delete_extra = false;      // remove what the tree's directories lack (not above them)
   bool dry_run = false;           // decide everything, write nothing: `changes` lists it
+  // The tree is walked and written a batch at a time (this many entries, or files holding this many
+  // blobs), so memory does not grow with the snapshot; tests make them small to cross every boundary.
+  size_t batch_entries = 50000, batch_blobs = 250000;
   // The message of a refusal (default: default_refusal_message).
   std::function<std::string(RestoreRefusal, const std::string& target)> explain;
 };
+
+inline constexpr size_t kChangesListed = 100000;
 
 struct TreeRestoreResult {
   uint64_t files = 0, dirs = 0, others = 0, bytes = 0, files_verified = 0, skipped = 0, deleted = 0;
   std::vector<std::string> errors;
   // For a dry run (and reported after a real run): ("+" new, "M" replaced, "=" kept, "-" deleted, path).
+  // A real run lists the first kChangesListed and counts the rest (its memory stays bounded).
   std::vector<std::pair<std::string, std::string>> changes;
+  uint64_t changes_omitted = 0;
 };
 
 // Restores the tree `tree` under options.target.
