@@ -1,12 +1,15 @@
-// GCS bucket backup: list (with versions when asked), reuse every object whose generation the parent
-// already holds, download the rest in parallel as ranged reads checked against CRC32C and MD5, build
-// the escaped tree, re-hash the critical objects from the repository, commit.
+// GCS bucket backup: list (with versions when asked) a window at a time; reuse every object whose
+// generation the parent already holds (looked up in its tree as the listing passes); download the rest
+// in parallel as ranged reads checked against CRC32C and MD5; place each window into the escaped tree,
+// stored directory by directory as the listing leaves it; re-hash the critical objects from the
+// repository; commit.
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <openssl/evp.h>
 
 #include <cstring>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <unordered_map>
@@ -25,6 +28,7 @@ namespace {
 constexpr const char* kReadScope = "https://www.googleapis.com/auth/devstorage.read_only";
 constexpr uint64_t kRangeBytes = 8 << 20;
 constexpr int kAttempts = 3;
+constexpr size_t kListingWindow = 2000;  // objects listed ahead of those placed into the tree
 
 // CRC32C and MD5 of a stream, in GCS's base64 forms.
 class ObjectHasher {
@@ -99,52 +103,6 @@ repo::Node object_node(const cloud::GcsObject& o, std::vector<repo::BlobId> cont
   return n;
 }
 
-struct DirBuild {
-  std::map<std::string, DirBuild> dirs;
-  std::map<std::string, repo::Node> files;
-};
-
-std::vector<std::string> split_name(const std::string& name) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (true) {
-    size_t slash = name.find('/', start);
-    out.push_back(name.substr(start, slash == std::string::npos ? std::string::npos : slash - start));
-    if (slash == std::string::npos) return out;
-    start = slash + 1;
-  }
-}
-
-void place(DirBuild& root, const std::string& relative_name, repo::Node node, const std::string& suffix) {
-  auto comps = split_name(relative_name);
-  DirBuild* d = &root;
-  for (size_t i = 0; i + 1 < comps.size(); ++i) d = &d->dirs[escape_component(comps[i])];
-  node.name = escape_component(comps.back()) + suffix;
-  d->files.emplace(node.name, std::move(node));
-}
-
-// Stores a directory bottom-up. An object named like a folder of other objects ("a" beside "a/b")
-// is shown as "a%" (escaping never ends a name in '%').
-Result<repo::BlobId> store_dir(repo::WriteSession& session, DirBuild& d) {
-  repo::Tree t;
-  for (auto& [name, sub] : d.dirs) {
-    LB_ASSIGN_OR_RETURN(auto id, store_dir(session, sub));
-    repo::Node n;
-    n.kind = repo::NodeKind::kDir;
-    n.name = name;
-    n.mode = 0755;
-    n.subtree = id;
-    t.nodes.push_back(std::move(n));
-  }
-  for (auto& [name, node] : d.files) {
-    if (d.dirs.count(name)) node.name = name + "%";
-    t.nodes.push_back(std::move(node));
-  }
-  t.sort();
-  return session.store_tree(t);
-}
-
-std::string key_of(const std::string& name, int64_t generation) { return fmt::format("{}#{}", name, generation); }
 
 }  // namespace
 
@@ -155,33 +113,17 @@ Result<GcsBackupResult> backup_gcs(repo::Repository& repo, const GcsBackupOption
   LB_RETURN_IF_ERROR(client->get_bucket(loc.bucket));
   LB_RETURN_IF_ERROR(repo.reconcile_packs().status());
 
-  // Content the parent already holds, by name and generation (a generation's bytes never change).
-  std::unordered_map<std::string, repo::Node> known;
-  if (options.parent) {
-    auto prev = stored_objects(repo, options.parent->snapshot);
-    if (prev) {
-      for (auto& o : *prev) known.emplace(key_of(o.resource.value("name", ""), o.generation()), std::move(o.node));
-    }
-  }
+  // What the parent holds of each generation (a generation's bytes never change), looked up in the
+  // parent's tree as the listing passes through it.
+  ParentObjects parent(repo, options.parent ? std::optional<repo::BlobId>(options.parent->snapshot.tree) : std::nullopt);
 
   int64_t start_ns = now_unix_ns();
-  std::vector<cloud::GcsObject> listed;
-  LB_RETURN_IF_ERROR(client->list_objects(loc.bucket, loc.prefix, options.versions, [&](const cloud::GcsObject& o) {
-    listed.push_back(o);
-    listed.back().resource = recorded_resource(o.resource);  // the listing is held until the tree is built: keep it lean
-    progress.files_total += 1;
-    progress.bytes_total += o.size_bytes;
-    return Status::ok();
-  }));
-  progress.totals_final = true;
-
   struct Entry {
     cloud::GcsObject object;
     std::vector<repo::BlobId> content;
     bool vanished = false, reused = false;
     std::string note;  // changed or vanished while being read
   };
-  std::vector<Entry> entries(listed.size());
   repo::WriteSession session(repo);
   std::mutex err_mu;
   Status first_error;
@@ -236,23 +178,60 @@ Result<GcsBackupResult> backup_gcs(repo::Repository& repo, const GcsBackupOption
     }
   };
 
-  {
-    size_t threads = std::max<size_t>(1, options.threads);
-    WorkerPool pool(threads, threads * 4);
-    for (size_t i = 0; i < listed.size(); ++i) {
-      Entry& e = entries[i];
-      e.object = std::move(listed[i]);
-      auto k = known.find(key_of(e.object.name, e.object.generation));
-      // Reused only while every blob is in a pack that exists (reconcile_packs dropped missing ones).
-      if (k != known.end() && k->second.size == e.object.size_bytes &&
-          std::all_of(k->second.content.begin(), k->second.content.end(),
-                      [&](const repo::BlobId& b) { return repo.index().contains(b); })) {
-        e.content = k->second.content;
-        e.reused = true;
-        progress.files_done += 1;
-        progress.bytes_done += e.object.size_bytes;
-        continue;
+  // The listing is processed a window at a time: each window's downloads run side by side, then its
+  // objects are placed into the tree in listing order (StreamingObjectTree), and the window is
+  // dropped. Memory: the window, the parent's trees along one path, the directories open along one.
+  GcsBackupResult result;
+  StreamingObjectTree live_tree(session), versions_tree(session);
+  uint64_t objects = 0, noncurrent = 0, total_bytes = 0, reused = 0;
+  nlohmann::json vanished = nlohmann::json::array(), changed = nlohmann::json::array();
+  std::vector<Entry> critical;
+  std::deque<Entry> window;  // a deque: downloads hold pointers to its entries while more are listed
+  size_t threads = std::max<size_t>(1, options.threads);
+  WorkerPool pool(threads, threads * 4);
+  auto place_window = [&]() -> Status {
+    pool.wait_idle();
+    {
+      std::lock_guard lk(err_mu);
+      if (first_error.is_ok() && interrupted()) first_error = Error(Code::kInterrupted, "interrupted");
+      if (!first_error.is_ok()) return first_error;
+    }
+    for (auto& e : window) {
+      if (!e.note.empty()) {
+        result.warnings.push_back(e.note);
+        (e.vanished ? vanished : changed).push_back(e.note);
       }
+      if (e.vanished) continue;
+      std::string rel = e.object.name.substr(loc.prefix.size());
+      if (e.object.live) {
+        ++objects;
+        total_bytes += e.object.size_bytes;
+        if (!options.critical.empty() && matches_any(options.critical, rel)) critical.push_back(e);
+        LB_RETURN_IF_ERROR(live_tree.place(rel, object_node(e.object, e.content), ""));
+      } else {
+        ++noncurrent;
+        LB_RETURN_IF_ERROR(versions_tree.place(rel, object_node(e.object, e.content), fmt::format("%g{}", e.object.generation)));
+      }
+      reused += e.reused;
+    }
+    window.clear();
+    return Status::ok();
+  };
+  Status listed = client->list_objects(loc.bucket, loc.prefix, options.versions, [&](const cloud::GcsObject& o) -> Status {
+    progress.files_total += 1;
+    progress.bytes_total += o.size_bytes;
+    Entry& e = window.emplace_back();
+    e.object = o;
+    e.object.resource = recorded_resource(o.resource);
+    LB_ASSIGN_OR_RETURN(auto known, parent.find(o.name.substr(loc.prefix.size()), o.generation, o.live));
+    // Reused only while every blob is in a pack that exists (reconcile_packs dropped missing ones).
+    if (known && known->size == o.size_bytes &&
+        std::all_of(known->content.begin(), known->content.end(), [&](const repo::BlobId& b) { return repo.index().contains(b); })) {
+      e.content = known->content;
+      e.reused = true;
+      progress.files_done += 1;
+      progress.bytes_done += o.size_bytes;
+    } else {
       pool.submit([&, ep = &e] {
         {
           std::lock_guard lk(err_mu);
@@ -266,48 +245,28 @@ Result<GcsBackupResult> backup_gcs(repo::Repository& repo, const GcsBackupOption
         }
       });
     }
-    pool.wait_idle();
-  }
-  if (first_error.is_ok() && interrupted()) first_error = Error(Code::kInterrupted, "interrupted");
-  if (!first_error.is_ok()) {
+    return window.size() >= kListingWindow ? place_window() : Status::ok();
+  });
+  if (listed.is_ok()) listed = place_window();
+  pool.wait_idle();
+  if (!listed.is_ok()) {
     (void)session.flush();  // finished packs help the next attempt; no snapshot
-    return first_error;
+    return listed;
   }
-
-  GcsBackupResult result;
-  DirBuild root, versions;
-  uint64_t objects = 0, noncurrent = 0, total_bytes = 0, reused = 0;
-  nlohmann::json vanished = nlohmann::json::array(), changed = nlohmann::json::array();
-  std::vector<const Entry*> critical;
-  for (auto& e : entries) {
-    if (!e.note.empty()) {
-      result.warnings.push_back(e.note);
-      (e.vanished ? vanished : changed).push_back(e.note);
-    }
-    if (e.vanished) continue;
-    std::string rel = e.object.name.substr(loc.prefix.size());
-    if (e.object.live) {
-      ++objects;
-      total_bytes += e.object.size_bytes;
-      if (!options.critical.empty() && matches_any(options.critical, rel)) critical.push_back(&e);
-      place(root, rel, object_node(e.object, e.content), "");
-    } else {
-      ++noncurrent;
-      place(versions, rel, object_node(e.object, e.content), fmt::format("%g{}", e.object.generation));
-    }
-    reused += e.reused;
-  }
+  progress.totals_final = true;
   if (options.versions) {
-    root.dirs[kVersionsDir] = std::move(versions);
+    LB_ASSIGN_OR_RETURN(auto versions_root, versions_tree.finish());
+    live_tree.add_root_dir(kVersionsDir, versions_root);
   }
-  LB_ASSIGN_OR_RETURN(auto root_id, store_dir(session, root));
+  LB_ASSIGN_OR_RETURN(auto root_id, live_tree.finish());
 
   // The critical objects, read back from the repository (not from the stream just stored) and re-hashed.
   nlohmann::json checks = nlohmann::json::array();
   if (!options.critical.empty()) {
     LB_RETURN_IF_ERROR(session.flush());
     std::vector<std::string> bad;
-    for (const Entry* e : critical) {
+    for (const Entry& entry : critical) {
+      const Entry* e = &entry;
       ObjectHasher h;
       Status s;
       for (const auto& b : e->content) {

@@ -10,6 +10,7 @@
 // live under the root directory "%versions", which no escaped name can be.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "cloud/gcs_client.h"
 #include "core/progress.h"
 #include "repo/repository.h"
+#include "repo/write_session.h"
 #include "sources/source_kind.h"
 
 namespace lifeboat::sources::gcs_bucket {
@@ -50,6 +52,53 @@ struct StoredObject {
 };
 // Every object in a snapshot's tree (noncurrent versions too, marked), in tree order.
 Result<std::vector<StoredObject>> stored_objects(repo::Repository& repo, const repo::Snapshot& snapshot);
+
+// The snapshot's tree built as a listing passes through it. Names must come in the listing's order
+// (bytewise, as GCS lists them): every name below "p/" then arrives in one run, and directory p is
+// stored once a name outside that run arrives. Memory: the directories open along one path. A name
+// out of order (a directory met again after it was stored) is refused, never silently dropped.
+class StreamingObjectTree {
+ public:
+  explicit StreamingObjectTree(repo::WriteSession& session) : session_(session) { open_.push_back(Level{}); }
+  // `node` for the object `relative_name` (its name set here: the escaped last component + `suffix`).
+  Status place(const std::string& relative_name, repo::Node node, const std::string& suffix);
+  // A finished subtree under the root (the noncurrent versions' "%versions").
+  void add_root_dir(const std::string& name, const repo::BlobId& tree) { extra_root_dirs_.emplace_back(name, tree); }
+  // Stores every directory still open; the root tree's ID.
+  Result<repo::BlobId> finish();
+
+ private:
+  struct Level {
+    std::string raw;                              // this directory's own component, unescaped
+    std::map<std::string, repo::BlobId> dirs;     // stored subdirectories, by escaped name
+    std::map<std::string, repo::Node> files;      // by escaped name (+ suffix)
+  };
+  Status close_to(size_t depth);  // stores levels until `depth` remain open
+  Result<repo::BlobId> store(Level& level);
+  repo::WriteSession& session_;
+  std::vector<Level> open_;
+  std::vector<std::pair<std::string, repo::BlobId>> extra_root_dirs_;
+};
+
+// The parent snapshot's node of one generation of an object, looked up in the parent's tree as the
+// listing passes through it (one loaded tree per level of the current path, for the live objects and
+// for "%versions"): what the parent holds never sits in memory whole.
+class ParentObjects {
+ public:
+  ParentObjects(repo::Repository& repo, std::optional<repo::BlobId> root) : repo_(repo), root_(root) {}
+  // The parent's node for this generation (live: the object itself; else under %versions), or nullopt.
+  Result<std::optional<repo::Node>> find(const std::string& relative_name, int64_t generation, bool live);
+
+ private:
+  struct Cursor {
+    std::vector<std::string> raw;       // components of the loaded path below the cursor's root
+    std::vector<repo::Tree> trees;      // trees[0]: the cursor's root; trees[i+1]: below raw[i]; empty if absent
+  };
+  Status open_root(Cursor& c, bool live);
+  repo::Repository& repo_;
+  std::optional<repo::BlobId> root_;
+  Cursor live_, versions_;
+};
 
 struct GcsBackupOptions {
   std::string url;  // gs://BUCKET[/PREFIX]

@@ -69,6 +69,129 @@ Result<std::vector<StoredObject>> stored_objects(repo::Repository& repo, const r
   return out;
 }
 
+namespace {
+
+std::vector<std::string> split_components(const std::string& name) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (true) {
+    size_t slash = name.find('/', start);
+    out.push_back(name.substr(start, slash == std::string::npos ? std::string::npos : slash - start));
+    if (slash == std::string::npos) return out;
+    start = slash + 1;
+  }
+}
+
+int64_t recorded_generation(const repo::Node& n) {
+  for (const auto& [k, v] : n.xattrs) {
+    if (k != kObjectXattr) continue;
+    auto j = nlohmann::json::parse(v, nullptr, false);
+    if (!j.is_object()) return 0;
+    auto g = j.value("generation", nlohmann::json());
+    if (g.is_string()) return std::strtoll(g.get<std::string>().c_str(), nullptr, 10);
+    return g.is_number() ? g.get<int64_t>() : 0;
+  }
+  return 0;
+}
+
+}  // namespace
+
+Status StreamingObjectTree::place(const std::string& relative_name, repo::Node node, const std::string& suffix) {
+  auto comps = split_components(relative_name);
+  // open_[0] is the root; open_[i] (i ≥ 1) is the directory comps[i-1] while the path matches.
+  size_t keep = 1;
+  while (keep < open_.size() && keep < comps.size() && open_[keep].raw == comps[keep - 1]) ++keep;
+  LB_RETURN_IF_ERROR(close_to(keep));
+  for (size_t i = keep - 1; i + 1 < comps.size(); ++i) {
+    std::string escaped = escape_component(comps[i]);
+    if (open_.back().dirs.count(escaped))
+      return Error(Code::kFatal, fmt::format("the bucket listing is not in name order: {} came after directory {} was complete; "
+                                             "nothing was committed", relative_name, escaped));
+    Level l;
+    l.raw = comps[i];
+    open_.push_back(std::move(l));
+  }
+  node.name = escape_component(comps.back()) + suffix;
+  open_.back().files.emplace(node.name, std::move(node));
+  return Status::ok();
+}
+
+Status StreamingObjectTree::close_to(size_t depth) {
+  while (open_.size() > depth) {
+    Level done = std::move(open_.back());
+    open_.pop_back();
+    LB_ASSIGN_OR_RETURN(auto id, store(done));
+    open_.back().dirs[escape_component(done.raw)] = id;
+  }
+  return Status::ok();
+}
+
+// A directory's tree: subdirectories, then files; an object named like a folder of other objects
+// ("a" beside "a/b") is shown as "a%" (escaping never ends a name in '%').
+Result<repo::BlobId> StreamingObjectTree::store(Level& level) {
+  repo::Tree t;
+  for (const auto& [name, id] : level.dirs) {
+    repo::Node n;
+    n.kind = repo::NodeKind::kDir;
+    n.name = name;
+    n.mode = 0755;
+    n.subtree = id;
+    t.nodes.push_back(std::move(n));
+  }
+  for (auto& [name, node] : level.files) {
+    if (level.dirs.count(name)) node.name = name + "%";
+    t.nodes.push_back(std::move(node));
+  }
+  t.sort();
+  return session_.store_tree(t);
+}
+
+Result<repo::BlobId> StreamingObjectTree::finish() {
+  LB_RETURN_IF_ERROR(close_to(1));
+  for (const auto& [name, id] : extra_root_dirs_) open_[0].dirs[name] = id;
+  return store(open_[0]);
+}
+
+Status ParentObjects::open_root(Cursor& c, bool live) {
+  if (!c.trees.empty()) return Status::ok();
+  c.trees.push_back(repo::Tree{});
+  if (!root_) return Status::ok();
+  LB_ASSIGN_OR_RETURN(repo::Tree root, repo_.load_tree(*root_));
+  if (live) {
+    c.trees[0] = std::move(root);
+  } else if (const repo::Node* v = root.find(kVersionsDir); v && v->kind == repo::NodeKind::kDir && v->subtree) {
+    LB_ASSIGN_OR_RETURN(c.trees[0], repo_.load_tree(*v->subtree));
+  }
+  return Status::ok();
+}
+
+Result<std::optional<repo::Node>> ParentObjects::find(const std::string& relative_name, int64_t generation, bool live) {
+  if (!root_) return std::optional<repo::Node>();
+  Cursor& c = live ? live_ : versions_;
+  LB_RETURN_IF_ERROR(open_root(c, live));
+  auto comps = split_components(relative_name);
+  size_t keep = 0;
+  while (keep < c.raw.size() && keep + 1 < comps.size() && c.raw[keep] == comps[keep]) ++keep;
+  c.raw.resize(keep);
+  c.trees.resize(keep + 1);
+  for (size_t i = keep; i + 1 < comps.size(); ++i) {
+    repo::Tree next;  // empty: the parent has no such directory
+    if (const repo::Node* d = c.trees.back().find(escape_component(comps[i])); d && d->kind == repo::NodeKind::kDir && d->subtree) {
+      LB_ASSIGN_OR_RETURN(next, repo_.load_tree(*d->subtree));
+    }
+    c.raw.push_back(comps[i]);
+    c.trees.push_back(std::move(next));
+  }
+  const repo::Tree& dir = c.trees.back();
+  std::string leaf = escape_component(comps.back());
+  std::vector<std::string> names = live ? std::vector<std::string>{leaf, leaf + "%"}
+                                        : std::vector<std::string>{fmt::format("{}%g{}", leaf, generation)};
+  for (const auto& name : names)
+    if (const repo::Node* n = dir.find(name); n && n->kind == repo::NodeKind::kFile && recorded_generation(*n) == generation)
+      return std::optional<repo::Node>(*n);
+  return std::optional<repo::Node>();
+}
+
 Result<repo::SnapshotRef> pick_gcs_snapshot(const std::vector<repo::SnapshotRef>& all, const std::string& url,
                                             const std::vector<std::string>& tags, std::optional<int64_t> at_ns) {
   repo::SnapshotFilter f;
