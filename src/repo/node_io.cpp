@@ -9,9 +9,10 @@
 
 namespace lifeboat::repo {
 
-Result<Node> store_bytes_node(WriteSession& session, const std::string& name, ByteView data, uint32_t mode, int64_t mtime_ns) {
-  MemorySource src(data);
-  LB_ASSIGN_OR_RETURN(auto stored, session.store_stream(src));
+namespace {
+
+// The file node of a stored stream.
+Node file_node(const std::string& name, uint32_t mode, int64_t mtime_ns, StoredStream stored) {
   Node n;
   n.kind = NodeKind::kFile;
   n.name = name;
@@ -19,8 +20,16 @@ Result<Node> store_bytes_node(WriteSession& session, const std::string& name, By
   n.mtime_ns = n.ctime_ns = n.atime_ns = mtime_ns;
   n.links = 1;
   n.size = stored.size_bytes;
-  n.content = stored.content;
+  n.content = std::move(stored.content);
   return n;
+}
+
+}  // namespace
+
+Result<Node> store_bytes_node(WriteSession& session, const std::string& name, ByteView data, uint32_t mode, int64_t mtime_ns) {
+  MemorySource src(data);
+  LB_ASSIGN_OR_RETURN(auto stored, session.store_stream(src));
+  return file_node(name, mode, mtime_ns, std::move(stored));
 }
 
 namespace {
@@ -101,15 +110,7 @@ Result<Node> store_pushed_node(WriteSession& session, const std::string& name, u
   store.join();
   if (!produced) return produced;
   if (!stored) return stored.status();
-  Node n;
-  n.kind = NodeKind::kFile;
-  n.name = name;
-  n.mode = mode;
-  n.mtime_ns = n.ctime_ns = n.atime_ns = mtime_ns;
-  n.links = 1;
-  n.size = stored->size_bytes;
-  n.content = stored->content;
-  return n;
+  return file_node(name, mode, mtime_ns, std::move(*stored));
 }
 
 Result<Bytes> read_node_bytes(Repository& repo, const Node& node) {
