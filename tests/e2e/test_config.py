@@ -5,6 +5,7 @@ and restored (git fsck, every ref equal, LFS object present), ten secrets of the
 same payloads, states and aliases; checks that fail when the restored target is tampered with; bad
 input (missing repository, mid-rebase, permission denied, 429); and no planted secret value in any
 output, report or /metrics."""
+import contextlib
 import json
 import time
 import os
@@ -46,6 +47,20 @@ def make_git_repo(path: Path):
     git(path, "notes", "add", "-m", "deployed to production", "HEAD")
     git(path, "tag", "light")
     return path
+
+
+@contextlib.contextmanager
+def git_daemon(base: Path):
+    """`git daemon` on loopback serving every repository below `base`; yields its git:// URL root."""
+    port = peers.free_port()
+    daemon = subprocess.Popen(["git", "daemon", "--listen=127.0.0.1", f"--port={port}", "--export-all", "--reuseaddr",
+                               f"--base-path={base}", str(base)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        peers.wait_for_port(port, daemon, what="git daemon")
+        yield f"git://127.0.0.1:{port}"
+    finally:
+        daemon.terminate()
+        daemon.wait()
 
 
 def refs_of(path: Path):
@@ -670,14 +685,9 @@ def test_git_over_the_network_with_lfs_from_its_server(lb, tmp_path):
         git(src, "commit", "-q", "-m", "lfs server")
         git(src, "remote", "add", "origin", "git://127.0.0.1:1/src")
         git(src, "lfs", "push", "--all", "origin")
-        port = peers.free_port()
-        daemon = subprocess.Popen(["git", "daemon", "--listen=127.0.0.1", f"--port={port}", "--export-all", "--reuseaddr",
-                                   f"--base-path={tmp_path / 'srv'}", str(tmp_path / "srv")],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            peers.wait_for_port(port, daemon, what="git daemon")
+        with git_daemon(tmp_path / "srv") as served:
             env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
-            url = f"git://127.0.0.1:{port}/src"
+            url = f"{served}/src"
             r = lb.run("--json", "backup", "config", "--git", f"app={url}", "--name", "net", env=env)
             assert first_json(r.stdout)["warnings"] == []
             (src / "app.yaml").write_text("replicas: 9\n")
@@ -707,9 +717,6 @@ def test_git_over_the_network_with_lfs_from_its_server(lb, tmp_path):
             warnings = first_json(p.stdout)["warnings"]
             assert len(warnings) == 1 and "LFS object" in warnings[0] and "404" in warnings[0], warnings
             assert token not in p.stdout + p.stderr
-        finally:
-            daemon.terminate()
-            daemon.wait()
 
 
 def test_an_lfs_object_larger_than_the_memory_bound_streams_from_its_server(lb, tmp_path):
@@ -734,20 +741,11 @@ def test_an_lfs_object_larger_than_the_memory_bound_streams_from_its_server(lb, 
         git(src, "lfs", "push", "--all", "origin")
         oid = git(src, "lfs", "ls-files", "-l").split()[0]
         local = src / ".git" / "lfs" / "objects" / oid[:2] / oid[2:4] / oid
-        port = peers.free_port()
-        daemon = subprocess.Popen(["git", "daemon", "--listen=127.0.0.1", f"--port={port}", "--export-all", "--reuseaddr",
-                                   f"--base-path={tmp_path / 'srv'}", str(tmp_path / "srv")],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            peers.wait_for_port(port, daemon, what="git daemon")
+        with git_daemon(tmp_path / "srv") as served:
             env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
-            r, rss = lb.run_measured("--json", "backup", "config", "--git", f"app=git://127.0.0.1:{port}/src", "--name", "big",
-                                     env=env)
+            r, rss = lb.run_measured("--json", "backup", "config", "--git", f"app={served}/src", "--name", "big", env=env)
             assert first_json(r.stdout)["warnings"] == []
             assert rss < 200, f"backup of a {mib} MiB LFS object peaked at {rss:.0f} MiB"
-        finally:
-            daemon.terminate()
-            daemon.wait()
     out = tmp_path / "out"
     c, rss = lb.run_measured("restore", "config", "--name", "big", "--target", out, "--check", "git")
     assert "check git: ok" in c.stdout
