@@ -1,5 +1,6 @@
-// The restorer: plans the tree, creates directories, writes the files' data pack by pack, then links
-// and metadata (see restorer.h).
+// The restorer: walks the tree a batch at a time (TreeWalk) twice — first to compare every entry with
+// the target, then to write: directories, links and special files, the files' data pack by pack, hard
+// links — and applies directory metadata last (see restorer.h).
 #include "repo/restorer/restorer.h"
 
 #include <fcntl.h>

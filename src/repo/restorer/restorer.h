@@ -3,7 +3,8 @@
 // (files, config, models) restores through it. Its pieces each have their own file: safe path
 // walking (safe_path.h), the file assembler (assembler.h), verification (verify.h).
 //
-// The files' data is read pack by pack (repo/pack_reader.h); each file stays unnamed (or under a
+// The tree is walked a batch at a time, so memory does not grow with the snapshot (docs/memory.md);
+// each batch's files are read pack by pack (repo/pack_reader.h); each file stays unnamed (or under a
 // temporary name) until its last blob is written, and is linked into place only when complete and
 // authenticated: a damaged blob leaves no partial file and makes the restore fail.
 #pragma once
