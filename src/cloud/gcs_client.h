@@ -69,8 +69,10 @@ class GcsClient : public GoogleApiClient {
 
   // kNotFound when the bucket does not exist; a permission problem names the credentials.
   Status get_bucket(const std::string& bucket) const;
-  // Every object under `prefix` (all versions with `versions`), page by page; a page that cannot be
-  // read fails the whole listing, so a caller never acts on half a listing.
+  // Every object under `prefix` (all versions with `versions`), page by page, each object handed to
+  // `fn` as its page arrives; a page that cannot be read fails the whole listing (an error from `fn`
+  // too). Callers commit or delete nothing until it returned OK: a backup downloads as it lists but
+  // commits no snapshot, sync lists both sides whole before it changes anything.
   Status list_objects(const std::string& bucket, const std::string& prefix, bool versions,
                       const std::function<Status(const GcsObject&)>& fn) const;
   Result<GcsObject> stat(const std::string& bucket, const std::string& name) const;
