@@ -42,12 +42,14 @@ struct BodySink {
   const std::function<Status(ByteView)>* stream = nullptr;  // HttpRequest::body_sink
   uint64_t* streamed = nullptr;
   Status failed;
+  uint64_t received = 0;  // every body byte that arrived, whether kept, streamed or cut off
 };
 
 size_t on_body(char* ptr, size_t size, size_t n, void* user) {
   auto* sink = static_cast<BodySink*>(user);
   Bytes* out = sink->body;
   ByteView piece(reinterpret_cast<const uint8_t*>(ptr), size * n);
+  sink->received += piece.size();
   if (sink->stream && *sink->stream) {
     long status = 0;
     curl_easy_getinfo(sink->curl, CURLINFO_RESPONSE_CODE, &status);
@@ -197,11 +199,9 @@ Result<HttpResponse> http_send(const HttpRequest& req) {
     if (!cl.empty() && (end == cl.c_str() || *end != '\0'))
       return Error(Code::kUnavailable, fmt::format("{} {}: the server sent Content-Length {:?}, not a number", req.method,
                                                    redact_url(req.url), cl));
-    uint64_t got = resp.streamed ? resp.streamed : resp.body.size();
-    bool kept_whole = resp.streamed || !req.body_sink || resp.body.size() < 64 * 1024;  // an error answer is cut at 64 KiB
-    if (!cl.empty() && resp.header("content-encoding").empty() && said != got && kept_whole)
+    if (!cl.empty() && resp.header("content-encoding").empty() && said != sink.received)
       return Error(Code::kUnavailable, fmt::format("{} {}: body of {} bytes, Content-Length said {}", req.method,
-                                                   redact_url(req.url), got, cl));
+                                                   redact_url(req.url), sink.received, cl));
   }
   return resp;
 }

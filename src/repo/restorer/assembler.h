@@ -21,6 +21,7 @@ struct Action {
   std::string rel;  // path relative to the snapshot root
   Node node;
   std::string link_to;  // for a hard link: the relative path of the first copy
+  std::vector<std::string> children;  // a directory's entry names, when the walk was asked for them
 };
 
 // A file being restored. Its blobs arrive in pack order, from several threads, in any order: the

@@ -56,7 +56,9 @@ bool matches_any(const std::vector<std::string>& patterns, const std::string& re
 // below it that is (so with include patterns only the directories leading to a match appear).
 class TreeWalk {
  public:
-  TreeWalk(Repository& repo, const std::vector<std::string>& includes) : repo_(repo), includes_(includes) {}
+  // `child_names`: each directory's Action carries its entries' names (what --delete keeps).
+  TreeWalk(Repository& repo, const std::vector<std::string>& includes, bool child_names = false)
+      : repo_(repo), includes_(includes), child_names_(child_names) {}
   Status start(const BlobId& root) {
     LB_ASSIGN_OR_RETURN(Tree t, repo_.load_tree(root));
     stack_.push_back(Frame{std::move(t), 0, "", false, std::nullopt});
@@ -77,8 +79,14 @@ class TreeWalk {
       std::string rel = f.prefix.empty() ? n.name : f.prefix + "/" + n.name;
       bool selected = f.selected || includes_.empty() || matches_any(includes_, rel);
       if (n.kind == NodeKind::kDir) {
-        std::optional<BlobId> sub = n.subtree;
-        Action me{rel, std::move(n), ""};
+        Tree below;
+        if (n.subtree) {
+          LB_ASSIGN_OR_RETURN(below, repo_.load_tree(*n.subtree));
+        }
+        bool has_subtree = n.subtree.has_value();
+        Action me{rel, std::move(n), "", {}};
+        if (child_names_)
+          for (const auto& c : below.nodes) me.children.push_back(c.name);
         std::optional<Action> pending;
         if (selected) {
           emit_pending(out);
@@ -87,16 +95,13 @@ class TreeWalk {
         } else {
           pending = std::move(me);
         }
-        if (sub) {
-          LB_ASSIGN_OR_RETURN(Tree t, repo_.load_tree(*sub));
-          stack_.push_back(Frame{std::move(t), 0, rel, selected, std::move(pending)});
-        }
+        if (has_subtree) stack_.push_back(Frame{std::move(below), 0, rel, selected, std::move(pending)});
         continue;
       }
       if (!selected) continue;
       emit_pending(out);
       any_ = true;
-      Action a{rel, std::move(n), ""};
+      Action a{rel, std::move(n), "", {}};
       if (a.node.kind == NodeKind::kFile && a.node.links > 1) {
         auto key = std::make_pair(a.node.device, a.node.inode);
         auto it = first_links_.find(key);
@@ -127,6 +132,7 @@ class TreeWalk {
   }
   Repository& repo_;
   const std::vector<std::string>& includes_;
+  bool child_names_;
   std::vector<Frame> stack_;
   std::map<std::pair<uint64_t, uint64_t>, std::string> first_links_;
   bool any_ = false;
@@ -212,7 +218,7 @@ Result<TreeRestoreResult> restore_tree(Repository& repo, const BlobId& tree, con
     else result.changes_omitted++;
   };
   {
-    TreeWalk walk(repo, options.includes);
+    TreeWalk walk(repo, options.includes, options.delete_extra && meets);
     LB_RETURN_IF_ERROR(walk.start(tree));
     std::vector<Action> batch;
     for (bool more = true; more;) {
@@ -244,11 +250,7 @@ Result<TreeRestoreResult> restore_tree(Repository& repo, const BlobId& tree, con
               if (options.delete_extra && a.node.kind == NodeKind::kDir && is_dir) {
                 // Without include patterns every entry of the directory's tree is restored: what the
                 // target holds beyond them goes.
-                std::set<std::string> names;
-                if (a.node.subtree) {
-                  LB_ASSIGN_OR_RETURN(Tree t, repo.load_tree(*a.node.subtree));
-                  for (const auto& n : t.nodes) names.insert(n.name);
-                }
+                std::set<std::string> names(a.children.begin(), a.children.end());
                 DIR* dh = opendir((*entry)->at().c_str());
                 while (dh) {
                   struct dirent* e = readdir(dh);

@@ -9,17 +9,29 @@
 
 namespace lifeboat::sources::gcs_bucket {
 
-std::string gcs_tree_path(const std::string& relative_name) {
-  std::string out;
+namespace {
+
+// An object name's components, split at every '/' (empty ones kept).
+std::vector<std::string> split_components(const std::string& name) {
+  std::vector<std::string> out;
   size_t start = 0;
   while (true) {
-    size_t slash = relative_name.find('/', start);
-    std::string comp = relative_name.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
-    if (!out.empty() || start > 0) out += '/';
-    out += escape_component(comp);
+    size_t slash = name.find('/', start);
+    out.push_back(name.substr(start, slash == std::string::npos ? std::string::npos : slash - start));
     if (slash == std::string::npos) return out;
     start = slash + 1;
   }
+}
+
+}  // namespace
+
+std::string gcs_tree_path(const std::string& relative_name) {
+  std::string out;
+  for (const auto& c : split_components(relative_name)) {
+    if (!out.empty()) out += '/';
+    out += escape_component(c);
+  }
+  return out;
 }
 
 Result<BucketLocation> parse_location(const std::string& url) {
@@ -36,11 +48,18 @@ bool matches_any(const std::vector<std::string>& patterns, const std::string& na
   return false;
 }
 
-int64_t StoredObject::generation() const {
-  auto g = resource.value("generation", nlohmann::json());
+namespace {
+
+// A recorded resource's generation: GCS writes it as a string of digits (a number is read too).
+int64_t generation_of(const nlohmann::json& resource) {
+  auto g = resource.is_object() ? resource.value("generation", nlohmann::json()) : nlohmann::json();
   if (g.is_string()) return std::strtoll(g.get<std::string>().c_str(), nullptr, 10);
   return g.is_number() ? g.get<int64_t>() : 0;
 }
+
+}  // namespace
+
+int64_t StoredObject::generation() const { return generation_of(resource); }
 
 Result<std::vector<StoredObject>> stored_objects(repo::Repository& repo, const repo::Snapshot& snapshot) {
   std::string prefix = snapshot.metadata.value("prefix", "");
@@ -71,26 +90,9 @@ Result<std::vector<StoredObject>> stored_objects(repo::Repository& repo, const r
 
 namespace {
 
-std::vector<std::string> split_components(const std::string& name) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (true) {
-    size_t slash = name.find('/', start);
-    out.push_back(name.substr(start, slash == std::string::npos ? std::string::npos : slash - start));
-    if (slash == std::string::npos) return out;
-    start = slash + 1;
-  }
-}
-
 int64_t recorded_generation(const repo::Node& n) {
-  for (const auto& [k, v] : n.xattrs) {
-    if (k != kObjectXattr) continue;
-    auto j = nlohmann::json::parse(v, nullptr, false);
-    if (!j.is_object()) return 0;
-    auto g = j.value("generation", nlohmann::json());
-    if (g.is_string()) return std::strtoll(g.get<std::string>().c_str(), nullptr, 10);
-    return g.is_number() ? g.get<int64_t>() : 0;
-  }
+  for (const auto& [k, v] : n.xattrs)
+    if (k == kObjectXattr) return generation_of(nlohmann::json::parse(v, nullptr, false));
   return 0;
 }
 
