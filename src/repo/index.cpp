@@ -2,6 +2,8 @@
 #include "repo/index.h"
 
 #include <algorithm>
+#include <cstring>
+#include <iterator>
 
 namespace lifeboat::repo {
 
@@ -94,6 +96,29 @@ Result<IndexFile> IndexFile::decode(ByteView plain) {
   return f;
 }
 
+MasterIndex::Key MasterIndex::key_of(const BlobId& id) {
+  Key k;
+  std::memcpy(k.data(), id.data(), kKeyBytes);
+  return k;
+}
+
+namespace {
+bool key_less(const MasterIndex::Entry& a, const MasterIndex::Entry& b) {
+  return std::memcmp(a.key.data(), b.key.data(), MasterIndex::kKeyBytes) < 0;
+}
+bool key_equal(const MasterIndex::Entry& a, const MasterIndex::Entry& b) {
+  return std::memcmp(a.key.data(), b.key.data(), MasterIndex::kKeyBytes) == 0;
+}
+// The entry of `key` in a sorted array, or null.
+const MasterIndex::Entry* search(const std::vector<MasterIndex::Entry>& v, const MasterIndex::Key& key) {
+  auto it = std::lower_bound(v.begin(), v.end(), key, [](const MasterIndex::Entry& e, const MasterIndex::Key& k) {
+    return std::memcmp(e.key.data(), k.data(), MasterIndex::kKeyBytes) < 0;
+  });
+  if (it != v.end() && std::memcmp(it->key.data(), key.data(), MasterIndex::kKeyBytes) == 0) return &*it;
+  return nullptr;
+}
+}  // namespace
+
 uint32_t MasterIndex::pack_number(const PackId& pack) {
   auto it = pack_numbers_.find(pack);
   if (it != pack_numbers_.end()) return it->second;
@@ -103,62 +128,130 @@ uint32_t MasterIndex::pack_number(const PackId& pack) {
   return n;
 }
 
+MasterIndex::Entry MasterIndex::entry_of(uint32_t pack, const PackEntry& e) const {
+  return Entry{key_of(e.id), pack, e.offset,
+               (e.stored_len & 0xffffff) | (static_cast<uint32_t>(e.type) << 24) | (e.compressed ? 1u << 31 : 0),
+               e.raw_len};
+}
+
+void MasterIndex::sort_unique(std::vector<Entry>& v) const {
+  std::sort(v.begin(), v.end(), [&](const Entry& a, const Entry& b) {
+    int c = std::memcmp(a.key.data(), b.key.data(), kKeyBytes);
+    if (c != 0) return c < 0;
+    return a.pack != b.pack && pack_ids_[a.pack] < pack_ids_[b.pack];
+  });
+  v.erase(std::unique(v.begin(), v.end(), key_equal), v.end());
+}
+
 void MasterIndex::add_pack(const PackId& pack, const std::vector<PackEntry>& entries) {
   std::lock_guard lock(mu_);
   uint32_t pn = pack_number(pack);
-  for (const auto& e : entries) {
-    Entry x{e.id, pn, e.offset,
-            (e.stored_len & 0xffffff) | (static_cast<uint32_t>(e.type) << 24) | (e.compressed ? 1u << 31 : 0),
-            e.raw_len};
-    recent_.emplace(e.id, x);  // a blob stored twice (concurrent writers) keeps its first location
+  std::vector<Entry> run;
+  run.reserve(entries.size());
+  for (const auto& e : entries) run.push_back(entry_of(pn, e));
+  sort_unique(run);
+  runs_.push_back(std::move(run));
+  // Merge while the run before is less than twice as big. std::merge takes equal keys from its first
+  // range first and unique keeps the first, so an older location wins (a blob stored twice by
+  // concurrent writers keeps its first location).
+  while (runs_.size() >= 2) {
+    auto& a = runs_[runs_.size() - 2];
+    auto& b = runs_.back();
+    if (a.size() >= 2 * b.size() || a.size() + b.size() > kRunCap) break;
+    std::vector<Entry> m;
+    m.reserve(a.size() + b.size());
+    std::merge(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(m), key_less);
+    m.erase(std::unique(m.begin(), m.end(), key_equal), m.end());
+    runs_.pop_back();
+    runs_.back() = std::move(m);
   }
 }
 
 void MasterIndex::bulk_load(const std::map<PackId, std::vector<PackEntry>>& packs) {
-  std::unique_lock lock(mu_);
-  if (!sorted_.empty() || !recent_.empty()) {
-    lock.unlock();  // not empty: the incremental path (check and prune always start empty)
-    for (const auto& [id, entries] : packs) add_pack(id, entries);
-    merge();
-    return;
+  {
+    std::unique_lock lock(mu_);
+    if (!sorted_.empty() || !runs_.empty()) {
+      lock.unlock();  // not empty: the incremental path (check and prune always start empty)
+      for (const auto& [id, entries] : packs) add_pack(id, entries);
+      merge();
+      return;
+    }
   }
   size_t n = 0;
   for (const auto& [id, entries] : packs) n += entries.size();
-  sorted_.reserve(n);
-  for (const auto& [id, entries] : packs) {
-    uint32_t pn = pack_number(id);
-    for (const auto& e : entries)
-      sorted_.push_back(Entry{
-          e.id, pn, e.offset,
-          (e.stored_len & 0xffffff) | (static_cast<uint32_t>(e.type) << 24) | (e.compressed ? 1u << 31 : 0),
-          e.raw_len});
+  begin_load(n);
+  for (const auto& [id, entries] : packs) load_pack(id, entries);
+  finish_load({});
+}
+
+void MasterIndex::begin_load(size_t max_entries) {
+  std::lock_guard lock(mu_);
+  sorted_.reserve(max_entries);
+}
+
+void MasterIndex::load_pack(const PackId& pack, const std::vector<PackEntry>& entries) {
+  std::lock_guard lock(mu_);
+  uint32_t pn = pack_number(pack);
+  for (const auto& e : entries) sorted_.push_back(entry_of(pn, e));
+}
+
+size_t MasterIndex::loaded() const {
+  std::lock_guard lock(mu_);
+  return sorted_.size();
+}
+
+void MasterIndex::finish_load(const std::vector<std::pair<size_t, size_t>>& drop) {
+  std::lock_guard lock(mu_);
+  if (!drop.empty()) {
+    std::vector<std::pair<size_t, size_t>> ranges = drop;
+    std::sort(ranges.begin(), ranges.end());
+    size_t out = 0, in = 0;
+    for (const auto& [b, e] : ranges) {
+      size_t begin = std::max(b, in), end = std::min(e, sorted_.size());
+      if (begin >= end) continue;
+      std::move(sorted_.begin() + static_cast<ptrdiff_t>(in), sorted_.begin() + static_cast<ptrdiff_t>(begin),
+                sorted_.begin() + static_cast<ptrdiff_t>(out));
+      out += begin - in;
+      in = end;
+    }
+    std::move(sorted_.begin() + static_cast<ptrdiff_t>(in), sorted_.end(), sorted_.begin() + static_cast<ptrdiff_t>(out));
+    out += sorted_.size() - in;
+    sorted_.resize(out);
+    // Forget packs named only by dropped files: renumber the rest in first-seen order.
+    std::vector<uint32_t> renumber(pack_ids_.size(), UINT32_MAX);
+    for (const auto& e : sorted_) renumber[e.pack] = 0;
+    std::vector<PackId> kept;
+    for (size_t i = 0; i < pack_ids_.size(); ++i)
+      if (renumber[i] == 0) {
+        renumber[i] = static_cast<uint32_t>(kept.size());
+        kept.push_back(pack_ids_[i]);
+      }
+    for (auto& e : sorted_) e.pack = renumber[e.pack];
+    pack_ids_ = std::move(kept);
+    pack_numbers_.clear();
+    for (size_t i = 0; i < pack_ids_.size(); ++i) pack_numbers_.emplace(pack_ids_[i], static_cast<uint32_t>(i));
   }
-  // Pack numbers follow map order, so (id, pack) order puts the first pack of a duplicate first.
-  std::sort(sorted_.begin(), sorted_.end(),
-            [](const Entry& a, const Entry& b) { return a.id != b.id ? a.id < b.id : a.pack < b.pack; });
-  sorted_.erase(std::unique(sorted_.begin(), sorted_.end(), [](const Entry& a, const Entry& b) { return a.id == b.id; }),
-                sorted_.end());
+  sort_unique(sorted_);
 }
 
 void MasterIndex::merge() {
   std::lock_guard lock(mu_);
-  if (recent_.empty()) return;
-  size_t old = sorted_.size();
-  sorted_.reserve(old + recent_.size());
-  for (auto& [id, e] : recent_) sorted_.push_back(e);
-  recent_ = {};  // clear() would keep the bucket array: 8 bytes an entry for nothing
-  auto less = [](const Entry& a, const Entry& b) { return a.id < b.id; };
-  std::sort(sorted_.begin() + static_cast<ptrdiff_t>(old), sorted_.end(), less);
-  std::inplace_merge(sorted_.begin(), sorted_.begin() + static_cast<ptrdiff_t>(old), sorted_.end(), less);
-  auto eq = [](const Entry& a, const Entry& b) { return a.id == b.id; };
-  sorted_.erase(std::unique(sorted_.begin(), sorted_.end(), eq), sorted_.end());
+  if (runs_.empty()) return;
+  for (auto& run : runs_) {
+    size_t old = sorted_.size();
+    sorted_.insert(sorted_.end(), run.begin(), run.end());
+    run = {};
+    std::inplace_merge(sorted_.begin(), sorted_.begin() + static_cast<ptrdiff_t>(old), sorted_.end(), key_less);
+    sorted_.erase(std::unique(sorted_.begin(), sorted_.end(), key_equal), sorted_.end());
+  }
+  runs_.clear();
   sorted_.shrink_to_fit();
 }
 
 void MasterIndex::clear() {
   std::lock_guard lock(mu_);
-  sorted_.clear();
-  recent_.clear();
+  sorted_ = {};
+  runs_.clear();
   pack_ids_.clear();
   pack_numbers_.clear();
 }
@@ -166,7 +259,7 @@ void MasterIndex::clear() {
 void MasterIndex::replace_with(MasterIndex&& other) {
   std::scoped_lock lock(mu_, other.mu_);
   sorted_ = std::move(other.sorted_);
-  recent_ = std::move(other.recent_);
+  runs_ = std::move(other.runs_);
   pack_ids_ = std::move(other.pack_ids_);
   pack_numbers_ = std::move(other.pack_numbers_);
 }
@@ -183,19 +276,24 @@ BlobLocation MasterIndex::location_of(const Entry& e) const {
 }
 
 std::optional<BlobLocation> MasterIndex::find(const BlobId& id) const {
+  Key key = key_of(id);
   std::lock_guard lock(mu_);
-  auto r = recent_.find(id);
-  if (r != recent_.end()) return location_of(r->second);
-  auto it = std::lower_bound(sorted_.begin(), sorted_.end(), id, [](const Entry& e, const BlobId& v) { return e.id < v; });
-  if (it != sorted_.end() && it->id == id) return location_of(*it);
+  if (const Entry* e = search(sorted_, key)) return location_of(*e);
+  for (const auto& run : runs_)
+    if (const Entry* e = search(run, key)) return location_of(*e);
   return std::nullopt;
 }
 
 std::optional<size_t> MasterIndex::position(const BlobId& id) const {
+  Key key = key_of(id);
   std::lock_guard lock(mu_);
-  auto it = std::lower_bound(sorted_.begin(), sorted_.end(), id, [](const Entry& e, const BlobId& v) { return e.id < v; });
-  if (it != sorted_.end() && it->id == id) return static_cast<size_t>(it - sorted_.begin());
+  if (const Entry* e = search(sorted_, key)) return static_cast<size_t>(e - sorted_.data());
   return std::nullopt;
+}
+
+size_t MasterIndex::sorted_size() const {
+  std::lock_guard lock(mu_);
+  return sorted_.size();
 }
 
 BlobLocation MasterIndex::location_at(size_t position) const {
@@ -205,18 +303,19 @@ BlobLocation MasterIndex::location_at(size_t position) const {
 
 size_t MasterIndex::blob_count() const {
   std::lock_guard lock(mu_);
-  return sorted_.size() + recent_.size();
+  size_t n = sorted_.size();
+  for (const auto& run : runs_) n += run.size();
+  return n;  // a blob in the base and a run (stored again) counts twice: rare, and only a count
+}
+
+size_t MasterIndex::run_count() const {
+  std::lock_guard lock(mu_);
+  return runs_.size();
 }
 
 std::vector<PackId> MasterIndex::packs() const {
   std::lock_guard lock(mu_);
   return pack_ids_;
-}
-
-void MasterIndex::for_each(const std::function<void(const BlobId&, const BlobLocation&)>& fn) const {
-  std::lock_guard lock(mu_);
-  for (const auto& e : sorted_) fn(e.id, location_of(e));
-  for (const auto& [id, e] : recent_) fn(id, location_of(e));
 }
 
 }  // namespace lifeboat::repo

@@ -246,14 +246,13 @@ Result<std::vector<std::string>> Repository::list_names(FileType type) {
   return names;
 }
 
-Result<IndexState> Repository::read_index_state(bool tolerant) {
+Status Repository::each_index_file(bool tolerant, std::vector<std::string>& listed,
+                                   const std::function<void(const std::string&, IndexFile&&)>& fn) {
   // A file listed but gone when read was removed by a prune, after it wrote the file that supersedes it:
   // that successor may postdate our listing, so list again and read what is new. Each round follows a
   // deletion that came after its successor was written, so a quiet repository ends this at once.
   constexpr int kMaxListings = 20;
-  std::vector<std::string> listed;
   std::set<std::string> seen;
-  std::vector<std::pair<std::string, IndexFile>> files;
   for (int listing = 1;; ++listing) {
     LB_ASSIGN_OR_RETURN(auto names, list_names(FileType::kIndex));
     bool vanished = false;
@@ -277,14 +276,23 @@ Result<IndexState> Repository::read_index_state(bool tolerant) {
         index_warnings_.push_back("index/" + name + ": " + file.status().message() + " (skipped)");
         continue;
       }
-      files.emplace_back(name, std::move(*file));
+      plain = Bytes();
+      fn(name, std::move(*file));
     }
-    if (!vanished) break;
+    if (!vanished) return Status::ok();
     if (listing == kMaxListings)
       return Error(Code::kUnavailable, fmt::format("index files kept vanishing while being read ({} listings): is a "
                                                    "prune looping? Try again when it has finished",
                                                    kMaxListings));
   }
+}
+
+Result<IndexState> Repository::read_index_state(bool tolerant) {
+  std::vector<std::string> listed;
+  std::vector<std::pair<std::string, IndexFile>> files;
+  LB_RETURN_IF_ERROR(each_index_file(tolerant, listed, [&](const std::string& name, IndexFile&& file) {
+    files.emplace_back(name, std::move(file));
+  }));
   IndexState resolved = resolve_index_state(std::move(files));
   resolved.files = std::move(listed);
   return resolved;
@@ -313,8 +321,48 @@ Status Repository::load_index() {
   if (index_loaded_) return Status::ok();
   std::lock_guard g(load_index_mu_);
   if (index_loaded_) return Status::ok();
-  LB_ASSIGN_OR_RETURN(IndexState state, read_index_state(/*tolerant=*/true));
-  use_index_state(std::move(state));
+  // One index file at a time straight into the in-memory index (docs/memory.md, "The index"): what
+  // the files say is resolved as resolve_index_state does, without holding every decoded file.
+  index_.clear();
+  tombstoned_.clear();
+  tombstoned_packs_.clear();
+  // An upper bound of the entries (each costs at least 32 stored bytes: its ID does not compress);
+  // only the part filled becomes resident.
+  uint64_t stored_bytes = 0;
+  LB_RETURN_IF_ERROR(backend_->list(FileType::kIndex, [&](const storage::FileInfo& fi) {
+    stored_bytes += fi.size_bytes;
+    return Status::ok();
+  }));
+  index_.begin_load(static_cast<size_t>(stored_bytes / 32 + 1024));
+  struct Span {
+    std::string name;
+    size_t begin, end;
+    std::vector<IndexFile::Tombstone> tombstones;
+  };
+  std::vector<Span> spans;
+  std::set<std::string> superseded;
+  std::vector<std::string> listed;
+  LB_RETURN_IF_ERROR(each_index_file(/*tolerant=*/true, listed, [&](const std::string& name, IndexFile&& file) {
+    size_t begin = index_.loaded();
+    for (const auto& p : file.packs) index_.load_pack(p.id, p.entries);
+    for (const auto& s : file.supersedes) superseded.insert(s);
+    spans.push_back({name, begin, index_.loaded(), std::move(file.tombstones)});
+  }));
+  std::vector<std::pair<size_t, size_t>> drop;
+  for (const auto& s : spans)
+    if (superseded.count(s.name)) drop.emplace_back(s.begin, s.end);
+  index_.finish_load(drop);
+  std::unordered_set<PackId, BlobIdHash> live;
+  for (const auto& p : index_.packs()) live.insert(p);
+  for (auto& s : spans) {
+    if (superseded.count(s.name)) continue;
+    for (auto& t : s.tombstones)
+      if (!live.count(t.id)) tombstoned_packs_.emplace(t.id, std::move(t));
+  }
+  std::map<PackId, std::vector<PackEntry>> tomb;
+  for (const auto& [id, t] : tombstoned_packs_) tomb[id] = t.entries;
+  tombstoned_.bulk_load(tomb);
+  index_loaded_ = true;
   return Status::ok();
 }
 

@@ -126,6 +126,10 @@ class Repository {
   // Strict by default (prune must see everything); tolerant skips damaged index files and records a
   // warning, so a restore still reaches every snapshot the damage does not touch.
   Result<IndexState> read_index_state(bool tolerant = false);
+  // Reads every index file once, in name order, and hands each decoded file to `fn`; `listed` gets
+  // every name read (damaged ones included). Tolerant as read_index_state is.
+  Status each_index_file(bool tolerant, std::vector<std::string>& listed,
+                         const std::function<void(const std::string&, IndexFile&&)>& fn);
   const std::vector<std::string>& index_warnings() const { return index_warnings_; }
   // Makes `state` the loaded index (check builds it tolerantly, skipping damaged index files).
   void use_index_state(IndexState state);

@@ -16,7 +16,11 @@ namespace lifeboat::repo {
 
 namespace {
 constexpr size_t kMaxQueuedPacks = 1;  // with the one being uploaded and the one filling: three packs in memory
+// An index file is written after 8 packs or 100,000 blobs (about 4 MB encoded), whichever comes
+// first: packs of tiny files hold 100,000 blobs each, and encoding, compressing and sealing 8 of them
+// at once took ~120 MB (docs/memory.md).
 constexpr size_t kIndexEveryPacks = 8;
+constexpr size_t kIndexEveryEntries = 100000;
 constexpr int64_t kIndexEveryNs = 60LL * 1000000000;
 }  // namespace
 
@@ -158,8 +162,10 @@ void WriteSession::upload_loop() {
     if (!s) {
       if (error_) error_ = s.with_context("saving pack");
     } else {
+      unindexed_entries_ += entries.size();
       unindexed_.push_back({id, std::move(entries)});
-      if (unindexed_.size() >= kIndexEveryPacks || monotonic_ns() - last_index_write_ns_ > kIndexEveryNs) {
+      if (unindexed_.size() >= kIndexEveryPacks || unindexed_entries_ >= kIndexEveryEntries ||
+          monotonic_ns() - last_index_write_ns_ > kIndexEveryNs) {
         Status is = write_index_locked();
         if (!is && error_) error_ = is;
       }
@@ -173,11 +179,13 @@ Status WriteSession::write_index_locked() {
   IndexFile f;
   f.packs = std::move(unindexed_);
   unindexed_.clear();
+  size_t entries = std::exchange(unindexed_entries_, 0);
   auto name = repo_.save_file(FileType::kIndex, f.encode());
   last_index_write_ns_ = monotonic_ns();
   if (!name) {
     // Keep the entries so a later flush retries them.
     unindexed_ = std::move(f.packs);
+    unindexed_entries_ = entries;
     return name.status().with_context("saving index");
   }
   return Status::ok();

@@ -101,6 +101,7 @@ class WriteSession {
   size_t uploading_ = 0;
   bool stopping_ = false;
   std::vector<IndexFile::Pack> unindexed_;
+  size_t unindexed_entries_ = 0;
   int64_t last_index_write_ns_;
   Status error_;
   std::vector<std::thread> uploaders_;

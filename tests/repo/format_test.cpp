@@ -1,11 +1,16 @@
 // Pack, index, tree and snapshot codecs: round trips, and rejection of damaged input.
 #include <gtest/gtest.h>
 
+#include <cstring>
+#include <map>
+#include <set>
+
 #include "repo/index.h"
 #include "repo/pack.h"
 #include "repo/snapshot.h"
 #include "repo/snapshot_select.h"
 #include "repo/tree.h"
+#include "repo/write_session.h"
 #include "test_repo.h"
 
 namespace lifeboat::repo {
@@ -77,6 +82,153 @@ TEST(Index, FileRoundTripAndMasterIndexLookup) {
   EXPECT_EQ(mi.find(id_of(2))->type, BlobType::kTree);
   EXPECT_FALSE(mi.contains(id_of(3)));
   EXPECT_EQ(mi.blob_count(), 2u);
+}
+
+// A reference for MasterIndex: every blob added, in order, the first location of each ID kept.
+TEST(Index, RunsFindWhatAReferenceMapFinds) {
+  MasterIndex mi;
+  std::map<BlobId, std::pair<PackId, uint32_t>> expected;  // first location wins
+  uint64_t x = 88172645463325252ull;
+  auto next = [&] {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+  };
+  auto random_id = [&](uint64_t v) {
+    BlobId id{};
+    for (size_t i = 0; i < id.size(); i += 8) {
+      uint64_t w = v * 0x9E3779B97F4A7C15ull + i;
+      std::memcpy(id.data() + i, &w, 8);
+    }
+    return id;
+  };
+  size_t max_runs = 0;
+  for (uint32_t pack = 0; pack < 300; ++pack) {
+    PackId pid = random_id(1'000'000 + pack);
+    std::vector<PackEntry> entries;
+    std::set<uint64_t> in_pack;  // a pack holds a blob once
+    size_t n = pack % 7 == 0 ? 1 : 1 + next() % 3000;  // single-blob packs too
+    for (size_t i = 0; i < n; ++i) {
+      uint64_t v = next() % 400'000;  // repeats across packs: stored twice, first location kept
+      if (!in_pack.insert(v).second) continue;
+      entries.push_back({BlobType::kData, (v & 1) != 0, random_id(v), static_cast<uint32_t>(i * 10), 7, 9});
+      expected.emplace(entries.back().id, std::make_pair(pid, static_cast<uint32_t>(i * 10)));
+    }
+    mi.add_pack(pid, entries);
+    max_runs = std::max(max_runs, mi.run_count());
+  }
+  // Runs at least double going back, so their count stays logarithmic.
+  EXPECT_LE(max_runs, 20u);
+  auto verify = [&](const char* when) {
+    for (const auto& [id, loc] : expected) {
+      auto found = mi.find(id);
+      ASSERT_TRUE(found.has_value()) << when;
+      EXPECT_EQ(found->pack, loc.first) << when;
+      EXPECT_EQ(found->offset, loc.second) << when;
+    }
+    for (uint64_t v = 400'000; v < 401'000; ++v) EXPECT_FALSE(mi.contains(random_id(v))) << when;
+  };
+  verify("in runs");
+  mi.merge();
+  EXPECT_EQ(mi.run_count(), 0u);
+  EXPECT_EQ(mi.blob_count(), expected.size());
+  verify("merged");
+  for (const auto& [id, loc] : expected) {
+    auto pos = mi.position(id);
+    ASSERT_TRUE(pos.has_value());
+    EXPECT_EQ(mi.location_at(*pos).pack, loc.first);
+  }
+}
+
+TEST(Index, LoadingDropsSupersededRangesAndTheirPacks) {
+  MasterIndex mi;
+  mi.begin_load(10);
+  mi.load_pack(id_of(10), {{BlobType::kData, false, id_of(1), 0, 5, 5}, {BlobType::kData, false, id_of(2), 5, 5, 5}});
+  size_t first_end = mi.loaded();
+  mi.load_pack(id_of(11), {{BlobType::kData, false, id_of(3), 0, 5, 5}});  // only in the superseded file
+  size_t second_end = mi.loaded();
+  mi.load_pack(id_of(10), {{BlobType::kData, false, id_of(1), 0, 5, 5}, {BlobType::kData, false, id_of(2), 5, 5, 5}});
+  mi.load_pack(id_of(12), {{BlobType::kTree, true, id_of(4), 0, 6, 60}, {BlobType::kData, false, id_of(1), 6, 5, 5}});
+  mi.finish_load({{first_end, second_end}});
+  EXPECT_EQ(mi.blob_count(), 3u);  // 1 and 2 once though listed twice, 4; not 3
+  EXPECT_FALSE(mi.contains(id_of(3)));
+  EXPECT_EQ(mi.find(id_of(1))->pack, id_of(10));  // in two packs: the ID that sorts first
+  EXPECT_EQ(mi.find(id_of(4))->raw_len, 60u);
+  EXPECT_TRUE(mi.find(id_of(4))->compressed);
+  auto packs = mi.packs();
+  std::sort(packs.begin(), packs.end());
+  EXPECT_EQ(packs, (std::vector<PackId>{id_of(10), id_of(12)}));
+}
+
+// The index keys blobs by their ID's first 20 bytes (docs/memory.md): two IDs equal that far are one
+// entry, and a read of the one not stored fails on the full ID instead of returning the other's bytes.
+TEST(Index, IdsEqualInTheirKeyAreOneEntryAndAReadChecksTheFullId) {
+  testing::TempDir dir;
+  auto repo = testing::init_repo(dir.path);
+  ASSERT_TRUE(repo);
+  Bytes data = testing::pseudo_random(1000, 3);
+  BlobId id = repo->blob_id(data);
+  {
+    WriteSession s(*repo);
+    ASSERT_TRUE(s.add_blob(BlobType::kData, id, data).is_ok());
+    ASSERT_TRUE(s.flush().is_ok());
+  }
+  BlobId twin = id;
+  twin[31] ^= 1;
+  EXPECT_TRUE(repo->index().contains(twin));
+  ASSERT_TRUE(repo->read_blob(id).is_ok());
+  auto bad = repo->read_blob(twin);
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_EQ(bad.status().code(), Code::kCorrupt);
+  EXPECT_NE(bad.status().message().find("does not match its ID"), std::string::npos) << bad.status().message();
+  BlobId other = id;
+  other[MasterIndex::kKeyBytes - 1] ^= 1;
+  EXPECT_FALSE(repo->index().contains(other));
+}
+
+// load_index reads one file at a time; what it ends with must be what resolve_index_state says of
+// all the files together (supersedes, a pack in two files, tombstones, live wins over a tombstone).
+TEST(Index, StreamedLoadEqualsTheResolvedState) {
+  testing::TempDir dir;
+  auto repo = testing::init_repo(dir.path);
+  ASSERT_TRUE(repo);
+  auto entry = [](uint8_t b, uint32_t off) { return PackEntry{BlobType::kData, false, id_of(b), off, 5, 5}; };
+  IndexFile a;  // superseded by b
+  a.packs = {{id_of(101), {entry(1, 0), entry(2, 5)}}, {id_of(102), {entry(3, 0)}}};
+  auto a_name = repo->save_file(FileType::kIndex, a.encode());
+  ASSERT_TRUE(a_name.is_ok());
+  IndexFile b;
+  b.packs = {{id_of(101), {entry(1, 0), entry(2, 5)}}, {id_of(103), {entry(4, 0)}}};
+  b.supersedes = {*a_name};
+  b.tombstones = {{id_of(102), 7, {entry(3, 0)}}, {id_of(103), 7, {entry(4, 0)}}};  // 103 is live elsewhere
+  ASSERT_TRUE(repo->save_file(FileType::kIndex, b.encode()).is_ok());
+  IndexFile c;
+  c.packs = {{id_of(103), {entry(4, 0)}}, {id_of(104), {entry(5, 0), entry(1, 5)}}};
+  ASSERT_TRUE(repo->save_file(FileType::kIndex, c.encode()).is_ok());
+
+  auto fresh = testing::open_repo(dir.path);
+  ASSERT_TRUE(fresh);
+  auto state = fresh->read_index_state();
+  ASSERT_TRUE(state.is_ok());
+  ASSERT_TRUE(fresh->load_index().is_ok());
+  std::vector<PackId> live;
+  for (const auto& [id, entries] : state->live) {
+    live.push_back(id);
+    for (const auto& e : entries) EXPECT_TRUE(fresh->index().contains(e.id));
+  }
+  auto packs = fresh->index().packs();
+  std::sort(packs.begin(), packs.end());
+  EXPECT_EQ(packs, live);
+  EXPECT_EQ(live, (std::vector<PackId>{id_of(101), id_of(103), id_of(104)}));
+  EXPECT_FALSE(fresh->index().contains(id_of(3)));
+  EXPECT_TRUE(fresh->tombstoned().contains(id_of(3)));
+  std::vector<PackId> tomb, expected_tomb;
+  for (const auto& [id, t] : fresh->tombstoned_packs()) tomb.push_back(id);
+  for (const auto& [id, t] : state->tombstones) expected_tomb.push_back(id);
+  EXPECT_EQ(tomb, expected_tomb);
+  EXPECT_EQ(tomb, (std::vector<PackId>{id_of(102)}));
+  EXPECT_EQ(fresh->index().blob_count(), 4u);  // 1 (in two packs), 2, 4, 5
 }
 
 TEST(Index, DecodeRejectsTruncation) {
