@@ -14,6 +14,11 @@
   writes index files alone, `synth_repo --measure-index` loads them in a fresh process and reports
   the bytes each entry keeps and the peak while loading.
 
+- firestore: Google's emulator holding --firestore-docs user profiles (~1 KB, bench/firestore_bench.py's)
+  at two sizes, a third and the whole (both beyond what one page of 20,000 holds); Lifeboat backs
+  each up and restores it into another project, peak RSS of each: what grows per document is the
+  difference over the difference in documents.
+
 LIFEBOAT_BIN runs another build of lifeboat (a copy, so a rebuild cannot change the binary mid-run).
 Not here yet (issue 39 says so): the 10-million-object bucket listing.
 """
@@ -71,6 +76,7 @@ def main():
     ap.add_argument("--tree-dir", default="/dev/shm/lifeboat-scale", help="where the tree, repositories and restores go")
     ap.add_argument("--image-gib", type=float, default=0, help="put the tree on a sparse ext4 image of this size")
     ap.add_argument("--index-blobs", type=int, default=50_000_000)
+    ap.add_argument("--firestore-docs", type=int, default=300_000)
     a = ap.parse_args()
     work = Path(a.work)
     shutil.rmtree(work, ignore_errors=True)
@@ -96,6 +102,8 @@ def main():
             many_files(a, env, lb, row)
         if "index" in parts:
             index_memory(a, work, env, row)
+        if "firestore" in parts:
+            firestore_memory(a, work, env, row)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(a.tree_dir, ignore_errors=True)
@@ -104,7 +112,9 @@ def main():
     restic_version = subprocess.run([RESTIC, "version"], capture_output=True, text=True).stdout.strip()
     title = " and ".join(x for x in [f"a {size} model artifact and a {size} LFS object" if parts & {"artifact", "lfs"} else "",
                                      f"a tree of {a.files:,} small files" if "tree" in parts else "",
-                                     f"an index of {a.index_blobs:,} blobs" if "index" in parts else ""] if x)
+                                     f"an index of {a.index_blobs:,} blobs" if "index" in parts else "",
+                                     f"Firestore databases of {a.firestore_docs // 3:,} and {a.firestore_docs:,} documents"
+                                     if "firestore" in parts else ""] if x)
     lines = [f"## Scale: {title} in bounded memory ({datetime.date.today()})", "",
              machine_line(f"{version}; {restic_version}; MLflow 3.17.2; giftless",
                           "One run each (minutes per run at this size); peak RSS is /usr/bin/time's maximum resident size."),
@@ -114,6 +124,8 @@ def main():
             goal = ""
         elif "index" in what:
             goal = "≤ 40 bytes per blob at 50 M blobs"
+        elif "Firestore" in what:
+            goal = "streams: bounded whatever the documents"
         elif "files" in what:
             goal = ("≤ 1 GiB ✅" if rss <= 2**30 else "≤ 1 GiB ❌") if a.files >= 10_000_000 else "≤ 1 GiB at 10 M files"
         else:
@@ -128,6 +140,12 @@ def main():
                  if a.image_gib else "on tmpfs (a 4 KiB page per file: 10 M files would need ~40 GiB of RAM here)")
         lines += ["", f"The tree: {a.files:,} files of 20-200 distinct bytes, 100 per directory, three levels, {where}. "
                   "Restores go into an empty directory, removed after each."]
+    if "firestore" in parts:
+        sl = a.firestore_slopes
+        lines += ["", f"Firestore: the emulator holding user profiles of ~1 KB (bench/firestore_bench.py's); backup with 4 readers, "
+                  f"restore into another project with 4 writers and `--check none`. Per document beyond the smaller run: backup "
+                  f"{sl['backup']:.0f} bytes, restore {sl['restore']:.0f} bytes (the rest is the pages and batches in flight, "
+                  "bounded whatever the size of the database)."]
     if "index" in parts:
         lines += ["", "The index: `synth_repo --index-only` writes index files alone (200,000 entries each, 4,000 per pack); "
                   "`synth_repo --measure-index` opens the repository in a fresh process and loads them. 'kept' is the resident "
@@ -147,6 +165,37 @@ def restic_round(env, what, source, scratch: Path, row):
     row(f"{what}: restic restore", secs, rss)
     shutil.rmtree(rrepo)
     shutil.rmtree(scratch / "restic-out")
+
+
+def firestore_memory(a, work, env, row):
+    """Backup and restore of two Firestore databases, a third and the whole of --firestore-docs."""
+    from firestore_bench import profile
+    sizes = [a.firestore_docs // 3, a.firestore_docs]
+    rnd = random.Random(39)
+    peaks = {}
+    (work / "firestore").mkdir(parents=True, exist_ok=True)
+    with peers.FirestoreEmulator(work / "firestore", heap="6g") as emu:
+        fenv = dict(env, **emu.env())
+        fenv.pop("GOOGLE_APPLICATION_CREDENTIALS", None)
+        for n in sizes:
+            project = f"scale{n}"
+            emu.put({f"users/u{i:08}": profile(rnd, i) for i in range(n)}, project=project)
+            repo = work / f"firestore-repo-{n}"
+            timed([LIFEBOAT, "-r", repo, "init", *LIFEBOAT_INIT_SETTINGS], fenv)
+            secs, rss, _ = timed([LIFEBOAT, "-r", repo, "--no-progress", "backup", "firestore", "--project", project], fenv)
+            row(f"Firestore {n:,} documents: Lifeboat backup", secs, rss)
+            peaks[("backup", n)] = rss
+            secs, rss, _ = timed([LIFEBOAT, "-r", repo, "--no-progress", "restore", "firestore", "--project", project,
+                                  "--to-project", f"{project}-restored", "--check", "none"], fenv)
+            row(f"Firestore {n:,} documents: Lifeboat restore", secs, rss)
+            peaks[("restore", n)] = rss
+            emu.clear(project)
+            emu.clear(f"{project}-restored")
+            shutil.rmtree(repo)
+    small, big = sizes
+    a.firestore_slopes = {op: (peaks[(op, big)] - peaks[(op, small)]) / (big - small) for op in ("backup", "restore")}
+    for op, slope in a.firestore_slopes.items():
+        print(f"Firestore {op}: {slope:.0f} bytes per document beyond the smaller run", flush=True)
 
 
 def index_memory(a, work, env, row):

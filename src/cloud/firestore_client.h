@@ -7,6 +7,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,15 @@ class FirestoreClient : public GoogleApiClient {
   // the range's start). `keys_only`: names and times without fields.
   Result<FirestorePage> query(const std::string& root, const FirestoreRange& range, const std::string& after, size_t limit,
                               const std::string& read_time, bool keys_only = false) const;
+  // As query (all fields), handing each document to fn while the answer is parsed, so a page is never
+  // held whole; fn's first error ends the page and is returned.
+  struct PageEnd {
+    size_t documents = 0;
+    std::string last_name;  // the last document's full name
+    std::string read_time;
+  };
+  Result<PageEnd> query_each(const std::string& root, const FirestoreRange& range, const std::string& after, size_t limit,
+                             const std::string& read_time, const std::function<Status(nlohmann::json&& document)>& fn) const;
   // How many documents lie in `range` at `read_time`.
   Result<int64_t> count(const std::string& root, const FirestoreRange& range, const std::string& read_time) const;
   // The name of the document `offset` places into `range` (nullopt past its end), at `read_time`.
@@ -59,9 +69,17 @@ class FirestoreClient : public GoogleApiClient {
   // POST `body` to /v1/`path`, retried on 429/5xx; a non-2xx answer becomes an error naming `what`
   // and the server's message.
   Result<nlohmann::json> post(const std::string& path, const nlohmann::json& body, const std::string& what) const;
+  // The reply's body of a successful POST (errors as post gives them).
+  Result<Bytes> post_body(const std::string& path, const nlohmann::json& body, const std::string& what) const;
   nlohmann::json structured_query(const FirestoreRange& range, const std::string& after) const;
   bool emulator_ = false;
 };
+
+// A runQuery answer (a list of {document, readTime} or {error}), each document handed to fn as it is
+// parsed: how many, the last one's name, the read time. An error element, a cut answer or one that is
+// not a list is kUnavailable; fn's first error stops and is returned.
+Result<FirestoreClient::PageEnd> each_query_document(ByteView reply, const std::string& what,
+                                                     const std::function<Status(nlohmann::json&& document)>& fn);
 
 // Is this error the server refusing a read time outside what it keeps (no PITR: an hour)?
 bool firestore_read_time_too_old(const Status& s);

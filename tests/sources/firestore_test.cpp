@@ -1,7 +1,17 @@
 // Firestore documents as stored: normalised values (every type, −0.0 and NaN included), references
-// relative to the database, tree names, name order, and order-independent collection hashes.
+// relative to the database, tree names, name order, and order-independent collection hashes; the
+// snapshot tree built a group at a time, and documents read back through a bounded producer.
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+
+#include "../repo/test_repo.h"
+#include "repo/node_io.h"
+#include "repo/tree_walk.h"
 #include "sources/firestore/firestore.h"
 #include "sources/firestore/firestore_internal.h"
 
@@ -120,6 +130,129 @@ TEST(Firestore, RecordedStatsRoundTripAndADifferenceIsNamed) {
   ASSERT_FALSE(st.is_ok());
   EXPECT_EQ(st.code(), Code::kCorrupt);
   EXPECT_NE(st.message().find("collection c"), std::string::npos) << st.message();
+}
+
+// The tree as the whole-list builder made it (every document placed in one DirBuilder, then stored):
+// the streaming writer must give the same root, so daily trees keep deduplicating against older ones.
+TEST(Firestore, TheTreeWriterGivesTheTreeOneDirBuilderGives) {
+  testing::TempDir dir;
+  auto repo = testing::init_repo(dir.path);
+  ASSERT_TRUE(repo);
+  std::vector<std::string> names;
+  for (int i = 0; i < 6000; ++i) names.push_back(fmt::format("users/u{}", i * 7919 % 100003));
+  for (int i = 0; i < 300; ++i) names.push_back(fmt::format("users/u{}/orders/o{}", i * 13, i));
+  names.push_back("a-b/x");
+  std::sort(names.begin(), names.end(), firestore_name_less);
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  auto node_of = [](const std::string& rel) {
+    repo::Node n;
+    n.kind = repo::NodeKind::kFile;
+    n.mode = 0644;
+    n.size = rel.size();
+    n.mtime_ns = static_cast<int64_t>(rel.size()) * 1000;
+    return n;
+  };
+  repo::WriteSession session(*repo);
+  repo::DirBuilder reference;
+  repo::DirBuilder& docs = reference.dirs["documents"];
+  std::string group, bucket;
+  size_t groups = 0;
+  for (const auto& rel : names) {
+    std::string name = escape_name(rel);
+    if (group.empty()) group = name, ++groups;
+    if (bucket.empty()) bucket = name;
+    docs.place(group + "/" + bucket + "/" + name, node_of(rel));
+    uint64_t h = name_hash(rel);
+    if (h % 16 == 0) bucket.clear();
+    if (h % 1024 == 0) group.clear(), bucket.clear();
+  }
+  ASSERT_GE(groups, 3u);  // the test crosses group boundaries
+  auto expected = reference.store(session);
+  ASSERT_TRUE(expected.is_ok());
+  DocumentTreeWriter writer(session);
+  for (const auto& rel : names) ASSERT_TRUE(writer.add(rel, node_of(rel)).is_ok());
+  auto got = writer.finish();
+  ASSERT_TRUE(got.is_ok()) << got.status().message();
+  EXPECT_EQ(*got, *expected);
+  ASSERT_TRUE(session.flush().is_ok());
+  std::vector<std::string> walked;
+  ASSERT_TRUE(for_each_document_node(*repo, *got, [&](const std::string& rel, const repo::Node&) {
+                walked.push_back(rel);
+                return Status::ok();
+              }).is_ok());
+  std::sort(walked.begin(), walked.end(), firestore_name_less);
+  EXPECT_EQ(walked, names);
+
+  // An empty database still has its documents directory.
+  DocumentTreeWriter empty(session);
+  auto e = empty.finish();
+  repo::DirBuilder empty_reference;
+  empty_reference.dirs["documents"];
+  EXPECT_EQ(*e, *empty_reference.store(session));
+}
+
+TEST(Firestore, TheTreeWriterRefusesDocumentsOutOfOrder) {
+  testing::TempDir dir;
+  auto repo = testing::init_repo(dir.path);
+  ASSERT_TRUE(repo);
+  repo::WriteSession session(*repo);
+  DocumentTreeWriter writer(session);
+  ASSERT_TRUE(writer.add("users/b", repo::Node{}).is_ok());
+  auto st = writer.add("users/a", repo::Node{});
+  EXPECT_FALSE(st.is_ok());
+  EXPECT_NE(st.message().find("out of name order"), std::string::npos) << st.message();
+  EXPECT_FALSE(writer.add("users/b", repo::Node{}).is_ok());  // the same name twice too
+}
+
+// A reader's failure stops the producer early instead of letting it queue every document.
+TEST(Firestore, StoredDocumentsStopTheProducerAtTheFirstFailure) {
+  testing::TempDir dir;
+  auto repo = testing::init_repo(dir.path);
+  ASSERT_TRUE(repo);
+  std::vector<repo::Node> stored;
+  {
+    repo::WriteSession session(*repo);
+    for (int i = 0; i < 20; ++i) {
+      std::string text = doc(fmt::format("users/u{}", i), nlohmann::json::object()).dump();
+      auto n = repo::store_bytes_node(session, fmt::format("u{}", i), as_bytes(text), 0644, 0);
+      ASSERT_TRUE(n.is_ok());
+      stored.push_back(*n);
+    }
+    ASSERT_TRUE(session.flush().is_ok());
+  }
+  size_t emitted = 0, seen = 0;
+  auto produce = [&](const std::function<Status(repo::Node&&)>& emit) -> Status {
+    for (size_t i = 0; i < 100000; ++i) {
+      ++emitted;
+      LB_RETURN_IF_ERROR(emit(repo::Node(stored[i % stored.size()])));
+    }
+    return Status::ok();
+  };
+  std::mutex mu;
+  Status st = for_each_stored(*repo, produce, 2, 10, [&](std::vector<nlohmann::json>&& docs) -> Status {
+    std::lock_guard<std::mutex> g(mu);
+    seen += docs.size();
+    return Error(Code::kIo, "the target went away");
+  });
+  EXPECT_EQ(st.code(), Code::kIo);
+  EXPECT_EQ(st.message(), "the target went away");
+  EXPECT_LT(emitted, 1000u);  // stopped within the bounded queue, not after 100,000
+  EXPECT_GT(seen, 0u);
+
+  size_t all = 0;
+  std::atomic<size_t> read{0};
+  auto produce_all = [&](const std::function<Status(repo::Node&&)>& emit) -> Status {
+    for (const auto& n : stored) {
+      ++all;
+      LB_RETURN_IF_ERROR(emit(repo::Node(n)));
+    }
+    return Status::ok();
+  };
+  ASSERT_TRUE(for_each_stored(*repo, produce_all, 3, 7, [&](std::vector<nlohmann::json>&& docs) {
+                read += docs.size();
+                return Status::ok();
+              }).is_ok());
+  EXPECT_EQ(read.load(), stored.size());
 }
 
 TEST(Firestore, RampStartsAt500WritesASecondAndGrowsHalfEveryFiveMinutes) {

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <mutex>
 
 #include "cloud/firestore_client.h"
@@ -22,6 +23,9 @@ namespace {
 // Documents a query asks for at once. Large: the emulator scans its whole database for every query,
 // so fewer, longer queries are much faster there; a page of this size stays a few tens of MB.
 constexpr size_t kPage = 20000;
+// Documents a range holds at most, so the ranges waiting for the tree stay bounded (a range costs a
+// node per document until its turn: ~300 bytes each).
+constexpr size_t kRangeDocs = 20000;
 
 struct ReadDoc {
   std::string relative;
@@ -53,11 +57,22 @@ std::vector<cloud::FirestoreRange> collection_ranges(const std::string& root, co
 
 Result<std::vector<cloud::FirestoreRange>> split_ranges(const cloud::FirestoreClient& client, const std::string& root,
                                                         const std::vector<std::string>& collections, size_t parts,
-                                                        const std::string& read_time) {
+                                                        const std::string& read_time, size_t max_docs) {
   auto base = collection_ranges(root, collections);
-  if (parts <= 1) return base;
+  if (parts <= 1 && max_docs == 0) return base;
+  auto enough = [&](int64_t n) {
+    size_t k = std::max<size_t>(1, parts);
+    if (max_docs) k = std::max<size_t>(k, (static_cast<size_t>(std::max<int64_t>(0, n)) + max_docs - 1) / max_docs);
+    return k;
+  };
   if (collections.empty()) {
-    LB_ASSIGN_OR_RETURN(auto cuts, client.partition(root, parts, read_time));
+    size_t want = parts;
+    if (max_docs && !client.emulator()) {
+      LB_ASSIGN_OR_RETURN(int64_t n, client.count(root, base.front(), read_time));
+      want = enough(n);
+    }
+    LB_ASSIGN_OR_RETURN(auto cuts, want > 1 ? client.partition(root, want, read_time)
+                                            : Result<std::optional<std::vector<std::string>>>(std::optional<std::vector<std::string>>()));
     if (cuts) {
       std::vector<cloud::FirestoreRange> out;
       std::string start;
@@ -70,11 +85,12 @@ Result<std::vector<cloud::FirestoreRange>> split_ranges(const cloud::FirestoreCl
     }
   }
   // No partitionQuery (the emulator): count each range and cut it at evenly spaced offsets, into
-  // about one range per reader (every query costs the emulator a scan of the database).
+  // about one range per reader (every query costs the emulator a scan of the database), or more
+  // when a range would hold more than max_docs documents.
   std::vector<cloud::FirestoreRange> out;
   for (const auto& r : base) {
     LB_ASSIGN_OR_RETURN(int64_t n, client.count(root, r, read_time));
-    size_t k = std::min<size_t>(std::max<size_t>(1, parts), static_cast<size_t>(n / 1000) + 1);
+    size_t k = std::min<size_t>(enough(n), static_cast<size_t>(n / 1000) + 1);
     std::string start = r.start;
     for (size_t i = 1; i < k; ++i) {
       LB_ASSIGN_OR_RETURN(auto cut, client.name_at(root, r, n * static_cast<int64_t>(i) / static_cast<int64_t>(k), read_time));
@@ -112,54 +128,90 @@ Result<FirestoreBackupResult> backup_firestore(repo::Repository& repo, const Fir
   };
 
   const size_t readers = std::max<size_t>(1, options.readers);
-  LB_ASSIGN_OR_RETURN(auto ranges, split_ranges(*client, root, options.collections, client->emulator() ? readers : readers * 4, read_time));
+  // Ranges of at most kRangeDocs documents, in name order: they reach the tree in order, at most
+  // readers + 1 of them held at a time (docs/memory.md).
+  std::vector<std::string> collections = options.collections;
+  std::sort(collections.begin(), collections.end(), firestore_name_less);
+  LB_ASSIGN_OR_RETURN(auto ranges, split_ranges(*client, root, collections, client->emulator() ? readers : readers * 4,
+                                                read_time, kRangeDocs));
 
   LB_RETURN_IF_ERROR(repo.reconcile_packs().status());  // what earlier backups stored (and is there) is not stored again
   repo::WriteSession session(repo);
+  DocumentTreeWriter tree(session);
+  struct RangeOut {
+    std::vector<ReadDoc> docs;
+    bool done = false;
+  };
+  std::vector<RangeOut> outs(ranges.size());
   std::mutex mu;
-  std::vector<ReadDoc> docs;
+  std::condition_variable range_done;
   StatsMap stats;
   Status failed;
   std::atomic<bool> stop{false};
   uint64_t total_bytes = 0;
   {
     WorkerPool pool(readers, ranges.size() + 1);
-    for (const auto& range : ranges) {
-      pool.submit([&, range] {
+    auto submit = [&](size_t i) {
+      pool.submit([&, i] {
+        const auto& range = ranges[i];
         std::vector<ReadDoc> mine;
         StatsMap my_stats;
         uint64_t bytes = 0;
-        Status st = read_range(*client, root, range, read_time, kPage, false, [&](std::vector<nlohmann::json>& page) -> Status {
-          for (auto& d : page) {
-            std::string rel = relative_name(d.value("name", ""), root);
-            if (rel.empty()) continue;
-            nlohmann::json stored = stored_document(d, root);
-            std::string text = stored.dump();
-            int64_t mtime = 0;
-            if (auto t = parse_time(stored.value("updateTime", "")); t) mtime = *t;
-            LB_ASSIGN_OR_RETURN(auto node, repo::store_bytes_node(session, escape_name(rel), as_bytes(text), 0644, mtime));
-            node.atime_ns = node.ctime_ns = 0;  // one time per document keeps the daily trees small
-            bytes += text.size();
-            progress.files_done++;
-            progress.bytes_done += text.size();
-            my_stats[top_collection(rel)].add(stored);
-            mine.push_back({rel, std::move(node)});
-          }
-          return window_check();
-        }, &stop);
+        Status st = read_range_each(*client, root, range, read_time, kPage, [&](nlohmann::json&& d) -> Status {
+          std::string rel = relative_name(d.value("name", ""), root);
+          if (rel.empty()) return Status::ok();
+          nlohmann::json stored = stored_document(d, root);
+          std::string text = stored.dump();
+          int64_t mtime = 0;
+          if (auto t = parse_time(stored.value("updateTime", "")); t) mtime = *t;
+          LB_ASSIGN_OR_RETURN(auto node, repo::store_bytes_node(session, escape_name(rel), as_bytes(text), 0644, mtime));
+          node.atime_ns = node.ctime_ns = 0;  // one time per document keeps the daily trees small
+          bytes += text.size();
+          progress.files_done++;
+          progress.bytes_done += text.size();
+          my_stats[top_collection(rel)].add(stored);
+          mine.push_back({rel, std::move(node)});
+          return Status::ok();
+        }, window_check, &stop);
         if (!st.is_ok() && cloud::firestore_read_time_too_old(st))
           st = st.with_context(fmt::format("the server no longer keeps the read time {} (without point-in-time recovery it "
                                            "keeps an hour); nothing was committed", read_time));
+        std::sort(mine.begin(), mine.end(), [](const ReadDoc& a, const ReadDoc& b) { return firestore_name_less(a.relative, b.relative); });
         std::lock_guard<std::mutex> g(mu);
         if (!st.is_ok()) {
           if (failed.is_ok()) failed = st;
           stop = true;
-          return;
+        } else {
+          total_bytes += bytes;
+          merge_stats(stats, my_stats);
+          outs[i].docs = std::move(mine);
         }
-        total_bytes += bytes;
-        merge_stats(stats, my_stats);
-        for (auto& d : mine) docs.push_back(std::move(d));
+        outs[i].done = true;
+        range_done.notify_all();
       });
+    };
+    const size_t window = readers + 1;
+    size_t submitted = 0;
+    for (; submitted < std::min(window, ranges.size()); ++submitted) submit(submitted);
+    for (size_t i = 0; i < ranges.size(); ++i) {
+      std::vector<ReadDoc> docs;
+      {
+        std::unique_lock<std::mutex> l(mu);
+        range_done.wait(l, [&] { return outs[i].done || stop; });
+        if (stop) break;
+        docs = std::move(outs[i].docs);
+        outs[i].docs = {};
+      }
+      for (auto& d : docs) {
+        if (Status st = tree.add(d.relative, std::move(d.node)); !st.is_ok()) {
+          std::lock_guard<std::mutex> g(mu);
+          if (failed.is_ok()) failed = st;
+          stop = true;
+          break;
+        }
+      }
+      if (stop) break;
+      if (submitted < ranges.size()) submit(submitted++);
     }
     pool.wait_idle();
   }
@@ -170,27 +222,22 @@ Result<FirestoreBackupResult> backup_firestore(repo::Repository& repo, const Fir
   }
   progress.totals_final = true;
 
-  std::sort(docs.begin(), docs.end(), [](const ReadDoc& a, const ReadDoc& b) { return firestore_name_less(a.relative, b.relative); });
+  const size_t documents = tree.count();
   for (const auto& c : options.collections) stats[c];  // an empty collection asked for is recorded as empty
-  LB_ASSIGN_OR_RETURN(auto root_id, store_document_tree(session, docs.size(), [&](size_t i) -> std::pair<std::string, repo::Node> {
-                        return {docs[i].relative, docs[i].node};
-                      }));
+  LB_ASSIGN_OR_RETURN(auto root_id, tree.finish());
   LB_RETURN_IF_ERROR(session.flush());
 
   // Read every document back from the repository — the stored tree, loaded again, and each document
   // it names — not the list just stored, and recount: a document the tree lost fails like a changed one.
-  LB_ASSIGN_OR_RETURN(auto stored_docs, document_nodes(repo, root_id));
-  std::vector<repo::Node> nodes;
-  nodes.reserve(stored_docs.size());
-  for (auto& [name, node] : stored_docs) nodes.push_back(std::move(node));
-  LB_ASSIGN_OR_RETURN(StatsMap reread, stats_of_nodes(repo, nodes, readers));
+  size_t stored_documents = 0;
+  LB_ASSIGN_OR_RETURN(StatsMap reread, stats_of_tree(repo, root_id, readers, stored_documents));
   for (const auto& c : options.collections) reread[c];
   nlohmann::json checks = nlohmann::json::array();
-  bool same = reread == stats && stored_docs.size() == docs.size();
+  bool same = reread == stats && stored_documents == documents;
   checks.push_back({{"check", "hashes"},
                     {"ok", same},
                     {"detail", same ? fmt::format("{} documents in {} collections read back from the repository match their counts and hashes",
-                                                  docs.size(), stats.size())
+                                                  documents, stats.size())
                                     : "documents read back from the repository differ from what was read"}});
   if (!same) return Error(Code::kCorrupt, fmt::format("{}: documents read back from the repository differ from what the server sent; nothing was committed", db));
 
@@ -205,7 +252,7 @@ Result<FirestoreBackupResult> backup_firestore(repo::Repository& repo, const Fir
                    {"database", options.database.empty() ? "(default)" : options.database},
                    {"name", options.name.empty() ? db : options.name},
                    {"read_time", read_time},
-                   {"documents", docs.size()},
+                   {"documents", documents},
                    {"bytes", total_bytes},
                    {"collections", stats_json(stats)},
                    {"only", options.collections},
@@ -213,7 +260,7 @@ Result<FirestoreBackupResult> backup_firestore(repo::Repository& repo, const Fir
                    {"ranges", ranges.size()},
                    {"finished_ns", now_unix_ns()}};
   snap.summary = repo::session_summary(session, start_mono);
-  snap.summary["documents"] = docs.size();
+  snap.summary["documents"] = documents;
   snap.summary["total_bytes"] = total_bytes;
   snap.summary["collections"] = stats.size();
   snap.summary["checks"] = checks;

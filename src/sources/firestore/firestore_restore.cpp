@@ -188,12 +188,17 @@ Result<FirestoreRestoreResult> restore_firestore(repo::Repository& repo, const F
     LB_RETURN_IF_ERROR(repo.load_index());
     const auto& snap = from.snapshot->snapshot;
     shared.result.read_time = snap.metadata.value("read_time", "");
-    LB_ASSIGN_OR_RETURN(auto all, document_nodes(repo, snap.tree));
-    std::vector<repo::Node> nodes;
-    for (auto& [rel, node] : all)
-      if (in_collections(o.collections, rel)) nodes.push_back(std::move(node));
-    progress.files_total = nodes.size();
+    // The documents stream from the tree a batch at a time (docs/memory.md); the total is the backup's record.
+    uint64_t total = 0;
+    for (const auto& [c, st] : stats_from_json(snap.metadata.value("collections", nlohmann::json::object())))
+      if (in_collections(o.collections, c)) total += st.documents;
+    progress.files_total = total;
     progress.totals_final = true;
+    auto produce = [&](const std::function<Status(repo::Node&&)>& emit) {
+      return for_each_document_node(repo, snap.tree, [&](const std::string& rel, const repo::Node& node) {
+        return in_collections(o.collections, rel) ? emit(repo::Node(node)) : Status::ok();
+      });
+    };
     if (restored_collections.empty())
       for (auto it = snap.metadata["collections"].begin(); it != snap.metadata["collections"].end(); ++it)
         restored_collections.push_back(it.key());
@@ -201,7 +206,7 @@ Result<FirestoreRestoreResult> restore_firestore(repo::Repository& repo, const F
     // the source's documents adds none of it.
     if (!restored_collections.empty())
       present = std::async(std::launch::async, [&] { return target_names(*client, target_root, restored_collections); });
-    Status written = for_each_stored(repo, nodes, writers, kBatch, [&](std::vector<nlohmann::json>&& docs) {
+    Status written = for_each_stored(repo, produce, writers, kBatch, [&](std::vector<nlohmann::json>&& docs) {
       return write_documents(*client, target_db, target_root, std::move(docs), o, ramp, shared, progress);
     });
     if (present.valid()) present.wait();
@@ -278,11 +283,12 @@ Result<ManagedExport> export_firestore(repo::Repository& repo, const FirestoreSo
     LB_RETURN_IF_ERROR(repo.load_index());
     const auto& snap = from.snapshot->snapshot;
     project = snap.metadata.value("project", "");
-    LB_ASSIGN_OR_RETURN(auto all, document_nodes(repo, snap.tree));
-    std::vector<repo::Node> nodes;
-    for (auto& [rel, node] : all)
-      if (in_collections(collections, rel)) nodes.push_back(std::move(node));
-    LB_RETURN_IF_ERROR(for_each_stored(repo, nodes, 4, 256, keep));
+    auto produce = [&](const std::function<Status(repo::Node&&)>& emit) {
+      return for_each_document_node(repo, snap.tree, [&](const std::string& rel, const repo::Node& node) {
+        return in_collections(collections, rel) ? emit(repo::Node(node)) : Status::ok();
+      });
+    };
+    LB_RETURN_IF_ERROR(for_each_stored(repo, produce, 4, 256, keep));
     LB_RETURN_IF_ERROR(match_record(stats, snap.metadata.value("collections", nlohmann::json::object())));
   } else {
     LB_ASSIGN_OR_RETURN(auto client, cloud::FirestoreClient::from_environment());
