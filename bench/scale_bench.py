@@ -19,8 +19,13 @@
   each up and restores it into another project, peak RSS of each: what grows per document is the
   difference over the difference in documents.
 
+- bucket: a GCS bucket of --bucket-objects (default 10 million) objects in folders of 1,000, served
+  by a synthetic GCS JSON API (tests/peers/synthetic_gcs.py, a fake: fake-gcs-server keeps every
+  object in memory and cannot hold that many). Zero-byte objects, so the run is the listing path
+  alone (listing, parent lookups, trees; no downloads), then --bucket-data-objects (default 1
+  million) objects of ~25 bytes each, downloaded and stored. Peak RSS against the 1.5 GiB goal.
+
 LIFEBOAT_BIN runs another build of lifeboat (a copy, so a rebuild cannot change the binary mid-run).
-Not here yet (issue 39 says so): the 10-million-object bucket listing.
 """
 import argparse
 import json
@@ -77,6 +82,8 @@ def main():
     ap.add_argument("--image-gib", type=float, default=0, help="put the tree on a sparse ext4 image of this size")
     ap.add_argument("--index-blobs", type=int, default=50_000_000)
     ap.add_argument("--firestore-docs", type=int, default=300_000)
+    ap.add_argument("--bucket-objects", type=int, default=10_000_000)
+    ap.add_argument("--bucket-data-objects", type=int, default=1_000_000)
     a = ap.parse_args()
     work = Path(a.work)
     shutil.rmtree(work, ignore_errors=True)
@@ -104,6 +111,8 @@ def main():
             index_memory(a, work, env, row)
         if "firestore" in parts:
             firestore_memory(a, work, env, row)
+        if "bucket" in parts:
+            bucket_memory(a, work, env, row)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(a.tree_dir, ignore_errors=True)
@@ -114,7 +123,8 @@ def main():
                                      f"a tree of {a.files:,} small files" if "tree" in parts else "",
                                      f"an index of {a.index_blobs:,} blobs" if "index" in parts else "",
                                      f"Firestore databases of {a.firestore_docs // 3:,} and {a.firestore_docs:,} documents"
-                                     if "firestore" in parts else ""] if x)
+                                     if "firestore" in parts else "",
+                                     f"a bucket of {a.bucket_objects:,} objects" if "bucket" in parts else ""] if x)
     lines = [f"## Scale: {title} in bounded memory ({datetime.date.today()})", "",
              machine_line(f"{version}; {restic_version}; MLflow 3.17.2; giftless",
                           "One run each (minutes per run at this size); peak RSS is /usr/bin/time's maximum resident size."),
@@ -126,6 +136,8 @@ def main():
             goal = "≤ 40 bytes per blob at 50 M blobs"
         elif "Firestore" in what:
             goal = "streams: bounded whatever the documents"
+        elif "bucket" in what:
+            goal = ("≤ 1.5 GiB ✅" if rss <= 1.5 * 2**30 else "≤ 1.5 GiB ❌") if "10,000,000" in what else "≤ 1.5 GiB at 10 M objects"
         elif "files" in what:
             goal = ("≤ 1 GiB ✅" if rss <= 2**30 else "≤ 1 GiB ❌") if a.files >= 10_000_000 else "≤ 1 GiB at 10 M files"
         else:
@@ -146,6 +158,12 @@ def main():
                   f"restore into another project with 4 writers and `--check none`. Per document beyond the smaller run: backup "
                   f"{sl['backup']:.0f} bytes, restore {sl['restore']:.0f} bytes (the rest is the pages and batches in flight, "
                   "bounded whatever the size of the database)."]
+    if "bucket" in parts:
+        lines += ["", "The bucket: a synthetic GCS JSON API (tests/peers/synthetic_gcs.py, a fake that makes objects up as they are "
+                  "listed or read; fake-gcs-server keeps every object in memory and cannot hold ten million). Folders of 1,000 "
+                  "objects, each with the resource fields a real listing gives. The zero-byte run is the listing path alone "
+                  "(nothing to download); the other downloads and stores every object. The second backup of each finds every "
+                  "object unchanged in its parent snapshot."]
     if "index" in parts:
         lines += ["", "The index: `synth_repo --index-only` writes index files alone (200,000 entries each, 4,000 per pack); "
                   "`synth_repo --measure-index` opens the repository in a fresh process and loads them. 'kept' is the resident "
@@ -196,6 +214,21 @@ def firestore_memory(a, work, env, row):
     a.firestore_slopes = {op: (peaks[(op, big)] - peaks[(op, small)]) / (big - small) for op in ("backup", "restore")}
     for op, slope in a.firestore_slopes.items():
         print(f"Firestore {op}: {slope:.0f} bytes per document beyond the smaller run", flush=True)
+
+
+def bucket_memory(a, work, env, row):
+    """A bucket backup against the synthetic GCS API: the listing path at --bucket-objects, then real downloads."""
+    for n, empty in ((a.bucket_objects, True), (a.bucket_data_objects, False)):
+        with peers.SyntheticGcs(n, per_folder=1000, empty=empty) as gcs:
+            genv = dict(env, **gcs.env())
+            repo = work / f"bucket-repo-{n}"
+            timed([LIFEBOAT, "-r", repo, "init", *LIFEBOAT_INIT_SETTINGS], genv)
+            secs, rss, _ = timed([LIFEBOAT, "-r", repo, "--no-progress", "backup", "gcs", "gs://synthetic"], genv)
+            what = "zero-byte objects: the listing path" if empty else "~25-byte objects, downloaded"
+            row(f"bucket of {n:,} {what}: Lifeboat backup", secs, rss)
+            secs, rss, _ = timed([LIFEBOAT, "-r", repo, "--no-progress", "backup", "gcs", "gs://synthetic"], genv)
+            row(f"bucket of {n:,} {what}: Lifeboat backup again (nothing changed)", secs, rss)
+            shutil.rmtree(repo)
 
 
 def index_memory(a, work, env, row):

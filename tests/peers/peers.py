@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -62,6 +63,40 @@ class Peer:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class SyntheticGcs(Peer):
+    """A FAKE GCS JSON API that makes its objects up (tests/peers/synthetic_gcs.py): millions of them,
+    no storage. Read-only; bucket `synthetic`."""
+
+    def __init__(self, objects, per_folder=1000, empty=False):
+        self.port = free_port()
+        self.args = ["--objects", str(objects), "--per-folder", str(per_folder)] + (["--empty"] if empty else [])
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+
+    def start(self):
+        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("synthetic_gcs.py")), "--port", str(self.port),
+                                      *self.args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port, self.proc, what="synthetic GCS")
+        return self
+
+    def env(self):
+        return {"CLOUD_STORAGE_EMULATOR_ENDPOINT": self.endpoint}
+
+
+class AckMongo(Peer):
+    """A FAKE MongoDB (tests/peers/ack_mongo.py) that acknowledges every write and stores nothing: a
+    restore tool's client path measured alone."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.uri = f"mongodb://127.0.0.1:{self.port}/"
+
+    def start(self):
+        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("ack_mongo.py")), "--port", str(self.port)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port, self.proc, what="acknowledging MongoDB")
+        return self
 
 
 class FerretDB(Peer):
