@@ -148,16 +148,21 @@ void DirBuilder::place(const std::string& relative_path, Node node) {
   d->files[node.name] = std::move(node);
 }
 
+Node dir_node(std::string name, const BlobId& subtree, uint32_t mode, int64_t mtime_ns) {
+  Node n;
+  n.kind = NodeKind::kDir;
+  n.name = std::move(name);
+  n.mode = mode;
+  n.subtree = subtree;
+  n.mtime_ns = mtime_ns;
+  return n;
+}
+
 Result<BlobId> DirBuilder::store(WriteSession& session) const {
   Tree t;
   for (const auto& [name, sub] : dirs) {
     LB_ASSIGN_OR_RETURN(auto id, sub.store(session));
-    Node n;
-    n.kind = NodeKind::kDir;
-    n.name = name;
-    n.mode = 0755;
-    n.subtree = id;
-    t.nodes.push_back(std::move(n));
+    t.nodes.push_back(dir_node(name, id));
   }
   for (const auto& [name, node] : files) t.nodes.push_back(node);
   t.sort();

@@ -41,6 +41,9 @@ class NodeReader {
   size_t pos_ = 0;
 };
 
+// A directory node pointing at `subtree`.
+Node dir_node(std::string name, const BlobId& subtree, uint32_t mode = 0755, int64_t mtime_ns = 0);
+
 // A directory being built: subdirectories by name, file nodes by name.
 struct DirBuilder {
   std::map<std::string, DirBuilder> dirs;

@@ -23,10 +23,11 @@ import base64
 import datetime
 import json
 import re
-import socket
 import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
+
+from http_fake import FakeHandler
 
 _TABLE = []
 for _i in range(256):
@@ -215,24 +216,9 @@ def handle(method, path, query, body):
     raise ApiError(404, f"Method not found: {method} {path}")
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def setup(self):
-        super().setup()
-        # Headers and body go out in two writes: without this, Nagle and delayed ACKs cost 40 ms a reply.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, *args):
-        pass
-
+class Handler(FakeHandler):
     def reply(self, code, obj):
-        data = json.dumps(obj).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.send_body(code, json.dumps(obj).encode(), "application/json; charset=UTF-8")
 
     def run(self, method):
         url = urllib.parse.urlsplit(self.path)

@@ -16,11 +16,12 @@ import base64
 import hashlib
 import json
 import re
-import socket
 import struct
 import sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlparse
+
+from http_fake import FakeHandler
 
 BUCKET = "synthetic"
 GENERATION = 1733500000000000
@@ -90,24 +91,9 @@ class Objects:
 
 
 def handler(objects: Objects):
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def setup(self):
-            super().setup()
-            # Headers and body leave in two writes: without this, Nagle and the client's delayed ACK
-            # hold every reply 40 ms.
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-        def log_message(self, *args):
-            pass
-
+    class Handler(FakeHandler):
         def reply(self, status, body: bytes, content_type="application/json"):
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.send_body(status, body, content_type)
 
         def not_found(self):
             self.reply(404, json.dumps({"error": {"code": 404, "message": "Not Found"}}).encode())

@@ -22,14 +22,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-repo::Node dir_node(const std::string& name, const repo::BlobId& subtree) {
-  repo::Node n;
-  n.kind = repo::NodeKind::kDir;
-  n.name = name;
-  n.mode = 0700;
-  n.subtree = subtree;
-  return n;
-}
+// Directories of a config snapshot: owner only, like the secrets they hold.
+repo::Node dir_node(const std::string& name, const repo::BlobId& subtree) { return repo::dir_node(name, subtree, 0700); }
 
 Result<repo::Node> data_node(repo::WriteSession& session, const std::string& name, ByteView data, int64_t mtime_ns) {
   return repo::store_bytes_node(session, name, data, 0600, mtime_ns);  // secrets and their metadata: owner only

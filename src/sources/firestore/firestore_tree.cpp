@@ -79,12 +79,7 @@ Status DocumentTreeWriter::add(const std::string& relative, repo::Node node) {
 Status DocumentTreeWriter::close_group() {
   if (group_.empty()) return Status::ok();
   LB_ASSIGN_OR_RETURN(auto id, open_group_.store(session_));
-  repo::Node n;
-  n.kind = repo::NodeKind::kDir;
-  n.name = group_;
-  n.mode = 0755;
-  n.subtree = id;
-  groups_.nodes.push_back(std::move(n));
+  groups_.nodes.push_back(repo::dir_node(group_, id));
   open_group_ = {};
   group_.clear();
   bucket_.clear();
@@ -96,12 +91,7 @@ Result<repo::BlobId> DocumentTreeWriter::finish() {
   groups_.sort();
   LB_ASSIGN_OR_RETURN(auto documents, session_.store_tree(groups_));
   repo::Tree root;
-  repo::Node n;
-  n.kind = repo::NodeKind::kDir;
-  n.name = "documents";
-  n.mode = 0755;
-  n.subtree = documents;
-  root.nodes.push_back(std::move(n));
+  root.nodes.push_back(repo::dir_node("documents", documents));
   return session_.store_tree(root);
 }
 

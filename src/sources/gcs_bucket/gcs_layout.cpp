@@ -3,6 +3,7 @@
 #include <fnmatch.h>
 
 #include "core/names.h"
+#include "repo/node_io.h"
 #include "repo/snapshot_select.h"
 #include "repo/tree_walk.h"
 #include "sources/gcs_bucket/gcs_bucket.h"
@@ -132,14 +133,7 @@ Status StreamingObjectTree::close_to(size_t depth) {
 // ("a" beside "a/b") is shown as "a%" (escaping never ends a name in '%').
 Result<repo::BlobId> StreamingObjectTree::store(Level& level) {
   repo::Tree t;
-  for (const auto& [name, id] : level.dirs) {
-    repo::Node n;
-    n.kind = repo::NodeKind::kDir;
-    n.name = name;
-    n.mode = 0755;
-    n.subtree = id;
-    t.nodes.push_back(std::move(n));
-  }
+  for (const auto& [name, id] : level.dirs) t.nodes.push_back(repo::dir_node(name, id));
   for (auto& [name, node] : level.files) {
     if (level.dirs.count(name)) node.name = name + "%";
     t.nodes.push_back(std::move(node));

@@ -173,12 +173,7 @@ Result<VersionBackup> backup_version(repo::Repository& repo, const ModelsBackupO
   LB_ASSIGN_OR_RETURN(auto mv_node, repo::store_bytes_node(session, "model_version.json", as_bytes(mv), 0644, v.mtime_ns));
   t.nodes.push_back(std::move(rm_node));
   t.nodes.push_back(std::move(mv_node));
-  repo::Node an;
-  an.kind = repo::NodeKind::kDir;
-  an.name = "artifacts";
-  an.mode = 0755;
-  an.subtree = *artifacts;
-  t.nodes.push_back(an);
+  t.nodes.push_back(repo::dir_node("artifacts", *artifacts));
   t.sort();
   LB_ASSIGN_OR_RETURN(auto root_id, session.store_tree(t));
 

@@ -10,6 +10,7 @@
 #include "core/interrupt.h"
 #include "core/time.h"
 #include "core/worker_pool.h"
+#include "repo/node_io.h"
 #include "repo/write_session.h"
 
 namespace lifeboat::sources::mongodb {
@@ -66,16 +67,6 @@ repo::Node file_node(std::string name, const repo::StoredStream& s, int64_t mtim
   n.mode = 0644;
   n.size = s.size_bytes;
   n.content = s.content;
-  n.mtime_ns = mtime_ns;
-  return n;
-}
-
-repo::Node dir_node(std::string name, const repo::BlobId& subtree, int64_t mtime_ns) {
-  repo::Node n;
-  n.kind = repo::NodeKind::kDir;
-  n.name = std::move(name);
-  n.mode = 0755;
-  n.subtree = subtree;
   n.mtime_ns = mtime_ns;
   return n;
 }
@@ -305,14 +296,14 @@ Result<MongoBackupResult> backup_mongodb(repo::Repository& repo, const MongoBack
     }
     dir.sort();
     LB_ASSIGN_OR_RETURN(auto subtree, session.store_tree(dir));
-    root.nodes.push_back(dir_node(db, subtree, now));
+    root.nodes.push_back(repo::dir_node(db, subtree, 0755, now));
   }
   // Databases without collections still appear, so a restore recreates the name.
   root.sort();
   for (const auto& d : dbs)
     if (!root.find(d)) {
       LB_ASSIGN_OR_RETURN(auto empty, session.store_tree(repo::Tree{}));
-      root.nodes.push_back(dir_node(d, empty, now));
+      root.nodes.push_back(repo::dir_node(d, empty, 0755, now));
     }
   root.sort();
   LB_ASSIGN_OR_RETURN(auto root_id, session.store_tree(root));
