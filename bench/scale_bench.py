@@ -126,7 +126,9 @@ def main():
                                      if "firestore" in parts else "",
                                      f"a bucket of {a.bucket_objects:,} objects" if "bucket" in parts else ""] if x)
     lines = [f"## Scale: {title} in bounded memory ({datetime.date.today()})", "",
-             machine_line(f"{version}; {restic_version}; MLflow 3.17.2; giftless",
+             machine_line("; ".join([f"Lifeboat {version}"] + ([restic_version] if parts & {"artifact", "lfs", "tree"} else []) +
+                                    (["MLflow 3.17.2", "giftless"] if parts & {"artifact", "lfs"} else []) +
+                                    (["Cloud Firestore emulator (google-cloud-cli-firestore-emulator 528.0.0)"] if "firestore" in parts else [])),
                           "One run each (minutes per run at this size); peak RSS is /usr/bin/time's maximum resident size."),
              "", "| operation | time s | peak RSS MiB | goal |", "|---|---|---|---|"]
     for what, secs, rss in rows:
