@@ -113,7 +113,7 @@ def main():
         peaks[(phase, tool)] = max(peaks.get((phase, tool), 0), rss)
         print(f"  {phase:<8} {tool:<9} {dt:7.2f} s  {args.docs / dt:9.0f} docs/s  peak {rss / 2**20:.0f} MiB", flush=True)
 
-    settings = {}
+    settings, sweep_lines = {}, []
 
     def lifeboat_restore(uri):
         return timed([LIFEBOAT, "restore", "mongodb", "--uri", uri, "--db", "bench", "--to-db", "bench=lb_restored", "--drop",
@@ -134,9 +134,13 @@ def main():
         # mongo-tools at their best on this machine: one timed run of each setting, the fastest kept.
         sweep = {pc: mongodump_run(pc)[0] for pc in (1, 2, 4)}
         settings["mongodump"] = min(sweep, key=sweep.get)
-        print(f"mongodump --numParallelCollections: {sweep} -> {settings['mongodump']}", flush=True)
+        sweep_lines.append(f"mongodump --numParallelCollections {', '.join(f'{k}: {v:.2f}' for k, v in sweep.items())}")
+        print(f"mongodump --numParallelCollections: { {k: round(v, 2) for k, v in sweep.items()} } -> {settings['mongodump']}",
+              flush=True)
         sweep = {(pc, iw): mongorestore_run(server.uri, pc, iw)[0] for pc in (1, 2, 4) for iw in (1, 2, 4)}
         settings["mongorestore"] = min(sweep, key=sweep.get)
+        sweep_lines.append("mongorestore (parallel collections, insertion workers) " +
+                           ", ".join(f"{k[0]},{k[1]}: {v:.2f}" for k, v in sweep.items()))
         print(f"mongorestore (--numParallelCollections, --numInsertionWorkersPerCollection): "
               f"{ {f'{k[0]},{k[1]}': round(v, 2) for k, v in sweep.items()} } -> {settings['mongorestore']}", flush=True)
         for r in range(args.repeat):
@@ -196,6 +200,7 @@ def main():
                      f"≥ {goal:g}x {'✅' if ratio >= goal else '❌'} | {peaks[(phase, 'lifeboat')] / 2**20:.0f} / "
                      f"{peaks[(phase, peer)] / 2**20:.0f} MiB |")
     share = {t: 1 - med[("ack", t)] / med[("restore", t)] for t in ("lifeboat", "mongorestore")}
+    lines += ["", "The sweep, seconds per setting: " + "; ".join(sweep_lines) + "."]
     lines += ["", f"The server's share of each restore against FerretDB (1 - time against the acknowledging server / time "
                   f"against FerretDB): Lifeboat {share['lifeboat']:.0%}, mongorestore {share['mongorestore']:.0%}. On a server "
                   f"that kept up, the client paths alone would restore at {args.docs / med[('ack', 'lifeboat')]:,.0f} and "

@@ -1,6 +1,7 @@
 // The Firestore source: a whole database (or named top-level collections with everything below
 // them) read at one server read time, in name order, by several readers over ranges of document
-// names; stored one document per file node so that a day's backup stores only what changed;
+// names (at most 20,000 documents each, handed to the tree in name order, so memory stays bounded);
+// stored one document per file node so that a day's backup stores only what changed;
 // restored with batch writes into the same or another project and database, from a backup or —
 // inside the database's own version retention — from the live database as of an instant — or
 // written as a managed export for `gcloud firestore import` (firestore_export.cpp).
