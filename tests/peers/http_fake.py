@@ -1,4 +1,5 @@
-"""What the HTTP fakes in tests/peers share: a quiet HTTP/1.1 handler that answers without delay."""
+"""What the HTTP fakes in tests/peers share: a quiet HTTP/1.1 handler that answers without delay, and
+Google's CRC32C (Castagnoli) of a payload."""
 import socket
 from http.server import BaseHTTPRequestHandler
 
@@ -20,3 +21,18 @@ class FakeHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+
+_CRC32C_TABLE = []
+for _i in range(256):
+    _c = _i
+    for _ in range(8):
+        _c = (_c >> 1) ^ 0x82F63B78 if _c & 1 else _c >> 1
+    _CRC32C_TABLE.append(_c)
+
+
+def crc32c(data: bytes) -> int:
+    c = 0xFFFFFFFF
+    for b in data:
+        c = _CRC32C_TABLE[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF

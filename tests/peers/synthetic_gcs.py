@@ -21,31 +21,11 @@ import sys
 from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlparse
 
-from http_fake import FakeHandler
+from http_fake import FakeHandler, crc32c
 
 BUCKET = "synthetic"
 GENERATION = 1733500000000000
 TIME = "2026-12-01T00:00:00.000Z"
-
-
-def _crc32c_table():
-    table = []
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        table.append(c)
-    return table
-
-
-_TABLE = _crc32c_table()
-
-
-def crc32c(data: bytes) -> int:
-    c = 0xFFFFFFFF
-    for b in data:
-        c = _TABLE[(c ^ b) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFF
 
 
 class Objects:
