@@ -85,8 +85,6 @@ using NodeProducer = std::function<Status(const std::function<Status(repo::Node&
 // 2 x threads batches wait at a time, so memory does not grow with the documents.
 Status for_each_stored(repo::Repository& repo, const NodeProducer& produce, size_t threads, size_t batch,
                        const std::function<Status(std::vector<nlohmann::json>&&)>& fn);
-Status for_each_stored(repo::Repository& repo, const std::vector<repo::Node>& nodes, size_t threads, size_t batch,
-                       const std::function<Status(std::vector<nlohmann::json>&&)>& fn);
 // Counts and hashes of every document of a snapshot tree, read back from the repository; `documents`
 // gets how many the tree names.
 Result<StatsMap> stats_of_tree(repo::Repository& repo, const repo::BlobId& tree, size_t threads, size_t& documents);

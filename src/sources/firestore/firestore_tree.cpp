@@ -168,17 +168,6 @@ Status for_each_stored(repo::Repository& repo, const NodeProducer& produce, size
   return produced;
 }
 
-Status for_each_stored(repo::Repository& repo, const std::vector<repo::Node>& nodes, size_t threads, size_t batch,
-                       const std::function<Status(std::vector<nlohmann::json>&&)>& fn) {
-  return for_each_stored(
-      repo,
-      [&](const std::function<Status(repo::Node&&)>& emit) -> Status {
-        for (const auto& n : nodes) LB_RETURN_IF_ERROR(emit(repo::Node(n)));
-        return Status::ok();
-      },
-      threads, batch, fn);
-}
-
 Result<StatsMap> stats_of_tree(repo::Repository& repo, const repo::BlobId& tree, size_t threads, size_t& documents) {
   std::mutex mu;
   StatsMap stats;
