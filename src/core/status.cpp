@@ -14,6 +14,7 @@ int exit_code_for(Code code) {
     case Code::kRepoMissing: return 10;
     case Code::kLockFailed: return 11;
     case Code::kWrongPassword: return 12;
+    case Code::kForbidden: return 13;
     case Code::kInterrupted: return 130;
     default: return 1;
   }
@@ -33,6 +34,7 @@ const char* code_name(Code code) {
     case Code::kRepoMissing: return "repository_missing";
     case Code::kLockFailed: return "lock_failed";
     case Code::kWrongPassword: return "wrong_password";
+    case Code::kForbidden: return "forbidden";
     case Code::kInterrupted: return "interrupted";
     case Code::kObjectiveMissed: return "objective_missed";
     case Code::kStale: return "stale";

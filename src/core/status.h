@@ -24,6 +24,7 @@ enum class Code {
   kRepoMissing,      // no repository at the location: exit 10
   kLockFailed,       // could not lock the repository: exit 11
   kWrongPassword,    // no key file opens with the password: exit 12
+  kForbidden,        // the key's role does not allow this (an append key reading, a restore key pruning): exit 13
   kInterrupted,      // SIGINT/SIGTERM: exit 130
   kObjectiveMissed,  // a drill restored and checked everything but missed an objective: exit 4
   // `status` as a health check (each names the sources and why):

@@ -1,5 +1,6 @@
 // OpenSSL 3 and libargon2 behind the small crypto interface.
 #include "crypto/crypto.h"
+#include "crypto/public_key.h"
 
 #include <argon2.h>
 #include <openssl/core_names.h>
@@ -200,6 +201,8 @@ RepoKeys RepoKeys::derive(const Key& master) {
   fill(k.aead, "aead");
   fill(k.content_id, "content-id");
   fill(k.chunker, "chunker");
+  fill(k.seal_private, "seal-x25519-0");
+  k.seal_public = x25519_public(k.seal_private);
   return k;
 }
 

@@ -71,6 +71,10 @@ struct RepoKeys {
   Key aead{};        // seals every stored object
   Key content_id{};  // HMAC key for blob IDs, so IDs do not reveal content
   Key chunker{};     // seeds the gear table, so chunk boundaries do not reveal content
+  // The X25519 key pair append keys seal new data to (generation 0; docs/security.md). Append keys
+  // hold the public half only.
+  Key seal_private{};
+  std::array<uint8_t, 32> seal_public{};
   static RepoKeys derive(const Key& master);
 };
 

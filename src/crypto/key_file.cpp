@@ -1,46 +1,142 @@
 // Key file JSON encoding and wrapping.
 #include "crypto/key_file.h"
 
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "core/json_int.h"
-#include "core/time.h"
 #include "core/platform_user.h"
+#include "core/time.h"
 
 namespace lifeboat::crypto {
 
-Result<KeyFile> KeyFile::create(const Key& master, std::string_view password, const KdfParams& kdf) {
+const char* role_name(Role r) {
+  switch (r) {
+    case Role::kAdmin: return "admin";
+    case Role::kRestore: return "restore";
+    case Role::kAppend: return "append";
+  }
+  return "?";
+}
+
+Result<Role> parse_role(std::string_view name) {
+  for (Role r : {Role::kAdmin, Role::kRestore, Role::kAppend})
+    if (name == role_name(r)) return r;
+  return Error(Code::kInvalidArgument, "unknown key role '" + std::string(name) + "' (admin, restore or append)");
+}
+
+namespace {
+
+template <size_t N>
+std::string b64(const std::array<uint8_t, N>& a) {
+  return base64_encode({a.data(), a.size()});
+}
+
+template <size_t N>
+bool from_b64(const nlohmann::json& j, const char* field, std::array<uint8_t, N>& out) {
+  if (!j.contains(field) || !j[field].is_string()) return false;
+  auto b = base64_decode(j[field].get<std::string>());
+  if (!b || b->size() != N) return false;
+  memcpy(out.data(), b->data(), N);
+  return true;
+}
+
+std::string encode_secrets(const KeySecrets& s) {
+  nlohmann::json j = {{"role", role_name(s.role)}};
+  if (s.role == Role::kAppend) {
+    j["content_id"] = b64(s.content_id);
+    j["chunker"] = b64(s.chunker);
+    j["seal_public"] = b64(s.seal_public);
+    j["seal_generation"] = s.seal_generation;
+    j["cache_key"] = b64(s.cache_key);
+    j["config"] = s.config;
+  } else {
+    j["master"] = b64(s.master);
+  }
+  if (s.signing_seed) j["signing_seed"] = b64(*s.signing_seed);
+  return j.dump();
+}
+
+Result<KeySecrets> decode_secrets(std::string_view text, Role expected) {
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  auto bad = [] { return Error(Code::kCorrupt, "key file's wrapped secrets are malformed"); };
+  if (!j.is_object() || !j.contains("role") || !j["role"].is_string()) return bad();
+  auto role = parse_role(j["role"].get<std::string>());
+  // The role outside (what `key list` shows) must be the role inside (what the secrets allow).
+  if (!role || *role != expected) return Error(Code::kCorrupt, "key file's role does not match its wrapped secrets");
+  KeySecrets s;
+  s.role = *role;
+  if (s.role == Role::kAppend) {
+    if (!from_b64(j, "content_id", s.content_id) || !from_b64(j, "chunker", s.chunker) ||
+        !from_b64(j, "seal_public", s.seal_public) || !from_b64(j, "cache_key", s.cache_key) ||
+        !j.contains("seal_generation") || !j["seal_generation"].is_number_unsigned() || !j.contains("config") ||
+        !j["config"].is_string())
+      return bad();
+    s.seal_generation = static_cast<uint8_t>(j["seal_generation"].get<unsigned>());
+    s.config = j["config"].get<std::string>();
+  } else if (!from_b64(j, "master", s.master)) {
+    return bad();
+  }
+  if (j.contains("signing_seed")) {
+    Key seed;
+    if (!from_b64(j, "signing_seed", seed)) return bad();
+    s.signing_seed = seed;
+  }
+  return s;
+}
+
+}  // namespace
+
+Result<KeyFile> KeyFile::create(KeySecrets secrets, std::string_view password, const KdfParams& kdf, std::string host) {
+  if (!secrets.signing_seed) secrets.signing_seed = random_key();
   KeyFile kf;
+  kf.role = secrets.role;
   kf.kdf = kdf;
   kf.salt = random_bytes(32);
   LB_ASSIGN_OR_RETURN(Key kek, argon2id(password, kf.salt, kdf));
-  kf.wrapped_master = Aead(kek).seal({master.data(), master.size()});
+  kf.wrapped = Aead(kek).seal(as_bytes(encode_secrets(secrets)));
+  kf.signing_public = ed25519_public(*secrets.signing_seed);
+  kf.host = std::move(host);
   kf.created = format_rfc3339(now_unix_ns());
   kf.hostname = platform::hostname();
   kf.username = platform::username();
   return kf;
 }
 
-Result<Key> KeyFile::unwrap(std::string_view password) const {
+Result<KeySecrets> KeyFile::unwrap(std::string_view password) const {
   LB_ASSIGN_OR_RETURN(Key kek, argon2id(password, salt, kdf));
-  auto plain = Aead(kek).open(wrapped_master);
-  if (!plain || plain->size() != kKeySize) return Error(Code::kWrongPassword, "wrong password");
-  Key k;
-  std::copy(plain->begin(), plain->end(), k.begin());
-  return k;
+  auto plain = Aead(kek).open(wrapped);
+  if (!plain) return Error(Code::kWrongPassword, "wrong password");
+  if (version == 1) {
+    if (plain->size() != kKeySize) return Error(Code::kCorrupt, "key file's wrapped master secret has the wrong length");
+    KeySecrets s;
+    std::copy(plain->begin(), plain->end(), s.master.begin());
+    return s;
+  }
+  LB_ASSIGN_OR_RETURN(KeySecrets s, decode_secrets(to_string(*plain), role));
+  if (s.signing_seed && (!signing_public || ed25519_public(*s.signing_seed) != *signing_public))
+    return Error(Code::kCorrupt, "key file's signing key does not match its public half");
+  return s;
 }
 
 std::string KeyFile::to_json() const {
-  nlohmann::json j = {{"version", 1},
+  nlohmann::json j = {{"version", version},
                       {"kdf", "argon2id"},
                       {"memory_kib", kdf.memory_kib},
                       {"iterations", kdf.iterations},
                       {"parallelism", kdf.parallelism},
-                      {"salt", base64_encode(salt)},
-                      {"wrapped_master", base64_encode(wrapped_master)},
-                      {"created", created},
-                      {"hostname", hostname},
-                      {"username", username}};
+                      {"salt", base64_encode(salt)}};
+  if (version == 1) {
+    j["wrapped_master"] = base64_encode(wrapped);
+  } else {
+    j["role"] = role_name(role);
+    j["wrapped"] = base64_encode(wrapped);
+    if (signing_public) j["signing_public"] = b64(*signing_public);
+    j["host"] = host;
+  }
+  j["created"] = created;
+  j["hostname"] = hostname;
+  j["username"] = username;
   return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
@@ -48,9 +144,10 @@ Result<KeyFile> KeyFile::from_json(std::string_view text) {
   auto j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return Error(Code::kCorrupt, "key file is not valid JSON");
   try {
-    if (json_int<int>(j.at("version")) != 1 || j.at("kdf").get<std::string>() != "argon2id")
-      return Error(Code::kCorrupt, "key file has an unknown version or KDF");
     KeyFile kf;
+    kf.version = json_int<int>(j.at("version"));
+    if ((kf.version != 1 && kf.version != 2) || j.at("kdf").get<std::string>() != "argon2id")
+      return Error(Code::kCorrupt, "key file has an unknown version or KDF (written by a newer lifeboat?)");
     kf.kdf.memory_kib = json_int<uint32_t>(j.at("memory_kib"));
     kf.kdf.iterations = json_int<uint32_t>(j.at("iterations"));
     kf.kdf.parallelism = json_int<uint32_t>(j.at("parallelism"));
@@ -58,10 +155,21 @@ Result<KeyFile> KeyFile::from_json(std::string_view text) {
         kf.kdf.parallelism < 1 || kf.kdf.parallelism > 64)
       return Error(Code::kCorrupt, "key file has out-of-range KDF parameters");
     auto salt = base64_decode(j.at("salt").get<std::string>());
-    auto wrapped = base64_decode(j.at("wrapped_master").get<std::string>());
+    auto wrapped = base64_decode(j.at(kf.version == 1 ? "wrapped_master" : "wrapped").get<std::string>());
     if (!salt || !wrapped) return Error(Code::kCorrupt, "key file has invalid base64");
     kf.salt = std::move(*salt);
-    kf.wrapped_master = std::move(*wrapped);
+    kf.wrapped = std::move(*wrapped);
+    if (kf.version == 2) {
+      auto role = parse_role(j.at("role").get<std::string>());
+      if (!role) return Error(Code::kCorrupt, "key file has an unknown role (written by a newer lifeboat?)");
+      kf.role = *role;
+      if (j.contains("signing_public")) {
+        PublicKey pk;
+        if (!from_b64(j, "signing_public", pk)) return Error(Code::kCorrupt, "key file has an invalid signing key");
+        kf.signing_public = pk;
+      }
+      kf.host = j.value("host", "");
+    }
     kf.created = j.value("created", "");
     kf.hostname = j.value("hostname", "");
     kf.username = j.value("username", "");

@@ -1,26 +1,55 @@
-// Key files: the repository master secret wrapped by an Argon2id-derived key, one file per password.
+// Key files: a key's secrets wrapped by an Argon2id-derived key, one file per password, each with a role.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "core/bytes.h"
 #include "core/status.h"
 #include "crypto/crypto.h"
+#include "crypto/public_key.h"
 
 namespace lifeboat::crypto {
 
+// What a key may do (docs/security.md, "Roles"):
+// - admin: everything (every key file written before roles existed is one);
+// - restore: list, read, restore, check; never forget, prune, repair, or change keys;
+// - append: add data and snapshots; it holds no key that opens stored data, and deletes nothing.
+enum class Role { kAdmin, kRestore, kAppend };
+const char* role_name(Role r);
+Result<Role> parse_role(std::string_view name);
+
+// What a key file wraps.
+struct KeySecrets {
+  Role role = Role::kAdmin;
+  Key master{};  // admin and restore: the repository's master secret
+  // append: enough to chunk, name, deduplicate and seal new data, nothing that opens stored data
+  Key content_id{}, chunker{};
+  PublicKey seal_public{};
+  uint8_t seal_generation = 0;
+  Key cache_key{};     // seals the writer's own cache on its host (what it needs for incremental backups)
+  std::string config;  // the repository's config JSON (the config file is sealed with the AEAD key)
+  // Signs the snapshots this key writes (Ed25519 seed); absent in key files older than roles.
+  std::optional<Key> signing_seed;
+};
+
 struct KeyFile {
+  int version = 2;  // 1: before roles (an admin key wrapping the master secret alone)
+  Role role = Role::kAdmin;
   KdfParams kdf;
   Bytes salt;
-  Bytes wrapped_master;  // Aead(kek).seal(master secret)
+  Bytes wrapped;  // version 1: Aead(kek).seal(master); 2: Aead(kek).seal(JSON of KeySecrets)
+  std::optional<PublicKey> signing_public;
+  std::string host;  // the host this key is bound to ("": any); its snapshots claiming another are flagged
   std::string created;   // RFC 3339
-  std::string hostname;
+  std::string hostname;  // where it was created
   std::string username;
 
-  // Wraps `master` under `password` with a fresh salt.
-  static Result<KeyFile> create(const Key& master, std::string_view password, const KdfParams& kdf);
-  // Unwraps the master secret; kWrongPassword when the password does not open it.
-  Result<Key> unwrap(std::string_view password) const;
+  // Wraps `secrets` under `password` with a fresh salt; gives the key a signing key if it has none.
+  static Result<KeyFile> create(KeySecrets secrets, std::string_view password, const KdfParams& kdf,
+                                std::string host = "");
+  // Unwraps the secrets; kWrongPassword when the password does not open them.
+  Result<KeySecrets> unwrap(std::string_view password) const;
 
   std::string to_json() const;
   static Result<KeyFile> from_json(std::string_view text);

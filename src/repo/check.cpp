@@ -30,14 +30,23 @@ std::vector<std::string> verify_pack(Repository& repo, const PackId& id, const s
     return problems;
   }
   if (bytes_read) *bytes_read += bytes->size();
-  auto entries = read_pack_header(*bytes, repo.aead());
+  std::optional<crypto::Capsule> capsule;
+  auto entries = read_pack_header(*bytes, repo.pack_key_for(), &capsule);
   if (!entries) {
     problems.push_back(fmt::format("pack {}: {}", name, entries.status().message()));
     return problems;
   }
+  // The trailer's capsule is the one the index recorded: a different one would be a swapped trailer.
+  if (capsule != repo.capsule_of(id) && expected)
+    problems.push_back(fmt::format("pack {}: its capsule differs from the one the index records", name));
+  auto key = repo.aead_for(capsule);
+  if (!key) {
+    problems.push_back(fmt::format("pack {}: {}", name, key.status().message()));
+    return problems;
+  }
   for (const auto& e : *entries) {
     ByteView sealed(bytes->data() + e.offset, e.stored_len);
-    auto plain = repo.aead().open(sealed);
+    auto plain = key->open(sealed);
     if (!plain) {
       problems.push_back(fmt::format("pack {}: blob {}: {}", name, short_hex(e.id), plain.status().message()));
       continue;

@@ -9,7 +9,9 @@ namespace lifeboat::repo {
 
 namespace {
 constexpr char kIndexMagic[4] = {'L', 'B', 'I', 'X'};
-constexpr uint8_t kIndexVersion = 1;
+constexpr uint8_t kIndexVersion = 2;  // 2 adds the capsules; 1 is read as before
+constexpr char kIdsMagic[4] = {'L', 'B', 'I', 'D'};
+constexpr uint8_t kIdsVersion = 1;
 }  // namespace
 
 static void encode_entries(ByteWriter& w, const std::vector<PackEntry>& entries) {
@@ -41,6 +43,44 @@ Bytes IndexFile::encode() const {
     w.svarint(t.marked_ns);
     encode_entries(w, t.entries);
   }
+  w.varint(capsules.size());
+  for (const auto& [id, c] : capsules) {
+    w.raw({id.data(), id.size()});
+    c.append_to(out);
+  }
+  return out;
+}
+
+Bytes IndexFile::encode_ids() const {
+  Bytes out;
+  ByteWriter w(out);
+  w.raw(as_bytes({kIdsMagic, 4}));
+  w.u8(kIdsVersion);
+  w.varint(supersedes.size());
+  for (const auto& s : supersedes) w.str(s);
+  size_t n = 0;
+  for (const auto& p : packs) n += p.entries.size();
+  w.varint(n);
+  for (const auto& p : packs)
+    for (const auto& e : p.entries) w.raw({e.id.data(), 20});
+  return out;
+}
+
+Result<IndexIds> IndexIds::decode(ByteView plain) {
+  ByteReader r(plain);
+  ByteView magic = r.raw(4);
+  if (r.failed() || std::memcmp(magic.data(), kIdsMagic, 4) != 0)
+    return Error(Code::kCorrupt, "index file's ID list has a bad magic");
+  if (r.u8() != kIdsVersion) return Error(Code::kCorrupt, "index file's ID list has an unknown version");
+  IndexIds out;
+  uint64_t nsup = r.varint();
+  if (r.failed() || nsup > r.remaining()) return Error(Code::kCorrupt, "index file's ID list is truncated");
+  for (uint64_t i = 0; i < nsup; ++i) out.supersedes.push_back(r.str(128));
+  uint64_t n = r.varint();
+  if (r.failed() || n > r.remaining() / 20) return Error(Code::kCorrupt, "index file's ID list is truncated");
+  out.keys.resize(n);
+  for (auto& k : out.keys) std::memcpy(k.data(), r.raw(20).data(), 20);
+  if (r.failed() || !r.done()) return Error(Code::kCorrupt, "index file's ID list is truncated or has trailing bytes");
   return out;
 }
 
@@ -68,7 +108,9 @@ Result<IndexFile> IndexFile::decode(ByteView plain) {
   ByteView magic = r.raw(4);
   if (r.failed() || std::memcmp(magic.data(), kIndexMagic, 4) != 0)
     return Error(Code::kCorrupt, "index file has a bad magic");
-  if (r.u8() != kIndexVersion) return Error(Code::kCorrupt, "index file has an unknown version");
+  uint8_t version = r.u8();
+  if (version != 1 && version != kIndexVersion)
+    return Error(Code::kCorrupt, "index file has an unknown version (written by a newer lifeboat?)");
   IndexFile f;
   uint64_t npacks = r.varint();
   if (r.failed() || npacks > r.remaining() / 33) return Error(Code::kCorrupt, "index file has a bad pack count");
@@ -91,6 +133,19 @@ Result<IndexFile> IndexFile::decode(ByteView plain) {
     if (r.failed()) return Error(Code::kCorrupt, "index file is truncated");
     std::memcpy(t.id.data(), id.data(), 32);
     LB_RETURN_IF_ERROR(decode_entries(r, t.entries));
+  }
+  if (version >= 2) {
+    uint64_t ncaps = r.varint();
+    if (r.failed() || ncaps > r.remaining() / (32 + crypto::Capsule::kSize))
+      return Error(Code::kCorrupt, "index file is truncated");
+    for (uint64_t i = 0; i < ncaps; ++i) {
+      PackId id;
+      ByteView idb = r.raw(32);
+      ByteView cb = r.raw(crypto::Capsule::kSize);
+      if (r.failed()) return Error(Code::kCorrupt, "index file is truncated");
+      std::memcpy(id.data(), idb.data(), 32);
+      LB_ASSIGN_OR_RETURN(f.capsules[id], crypto::Capsule::parse(cb));
+    }
   }
   if (r.failed() || !r.done()) return Error(Code::kCorrupt, "index file is truncated or has trailing bytes");
   return f;

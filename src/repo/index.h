@@ -30,9 +30,22 @@ struct IndexFile {
   std::vector<Pack> packs;
   std::vector<std::string> supersedes;  // names of index files whose content this one includes
   std::vector<Tombstone> tombstones;
+  // The capsules of the packs (live or tombstoned) an append key sealed to the repository's public key.
+  std::map<PackId, crypto::Capsule> capsules;
 
   Bytes encode() const;
   static Result<IndexFile> decode(ByteView plain);
+
+  // What an append key may read of an index file (docs/format.md, "Index files"): the files it
+  // supersedes and the first 20 bytes of each live blob's ID, so writers deduplicate without learning
+  // where blobs are, how large, or of what type.
+  Bytes encode_ids() const;
+};
+
+struct IndexIds {
+  std::vector<std::string> supersedes;
+  std::vector<std::array<uint8_t, 20>> keys;
+  static Result<IndexIds> decode(ByteView plain);
 };
 
 struct BlobLocation {

@@ -46,13 +46,36 @@ Bytes encode_pack_header(const std::vector<PackEntry>& entries) {
   return out;
 }
 
-Bytes PackBuilder::finish(const crypto::Aead& aead) {
+Bytes PackBuilder::finish(const crypto::Aead& aead, const std::optional<crypto::Capsule>& capsule) {
   Bytes out = std::move(data_);
   size_t blobs_len = out.size();
   aead.seal_append(encode_pack_header(entries_), out);
-  ByteWriter(out).u32(static_cast<uint32_t>(out.size() - blobs_len));
+  auto header_len = static_cast<uint32_t>(out.size() - blobs_len);
+  if (capsule) capsule->append_to(out);
+  ByteWriter(out).u32(header_len);
+  if (capsule) out.insert(out.end(), crypto::kCapsuleMagic, crypto::kCapsuleMagic + 4);
   data_.clear();
   return out;
+}
+
+Result<PackTrailer> parse_pack_trailer(ByteView tail, uint64_t pack_size) {
+  if (tail.size() < 4 || tail.size() > pack_size) return Error(Code::kCorrupt, "pack is shorter than its length trailer");
+  PackTrailer t;
+  ByteView last4 = tail.subspan(tail.size() - 4);
+  // A plain pack ends with its header's length, which is far below the magic read as a number (0x3158424C, 827 MB).
+  if (std::memcmp(last4.data(), crypto::kCapsuleMagic, 4) == 0) {
+    if (tail.size() < kMaxPackTrailer) return Error(Code::kCorrupt, "pack is shorter than its capsule trailer");
+    ByteView rest = tail.subspan(tail.size() - kMaxPackTrailer);
+    LB_ASSIGN_OR_RETURN(t.capsule, crypto::Capsule::parse(rest.subspan(0, crypto::Capsule::kSize)));
+    t.header_len = ByteReader(rest.subspan(crypto::Capsule::kSize, 4)).u32();
+    t.size = kMaxPackTrailer;
+  } else {
+    t.header_len = ByteReader(last4).u32();
+  }
+  if (t.header_len < crypto::kSealOverhead || t.header_len > pack_size - t.size)
+    return Error(Code::kCorrupt, fmt::format("pack header length {} does not fit a {}-byte pack (truncated?)",
+                                             t.header_len, pack_size));
+  return t;
 }
 
 Result<std::vector<PackEntry>> decode_pack_header(ByteView plain, uint64_t blobs_len) {
@@ -88,15 +111,14 @@ Result<std::vector<PackEntry>> decode_pack_header(ByteView plain, uint64_t blobs
   return entries;
 }
 
-Result<std::vector<PackEntry>> read_pack_header(ByteView pack, const crypto::Aead& aead) {
-  if (pack.size() < 4) return Error(Code::kCorrupt, "pack is shorter than its length trailer");
-  ByteReader tr(pack.subspan(pack.size() - 4));
-  uint32_t header_len = tr.u32();
-  if (header_len < crypto::kSealOverhead || header_len > pack.size() - 4)
-    return Error(Code::kCorrupt, fmt::format("pack header length {} does not fit a {}-byte pack (truncated?)",
-                                             header_len, pack.size()));
-  uint64_t blobs_len = pack.size() - 4 - header_len;
-  auto plain = aead.open(pack.subspan(blobs_len, header_len));
+Result<std::vector<PackEntry>> read_pack_header(ByteView pack, const PackKeyFor& key_for,
+                                                std::optional<crypto::Capsule>* capsule_out) {
+  LB_ASSIGN_OR_RETURN(PackTrailer t, parse_pack_trailer(pack.subspan(pack.size() - std::min(pack.size(), kMaxPackTrailer)),
+                                                        pack.size()));
+  if (capsule_out) *capsule_out = t.capsule;
+  uint64_t blobs_len = pack.size() - t.size - t.header_len;
+  LB_ASSIGN_OR_RETURN(crypto::Aead aead, key_for(t.capsule));
+  auto plain = aead.open(pack.subspan(blobs_len, t.header_len));
   if (!plain) return plain.status().with_context("pack header");
   return decode_pack_header(*plain, blobs_len);
 }

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstring>
 #include <set>
 #include <unordered_set>
 #include <nlohmann/json.hpp>
@@ -18,7 +19,40 @@ namespace lifeboat::repo {
 
 namespace {
 constexpr size_t kMaxFileBytes = 1ull << 31;  // sanity bound for decompressed index/snapshot files
+constexpr char kIndexV2Magic[4] = {'L', 'B', 'I', '2'};
+
+// The storage of a key that is not an admin key deletes nothing but its own lock files: forget,
+// prune, repair and key changes fail here even if a caller forgot to ask require_admin first.
+class RoleGuardBackend final : public storage::Backend {
+ public:
+  RoleGuardBackend(std::unique_ptr<storage::Backend> inner, crypto::Role role) : inner_(std::move(inner)), role_(role) {}
+  std::string location() const override { return inner_->location(); }
+  Status create_layout(bool object_lock) override { return inner_->create_layout(object_lock); }
+  Status save(const storage::Handle& h, ByteView data, const storage::SaveOptions& o) override { return inner_->save(h, data, o); }
+  Result<Bytes> load(const storage::Handle& h, uint64_t offset, uint64_t length) override { return inner_->load(h, offset, length); }
+  Result<storage::FileInfo> stat(const storage::Handle& h) override { return inner_->stat(h); }
+  Status list(FileType t, const std::function<Status(const storage::FileInfo&)>& fn) override { return inner_->list(t, fn); }
+  Status remove(const storage::Handle& h) override {
+    if (h.type == FileType::kLock) return inner_->remove(h);
+    return Error(Code::kForbidden, fmt::format("a {} key deletes nothing ({}/{} left in place); use an admin key",
+                                               crypto::role_name(role_), storage::file_type_name(h.type), h.name));
+  }
+  bool remote() const override { return inner_->remote(); }
+  bool supports_retention() const override { return inner_->supports_retention(); }
+  Status extend_retention(const storage::Handle& h, int64_t until) override { return inner_->extend_retention(h, until); }
+
+ private:
+  std::unique_ptr<storage::Backend> inner_;
+  crypto::Role role_;
+};
+
+crypto::Key index_ids_key(const crypto::Key& content_id) {
+  Bytes b = crypto::hkdf_sha256({content_id.data(), content_id.size()}, "lifeboat-v1", "index-ids", crypto::kKeySize);
+  crypto::Key k;
+  std::copy(b.begin(), b.end(), k.begin());
+  return k;
 }
+}  // namespace
 
 std::string RepoConfig::to_json() const {
   nlohmann::json j = {{"version", 1},
@@ -60,7 +94,10 @@ Result<RepoConfig> RepoConfig::from_json(std::string_view text) {
 
 Repository::Repository(std::unique_ptr<storage::Backend> backend, const crypto::Key& master)
     : backend_(std::move(backend)), master_(master), keys_(crypto::RepoKeys::derive(master)), aead_(keys_.aead),
-      chunker_(keys_.chunker, ChunkerParams{}) {}
+      chunker_(keys_.chunker, ChunkerParams{}) {
+  secrets_.master = master;
+  seal_public_ = keys_.seal_public;
+}
 
 Result<std::unique_ptr<Repository>> Repository::init(std::unique_ptr<storage::Backend> backend,
                                                      std::string_view password, const InitOptions& options) {
@@ -111,6 +148,46 @@ Result<std::unique_ptr<Repository>> Repository::with_config(std::unique_ptr<stor
   return repo;
 }
 
+Result<std::unique_ptr<Repository>> Repository::open_with_secrets(std::unique_ptr<storage::Backend> backend,
+                                                                  const crypto::KeySecrets& secrets,
+                                                                  const std::string& key_name) {
+  Bytes config_bytes;
+  if (secrets.role != crypto::Role::kAppend) {
+    auto b = backend->load({FileType::kConfig, ""});
+    if (!b) return b.status().with_context("reading repository config");
+    config_bytes = std::move(*b);
+  }
+  return with_secrets(std::move(backend), secrets, key_name, config_bytes);
+}
+
+Result<std::unique_ptr<Repository>> Repository::with_secrets(std::unique_ptr<storage::Backend> backend,
+                                                             const crypto::KeySecrets& secrets,
+                                                             const std::string& key_name, ByteView config_bytes) {
+  std::unique_ptr<Repository> repo;
+  if (secrets.role == crypto::Role::kAppend) {
+    // The config file is sealed with the AEAD key this key lacks: the key file carries a copy.
+    repo.reset(new Repository(std::move(backend), crypto::random_key()));
+    repo->master_ = crypto::Key{};
+    repo->keys_ = crypto::RepoKeys{};
+    repo->keys_.content_id = secrets.content_id;
+    repo->keys_.chunker = secrets.chunker;
+    repo->aead_ = crypto::Aead(crypto::random_key());  // never opens anything stored; nothing seals with it
+    repo->seal_public_ = secrets.seal_public;
+    repo->seal_generation_ = secrets.seal_generation;
+    repo->key_name_ = key_name;
+    LB_ASSIGN_OR_RETURN(repo->config_, RepoConfig::from_json(secrets.config));
+    repo->chunker_ = Chunker(repo->keys_.chunker, repo->config_.chunker);
+  } else {
+    LB_ASSIGN_OR_RETURN(repo, with_config(std::move(backend), secrets.master, key_name, config_bytes));
+  }
+  repo->secrets_ = secrets;
+  repo->role_ = secrets.role;
+  repo->signing_seed_ = secrets.signing_seed;
+  if (repo->role_ != crypto::Role::kAdmin)
+    repo->backend_ = std::make_unique<RoleGuardBackend>(std::move(repo->backend_), repo->role_);
+  return repo;
+}
+
 Result<std::unique_ptr<Repository>> Repository::open(std::unique_ptr<storage::Backend> backend,
                                                      std::string_view password) {
   auto config_bytes = backend->load({FileType::kConfig, ""});
@@ -142,12 +219,12 @@ Result<std::unique_ptr<Repository>> Repository::open(std::unique_ptr<storage::Ba
       continue;
     }
     g_key_derivations.fetch_add(1, std::memory_order_relaxed);
-    auto master = kf->unwrap(password);
-    if (!master) {
-      if (master.status().code() == Code::kWrongPassword) continue;
-      return master.status();
+    auto secrets = kf->unwrap(password);
+    if (!secrets) {
+      if (secrets.status().code() == Code::kWrongPassword) continue;
+      return secrets.status().with_context("keys/" + name);
     }
-    return with_config(std::move(backend), *master, name, *config_bytes);
+    return with_secrets(std::move(backend), *secrets, name, *config_bytes);
   }
   if (!damaged.empty())
     return Error(Code::kCorrupt,
@@ -160,8 +237,184 @@ Result<std::unique_ptr<Repository>> Repository::open(std::unique_ptr<storage::Ba
                            names.size(), backend->location()));
 }
 
+Status Repository::require_reader(std::string_view what) const {
+  if (role_ != crypto::Role::kAppend) return Status::ok();
+  return Error(Code::kForbidden,
+               fmt::format("{}: refused, this is an append key (it adds backups and holds no key that opens stored "
+                           "data); use an admin or restore key",
+                           what));
+}
+
+Status Repository::require_admin(std::string_view what) const {
+  if (role_ == crypto::Role::kAdmin) return Status::ok();
+  return Error(Code::kForbidden, fmt::format("{}: refused, this is {} {} key (only admin keys forget, prune, repair or "
+                                             "change keys); use an admin key",
+                                             what, role_ == crypto::Role::kAppend ? "an" : "a", crypto::role_name(role_)));
+}
+
+Repository::Sealer Repository::new_sealer() const {
+  if (!append_only()) return Sealer{aead_, std::nullopt};
+  auto [capsule, key] = crypto::make_capsule(seal_public_, seal_generation_);
+  return Sealer{crypto::Aead(key), capsule};
+}
+
+Result<crypto::Aead> Repository::aead_for(const std::optional<crypto::Capsule>& capsule) const {
+  if (!capsule) return aead_;
+  LB_RETURN_IF_ERROR(require_reader("opening a pack"));
+  if (capsule->generation != 0)
+    return Error(Code::kCorrupt, fmt::format("sealed for key generation {}, which this repository does not have",
+                                             capsule->generation));
+  LB_ASSIGN_OR_RETURN(crypto::Key k, crypto::open_capsule(*capsule, keys_.seal_private));
+  return crypto::Aead(k);
+}
+
+Result<crypto::Aead> Repository::pack_aead(const PackId& pack) const {
+  std::optional<crypto::Capsule> capsule;
+  {
+    std::lock_guard g(capsules_mu_);
+    auto it = capsules_.find(pack);
+    if (it == capsules_.end()) return aead_;
+    if (auto k = pack_keys_.find(pack); k != pack_keys_.end()) return crypto::Aead(k->second);
+    capsule = it->second;
+  }
+  LB_RETURN_IF_ERROR(require_reader("opening a pack"));
+  if (capsule->generation != 0)
+    return Error(Code::kCorrupt, fmt::format("pack {} is sealed for key generation {}, which this repository does not have",
+                                             to_hex(pack), capsule->generation));
+  LB_ASSIGN_OR_RETURN(crypto::Key k, crypto::open_capsule(*capsule, keys_.seal_private));
+  std::lock_guard g(capsules_mu_);
+  pack_keys_[pack] = k;
+  return crypto::Aead(k);
+}
+
+void Repository::note_capsule(const PackId& pack, const crypto::Capsule& capsule) {
+  std::lock_guard g(capsules_mu_);
+  capsules_.emplace(pack, capsule);
+}
+
+std::optional<crypto::Capsule> Repository::capsule_of(const PackId& pack) const {
+  std::lock_guard g(capsules_mu_);
+  auto it = capsules_.find(pack);
+  if (it == capsules_.end()) return std::nullopt;
+  return it->second;
+}
+
+Result<std::string> Repository::save_index(IndexFile& file) {
+  {
+    std::lock_guard g(capsules_mu_);
+    for (const auto& p : file.packs)
+      if (auto it = capsules_.find(p.id); it != capsules_.end()) file.capsules[p.id] = it->second;
+    for (const auto& t : file.tombstones)
+      if (auto it = capsules_.find(t.id); it != capsules_.end()) file.capsules[t.id] = it->second;
+  }
+  Bytes ids = crypto::Aead(index_ids_key(keys_.content_id)).seal(compress_frame(file.encode_ids(), 3));
+  Bytes plain = compress_frame(file.encode(), 3);
+  Bytes main = append_only() ? crypto::seal_to(seal_public_, seal_generation_, plain) : aead_.seal(plain);
+  Bytes stored(kIndexV2Magic, kIndexV2Magic + 4);
+  ByteWriter(stored).u32(static_cast<uint32_t>(ids.size()));
+  append_bytes(stored, ids);
+  append_bytes(stored, main);
+  auto digest = crypto::sha256(stored);
+  std::string name = hex_encode({digest.data(), digest.size()});
+  Status s = backend_->save({FileType::kIndex, name}, stored, save_options(FileType::kIndex));
+  if (!s && s.code() != Code::kAlreadyExists) return s;
+  return name;
+}
+
+namespace {
+// An index file as stored: (ID list, index proper), the ID list empty for files older than roles.
+Result<std::pair<ByteView, ByteView>> split_index_file(ByteView stored) {
+  if (stored.size() < 8 || std::memcmp(stored.data(), kIndexV2Magic, 4) != 0) return std::pair<ByteView, ByteView>{{}, stored};
+  uint32_t ids_len = ByteReader(stored.subspan(4, 4)).u32();
+  if (ids_len > stored.size() - 8) return Error(Code::kCorrupt, "index file's ID list is longer than the file");
+  return std::pair<ByteView, ByteView>{stored.subspan(8, ids_len), stored.subspan(8 + ids_len)};
+}
+}  // namespace
+
+Result<IndexFile> Repository::load_index_file(const std::string& name) {
+  LB_RETURN_IF_ERROR(require_reader("reading index/" + name.substr(0, 8)));
+  LB_ASSIGN_OR_RETURN(Bytes stored, load_content_addressed(*backend_, {FileType::kIndex, name}));
+  auto context = [&](const Status& st) { return st.with_context("index/" + name); };
+  auto parts = split_index_file(stored);
+  if (!parts) return context(parts.status());
+  ByteView sealed = parts->second;
+  Result<Bytes> opened = Error(Code::kCorrupt, "");
+  if (crypto::has_capsule_magic(sealed)) {
+    auto cf = crypto::split_capsule_file(sealed);
+    if (cf) {
+      auto key = aead_for(cf->first);
+      opened = key ? key->open(cf->second) : Result<Bytes>(key.status());
+    }
+  }
+  if (!opened) opened = aead_.open(sealed);
+  if (!opened) return context(opened.status());
+  auto plain = decompress_frame(*opened, kMaxFileBytes);
+  if (!plain) return context(plain.status());
+  auto file = IndexFile::decode(*plain);
+  if (!file) return context(file.status());
+  for (const auto& [pack, capsule] : file->capsules) note_capsule(pack, capsule);
+  return file;
+}
+
+Status Repository::load_index_ids() {
+  // An append key learns which blobs exist (the first 20 bytes of their keyed IDs), nothing else:
+  // docs/security.md, "What an append key learns".
+  index_.clear();
+  std::vector<std::pair<std::string, IndexIds>> files;
+  size_t older = 0;
+  LB_ASSIGN_OR_RETURN(auto names, list_names(FileType::kIndex));
+  crypto::Aead ids_aead(index_ids_key(keys_.content_id));
+  for (const auto& name : names) {
+    auto stored = load_content_addressed(*backend_, {FileType::kIndex, name});
+    if (!stored) {
+      if (stored.status().code() == Code::kNotFound) continue;  // superseded and removed since the listing
+      if (stored.status().code() != Code::kCorrupt) return stored.status();
+      index_warnings_.push_back(stored.status().message() + " (skipped)");
+      continue;
+    }
+    auto parts = split_index_file(*stored);
+    if (parts && parts->first.empty()) {
+      ++older;
+      continue;
+    }
+    Result<IndexIds> ids = parts.status();
+    if (parts) {
+      auto opened = ids_aead.open(parts->first);
+      auto plain = opened ? decompress_frame(*opened, kMaxFileBytes) : Result<Bytes>(opened.status());
+      ids = plain ? IndexIds::decode(*plain) : Result<IndexIds>(plain.status());
+    }
+    if (!ids) {
+      index_warnings_.push_back("index/" + name + ": " + ids.status().message() + " (skipped)");
+      continue;
+    }
+    files.emplace_back(name, std::move(*ids));
+  }
+  if (older)
+    warn(fmt::format("{} index file(s) predate key roles and hold no ID list an append key can read: blobs only they "
+                     "name are stored again (an admin's `lifeboat repair index` rewrites them)",
+                     older));
+  std::set<std::string> superseded;
+  for (const auto& [name, ids] : files) superseded.insert(ids.supersedes.begin(), ids.supersedes.end());
+  std::vector<PackEntry> entries;
+  for (const auto& [name, ids] : files) {
+    if (superseded.count(name)) continue;
+    for (const auto& k : ids.keys) {
+      PackEntry e;
+      std::copy(k.begin(), k.end(), e.id.begin());  // the rest of the ID stays zero: lookups use 20 bytes
+      e.stored_len = crypto::kSealOverhead;
+      entries.push_back(e);
+    }
+  }
+  index_.begin_load(entries.size());
+  index_.load_pack(PackId{}, entries);  // no pack: an append key never reads a location
+  index_.finish_load({});
+  index_loaded_ = true;
+  return Status::ok();
+}
+
 Result<std::string> Repository::save_file(FileType type, ByteView plaintext) {
-  Bytes sealed = aead_.seal(compress_frame(plaintext, 3));
+  Bytes sealed = append_only() ? crypto::seal_to(seal_public_, seal_generation_, compress_frame(plaintext, 3))
+                               : aead_.seal(compress_frame(plaintext, 3));
   auto digest = crypto::sha256(sealed);
   std::string name = hex_encode({digest.data(), digest.size()});
   Status s = backend_->save({type, name}, sealed, save_options(type));
@@ -188,6 +441,7 @@ Status Repository::list_pack_files(const std::function<Status(const storage::Fil
 }
 
 Result<int64_t> Repository::forget_snapshot(const std::string& id) {
+  LB_RETURN_IF_ERROR(require_admin("forgetting snapshot " + id.substr(0, 8)));
   LB_ASSIGN_OR_RETURN(int64_t locked, retained_until({FileType::kSnapshot, id}));
   if (locked) return locked;
   LB_RETURN_IF_ERROR(backend_->remove({FileType::kSnapshot, id}));
@@ -228,8 +482,18 @@ Result<Bytes> load_content_addressed(storage::Backend& backend, const storage::H
 }
 
 Result<Bytes> Repository::load_file(FileType type, const std::string& name) {
+  LB_RETURN_IF_ERROR(require_reader(fmt::format("reading {}/{}", storage::file_type_name(type), name.substr(0, 8))));
   LB_ASSIGN_OR_RETURN(Bytes sealed, load_content_addressed(*backend_, {type, name}));
-  auto plain = aead_.open(sealed);
+  Result<Bytes> plain = Error(Code::kCorrupt, "");
+  if (crypto::has_capsule_magic(sealed)) {  // written by an append key
+    auto parts = crypto::split_capsule_file(sealed);
+    if (parts) {
+      auto key = aead_for(parts->first);
+      plain = key ? key->open(parts->second) : Result<Bytes>(key.status());
+    }
+  }
+  // A file sealed with the AEAD key starts with a random nonce, which is the magic once in 2^32.
+  if (!plain) plain = aead_.open(sealed);
   if (!plain) return plain.status().with_context(fmt::format("{}/{}", storage::file_type_name(type), name));
   auto out = decompress_frame(*plain, kMaxFileBytes);
   if (!out) return out.status().with_context(fmt::format("{}/{}", storage::file_type_name(type), name));
@@ -258,25 +522,19 @@ Status Repository::each_index_file(bool tolerant, std::vector<std::string>& list
     bool vanished = false;
     for (const auto& name : names) {
       if (!seen.insert(name).second) continue;
-      auto plain = load_file(FileType::kIndex, name);
-      if (!plain) {
-        if (plain.status().code() == Code::kNotFound) {
+      auto file = load_index_file(name);
+      if (!file) {
+        if (file.status().code() == Code::kNotFound) {
           vanished = true;
           continue;
         }
+        if (file.status().code() == Code::kForbidden) return file.status();
         listed.push_back(name);
-        if (!tolerant) return plain.status();
-        index_warnings_.push_back(plain.status().message() + " (skipped)");
+        if (!tolerant) return file.status();
+        index_warnings_.push_back(file.status().message() + " (skipped)");
         continue;
       }
       listed.push_back(name);
-      auto file = IndexFile::decode(*plain);
-      if (!file) {
-        if (!tolerant) return file.status().with_context("index/" + name);
-        index_warnings_.push_back("index/" + name + ": " + file.status().message() + " (skipped)");
-        continue;
-      }
-      plain = Bytes();
       fn(name, std::move(*file));
     }
     if (!vanished) return Status::ok();
@@ -321,6 +579,7 @@ Status Repository::load_index() {
   if (index_loaded_) return Status::ok();
   std::lock_guard g(load_index_mu_);
   if (index_loaded_) return Status::ok();
+  if (append_only()) return load_index_ids();
   // One index file at a time straight into the in-memory index (docs/memory.md, "The index"): what
   // the files say is resolved as resolve_index_state does, without holding every decoded file.
   index_.clear();
@@ -385,15 +644,19 @@ Status Repository::reload_index() {
 Result<std::vector<PackEntry>> Repository::load_pack_header(const PackId& id, uint64_t pack_size) {
   std::string name = to_hex(id);
   if (pack_size < 4 + crypto::kSealOverhead) return Error(Code::kCorrupt, "pack " + name + " is too short");
-  LB_ASSIGN_OR_RETURN(Bytes trailer, backend_->load({FileType::kPack, name}, pack_size - 4, 4));
-  ByteReader r(trailer);
-  uint32_t header_len = r.u32();
-  if (header_len < crypto::kSealOverhead || header_len > pack_size - 4)
-    return Error(Code::kCorrupt, "pack " + name + " has an impossible header length");
-  LB_ASSIGN_OR_RETURN(Bytes sealed, backend_->load({FileType::kPack, name}, pack_size - 4 - header_len, header_len));
-  auto plain = aead_.open(sealed);
+  uint64_t tail_len = std::min<uint64_t>(pack_size, kMaxPackTrailer);
+  LB_ASSIGN_OR_RETURN(Bytes tail, backend_->load({FileType::kPack, name}, pack_size - tail_len, tail_len));
+  auto trailer = parse_pack_trailer(tail, pack_size);
+  if (!trailer) return trailer.status().with_context("pack " + name);
+  uint64_t blobs_len = pack_size - trailer->size - trailer->header_len;
+  LB_ASSIGN_OR_RETURN(Bytes sealed, backend_->load({FileType::kPack, name}, blobs_len, trailer->header_len));
+  auto key = aead_for(trailer->capsule);
+  if (!key) return key.status().with_context("pack " + name + " header");
+  auto plain = key->open(sealed);
   if (!plain) return plain.status().with_context("pack " + name + " header");
-  return decode_pack_header(*plain, pack_size - 4 - header_len);
+  auto entries = decode_pack_header(*plain, blobs_len);
+  if (entries && trailer->capsule) note_capsule(id, *trailer->capsule);
+  return entries;
 }
 
 void Repository::warn(const std::string& message) { fmt::print(stderr, "lifeboat: warning: {}\n", message); }
@@ -441,6 +704,9 @@ Result<std::vector<PackId>> Repository::drop_missing_packs() {
 }
 
 Result<Repository::PackReconciliation> Repository::reconcile_packs() {
+  // An append key neither knows where blobs are nor opens a pack header: it stores what it cannot
+  // prove is stored, and leaves damage to readers' `check`.
+  if (append_only()) return PackReconciliation{};
   LB_RETURN_IF_ERROR(load_index());
   LB_ASSIGN_OR_RETURN(auto stored, stored_packs());
   PackReconciliation out;
@@ -468,12 +734,13 @@ Result<Repository::PackReconciliation> Repository::reconcile_packs() {
     file.packs.push_back({id, std::move(*entries)});
   }
   if (file.packs.empty()) return out;
-  LB_RETURN_IF_ERROR(save_file(FileType::kIndex, file.encode()).status());
+  LB_RETURN_IF_ERROR(save_index(file).status());
   out.adopted = file.packs.size();
   return out;
 }
 
 Result<Bytes> Repository::read_blob(const BlobId& id) {
+  LB_RETURN_IF_ERROR(require_reader("reading blob " + short_hex(id)));
   LB_RETURN_IF_ERROR(load_index());
   auto loc = index_.find(id);
   if (!loc) loc = tombstoned_.find(id);
@@ -509,7 +776,9 @@ Result<Bytes> Repository::read_blob(const BlobId& id) {
 
 Result<Bytes> Repository::open_blob(const BlobId& id, const BlobLocation& loc, ByteView sealed) const {
   auto context = [&] { return fmt::format("blob {} in pack {}", short_hex(id), to_hex(loc.pack)); };
-  auto plain = aead_.open(sealed);
+  auto key = pack_aead(loc.pack);
+  if (!key) return key.status().with_context(context());
+  auto plain = key->open(sealed);
   if (!plain) return plain.status().with_context(context());
   Bytes data;
   if (loc.compressed) {
@@ -574,6 +843,7 @@ Result<Bytes> Repository::read_sealed_range(const BlobLocation& loc) {
 }
 
 Result<std::pair<PackEntry, Bytes>> Repository::read_sealed_blob(const BlobId& id) {
+  LB_RETURN_IF_ERROR(require_reader("copying blob " + short_hex(id)));
   LB_RETURN_IF_ERROR(load_index());
   auto loc = index_.find(id);
   if (!loc) loc = tombstoned_.find(id);
@@ -582,15 +852,19 @@ Result<std::pair<PackEntry, Bytes>> Repository::read_sealed_blob(const BlobId& i
   for (int attempt = 0;; ++attempt) {
     auto sealed = attempt == 0 ? read_sealed_range(*loc) : backend_->load({FileType::kPack, pack_name}, loc->offset, loc->stored_len);
     if (!sealed) return sealed.status().with_context(fmt::format("blob {} in pack {}", short_hex(id), pack_name));
-    // Authenticate before passing it on: a copy must never carry damage to the second region.
-    bool authentic = aead_.open(*sealed).is_ok();
+    // Authenticate before passing it on: a copy must never carry damage to the second region. A blob an
+    // append key sealed to the public key is sealed again with the AEAD key the copy shares.
+    LB_ASSIGN_OR_RETURN(crypto::Aead key, pack_aead(loc->pack));
+    auto opened = key.open(*sealed);
+    bool authentic = opened.is_ok();
+    if (authentic && capsule_of(loc->pack)) *sealed = aead_.seal(*opened);
     if (authentic || attempt == 2) {
       if (!authentic) return Error(Code::kCorrupt, fmt::format("blob {} in pack {} fails authentication", short_hex(id), pack_name));
       PackEntry e;
       e.type = loc->type;
       e.compressed = loc->compressed;
       e.id = id;
-      e.stored_len = loc->stored_len;
+      e.stored_len = static_cast<uint32_t>(sealed->size());
       e.raw_len = loc->raw_len;
       return std::make_pair(e, std::move(*sealed));
     }
@@ -646,12 +920,16 @@ Result<std::vector<SnapshotRef>> Repository::list_snapshots_from(bool skip_damag
 }
 
 Status Repository::pin(const std::string& snapshot_id, const std::string& note) {
+  LB_RETURN_IF_ERROR(require_reader("pinning a snapshot"));
   nlohmann::json j = {{"snapshot", snapshot_id}, {"pinned", format_rfc3339(now_ns())}, {"note", note}};
   Bytes sealed = aead_.seal(compress_frame(as_bytes(j.dump()), 3));
   return backend_->save({FileType::kPin, snapshot_id}, sealed, {.create_only = false, .retain_until_ns = 0});
 }
 
-Status Repository::unpin(const std::string& snapshot_id) { return backend_->remove({FileType::kPin, snapshot_id}); }
+Status Repository::unpin(const std::string& snapshot_id) {
+  LB_RETURN_IF_ERROR(require_admin("unpinning a snapshot"));
+  return backend_->remove({FileType::kPin, snapshot_id});
+}
 
 Result<std::set<std::string>> Repository::pinned() {
   LB_ASSIGN_OR_RETURN(auto names, list_names(FileType::kPin));
@@ -661,6 +939,7 @@ Result<std::set<std::string>> Repository::pinned() {
 Result<std::map<std::string, Repository::Pin>> Repository::pins() {
   LB_ASSIGN_OR_RETURN(auto names, list_names(FileType::kPin));
   std::map<std::string, Pin> out;
+  if (!names.empty()) LB_RETURN_IF_ERROR(require_reader("reading pins"));
   for (const auto& name : names) {
     // Named by the snapshot it pins, not by its content: opened (authenticated) without the name check.
     LB_ASSIGN_OR_RETURN(Bytes sealed, backend_->load({FileType::kPin, name}));
@@ -688,9 +967,23 @@ Result<std::vector<KeyInfo>> Repository::list_keys() {
   return out;
 }
 
-Result<std::string> Repository::add_key(std::string_view password, const crypto::KdfParams& kdf) {
+Result<std::string> Repository::add_key(std::string_view password, const crypto::KdfParams& kdf, crypto::Role role,
+                                        const std::string& host) {
+  LB_RETURN_IF_ERROR(require_admin("adding a key"));
   if (password.empty()) return Error(Code::kInvalidArgument, "an empty password is not allowed");
-  LB_ASSIGN_OR_RETURN(auto kf, crypto::KeyFile::create(keys_.master, password, kdf));
+  crypto::KeySecrets secrets;
+  secrets.role = role;
+  if (role == crypto::Role::kAppend) {
+    secrets.content_id = keys_.content_id;
+    secrets.chunker = keys_.chunker;
+    secrets.seal_public = keys_.seal_public;
+    secrets.seal_generation = 0;
+    secrets.cache_key = crypto::random_key();
+    secrets.config = config_.to_json();
+  } else {
+    secrets.master = keys_.master;
+  }
+  LB_ASSIGN_OR_RETURN(auto kf, crypto::KeyFile::create(std::move(secrets), password, kdf, host));
   std::string json = kf.to_json();
   auto digest = crypto::sha256(as_bytes(json));
   std::string name = hex_encode({digest.data(), digest.size()});
@@ -699,6 +992,7 @@ Result<std::string> Repository::add_key(std::string_view password, const crypto:
 }
 
 Status Repository::remove_key(const std::string& name) {
+  LB_RETURN_IF_ERROR(require_admin("removing a key"));
   LB_ASSIGN_OR_RETURN(auto keys, list_keys());
   auto it = std::find_if(keys.begin(), keys.end(), [&](const KeyInfo& k) { return k.name == name; });
   if (it == keys.end()) return Error(Code::kNotFound, "no key file " + name);
@@ -710,6 +1004,7 @@ Status Repository::remove_key(const std::string& name) {
 }
 
 Result<std::string> Repository::replace_current_key(std::string_view password, const crypto::KdfParams& kdf) {
+  LB_RETURN_IF_ERROR(require_admin("changing a key's password"));
   std::string old = key_name_;
   LB_ASSIGN_OR_RETURN(std::string name, add_key(password, kdf));
   LB_RETURN_IF_ERROR(backend_->remove({FileType::kKey, old}));
@@ -731,7 +1026,7 @@ Status IndexPartWriter::add_tombstone(IndexFile::Tombstone t) {
 
 Status IndexPartWriter::write_part(bool last) {
   if (last) part_.supersedes = supersedes_;
-  LB_ASSIGN_OR_RETURN(auto name, repo_.save_file(FileType::kIndex, part_.encode()));
+  LB_ASSIGN_OR_RETURN(auto name, repo_.save_index(part_));
   written_.push_back(std::move(name));
   part_ = IndexFile{};
   held_ = 0;

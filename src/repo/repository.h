@@ -16,6 +16,7 @@
 #include "core/clock.h"
 #include "crypto/crypto.h"
 #include "crypto/key_file.h"
+#include "crypto/public_key.h"
 #include "repo/chunker.h"
 #include "repo/index.h"
 #include "repo/snapshot.h"
@@ -79,6 +80,11 @@ class Repository {
   // Another handle on an opened repository (its own index and caches) without deriving the key again.
   static Result<std::unique_ptr<Repository>> open_with_master(std::unique_ptr<storage::Backend> backend,
                                                               const crypto::Key& master, const std::string& key_name);
+  // The same for any role: `secrets` are another handle's (secrets()).
+  static Result<std::unique_ptr<Repository>> open_with_secrets(std::unique_ptr<storage::Backend> backend,
+                                                               const crypto::KeySecrets& secrets,
+                                                               const std::string& key_name);
+  const crypto::KeySecrets& secrets() const { return secrets_; }
   // How many times this process ran the password KDF (Argon2id) to open a repository.
   static uint64_t key_derivations();
 
@@ -105,8 +111,42 @@ class Repository {
   // how many objects were extended.
   Result<uint64_t> extend_object_lock(const std::set<std::string>& live_packs);
   const RepoConfig& config() const { return config_; }
+  // An append key's repository holds no master, AEAD or seal private key (zeros here): every read of
+  // stored data is refused before it is tried (require_reader).
   const crypto::RepoKeys& keys() const { return keys_; }
   const crypto::Key& master_key() const { return master_; }
+
+  // The role of the key this repository was opened with (docs/security.md, "Roles").
+  crypto::Role role() const { return role_; }
+  bool append_only() const { return role_ == crypto::Role::kAppend; }
+  // kForbidden naming the role and `what` unless the key may read stored data (admin, restore).
+  Status require_reader(std::string_view what) const;
+  // kForbidden unless the key is an admin key (forget, prune, repair, key changes, unlock --all).
+  Status require_admin(std::string_view what) const;
+  // The signing key of the key file in use (none for key files older than roles).
+  const std::optional<crypto::Key>& signing_seed() const { return signing_seed_; }
+  // The key new blobs and pack headers are sealed with: the AEAD key, or for an append key a fresh
+  // capsule's key (forgotten with the sealer: the writer cannot read back what it stored).
+  struct Sealer {
+    crypto::Aead aead;
+    std::optional<crypto::Capsule> capsule;
+  };
+  Sealer new_sealer() const;
+  // The key that opens a pack's blobs and header (its capsule's, or the AEAD key).
+  Result<crypto::Aead> pack_aead(const PackId& pack) const;
+  // The same, for a pack whose capsule was just read from its trailer.
+  Result<crypto::Aead> aead_for(const std::optional<crypto::Capsule>& capsule) const;
+  PackKeyFor pack_key_for() const {
+    return [this](const std::optional<crypto::Capsule>& c) { return aead_for(c); };
+  }
+  // Capsules of packs sealed to the public key, learned from index files and pack trailers.
+  void note_capsule(const PackId& pack, const crypto::Capsule& capsule);
+  std::optional<crypto::Capsule> capsule_of(const PackId& pack) const;
+  // Saves an index file (docs/format.md, "Index files"): the ID list any key reads, then the index
+  // proper sealed for readers; the capsules of its packs are added from what this repository knows.
+  Result<std::string> save_index(IndexFile& file);
+  // Reads and decodes one index file whole (readers) and records its capsules.
+  Result<IndexFile> load_index_file(const std::string& name);
   // A blob as stored (sealed), with its pack entry: for copies between repositories sharing keys.
   Result<std::pair<PackEntry, Bytes>> read_sealed_blob(const BlobId& id);
   const crypto::Aead& aead() const { return aead_; }
@@ -184,7 +224,10 @@ class Repository {
 
   // Key files.
   Result<std::vector<KeyInfo>> list_keys();
-  Result<std::string> add_key(std::string_view password, const crypto::KdfParams& kdf);
+  // Adds a key file with `role` (admin keys only; an append key gets what it needs to write, a
+  // restore key the master secret). `host`: the host an append key's snapshots must name ("": any).
+  Result<std::string> add_key(std::string_view password, const crypto::KdfParams& kdf,
+                              crypto::Role role = crypto::Role::kAdmin, const std::string& host = "");
   Status remove_key(const std::string& name);
   // Adds a key file for the new password, then removes the one this session opened with (a crash in
   // between leaves two working keys, never none). Returns the new key's name.
@@ -199,6 +242,18 @@ class Repository {
   Repository(std::unique_ptr<storage::Backend> backend, const crypto::Key& master);
   static Result<std::unique_ptr<Repository>> with_config(std::unique_ptr<storage::Backend> backend, const crypto::Key& master,
                                                          const std::string& key_name, ByteView config_bytes);
+  static Result<std::unique_ptr<Repository>> with_secrets(std::unique_ptr<storage::Backend> backend,
+                                                          const crypto::KeySecrets& secrets, const std::string& key_name,
+                                                          ByteView config_bytes);
+  Status load_index_ids();  // load_index for an append key: the ID lists alone
+  crypto::KeySecrets secrets_;
+  crypto::Role role_ = crypto::Role::kAdmin;
+  std::optional<crypto::Key> signing_seed_;
+  crypto::PublicKey seal_public_{};
+  uint8_t seal_generation_ = 0;
+  mutable std::mutex capsules_mu_;
+  std::map<PackId, crypto::Capsule> capsules_;
+  mutable std::map<PackId, crypto::Key> pack_keys_;  // derived from capsules_, under capsules_mu_
   std::unique_ptr<storage::Backend> backend_;
   const Clock* clock_ = &system_clock();
   crypto::Key master_;

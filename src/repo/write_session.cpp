@@ -33,7 +33,7 @@ Result<size_t> MemorySource::read(uint8_t* buf, size_t n) {
 }
 
 WriteSession::WriteSession(Repository& repo, bool dedup_against_index)
-    : repo_(repo), dedup_against_index_(dedup_against_index), last_index_write_ns_(monotonic_ns()) {
+    : repo_(repo), sealer_(repo.new_sealer()), dedup_against_index_(dedup_against_index), last_index_write_ns_(monotonic_ns()) {
   // Object stores answer each request after a round trip: several packs in flight keep the link busy.
   size_t uploaders = BackendAccess::of(repo).remote() ? 4 : 1;
   for (size_t i = 0; i < uploaders; ++i) uploaders_.emplace_back([this] { upload_loop(); });
@@ -75,12 +75,14 @@ Status WriteSession::store_sealed(BlobType type, const BlobId& id, ByteView plai
   e.raw_len = static_cast<uint32_t>(plaintext.size());
   e.compressed = compress_blob(plaintext, repo_.config().compression_level, compressed);
   sealed.clear();
-  repo_.aead().seal_append(e.compressed ? ByteView(compressed) : plaintext, sealed);
+  sealer_.aead.seal_append(e.compressed ? ByteView(compressed) : plaintext, sealed);
   return append_sealed(e, sealed);
 }
 
 Status WriteSession::add_sealed_blob(const PackEntry& entry, ByteView sealed) {
   LB_RETURN_IF_ERROR(error());
+  if (sealer_.capsule)  // its packs are sealed to the public key, not with the AEAD key the blob was sealed with
+    return Error(Code::kForbidden, "an append key cannot take blobs sealed elsewhere (copy into it with an admin key)");
   {
     std::lock_guard lock(mu_);
     if (in_flight_.count(entry.id) || (dedup_against_index_ && repo_.index().contains(entry.id))) {
@@ -141,8 +143,9 @@ void WriteSession::upload_loop() {
     lock.unlock();
 
     std::vector<PackEntry> entries = pack.entries();
-    Bytes bytes = pack.finish(repo_.aead());
+    Bytes bytes = pack.finish(sealer_.aead, sealer_.capsule);
     PackId id = crypto::sha256(bytes);
+    if (sealer_.capsule) repo_.note_capsule(id, *sealer_.capsule);
     Status s = BackendAccess::of(repo_).save({FileType::kPack, to_hex(id)}, bytes, repo_.save_options(FileType::kPack));
     if (s.code() == Code::kAlreadyExists) s = Status::ok();  // identical pack bytes already stored
     if (s) {
@@ -180,7 +183,7 @@ Status WriteSession::write_index_locked() {
   f.packs = std::move(unindexed_);
   unindexed_.clear();
   size_t entries = std::exchange(unindexed_entries_, 0);
-  auto name = repo_.save_file(FileType::kIndex, f.encode());
+  auto name = repo_.save_index(f);
   last_index_write_ns_ = monotonic_ns();
   if (!name) {
     // Keep the entries so a later flush retries them.

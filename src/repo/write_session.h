@@ -83,6 +83,9 @@ class WriteSession {
   Status error() const;
 
   Repository& repo_;
+  // Seals this session's blobs and pack headers: the AEAD key, or for an append key one capsule's key
+  // for the whole session, forgotten when the session ends.
+  const Repository::Sealer sealer_;
   bool dedup_against_index_;
   SessionStats stats_;
 

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "crypto/key_file.h"
+#include "crypto/public_key.h"
 
 namespace lifeboat::crypto {
 
@@ -73,16 +74,113 @@ TEST(RepoKeys, SubkeysDifferFromEachOtherAndAreStable) {
 
 TEST(KeyFile, WrapsAndUnwrapsOnlyWithThePassword) {
   Key master = random_key();
-  auto kf = KeyFile::create(master, "correct horse", {64, 1, 1});
+  KeySecrets in;
+  in.master = master;
+  auto kf = KeyFile::create(in, "correct horse", {64, 1, 1});
   ASSERT_TRUE(kf.is_ok());
   auto parsed = KeyFile::from_json(kf->to_json());
   ASSERT_TRUE(parsed.is_ok());
+  EXPECT_EQ(parsed->role, Role::kAdmin);
   auto ok = parsed->unwrap("correct horse");
   ASSERT_TRUE(ok.is_ok());
-  EXPECT_EQ(*ok, master);
+  EXPECT_EQ(ok->master, master);
+  EXPECT_EQ(ok->role, Role::kAdmin);
+  ASSERT_TRUE(ok->signing_seed.has_value());
+  EXPECT_EQ(ed25519_public(*ok->signing_seed), *parsed->signing_public);
   auto bad = parsed->unwrap("battery staple");
   ASSERT_FALSE(bad.is_ok());
   EXPECT_EQ(bad.status().code(), Code::kWrongPassword);
+}
+
+// A key file as lifeboat wrote it before roles existed (version 1): the master secret wrapped alone.
+TEST(KeyFile, VersionOneStillOpensAsAnAdminKey) {
+  Key master = random_key();
+  Bytes salt = random_bytes(32);
+  auto kek = argon2id("old password", salt, {64, 1, 1});
+  ASSERT_TRUE(kek.is_ok());
+  Bytes wrapped = Aead(*kek).seal({master.data(), master.size()});
+  std::string json = std::string(R"({"version":1,"kdf":"argon2id","memory_kib":64,"iterations":1,"parallelism":1,"salt":")") +
+                     base64_encode(salt) + R"(","wrapped_master":")" + base64_encode(wrapped) +
+                     R"(","created":"2025-01-01T00:00:00Z","hostname":"h","username":"u"})";
+  auto kf = KeyFile::from_json(json);
+  ASSERT_TRUE(kf.is_ok()) << kf.status().message();
+  EXPECT_EQ(kf->version, 1);
+  EXPECT_EQ(kf->role, Role::kAdmin);
+  auto s = kf->unwrap("old password");
+  ASSERT_TRUE(s.is_ok());
+  EXPECT_EQ(s->master, master);
+  EXPECT_FALSE(s->signing_seed.has_value());
+  EXPECT_EQ(KeyFile::from_json(kf->to_json())->to_json(), kf->to_json());
+}
+
+TEST(KeyFile, AppendKeyHoldsNoMaster) {
+  RepoKeys repo = RepoKeys::derive(random_key());
+  KeySecrets in;
+  in.role = Role::kAppend;
+  in.content_id = repo.content_id;
+  in.chunker = repo.chunker;
+  in.seal_public = repo.seal_public;
+  in.cache_key = random_key();
+  in.config = R"({"version":1})";
+  auto kf = KeyFile::create(in, "pw", {64, 1, 1}, "backup-host-1");
+  ASSERT_TRUE(kf.is_ok());
+  auto parsed = KeyFile::from_json(kf->to_json());
+  ASSERT_TRUE(parsed.is_ok());
+  EXPECT_EQ(parsed->role, Role::kAppend);
+  EXPECT_EQ(parsed->host, "backup-host-1");
+  auto s = parsed->unwrap("pw");
+  ASSERT_TRUE(s.is_ok()) << s.status().message();
+  EXPECT_EQ(s->master, Key{});
+  EXPECT_EQ(s->content_id, repo.content_id);
+  EXPECT_EQ(s->seal_public, repo.seal_public);
+  EXPECT_EQ(s->config, in.config);
+  // The JSON names no secret: the role outside cannot be raised without the password.
+  EXPECT_EQ(kf->to_json().find(base64_encode({repo.content_id.data(), 32})), std::string::npos);
+  // Relabelling an append key file as admin is caught when it is opened.
+  std::string relabelled = kf->to_json();
+  relabelled.replace(relabelled.find("\"append\""), 8, "\"admin\"");
+  auto forged = KeyFile::from_json(relabelled);
+  ASSERT_TRUE(forged.is_ok());
+  EXPECT_EQ(forged->unwrap("pw").status().code(), Code::kCorrupt);
+}
+
+TEST(PublicKey, CapsuleOpensOnlyWithThePrivateKey) {
+  RepoKeys a = RepoKeys::derive(random_key()), b = RepoKeys::derive(random_key());
+  EXPECT_EQ(x25519_public(a.seal_private), a.seal_public);
+  auto [capsule, key] = make_capsule(a.seal_public, 0);
+  auto opened = open_capsule(capsule, a.seal_private);
+  ASSERT_TRUE(opened.is_ok());
+  EXPECT_EQ(*opened, key);
+  auto wrong = open_capsule(capsule, b.seal_private);
+  ASSERT_TRUE(wrong.is_ok());
+  EXPECT_NE(*wrong, key);
+  // Two capsules for one recipient never share a key.
+  EXPECT_NE(make_capsule(a.seal_public, 0).second, key);
+  // A file sealed to the public key: magic, capsule, sealed payload.
+  Bytes sealed = seal_to(a.seal_public, 0, as_bytes(std::string("payload")));
+  ASSERT_TRUE(has_capsule_magic(sealed));
+  auto parts = split_capsule_file(sealed);
+  ASSERT_TRUE(parts.is_ok());
+  auto k = open_capsule(parts->first, a.seal_private);
+  auto plain = Aead(*k).open(parts->second);
+  ASSERT_TRUE(plain.is_ok());
+  EXPECT_EQ(to_string(*plain), "payload");
+  EXPECT_FALSE(Aead(*open_capsule(parts->first, b.seal_private)).open(parts->second).is_ok());
+  // A degenerate ephemeral key (the all-zero point) is refused, not turned into a known key.
+  Capsule zero;
+  EXPECT_FALSE(open_capsule(zero, a.seal_private).is_ok());
+}
+
+TEST(PublicKey, Ed25519SignaturesVerifyOnlyUnchanged) {
+  Key seed = random_key();
+  PublicKey pub = ed25519_public(seed);
+  std::string msg = "snapshot 1";
+  Signature sig = ed25519_sign(seed, as_bytes(msg));
+  EXPECT_TRUE(ed25519_verify(pub, as_bytes(msg), {sig.data(), sig.size()}));
+  EXPECT_FALSE(ed25519_verify(pub, as_bytes(std::string("snapshot 2")), {sig.data(), sig.size()}));
+  sig[5] ^= 1;
+  EXPECT_FALSE(ed25519_verify(pub, as_bytes(msg), {sig.data(), sig.size()}));
+  EXPECT_FALSE(ed25519_verify(ed25519_public(random_key()), as_bytes(msg), {sig.data(), sig.size()}));
 }
 
 TEST(KeyFile, RejectsGarbage) {
