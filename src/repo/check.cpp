@@ -82,6 +82,7 @@ std::vector<std::string> verify_pack(Repository& repo, const PackId& id, const s
 }
 
 Result<CheckReport> check_repository(Repository& repo, const CheckOptions& options, ProgressCounters* progress) {
+  LB_RETURN_IF_ERROR(repo.require_reader("check"));
   CheckReport report;
   // 1. Index files: each must match its name and decode; collect what each pack should hold.
   // Tolerant: a damaged index file is reported (by name) and the rest still checked.

@@ -153,6 +153,7 @@ RepoLock::~RepoLock() {
 }
 
 Result<int> RepoLock::remove_locks(Repository& repo, bool all) {
+  if (all) LB_RETURN_IF_ERROR(repo.require_admin("unlock --remove-all"));
   LB_ASSIGN_OR_RETURN(auto locks, list(repo));
   int removed = 0;
   for (const auto& l : locks) {

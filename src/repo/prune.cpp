@@ -83,6 +83,7 @@ Status remove_index_files(Repository& repo, const std::vector<std::string>& name
 }  // namespace
 
 Result<PruneReport> prune_repository(Repository& repo, const PruneOptions& options, const RepoLock& own) {
+  LB_RETURN_IF_ERROR(repo.require_admin("prune"));
   PruneReport report;
   // Snapshots first, index second: a snapshot is written after its index files, so every snapshot
   // listed here has its blobs in the index files read next, even while writers keep committing.

@@ -14,6 +14,7 @@
 namespace lifeboat::repo {
 
 Result<RepairIndexReport> repair_index(Repository& repo, size_t part_entries) {
+  LB_RETURN_IF_ERROR(repo.require_admin("repair index"));
   RepairIndexReport report;
   LB_ASSIGN_OR_RETURN(auto old_files, repo.list_names(FileType::kIndex));
   std::vector<std::pair<PackId, uint64_t>> stored;
@@ -91,6 +92,7 @@ Result<std::optional<BlobId>> rewrite_tree(Repository& repo, WriteSession* sessi
 }  // namespace
 
 Result<RepairSnapshotsReport> repair_snapshots(Repository& repo, bool forget_originals, bool dry_run) {
+  LB_RETURN_IF_ERROR(repo.require_admin("repair snapshots"));
   LB_RETURN_IF_ERROR(repo.reload_index());
   // Packs that are gone are not data: leave them out before deciding what is lost.
   LB_RETURN_IF_ERROR(repo.drop_missing_packs().status());

@@ -46,12 +46,16 @@ class RoleGuardBackend final : public storage::Backend {
   crypto::Role role_;
 };
 
-crypto::Key index_ids_key(const crypto::Key& content_id) {
-  Bytes b = crypto::hkdf_sha256({content_id.data(), content_id.size()}, "lifeboat-v1", "index-ids", crypto::kKeySize);
+// Keys every role holds, derived from the content-ID key: the ID lists of index files, and lock
+// files (hostnames, pids and times every writer must read to respect the others' locks).
+crypto::Key shared_key(const crypto::Key& content_id, const char* purpose) {
+  Bytes b = crypto::hkdf_sha256({content_id.data(), content_id.size()}, "lifeboat-v1", purpose, crypto::kKeySize);
   crypto::Key k;
   std::copy(b.begin(), b.end(), k.begin());
   return k;
 }
+crypto::Key index_ids_key(const crypto::Key& content_id) { return shared_key(content_id, "index-ids"); }
+crypto::Key locks_key(const crypto::Key& content_id) { return shared_key(content_id, "locks"); }
 }  // namespace
 
 std::string RepoConfig::to_json() const {
@@ -177,6 +181,7 @@ Result<std::unique_ptr<Repository>> Repository::with_secrets(std::unique_ptr<sto
     repo->key_name_ = key_name;
     LB_ASSIGN_OR_RETURN(repo->config_, RepoConfig::from_json(secrets.config));
     repo->chunker_ = Chunker(repo->keys_.chunker, repo->config_.chunker);
+    repo->writer_cache_ = std::make_unique<WriterCache>(WriterCache::default_dir(repo->config_.id, key_name), secrets.cache_key);
   } else {
     LB_ASSIGN_OR_RETURN(repo, with_config(std::move(backend), secrets.master, key_name, config_bytes));
   }
@@ -413,8 +418,9 @@ Status Repository::load_index_ids() {
 }
 
 Result<std::string> Repository::save_file(FileType type, ByteView plaintext) {
-  Bytes sealed = append_only() ? crypto::seal_to(seal_public_, seal_generation_, compress_frame(plaintext, 3))
-                               : aead_.seal(compress_frame(plaintext, 3));
+  Bytes sealed = type == FileType::kLock ? crypto::Aead(locks_key(keys_.content_id)).seal(compress_frame(plaintext, 3))
+                 : append_only()         ? crypto::seal_to(seal_public_, seal_generation_, compress_frame(plaintext, 3))
+                                         : aead_.seal(compress_frame(plaintext, 3));
   auto digest = crypto::sha256(sealed);
   std::string name = hex_encode({digest.data(), digest.size()});
   Status s = backend_->save({type, name}, sealed, save_options(type));
@@ -482,10 +488,13 @@ Result<Bytes> load_content_addressed(storage::Backend& backend, const storage::H
 }
 
 Result<Bytes> Repository::load_file(FileType type, const std::string& name) {
-  LB_RETURN_IF_ERROR(require_reader(fmt::format("reading {}/{}", storage::file_type_name(type), name.substr(0, 8))));
+  if (type != FileType::kLock)
+    LB_RETURN_IF_ERROR(require_reader(fmt::format("reading {}/{}", storage::file_type_name(type), name.substr(0, 8))));
   LB_ASSIGN_OR_RETURN(Bytes sealed, load_content_addressed(*backend_, {type, name}));
   Result<Bytes> plain = Error(Code::kCorrupt, "");
-  if (crypto::has_capsule_magic(sealed)) {  // written by an append key
+  if (type == FileType::kLock) {
+    plain = crypto::Aead(locks_key(keys_.content_id)).open(sealed);  // else: written before roles, with the AEAD key
+  } else if (crypto::has_capsule_magic(sealed)) {  // written by an append key
     auto parts = crypto::split_capsule_file(sealed);
     if (parts) {
       auto key = aead_for(parts->first);
@@ -872,13 +881,29 @@ Result<std::pair<PackEntry, Bytes>> Repository::read_sealed_blob(const BlobId& i
 }
 
 Result<Tree> Repository::load_tree(const BlobId& id) {
-  LB_ASSIGN_OR_RETURN(Bytes data, read_blob(id));
+  Result<Bytes> cached = Error(Code::kNotFound, "");
+  if (writer_cache_) {
+    cached = writer_cache_->get_tree(id);
+    if (!cached)
+      return Error(Code::kNotFound, fmt::format("tree {} is not in this append key's cache on this host (an append key "
+                                                "reads back only the trees it wrote from here)",
+                                                short_hex(id)));
+  }
+  LB_ASSIGN_OR_RETURN(Bytes data, writer_cache_ ? std::move(cached) : read_blob(id));
   auto t = Tree::decode(data);
   if (!t) return t.status().with_context("tree " + short_hex(id));
   return t;
 }
 
 Result<SnapshotRef> Repository::load_snapshot(const std::string& id) {
+  if (writer_cache_) {
+    LB_ASSIGN_OR_RETURN(auto all, list_snapshots());
+    for (auto& r : all)
+      if (r.id == id) return r;
+    return Error(Code::kForbidden, fmt::format("snapshot {} was not written by this append key from this host: an "
+                                               "append key reads no other snapshot; use an admin or restore key",
+                                               id.substr(0, 8)));
+  }
   LB_ASSIGN_OR_RETURN(Bytes plain, load_file(FileType::kSnapshot, id));
   auto s = Snapshot::from_json(to_string(plain));
   if (!s) return s.status().with_context("snapshots/" + id);
@@ -890,6 +915,15 @@ Result<std::vector<SnapshotRef>> Repository::list_snapshots() { return list_snap
 Result<std::vector<SnapshotRef>> Repository::list_readable_snapshots() { return list_snapshots_from(/*skip_damaged=*/true); }
 
 Result<std::vector<SnapshotRef>> Repository::list_snapshots_from(bool skip_damaged) {
+  if (writer_cache_) {  // an append key sees the snapshots it wrote from this host, nothing else
+    LB_ASSIGN_OR_RETURN(auto cached, writer_cache_->snapshots());
+    std::vector<SnapshotRef> out;
+    for (auto& [id, json] : cached)
+      if (auto s = Snapshot::from_json(json)) out.push_back(SnapshotRef{id, std::move(*s)});
+    std::stable_sort(out.begin(), out.end(),
+                     [](const SnapshotRef& a, const SnapshotRef& b) { return a.snapshot.time_ns < b.snapshot.time_ns; });
+    return out;
+  }
   LB_ASSIGN_OR_RETURN(auto names, list_names(FileType::kSnapshot));
   std::vector<SnapshotRef> out;
   // Snapshot files are content-addressed (the name is the hash of what is stored): one read once is

@@ -21,6 +21,7 @@
 #include "repo/index.h"
 #include "repo/snapshot.h"
 #include "repo/tree.h"
+#include "repo/writer_cache.h"
 #include "storage/backend.h"
 
 namespace lifeboat::repo {
@@ -125,6 +126,10 @@ class Repository {
   Status require_admin(std::string_view what) const;
   // The signing key of the key file in use (none for key files older than roles).
   const std::optional<crypto::Key>& signing_seed() const { return signing_seed_; }
+  // An append key's cache of what it wrote from this host (null for other roles): trees and
+  // snapshots the next backup compares with. list_snapshots, load_snapshot and load_tree read it
+  // instead of the repository.
+  WriterCache* writer_cache() { return writer_cache_.get(); }
   // The key new blobs and pack headers are sealed with: the AEAD key, or for an append key a fresh
   // capsule's key (forgotten with the sealer: the writer cannot read back what it stored).
   struct Sealer {
@@ -247,6 +252,7 @@ class Repository {
                                                           ByteView config_bytes);
   Status load_index_ids();  // load_index for an append key: the ID lists alone
   crypto::KeySecrets secrets_;
+  std::unique_ptr<WriterCache> writer_cache_;
   crypto::Role role_ = crypto::Role::kAdmin;
   std::optional<crypto::Key> signing_seed_;
   crypto::PublicKey seal_public_{};

@@ -54,6 +54,8 @@ Status WriteSession::error() const {
 }
 
 Status WriteSession::add_blob(BlobType type, const BlobId& id, ByteView plaintext) {
+  // An append key keeps every tree it writes (new or known) on its host: its next backup compares with them.
+  if (type == BlobType::kTree && repo_.writer_cache()) LB_RETURN_IF_ERROR(repo_.writer_cache()->put_tree(id, plaintext));
   {
     std::lock_guard lock(mu_);
     if (in_flight_.count(id) || (dedup_against_index_ && repo_.index().contains(id))) {
@@ -270,7 +272,13 @@ Result<std::string> WriteSession::commit(Snapshot& snapshot) {
   if (snapshot.hostname.empty()) snapshot.hostname = platform::hostname();
   if (snapshot.username.empty()) snapshot.username = platform::username();
   LB_RETURN_IF_ERROR(flush());
-  return repo_.save_file(FileType::kSnapshot, as_bytes(snapshot.to_json()));
+  std::string json = snapshot.to_json();
+  LB_ASSIGN_OR_RETURN(std::string id, repo_.save_file(FileType::kSnapshot, as_bytes(json)));
+  if (repo_.writer_cache()) {
+    Status s = repo_.writer_cache()->put_snapshot(id, json);
+    if (!s) Repository::warn(s.message() + ": the next backup with this key rescans everything (still deduplicated)");
+  }
+  return id;
 }
 
 nlohmann::json session_summary(const WriteSession& session, int64_t start_monotonic_ns) {

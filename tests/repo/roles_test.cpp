@@ -1,0 +1,213 @@
+// Keys with roles: what an append key can write and never read or delete, what a restore key can
+// read and never delete, and that an admin key reads everything an append key wrote.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+#include "repo/backend_access.h"
+#include "repo/check.h"
+#include "repo/lock.h"
+#include "repo/prune.h"
+#include "repo/repair.h"
+#include "repo/repository.h"
+#include "repo/write_session.h"
+#include "test_repo.h"
+
+namespace lifeboat::repo {
+
+using testing::TempDir;
+
+namespace {
+
+std::unique_ptr<Repository> open_as(const std::string& dir, const std::string& pw) {
+  auto r = Repository::open(std::make_unique<storage::LocalBackend>(dir), pw);
+  EXPECT_TRUE(r.is_ok()) << r.status().message();
+  return r.is_ok() ? std::move(r).value() : nullptr;
+}
+
+struct Written {
+  StoredStream stream;
+  BlobId tree{};
+  std::string snapshot;
+  uint64_t blobs_new = 0;
+};
+
+Written write_one(Repository& repo, const Bytes& data, int64_t time_ns) {
+  Written w;
+  EXPECT_TRUE(repo.load_index().is_ok());
+  WriteSession s(repo);
+  MemorySource src(data);
+  auto st = s.store_stream(src);
+  EXPECT_TRUE(st.is_ok()) << st.status().message();
+  if (!st) return w;
+  w.stream = *st;
+  Tree t;
+  Node n;
+  n.name = "file";
+  n.kind = NodeKind::kFile;
+  n.size = data.size();
+  n.content = st->content;
+  t.nodes.push_back(n);
+  w.tree = *s.store_tree(t);
+  Snapshot snap;
+  snap.time_ns = time_ns;
+  snap.tree = w.tree;
+  snap.paths = {"/data"};
+  auto id = s.commit(snap);
+  EXPECT_TRUE(id.is_ok()) << id.status().message();
+  w.snapshot = id.is_ok() ? *id : "";
+  w.blobs_new = s.stats().blobs_new;
+  return w;
+}
+
+std::vector<std::filesystem::path> files_under(const std::string& dir) {
+  std::vector<std::filesystem::path> out;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir))
+    if (e.is_regular_file()) out.push_back(e.path());
+  return out;
+}
+
+Bytes read_all(const std::filesystem::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return Bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+}  // namespace
+
+class Roles : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    setenv("LIFEBOAT_CACHE_DIR", (cache.path + "/cache").c_str(), 1);
+    auto admin = testing::init_repo(repo.path);
+    ASSERT_TRUE(admin->add_key("append-pw", {64, 1, 1}, crypto::Role::kAppend, "backup-host").is_ok());
+    ASSERT_TRUE(admin->add_key("restore-pw", {64, 1, 1}, crypto::Role::kRestore).is_ok());
+  }
+  void TearDown() override { unsetenv("LIFEBOAT_CACHE_DIR"); }
+  TempDir repo, cache;
+};
+
+TEST_F(Roles, AppendKeyWritesWhatItCannotReadAndAdminReadsIt) {
+  Bytes data = testing::pseudo_random(3 << 20, 11);
+  auto app = open_as(repo.path, "append-pw");
+  ASSERT_EQ(app->role(), crypto::Role::kAppend);
+  EXPECT_EQ(app->master_key(), crypto::Key{});
+  Written w = write_one(*app, data, 1000);
+  ASSERT_FALSE(w.snapshot.empty());
+  EXPECT_GT(w.blobs_new, 10u);
+
+  // Every read of stored data is refused before it is tried, naming the role.
+  auto blob = app->read_blob(w.stream.content[0]);
+  EXPECT_EQ(blob.status().code(), Code::kForbidden);
+  EXPECT_NE(blob.status().message().find("append key"), std::string::npos) << blob.status().message();
+  EXPECT_EQ(app->load_file(FileType::kSnapshot, w.snapshot).status().code(), Code::kForbidden);
+  EXPECT_EQ(app->read_index_state().status().code(), Code::kForbidden);
+  EXPECT_EQ(check_repository(*app, {}, nullptr).status().code(), Code::kForbidden);
+  // ... and every deletion.
+  EXPECT_EQ(app->forget_snapshot(w.snapshot).status().code(), Code::kForbidden);
+  EXPECT_EQ(app->add_key("x", {64, 1, 1}).status().code(), Code::kForbidden);
+  EXPECT_EQ(repair_index(*app).status().code(), Code::kForbidden);
+  EXPECT_EQ(RepoLock::remove_locks(*app, true).status().code(), Code::kForbidden);
+  EXPECT_EQ(BackendAccess::of(*app).remove({FileType::kSnapshot, w.snapshot}).code(), Code::kForbidden);
+
+  // It sees the snapshot it wrote, from its own cache, and its trees.
+  auto mine = app->list_snapshots();
+  ASSERT_TRUE(mine.is_ok());
+  ASSERT_EQ(mine->size(), 1u);
+  EXPECT_EQ((*mine)[0].id, w.snapshot);
+  EXPECT_TRUE(app->load_tree(w.tree).is_ok());
+
+  // Nothing it stored opens with any key it holds (only the ID lists, with the key derived for them).
+  const crypto::KeySecrets& held = app->secrets();
+  for (const auto& p : files_under(repo.path + "/data")) {
+    Bytes pack = read_all(p);
+    for (const crypto::Key& k : {held.content_id, held.chunker, held.cache_key, *held.signing_seed})
+      EXPECT_FALSE(read_pack_header(pack, crypto::Aead(k)).is_ok()) << p;
+  }
+  for (const auto& p : files_under(repo.path + "/snapshots")) {
+    Bytes sealed = read_all(p);
+    ASSERT_TRUE(crypto::has_capsule_magic(sealed));
+    auto parts = crypto::split_capsule_file(sealed);
+    for (const crypto::Key& k : {held.content_id, held.chunker, held.cache_key, *held.signing_seed})
+      EXPECT_FALSE(crypto::Aead(k).open(parts->second).is_ok());
+  }
+
+  // A second backup of the same data with the append key stores nothing new: the ID lists dedup.
+  auto app2 = open_as(repo.path, "append-pw");
+  Written again = write_one(*app2, data, 2000);
+  EXPECT_EQ(again.blobs_new, 0u);
+  EXPECT_EQ(app2->list_snapshots()->size(), 2u);
+
+  // An admin key lists both snapshots and reads every byte back; check --read-data passes.
+  auto admin = open_as(repo.path, "pw");
+  auto all = admin->list_snapshots();
+  ASSERT_TRUE(all.is_ok()) << all.status().message();
+  ASSERT_EQ(all->size(), 2u);
+  auto tree = admin->load_tree(w.tree);
+  ASSERT_TRUE(tree.is_ok()) << tree.status().message();
+  Bytes back;
+  for (const auto& id : tree->nodes[0].content) {
+    auto b = admin->read_blob(id);
+    ASSERT_TRUE(b.is_ok()) << b.status().message();
+    back.insert(back.end(), b->begin(), b->end());
+  }
+  EXPECT_EQ(back, data);
+  auto report = check_repository(*admin, {true, 0, 0}, nullptr);
+  ASSERT_TRUE(report.is_ok()) << report.status().message();
+  EXPECT_TRUE(report->ok()) << (report->errors.empty() ? "" : report->errors[0]);
+
+  // An admin rewriting the index (repair) keeps the capsules: a fresh reader still opens everything.
+  ASSERT_TRUE(repair_index(*admin).is_ok());
+  auto fresh = open_as(repo.path, "pw");
+  EXPECT_TRUE(fresh->read_blob(w.stream.content.back()).is_ok());
+  auto report2 = check_repository(*fresh, {true, 0, 0}, nullptr);
+  ASSERT_TRUE(report2.is_ok());
+  EXPECT_TRUE(report2->ok()) << (report2->errors.empty() ? "" : report2->errors[0]);
+  // And an append key still dedups against the rewritten index.
+  auto app3 = open_as(repo.path, "append-pw");
+  EXPECT_EQ(write_one(*app3, data, 3000).blobs_new, 0u);
+}
+
+TEST_F(Roles, RestoreKeyReadsButNeverDeletes) {
+  Bytes data = testing::pseudo_random(200000, 3);
+  Written w = write_one(*open_as(repo.path, "pw"), data, 1000);
+  auto rs = open_as(repo.path, "restore-pw");
+  ASSERT_EQ(rs->role(), crypto::Role::kRestore);
+  EXPECT_TRUE(rs->list_snapshots().is_ok());
+  EXPECT_TRUE(rs->read_blob(w.stream.content[0]).is_ok());
+  auto report = check_repository(*rs, {true, 0, 0}, nullptr);
+  ASSERT_TRUE(report.is_ok());
+  EXPECT_TRUE(report->ok());
+  auto forget = rs->forget_snapshot(w.snapshot);
+  EXPECT_EQ(forget.status().code(), Code::kForbidden);
+  EXPECT_NE(forget.status().message().find("restore key"), std::string::npos) << forget.status().message();
+  EXPECT_EQ(rs->remove_key(rs->key_name()).code(), Code::kForbidden);
+  EXPECT_EQ(rs->replace_current_key("new", {64, 1, 1}).status().code(), Code::kForbidden);
+  EXPECT_EQ(repair_index(*rs).status().code(), Code::kForbidden);
+  EXPECT_EQ(BackendAccess::of(*rs).remove({FileType::kSnapshot, w.snapshot}).code(), Code::kForbidden);
+  EXPECT_TRUE(open_as(repo.path, "pw")->load_snapshot(w.snapshot).is_ok());  // still there
+}
+
+TEST_F(Roles, AppendKeyWithALostCacheRescansButStillDedups) {
+  Bytes data = testing::pseudo_random(1 << 20, 5);
+  EXPECT_GT(write_one(*open_as(repo.path, "append-pw"), data, 1000).blobs_new, 0u);
+  std::filesystem::remove_all(cache.path + "/cache");
+  auto app = open_as(repo.path, "append-pw");
+  EXPECT_TRUE(app->list_snapshots()->empty());
+  EXPECT_EQ(write_one(*app, data, 2000).blobs_new, 0u);
+}
+
+TEST_F(Roles, LocksOfEveryRoleAreSeenByEveryRole) {
+  auto app = open_as(repo.path, "append-pw");
+  auto held = RepoLock::acquire(*app, LockKind::kShared);
+  ASSERT_TRUE(held.is_ok()) << held.status().message();
+  auto admin = open_as(repo.path, "pw");
+  auto excl = RepoLock::acquire(*admin, LockKind::kExclusive);
+  EXPECT_EQ(excl.status().code(), Code::kLockFailed);
+  held->reset();
+  EXPECT_TRUE(RepoLock::acquire(*admin, LockKind::kExclusive).is_ok());
+}
+
+}  // namespace lifeboat::repo
