@@ -20,6 +20,7 @@ void register_check(CommandSet c) {
   auto find_action = [c, find_blob] {
     c.action = [c, find_blob]() -> Status {
       LB_ASSIGN_OR_RETURN(auto repo, open_repository(c.global));
+      LB_RETURN_IF_ERROR(repo->require_reader("check"));
       return repo->list_pack_files([&](const storage::FileInfo& fi) {
         repo::PackId id;
         if (!repo::parse_id(fi.name, id)) return Status::ok();
@@ -45,6 +46,7 @@ void register_check(CommandSet c) {
         opts->subset_t = t;
       }
       LB_ASSIGN_OR_RETURN(auto repo, open_repository(c.global));
+      LB_RETURN_IF_ERROR(repo->require_reader("check"));
       // Exclusive, like restic: a check must not race a writer's half-finished packs into false alarms.
       LB_ASSIGN_OR_RETURN(auto lock, repo::RepoLock::acquire(*repo, repo::LockKind::kExclusive));
       ProgressCounters counters;

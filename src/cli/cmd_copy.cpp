@@ -28,6 +28,7 @@ void register_copy(CommandSet c) {
   cmd->callback([c, f] {
     c.action = [c, f]() -> Status {
       LB_ASSIGN_OR_RETURN(auto src, open_repository(c.global));
+      LB_RETURN_IF_ERROR(src->require_reader("copy"));
       LB_ASSIGN_OR_RETURN(auto dst, open_other_repository(c.global, f->to, f->to_password_file, "LIFEBOAT_TO_PASSWORD"));
       LB_ASSIGN_OR_RETURN(auto src_lock, repo::RepoLock::acquire(*src, repo::LockKind::kShared));
       LB_ASSIGN_OR_RETURN(auto dst_lock, repo::RepoLock::acquire(*dst, repo::LockKind::kShared));

@@ -14,6 +14,7 @@ void register_diff(CommandSet c) {
   cmd->callback([c, a, b] {
     c.action = [c, a, b]() -> Status {
       LB_ASSIGN_OR_RETURN(auto repo, open_repository(c.global));
+      LB_RETURN_IF_ERROR(repo->require_reader("diff"));
       SnapshotPick none;
       LB_ASSIGN_OR_RETURN(auto ra, pick_snapshot(*repo, *a, none));
       LB_ASSIGN_OR_RETURN(auto rb, pick_snapshot(*repo, *b, none));

@@ -116,6 +116,7 @@ void register_forget(CommandSet c) {
                      "forget needs snapshot IDs or a policy (e.g. --keep-daily 30 --keep-weekly 12 --keep-monthly 12); "
                      "refusing to forget everything");
       LB_ASSIGN_OR_RETURN(auto r, open_repository(c.global));
+      LB_RETURN_IF_ERROR(r->require_admin("forget"));
       LB_ASSIGN_OR_RETURN(auto lock, repo::RepoLock::acquire(*r, repo::LockKind::kShared));
       LB_ASSIGN_OR_RETURN(auto all, r->list_snapshots());
       LB_ASSIGN_OR_RETURN(auto pins, r->pinned());
@@ -191,6 +192,7 @@ void register_forget(CommandSet c) {
     c.action = [c, max_unused, dry_run]() -> Status {
       LB_ASSIGN_OR_RETURN(double share, parse_share(*max_unused));
       LB_ASSIGN_OR_RETURN(auto r, open_repository(c.global));
+      LB_RETURN_IF_ERROR(r->require_admin("prune"));
       LB_ASSIGN_OR_RETURN(auto j, run_prune(c, *r, share, *dry_run));
       if (c.global.json) print_json(j);
       return Status::ok();

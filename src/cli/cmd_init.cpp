@@ -42,6 +42,7 @@ Status init_plan_repositories(const GlobalOptions& g, repo::InitOptions defaults
       LB_ASSIGN_OR_RETURN(std::string primary_password, ops::repository_password(*primary));
       LB_ASSIGN_OR_RETURN(auto pb, storage::open_backend(primary->url));
       LB_ASSIGN_OR_RETURN(auto other, repo::Repository::open(std::move(pb), primary_password));
+      LB_RETURN_IF_ERROR(other->require_admin("sharing the keys of " + r->copy_of));
       o.master = other->master_key();
       o.chunker = other->config().chunker;
       o.pack_size_bytes = other->config().pack_size_bytes;
@@ -80,13 +81,20 @@ void register_init(CommandSet c) {
   cmd->add_option("--copy-keys-from", *keys_from,
                   "share the keys and chunker of this repository, so `copy` moves sealed blobs without decrypting");
   cmd->add_option("--from-password-file", *from_pw, "password of --copy-keys-from (or LIFEBOAT_FROM_PASSWORD)");
-  cmd->callback([c, opts, retention, keys_from, from_pw] {
-    c.action = [c, opts, retention, keys_from, from_pw]() -> Status {
+  auto append_pw = std::make_shared<std::string>();
+  auto append_host = std::make_shared<std::string>();
+  cmd->add_option("--append-password-file", *append_pw,
+                  "also add an append key with this password, for backup hosts: it adds backups and can neither read "
+                  "nor delete them (or LIFEBOAT_APPEND_PASSWORD)");
+  cmd->add_option("--append-host", *append_host, "bind that append key to this host name");
+  cmd->callback([c, opts, retention, keys_from, from_pw, append_pw, append_host] {
+    c.action = [c, opts, retention, keys_from, from_pw, append_pw, append_host]() -> Status {
       if (!retention->empty()) {
         LB_ASSIGN_OR_RETURN(opts->object_lock_ns, parse_duration(*retention));
       }
       if (!keys_from->empty()) {
         LB_ASSIGN_OR_RETURN(auto other, open_other_repository(c.global, *keys_from, *from_pw, "LIFEBOAT_FROM_PASSWORD"));
+        LB_RETURN_IF_ERROR(other->require_admin("--copy-keys-from"));
         opts->master = other->master_key();
         opts->chunker = other->config().chunker;
         opts->pack_size_bytes = other->config().pack_size_bytes;
@@ -101,12 +109,29 @@ void register_init(CommandSet c) {
       } else {
         LB_ASSIGN_OR_RETURN(password, read_initial_password(c.global));
       }
+      std::string append_password;
+      if (!append_pw->empty()) {
+        LB_ASSIGN_OR_RETURN(append_password, read_password_file(*append_pw));
+      } else if (const char* p = getenv("LIFEBOAT_APPEND_PASSWORD"); p && *p) {
+        append_password = p;
+      }
+      if (!append_password.empty() && append_password == password)
+        return Error(Code::kInvalidArgument, "the append key's password must differ from the admin password");
       LB_ASSIGN_OR_RETURN(auto repo, repo::Repository::init(std::move(backend), password, *opts));
+      std::string append_key;
+      if (!append_password.empty()) {
+        LB_ASSIGN_OR_RETURN(append_key, repo->add_key(append_password, opts->kdf, crypto::Role::kAppend, *append_host));
+      }
       if (c.global.json) {
-        print_json({{"id", repo->config().id}, {"location", location}, {"key", repo->key_name()}});
+        nlohmann::json j = {{"id", repo->config().id}, {"location", location}, {"key", repo->key_name()}};
+        if (!append_key.empty()) j["append_key"] = append_key;
+        print_json(j);
       } else if (!c.global.quiet) {
         fmt::print("created repository {} at {}\n\nKeep the password safe: without it the data cannot be read.\n",
                    repo->config().id.substr(0, 10), location);
+        if (!append_key.empty())
+          fmt::print("\nadded append key {}{} for backup hosts: it adds backups, and can neither read nor delete them.\n",
+                     append_key.substr(0, 8), append_host->empty() ? "" : " bound to " + *append_host);
       }
       return Status::ok();
     };

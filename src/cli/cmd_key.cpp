@@ -16,15 +16,25 @@ void register_key(CommandSet c) {
     cmd->add_option("--kdf-iterations", kdf->iterations, "Argon2id passes")->capture_default_str();
   };
 
-  auto* add = key->add_subcommand("add", "add a password");
+  auto* add = key->add_subcommand("add", "add a password (a key file with a role)");
   add_kdf_flags(add);
-  add->callback([c, new_password_file, kdf] {
-    c.action = [c, new_password_file, kdf]() -> Status {
+  auto role = std::make_shared<std::string>("admin");
+  auto host = std::make_shared<std::string>();
+  add->add_option("--role", *role,
+                  "admin (everything), restore (read, restore, check; never delete) or append (add backups; never "
+                  "read or delete)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"admin", "restore", "append"}));
+  add->add_option("--host", *host, "bind the key to this host name: its snapshots naming another host are flagged");
+  add->callback([c, new_password_file, kdf, role, host] {
+    c.action = [c, new_password_file, kdf, role, host]() -> Status {
       LB_ASSIGN_OR_RETURN(auto repo, open_repository(c.global));
+      LB_RETURN_IF_ERROR(repo->require_admin("key add"));
+      LB_ASSIGN_OR_RETURN(crypto::Role r, crypto::parse_role(*role));
       LB_ASSIGN_OR_RETURN(std::string pw, read_new_password(*new_password_file));
-      LB_ASSIGN_OR_RETURN(std::string name, repo->add_key(pw, *kdf));
-      if (c.global.json) print_json({{"key", name}});
-      else if (!c.global.quiet) fmt::print("added key {}\n", name.substr(0, 8));
+      LB_ASSIGN_OR_RETURN(std::string name, repo->add_key(pw, *kdf, r, *host));
+      if (c.global.json) print_json({{"key", name}, {"role", *role}, {"host", *host}});
+      else if (!c.global.quiet) fmt::print("added {} key {}\n", *role, name.substr(0, 8));
       return Status::ok();
     };
   });
@@ -37,15 +47,17 @@ void register_key(CommandSet c) {
       if (c.global.json) {
         nlohmann::json arr = nlohmann::json::array();
         for (const auto& k : keys)
-          arr.push_back({{"id", k.name}, {"current", k.current}, {"created", k.file.created},
+          arr.push_back({{"id", k.name}, {"current", k.current}, {"role", crypto::role_name(k.file.role)},
+                         {"host", k.file.host}, {"created", k.file.created},
                          {"hostname", k.file.hostname}, {"username", k.file.username},
                          {"kdf", {{"memory_kib", k.file.kdf.memory_kib}, {"iterations", k.file.kdf.iterations}}}});
         print_json(arr);
         return Status::ok();
       }
-      fmt::print(" {:<8}  {:<12}  {:<12}  {}\n", "ID", "User", "Host", "Created");
+      fmt::print(" {:<8}  {:<7}  {:<12}  {:<12}  {:<12}  {}\n", "ID", "Role", "Bound to", "User", "Created on", "Created");
       for (const auto& k : keys)
-        fmt::print("{}{:<8}  {:<12}  {:<12}  {}\n", k.current ? "*" : " ", k.name.substr(0, 8), k.file.username,
+        fmt::print("{}{:<8}  {:<7}  {:<12}  {:<12}  {:<12}  {}\n", k.current ? "*" : " ", k.name.substr(0, 8),
+                   crypto::role_name(k.file.role), k.file.host.empty() ? "-" : k.file.host, k.file.username,
                    k.file.hostname, k.file.created);
       return Status::ok();
     };

@@ -179,6 +179,7 @@ void register_kind_restore(CommandSet c, CLI::App* restore, const sources::Sourc
       }
       LB_ASSIGN_OR_RETURN(auto settings, parse_flags(kind, sources::kRestoreOption, *f));
       LB_ASSIGN_OR_RETURN(auto repo, open_repository(c.global));
+      LB_RETURN_IF_ERROR(repo->require_reader("restore " + kind.name));
       // Shared: a prune running meanwhile keeps every pack this restore may still read.
       LB_ASSIGN_OR_RETURN(auto lock, repo::RepoLock::acquire(*repo, repo::LockKind::kShared));
       ProgressCounters counters;

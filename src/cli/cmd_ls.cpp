@@ -28,6 +28,7 @@ void register_ls(CommandSet c) {
   cmd->callback([c, spec, pick, long_format] {
     c.action = [c, spec, pick, long_format]() -> Status {
       LB_ASSIGN_OR_RETURN(auto repo, open_repository(c.global));
+      LB_RETURN_IF_ERROR(repo->require_reader("ls"));
       LB_ASSIGN_OR_RETURN(auto ref, pick_snapshot(*repo, *spec, *pick));
       if (c.global.json) print_json({{"snapshot", snapshot_json(ref)}});
       return repo::walk_tree(*repo, ref.snapshot.tree, [&](const std::string& path, const repo::Node& n) {

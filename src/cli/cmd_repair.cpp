@@ -14,6 +14,7 @@ void register_repair(CommandSet c) {
   index->callback([c] {
     c.action = [c]() -> Status {
       LB_ASSIGN_OR_RETURN(auto repo, open_repository(c.global));
+      LB_RETURN_IF_ERROR(repo->require_admin("repair"));
       LB_ASSIGN_OR_RETURN(auto lock, repo::RepoLock::acquire(*repo, repo::LockKind::kExclusive));
       LB_ASSIGN_OR_RETURN(auto r, repo::repair_index(*repo));
       if (c.global.json) {
@@ -36,6 +37,7 @@ void register_repair(CommandSet c) {
   snaps->callback([c, forget, dry] {
     c.action = [c, forget, dry]() -> Status {
       LB_ASSIGN_OR_RETURN(auto repo, open_repository(c.global));
+      LB_RETURN_IF_ERROR(repo->require_admin("repair"));
       LB_ASSIGN_OR_RETURN(auto lock, repo::RepoLock::acquire(*repo, repo::LockKind::kExclusive));
       LB_ASSIGN_OR_RETURN(auto r, repo::repair_snapshots(*repo, *forget, *dry));
       if (c.global.json) {

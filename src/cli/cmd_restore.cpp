@@ -83,6 +83,7 @@ void register_restore(CommandSet c) {
         opts->overwrite = *mode;
       }
       LB_ASSIGN_OR_RETURN(auto repo, open_repository(c.global));
+      LB_RETURN_IF_ERROR(repo->require_reader("restore"));
       // Shared: a prune running meanwhile keeps every pack this restore may still read.
       LB_ASSIGN_OR_RETURN(auto lock, repo::RepoLock::acquire(*repo, repo::LockKind::kShared));
       LB_ASSIGN_OR_RETURN(auto ref, pick_snapshot(*repo, *spec, *pick));

@@ -25,7 +25,14 @@ void register_snapshots(CommandSet c) {
       LB_ASSIGN_OR_RETURN(auto repo, open_repository(c.global));
       LB_ASSIGN_OR_RETURN(auto all, repo->list_snapshots());
       auto list = repo::filter_snapshots(all, pick->filter);
-      LB_ASSIGN_OR_RETURN(auto pins, repo->pins());
+      std::map<std::string, repo::Repository::Pin> pins;
+      if (repo->append_only()) {
+        if (!c.global.quiet)
+          fmt::print(stderr, "lifeboat: this is an append key: it lists only the snapshots it wrote from this host (its "
+                             "cache at {}), and reads no other\n", repo->writer_cache()->dir());
+      } else {
+        LB_ASSIGN_OR_RETURN(pins, repo->pins());
+      }
       if (c.global.json) {
         nlohmann::json arr = nlohmann::json::array();
         for (const auto& r : list) {

@@ -16,6 +16,7 @@ void register_stats(CommandSet c) {
   cmd->callback([c, specs, pick] {
     c.action = [c, specs, pick]() -> Status {
       LB_ASSIGN_OR_RETURN(auto repo, open_repository(c.global));
+      LB_RETURN_IF_ERROR(repo->require_reader("stats"));
       LB_RETURN_IF_ERROR(repo->load_index());
       LB_ASSIGN_OR_RETURN(auto all, repo->list_snapshots());
       LB_ASSIGN_OR_RETURN(auto at, pick->at_ns());

@@ -24,7 +24,7 @@ std::string repository_url(const GlobalOptions& g) {
   return env ? env : "";
 }
 
-static Result<std::string> read_password_file(const std::string& path) {
+Result<std::string> read_password_file(const std::string& path) {
   std::ifstream in(path);
   if (!in) return Error(Code::kInvalidArgument, fmt::format("cannot read password file {}", path));
   std::string line;

@@ -36,6 +36,8 @@ struct CommandSet {
 
 std::string repository_url(const GlobalOptions& g);
 Result<std::string> read_password(const GlobalOptions& g, const char* prompt = "repository password: ");
+// The first line of a password file (a trailing CR dropped).
+Result<std::string> read_password_file(const std::string& path);
 // A password being set (key add, key passwd): --new-password-file, LIFEBOAT_NEW_PASSWORD, or typed
 // twice on a terminal; without any, the error names LIFEBOAT_NEW_PASSWORD.
 Result<std::string> read_new_password(const std::string& file_flag);

@@ -107,6 +107,7 @@ Result<nlohmann::json> copy_to_regions(RepositorySet& repos, const plan::SourceS
     if (!dst && dst.status().code() == Code::kRepoMissing) {
       LB_ASSIGN_OR_RETURN(auto backend, storage::open_backend(r.url));
       LB_ASSIGN_OR_RETURN(std::string password, repository_password(r));
+      LB_RETURN_IF_ERROR(primary.require_admin("creating copy repository " + r.name));
       repo::InitOptions o;
       o.master = primary.master_key();
       o.chunker = primary.config().chunker;
@@ -241,6 +242,21 @@ std::vector<SourceOutcome> run_backups(RepositorySet& repos, const std::vector<c
       LB_RETURN_IF_ERROR(b.report.status);  // saved, but the kind's own checks of it failed
       o.result = {{"snapshot", b.snapshot_id}, {"summary", b.summary}, {"warnings", b.warnings}};
       if (!b.more_snapshots.empty()) o.result["more_snapshots"] = b.more_snapshots;
+      if (repo->append_only()) {
+        // Said in the result and as warnings, never skipped silently: the admin side does these.
+        static const char* kSkipped[][2] = {
+            {"verified", "not read back: an append key cannot decrypt what it stored (`lifeboat check --read-data` "
+                         "with a restore or admin key verifies it)"},
+            {"retention", "not applied: an append key forgets nothing (an admin key's `lifeboat maintenance` does)"},
+            {"copies", "not made: an append key cannot read what it would copy (an admin key's `lifeboat copy` or "
+                       "maintenance does)"}};
+        for (const auto& [field, why] : kSkipped) {
+          o.result[field] = {{"skipped", why}};
+          if (std::string(field) != "copies" || !repos.plan().copies_of(s->repository).empty())
+            o.result["warnings"].push_back(fmt::format("{} {}", field, why));
+        }
+        return Status::ok();
+      }
       if (!b.snapshot_id.empty()) {
         LB_ASSIGN_OR_RETURN(o.result["verified"], verify_snapshot(*repo, b.snapshot_id, s->verify_sample));
       }

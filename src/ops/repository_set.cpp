@@ -98,15 +98,15 @@ RepositorySet::Lease RepositorySet::adopt(const std::string& name, std::unique_p
 
 Result<std::unique_ptr<repo::Repository>> RepositorySet::separate_handle(const std::string& name) {
   LB_ASSIGN_OR_RETURN(Entry * e, entry(name));
-  crypto::Key master;
+  crypto::KeySecrets secrets;
   std::string key_name;
   {
     std::lock_guard use(e->use);
-    master = e->repo->master_key();
+    secrets = e->repo->secrets();
     key_name = e->repo->key_name();
   }
   LB_ASSIGN_OR_RETURN(auto backend, storage::open_backend(e->url));
-  return repo::Repository::open_with_master(std::move(backend), master, key_name);
+  return repo::Repository::open_with_secrets(std::move(backend), secrets, key_name);
 }
 
 }  // namespace lifeboat::ops

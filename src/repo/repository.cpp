@@ -715,8 +715,8 @@ Result<std::vector<PackId>> Repository::drop_missing_packs() {
 Result<Repository::PackReconciliation> Repository::reconcile_packs() {
   // An append key neither knows where blobs are nor opens a pack header: it stores what it cannot
   // prove is stored, and leaves damage to readers' `check`.
-  if (append_only()) return PackReconciliation{};
   LB_RETURN_IF_ERROR(load_index());
+  if (append_only()) return PackReconciliation{};
   LB_ASSIGN_OR_RETURN(auto stored, stored_packs());
   PackReconciliation out;
   for (const auto& p : index_.packs())

@@ -1,0 +1,115 @@
+"""Keys with roles through the CLI: an append key backs up (incrementally, deduplicated) and is refused
+every read and every deletion with exit 13 naming its role; a restore key reads and never deletes; an
+admin key restores everything the append key wrote, exactly."""
+import json
+import os
+
+from conftest import Lifeboat, tree_digest
+
+FORBIDDEN = 13
+
+
+def roles(lb, tmp_path):
+    """The admin `lb` adds an append key bound to host "backup-1" and a restore key; returns the
+    append and restore clients (each with its own writer cache)."""
+    lb.run("key", "add", "--role", "append", "--host", "backup-1", "--kdf-memory-kib", "1024", "--kdf-iterations", "1",
+           env={"LIFEBOAT_NEW_PASSWORD": "append pw"})
+    lb.run("key", "add", "--role", "restore", "--kdf-memory-kib", "1024", "--kdf-iterations", "1",
+           env={"LIFEBOAT_NEW_PASSWORD": "restore pw"})
+    app = Lifeboat(lb.repo, "append pw")
+    app.env["LIFEBOAT_CACHE_DIR"] = str(tmp_path / "append-cache")
+    rst = Lifeboat(lb.repo, "restore pw")
+    return app, rst
+
+
+def refused(client, *args, **kw):
+    p = client.run(*args, check=False, **kw)
+    assert p.returncode == FORBIDDEN, f"{args}: exit {p.returncode}\n{p.stdout}\n{p.stderr}"
+    return p.stderr
+
+
+def test_append_key_backs_up_but_never_reads_or_deletes(lb, tmp_path):
+    app, rst = roles(lb, tmp_path)
+    keys = {k["role"]: k for k in lb.json("key", "list")}
+    assert set(keys) == {"admin", "append", "restore"}
+    assert keys["append"]["host"] == "backup-1"
+
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    for i in range(20):
+        (src / f"f{i:02}").write_bytes(os.urandom(50_000))
+    (src / "sub" / "big").write_bytes(os.urandom(3 << 20))
+    first = app.json("backup", src, "--host", "backup-1")
+    assert first["summary"]["files_new"] == 21
+    # Its next backup compares with its own cache: unchanged files are not read again.
+    (src / "f03").write_bytes(b"changed")
+    second = app.json("backup", src, "--host", "backup-1")
+    s = second["summary"]
+    assert (s["files_new"], s["files_changed"], s["files_unmodified"]) == (0, 1, 20), s
+
+    # Every read and every deletion is refused, naming the role and what to use instead.
+    snap = second["snapshot_id"]
+    for args in (("restore", "latest", "--target", tmp_path / "nope"), ("ls", snap[:8]), ("check",),
+                 ("check", "--read-data"), ("diff", first["snapshot_id"][:8], snap[:8]), ("stats",),
+                 ("forget", "--keep-last", "1"), ("forget", snap[:8]), ("prune",), ("repair", "index"),
+                 ("unlock", "--remove-all")):
+        err = refused(app, *args)
+        assert "append key" in err and "admin" in err, (args, err)
+    assert not (tmp_path / "nope").exists()
+    err = refused(app, "key", "add", env={"LIFEBOAT_NEW_PASSWORD": "x"})
+    assert "append key" in err
+    # --json carries the code too.
+    p = app.run("--json", "restore", "latest", "--target", tmp_path / "nope", check=False)
+    assert p.returncode == FORBIDDEN and json.loads(p.stdout)["code"] == "forbidden"
+    # It lists only the snapshots it wrote, and says so.
+    mine = app.run("snapshots")
+    assert "append key" in mine.stderr and snap[:8] in mine.stdout
+
+    # The admin key sees both snapshots and restores the second exactly; check --read-data reads all.
+    assert [x["id"] for x in lb.json("snapshots")] == [first["snapshot_id"], snap]
+    target = tmp_path / "restored"
+    lb.run("restore", snap[:8], "--target", target, "--verify")
+    assert tree_digest(target / str(src).lstrip("/")) == tree_digest(src)
+    lb.run("check", "--read-data")
+
+    # The restore key reads and restores, and is refused every deletion.
+    target2 = tmp_path / "restored-by-restore-key"
+    rst.run("restore", "latest", "--target", target2)
+    assert tree_digest(target2 / str(src).lstrip("/")) == tree_digest(src)
+    rst.run("check", "--read-data")
+    for args in (("forget", snap[:8]), ("prune",), ("repair", "index")):
+        err = refused(rst, *args)
+        assert "restore key" in err, (args, err)
+    assert len(lb.json("snapshots")) == 2
+
+
+def test_append_key_with_lost_cache_stores_nothing_twice(lb, tmp_path):
+    app, _ = roles(lb, tmp_path)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "data").write_bytes(os.urandom(2 << 20))
+    app.json("backup", src)
+    import shutil
+    shutil.rmtree(tmp_path / "append-cache")
+    again = app.json("backup", src)
+    assert again["summary"]["files_new"] == 1  # no parent: read again ...
+    # ... but its 2 MiB are not stored twice: what is new is directory metadata (trees) alone.
+    assert again["summary"]["data_added_bytes"] < 4096, again["summary"]
+
+
+def test_init_adds_an_append_key_for_backup_hosts(tmp_path):
+    boat = Lifeboat(tmp_path / "repo")
+    (tmp_path / "append.pw").write_text("for the backup hosts\n")
+    out = boat.json("init", "--kdf-memory-kib", "1024", "--kdf-iterations", "1", "--append-password-file",
+                    tmp_path / "append.pw", "--append-host", "db-1")
+    assert out["append_key"]
+    listed = {k["id"]: k for k in boat.json("key", "list")}
+    assert listed[out["append_key"]]["role"] == "append" and listed[out["append_key"]]["host"] == "db-1"
+    assert listed[out["key"]]["role"] == "admin"
+    app = Lifeboat(tmp_path / "repo", "for the backup hosts")
+    app.env["LIFEBOAT_CACHE_DIR"] = str(tmp_path / "cache")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "x").write_text("x")
+    app.run("backup", src)
+    assert len(boat.json("snapshots")) == 1
