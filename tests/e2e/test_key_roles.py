@@ -113,3 +113,38 @@ def test_init_adds_an_append_key_for_backup_hosts(tmp_path):
     (src / "x").write_text("x")
     app.run("backup", src)
     assert len(boat.json("snapshots")) == 1
+
+
+def test_a_repository_written_before_roles_still_opens(tmp_path):
+    """tests/fixtures/repo-before-roles was written by lifeboat before key roles (v1 key file, v1 index
+    files sealed whole, no capsules): today's lifeboat restores both snapshots exactly, checks every
+    byte, backs up into it, and gives it keys with roles."""
+    import shutil
+    from pathlib import Path
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "repo-before-roles"
+    shutil.copytree(fixture / "repo", tmp_path / "repo")
+    old = Lifeboat(tmp_path / "repo", "before roles")
+    snaps = old.json("snapshots")
+    assert [s["id"][:8] for s in snaps] == ["bb8e92a2", "0177d317"]
+    old.run("check", "--read-data")
+    keys = old.json("key", "list")
+    assert [k["role"] for k in keys] == ["admin"]  # a key file of version 1 is an admin key
+    second = tmp_path / "second"
+    old.run("restore", "0177d317", "--target", second)
+    def contents(root):  # the fixture's checkout has its own mtimes: compare names and bytes
+        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    assert contents(second / "tmp" / "fx" / "src") == contents(fixture / "source")
+    first = tmp_path / "first"
+    old.run("restore", "bb8e92a2", "--target", first)
+    assert (first / "tmp/fx/src/file2.txt").read_text() == "line 2\n" * 600
+    # Today's lifeboat writes into it (new index files carry ID lists) and adds keys with roles.
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "new").write_bytes(os.urandom(100_000))
+    old.run("backup", src)
+    app, _ = roles(old, tmp_path)
+    warned = app.run("backup", fixture / "source")
+    assert "predate key roles" in warned.stderr  # its old index files hold no ID list it can read
+    app.run("backup", src)
+    old.run("check", "--read-data")
+    assert len(old.json("snapshots")) == 5
