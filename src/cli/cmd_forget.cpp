@@ -118,7 +118,8 @@ void register_forget(CommandSet c) {
       LB_ASSIGN_OR_RETURN(auto r, open_repository(c.global));
       LB_RETURN_IF_ERROR(r->require_admin("forget"));
       LB_ASSIGN_OR_RETURN(auto lock, repo::RepoLock::acquire(*r, repo::LockKind::kShared));
-      LB_ASSIGN_OR_RETURN(auto all, r->list_snapshots());
+      // By ID, an untrusted snapshot can be forgotten too; a policy never sees one.
+      LB_ASSIGN_OR_RETURN(auto all, r->list_snapshots(/*include_untrusted=*/!f->ids.empty()));
       LB_ASSIGN_OR_RETURN(auto pins, r->pinned());
       std::vector<repo::RetentionDecision> decisions;
       if (!f->ids.empty()) {

@@ -20,10 +20,14 @@ void register_snapshots(CommandSet c) {
   auto* cmd = c.app.add_subcommand("snapshots", "list snapshots");
   auto pick = std::make_shared<SnapshotPick>();
   pick->add_flags(cmd, false);
-  cmd->callback([c, pick] {
-    c.action = [c, pick]() -> Status {
+  auto untrusted = std::make_shared<bool>(false);
+  cmd->add_flag("--untrusted", *untrusted,
+                "also list snapshots that are not trusted (a forged or altered signature, a removed key, another host "
+                "than its key's, dated before its key), each with why");
+  cmd->callback([c, pick, untrusted] {
+    c.action = [c, pick, untrusted]() -> Status {
       LB_ASSIGN_OR_RETURN(auto repo, open_repository(c.global));
-      LB_ASSIGN_OR_RETURN(auto all, repo->list_snapshots());
+      LB_ASSIGN_OR_RETURN(auto all, repo->list_snapshots(*untrusted));
       auto list = repo::filter_snapshots(all, pick->filter);
       std::map<std::string, repo::Repository::Pin> pins;
       if (repo->append_only()) {
@@ -54,6 +58,7 @@ void register_snapshots(CommandSet c) {
         fmt::print("{:<8}  {:<19}  {:<12}  {:<13}  {:<16}  {}\n", r.short_id(), format_local(s.time_ns), s.hostname,
                    s.source, fmt::format("{}", fmt::join(s.tags, ",")),
                    fmt::format("{}{}", fmt::join(s.paths, " "), pin_text(pins, r.id)));
+        if (!s.untrusted.empty()) fmt::print("          UNTRUSTED: {}\n", s.untrusted);
       }
       fmt::print("{} snapshot(s)\n", list.size());
       return Status::ok();

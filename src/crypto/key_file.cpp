@@ -104,6 +104,7 @@ Result<KeyFile> KeyFile::create(KeySecrets secrets, std::string_view password, c
 }
 
 Result<KeySecrets> KeyFile::unwrap(std::string_view password) const {
+  if (revoked) return Error(Code::kWrongPassword, "this key was removed");
   LB_ASSIGN_OR_RETURN(Key kek, argon2id(password, salt, kdf));
   auto plain = Aead(kek).open(wrapped);
   if (!plain) return Error(Code::kWrongPassword, "wrong password");
@@ -119,6 +120,14 @@ Result<KeySecrets> KeyFile::unwrap(std::string_view password) const {
   return s;
 }
 
+std::string KeyFile::endorsement_message() const {
+  nlohmann::json j = {{"role", role_name(role)}, {"host", host}, {"created", created}};
+  if (signing_public) j["signing_public"] = b64(*signing_public);
+  if (revoked)
+    j["revoked"] = {{"key", revoked->key}, {"time", revoked->time}, {"trusted_snapshots", revoked->trusted_snapshots}};
+  return "lifeboat-key-endorsement-v1\n" + j.dump();
+}
+
 std::string KeyFile::to_json() const {
   nlohmann::json j = {{"version", version},
                       {"kdf", "argon2id"},
@@ -130,9 +139,12 @@ std::string KeyFile::to_json() const {
     j["wrapped_master"] = base64_encode(wrapped);
   } else {
     j["role"] = role_name(role);
-    j["wrapped"] = base64_encode(wrapped);
+    if (!revoked) j["wrapped"] = base64_encode(wrapped);
     if (signing_public) j["signing_public"] = b64(*signing_public);
     j["host"] = host;
+    if (!endorsement.empty()) j["endorsement"] = base64_encode(endorsement);
+    if (revoked)
+      j["revoked"] = {{"key", revoked->key}, {"time", revoked->time}, {"trusted_snapshots", revoked->trusted_snapshots}};
   }
   j["created"] = created;
   j["hostname"] = hostname;
@@ -155,11 +167,23 @@ Result<KeyFile> KeyFile::from_json(std::string_view text) {
         kf.kdf.parallelism < 1 || kf.kdf.parallelism > 64)
       return Error(Code::kCorrupt, "key file has out-of-range KDF parameters");
     auto salt = base64_decode(j.at("salt").get<std::string>());
-    auto wrapped = base64_decode(j.at(kf.version == 1 ? "wrapped_master" : "wrapped").get<std::string>());
+    bool revoked = kf.version == 2 && j.contains("revoked");
+    auto wrapped = revoked ? std::optional<Bytes>(Bytes())
+                           : base64_decode(j.at(kf.version == 1 ? "wrapped_master" : "wrapped").get<std::string>());
     if (!salt || !wrapped) return Error(Code::kCorrupt, "key file has invalid base64");
     kf.salt = std::move(*salt);
     kf.wrapped = std::move(*wrapped);
+    if (revoked) {
+      const auto& r = j.at("revoked");
+      kf.revoked = Revocation{r.at("key").get<std::string>(), r.at("time").get<std::string>(),
+                              r.at("trusted_snapshots").get<std::vector<std::string>>()};
+    }
     if (kf.version == 2) {
+      if (j.contains("endorsement")) {
+        auto e = base64_decode(j.at("endorsement").get<std::string>());
+        if (!e) return Error(Code::kCorrupt, "key file has an invalid endorsement");
+        kf.endorsement = std::move(*e);
+      }
       auto role = parse_role(j.at("role").get<std::string>());
       if (!role) return Error(Code::kCorrupt, "key file has an unknown role (written by a newer lifeboat?)");
       kf.role = *role;

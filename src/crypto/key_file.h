@@ -3,6 +3,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/bytes.h"
 #include "core/status.h"
@@ -44,12 +45,27 @@ struct KeyFile {
   std::string created;   // RFC 3339
   std::string hostname;  // where it was created
   std::string username;
+  // HMAC-SHA256 by an admin key (a key derived from the master secret) over endorsement_message():
+  // readers trust a signing key only from an endorsed key file, so whoever can write to storage
+  // cannot slip in a key of their own. Absent in version 1.
+  Bytes endorsement;
+  // A removed append key: its password opens nothing (wrapped is empty), and only the snapshots it
+  // signed before removal, listed here, are still trusted.
+  struct Revocation {
+    std::string key;   // the name of the key file it replaces (the name its snapshots carry)
+    std::string time;  // RFC 3339
+    std::vector<std::string> trusted_snapshots;
+  };
+  std::optional<Revocation> revoked;
 
   // Wraps `secrets` under `password` with a fresh salt; gives the key a signing key if it has none.
   static Result<KeyFile> create(KeySecrets secrets, std::string_view password, const KdfParams& kdf,
                                 std::string host = "");
   // Unwraps the secrets; kWrongPassword when the password does not open them.
   Result<KeySecrets> unwrap(std::string_view password) const;
+
+  // What the endorsement covers: role, host binding, signing key, creation time, revocation.
+  std::string endorsement_message() const;
 
   std::string to_json() const;
   static Result<KeyFile> from_json(std::string_view text);

@@ -98,8 +98,18 @@ Result<RepairSnapshotsReport> repair_snapshots(Repository& repo, bool forget_ori
   LB_RETURN_IF_ERROR(repo.drop_missing_packs().status());
   RepairSnapshotsReport report;
   LB_ASSIGN_OR_RETURN(auto names, repo.list_names(FileType::kSnapshot));
+  // Rewriting seals with the AEAD key and signs with this key: an untrusted snapshot would come out
+  // trusted, so it is left as it is (and said).
+  std::set<std::string> untrusted;
+  LB_ASSIGN_OR_RETURN(auto listed, repo.list_snapshots(/*include_untrusted=*/true));
+  for (const auto& r : listed)
+    if (!r.snapshot.untrusted.empty()) untrusted.insert(r.id);
   for (const auto& name : names) {
     if (interrupted()) return Error(Code::kInterrupted, "interrupted");
+    if (untrusted.count(name)) {
+      Repository::warn(fmt::format("snapshot {} is untrusted: not rewritten", name.substr(0, 8)));
+      continue;
+    }
     auto ref = repo.load_snapshot(name);
     if (!ref) continue;  // an unreadable snapshot file is check's to report, and cannot be rewritten
     report.snapshots++;

@@ -14,6 +14,7 @@
 #include "core/json_int.h"
 #include "core/time.h"
 #include "repo/compress.h"
+#include <openssl/crypto.h>
 
 namespace lifeboat::repo {
 
@@ -905,16 +906,25 @@ Result<SnapshotRef> Repository::load_snapshot(const std::string& id) {
                                                id.substr(0, 8)));
   }
   LB_ASSIGN_OR_RETURN(Bytes plain, load_file(FileType::kSnapshot, id));
+  // Sealed to the public key: an append key wrote it (load_file opened it with the capsule's key). A
+  // file sealed with the AEAD key cannot start so except by a 2^-32 chance, which load_file's
+  // fallback covers and which only makes the snapshot face the stricter rules.
+  bool appended = false;
+  if (auto sealed = backend_->load({FileType::kSnapshot, id}, 0, 4)) appended = crypto::has_capsule_magic(*sealed) ||
+      (sealed->size() == 4 && std::memcmp(sealed->data(), crypto::kCapsuleMagic, 4) == 0);
   auto s = Snapshot::from_json(to_string(plain));
   if (!s) return s.status().with_context("snapshots/" + id);
+  s->appended = appended;
   return SnapshotRef{id, std::move(*s)};
 }
 
-Result<std::vector<SnapshotRef>> Repository::list_snapshots() { return list_snapshots_from(/*skip_damaged=*/false); }
+Result<std::vector<SnapshotRef>> Repository::list_snapshots(bool include_untrusted) {
+  return list_snapshots_from(/*skip_damaged=*/false, include_untrusted);
+}
 
 Result<std::vector<SnapshotRef>> Repository::list_readable_snapshots() { return list_snapshots_from(/*skip_damaged=*/true); }
 
-Result<std::vector<SnapshotRef>> Repository::list_snapshots_from(bool skip_damaged) {
+Result<std::vector<SnapshotRef>> Repository::list_snapshots_from(bool skip_damaged, bool include_untrusted) {
   if (writer_cache_) {  // an append key sees the snapshots it wrote from this host, nothing else
     LB_ASSIGN_OR_RETURN(auto cached, writer_cache_->snapshots());
     std::vector<SnapshotRef> out;
@@ -948,6 +958,29 @@ Result<std::vector<SnapshotRef>> Repository::list_snapshots_from(bool skip_damag
     out.push_back(std::move(*ref));
   }
   snapshot_cache_ = std::move(seen);
+  bool any_signed = false;
+  for (const auto& r : out) any_signed |= r.snapshot.appended || !r.snapshot.writer_key.empty();
+  if (any_signed) {
+    LB_ASSIGN_OR_RETURN(auto key_list, list_keys());
+    std::map<std::string, crypto::KeyFile> keys;
+    for (auto& k : key_list) {
+      // A revocation stands under the name of the key it replaced; it is trusted only if endorsed.
+      if (k.file.revoked && endorsed(k.file)) keys[k.file.revoked->key] = std::move(k.file);  // wins over a copy of the key
+      else keys.emplace(k.name, std::move(k.file));
+    }
+    std::vector<SnapshotRef> kept;
+    for (auto& r : out) {
+      judge_trust(r, keys);
+      if (!r.snapshot.untrusted.empty() && !include_untrusted) {
+        if (warned_untrusted_.insert(r.id).second)
+          warn(fmt::format("snapshot {} is not trusted and is left out: {} (`lifeboat snapshots --untrusted` lists it)",
+                           r.short_id(), r.snapshot.untrusted));
+        continue;
+      }
+      kept.push_back(std::move(r));
+    }
+    out = std::move(kept);
+  }
   std::stable_sort(out.begin(), out.end(),
                    [](const SnapshotRef& a, const SnapshotRef& b) { return a.snapshot.time_ns < b.snapshot.time_ns; });
   return out;
@@ -989,6 +1022,64 @@ Result<std::map<std::string, Repository::Pin>> Repository::pins() {
   return out;
 }
 
+namespace {
+crypto::Key endorsement_key(const crypto::Key& master) {
+  Bytes b = crypto::hkdf_sha256({master.data(), master.size()}, "lifeboat-v1", "key-endorsement", crypto::kKeySize);
+  crypto::Key k;
+  std::copy(b.begin(), b.end(), k.begin());
+  return k;
+}
+}  // namespace
+
+void Repository::endorse(crypto::KeyFile& kf) const {
+  auto mac = crypto::hmac_sha256(endorsement_key(master_), as_bytes(kf.endorsement_message()));
+  kf.endorsement.assign(mac.begin(), mac.end());
+}
+
+bool Repository::endorsed(const crypto::KeyFile& kf) const {
+  if (append_only() || kf.endorsement.size() != 32) return false;
+  auto mac = crypto::hmac_sha256(endorsement_key(master_), as_bytes(kf.endorsement_message()));
+  return CRYPTO_memcmp(mac.data(), kf.endorsement.data(), 32) == 0;
+}
+
+void Repository::judge_trust(SnapshotRef& ref, const std::map<std::string, crypto::KeyFile>& keys) const {
+  Snapshot& s = ref.snapshot;
+  s.untrusted.clear();
+  const std::string who = s.writer_key.empty() ? "" : s.writer_key.substr(0, 8);
+  auto it = s.writer_key.empty() ? keys.end() : keys.find(s.writer_key);
+  auto signature_ok = [&](const crypto::KeyFile& kf) {
+    auto sig = base64_decode(s.writer_signature);
+    return kf.signing_public && sig &&
+           crypto::ed25519_verify(*kf.signing_public, as_bytes(s.signed_message(config_.id)), *sig);
+  };
+  if (!s.appended) {
+    // Sealed with the AEAD key: written by a key holding the master secret. A signature it carries
+    // must still verify if its key is known (an altered snapshot says so).
+    if (it != keys.end() && it->second.signing_public && !signature_ok(it->second))
+      s.untrusted = fmt::format("its signature by key {} does not verify (altered?)", who);
+    return;
+  }
+  if (s.writer_key.empty()) {
+    s.untrusted = "written with the public key but unsigned";
+    return;
+  }
+  if (it == keys.end()) {
+    s.untrusted = fmt::format("signed by key {}, which this repository does not have", who);
+    return;
+  }
+  const crypto::KeyFile& kf = it->second;
+  if (!endorsed(kf)) s.untrusted = fmt::format("key file {} is not endorsed by an admin key (planted?)", who);
+  else if (kf.role != crypto::Role::kAppend) s.untrusted = fmt::format("key {} is not an append key", who);
+  else if (!signature_ok(kf)) s.untrusted = fmt::format("its signature by key {} does not verify (altered or forged)", who);
+  else if (kf.revoked && std::find(kf.revoked->trusted_snapshots.begin(), kf.revoked->trusted_snapshots.end(), ref.id) ==
+                             kf.revoked->trusted_snapshots.end())
+    s.untrusted = fmt::format("written after its key {} was removed ({})", who, kf.revoked->time);
+  else if (!kf.host.empty() && s.hostname != kf.host)
+    s.untrusted = fmt::format("claims host {} but key {} is bound to host {}", s.hostname, who, kf.host);
+  else if (auto created = parse_time(kf.created); created && s.time_ns + kKeyClockSlackNs < *created)
+    s.untrusted = fmt::format("dated {}, before its key {} existed ({})", format_rfc3339(s.time_ns), who, kf.created);
+}
+
 Result<std::vector<KeyInfo>> Repository::list_keys() {
   LB_ASSIGN_OR_RETURN(auto names, list_names(FileType::kKey));
   std::vector<KeyInfo> out;
@@ -1018,6 +1109,7 @@ Result<std::string> Repository::add_key(std::string_view password, const crypto:
     secrets.master = keys_.master;
   }
   LB_ASSIGN_OR_RETURN(auto kf, crypto::KeyFile::create(std::move(secrets), password, kdf, host));
+  endorse(kf);
   std::string json = kf.to_json();
   auto digest = crypto::sha256(as_bytes(json));
   std::string name = hex_encode({digest.data(), digest.size()});
@@ -1034,6 +1126,22 @@ Status Repository::remove_key(const std::string& name) {
     return Error(Code::kInvalidArgument,
                  "refusing to remove the key file this session opened with; open with another password first");
   if (keys.size() == 1) return Error(Code::kInvalidArgument, "refusing to remove the last key file");
+  if (it->file.role == crypto::Role::kAppend && it->file.signing_public && !it->file.revoked) {
+    // An append key is replaced by its revocation: its password opens nothing from now on, and of its
+    // snapshots only those that exist and are trusted now stay trusted (docs/security.md, "Trust").
+    crypto::KeyFile revoked = it->file;
+    revoked.wrapped.clear();
+    revoked.revoked = crypto::KeyFile::Revocation{name, format_rfc3339(now_ns()), {}};
+    LB_ASSIGN_OR_RETURN(auto snaps, list_snapshots());
+    for (const auto& r : snaps)
+      if (r.snapshot.writer_key == name && r.snapshot.appended) revoked.revoked->trusted_snapshots.push_back(r.id);
+    endorse(revoked);
+    std::string json = revoked.to_json();
+    auto digest = crypto::sha256(as_bytes(json));
+    LB_RETURN_IF_ERROR(backend_->save({FileType::kKey, hex_encode({digest.data(), digest.size()})}, as_bytes(json),
+                                      save_options(FileType::kKey)));
+    // The revocation replaces the key under its own name: snapshots name the key they were signed by.
+  }
   return backend_->remove({FileType::kKey, name});
 }
 

@@ -211,7 +211,11 @@ class Repository {
   Result<Bytes> open_blob(const BlobId& id, const BlobLocation& loc, ByteView sealed) const;
   Result<Tree> load_tree(const BlobId& id);
 
-  Result<std::vector<SnapshotRef>> list_snapshots();  // oldest first
+  // Oldest first. Untrusted snapshots (docs/security.md, "Trust": a forged or altered signature, a key
+  // removed before it wrote them, another host than its key's, a date before its key) are left out
+  // with a warning, so no restore, parent or retention ever uses them; `include_untrusted` lists them
+  // too, each saying why (the snapshots command, forget by ID).
+  Result<std::vector<SnapshotRef>> list_snapshots(bool include_untrusted = false);
   // For choosing a backup's parent: a snapshot file that cannot be read or decoded (damaged, foreign)
   // is skipped with a warning instead of failing the backup.
   Result<std::vector<SnapshotRef>> list_readable_snapshots();
@@ -229,6 +233,13 @@ class Repository {
 
   // Key files.
   Result<std::vector<KeyInfo>> list_keys();
+  // An admin's HMAC over a key file's role, binding, signing key and revocation (KeyFile::endorsement).
+  void endorse(crypto::KeyFile& kf) const;
+  bool endorsed(const crypto::KeyFile& kf) const;
+  // Sets `ref.snapshot.untrusted` by the rules of docs/security.md, "Trust", given the key files.
+  void judge_trust(SnapshotRef& ref, const std::map<std::string, crypto::KeyFile>& keys) const;
+  // Slack for clocks: a snapshot may be dated this much before its key file's creation.
+  static constexpr int64_t kKeyClockSlackNs = 3600LL * 1000000000;
   // Adds a key file with `role` (admin keys only; an append key gets what it needs to write, a
   // restore key the master secret). `host`: the host an append key's snapshots must name ("": any).
   Result<std::string> add_key(std::string_view password, const crypto::KdfParams& kdf,
@@ -272,7 +283,8 @@ class Repository {
   MasterIndex tombstoned_;
   std::map<PackId, IndexFile::Tombstone> tombstoned_packs_;
   Status drop_packs(const std::vector<PackId>& missing);  // with drop_missing_mu_ held
-  Result<std::vector<SnapshotRef>> list_snapshots_from(bool skip_damaged);
+  Result<std::vector<SnapshotRef>> list_snapshots_from(bool skip_damaged, bool include_untrusted = false);
+  std::set<std::string> warned_untrusted_;  // under snapshot_cache_mu_: each named once per process
   Result<std::map<PackId, uint64_t>> stored_packs();  // one listing: every pack file and its size
   std::mutex drop_missing_mu_;
   std::set<PackId> dropped_packs_;  // missing packs already taken out of the in-memory index

@@ -80,7 +80,36 @@ const char* period_name(Period p) {
 
 }  // namespace
 
+namespace {
+std::vector<RetentionDecision> apply_to_writer(const std::vector<SnapshotRef>& group, const RetentionPolicy& policy,
+                                               const std::set<std::string>& pinned);
+}  // namespace
+
 std::vector<RetentionDecision> apply_retention(const std::vector<SnapshotRef>& group, const RetentionPolicy& policy,
+                                               const std::set<std::string>& pinned) {
+  // Each append key's snapshots are judged on their own, and those of keys holding the master
+  // secret together: a stolen append key flooding the repository with snapshots (backdated or not)
+  // cannot push anyone else's out. Untrusted snapshots are never judged: kept, and said why.
+  std::map<std::string, std::vector<SnapshotRef>> by_writer;
+  std::vector<RetentionDecision> out;
+  for (const auto& r : group) {
+    if (!r.snapshot.untrusted.empty()) {
+      out.push_back({r, true, {"untrusted, never judged by retention: " + r.snapshot.untrusted + " (forget it by ID)"}});
+      continue;
+    }
+    by_writer[r.snapshot.appended ? r.snapshot.writer_key : std::string()].push_back(r);
+  }
+  for (const auto& [writer, snaps] : by_writer) {
+    auto ds = apply_to_writer(snaps, policy, pinned);
+    if (!writer.empty())
+      for (auto& d : ds) d.reasons.push_back("judged with append key " + writer.substr(0, 8) + "'s own snapshots");
+    out.insert(out.end(), std::make_move_iterator(ds.begin()), std::make_move_iterator(ds.end()));
+  }
+  return out;
+}
+
+namespace {
+std::vector<RetentionDecision> apply_to_writer(const std::vector<SnapshotRef>& group, const RetentionPolicy& policy,
                                                const std::set<std::string>& pinned) {
   std::vector<RetentionDecision> out;
   for (const auto& r : group) out.push_back({r, false, {}});
@@ -139,6 +168,7 @@ std::vector<RetentionDecision> apply_retention(const std::vector<SnapshotRef>& g
     if (!d.keep) d.reasons.push_back("matches no rule of the policy (" + policy.describe() + ")");
   return out;
 }
+}  // namespace
 
 std::map<std::string, std::vector<SnapshotRef>> group_snapshots(const std::vector<SnapshotRef>& all,
                                                                 const std::vector<std::string>& group_by) {

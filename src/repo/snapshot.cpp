@@ -21,7 +21,15 @@ std::string Snapshot::to_json() const {
                       {"metadata", metadata},
                       {"summary", summary}};
   if (parent) j["parent"] = *parent;
+  if (!writer_key.empty()) j["writer"] = {{"key", writer_key}, {"signature", writer_signature}};
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string Snapshot::signed_message(const std::string& repo_id) const {
+  Snapshot unsigned_copy = *this;
+  unsigned_copy.writer_key.clear();
+  unsigned_copy.writer_signature.clear();
+  return "lifeboat-snapshot-v1\n" + repo_id + "\n" + unsigned_copy.to_json();
 }
 
 Result<Snapshot> Snapshot::from_json(std::string_view text) {
@@ -40,6 +48,11 @@ Result<Snapshot> Snapshot::from_json(std::string_view text) {
     if (j.contains("parent")) s.parent = j["parent"].get<std::string>();
     if (j.contains("metadata")) s.metadata = j["metadata"];
     if (j.contains("summary")) s.summary = j["summary"];
+    if (j.contains("writer")) {
+      s.writer_key = j["writer"].at("key").get<std::string>();
+      s.writer_signature = j["writer"].at("signature").get<std::string>();
+      if (s.writer_key.empty()) return Error(Code::kCorrupt, "snapshot names an empty writer key");
+    }
     return s;
   } catch (const nlohmann::json::exception& e) {
     return Error(Code::kCorrupt, std::string("snapshot is missing a field: ") + e.what());
@@ -55,6 +68,9 @@ nlohmann::json SnapshotRef::to_json() const {
                       {"paths", s.paths},       {"tags", s.tags},         {"tree", to_hex(s.tree)},
                       {"summary", s.summary},   {"metadata", s.metadata}};
   if (s.parent) j["parent"] = *s.parent;
+  if (!s.writer_key.empty()) j["writer"] = s.writer_key;
+  j["trusted"] = s.untrusted.empty();
+  if (!s.untrusted.empty()) j["untrusted"] = s.untrusted;
   return j;
 }
 

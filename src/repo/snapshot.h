@@ -22,6 +22,16 @@ struct Snapshot {
   std::optional<std::string> parent;   // snapshot ID the backup compared against
   nlohmann::json metadata = nlohmann::json::object();  // source-specific: positions, counts, hashes
   nlohmann::json summary = nlohmann::json::object();   // files/bytes new, changed, unchanged, added
+  // Who wrote it: the key file's name and its Ed25519 signature (base64) over signed_message().
+  // Absent in snapshots written before key roles.
+  std::string writer_key, writer_signature;
+
+  // Not stored; set by the repository as it reads the snapshot (docs/security.md, "Trust"):
+  bool appended = false;   // sealed to the public key, so written by an append key
+  std::string untrusted;   // empty when trusted; else why not (offered to no restore and no retention)
+
+  // What the writer signs: this snapshot without its writer fields, bound to the repository.
+  std::string signed_message(const std::string& repo_id) const;
 
   std::string to_json() const;
   static Result<Snapshot> from_json(std::string_view text);

@@ -272,6 +272,14 @@ Result<std::string> WriteSession::commit(Snapshot& snapshot) {
   if (snapshot.hostname.empty()) snapshot.hostname = platform::hostname();
   if (snapshot.username.empty()) snapshot.username = platform::username();
   LB_RETURN_IF_ERROR(flush());
+  if (repo_.signing_seed()) {  // docs/security.md, "Trust"
+    snapshot.writer_key.clear();
+    snapshot.writer_signature.clear();
+    auto sig = crypto::ed25519_sign(*repo_.signing_seed(), as_bytes(snapshot.signed_message(repo_.config().id)));
+    snapshot.writer_key = repo_.key_name();
+    snapshot.writer_signature = base64_encode({sig.data(), sig.size()});
+  }
+  snapshot.appended = repo_.append_only();
   std::string json = snapshot.to_json();
   LB_ASSIGN_OR_RETURN(std::string id, repo_.save_file(FileType::kSnapshot, as_bytes(json)));
   if (repo_.writer_cache()) {

@@ -66,7 +66,9 @@ def test_append_key_backs_up_but_never_reads_or_deletes(lb, tmp_path):
     assert "append key" in mine.stderr and snap[:8] in mine.stdout
 
     # The admin key sees both snapshots and restores the second exactly; check --read-data reads all.
-    assert [x["id"] for x in lb.json("snapshots")] == [first["snapshot_id"], snap]
+    listed = lb.json("snapshots")
+    assert [x["id"] for x in listed] == [first["snapshot_id"], snap]
+    assert all(x["trusted"] and x["writer"] == keys["append"]["id"] for x in listed)
     target = tmp_path / "restored"
     lb.run("restore", snap[:8], "--target", target, "--verify")
     assert tree_digest(target / str(src).lstrip("/")) == tree_digest(src)
@@ -111,8 +113,20 @@ def test_init_adds_an_append_key_for_backup_hosts(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
     (src / "x").write_text("x")
-    app.run("backup", src)
+    app.run("backup", src, "--host", "db-1")
     assert len(boat.json("snapshots")) == 1
+    # A backup claiming another host than the key is bound to is kept but never offered, and said why.
+    app.run("backup", src, "--host", "db-2")
+    assert len(boat.json("snapshots")) == 1
+    listed = boat.json("snapshots", "--untrusted")
+    assert [x["trusted"] for x in listed] == [True, False]
+    assert "bound to host db-1" in listed[1]["untrusted"]
+    assert "UNTRUSTED" in boat.run("snapshots", "--untrusted").stdout
+    restored = tmp_path / "r"
+    boat.run("restore", "latest", "--target", restored)  # the trusted one
+    assert (restored / str(src).lstrip("/") / "x").read_text() == "x"
+    boat.run("forget", listed[1]["id"][:8])  # by ID, an untrusted one can be forgotten
+    assert len(boat.json("snapshots", "--untrusted")) == 1
 
 
 def test_a_repository_written_before_roles_still_opens(tmp_path):
@@ -143,8 +157,8 @@ def test_a_repository_written_before_roles_still_opens(tmp_path):
     (src / "new").write_bytes(os.urandom(100_000))
     old.run("backup", src)
     app, _ = roles(old, tmp_path)
-    warned = app.run("backup", fixture / "source")
+    warned = app.run("backup", fixture / "source", "--host", "backup-1")
     assert "predate key roles" in warned.stderr  # its old index files hold no ID list it can read
-    app.run("backup", src)
+    app.run("backup", src, "--host", "backup-1")
     old.run("check", "--read-data")
     assert len(old.json("snapshots")) == 5

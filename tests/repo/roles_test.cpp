@@ -8,7 +8,9 @@
 #include <iterator>
 
 #include "repo/backend_access.h"
+#include "core/time.h"
 #include "repo/check.h"
+#include "repo/retention.h"
 #include "repo/lock.h"
 #include "repo/prune.h"
 #include "repo/repair.h"
@@ -56,6 +58,7 @@ Written write_one(Repository& repo, const Bytes& data, int64_t time_ns) {
   snap.time_ns = time_ns;
   snap.tree = w.tree;
   snap.paths = {"/data"};
+  snap.hostname = "backup-host";  // the host the append key is bound to
   auto id = s.commit(snap);
   EXPECT_TRUE(id.is_ok()) << id.status().message();
   w.snapshot = id.is_ok() ? *id : "";
@@ -94,7 +97,7 @@ TEST_F(Roles, AppendKeyWritesWhatItCannotReadAndAdminReadsIt) {
   auto app = open_as(repo.path, "append-pw");
   ASSERT_EQ(app->role(), crypto::Role::kAppend);
   EXPECT_EQ(app->master_key(), crypto::Key{});
-  Written w = write_one(*app, data, 1000);
+  Written w = write_one(*app, data, now_unix_ns());
   ASSERT_FALSE(w.snapshot.empty());
   EXPECT_GT(w.blobs_new, 10u);
 
@@ -136,7 +139,7 @@ TEST_F(Roles, AppendKeyWritesWhatItCannotReadAndAdminReadsIt) {
 
   // A second backup of the same data with the append key stores nothing new: the ID lists dedup.
   auto app2 = open_as(repo.path, "append-pw");
-  Written again = write_one(*app2, data, 2000);
+  Written again = write_one(*app2, data, now_unix_ns());
   EXPECT_EQ(again.blobs_new, 0u);
   EXPECT_EQ(app2->list_snapshots()->size(), 2u);
 
@@ -167,7 +170,7 @@ TEST_F(Roles, AppendKeyWritesWhatItCannotReadAndAdminReadsIt) {
   EXPECT_TRUE(report2->ok()) << (report2->errors.empty() ? "" : report2->errors[0]);
   // And an append key still dedups against the rewritten index.
   auto app3 = open_as(repo.path, "append-pw");
-  EXPECT_EQ(write_one(*app3, data, 3000).blobs_new, 0u);
+  EXPECT_EQ(write_one(*app3, data, now_unix_ns()).blobs_new, 0u);
 }
 
 TEST_F(Roles, RestoreKeyReadsButNeverDeletes) {
@@ -208,6 +211,124 @@ TEST_F(Roles, LocksOfEveryRoleAreSeenByEveryRole) {
   EXPECT_EQ(excl.status().code(), Code::kLockFailed);
   held->reset();
   EXPECT_TRUE(RepoLock::acquire(*admin, LockKind::kExclusive).is_ok());
+}
+
+}  // namespace lifeboat::repo
+
+namespace lifeboat::repo {
+
+namespace {
+std::string commit_snapshot(Repository& repo, int64_t time_ns, const std::string& host) {
+  EXPECT_TRUE(repo.load_index().is_ok());
+  WriteSession s(repo);
+  Tree t;
+  auto tid = s.store_tree(t);
+  Snapshot snap;
+  snap.time_ns = time_ns;
+  snap.tree = *tid;
+  snap.hostname = host;
+  snap.paths = {"/data"};
+  auto id = s.commit(snap);
+  EXPECT_TRUE(id.is_ok()) << id.status().message();
+  return id.is_ok() ? *id : "";
+}
+
+const SnapshotRef* find_ref(const std::vector<SnapshotRef>& all, const std::string& id) {
+  for (const auto& r : all)
+    if (r.id == id) return &r;
+  return nullptr;
+}
+}  // namespace
+
+TEST_F(Roles, ForgedSnapshotsAreFlaggedAndNeverOffered) {
+  int64_t now = now_unix_ns();
+  auto app = open_as(repo.path, "append-pw");
+  std::string genuine = commit_snapshot(*app, now, "backup-host");
+  std::string backdated = commit_snapshot(*app, now - 365LL * 86400 * kNsPerSecond, "backup-host");
+  std::string other_host = commit_snapshot(*app, now, "db-primary");
+  // Signed, but the bytes changed after signing: a snapshot naming the key with a signature that is not its.
+  Snapshot altered;
+  altered.time_ns = now;
+  altered.hostname = "backup-host";
+  altered.writer_key = app->key_name();
+  altered.writer_signature = base64_encode(Bytes(64, 7));
+  auto altered_id = app->save_file(FileType::kSnapshot, as_bytes(altered.to_json()));
+  ASSERT_TRUE(altered_id.is_ok());
+  // A key file planted by whoever can write to storage: valid JSON, its own signing key, no endorsement.
+  {
+    crypto::KeySecrets planted = app->secrets();
+    planted.signing_seed.reset();
+    auto kf = crypto::KeyFile::create(planted, "planted-pw", {64, 1, 1}, "");
+    std::string json = kf->to_json();
+    auto digest = crypto::sha256(as_bytes(json));
+    ASSERT_TRUE(BackendAccess::of(*app).save({FileType::kKey, hex_encode({digest.data(), 32})}, as_bytes(json), {}).is_ok());
+  }
+  std::string planted = commit_snapshot(*open_as(repo.path, "planted-pw"), now, "backup-host");
+
+  auto admin = open_as(repo.path, "pw");
+  auto offered = admin->list_snapshots();
+  ASSERT_TRUE(offered.is_ok());
+  ASSERT_EQ(offered->size(), 1u);  // only the genuine one is offered to restores and retention
+  EXPECT_EQ((*offered)[0].id, genuine);
+  EXPECT_EQ((*offered)[0].snapshot.writer_key, app->key_name());
+  EXPECT_TRUE((*offered)[0].snapshot.appended);
+  auto all = admin->list_snapshots(/*include_untrusted=*/true);
+  ASSERT_EQ(all->size(), 5u);
+  auto why = [&](const std::string& id) { return find_ref(*all, id)->snapshot.untrusted; };
+  EXPECT_EQ(why(genuine), "");
+  EXPECT_NE(why(backdated).find("before its key"), std::string::npos) << why(backdated);
+  EXPECT_NE(why(other_host).find("bound to host backup-host"), std::string::npos) << why(other_host);
+  EXPECT_NE(why(*altered_id).find("does not verify"), std::string::npos) << why(*altered_id);
+  EXPECT_NE(why(planted).find("not endorsed"), std::string::npos) << why(planted);
+}
+
+TEST_F(Roles, RetentionJudgesEachAppendKeyOnItsOwn) {
+  int64_t day = 86400 * kNsPerSecond, now = now_unix_ns();
+  auto admin = open_as(repo.path, "pw");
+  std::vector<std::string> genuine;
+  for (int i = 3; i >= 1; --i) genuine.push_back(commit_snapshot(*admin, now - i * day, "db-primary"));
+  // A stolen append key floods the repository with newer snapshots, and some dated a year back.
+  auto app = open_as(repo.path, "append-pw");
+  for (int i = 0; i < 6; ++i) commit_snapshot(*app, now + i * kNsPerSecond, "backup-host");
+  for (int i = 0; i < 4; ++i) commit_snapshot(*app, now - (400 + i) * day, "backup-host");
+  auto all = open_as(repo.path, "pw")->list_snapshots(true);
+  ASSERT_EQ(all->size(), 13u);
+  RetentionPolicy keep3;
+  keep3.keep_last = 3;
+  auto decisions = apply_retention(*all, keep3, {});
+  size_t kept_genuine = 0, kept_flood = 0, untrusted_kept = 0;
+  for (const auto& d : decisions) {
+    bool is_genuine = std::find(genuine.begin(), genuine.end(), d.ref.id) != genuine.end();
+    if (!d.ref.snapshot.untrusted.empty()) {
+      EXPECT_TRUE(d.keep);
+      ++untrusted_kept;
+    } else if (d.keep) {
+      ++(is_genuine ? kept_genuine : kept_flood);
+    }
+  }
+  EXPECT_EQ(kept_genuine, 3u);  // every genuine snapshot survives the flood
+  EXPECT_EQ(kept_flood, 3u);    // the append key's own are judged among themselves
+  EXPECT_EQ(untrusted_kept, 4u);
+}
+
+TEST_F(Roles, RemovingAnAppendKeyDistrustsWhatItWritesAfter) {
+  auto app = open_as(repo.path, "append-pw");
+  std::string before = commit_snapshot(*app, now_unix_ns(), "backup-host");
+  auto admin = open_as(repo.path, "pw");
+  ASSERT_TRUE(admin->remove_key(app->key_name()).is_ok());
+  // Its password opens nothing any more ...
+  EXPECT_EQ(Repository::open(std::make_unique<storage::LocalBackend>(repo.path), "append-pw").status().code(),
+            Code::kWrongPassword);
+  // ... and a thief still holding its secrets (here: the open handle) writes only untrusted snapshots.
+  std::string after = commit_snapshot(*app, now_unix_ns(), "backup-host");
+  auto all = open_as(repo.path, "pw")->list_snapshots(true);
+  EXPECT_EQ(find_ref(*all, before)->snapshot.untrusted, "");
+  EXPECT_NE(find_ref(*all, after)->snapshot.untrusted.find("was removed"), std::string::npos);
+  // `key list` shows the revocation; a copy of the old key file put back does not undo it.
+  auto keys = open_as(repo.path, "pw")->list_keys();
+  bool revoked = false;
+  for (const auto& k : *keys) revoked |= k.file.revoked.has_value();
+  EXPECT_TRUE(revoked);
 }
 
 }  // namespace lifeboat::repo
