@@ -32,7 +32,7 @@ e2e: build
 # unit tests and the fuzzers (libFuzzer coverage in every library), one ThreadSanitizer build runs the
 # unit tests again, the concurrent backup + prune + restore among them.
 SAN_CMAKE := CC=clang CXX=clang++ cmake -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O0 -gline-tables-only"
-FUZZ_TARGETS := fuzz_pack_header fuzz_index_file fuzz_tree fuzz_snapshot fuzz_key_file fuzz_oplog fuzz_plan
+FUZZ_TARGETS := fuzz_pack_header fuzz_index_file fuzz_index_ids fuzz_tree fuzz_snapshot fuzz_key_file fuzz_oplog fuzz_plan
 
 build-asan/build.ninja:
 	$(SAN_CMAKE) -S . -B build-asan -DLIFEBOAT_SANITIZE=address -DLIFEBOAT_FUZZ=ON

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "core/json_int.h"
@@ -73,16 +74,25 @@ Result<std::vector<LockInfo>> RepoLock::list(Repository& repo) {
       l.username = j.value("username", "");
       l.pid = json_int(j, "pid", int64_t{0});
       l.lease = j.value("lease", "");
+      l.replaces = j.value("replaces", "");
+      l.releases = j.value("releases", "");
     } catch (const nlohmann::json::exception& e) {
       return Error(Code::kCorrupt, fmt::format("locks/{} is damaged: {}", name, e.what()));
     }
     l.stale = is_stale(l, now);
     out.push_back(l);
   }
+  std::set<std::string> ended;
+  for (const auto& l : out) {
+    if (!l.replaces.empty()) ended.insert(l.replaces);
+    if (!l.releases.empty()) ended.insert(l.releases);
+  }
+  for (auto& l : out)
+    if (ended.count(l.name) || !l.releases.empty()) l.stale = true;
   return out;
 }
 
-Result<std::string> RepoLock::write_lock_file() {
+Result<std::string> RepoLock::write_lock_file(const std::string& replaces) {
   int64_t now = repo_.now_ns();
   nlohmann::json j = {{"time_ns", now},
                       {"time", format_rfc3339(now)},
@@ -93,7 +103,20 @@ Result<std::string> RepoLock::write_lock_file() {
                       {"username", platform::username()},
                       {"pid", static_cast<int64_t>(getpid())}};
   if (!lease_.empty()) j["lease"] = lease_;
+  if (!replaces.empty()) j["replaces"] = replaces;
   return repo_.save_file(FileType::kLock, as_bytes(j.dump()));
+}
+
+void RepoLock::release(const std::string& name) {
+  if (repo_.role() == crypto::Role::kAdmin) {
+    (void)BackendAccess::of(repo_).remove({FileType::kLock, name});
+    return;
+  }
+  int64_t now = repo_.now_ns();
+  nlohmann::json j = {{"time_ns", now},      {"time", format_rfc3339(now)},      {"kind", "release"},
+                      {"releases", name},    {"hostname", platform::hostname()}, {"username", platform::username()},
+                      {"pid", static_cast<int64_t>(getpid())}};
+  (void)repo_.save_file(FileType::kLock, as_bytes(j.dump()));  // failing, the lock goes stale in 30 minutes
 }
 
 static Status conflict(const std::vector<LockInfo>& locks, LockKind kind, const std::string& own, const std::string& lease) {
@@ -123,7 +146,7 @@ Result<std::unique_ptr<RepoLock>> RepoLock::acquire(Repository& repo, LockKind k
   LB_ASSIGN_OR_RETURN(auto after, list(repo));
   Status s = conflict(after, kind, lock->name_, lock->lease_);
   if (!s) {
-    (void)BackendAccess::of(repo).remove({FileType::kLock, lock->name_});
+    lock->release(lock->name_);
     lock->name_.clear();
     return s;
   }
@@ -134,9 +157,10 @@ Result<std::unique_ptr<RepoLock>> RepoLock::acquire(Repository& repo, LockKind k
 void RepoLock::refresh_loop() {
   std::unique_lock guard(mu_);
   while (!cv_.wait_for(guard, std::chrono::nanoseconds(kLockRefreshEveryNs), [&] { return stopping_; })) {
-    auto fresh = write_lock_file();
+    bool deletes = repo_.role() == crypto::Role::kAdmin;
+    auto fresh = write_lock_file(deletes ? "" : name_);
     if (fresh) {
-      (void)BackendAccess::of(repo_).remove({FileType::kLock, name_});
+      if (deletes) (void)BackendAccess::of(repo_).remove({FileType::kLock, name_});
       name_ = *fresh;
     }
   }
@@ -149,18 +173,21 @@ RepoLock::~RepoLock() {
   }
   cv_.notify_all();
   if (refresher_.joinable()) refresher_.join();
-  if (!name_.empty()) (void)BackendAccess::of(repo_).remove({FileType::kLock, name_});
+  if (!name_.empty()) release(name_);
 }
 
 Result<int> RepoLock::remove_locks(Repository& repo, bool all) {
-  if (all) LB_RETURN_IF_ERROR(repo.require_admin("unlock --remove-all"));
+  LB_RETURN_IF_ERROR(repo.require_admin(all ? "unlock --remove-all" : "unlock"));
   LB_ASSIGN_OR_RETURN(auto locks, list(repo));
   int removed = 0;
-  for (const auto& l : locks) {
-    if (!all && !l.stale) continue;
-    LB_RETURN_IF_ERROR(BackendAccess::of(repo).remove({FileType::kLock, l.name}));
-    ++removed;
-  }
+  // Locks first, then the markers releasing them: a marker removed first would bring its lock back
+  // to life until it goes stale.
+  for (int markers = 0; markers < 2; ++markers)
+    for (const auto& l : locks) {
+      if ((!all && !l.stale) || l.releases.empty() != (markers == 0)) continue;
+      LB_RETURN_IF_ERROR(BackendAccess::of(repo).remove({FileType::kLock, l.name}));
+      ++removed;
+    }
   return removed;
 }
 

@@ -27,7 +27,10 @@ struct LockInfo {
   std::string username;
   int64_t pid = 0;
   std::string lease;  // "" or what the holder alone may do ("mongodb-follow:DEPLOYMENT")
-  bool stale = false;
+  // Keys that delete nothing (append, restore) never remove a lock file: a refresh writes a new one
+  // that `replaces` the last, and a release writes a marker that `releases` it (docs/format.md, "Locks").
+  std::string replaces, releases;
+  bool stale = false;  // not live: not refreshed for 30 minutes, its process gone, replaced, released, or a marker
 };
 
 constexpr int64_t kLockStaleAfterNs = 30LL * 60 * 1000000000;  // no refresh for 30 minutes
@@ -46,12 +49,15 @@ class RepoLock {
   RepoLock& operator=(const RepoLock&) = delete;
 
   static Result<std::vector<LockInfo>> list(Repository& repo);
-  // Removes stale locks (or all with `all`); returns how many were removed.
+  // Removes stale locks (or all with `all`), replaced and released ones and the markers of those
+  // gone; returns how many lock files were removed. Needs a key that deletes (admin).
   static Result<int> remove_locks(Repository& repo, bool all);
 
  private:
   RepoLock(Repository& repo, LockKind kind, std::string lease) : repo_(repo), kind_(kind), lease_(std::move(lease)) {}
-  Result<std::string> write_lock_file();
+  Result<std::string> write_lock_file(const std::string& replaces = "");
+  // Removes the lock file `name` (admin keys) or writes a marker releasing it (keys that delete nothing).
+  void release(const std::string& name);
   void refresh_loop();
   Repository& repo_;
   LockKind kind_;

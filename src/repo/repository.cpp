@@ -22,8 +22,9 @@ namespace {
 constexpr size_t kMaxFileBytes = 1ull << 31;  // sanity bound for decompressed index/snapshot files
 constexpr char kIndexV2Magic[4] = {'L', 'B', 'I', '2'};
 
-// The storage of a key that is not an admin key deletes nothing but its own lock files: forget,
-// prune, repair and key changes fail here even if a caller forgot to ask require_admin first.
+// The storage of a key that is not an admin key deletes nothing, not even its own lock files (it
+// writes markers instead): forget, prune, repair and key changes fail here even if a caller forgot to
+// ask require_admin first, and its storage credentials need no delete permission.
 class RoleGuardBackend final : public storage::Backend {
  public:
   RoleGuardBackend(std::unique_ptr<storage::Backend> inner, crypto::Role role) : inner_(std::move(inner)), role_(role) {}
@@ -34,7 +35,6 @@ class RoleGuardBackend final : public storage::Backend {
   Result<storage::FileInfo> stat(const storage::Handle& h) override { return inner_->stat(h); }
   Status list(FileType t, const std::function<Status(const storage::FileInfo&)>& fn) override { return inner_->list(t, fn); }
   Status remove(const storage::Handle& h) override {
-    if (h.type == FileType::kLock) return inner_->remove(h);
     return Error(Code::kForbidden, fmt::format("a {} key deletes nothing ({}/{} left in place); use an admin key",
                                                crypto::role_name(role_), storage::file_type_name(h.type), h.name));
   }

@@ -7,6 +7,8 @@
 #include <fstream>
 #include <iterator>
 
+#include <nlohmann/json.hpp>
+
 #include "repo/backend_access.h"
 #include "core/time.h"
 #include "repo/check.h"
@@ -329,6 +331,71 @@ TEST_F(Roles, RemovingAnAppendKeyDistrustsWhatItWritesAfter) {
   bool revoked = false;
   for (const auto& k : *keys) revoked |= k.file.revoked.has_value();
   EXPECT_TRUE(revoked);
+}
+
+}  // namespace lifeboat::repo
+
+namespace lifeboat::repo {
+
+namespace {
+// Storage that counts deletions asked of it (the role guard sits above it: a refused deletion
+// never reaches here, so this counts what an append key's code tried and the guard let through).
+class CountingBackend final : public storage::Backend {
+ public:
+  CountingBackend(std::unique_ptr<storage::Backend> inner, int* removes) : inner_(std::move(inner)), removes_(removes) {}
+  std::string location() const override { return inner_->location(); }
+  Status create_layout(bool object_lock) override { return inner_->create_layout(object_lock); }
+  Status save(const storage::Handle& h, ByteView data, const storage::SaveOptions& o) override { return inner_->save(h, data, o); }
+  Result<Bytes> load(const storage::Handle& h, uint64_t offset, uint64_t length) override { return inner_->load(h, offset, length); }
+  Result<storage::FileInfo> stat(const storage::Handle& h) override { return inner_->stat(h); }
+  Status list(FileType t, const std::function<Status(const storage::FileInfo&)>& fn) override { return inner_->list(t, fn); }
+  Status remove(const storage::Handle& h) override {
+    ++*removes_;
+    return inner_->remove(h);
+  }
+
+ private:
+  std::unique_ptr<storage::Backend> inner_;
+  int* removes_;
+};
+}  // namespace
+
+TEST_F(Roles, AnAppendKeyNeverDeletesNotEvenItsLocks) {
+  int removes = 0;
+  {
+    auto r = Repository::open(std::make_unique<CountingBackend>(std::make_unique<storage::LocalBackend>(repo.path), &removes),
+                              "append-pw");
+    ASSERT_TRUE(r.is_ok());
+    auto app = std::move(*r);
+    for (int i = 0; i < 2; ++i) {
+      auto lock = RepoLock::acquire(*app, LockKind::kShared);
+      ASSERT_TRUE(lock.is_ok()) << lock.status().message();
+      write_one(*app, testing::pseudo_random(100000, i), now_unix_ns());
+    }
+  }
+  EXPECT_EQ(removes, 0);
+  // Its released locks hold nothing up: an exclusive lock is free at once.
+  auto admin = open_as(repo.path, "pw");
+  auto locks = RepoLock::list(*admin);
+  ASSERT_EQ(locks->size(), 4u);  // two locks, two markers
+  for (const auto& l : *locks) EXPECT_TRUE(l.stale) << l.name;
+  EXPECT_TRUE(RepoLock::acquire(*admin, LockKind::kExclusive).is_ok());
+  // An admin's unlock removes them (locks before markers); an append key's unlock is refused.
+  EXPECT_EQ(RepoLock::remove_locks(*open_as(repo.path, "append-pw"), false).status().code(), Code::kForbidden);
+  auto n = RepoLock::remove_locks(*admin, false);
+  ASSERT_TRUE(n.is_ok());
+  EXPECT_EQ(*n, 4);
+  EXPECT_TRUE(RepoLock::list(*admin)->empty());
+  // A refresh by a key that deletes nothing writes a lock that replaces the last: only the new one is live.
+  auto held = RepoLock::acquire(*admin, LockKind::kShared);
+  ASSERT_TRUE(held.is_ok());
+  nlohmann::json refreshed = {{"time_ns", now_unix_ns()}, {"started_ns", now_unix_ns()}, {"kind", "shared"},
+                              {"hostname", "elsewhere"}, {"pid", 1}, {"replaces", (*held)->name()}};
+  auto fresh = admin->save_file(FileType::kLock, as_bytes(refreshed.dump()));
+  ASSERT_TRUE(fresh.is_ok());
+  auto now_listed = RepoLock::list(*admin);
+  ASSERT_TRUE(now_listed.is_ok());
+  for (const auto& l : *now_listed) EXPECT_EQ(l.stale, l.name != *fresh) << l.name;
 }
 
 }  // namespace lifeboat::repo
