@@ -753,3 +753,29 @@ def test_an_lfs_object_larger_than_the_memory_bound_streams_from_its_server(lb, 
     restored = out / "git" / "app.git" / "lfs" / "objects" / oid[:2] / oid[2:4] / oid
     assert restored.stat().st_size == local.stat().st_size == mib << 20
     assert subprocess.run(["cmp", "-s", restored, local]).returncode == 0
+
+
+def test_an_append_key_backs_up_config_and_git_and_an_admin_restores_them(lb, tmp_path):
+    """Files and a git mirror (with LFS) backed up twice by an append key; the second stores only what
+    changed (compared with its own cache); it is refused the restore; an admin restores and checks it."""
+    from conftest import Lifeboat
+    lb.run("key", "add", "--role", "append", "--kdf-memory-kib", "1024", "--kdf-iterations", "1",
+           env={"LIFEBOAT_NEW_PASSWORD": "append pw"})
+    app = Lifeboat(lb.repo, "append pw")
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    src = make_git_repo(tmp_path / "src")
+    conf = tmp_path / "etc"
+    conf.mkdir()
+    (conf / "app.yaml").write_text("replicas: 3\n")
+    app.run("backup", "config", "--git", f"app={src}", "--name", "g", conf, env=env)
+    (src / "app.yaml").write_text("replicas: 4\n")
+    git(src, "commit", "-q", "-am", "scale")
+    j = app.json("backup", "config", "--git", f"app={src}", "--name", "g", conf, env=env)
+    assert j["summary"]["data_added_bytes"] < 20000, j["summary"]
+    p = app.run("restore", "config", "--name", "g", "--target", tmp_path / "nope", check=False, env=env)
+    assert p.returncode == 13 and "append key" in p.stderr, p.stderr
+    out = tmp_path / "out"
+    r = lb.run("restore", "config", "--name", "g", "--target", out, "--check", "git")
+    assert "check git: ok" in r.stdout, r.stdout
+    assert refs_of(out / "git" / "app.git") == refs_of(src)
+    assert (out / str(conf).lstrip("/") / "app.yaml").read_text() == "replicas: 3\n"

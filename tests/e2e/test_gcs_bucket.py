@@ -474,3 +474,28 @@ drills: {{environment: test, after_restore: "{sys.executable} {hook} {how}"}}
 
     rc, checks = drill("none", ', include: ["nothing/*"]')
     assert rc == 1 and not checks["counts"]["ok"] and "matches the include patterns" in checks["counts"]["detail"], checks
+
+
+def test_an_append_key_backs_up_a_bucket_it_cannot_read_back(lb, gcs, tmp_path):
+    """A backup host with an append key backs a bucket up, then again listing only (its cache holds
+    the last tree); it is refused the restore; an admin restores every object and its metadata."""
+    from conftest import Lifeboat
+    lb.run("key", "add", "--role", "append", "--kdf-memory-kib", "1024", "--kdf-iterations", "1",
+           env={"LIFEBOAT_NEW_PASSWORD": "append pw"})
+    app = Lifeboat(lb.repo, "append pw")
+    app.env["LIFEBOAT_CACHE_DIR"] = str(tmp_path / "cache")
+    gcs.create_bucket("assets")
+    gcs.create_bucket("restored")
+    rnd = random.Random(3)
+    fill(gcs, "assets", [(f"models/{i:03d}.bin", rnd.randbytes(rnd.randint(1, 20000))) for i in range(200)], **META)
+    before = state(gcs, "assets")
+    first = json.loads(run(app, gcs, "--json", "backup", "gcs", "gs://assets").stdout)
+    assert first["summary"]["objects_downloaded"] == 200
+    again = json.loads(run(app, gcs, "--json", "backup", "gcs", "gs://assets").stdout)
+    assert again["summary"]["objects_downloaded"] == 0, again["summary"]  # compared with its cached tree
+    p = run(app, gcs, "restore", "gcs", "--to", "gs://restored/copy", check=False)
+    assert p.returncode == 13 and "append key" in p.stderr, p.stderr
+    assert state(gcs, "restored") == {}
+    r = run(lb, gcs, "restore", "gcs", "--to", "gs://restored/copy", "--check", "counts", "--check", "hashes")
+    assert "check hashes: ok" in r.stdout, r.stdout
+    assert state(gcs, "restored", "copy/") == before

@@ -336,3 +336,40 @@ def test_bad_input_fails_cleanly_and_commits_nothing(lb, mongo):
     assert p.returncode == 1 and "no full backup" in p.stderr
     p = lb.run("restore", "mongodb", "--to-db", "nonsense", "--uri", mongo.uri, check=False)
     assert p.returncode == 1 and "OLD=NEW" in p.stderr
+
+
+def test_an_append_key_backs_up_and_follows_and_an_admin_restores_to_the_instant(lb, mongo, tmp_path):
+    """A backup host holding an append key takes the full backup and follows the oplog; it cannot read
+    any of it back; an admin restores the instant between two writes exactly (docs/security.md)."""
+    from conftest import Lifeboat
+    lb.run("key", "add", "--role", "append", "--kdf-memory-kib", "1024",
+           "--kdf-iterations", "1", env={"LIFEBOAT_NEW_PASSWORD": "append pw"})
+    app = Lifeboat(lb.repo, "append pw")
+    app.env["LIFEBOAT_CACHE_DIR"] = str(tmp_path / "cache")
+    c = mongo.client()
+    c.shop.orders.insert_many([{"_id": i, "status": "new"} for i in range(100)])
+    app.run("backup", "mongodb", "--uri", mongo.uri)
+    f = Follower(app, mongo.uri, interval="2s")
+    try:
+        settle_to_next_second()
+        c.shop.orders.update_one({"_id": 5}, {"$set": {"status": "paid"}})
+        c.shop.orders.insert_one({"_id": 500, "status": "new"})
+        settle_to_next_second()
+        t1 = int(time.time()) - 1
+        at_t1 = state(c, "shop")
+        settle_to_next_second()
+        c.shop.orders.delete_many({"_id": {"$lt": 50}})
+        time.sleep(3)
+    finally:
+        rc, events, err = f.stop()
+    assert rc == 0, err
+    assert [e for e in events if e["event"] == "slice"], events
+    p = app.run("restore", "mongodb", "--uri", mongo.uri, "--to-db", "shop=nope", check=False)
+    assert p.returncode == 13 and "append key" in p.stderr, p.stderr
+    assert "nope" not in c.list_database_names()
+    # The full backup and the slices are signed by the append key: an admin trusts them and restores T exactly.
+    snaps = lb.json("snapshots")
+    assert {s["source"] for s in snaps} == {"mongodb", "mongodb-oplog"} and all(s["trusted"] for s in snaps)
+    r = lb.json("restore", "mongodb", "--at", utc(t1), "--uri", mongo.uri, "--db", "shop", "--to-db", "shop=pitr", "--drop")
+    assert r["plan"]["lag_ms"] == 0, r["plan"]
+    assert state(c, "pitr") == at_t1

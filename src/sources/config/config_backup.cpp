@@ -226,7 +226,8 @@ Result<ConfigBackupResult> backup_config(repo::Repository& repo, const ConfigBac
     held.push_back(std::move(lock));
     std::error_code ec;
     const repo::Node* previous = parent_git ? parent_git->find(g.name) : nullptr;
-    if (previous && previous->subtree && !fs::exists(dir, ec)) {
+    // (An append key cannot read the previous copy: its fetch brings everything, stored once.)
+    if (previous && previous->subtree && !repo.append_only() && !fs::exists(dir, ec)) {
       std::string tmp = dir + ".seeding";
       fs::remove_all(tmp, ec);
       fs::create_directories(tmp, ec);
