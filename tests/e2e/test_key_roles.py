@@ -162,3 +162,52 @@ def test_a_repository_written_before_roles_still_opens(tmp_path):
     app.run("backup", src, "--host", "backup-1")
     old.run("check", "--read-data")
     assert len(old.json("snapshots")) == 5
+
+
+def test_append_key_backs_up_with_storage_credentials_that_cannot_delete(tmp_path):
+    """The backup host's S3 credentials allow put, get and list only (a versitygw user with a bucket
+    policy): backups with an append key succeed again and again, and the server's access log shows
+    not one delete from that user. The admin's credentials restore everything."""
+    import peers
+    with peers.VersityGW(tmp_path / "vgw", iam=True) as gw:
+        gw.client().create_bucket(Bucket="backups")
+        gw.create_user("backup-host", "backup-host-secret")
+        gw.grant("backups", "backup-host", ["s3:PutObject", "s3:GetObject", "s3:ListBucket"])
+        url = f"s3:{gw.endpoint}/backups/repo"
+        admin = Lifeboat(url, "admin pw")
+        admin.env.update(gw.env())
+        admin.env["LIFEBOAT_RETRY_BASE_MS"] = "5"
+        admin.init()
+        admin.run("key", "add", "--role", "append", "--kdf-memory-kib", "1024", "--kdf-iterations", "1",
+                  env={"LIFEBOAT_NEW_PASSWORD": "append pw"})
+        app = Lifeboat(url, "append pw")
+        app.env.update({"AWS_ACCESS_KEY_ID": "backup-host", "AWS_SECRET_ACCESS_KEY": "backup-host-secret",
+                        "LIFEBOAT_CACHE_DIR": str(tmp_path / "cache"), "LIFEBOAT_RETRY_BASE_MS": "5"})
+        # The credentials really cannot delete: the server refuses the user.
+        import boto3
+        user = boto3.client("s3", endpoint_url=gw.endpoint, aws_access_key_id="backup-host",
+                            aws_secret_access_key="backup-host-secret", region_name="us-east-1")
+        try:
+            user.delete_object(Bucket="backups", Key="repo/config")
+            raise AssertionError("the user could delete")
+        except user.exceptions.ClientError as e:
+            assert "AccessDenied" in str(e)
+        probe = len(gw.requests("backup-host"))  # the refused delete above
+        src = tmp_path / "src"
+        src.mkdir()
+        for round_ in range(3):
+            (src / f"f{round_}").write_bytes(os.urandom(300_000))
+            app.run("backup", src)
+        ops = gw.requests("backup-host")[probe:]
+        assert ops, "the access log names the user's requests"
+        assert {op for _, op, _ in ops} <= {"s3_PutObject", "s3_GetObject", "s3_ListObjectsV2", "s3_HeadObject",
+                                            "s3_ListObjects", "s3_DeleteObject"}, ops
+        assert not [o for o in ops if "Delete" in o[1]], [o for o in ops if "Delete" in o[1]]
+        # Its finished backups hold nothing up: an admin's exclusive check runs at once, then unlock
+        # clears the released locks and their markers.
+        admin.run("check", "--read-data")
+        assert len(admin.json("snapshots")) == 3
+        out = tmp_path / "out"
+        admin.run("restore", "latest", "--target", out)
+        assert tree_digest(out / str(src).lstrip("/")) == tree_digest(src)
+        admin.run("unlock")

@@ -202,10 +202,14 @@ class VersityGW(Peer):
 
     access_key, secret_key = "lifeboat-test", "lifeboat-test-secret"
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, iam=False):
+        """iam: versitygw's own IAM (users, bucket policies) and its access log, for tests of what a
+        credential may do and of which requests a client made."""
         self.dir = Path(workdir)
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.iam = iam
+        self.admin_port = free_port() if iam else None
         self.proc = None
 
     def start(self):
@@ -213,11 +217,47 @@ class VersityGW(Peer):
         (self.dir / "versions").mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, ROOT_ACCESS_KEY=self.access_key, ROOT_SECRET_KEY=self.secret_key)
         self.log = open(self.dir / "versitygw.log", "ab")
-        self.proc = subprocess.Popen([str(require("versitygw")), "--port", f"127.0.0.1:{self.port}", "posix",
+        extra = []
+        if self.iam:
+            (self.dir / "iam").mkdir(parents=True, exist_ok=True)
+            extra = ["--admin-port", f"127.0.0.1:{self.admin_port}", "--iam-dir", str(self.dir / "iam"),
+                     "--access-log", str(self.dir / "access.log")]
+        self.proc = subprocess.Popen([str(require("versitygw")), "--port", f"127.0.0.1:{self.port}", *extra, "posix",
                                       "--versioning-dir", str(self.dir / "versions"), str(self.dir / "data")],
                                      env=env, stdout=self.log, stderr=subprocess.STDOUT)
         wait_for_port(self.port, self.proc, what="versitygw")
+        if self.iam:
+            wait_for_port(self.admin_port, self.proc, what="versitygw admin")
         return self
+
+    def create_user(self, access, secret):
+        """A user of role "user": it may touch only what a bucket policy grants it."""
+        p = subprocess.run([str(require("versitygw")), "admin", "--access", self.access_key, "--secret", self.secret_key,
+                            "--endpoint-url", f"http://127.0.0.1:{self.admin_port}", "create-user", "--access", access,
+                            "--secret", secret, "--role", "user"], capture_output=True, text=True)
+        assert p.returncode == 0, p.stdout + p.stderr
+
+    def grant(self, bucket, user, actions):
+        """A bucket policy allowing `user` exactly `actions` (e.g. s3:PutObject) on the bucket and its objects."""
+        import json
+        policy = {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"AWS": [user]}, "Action": list(actions),
+            "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]}]}
+        self.client().put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+
+    def requests(self, requester=None):
+        """(requester, operation, status) of every request in the access log."""
+        out = []
+        path = self.dir / "access.log"
+        for line in (path.read_text().splitlines() if path.exists() else []):
+            f = line.split()
+            if len(f) < 12 or not f[2].startswith("["):
+                continue
+            # owner bucket [time zone] ip requester request-id operation key uri status …
+            who, op, status = f[5], f[7], f[10]
+            if requester is None or who == requester:
+                out.append((who, op, status))
+        return out
 
     def env(self):
         return {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key}
