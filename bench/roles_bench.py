@@ -55,11 +55,11 @@ def main():
                 subprocess.run([binary, "key", "add", "--role", "append", "--kdf-memory-kib", "1024", "--kdf-iterations", "1"],
                                env=dict(env, LIFEBOAT_NEW_PASSWORD="append pw"), check=True, capture_output=True)
                 backup_env = dict(env, LIFEBOAT_PASSWORD="append pw")
-            dt, peak, _ = benchlib.timed([binary, "backup", "--quiet", tree], backup_env)
+            dt, peak, _ = benchlib.timed([binary, "--quiet", "backup", tree], backup_env)
             times[w]["backup"].append(dt)
             rss[w]["backup"].append(peak)
             target = tmp / f"restore-{w.replace(' ', '-')}"
-            dt, peak, _ = benchlib.timed([binary, "restore", "latest", "--quiet", "--target", target], env)
+            dt, peak, _ = benchlib.timed([binary, "--quiet", "restore", "latest", "--target", target], env)
             times[w]["restore"].append(dt)
             rss[w]["restore"].append(peak)
             shutil.rmtree(target)

@@ -437,3 +437,22 @@ def test_a_plan_restore_reads_the_live_version_history_when_the_plan_says_so(lb,
     out = lb.json("restore", "live-db", "--environment", "test", "--at", instant, env=env)
     assert '"from": "backup"' in json.dumps(out), out
     assert "orders/b" not in db_state(emu, "v1-drill")
+
+
+def test_a_document_outside_the_database_stops_the_backup_naming_it(lb, emu):
+    """A server (or something between) answering a query with a document of another database: the
+    backup is not ours to complete. It fails naming the document, and commits nothing."""
+    emu.put({"o/1": {"n": {"integerValue": "1"}}}, project="out1")
+    stranger = [{"document": {"name": "projects/elsewhere/databases/(default)/documents/o/1",
+                              "fields": {"n": {"integerValue": "1"}}, "createTime": "2026-12-01T00:00:00Z",
+                              "updateTime": "2026-12-01T00:00:00Z"}, "readTime": "2026-12-01T00:00:00Z"}]
+    proxy = peers.FaultyHttpProxy(emu.port, [("POST", ":runQuery", lambda: (200, json.dumps(stranger).encode()), None)])
+    try:
+        before = len(lb.json("snapshots"))
+        r = run(lb, emu, "backup", "firestore", "--project", "out1", check=False,
+                env={"FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{proxy.port}"})
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert "outside" in r.stderr and "projects/elsewhere" in r.stderr, r.stderr
+        assert len(lb.json("snapshots")) == before
+    finally:
+        proxy.close()

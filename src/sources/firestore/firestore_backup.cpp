@@ -159,7 +159,12 @@ Result<FirestoreBackupResult> backup_firestore(repo::Repository& repo, const Fir
         uint64_t bytes = 0;
         Status st = read_range_each(*client, root, range, read_time, kPage, [&](nlohmann::json&& d) -> Status {
           std::string rel = relative_name(d.value("name", ""), root);
-          if (rel.empty()) return Status::ok();
+          // A document the query returned outside the database asked for is not ours to store, nor
+          // to leave out quietly: the backup stops, naming it (nothing is committed).
+          if (rel.empty())
+            return Error(Code::kCorrupt, fmt::format("the server returned a document outside {}: '{}'; nothing was "
+                                                     "committed",
+                                                     root, d.value("name", std::string("(no name)"))));
           nlohmann::json stored = stored_document(d, root);
           std::string text = stored.dump();
           int64_t mtime = 0;
