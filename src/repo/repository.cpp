@@ -25,36 +25,28 @@ constexpr char kIndexV2Magic[4] = {'L', 'B', 'I', '2'};
 // The storage of a key that is not an admin key deletes nothing, not even its own lock files (it
 // writes markers instead): forget, prune, repair and key changes fail here even if a caller forgot to
 // ask require_admin first, and its storage credentials need no delete permission.
-class RoleGuardBackend final : public storage::Backend {
+class RoleGuardBackend final : public storage::ForwardingBackend {
  public:
-  RoleGuardBackend(std::unique_ptr<storage::Backend> inner, crypto::Role role) : inner_(std::move(inner)), role_(role) {}
-  std::string location() const override { return inner_->location(); }
-  Status create_layout(bool object_lock) override { return inner_->create_layout(object_lock); }
-  Status save(const storage::Handle& h, ByteView data, const storage::SaveOptions& o) override { return inner_->save(h, data, o); }
-  Result<Bytes> load(const storage::Handle& h, uint64_t offset, uint64_t length) override { return inner_->load(h, offset, length); }
-  Result<storage::FileInfo> stat(const storage::Handle& h) override { return inner_->stat(h); }
-  Status list(FileType t, const std::function<Status(const storage::FileInfo&)>& fn) override { return inner_->list(t, fn); }
+  RoleGuardBackend(std::unique_ptr<storage::Backend> inner, crypto::Role role)
+      : ForwardingBackend(std::move(inner)), role_(role) {}
   Status remove(const storage::Handle& h) override {
     return Error(Code::kForbidden, fmt::format("a {} key deletes nothing ({}/{} left in place); use an admin key",
                                                crypto::role_name(role_), storage::file_type_name(h.type), h.name));
   }
-  bool remote() const override { return inner_->remote(); }
-  bool supports_retention() const override { return inner_->supports_retention(); }
-  Status extend_retention(const storage::Handle& h, int64_t until) override { return inner_->extend_retention(h, until); }
 
  private:
-  std::unique_ptr<storage::Backend> inner_;
   crypto::Role role_;
 };
 
-// Keys every role holds, derived from the content-ID key: the ID lists of index files, and lock
-// files (hostnames, pids and times every writer must read to respect the others' locks).
+// HKDF-SHA256(ikm, salt "lifeboat-v1", info = purpose), as RepoKeys derives its subkeys.
 crypto::Key shared_key(const crypto::Key& content_id, const char* purpose) {
   Bytes b = crypto::hkdf_sha256({content_id.data(), content_id.size()}, "lifeboat-v1", purpose, crypto::kKeySize);
   crypto::Key k;
   std::copy(b.begin(), b.end(), k.begin());
   return k;
 }
+// Keys every role holds, derived from the content-ID key: the ID lists of index files, and lock
+// files (hostnames, pids and times every writer must read to respect the others' locks).
 crypto::Key index_ids_key(const crypto::Key& content_id) { return shared_key(content_id, "index-ids"); }
 crypto::Key locks_key(const crypto::Key& content_id) { return shared_key(content_id, "locks"); }
 }  // namespace
@@ -1023,12 +1015,7 @@ Result<std::map<std::string, Repository::Pin>> Repository::pins() {
 }
 
 namespace {
-crypto::Key endorsement_key(const crypto::Key& master) {
-  Bytes b = crypto::hkdf_sha256({master.data(), master.size()}, "lifeboat-v1", "key-endorsement", crypto::kKeySize);
-  crypto::Key k;
-  std::copy(b.begin(), b.end(), k.begin());
-  return k;
-}
+crypto::Key endorsement_key(const crypto::Key& master) { return shared_key(master, "key-endorsement"); }
 }  // namespace
 
 void Repository::endorse(crypto::KeyFile& kf) const {

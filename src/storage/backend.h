@@ -62,6 +62,27 @@ class Backend {
   }
 };
 
+// A decorator's base: every call goes to `inner`; a subclass overrides what it changes.
+class ForwardingBackend : public Backend {
+ public:
+  explicit ForwardingBackend(std::unique_ptr<Backend> inner) : inner_(std::move(inner)) {}
+  std::string location() const override { return inner_->location(); }
+  Status create_layout(bool object_lock) override { return inner_->create_layout(object_lock); }
+  Status save(const Handle& h, ByteView data, const SaveOptions& o) override { return inner_->save(h, data, o); }
+  Result<Bytes> load(const Handle& h, uint64_t offset = 0, uint64_t length = 0) override {
+    return inner_->load(h, offset, length);
+  }
+  Result<FileInfo> stat(const Handle& h) override { return inner_->stat(h); }
+  Status list(FileType t, const std::function<Status(const FileInfo&)>& fn) override { return inner_->list(t, fn); }
+  Status remove(const Handle& h) override { return inner_->remove(h); }
+  bool remote() const override { return inner_->remote(); }
+  bool supports_retention() const override { return inner_->supports_retention(); }
+  Status extend_retention(const Handle& h, int64_t until) override { return inner_->extend_retention(h, until); }
+
+ protected:
+  std::unique_ptr<Backend> inner_;
+};
+
 // The object name of a file inside a repository prefix: "<prefix>/data/ab/ab12…", "<prefix>/config".
 std::string object_key(const std::string& prefix, const Handle& h);
 

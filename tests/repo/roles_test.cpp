@@ -340,22 +340,15 @@ namespace lifeboat::repo {
 namespace {
 // Storage that counts deletions asked of it (the role guard sits above it: a refused deletion
 // never reaches here, so this counts what an append key's code tried and the guard let through).
-class CountingBackend final : public storage::Backend {
+class CountingBackend final : public storage::ForwardingBackend {
  public:
-  CountingBackend(std::unique_ptr<storage::Backend> inner, int* removes) : inner_(std::move(inner)), removes_(removes) {}
-  std::string location() const override { return inner_->location(); }
-  Status create_layout(bool object_lock) override { return inner_->create_layout(object_lock); }
-  Status save(const storage::Handle& h, ByteView data, const storage::SaveOptions& o) override { return inner_->save(h, data, o); }
-  Result<Bytes> load(const storage::Handle& h, uint64_t offset, uint64_t length) override { return inner_->load(h, offset, length); }
-  Result<storage::FileInfo> stat(const storage::Handle& h) override { return inner_->stat(h); }
-  Status list(FileType t, const std::function<Status(const storage::FileInfo&)>& fn) override { return inner_->list(t, fn); }
+  CountingBackend(std::unique_ptr<storage::Backend> inner, int* removes) : ForwardingBackend(std::move(inner)), removes_(removes) {}
   Status remove(const storage::Handle& h) override {
     ++*removes_;
     return inner_->remove(h);
   }
 
  private:
-  std::unique_ptr<storage::Backend> inner_;
   int* removes_;
 };
 }  // namespace
