@@ -32,12 +32,15 @@ def main():
     ap.add_argument("--files", type=int, default=20000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--work", default=str(ROOT / "bench" / "work"))
+    ap.add_argument("--scratch", default="/dev/shm",
+                    help="repositories, caches and restore targets go here (tmpfs by default: deleting on this VM's "
+                         "ext4 with online discard bills whichever process runs next, see RESULTS.md)")
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args()
     work = Path(args.work)
     tree = work / f"roles-tree-{args.size_mb}"
     generate_tree(tree, args.size_mb << 20, args.files)
-    tmp = Path(tempfile.mkdtemp(prefix="roles-bench-", dir=work))
+    tmp = Path(tempfile.mkdtemp(prefix="roles-bench-", dir=args.scratch))
     base = dict(os.environ, LIFEBOAT_PASSWORD="admin pw", TZ="UTC", LIFEBOAT_CACHE_DIR=str(tmp / "cache"))
     writers = {"before roles": Path(args.before), "admin": LIFEBOAT, "append": LIFEBOAT}
     times = {w: {"backup": [], "restore": []} for w in writers}
@@ -79,7 +82,8 @@ def main():
         benchlib.machine_line(f"lifeboat {version} (today) and the build before key roles ({args.before})",
                               f"{args.size_mb} MB in {args.files} generated files (bench/files_bench.py's tree), "
                               f"median of {args.rounds} rounds in alternating order, each writer into a fresh "
-                              "repository on the same disk; restores by an admin key of the same binary."),
+                              f"repository in {args.scratch} (the tree read from disk); restores by an admin key of "
+                              "the same binary, into the same place."),
         "",
         "| phase | writer | time | against before roles | peak RSS |",
         "|---|---|---|---|---|",
