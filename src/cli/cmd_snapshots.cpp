@@ -51,12 +51,13 @@ void register_snapshots(CommandSet c) {
         print_json(arr);
         return Status::ok();
       }
-      fmt::print("{:<8}  {:<19}  {:<12}  {:<13}  {:<16}  {}\n", "ID", "Time", "Host", "Source", "Tags", "Paths");
-      fmt::print("{}\n", std::string(90, '-'));
+      fmt::print("{:<8}  {:<19}  {:<12}  {:<13}  {:<8}  {:<16}  {}\n", "ID", "Time", "Host", "Source", "Writer", "Tags",
+                 "Paths");
+      fmt::print("{}\n", std::string(100, '-'));
       for (const auto& r : list) {
         const auto& s = r.snapshot;
-        fmt::print("{:<8}  {:<19}  {:<12}  {:<13}  {:<16}  {}\n", r.short_id(), format_local(s.time_ns), s.hostname,
-                   s.source, fmt::format("{}", fmt::join(s.tags, ",")),
+        fmt::print("{:<8}  {:<19}  {:<12}  {:<13}  {:<8}  {:<16}  {}\n", r.short_id(), format_local(s.time_ns), s.hostname,
+                   s.source, s.writer_key.empty() ? "-" : s.writer_key.substr(0, 8), fmt::format("{}", fmt::join(s.tags, ",")),
                    fmt::format("{}{}", fmt::join(s.paths, " "), pin_text(pins, r.id)));
         if (!s.untrusted.empty()) fmt::print("          UNTRUSTED: {}\n", s.untrusted);
       }

@@ -69,6 +69,8 @@ def test_append_key_backs_up_but_never_reads_or_deletes(lb, tmp_path):
     listed = lb.json("snapshots")
     assert [x["id"] for x in listed] == [first["snapshot_id"], snap]
     assert all(x["trusted"] and x["writer"] == keys["append"]["id"] for x in listed)
+    table = lb.run("snapshots").stdout
+    assert "Writer" in table and keys["append"]["id"][:8] in table  # who wrote each, in the table too
     target = tmp_path / "restored"
     lb.run("restore", snap[:8], "--target", target, "--verify")
     assert tree_digest(target / str(src).lstrip("/")) == tree_digest(src)
