@@ -16,6 +16,11 @@ namespace lifeboat::sources {
 
 std::string source_tag(const std::string& source_name) { return "source:" + source_name; }
 
+std::string backup_check_line(const nlohmann::json& check) {
+  const char* verdict = check.value("skipped", false) ? "skipped" : check.value("ok", false) ? "ok" : "FAILED";
+  return fmt::format("Check {}: {} — {}", check.value("check", ""), verdict, check.value("detail", ""));
+}
+
 std::string flag_of(const KindOption& option) {
   if (!option.flag.empty()) {
     // "-t,--target": the long name; "url": a positional argument, named as written.

@@ -224,6 +224,10 @@ inline std::string origin_id(const repo::SnapshotRef& r) {
   return s.is_object() && s.contains("copied_from") && s["copied_from"].is_string() ? s["copied_from"].get<std::string>() : r.id;
 }
 
+// "Check NAME: ok|FAILED|skipped — DETAIL" for one check a backup recorded in its summary's `checks`
+// (`skipped`: it could not be made, e.g. an append key cannot read back what it stored).
+std::string backup_check_line(const nlohmann::json& check);
+
 // A kind's newest_point when its newest snapshot is the newest restorable point: that snapshot's time.
 inline std::optional<int64_t> time_of(const std::optional<repo::SnapshotRef>& newest) {
   if (!newest) return std::nullopt;

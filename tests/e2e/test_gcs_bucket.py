@@ -489,8 +489,11 @@ def test_an_append_key_backs_up_a_bucket_it_cannot_read_back(lb, gcs, tmp_path):
     rnd = random.Random(3)
     fill(gcs, "assets", [(f"models/{i:03d}.bin", rnd.randbytes(rnd.randint(1, 20000))) for i in range(200)], **META)
     before = state(gcs, "assets")
-    first = json.loads(run(app, gcs, "--json", "backup", "gcs", "gs://assets").stdout)
+    first = json.loads(run(app, gcs, "--json", "backup", "gcs", "gs://assets", "--critical", "models/00*").stdout)
     assert first["summary"]["objects_downloaded"] == 200
+    # Its critical objects cannot be read back by it: the check says skipped, neither ok nor failed.
+    crit = first["summary"]["checks"][0]
+    assert crit["check"] == "critical" and crit["skipped"] and "append key" in crit["detail"], crit
     again = json.loads(run(app, gcs, "--json", "backup", "gcs", "gs://assets").stdout)
     assert again["summary"]["objects_downloaded"] == 0, again["summary"]  # compared with its cached tree
     p = run(app, gcs, "restore", "gcs", "--to", "gs://restored/copy", check=False)

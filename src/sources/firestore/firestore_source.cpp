@@ -138,9 +138,7 @@ Result<SourceBackup> backup(SourceContext& ctx, const FirestoreSettings& s) {
                               format_bytes(snap.summary.value("data_added_bytes", uint64_t{0})),
                               format_bytes(snap.summary.value("data_stored_bytes", uint64_t{0}))));
   for (const auto& ch : snap.summary.value("checks", nlohmann::json::array()))
-    lines.push_back(fmt::format("Check {}: {} — {}", ch.value("check", ""),
-                                ch.value("skipped", false) ? "skipped" : ch.value("ok", false) ? "ok" : "FAILED",
-                                ch.value("detail", "")));
+    lines.push_back(backup_check_line(ch));
   lines.push_back(fmt::format("snapshot {} saved in {}", r.snapshot_id.substr(0, 8),
                               format_duration_ms(snap.summary.value("duration_ms", int64_t{0}))));
   return out;

@@ -262,7 +262,15 @@ Result<GcsBackupResult> backup_gcs(repo::Repository& repo, const GcsBackupOption
 
   // The critical objects, read back from the repository (not from the stream just stored) and re-hashed.
   nlohmann::json checks = nlohmann::json::array();
-  if (!options.critical.empty()) {
+  if (!options.critical.empty() && repo.append_only()) {  // docs/security.md: it cannot decrypt what it stored
+    checks.push_back({{"check", "critical"},
+                      {"ok", false},
+                      {"skipped", true},
+                      {"detail", fmt::format("{} critical object(s) not read back: an append key cannot decrypt what "
+                                             "it stored (`lifeboat check --read-data` or a restore with a restore or "
+                                             "admin key verifies them)",
+                                             critical.size())}});
+  } else if (!options.critical.empty()) {
     LB_RETURN_IF_ERROR(session.flush());
     std::vector<std::string> bad;
     for (const Entry& entry : critical) {

@@ -131,7 +131,7 @@ Result<SourceBackup> backup(SourceContext& ctx, const GcsSettings& s) {
   lines.push_back(fmt::format("Added:      {} ({} stored after compression)", format_bytes(num("data_added_bytes")),
                               format_bytes(num("data_stored_bytes"))));
   for (const auto& ch : snap.summary.value("checks", nlohmann::json::array()))
-    lines.push_back(fmt::format("Check {}: {} — {}", ch.value("check", ""), ch.value("ok", false) ? "ok" : "FAILED", ch.value("detail", "")));
+    lines.push_back(backup_check_line(ch));
   lines.push_back(fmt::format("snapshot {} saved in {}", r.snapshot_id.substr(0, 8), format_duration_ms(snap.summary.value("duration_ms", int64_t{0}))));
   if (!r.critical_ok)
     out.report.status =
