@@ -53,7 +53,8 @@ Result<nlohmann::json> run_prune(const CommandSet& c, repo::Repository& r, doubl
                 {"bytes_before", rep.bytes_before},
                 {"bytes_deleted", rep.bytes_deleted},
                 {"bytes_repacked", rep.bytes_repacked},
-                {"tombstones_waiting", rep.tombstones_waiting}};
+                {"tombstones_waiting", rep.tombstones_waiting},
+                {"locks_removed", rep.locks_removed}};
   if (!c.global.json && !c.global.quiet) {
     fmt::print("{}{} packs, {} blobs used, {} unused\n", dry_run ? "would prune: " : "", rep.packs, rep.blobs_used,
                rep.blobs_unused);

@@ -19,7 +19,7 @@ Result<nlohmann::json> prune_now(repo::Repository& r) {
   LB_ASSIGN_OR_RETURN(auto rep, repo::prune_repository(r, repo::PruneOptions{}, *lock));
   return nlohmann::json{{"packs_deleted", rep.packs_deleted}, {"packs_repacked", rep.packs_repacked},
                         {"bytes_deleted", rep.bytes_deleted}, {"blobs_unused", rep.blobs_unused},
-                        {"tombstones_waiting", rep.tombstones_waiting}};
+                        {"tombstones_waiting", rep.tombstones_waiting}, {"locks_removed", rep.locks_removed}};
 }
 
 Result<nlohmann::json> check_now(repo::Repository& r, uint32_t subset_t, int64_t now_ns) {

@@ -306,6 +306,9 @@ Result<PruneReport> prune_repository(Repository& repo, const PruneOptions& optio
     for (const auto& [id, entries] : state.live) live.insert(to_hex(id));
     LB_ASSIGN_OR_RETURN(report.objects_lock_extended, repo.extend_object_lock(live));
   }
+  // Lock files nobody holds any more: stale ones, and those that keys which delete nothing released
+  // or replaced, with their markers (docs/format.md, "Locks").
+  LB_ASSIGN_OR_RETURN(report.locks_removed, RepoLock::remove_locks(repo, /*all=*/false));
   return report;
 }
 

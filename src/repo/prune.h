@@ -25,6 +25,7 @@ struct PruneReport {
   uint64_t tombstones_waiting = 0;  // marked but not yet deletable: a backup that started earlier runs
   uint64_t packs_retained = 0;      // unused, but under object lock: deleted by a prune after it ends
   uint64_t objects_lock_extended = 0;
+  int locks_removed = 0;  // stale, released and replaced lock files, and release markers
   std::vector<std::string> notes;
 };
 

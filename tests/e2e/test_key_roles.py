@@ -205,11 +205,14 @@ def test_append_key_backs_up_with_storage_credentials_that_cannot_delete(tmp_pat
         assert {op for _, op, _ in ops} <= {"s3_PutObject", "s3_GetObject", "s3_ListObjectsV2", "s3_HeadObject",
                                             "s3_ListObjects", "s3_DeleteObject"}, ops
         assert not [o for o in ops if "Delete" in o[1]], [o for o in ops if "Delete" in o[1]]
-        # Its finished backups hold nothing up: an admin's exclusive check runs at once, then unlock
-        # clears the released locks and their markers.
+        # Its finished backups hold nothing up: an admin's exclusive check runs at once, then prune
+        # clears the released locks and their markers (three backups: three locks, three markers).
         admin.run("check", "--read-data")
         assert len(admin.json("snapshots")) == 3
         out = tmp_path / "out"
         admin.run("restore", "latest", "--target", out)
         assert tree_digest(out / str(src).lstrip("/")) == tree_digest(src)
-        admin.run("unlock")
+        locks = gw.dir / "data" / "backups" / "repo" / "locks"
+        assert len(list(locks.glob("*"))) == 6
+        assert admin.json("prune")["locks_removed"] == 6
+        assert not list((gw.dir / "data" / "backups" / "repo" / "locks").glob("*"))
