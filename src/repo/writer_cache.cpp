@@ -30,7 +30,8 @@ Status WriterCache::put(const std::string& path, ByteView plain) const {
   fs::create_directories(fs::path(path).parent_path(), ec);
   if (ec) return Error(Code::kIo, fmt::format("writer cache {}: {}", fs::path(path).parent_path().string(), ec.message()));
   Bytes sealed = aead_.seal(compress_frame(plain, 3));
-  std::string tmp = path + ".tmp" + std::to_string(getpid());
+  // Two threads may store the same tree at once (sealed with different nonces): each its own temporary.
+  std::string tmp = path + ".tmp" + hex_encode(crypto::random_bytes(8));
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
     f.write(reinterpret_cast<const char*>(sealed.data()), static_cast<std::streamsize>(sealed.size()));
