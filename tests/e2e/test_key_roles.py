@@ -216,3 +216,42 @@ def test_append_key_backs_up_with_storage_credentials_that_cannot_delete(tmp_pat
         assert len(list(locks.glob("*"))) == 6
         assert admin.json("prune")["locks_removed"] == 6
         assert not list((gw.dir / "data" / "backups" / "repo" / "locks").glob("*"))
+
+
+def test_plan_backups_with_an_append_key_leave_verification_retention_and_copies_to_an_admin(lb, tmp_path):
+    """A backup host runs the plan with an append key: its sources are backed up; reading back,
+    retention and the second-region copy are not done, and each says so (in the result and as a
+    warning); an admin's backup of the same plan then applies them."""
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    (assets / "model.bin").write_bytes(os.urandom(200_000))
+    plan = tmp_path / "lifeboat.yaml"
+    plan.write_text(f"""
+version: 1
+objectives: {{rpo: 1h, rto: 4h}}
+repositories:
+  main:
+    url: {lb.repo}
+    password_env: LIFEBOAT_PASSWORD
+  region2:
+    url: {tmp_path / "region2"}
+    copy_of: main
+sources:
+  assets:
+    kind: files
+    paths: ["{assets}"]
+    schedule: {{full: "30 2 * * *"}}
+    retention: {{last: 1}}
+""")
+    app, _ = roles(lb, tmp_path)
+    app.env["LIFEBOAT_PLAN"] = str(plan)
+    for _ in range(2):
+        out = app.json("backup")
+        assert out["failed"] == 0, out
+        result = out["backups"][0]["result"]
+        for field in ("verified", "retention", "copies"):
+            assert "append key" in result[field]["skipped"], result
+        assert any("retention" in w for w in result["warnings"]) and any("copies" in w for w in result["warnings"])
+    assert not (tmp_path / "region2").exists()
+    lb.env["LIFEBOAT_PLAN"] = str(plan)
+    assert len(lb.json("snapshots", "--untrusted")) == 2
