@@ -335,16 +335,7 @@ Result<IndexFile> Repository::load_index_file(const std::string& name) {
   auto context = [&](const Status& st) { return st.with_context("index/" + name); };
   auto parts = split_index_file(stored);
   if (!parts) return context(parts.status());
-  ByteView sealed = parts->second;
-  Result<Bytes> opened = Error(Code::kCorrupt, "");
-  if (crypto::has_capsule_magic(sealed)) {
-    auto cf = crypto::split_capsule_file(sealed);
-    if (cf) {
-      auto key = aead_for(cf->first);
-      opened = key ? key->open(cf->second) : Result<Bytes>(key.status());
-    }
-  }
-  if (!opened) opened = aead_.open(sealed);
+  auto opened = open_sealed(parts->second, nullptr);
   if (!opened) return context(opened.status());
   auto plain = decompress_frame(*opened, kMaxFileBytes);
   if (!plain) return context(plain.status());
@@ -480,22 +471,30 @@ Result<Bytes> load_content_addressed(storage::Backend& backend, const storage::H
   return last;
 }
 
-Result<Bytes> Repository::load_file(FileType type, const std::string& name) {
+Result<Bytes> Repository::open_sealed(ByteView sealed, bool* appended) const {
+  if (appended) *appended = false;
+  if (crypto::has_capsule_magic(sealed)) {  // written by an append key
+    auto parts = crypto::split_capsule_file(sealed);
+    if (parts) {
+      auto key = aead_for(parts->first);
+      auto plain = key ? key->open(parts->second) : Result<Bytes>(key.status());
+      if (plain || plain.status().code() == Code::kForbidden) {
+        if (appended) *appended = plain.is_ok();
+        return plain;
+      }
+    }
+  }
+  // A file sealed with the AEAD key starts with a random nonce, which is the magic once in 2^32.
+  return aead_.open(sealed);
+}
+
+Result<Bytes> Repository::load_file(FileType type, const std::string& name, bool* appended) {
   if (type != FileType::kLock)
     LB_RETURN_IF_ERROR(require_reader(fmt::format("reading {}/{}", storage::file_type_name(type), name.substr(0, 8))));
   LB_ASSIGN_OR_RETURN(Bytes sealed, load_content_addressed(*backend_, {type, name}));
   Result<Bytes> plain = Error(Code::kCorrupt, "");
-  if (type == FileType::kLock) {
-    plain = crypto::Aead(locks_key(keys_.content_id)).open(sealed);  // else: written before roles, with the AEAD key
-  } else if (crypto::has_capsule_magic(sealed)) {  // written by an append key
-    auto parts = crypto::split_capsule_file(sealed);
-    if (parts) {
-      auto key = aead_for(parts->first);
-      plain = key ? key->open(parts->second) : Result<Bytes>(key.status());
-    }
-  }
-  // A file sealed with the AEAD key starts with a random nonce, which is the magic once in 2^32.
-  if (!plain) plain = aead_.open(sealed);
+  if (type == FileType::kLock) plain = crypto::Aead(locks_key(keys_.content_id)).open(sealed);
+  if (!plain) plain = open_sealed(sealed, appended);  // (locks written before roles: the AEAD key)
   if (!plain) return plain.status().with_context(fmt::format("{}/{}", storage::file_type_name(type), name));
   auto out = decompress_frame(*plain, kMaxFileBytes);
   if (!out) return out.status().with_context(fmt::format("{}/{}", storage::file_type_name(type), name));
@@ -897,13 +896,9 @@ Result<SnapshotRef> Repository::load_snapshot(const std::string& id) {
                                                "append key reads no other snapshot; use an admin or restore key",
                                                id.substr(0, 8)));
   }
-  LB_ASSIGN_OR_RETURN(Bytes plain, load_file(FileType::kSnapshot, id));
-  // Sealed to the public key: an append key wrote it (load_file opened it with the capsule's key). A
-  // file sealed with the AEAD key cannot start so except by a 2^-32 chance, which load_file's
-  // fallback covers and which only makes the snapshot face the stricter rules.
+  // Opened with a capsule's key: sealed to the public key, so an append key wrote it.
   bool appended = false;
-  if (auto sealed = backend_->load({FileType::kSnapshot, id}, 0, 4)) appended = crypto::has_capsule_magic(*sealed) ||
-      (sealed->size() == 4 && std::memcmp(sealed->data(), crypto::kCapsuleMagic, 4) == 0);
+  LB_ASSIGN_OR_RETURN(Bytes plain, load_file(FileType::kSnapshot, id, &appended));
   auto s = Snapshot::from_json(to_string(plain));
   if (!s) return s.status().with_context("snapshots/" + id);
   s->appended = appended;
@@ -953,12 +948,26 @@ Result<std::vector<SnapshotRef>> Repository::list_snapshots_from(bool skip_damag
   bool any_signed = false;
   for (const auto& r : out) any_signed |= r.snapshot.appended || !r.snapshot.writer_key.empty();
   if (any_signed) {
-    LB_ASSIGN_OR_RETURN(auto key_list, list_keys());
+    // Key files are named by their content: each is read once per process (a daemon lists often).
+    LB_ASSIGN_OR_RETURN(auto key_names, list_names(FileType::kKey));
+    std::map<std::string, crypto::KeyFile> files;
+    for (const auto& name : key_names) {
+      if (auto it = key_file_cache_.find(name); it != key_file_cache_.end()) {
+        files.emplace(name, it->second);
+        continue;
+      }
+      auto bytes = load_content_addressed(*backend_, {FileType::kKey, name});
+      if (!bytes && bytes.status().code() != Code::kCorrupt && bytes.status().code() != Code::kNotFound)
+        return bytes.status();
+      auto kf = bytes ? crypto::KeyFile::from_json(to_string(*bytes)) : Result<crypto::KeyFile>(bytes.status());
+      if (kf) files.emplace(name, std::move(*kf));  // a damaged key file vouches for nothing
+    }
+    key_file_cache_ = files;
     std::map<std::string, crypto::KeyFile> keys;
-    for (auto& k : key_list) {
+    for (auto& [name, kf] : files) {
       // A revocation stands under the name of the key it replaced; it is trusted only if endorsed.
-      if (k.file.revoked && endorsed(k.file)) keys[k.file.revoked->key] = std::move(k.file);  // wins over a copy of the key
-      else keys.emplace(k.name, std::move(k.file));
+      if (kf.revoked && endorsed(kf)) keys[kf.revoked->key] = std::move(kf);  // wins over a copy of the key
+      else keys.emplace(name, std::move(kf));
     }
     std::vector<SnapshotRef> kept;
     for (auto& r : out) {

@@ -161,7 +161,8 @@ class Repository {
   // Whole sealed files (index, snapshot, lock): stored as seal(zstd(plaintext)) under the hex SHA-256 of
   // the stored bytes. load_file checks that hash before decrypting, so a flipped byte names the file.
   Result<std::string> save_file(FileType type, ByteView plaintext);
-  Result<Bytes> load_file(FileType type, const std::string& name);
+  // `appended`, when given, says whether the file was sealed to the public key (an append key wrote it).
+  Result<Bytes> load_file(FileType type, const std::string& name, bool* appended = nullptr);
   Result<std::vector<std::string>> list_names(FileType type);
 
   // Loads every index file into the in-memory index (once; later calls are no-ops).
@@ -262,6 +263,8 @@ class Repository {
                                                           const crypto::KeySecrets& secrets, const std::string& key_name,
                                                           ByteView config_bytes);
   Status load_index_ids();  // load_index for an append key: the ID lists alone
+  // Opens a whole file sealed with the AEAD key or to the public key (then *appended is set).
+  Result<Bytes> open_sealed(ByteView sealed, bool* appended) const;
   crypto::KeySecrets secrets_;
   std::unique_ptr<WriterCache> writer_cache_;
   crypto::Role role_ = crypto::Role::kAdmin;
@@ -285,6 +288,7 @@ class Repository {
   Status drop_packs(const std::vector<PackId>& missing);  // with drop_missing_mu_ held
   Result<std::vector<SnapshotRef>> list_snapshots_from(bool skip_damaged, bool include_untrusted = false);
   std::set<std::string> warned_untrusted_;  // under snapshot_cache_mu_: each named once per process
+  std::map<std::string, crypto::KeyFile> key_file_cache_;  // under snapshot_cache_mu_: key files by name
   Result<std::map<PackId, uint64_t>> stored_packs();  // one listing: every pack file and its size
   std::mutex drop_missing_mu_;
   std::set<PackId> dropped_packs_;  // missing packs already taken out of the in-memory index
