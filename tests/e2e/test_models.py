@@ -399,3 +399,25 @@ def test_an_artifact_larger_than_the_memory_bound_streams_through_backup_and_res
     restored.unlink()
     _, rss = lb.run_measured("restore", "models", "--name", "big", "--model", "big-model", "--mlflow", registry.url)
     assert rss < 200, f"restore of a {mib} MiB artifact into a registry peaked at {rss:.0f} MiB"
+
+
+def test_an_append_key_backs_up_a_model_and_cannot_validate_it(lb, tmp_path):
+    """An append key backs a model up (the second time: unchanged, from its cache) and an admin
+    restores it exactly. Validation runs on the copy read back from the repository, which an append
+    key cannot read: asked for, it fails and says why (the admin side validates)."""
+    from conftest import Lifeboat
+    lb.run("key", "add", "--role", "append", "--kdf-memory-kib", "1024", "--kdf-iterations", "1",
+           env={"LIFEBOAT_NEW_PASSWORD": "append pw"})
+    app = Lifeboat(lb.repo, "append pw")
+    app.env["LIFEBOAT_CACHE_DIR"] = str(tmp_path / "cache")
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(os.urandom(300_000))
+    app.run("backup", "models", "--path", model, "--model", "ranker", "--version", "7")
+    again = app.json("backup", "models", "--path", model, "--model", "ranker", "--version", "7")
+    assert again["versions"][0]["unchanged"], again
+    lb.run("restore", "models", "--to-dir", tmp_path / "out")
+    assert (tmp_path / "out" / "ranker" / "7" / "weights.bin").read_bytes() == (model / "weights.bin").read_bytes()
+    p = app.run("backup", "models", "--path", model, "--model", "ranker", "--version", "8",
+                "--validate", "test -s {model_dir}/weights.bin", check=False)
+    assert p.returncode == 1 and "validation FAILED" in p.stdout and "append key" in p.stdout, p.stdout + p.stderr

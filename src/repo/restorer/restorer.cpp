@@ -180,6 +180,8 @@ std::string default_refusal_message(RestoreRefusal why, const std::string& targe
 
 Result<TreeRestoreResult> restore_tree(Repository& repo, const BlobId& tree, const TreeRestoreOptions& options,
                                        ProgressCounters& progress) {
+  // Before any location is looked up: an append key's index knows which blobs exist, not where.
+  LB_RETURN_IF_ERROR(repo.require_reader("restoring"));
   auto refuse = [&](Code code, RestoreRefusal why, const std::string& target) -> Status {
     return Error(code, options.explain ? options.explain(why, target) : default_refusal_message(why, target));
   };
