@@ -256,13 +256,17 @@ Repository::Sealer Repository::new_sealer() const {
   return Sealer{crypto::Aead(key), capsule};
 }
 
+Result<crypto::Key> Repository::capsule_key(const crypto::Capsule& capsule) const {
+  LB_RETURN_IF_ERROR(require_reader("opening a pack"));
+  if (capsule.generation != 0)
+    return Error(Code::kCorrupt, fmt::format("sealed for key generation {}, which this repository does not have",
+                                             capsule.generation));
+  return crypto::open_capsule(capsule, keys_.seal_private);
+}
+
 Result<crypto::Aead> Repository::aead_for(const std::optional<crypto::Capsule>& capsule) const {
   if (!capsule) return aead_;
-  LB_RETURN_IF_ERROR(require_reader("opening a pack"));
-  if (capsule->generation != 0)
-    return Error(Code::kCorrupt, fmt::format("sealed for key generation {}, which this repository does not have",
-                                             capsule->generation));
-  LB_ASSIGN_OR_RETURN(crypto::Key k, crypto::open_capsule(*capsule, keys_.seal_private));
+  LB_ASSIGN_OR_RETURN(crypto::Key k, capsule_key(*capsule));
   return crypto::Aead(k);
 }
 
@@ -275,11 +279,9 @@ Result<crypto::Aead> Repository::pack_aead(const PackId& pack) const {
     if (auto k = pack_keys_.find(pack); k != pack_keys_.end()) return crypto::Aead(k->second);
     capsule = it->second;
   }
-  LB_RETURN_IF_ERROR(require_reader("opening a pack"));
-  if (capsule->generation != 0)
-    return Error(Code::kCorrupt, fmt::format("pack {} is sealed for key generation {}, which this repository does not have",
-                                             to_hex(pack), capsule->generation));
-  LB_ASSIGN_OR_RETURN(crypto::Key k, crypto::open_capsule(*capsule, keys_.seal_private));
+  auto key = capsule_key(*capsule);
+  if (!key) return key.status().with_context("pack " + to_hex(pack));
+  crypto::Key k = *key;
   std::lock_guard g(capsules_mu_);
   pack_keys_[pack] = k;
   return crypto::Aead(k);

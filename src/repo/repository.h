@@ -263,6 +263,8 @@ class Repository {
                                                           const crypto::KeySecrets& secrets, const std::string& key_name,
                                                           ByteView config_bytes);
   Status load_index_ids();  // load_index for an append key: the ID lists alone
+  // The content key of a capsule (readers only; generation 0 is the only one so far).
+  Result<crypto::Key> capsule_key(const crypto::Capsule& capsule) const;
   // Opens a whole file sealed with the AEAD key or to the public key (then *appended is set).
   Result<Bytes> open_sealed(ByteView sealed, bool* appended) const;
   crypto::KeySecrets secrets_;
