@@ -361,6 +361,7 @@ Status Repository::load_index_ids() {
       if (stored.status().code() == Code::kNotFound) continue;  // superseded and removed since the listing
       if (stored.status().code() != Code::kCorrupt) return stored.status();
       index_warnings_.push_back(stored.status().message() + " (skipped)");
+      warn(index_warnings_.back() + ": its blobs are stored again");
       continue;
     }
     auto parts = split_index_file(*stored);
@@ -376,6 +377,7 @@ Status Repository::load_index_ids() {
     }
     if (!ids) {
       index_warnings_.push_back("index/" + name + ": " + ids.status().message() + " (skipped)");
+      warn(index_warnings_.back() + ": its blobs are stored again");
       continue;
     }
     files.emplace_back(name, std::move(*ids));
